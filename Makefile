@@ -1,0 +1,71 @@
+# mhc.h - build, test, demo.  `make` builds everything into build/, `make test` runs the tests.
+# NO_OMP=1 builds without OpenMP.  CC=clang works too.
+CC      ?= gcc
+CXX     ?= g++
+OPT     ?= -O2
+WARN    = -Wall -Wextra -Wpedantic
+CFLAGS  = -std=c99 $(OPT) -g $(WARN) -I.
+LDLIBS  = -lm
+ifeq ($(NO_OMP),1)
+  OMPFLAGS =
+else
+  OMPFLAGS = -fopenmp
+endif
+BUILD   ?= build
+HDR     = mhc.h
+TEST_SRC = $(wildcard tests/test_*.c) tests/test.h tests/test_groups.h
+
+.PHONY: all test test-asan check-compile demo clean valgrind
+
+all: $(BUILD)/test check-compile
+
+$(BUILD):
+	mkdir -p $(BUILD)
+
+# ---- the test runner: test groups compiled once in float and once in double ----
+$(BUILD)/test_f32.o: tests/test_all.c $(HDR) $(TEST_SRC) | $(BUILD)
+	$(CC) $(CFLAGS) $(OMPFLAGS) -c tests/test_all.c -o $@
+$(BUILD)/test_f64.o: tests/test_all.c $(HDR) $(TEST_SRC) | $(BUILD)
+	$(CC) $(CFLAGS) $(OMPFLAGS) -DMHC_DOUBLE -c tests/test_all.c -o $@
+$(BUILD)/test_main.o: tests/test_main.c tests/test.h tests/test_groups.h | $(BUILD)
+	$(CC) $(CFLAGS) -c tests/test_main.c -o $@
+$(BUILD)/test: $(BUILD)/test_main.o $(BUILD)/test_f32.o $(BUILD)/test_f64.o
+	$(CC) $(CFLAGS) $(OMPFLAGS) $^ -o $@ $(LDLIBS)
+
+# ---- compile-only checks: C99 with gcc and clang (plain, static, double), C++ ----
+CHECK_SRC = tests/compile_check.c
+check-compile: $(BUILD)/.compile-checked
+$(BUILD)/.compile-checked: $(HDR) $(CHECK_SRC) | $(BUILD)
+	@for cc in gcc clang; do \
+	  if command -v $$cc >/dev/null 2>&1; then \
+	    for d in "" "-DMHC_STATIC" "-DMHC_DOUBLE" "-DMHC_STATIC -DMHC_DOUBLE"; do \
+	      echo "$$cc -std=c99 -Werror $(WARN) $$d"; \
+	      $$cc -std=c99 -Werror $(WARN) -I. $$d -c $(CHECK_SRC) -o $(BUILD)/cc_check.o || exit 1; \
+	    done; \
+	  else echo "$$cc not installed: skipping its compile check"; fi; \
+	done
+	@if command -v $(CXX) >/dev/null 2>&1; then \
+	  for d in "" "-DMHC_DOUBLE -DMHC_STATIC"; do \
+	    echo "$(CXX) -x c++ -Werror $$d"; \
+	    $(CXX) -x c++ -std=c++11 -Werror -Wall -Wextra -I. $$d -c $(CHECK_SRC) -o $(BUILD)/cxx_check.o || exit 1; \
+	  done; \
+	else echo "$(CXX) not installed: skipping the C++ compile check"; fi
+	@touch $@
+
+test: $(BUILD)/test check-compile
+	./$(BUILD)/test
+
+# AddressSanitizer + UndefinedBehaviorSanitizer, in a separate build directory.
+test-asan:
+	$(MAKE) BUILD=build/asan OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	  LDLIBS="-lm -fsanitize=address,undefined" build/asan/test
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ./build/asan/test
+
+valgrind: $(BUILD)/test
+	valgrind --leak-check=full --errors-for-leak-kinds=all --error-exitcode=1 ./$(BUILD)/test
+
+demo:
+	@echo "make demo: the training demo arrives with the training issue (see README)."
+
+clean:
+	rm -rf build

@@ -1,0 +1,959 @@
+/* mhc.h - Manifold-Constrained Hyper-Connections (mHC), a reference implementation
+ * in one stb-style header: tensors, reverse-mode autograd, hyper-connection streams with
+ * the Birkhoff projection, and an AdamW trainer. Public domain / MIT (see end of file).
+ *
+ * ===========================================================================================
+ * QUICK START
+ * ===========================================================================================
+ *   In exactly one C or C++ file:
+ *       #define MHC_IMPLEMENTATION
+ *       #include "mhc.h"
+ *   Everywhere else just #include "mhc.h". Link with -lm (and -fopenmp for threads).
+ *
+ *       mhc_ctx ctx;  mhc_arena arena;  mhc_tape tape;
+ *       mhc_ctx_init(&ctx);
+ *       mhc_arena_init(&ctx, &arena, 1 << 20);
+ *       mhc_tape_init(&ctx, &tape, &arena);
+ *       mhc_tensor *x = mhc_tensor_new(&tape, 2, (int[]){4, 8}, 1);   // [4,8], needs grad
+ *       ... fill x->data ...
+ *       mhc_tensor *y = mhc_gelu(&tape, x);
+ *       mhc_tensor *loss = mhc_mean(&tape, y);
+ *       if (!loss || mhc_tape_backward(&tape, loss) != MHC_OK)
+ *           fprintf(stderr, "%s\n", mhc_ctx_message(&ctx));
+ *       mhc_tape_reset(&tape);       // frees the step's activations (arena reset)
+ *       mhc_tape_free(&tape); mhc_arena_free(&arena);
+ *
+ * ===========================================================================================
+ * CONFIGURATION MACROS (define before including the implementation)
+ * ===========================================================================================
+ *   MHC_IMPLEMENTATION   emit the implementation in this translation unit.
+ *   MHC_STATIC           make every function static (private to the translation unit). With it
+ *                        one program may include the implementation twice, once per precision.
+ *   MHC_DOUBLE           mhc_real is double instead of float (verification, gradient checks).
+ *   MHC_MALLOC(sz), MHC_REALLOC(p,sz), MHC_FREE(p)
+ *                        the allocator; define all three or none (#error otherwise).
+ *   MHC_ASSERT(x)        internal invariant checks (default: assert from <assert.h>). Only for
+ *                        programmer errors inside the library; bad input never reaches it.
+ *   MHC_NO_OPENMP        ignore OpenMP even when the compiler enables it.
+ *
+ * ===========================================================================================
+ * MEMORY
+ * ===========================================================================================
+ *   Three owners, all caller-owned structs, no hidden globals:
+ *   - mhc_params: the parameter store. Parameters, gradients and the two AdamW moments are four
+ *     flat arrays (one allocation each); each parameter tensor points into them, so zeroing all
+ *     gradients is one memset and AdamW is one flat loop.
+ *   - mhc_arena: a bump allocator for one step's activations, tape nodes and saved values.
+ *     mhc_arena_reset() makes everything free again; after the first step the arena holds one
+ *     block of the peak size, so a training step does no malloc.
+ *   - mhc_tape: the autograd tape, living in an arena.
+ *
+ * ===========================================================================================
+ * ERRORS
+ * ===========================================================================================
+ *   Errors are values. Checked functions return mhc_result (MHC_OK == 0) or, for ops that
+ *   build tensors, a tensor pointer that is NULL on error. The detailed message ("matmul_abt:
+ *   a is [4,8] and b is [3,7]; their last dimensions differ") is kept in the caller's mhc_ctx
+ *   (mhc_ctx_message). Ops accept NULL inputs and return NULL without overwriting the first
+ *   message, so a model's forward pass can be checked once at the end. The library never calls
+ *   exit() or abort(), whatever the input.
+ *   Raw kernels (mhc_k_*) take raw arrays and do not check: they are the building blocks that
+ *   the checked functions call after validating their arguments.
+ *
+ * ===========================================================================================
+ * THREADING
+ * ===========================================================================================
+ *   With OpenMP (-fopenmp) kernels use `#pragma omp parallel for` over the axis an output
+ *   element belongs to: each output is computed by one thread in a fixed order, never with
+ *   atomics or cross-thread reductions, so results are bit-identical for any thread count.
+ *   The thread count is OpenMP's (OMP_NUM_THREADS or omp_set_num_threads in the caller).
+ *   Objects (ctx, arena, tape, params) are not shared between threads by the library; give each
+ *   thread of yours its own.
+ *
+ * ===========================================================================================
+ * PRECISION
+ * ===========================================================================================
+ *   mhc_real is float by default and double under MHC_DOUBLE. Sums of squares, softmax and
+ *   Sinkhorn normalisers are accumulated in double in both builds. The double build is the one
+ *   used for finite-difference gradient checks and for golden vectors.
+ */
+
+#ifndef MHC_H_INCLUDE
+#define MHC_H_INCLUDE
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MHC_VERSION_MAJOR 0
+#define MHC_VERSION_MINOR 1
+#define MHC_VERSION_PATCH 0
+#define MHC_VERSION_STRING "0.1.0"
+
+#ifndef MHCDEF
+#ifdef MHC_STATIC
+#if defined(__GNUC__) || defined(__clang__)
+#define MHCDEF static __attribute__((unused))   /* a TU need not call every function */
+#else
+#define MHCDEF static
+#endif
+#else
+#define MHCDEF extern
+#endif
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* =========================================================================================
+ * CONFIG AND PORTABILITY
+ * The scalar type and a few limits. Everything else in the library is written in mhc_real.
+ * ========================================================================================= */
+
+#ifdef MHC_DOUBLE
+typedef double mhc_real;
+#define MHC_REAL_NAME "float64"
+#else
+typedef float mhc_real;
+#define MHC_REAL_NAME "float32"
+#endif
+
+#define MHC_MAX_DIMS 4       /* tensors have 1 to 4 dimensions */
+#define MHC_MSG_SIZE 512     /* capacity of the last-error message */
+
+MHCDEF const char *mhc_version(void);   /* "0.1.0 (float32)" or "0.1.0 (float64)" */
+
+/* =========================================================================================
+ * RESULTS AND ERRORS
+ * mhc_result values and the caller-owned context that keeps the last detailed message.
+ * ========================================================================================= */
+
+typedef enum mhc_result {
+    MHC_OK = 0,
+    MHC_ERR_NULL,        /* a required pointer was NULL */
+    MHC_ERR_SIZE,        /* a size was zero, negative or out of range */
+    MHC_ERR_SHAPE,       /* shapes do not match */
+    MHC_ERR_OVERFLOW,    /* a size computation overflows */
+    MHC_ERR_NOMEM,       /* an allocation failed */
+    MHC_ERR_VALUE,       /* an argument value is invalid (unknown name, bad option) */
+    MHC_ERR_NONFINITE,   /* NaN or Inf where a finite number is required */
+    MHC_ERR_STATE,       /* an object is used in the wrong state (e.g. backward twice) */
+    MHC_ERR_IO,          /* a file could not be opened, read or written */
+    MHC_ERR_FORMAT,      /* a file is malformed, truncated or corrupted */
+    MHC_RESULT_COUNT
+} mhc_result;
+
+typedef struct mhc_ctx {
+    mhc_result last;            /* the code of the last error (MHC_OK if none) */
+    char msg[MHC_MSG_SIZE];     /* the last error's detailed message ("" if none) */
+} mhc_ctx;
+
+MHCDEF const char *mhc_result_string(mhc_result r);   /* "MHC_ERR_SHAPE: shapes do not match" */
+MHCDEF void        mhc_ctx_init(mhc_ctx *ctx);
+MHCDEF void        mhc_ctx_clear(mhc_ctx *ctx);        /* forget the last error */
+MHCDEF const char *mhc_ctx_message(const mhc_ctx *ctx);
+/* Record an error in ctx (printf-style message) and return r. Used by the library; callers
+   that build on it may use it too. ctx may be NULL (the message is then dropped). */
+MHCDEF mhc_result  mhc_fail(mhc_ctx *ctx, mhc_result r, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* =========================================================================================
+ * RNG
+ * Explicit state, seeded, reproducible on every platform (splitmix64 seeding, xoshiro256**).
+ * ========================================================================================= */
+
+typedef struct mhc_rng { uint64_t s[4]; } mhc_rng;
+
+MHCDEF void     mhc_rng_seed(mhc_rng *rng, uint64_t seed);
+MHCDEF uint64_t mhc_rng_u64(mhc_rng *rng);
+MHCDEF uint32_t mhc_rng_below(mhc_rng *rng, uint32_t n);   /* uniform in [0, n), n >= 1 */
+MHCDEF double   mhc_rng_uniform(mhc_rng *rng);             /* uniform in [0, 1), 53 bits */
+MHCDEF double   mhc_rng_normal(mhc_rng *rng);              /* standard normal (Box-Muller) */
+/* Fill x[0..count) with mean + std * N(0,1), or with uniform values in [lo, hi). */
+MHCDEF void     mhc_rng_fill_normal(mhc_rng *rng, mhc_real *x, size_t count, double mean, double std);
+MHCDEF void     mhc_rng_fill_uniform(mhc_rng *rng, mhc_real *x, size_t count, double lo, double hi);
+
+/* =========================================================================================
+ * TENSORS, ARENA, PARAMETER STORE
+ * A tensor is a view: shape + pointers to data and (optional) gradient. The memory belongs to
+ * an arena (activations) or to the parameter store (parameters). Row-major, contiguous.
+ * ========================================================================================= */
+
+typedef struct mhc_tensor {
+    mhc_real *data;
+    mhc_real *grad;           /* NULL when the tensor needs no gradient */
+    int ndim;                 /* 1..4 */
+    int shape[MHC_MAX_DIMS];  /* unused trailing entries are 1 */
+    size_t size;              /* product of the shape */
+    const char *name;         /* optional, for messages */
+} mhc_tensor;
+
+typedef struct mhc_arena_block mhc_arena_block;
+typedef struct mhc_arena {
+    mhc_ctx *ctx;
+    mhc_arena_block *head;    /* current block (a chain only before the first reset) */
+    size_t used_total;        /* bytes handed out since the last reset */
+    size_t peak;              /* high-water mark of used_total */
+    size_t capacity;          /* bytes owned in all blocks */
+    size_t growths;           /* number of mallocs made (for the no-malloc-in-a-step test) */
+} mhc_arena;
+
+/* Create an arena with an initial block of `bytes` (>= 1). It grows by chaining blocks when a
+   step needs more; mhc_arena_reset then replaces the chain by one block of the peak size. */
+MHCDEF mhc_result mhc_arena_init(mhc_ctx *ctx, mhc_arena *a, size_t bytes);
+MHCDEF void      *mhc_arena_alloc(mhc_arena *a, size_t bytes);   /* 64-byte aligned, NULL + ctx msg on failure */
+MHCDEF void      *mhc_arena_calloc(mhc_arena *a, size_t count, size_t size); /* zeroed, overflow-checked */
+MHCDEF mhc_result mhc_arena_reset(mhc_arena *a);
+MHCDEF void       mhc_arena_free(mhc_arena *a);
+
+/* Shape helpers. mhc_shape_size returns 0 and records an error on bad or overflowing shapes. */
+MHCDEF size_t mhc_shape_size(mhc_ctx *ctx, int ndim, const int *shape, const char *what);
+MHCDEF int    mhc_tensor_same_shape(const mhc_tensor *a, const mhc_tensor *b);
+/* Write "[2,3,4]" into buf (always terminated). Returns buf. */
+MHCDEF char  *mhc_shape_str(const mhc_tensor *t, char *buf, size_t cap);
+
+/* The parameter store. Declare every parameter (mhc_params_add), then allocate once
+   (mhc_params_alloc): four arrays of `size` reals (data, grad, m, v). */
+#define MHC_PARAM_DECAY    1   /* AdamW weight decay applies (matrices, embeddings) */
+#define MHC_PARAM_NO_DECAY 0   /* biases, norm weights, static mixing parameters */
+typedef struct mhc_params {
+    mhc_ctx *ctx;
+    mhc_tensor *tensors;      /* count entries, data/grad point into the flat arrays */
+    unsigned char *decay;     /* per tensor: MHC_PARAM_DECAY or MHC_PARAM_NO_DECAY */
+    size_t *offset;           /* per tensor: offset into the flat arrays */
+    char (*names)[48];        /* per tensor name */
+    int count, cap;
+    size_t size;              /* total number of reals */
+    mhc_real *data, *grad, *m, *v;   /* NULL until mhc_params_alloc */
+} mhc_params;
+
+MHCDEF mhc_result  mhc_params_init(mhc_ctx *ctx, mhc_params *p);
+/* Declare a parameter; returns its index (>= 0) or -1 with a message in ctx. */
+MHCDEF int         mhc_params_add(mhc_params *p, const char *name, int ndim, const int *shape, int decay);
+MHCDEF mhc_result  mhc_params_alloc(mhc_params *p);   /* all arrays zeroed */
+MHCDEF mhc_tensor *mhc_params_get(mhc_params *p, int index);
+MHCDEF int         mhc_params_find(const mhc_params *p, const char *name);   /* -1 if absent */
+MHCDEF void        mhc_params_zero_grad(mhc_params *p);
+MHCDEF void        mhc_params_free(mhc_params *p);
+
+/* =========================================================================================
+ * KERNELS
+ * Raw-array forward/backward pairs (llm.c style: outputs first, then saved values, then
+ * inputs, then sizes). Backward functions ACCUMULATE (+=) into every gradient they are given;
+ * a NULL gradient pointer means "not needed". No argument checking here: the checked tape ops
+ * below validate first. Each fast kernel has a naive reference (mhc_ref_*) beside it.
+ * ========================================================================================= */
+
+/* C[M,N] (+)= A[M,K] B[K,N]          (acc = 0 overwrites, acc = 1 accumulates) */
+MHCDEF void mhc_k_matmul_ab (mhc_real *C, const mhc_real *A, const mhc_real *B, int M, int K, int N, int acc);
+/* C[M,N] (+)= A[M,K] B[N,K]^T */
+MHCDEF void mhc_k_matmul_abt(mhc_real *C, const mhc_real *A, const mhc_real *B, int M, int K, int N, int acc);
+/* C[M,N] (+)= A[K,M]^T B[K,N] */
+MHCDEF void mhc_k_matmul_atb(mhc_real *C, const mhc_real *A, const mhc_real *B, int M, int K, int N, int acc);
+/* Naive triple loops with double accumulation: the references the tests compare against. */
+MHCDEF void mhc_ref_matmul_ab (mhc_real *C, const mhc_real *A, const mhc_real *B, int M, int K, int N, int acc);
+MHCDEF void mhc_ref_matmul_abt(mhc_real *C, const mhc_real *A, const mhc_real *B, int M, int K, int N, int acc);
+MHCDEF void mhc_ref_matmul_atb(mhc_real *C, const mhc_real *A, const mhc_real *B, int M, int K, int N, int acc);
+
+/* RMSNorm over the last dimension: y = x * rsqrt(mean(x^2) + eps) * w   (w may be NULL).
+   rstd[N] is saved for the backward. */
+MHCDEF void mhc_k_rmsnorm_forward(mhc_real *y, mhc_real *rstd, const mhc_real *x, const mhc_real *w,
+                                  int N, int D, double eps);
+MHCDEF void mhc_k_rmsnorm_backward(mhc_real *dx, mhc_real *dw, const mhc_real *dy, const mhc_real *x,
+                                   const mhc_real *w, const mhc_real *rstd, int N, int D);
+
+/* Elementwise activations: y = f(x); backward dx += f'(x) dy. */
+typedef enum mhc_act { MHC_ACT_SIGMOID, MHC_ACT_TANH, MHC_ACT_GELU, MHC_ACT_SILU } mhc_act;
+MHCDEF double mhc_act_value(mhc_act act, double x);   /* the scalar definition, in double */
+MHCDEF double mhc_act_deriv(mhc_act act, double x);   /* its derivative, in double */
+MHCDEF void mhc_k_act_forward(mhc_act act, mhc_real *y, const mhc_real *x, size_t n);
+MHCDEF void mhc_k_act_backward(mhc_act act, mhc_real *dx, const mhc_real *dy, const mhc_real *x, size_t n);
+
+/* Stable softmax over the last dimension of [N,D]: y = exp(x - max) / sum. */
+MHCDEF void mhc_k_softmax_forward(mhc_real *y, const mhc_real *x, int N, int D);
+MHCDEF void mhc_k_softmax_backward(mhc_real *dx, const mhc_real *dy, const mhc_real *y, int N, int D);
+
+/* Embedding: out[t,:] = table[ids[t],:]. Backward accumulates rows (serial over t per column
+   block, deterministic). ids must be in [0, V): checked by the tape op. */
+MHCDEF void mhc_k_embedding_forward(mhc_real *out, const int *ids, const mhc_real *table, int T, int D);
+MHCDEF void mhc_k_embedding_backward(mhc_real *dtable, const mhc_real *dout, const int *ids, int T, int D);
+
+/* Causal multi-head self-attention over qkv[B,T,3C] (q | k | v, head h uses channels
+   h*hs..h*hs+hs-1 of each), out[B,T,C]; att[B,H,T,T] saves the probabilities (row t is zero past t).
+   scale = 1/sqrt(hs). */
+MHCDEF void mhc_k_attention_forward(mhc_real *out, mhc_real *att, const mhc_real *qkv, int B, int T, int C, int H);
+MHCDEF void mhc_k_attention_backward(mhc_real *dqkv, const mhc_real *dout, const mhc_real *att,
+                                     const mhc_real *qkv, int B, int T, int C, int H);
+
+/* Cross-entropy over logits[N,V] with integer targets[N]: losses[n] = logsumexp - logit[target].
+   Backward: dlogits += dloss[n] * (softmax - onehot). */
+MHCDEF void mhc_k_crossentropy_forward(mhc_real *losses, const mhc_real *logits, const int *targets, int N, int V);
+MHCDEF void mhc_k_crossentropy_backward(mhc_real *dlogits, const mhc_real *dlosses, const mhc_real *logits,
+                                        const int *targets, int N, int V);
+
+/* =========================================================================================
+ * AUTOGRAD TAPE AND OPS
+ * A tape of coarse ops. Each op validates its inputs, computes the forward result into a new
+ * arena tensor and, unless the tape is in no-grad mode or no input needs a gradient, records a
+ * node whose hand-written backward accumulates into the inputs' gradients.
+ * ========================================================================================= */
+
+typedef struct mhc_node mhc_node;
+typedef void (*mhc_backward_fn)(mhc_node *node);
+struct mhc_node {
+    const char *op;             /* op name, for messages and profiles */
+    mhc_backward_fn backward;
+    mhc_tensor *out;
+    mhc_tensor *in[4];
+    void *saved;                /* op-specific saved values (arena memory) */
+    int iarg[8];
+    double farg[4];
+    mhc_node *prev;             /* the tape is a linked list, newest first */
+};
+
+typedef struct mhc_tape {
+    mhc_ctx *ctx;
+    mhc_arena *arena;
+    mhc_node *last;             /* newest node */
+    int nodes;                  /* number of recorded nodes */
+    int no_grad;                /* nonzero: ops record nothing and outputs need no gradient */
+    int backward_done;          /* set by mhc_tape_backward until the next reset */
+} mhc_tape;
+
+MHCDEF mhc_result mhc_tape_init(mhc_ctx *ctx, mhc_tape *tp, mhc_arena *arena);
+MHCDEF int        mhc_tape_set_no_grad(mhc_tape *tp, int no_grad);   /* returns the old value */
+/* Seed d(loss)/d(loss) = 1 for a 1-element loss and run every node's backward, newest first.
+   Gradients accumulate into parameter gradients (zero them yourself between steps). */
+MHCDEF mhc_result mhc_tape_backward(mhc_tape *tp, mhc_tensor *loss);
+/* Forget all nodes and reset the arena: every tensor made on this tape becomes invalid. */
+MHCDEF mhc_result mhc_tape_reset(mhc_tape *tp);
+MHCDEF void       mhc_tape_free(mhc_tape *tp);   /* the tape owns nothing but its nodes (in the arena) */
+
+/* A new arena tensor, data zeroed; with_grad != 0 gives it a zeroed gradient (unless no-grad). */
+MHCDEF mhc_tensor *mhc_tensor_new(mhc_tape *tp, int ndim, const int *shape, int with_grad);
+/* A view of t with another shape of the same size; shares data and gradient. */
+MHCDEF mhc_tensor *mhc_view(mhc_tape *tp, mhc_tensor *t, int ndim, const int *shape);
+#define mhc_reshape mhc_view
+
+/* out[M,N] = a[M,K] b[K,N]; a and b are viewed as 2-D: all leading dims of a are M. */
+MHCDEF mhc_tensor *mhc_matmul_ab(mhc_tape *tp, mhc_tensor *a, mhc_tensor *b);
+/* out[M,N] = a[M,K] b[N,K]^T: the linear layer with weight b[out,in]. */
+MHCDEF mhc_tensor *mhc_matmul_abt(mhc_tape *tp, mhc_tensor *a, mhc_tensor *b);
+/* out = a + b (same shape), or a[..,D] + b[D] when b is 1-D (bias broadcast over rows). */
+MHCDEF mhc_tensor *mhc_add(mhc_tape *tp, mhc_tensor *a, mhc_tensor *b);
+MHCDEF mhc_tensor *mhc_mul(mhc_tape *tp, mhc_tensor *a, mhc_tensor *b);     /* same shape, elementwise */
+MHCDEF mhc_tensor *mhc_scale(mhc_tape *tp, mhc_tensor *a, double s);        /* out = s a */
+MHCDEF mhc_tensor *mhc_rmsnorm(mhc_tape *tp, mhc_tensor *x, mhc_tensor *w, double eps);   /* w may be NULL */
+MHCDEF mhc_tensor *mhc_activation(mhc_tape *tp, mhc_act act, mhc_tensor *x);
+MHCDEF mhc_tensor *mhc_sigmoid(mhc_tape *tp, mhc_tensor *x);
+MHCDEF mhc_tensor *mhc_tanh(mhc_tape *tp, mhc_tensor *x);
+MHCDEF mhc_tensor *mhc_gelu(mhc_tape *tp, mhc_tensor *x);                   /* tanh approximation */
+MHCDEF mhc_tensor *mhc_silu(mhc_tape *tp, mhc_tensor *x);
+MHCDEF mhc_tensor *mhc_softmax(mhc_tape *tp, mhc_tensor *x);                /* over the last dim */
+/* out[T,D] = table[ids[t]]; table is [V,D], ids copied into the arena. */
+MHCDEF mhc_tensor *mhc_embedding(mhc_tape *tp, mhc_tensor *table, const int *ids, int T);
+/* qkv [B,T,3C] (or [B*T,3C]) -> out [B,T,C], causal, H heads. */
+MHCDEF mhc_tensor *mhc_attention(mhc_tape *tp, mhc_tensor *qkv, int B, int T, int H);
+/* Mean cross-entropy of logits [N,V] against targets[N] -> a 1-element tensor. */
+MHCDEF mhc_tensor *mhc_cross_entropy(mhc_tape *tp, mhc_tensor *logits, const int *targets);
+/* Reductions to a 1-element tensor (losses for tests and examples). */
+MHCDEF mhc_tensor *mhc_sum(mhc_tape *tp, mhc_tensor *x);
+MHCDEF mhc_tensor *mhc_mean(mhc_tape *tp, mhc_tensor *x);
+/* sum(x * w) where w is a constant array of x->size reals (copied): a "random projection" loss. */
+MHCDEF mhc_tensor *mhc_dot_const(mhc_tape *tp, mhc_tensor *x, const mhc_real *w);
+
+/* =========================================================================================
+ * GRADIENT CHECKER
+ * Central finite differences against the tape's gradients, per element and along one random
+ * direction over all inputs at once. Meant for the MHC_DOUBLE build.
+ * ========================================================================================= */
+
+/* Builds the graph from `inputs` (which it must not reallocate) and returns a 1-element loss. */
+typedef mhc_tensor *(*mhc_loss_fn)(mhc_tape *tp, mhc_tensor **inputs, int ninputs, void *user);
+typedef struct mhc_gradcheck_result {
+    double max_rel_err;       /* max over elements of |a - n| / max(|a|, |n|, floor) */
+    double max_abs_err;
+    double dir_rel_err;       /* the random-direction check */
+    int worst_input, worst_index;
+    long evaluations;
+} mhc_gradcheck_result;
+/* inputs: tensors with data and grad (not made on tp: allocate them yourself or in a param
+   store). h: the finite-difference step (1e-6 is a good start in double). floor: the magnitude
+   below which errors are taken as absolute (e.g. 1e-8). */
+MHCDEF mhc_result mhc_gradcheck(mhc_tape *tp, mhc_loss_fn fn, mhc_tensor **inputs, int ninputs, void *user,
+                                double h, double floor, uint64_t seed, mhc_gradcheck_result *res);
+
+/* =========================================================================================
+ * HYPER-CONNECTIONS (mHC)
+ * ========================================================================================= */
+
+/* (section filled by the mHC layer) */
+
+/* =========================================================================================
+ * OPTIMIZER AND TRAINER
+ * ========================================================================================= */
+
+/* (section filled by the optimizer) */
+
+/* =========================================================================================
+ * I/O: .npy AND CHECKPOINTS
+ * ========================================================================================= */
+
+/* (section filled by the I/O layer) */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MHC_H_INCLUDE */
+
+/* ******************************************************************************************
+ *                                    IMPLEMENTATION
+ * ****************************************************************************************** */
+#ifdef MHC_IMPLEMENTATION
+#ifndef MHC_IMPLEMENTATION_INCLUDED
+#define MHC_IMPLEMENTATION_INCLUDED
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <float.h>
+
+#if defined(MHC_MALLOC) && defined(MHC_FREE) && defined(MHC_REALLOC)
+/* all three given */
+#elif !defined(MHC_MALLOC) && !defined(MHC_FREE) && !defined(MHC_REALLOC)
+#define MHC_MALLOC(sz) malloc(sz)
+#define MHC_REALLOC(p, sz) realloc(p, sz)
+#define MHC_FREE(p) free(p)
+#else
+#error "mhc.h: define all of MHC_MALLOC, MHC_REALLOC and MHC_FREE, or none of them"
+#endif
+
+#ifndef MHC_ASSERT
+#include <assert.h>
+#define MHC_ASSERT(x) assert(x)
+#endif
+
+#if defined(_OPENMP) && !defined(MHC_NO_OPENMP)
+#include <omp.h>
+#define MHC__OMP 1
+#define MHC__PRAGMA(x) _Pragma(#x)
+#define MHC__OMP_FOR(cond) MHC__PRAGMA(omp parallel for schedule(static) if(cond))
+#else
+#define MHC__OMP 0
+#define MHC__OMP_FOR(cond)
+#endif
+
+#ifdef __cplusplus
+#define MHC__CAST(T, x) (static_cast<T>(x))
+#else
+#define MHC__CAST(T, x) ((T)(x))
+#endif
+
+/* Work (in multiply-adds) below which a loop stays on one thread. */
+#define MHC__PAR_WORK 32768
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* =========================================================================================
+ * CONFIG AND PORTABILITY (implementation)
+ * ========================================================================================= */
+
+MHCDEF const char *mhc_version(void) { return MHC_VERSION_STRING " (" MHC_REAL_NAME ")"; }
+
+/* a*b into *out; returns 0 on overflow. */
+static int mhc__mul_ok(size_t a, size_t b, size_t *out) {
+    if (a != 0 && b > SIZE_MAX / a) return 0;
+    *out = a * b;
+    return 1;
+}
+
+/* =========================================================================================
+ * RESULTS AND ERRORS (implementation)
+ * ========================================================================================= */
+
+MHCDEF const char *mhc_result_string(mhc_result r) {
+    switch (r) {
+    case MHC_OK: return "MHC_OK: success";
+    case MHC_ERR_NULL: return "MHC_ERR_NULL: a required pointer was NULL";
+    case MHC_ERR_SIZE: return "MHC_ERR_SIZE: a size was zero, negative or out of range";
+    case MHC_ERR_SHAPE: return "MHC_ERR_SHAPE: shapes do not match";
+    case MHC_ERR_OVERFLOW: return "MHC_ERR_OVERFLOW: a size computation overflows";
+    case MHC_ERR_NOMEM: return "MHC_ERR_NOMEM: out of memory";
+    case MHC_ERR_VALUE: return "MHC_ERR_VALUE: an argument value is invalid";
+    case MHC_ERR_NONFINITE: return "MHC_ERR_NONFINITE: NaN or Inf where a finite number is required";
+    case MHC_ERR_STATE: return "MHC_ERR_STATE: object used in the wrong state";
+    case MHC_ERR_IO: return "MHC_ERR_IO: input/output error";
+    case MHC_ERR_FORMAT: return "MHC_ERR_FORMAT: malformed, truncated or corrupted data";
+    default: return "MHC_ERR_?: unknown result code";
+    }
+}
+
+MHCDEF void mhc_ctx_init(mhc_ctx *ctx) {
+    if (!ctx) return;
+    memset(ctx, 0, sizeof *ctx);
+}
+
+MHCDEF void mhc_ctx_clear(mhc_ctx *ctx) {
+    if (!ctx) return;
+    ctx->last = MHC_OK;
+    ctx->msg[0] = 0;
+}
+
+MHCDEF const char *mhc_ctx_message(const mhc_ctx *ctx) {
+    if (!ctx) return "(no context)";
+    return ctx->msg[0] ? ctx->msg : mhc_result_string(ctx->last);
+}
+
+MHCDEF mhc_result mhc_fail(mhc_ctx *ctx, mhc_result r, const char *fmt, ...) {
+    if (ctx) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(ctx->msg, sizeof ctx->msg, fmt, ap);
+        va_end(ap);
+        ctx->last = r;
+    }
+    return r;
+}
+
+/* =========================================================================================
+ * RNG (implementation)
+ * ========================================================================================= */
+
+static uint64_t mhc__splitmix64(uint64_t *x) {
+    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+MHCDEF void mhc_rng_seed(mhc_rng *rng, uint64_t seed) {
+    int i;
+    if (!rng) return;
+    for (i = 0; i < 4; i++) rng->s[i] = mhc__splitmix64(&seed);
+}
+
+static uint64_t mhc__rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+MHCDEF uint64_t mhc_rng_u64(mhc_rng *rng) {
+    uint64_t *s = rng->s;
+    uint64_t result = mhc__rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0]; s[3] ^= s[1]; s[1] ^= s[2]; s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = mhc__rotl(s[3], 45);
+    return result;
+}
+
+MHCDEF uint32_t mhc_rng_below(mhc_rng *rng, uint32_t n) {
+    /* Lemire's multiply-shift with rejection: unbiased */
+    uint64_t m;
+    uint32_t l, t;
+    if (n <= 1) return 0;
+    m = (uint64_t)(uint32_t)(mhc_rng_u64(rng) >> 32) * n;
+    l = (uint32_t)m;
+    if (l < n) {
+        t = (uint32_t)(0u - n) % n;
+        while (l < t) {
+            m = (uint64_t)(uint32_t)(mhc_rng_u64(rng) >> 32) * n;
+            l = (uint32_t)m;
+        }
+    }
+    return (uint32_t)(m >> 32);
+}
+
+MHCDEF double mhc_rng_uniform(mhc_rng *rng) {
+    return (double)(mhc_rng_u64(rng) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+MHCDEF double mhc_rng_normal(mhc_rng *rng) {
+    /* Box-Muller, one value per call (no cached spare: the state is just the generator) */
+    double u1 = 1.0 - mhc_rng_uniform(rng);   /* (0, 1] */
+    double u2 = mhc_rng_uniform(rng);
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586476925 * u2);
+}
+
+MHCDEF void mhc_rng_fill_normal(mhc_rng *rng, mhc_real *x, size_t count, double mean, double std) {
+    size_t i;
+    if (!rng || !x) return;
+    for (i = 0; i < count; i++) x[i] = (mhc_real)(mean + std * mhc_rng_normal(rng));
+}
+
+MHCDEF void mhc_rng_fill_uniform(mhc_rng *rng, mhc_real *x, size_t count, double lo, double hi) {
+    size_t i;
+    if (!rng || !x) return;
+    for (i = 0; i < count; i++) x[i] = (mhc_real)(lo + (hi - lo) * mhc_rng_uniform(rng));
+}
+
+/* =========================================================================================
+ * TENSORS, ARENA, PARAMETER STORE (implementation)
+ * ========================================================================================= */
+
+struct mhc_arena_block {
+    mhc_arena_block *prev;
+    size_t cap, used;
+    unsigned char *base;      /* 64-byte aligned start inside the allocation */
+};
+
+#define MHC__ALIGN 64
+
+static mhc_arena_block *mhc__block_new(size_t cap) {
+    size_t total;
+    unsigned char *raw;
+    mhc_arena_block *b;
+    if (cap > SIZE_MAX - sizeof(mhc_arena_block) - 2 * MHC__ALIGN) return NULL;
+    total = sizeof(mhc_arena_block) + cap + 2 * MHC__ALIGN;
+    raw = MHC__CAST(unsigned char *, MHC_MALLOC(total));
+    if (!raw) return NULL;
+    b = MHC__CAST(mhc_arena_block *, (void *)raw);
+    b->prev = NULL;
+    b->cap = cap;
+    b->used = 0;
+    {
+        uintptr_t p = (uintptr_t)(raw + sizeof(mhc_arena_block));
+        p = (p + MHC__ALIGN - 1) & ~(uintptr_t)(MHC__ALIGN - 1);
+        b->base = MHC__CAST(unsigned char *, (void *)p);
+    }
+    return b;
+}
+
+MHCDEF mhc_result mhc_arena_init(mhc_ctx *ctx, mhc_arena *a, size_t bytes) {
+    if (!a) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_arena_init: arena is NULL");
+    memset(a, 0, sizeof *a);
+    a->ctx = ctx;
+    if (bytes == 0) return mhc_fail(ctx, MHC_ERR_SIZE, "mhc_arena_init: initial size is 0 bytes");
+    a->head = mhc__block_new(bytes);
+    if (!a->head) return mhc_fail(ctx, MHC_ERR_NOMEM, "mhc_arena_init: cannot allocate %zu bytes", bytes);
+    a->capacity = bytes;
+    a->growths = 1;
+    return MHC_OK;
+}
+
+MHCDEF void *mhc_arena_alloc(mhc_arena *a, size_t bytes) {
+    mhc_arena_block *b;
+    size_t need;
+    void *p;
+    if (!a) return NULL;
+    if (!a->head) { mhc_fail(a->ctx, MHC_ERR_STATE, "mhc_arena_alloc: arena is not initialised"); return NULL; }
+    if (bytes > SIZE_MAX - MHC__ALIGN) {
+        mhc_fail(a->ctx, MHC_ERR_OVERFLOW, "mhc_arena_alloc: request of %zu bytes overflows", bytes);
+        return NULL;
+    }
+    need = (bytes + MHC__ALIGN - 1) & ~(size_t)(MHC__ALIGN - 1);
+    if (need == 0) need = MHC__ALIGN;
+    b = a->head;
+    if (b->cap - b->used < need) {
+        size_t cap = b->cap * 2 > need ? b->cap * 2 : need;
+        mhc_arena_block *nb = mhc__block_new(cap);
+        if (!nb) {
+            mhc_fail(a->ctx, MHC_ERR_NOMEM, "mhc_arena_alloc: cannot grow the arena by %zu bytes", cap);
+            return NULL;
+        }
+        nb->prev = b;
+        a->head = b = nb;
+        a->capacity += cap;
+        a->growths++;
+    }
+    p = b->base + b->used;
+    b->used += need;
+    a->used_total += need;
+    if (a->used_total > a->peak) a->peak = a->used_total;
+    return p;
+}
+
+MHCDEF void *mhc_arena_calloc(mhc_arena *a, size_t count, size_t size) {
+    size_t bytes;
+    void *p;
+    if (!a) return NULL;
+    if (!mhc__mul_ok(count, size, &bytes)) {
+        mhc_fail(a->ctx, MHC_ERR_OVERFLOW, "mhc_arena_calloc: %zu x %zu bytes overflows", count, size);
+        return NULL;
+    }
+    p = mhc_arena_alloc(a, bytes);
+    if (p) memset(p, 0, bytes);
+    return p;
+}
+
+MHCDEF mhc_result mhc_arena_reset(mhc_arena *a) {
+    if (!a) return MHC_ERR_NULL;
+    if (!a->head) return mhc_fail(a->ctx, MHC_ERR_STATE, "mhc_arena_reset: arena is not initialised");
+    if (a->head->prev) {
+        /* consolidate the chain into one block of the peak size (plus alignment slack) */
+        size_t cap = a->peak;
+        mhc_arena_block *b = a->head, *nb;
+        while (b) { mhc_arena_block *p = b->prev; MHC_FREE(b); b = p; }
+        a->head = NULL;
+        a->capacity = 0;
+        nb = mhc__block_new(cap);
+        if (!nb) return mhc_fail(a->ctx, MHC_ERR_NOMEM, "mhc_arena_reset: cannot allocate %zu bytes", cap);
+        a->head = nb;
+        a->capacity = cap;
+        a->growths++;
+    }
+    a->head->used = 0;
+    a->used_total = 0;
+    return MHC_OK;
+}
+
+MHCDEF void mhc_arena_free(mhc_arena *a) {
+    mhc_arena_block *b;
+    if (!a) return;
+    b = a->head;
+    while (b) { mhc_arena_block *p = b->prev; MHC_FREE(b); b = p; }
+    a->head = NULL;
+    a->capacity = a->used_total = 0;
+}
+
+MHCDEF size_t mhc_shape_size(mhc_ctx *ctx, int ndim, const int *shape, const char *what) {
+    size_t size = 1;
+    int i;
+    if (!what) what = "tensor";
+    if (!shape) { mhc_fail(ctx, MHC_ERR_NULL, "%s: shape is NULL", what); return 0; }
+    if (ndim < 1 || ndim > MHC_MAX_DIMS) {
+        mhc_fail(ctx, MHC_ERR_SIZE, "%s: %d dimensions, expected 1 to %d", what, ndim, MHC_MAX_DIMS);
+        return 0;
+    }
+    for (i = 0; i < ndim; i++) {
+        if (shape[i] < 1) {
+            mhc_fail(ctx, MHC_ERR_SIZE, "%s: dimension %d has size %d, expected >= 1", what, i, shape[i]);
+            return 0;
+        }
+        if (!mhc__mul_ok(size, (size_t)shape[i], &size) || size > SIZE_MAX / (4 * sizeof(mhc_real))) {
+            mhc_fail(ctx, MHC_ERR_OVERFLOW, "%s: the number of elements overflows at dimension %d", what, i);
+            return 0;
+        }
+    }
+    return size;
+}
+
+MHCDEF int mhc_tensor_same_shape(const mhc_tensor *a, const mhc_tensor *b) {
+    int i;
+    if (!a || !b || a->ndim != b->ndim) return 0;
+    for (i = 0; i < a->ndim; i++)
+        if (a->shape[i] != b->shape[i]) return 0;
+    return 1;
+}
+
+MHCDEF char *mhc_shape_str(const mhc_tensor *t, char *buf, size_t cap) {
+    size_t len = 0;
+    int i;
+    if (!buf || cap == 0) return buf;
+    buf[0] = 0;
+    if (!t) { snprintf(buf, cap, "(null)"); return buf; }
+    len += (size_t)snprintf(buf, cap, "[");
+    for (i = 0; i < t->ndim && len < cap; i++)
+        len += (size_t)snprintf(buf + len, cap - len, i ? ",%d" : "%d", t->shape[i]);
+    if (len < cap) snprintf(buf + len, cap - len, "]");
+    return buf;
+}
+
+MHCDEF mhc_result mhc_params_init(mhc_ctx *ctx, mhc_params *p) {
+    if (!p) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_params_init: params is NULL");
+    memset(p, 0, sizeof *p);
+    p->ctx = ctx;
+    return MHC_OK;
+}
+
+MHCDEF int mhc_params_add(mhc_params *p, const char *name, int ndim, const int *shape, int decay) {
+    size_t size;
+    int i;
+    if (!p) return -1;
+    if (!name) { mhc_fail(p->ctx, MHC_ERR_NULL, "mhc_params_add: name is NULL"); return -1; }
+    if (p->data) {
+        mhc_fail(p->ctx, MHC_ERR_STATE, "mhc_params_add(%s): the store is already allocated", name);
+        return -1;
+    }
+    if (strlen(name) >= sizeof p->names[0]) {
+        mhc_fail(p->ctx, MHC_ERR_VALUE, "mhc_params_add: name '%s' is longer than %d characters", name,
+                 (int)sizeof p->names[0] - 1);
+        return -1;
+    }
+    if (mhc_params_find(p, name) >= 0) {
+        mhc_fail(p->ctx, MHC_ERR_VALUE, "mhc_params_add: a parameter named '%s' already exists", name);
+        return -1;
+    }
+    size = mhc_shape_size(p->ctx, ndim, shape, name);
+    if (size == 0) return -1;
+    if (p->size > SIZE_MAX / sizeof(mhc_real) - size) {
+        mhc_fail(p->ctx, MHC_ERR_OVERFLOW, "mhc_params_add(%s): the store's total size overflows", name);
+        return -1;
+    }
+    if (p->count == p->cap) {
+        int cap = p->cap ? p->cap * 2 : 16;
+        mhc_tensor *t = MHC__CAST(mhc_tensor *, MHC_REALLOC(p->tensors, (size_t)cap * sizeof *t));
+        unsigned char *d;
+        size_t *o;
+        char (*nm)[48];
+        if (!t) goto nomem;
+        p->tensors = t;
+        d = MHC__CAST(unsigned char *, MHC_REALLOC(p->decay, (size_t)cap));
+        if (!d) goto nomem;
+        p->decay = d;
+        o = MHC__CAST(size_t *, MHC_REALLOC(p->offset, (size_t)cap * sizeof *o));
+        if (!o) goto nomem;
+        p->offset = o;
+        nm = MHC__CAST(char(*)[48], MHC_REALLOC(p->names, (size_t)cap * sizeof *nm));
+        if (!nm) goto nomem;
+        p->names = nm;
+        p->cap = cap;
+    }
+    i = p->count++;
+    memset(&p->tensors[i], 0, sizeof p->tensors[i]);
+    p->tensors[i].ndim = ndim;
+    {
+        int d;
+        for (d = 0; d < MHC_MAX_DIMS; d++) p->tensors[i].shape[d] = d < ndim ? shape[d] : 1;
+    }
+    p->tensors[i].size = size;
+    strcpy(p->names[i], name);
+    p->decay[i] = (unsigned char)(decay ? MHC_PARAM_DECAY : MHC_PARAM_NO_DECAY);
+    p->offset[i] = p->size;
+    p->size += size;
+    return i;
+nomem:
+    mhc_fail(p->ctx, MHC_ERR_NOMEM, "mhc_params_add(%s): out of memory", name);
+    return -1;
+}
+
+MHCDEF mhc_result mhc_params_alloc(mhc_params *p) {
+    size_t bytes;
+    int i;
+    if (!p) return MHC_ERR_NULL;
+    if (p->data) return mhc_fail(p->ctx, MHC_ERR_STATE, "mhc_params_alloc: already allocated");
+    if (p->count == 0) return mhc_fail(p->ctx, MHC_ERR_SIZE, "mhc_params_alloc: no parameters were declared");
+    bytes = p->size * sizeof(mhc_real);
+    p->data = MHC__CAST(mhc_real *, MHC_MALLOC(bytes));
+    p->grad = MHC__CAST(mhc_real *, MHC_MALLOC(bytes));
+    p->m = MHC__CAST(mhc_real *, MHC_MALLOC(bytes));
+    p->v = MHC__CAST(mhc_real *, MHC_MALLOC(bytes));
+    if (!p->data || !p->grad || !p->m || !p->v) {
+        MHC_FREE(p->data); MHC_FREE(p->grad); MHC_FREE(p->m); MHC_FREE(p->v);
+        p->data = p->grad = p->m = p->v = NULL;
+        return mhc_fail(p->ctx, MHC_ERR_NOMEM, "mhc_params_alloc: cannot allocate 4 x %zu bytes", bytes);
+    }
+    memset(p->data, 0, bytes); memset(p->grad, 0, bytes);
+    memset(p->m, 0, bytes); memset(p->v, 0, bytes);
+    for (i = 0; i < p->count; i++) {
+        p->tensors[i].data = p->data + p->offset[i];
+        p->tensors[i].grad = p->grad + p->offset[i];
+        p->tensors[i].name = p->names[i];
+    }
+    return MHC_OK;
+}
+
+MHCDEF mhc_tensor *mhc_params_get(mhc_params *p, int index) {
+    if (!p) return NULL;
+    if (index < 0 || index >= p->count) {
+        mhc_fail(p->ctx, MHC_ERR_VALUE, "mhc_params_get: index %d out of range [0, %d)", index, p->count);
+        return NULL;
+    }
+    return &p->tensors[index];
+}
+
+MHCDEF int mhc_params_find(const mhc_params *p, const char *name) {
+    int i;
+    if (!p || !name) return -1;
+    for (i = 0; i < p->count; i++)
+        if (strcmp(p->names[i], name) == 0) return i;
+    return -1;
+}
+
+MHCDEF void mhc_params_zero_grad(mhc_params *p) {
+    if (p && p->grad) memset(p->grad, 0, p->size * sizeof(mhc_real));
+}
+
+MHCDEF void mhc_params_free(mhc_params *p) {
+    if (!p) return;
+    MHC_FREE(p->tensors); MHC_FREE(p->decay); MHC_FREE(p->offset); MHC_FREE(p->names);
+    MHC_FREE(p->data); MHC_FREE(p->grad); MHC_FREE(p->m); MHC_FREE(p->v);
+    memset(p, 0, sizeof *p);
+}
+
+/* =========================================================================================
+ * KERNELS (implementation)
+ * ========================================================================================= */
+
+/* @@KERNELS@@ */
+
+/* =========================================================================================
+ * AUTOGRAD TAPE AND OPS (implementation)
+ * ========================================================================================= */
+
+/* @@TAPE@@ */
+
+/* =========================================================================================
+ * GRADIENT CHECKER (implementation)
+ * ========================================================================================= */
+
+/* @@GRADCHECK@@ */
+
+/* =========================================================================================
+ * HYPER-CONNECTIONS (mHC) (implementation)
+ * ========================================================================================= */
+
+/* (section filled by the mHC layer) */
+
+/* =========================================================================================
+ * OPTIMIZER AND TRAINER (implementation)
+ * ========================================================================================= */
+
+/* (section filled by the optimizer) */
+
+/* =========================================================================================
+ * I/O: .npy AND CHECKPOINTS (implementation)
+ * ========================================================================================= */
+
+/* (section filled by the I/O layer) */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MHC_IMPLEMENTATION_INCLUDED */
+#endif /* MHC_IMPLEMENTATION */
+
+/*
+------------------------------------------------------------------------------
+This software is available under 2 licenses -- choose whichever you prefer.
+------------------------------------------------------------------------------
+ALTERNATIVE A - MIT License
+Copyright (c) 2026 the mhc.h authors
+Permission is hereby granted, free of charge, to any person obtaining a copy of
+this software and associated documentation files (the "Software"), to deal in
+the Software without restriction, including without limitation the rights to
+use, copy, modify, merge, publish, distribute, sublicense, and/or sell copies
+of the Software, and to permit persons to whom the Software is furnished to do
+so, subject to the following conditions:
+The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software.
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.
+------------------------------------------------------------------------------
+ALTERNATIVE B - Public Domain (www.unlicense.org)
+This is free and unencumbered software released into the public domain.
+Anyone is free to copy, modify, publish, use, compile, sell, or distribute this
+software, either in source code form or as a compiled binary, for any purpose,
+commercial or non-commercial, and by any means.
+In jurisdictions that recognize copyright laws, the author or authors of this
+software dedicate any and all copyright interest in the software to the public
+domain. We make this dedication in addition to any and all copyright interest
+in the software under copyright law.
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.
+------------------------------------------------------------------------------
+*/

@@ -1,0 +1,9 @@
+/* tests/test_all.c - every test group, compiled once per precision (see Makefile):
+ * the implementation is included static, so the f32 and f64 objects link side by side. */
+#define MHC_STATIC
+#define MHC_IMPLEMENTATION
+#include "../mhc.h"
+#include "test.h"
+#include <stdlib.h>
+
+#include "test_core.c"
