@@ -469,9 +469,634 @@ static void hct_test_layer_grads(void) {
     }
 }
 
+
+static void hct_test_config(void) {
+    mhc_ctx ctx;
+    mhc_hc_config cfg;
+    mhc_hc_spec s;
+    mhc_hc_preset pr;
+    mhc_hc_variant va;
+    mhc_projection pj;
+    mhc_orient orr;
+    int i;
+    mhc_ctx_init(&ctx);
+    TEST_BEGIN("hc config: zeroed config is dsv4");
+    CHECK_OK(mhc_hc_resolve(&ctx, NULL, 4, &s));
+    CHECK(s.preset == MHC_PRESET_DSV4 && s.variant == MHC_VARIANT_MHC && s.projection == MHC_PROJ_SOFTMAX);
+    CHECK(s.orient == MHC_ORIENT_COMB_T && s.iters == 20 && s.n == 4 && s.nres == 16 && s.m == 24);
+    CHECK(s.norm_eps == 1e-6 && s.pre_eps == 1e-6 && s.post_mult == 2.0 && s.sinkhorn_eps == 1e-6);
+    TEST_BEGIN("hc config: preset table");
+    memset(&cfg, 0, sizeof cfg);
+    cfg.preset = MHC_PRESET_TILEKERNELS;
+    CHECK_OK(mhc_hc_resolve(&ctx, &cfg, 4, &s));
+    CHECK(s.post_mult == 1.0 && s.iters == 10 && s.projection == MHC_PROJ_SOFTMAX && s.orient == MHC_ORIENT_COMB_T);
+    CHECK(s.norm_eps == 1e-6 && s.pre_eps == 1e-6 && s.sinkhorn_eps == 1e-6);
+    cfg.preset = MHC_PRESET_PAPER;
+    CHECK_OK(mhc_hc_resolve(&ctx, &cfg, 4, &s));
+    CHECK(s.norm_eps == 1e-20 && s.pre_eps == 0.0 && s.post_mult == 2.0 && s.projection == MHC_PROJ_EXP);
+    CHECK(s.iters == 20 && s.sinkhorn_eps == 0.0 && s.orient == MHC_ORIENT_H && s.variant == MHC_VARIANT_MHC);
+    cfg.preset = MHC_PRESET_LITE;
+    CHECK_OK(mhc_hc_resolve(&ctx, &cfg, 4, &s));
+    CHECK(s.variant == MHC_VARIANT_LITE && s.projection == MHC_PROJ_PERM && s.nres == 24 && s.m == 32);
+    CHECK(s.norm_eps == 1e-20 && s.pre_eps == 0.0 && s.post_mult == 2.0);
+    cfg.variant = MHC_VARIANT_MHC;                   /* mhc forced on the lite preset: exp start */
+    CHECK_OK(mhc_hc_resolve(&ctx, &cfg, 4, &s));
+    CHECK(s.variant == MHC_VARIANT_MHC && s.projection == MHC_PROJ_EXP && s.nres == 16);
+    TEST_BEGIN("hc config: overrides and MHC_ZERO");
+    memset(&cfg, 0, sizeof cfg);
+    cfg.sinkhorn_iters = 7; cfg.sinkhorn_eps = 1e-3; cfg.post_mult = 1.5; cfg.orient = MHC_ORIENT_H;
+    cfg.projection = MHC_PROJ_LOG; cfg.pre_eps = MHC_ZERO; cfg.norm_eps = MHC_ZERO;
+    CHECK_OK(mhc_hc_resolve(&ctx, &cfg, 3, &s));
+    CHECK(s.iters == 7 && s.sinkhorn_eps == 1e-3 && s.post_mult == 1.5 && s.orient == MHC_ORIENT_H);
+    CHECK(s.projection == MHC_PROJ_LOG && s.pre_eps == 0.0 && s.norm_eps == 0.0 && s.m == 15);
+    cfg.projection = MHC_PROJ_PERM;                  /* mhc + perm = lite */
+    CHECK_OK(mhc_hc_resolve(&ctx, &cfg, 3, &s));
+    CHECK(s.variant == MHC_VARIANT_LITE && s.nres == 6 && s.m == 12);
+    memset(&cfg, 0, sizeof cfg);
+    cfg.variant = MHC_VARIANT_HC;
+    CHECK_OK(mhc_hc_resolve(&ctx, &cfg, 4, &s));
+    CHECK(s.variant == MHC_VARIANT_HC && s.m == 6 && s.nres == 0);
+    CHECK(mhc_hc_fn_rows(&s, 0) == 6 && mhc_hc_fn_rows(&s, 1) == 4 && mhc_hc_fn_rows(NULL, 0) == 0);
+    cfg.variant = MHC_VARIANT_NONE;
+    CHECK_OK(mhc_hc_resolve(&ctx, &cfg, 1, &s));
+    CHECK(s.variant == MHC_VARIANT_NONE && s.m == 0);
+    TEST_BEGIN("hc config: errors");
+    CHECK_RESULT(mhc_hc_resolve(&ctx, NULL, 4, NULL), MHC_ERR_NULL);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "out is NULL");
+    CHECK_RESULT(mhc_hc_resolve(&ctx, &cfg, 2, &s), MHC_ERR_VALUE);           /* none with n = 2 */
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "needs n = 1, not n = 2");
+    CHECK_RESULT(mhc_hc_resolve(&ctx, NULL, 0, &s), MHC_ERR_SIZE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "n = 0 streams");
+    CHECK_RESULT(mhc_hc_resolve(&ctx, NULL, 2000, &s), MHC_ERR_SIZE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "n = 2000 streams is too many");
+    memset(&cfg, 0, sizeof cfg);
+    cfg.preset = MHC_PRESET_LITE;
+    CHECK_RESULT(mhc_hc_resolve(&ctx, &cfg, 9, &s), MHC_ERR_VALUE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "n = 9 is too large (at most n = 8");
+    cfg.variant = MHC_VARIANT_LITE; cfg.projection = MHC_PROJ_SOFTMAX;
+    CHECK_RESULT(mhc_hc_resolve(&ctx, &cfg, 4, &s), MHC_ERR_VALUE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "variant lite needs projection perm, not softmax");
+    memset(&cfg, 0, sizeof cfg);
+    cfg.sinkhorn_iters = -1;
+    CHECK_RESULT(mhc_hc_resolve(&ctx, &cfg, 4, &s), MHC_ERR_VALUE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "sinkhorn_iters = -1");
+    cfg.sinkhorn_iters = 0; cfg.norm_eps = -0.5;
+    CHECK_RESULT(mhc_hc_resolve(&ctx, &cfg, 4, &s), MHC_ERR_VALUE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "norm_eps = -0.5 is negative");
+    cfg.norm_eps = 0; cfg.post_mult = HUGE_VAL;
+    CHECK_RESULT(mhc_hc_resolve(&ctx, &cfg, 4, &s), MHC_ERR_NONFINITE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "post_mult = inf is not finite");
+    cfg.post_mult = 0; cfg.sinkhorn_eps = sqrt(-1.0);
+    CHECK_RESULT(mhc_hc_resolve(&ctx, &cfg, 4, &s), MHC_ERR_NONFINITE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "sinkhorn_eps");
+    cfg.sinkhorn_eps = 0; cfg.pre_eps = -2;
+    CHECK_RESULT(mhc_hc_resolve(&ctx, &cfg, 4, &s), MHC_ERR_VALUE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "pre_eps = -2 is negative");
+    memset(&cfg, 0, sizeof cfg);
+    cfg.preset = (mhc_hc_preset)17;
+    CHECK_RESULT(mhc_hc_resolve(&ctx, &cfg, 4, &s), MHC_ERR_VALUE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "preset 17");
+    cfg.preset = MHC_PRESET_DSV4; cfg.variant = (mhc_hc_variant)9;
+    CHECK_RESULT(mhc_hc_resolve(&ctx, &cfg, 4, &s), MHC_ERR_VALUE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "variant 9");
+    cfg.variant = MHC_VARIANT_PRESET; cfg.projection = (mhc_projection)-1;
+    CHECK_RESULT(mhc_hc_resolve(&ctx, &cfg, 4, &s), MHC_ERR_VALUE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "projection -1");
+    cfg.projection = MHC_PROJ_PRESET; cfg.orient = (mhc_orient)5;
+    CHECK_RESULT(mhc_hc_resolve(&ctx, &cfg, 4, &s), MHC_ERR_VALUE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "orient 5");
+    TEST_BEGIN("hc config: names");
+    for (i = 0; i < MHC_PRESET_COUNT; i++) {
+        CHECK_OK(mhc_hc_preset_parse(&ctx, mhc_hc_preset_name((mhc_hc_preset)i), &pr));
+        CHECK(pr == (mhc_hc_preset)i);
+    }
+    for (i = 1; i < MHC_VARIANT_COUNT; i++) {
+        CHECK_OK(mhc_hc_variant_parse(&ctx, mhc_hc_variant_name((mhc_hc_variant)i), &va));
+        CHECK(va == (mhc_hc_variant)i);
+    }
+    for (i = 1; i < MHC_PROJ_COUNT; i++) {
+        CHECK_OK(mhc_projection_parse(&ctx, mhc_projection_name((mhc_projection)i), &pj));
+        CHECK(pj == (mhc_projection)i);
+    }
+    for (i = 1; i < MHC_ORIENT_COUNT; i++) {
+        CHECK_OK(mhc_orient_parse(&ctx, mhc_orient_name((mhc_orient)i), &orr));
+        CHECK(orr == (mhc_orient)i);
+    }
+    CHECK(strcmp(mhc_hc_preset_name((mhc_hc_preset)99), "?") == 0 && strcmp(mhc_orient_name((mhc_orient)99), "?") == 0);
+    CHECK(strcmp(mhc_projection_name((mhc_projection)99), "?") == 0 && strcmp(mhc_hc_variant_name((mhc_hc_variant)99), "?") == 0);
+    CHECK_RESULT(mhc_hc_preset_parse(&ctx, "dsv5", &pr), MHC_ERR_VALUE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "unknown preset 'dsv5'");
+    CHECK_RESULT(mhc_hc_variant_parse(&ctx, "preset", &va), MHC_ERR_VALUE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "unknown variant 'preset'");
+    CHECK_RESULT(mhc_projection_parse(&ctx, "sinkhorn", &pj), MHC_ERR_VALUE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "unknown projection 'sinkhorn'");
+    CHECK_RESULT(mhc_orient_parse(&ctx, "v", &orr), MHC_ERR_VALUE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "unknown orientation 'v'");
+    CHECK_RESULT(mhc_hc_preset_parse(&ctx, NULL, &pr), MHC_ERR_NULL);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "mhc_hc_preset_parse: NULL");
+    CHECK_RESULT(mhc_hc_variant_parse(&ctx, "hc", NULL), MHC_ERR_NULL);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "mhc_hc_variant_parse: NULL");
+    CHECK_RESULT(mhc_projection_parse(&ctx, NULL, &pj), MHC_ERR_NULL);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "mhc_projection_parse: NULL");
+    CHECK_RESULT(mhc_orient_parse(&ctx, NULL, &orr), MHC_ERR_NULL);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "mhc_orient_parse: NULL");
+    CHECK(mhc_perm_count(1) == 1 && mhc_perm_count(4) == 24 && mhc_perm_count(8) == 40320);
+    CHECK(mhc_perm_count(0) == -1 && mhc_perm_count(13) == -1);
+}
+
+/* Standalone projections: forward vs the naive reference, backward vs finite differences of
+   the reference, accumulation. */
+static void hct_test_projections(void) {
+    static const mhc_projection projs[4] = {MHC_PROJ_SOFTMAX, MHC_PROJ_EXP, MHC_PROJ_LOG, MHC_PROJ_PERM};
+    static const int iters_list[3] = {1, 3, 20};
+    static const double eps_list[2] = {0.0, 1e-6};
+    mhc_ctx ctx;
+    mhc_rng rng;
+    int p, n, ii, ei, T = 3;
+    double worst_f = 0, worst_g = 0, tolf, tolg;
+#ifdef MHC_DOUBLE
+    tolf = 1e-13; tolg = 1e-6;
+#else
+    tolf = 1e-6; tolg = 2e-3;
+#endif
+    mhc_ctx_init(&ctx);
+    mhc_rng_seed(&rng, 42);
+    TEST_BEGIN("sinkhorn: forward vs naive, backward vs finite differences");
+    for (p = 0; p < 4; p++)
+        for (n = 1; n <= 5; n++)
+            for (ii = 0; ii < 3; ii++)
+                for (ei = 0; ei < 2; ei++) {
+                    int nres = projs[p] == MHC_PROJ_PERM ? (int)mhc_perm_count(n) : n * n, t, k, iters = iters_list[ii];
+                    double eps = eps_list[ei];
+                    double *z = hct_alloc((size_t)T * nres), *w = hct_alloc((size_t)T * n * n), ref[HCT_MAXN * HCT_MAXN];
+                    mhc_real *zr, *out = hct_real(NULL, (size_t)T * n * n), *dz = hct_real(NULL, (size_t)T * nres), *wr;
+                    if (projs[p] == MHC_PROJ_PERM && (ii > 0 || ei > 0)) { free(z); free(w); free(out); free(dz); continue; }
+                    for (k = 0; k < T * nres; k++) z[k] = 2.0 * mhc_rng_normal(&rng);
+                    for (k = 0; k < T * n * n; k++) w[k] = mhc_rng_normal(&rng);
+                    zr = hct_real(z, (size_t)T * nres);
+                    wr = hct_real(w, (size_t)T * n * n);
+                    CHECK_OK(mhc_sinkhorn_forward(&ctx, projs[p], n, iters, eps, out, zr, T));
+                    for (t = 0; t < T; t++) {
+                        double e;
+                        hct_proj(projs[p], n, iters, eps, z + (size_t)t * nres, ref);
+                        e = hct_maxdiff(out + (size_t)t * n * n, ref, (size_t)n * n);
+                        if (e > worst_f) worst_f = e;
+                        CHECK_MSG(e <= tolf, "%s n=%d iters=%d eps=%g: forward differs by %.3g", mhc_projection_name(projs[p]),
+                                  n, iters, eps, e);
+                    }
+                    CHECK_OK(mhc_sinkhorn_backward(&ctx, projs[p], n, iters, eps, dz, wr, zr, T));
+                    for (t = 0; t < T; t++)
+                        for (k = 0; k < nres; k++) {
+                            /* Richardson-extrapolated central difference of sum(w * proj(z)) */
+                            double *zt = z + (size_t)t * nres, z0 = zt[k], h = 1e-4, d[4], fd, r;
+                            int q, a;
+                            for (q = 0; q < 4; q++) {
+                                static const double off[4] = {1.0, -1.0, 0.5, -0.5};
+                                zt[k] = z0 + off[q] * h;
+                                hct_proj(projs[p], n, iters, eps, zt, ref);
+                                d[q] = 0;
+                                for (a = 0; a < n * n; a++) d[q] += w[(size_t)t * n * n + a] * ref[a];
+                            }
+                            zt[k] = z0;
+                            fd = (4.0 * (d[2] - d[3]) / h - (d[0] - d[1]) / (2 * h)) / 3.0;
+                            r = hct_rel((double)dz[(size_t)t * nres + k], fd, 1e-3);
+                            if (r > worst_g) worst_g = r;
+                            CHECK_MSG(r <= tolg, "%s n=%d iters=%d eps=%g: d_logits[%d,%d] = %.10g, finite differences %.10g",
+                                      mhc_projection_name(projs[p]), n, iters, eps, t, k, (double)dz[(size_t)t * nres + k], fd);
+                        }
+                    /* the backward accumulates */
+                    {
+                        mhc_real *dz2 = hct_real(NULL, (size_t)T * nres);
+                        double e = 0;
+                        for (k = 0; k < T * nres; k++) dz2[k] = dz[k];
+                        CHECK_OK(mhc_sinkhorn_backward(&ctx, projs[p], n, iters, eps, dz2, wr, zr, T));
+                        for (k = 0; k < T * nres; k++) e = fmax(e, fabs((double)dz2[k] - 2.0 * (double)dz[k]));
+                        CHECK_LE(e, 1e-5);
+                        free(dz2);
+                    }
+                    free(z); free(w); free(zr); free(wr); free(out); free(dz);
+                }
+    printf("  [%s] sinkhorn: worst forward diff %.3g, worst d_logits rel err vs FD(reference) %.3g\n", TEST_PREC, worst_f, worst_g);
+}
+
+/* Which marginal is exact after a truncated iteration. */
+static void hct_test_marginals(void) {
+    mhc_ctx ctx;
+    mhc_rng rng;
+    int n = 4, T = 16, k;
+    mhc_real z[16 * 24], out[16 * 16];
+    double re, ce, tol0;
+#ifdef MHC_DOUBLE
+    tol0 = 1e-14;
+#else
+    tol0 = 1e-6;
+#endif
+    mhc_ctx_init(&ctx);
+    mhc_rng_seed(&rng, 7);
+    for (k = 0; k < T * 24; k++) z[k] = (mhc_real)(3.0 * mhc_rng_normal(&rng));
+    TEST_BEGIN("sinkhorn marginals: softmax start ends on columns");
+    CHECK_OK(mhc_sinkhorn_forward(&ctx, MHC_PROJ_SOFTMAX, n, 1, 1e-6, out, z, T));
+    CHECK_OK(mhc_hc_ds_distance(&ctx, out, (size_t)T, n, &re, &ce));
+    CHECK_LE(ce, 1e-4);              /* 1 - colsum = eps / (c + eps), c the column's mass (>= ~0.03 here) */
+    CHECK(re > 1e-2);                /* rows are not balanced after one iteration */
+    CHECK_OK(mhc_sinkhorn_forward(&ctx, MHC_PROJ_SOFTMAX, n, 1, 0.0, out, z, T));
+    CHECK_OK(mhc_hc_ds_distance(&ctx, out, (size_t)T, n, &re, &ce));
+    CHECK_LE(ce, tol0);
+    TEST_BEGIN("sinkhorn marginals: exp and log start end on rows");
+    CHECK_OK(mhc_sinkhorn_forward(&ctx, MHC_PROJ_EXP, n, 1, 0.0, out, z, T));
+    CHECK_OK(mhc_hc_ds_distance(&ctx, out, (size_t)T, n, &re, &ce));
+    CHECK_LE(re, tol0);
+    CHECK(ce > 1e-2);
+    CHECK_OK(mhc_sinkhorn_forward(&ctx, MHC_PROJ_LOG, n, 2, 0.0, out, z, T));
+    CHECK_OK(mhc_hc_ds_distance(&ctx, out, (size_t)T, n, &re, &ce));
+    CHECK_LE(re, tol0);
+    TEST_BEGIN("sinkhorn marginals: permutation mixture is exactly doubly stochastic");
+    CHECK_OK(mhc_sinkhorn_forward(&ctx, MHC_PROJ_PERM, n, 0, 0.0, out, z, T));
+    CHECK_OK(mhc_hc_ds_distance(&ctx, out, (size_t)T, n, &re, &ce));
+    CHECK_LE(re, tol0);
+    CHECK_LE(ce, tol0);
+    for (k = 0; k < T * 16; k++) CHECK(out[k] >= 0);
+    TEST_BEGIN("sinkhorn marginals: 20 iterations nearly doubly stochastic");
+    CHECK_OK(mhc_sinkhorn_forward(&ctx, MHC_PROJ_SOFTMAX, n, 20, 1e-6, out, z, T));
+    CHECK_OK(mhc_hc_ds_distance(&ctx, out, (size_t)T, n, &re, &ce));
+    CHECK_LE(ce, 1e-4);
+    CHECK_LE(re, 0.05);
+    /* through the layer: the rows of A (h_res) are the exact marginal for dsv4 and paper */
+    {
+        static const mhc_hc_preset presets[3] = {MHC_PRESET_DSV4, MHC_PRESET_PAPER, MHC_PRESET_LITE};
+        int p;
+        TEST_BEGIN("h_res rows exact for dsv4, paper, lite");
+        for (p = 0; p < 3; p++) {
+            mhc_hc_spec s = hct_spec(presets[p], MHC_VARIANT_PRESET, MHC_PROJ_PRESET, 4);
+            hct_case kc;
+            hct_lib l;
+            double L;
+            hct_case_make(&kc, &s, 8, 5, 0, 1, (uint64_t)(900 + p));
+            for (k = 0; k < kc.nscale; k++) kc.scale[k] = 3.0;   /* strong mixing logits */
+            hct_lib_make(&l, &kc);
+            CHECK_OK(hct_lib_forward(&ctx, &kc, &l, &L));
+            CHECK_OK(mhc_hc_ds_distance(&ctx, l.A, 8, 4, &re, &ce));
+            CHECK_LE(re, (p == 0 ? 1e-5 : 0.0) + tol0);
+            CHECK(p == 2 ? ce <= tol0 : ce > 1e-12);
+            hct_lib_free(&l);
+            hct_case_free(&kc);
+        }
+    }
+}
+
+/* exp vs log-domain agreement, and the log domain with huge logits. */
+static void hct_test_logdomain(void) {
+    mhc_ctx ctx;
+    mhc_rng rng;
+    int n = 4, T = 8, k, e;
+    mhc_real z[8 * 16], zbig[8 * 16], a[8 * 16], b[8 * 16], w[8 * 16], ga[8 * 16], gb[8 * 16];
+    double tol, worst = 0;
+#ifdef MHC_DOUBLE
+    tol = 1e-12;
+#else
+    tol = 2e-6;
+#endif
+    mhc_ctx_init(&ctx);
+    mhc_rng_seed(&rng, 11);
+    for (k = 0; k < T * 16; k++) { z[k] = (mhc_real)(5.0 * mhc_rng_normal(&rng)); w[k] = (mhc_real)mhc_rng_normal(&rng); }
+    TEST_BEGIN("sinkhorn: exp and log domain agree");
+    for (e = 0; e < 2; e++) {
+        double eps = e ? 1e-6 : 0.0;
+        CHECK_OK(mhc_sinkhorn_forward(&ctx, MHC_PROJ_EXP, n, 20, eps, a, z, T));
+        CHECK_OK(mhc_sinkhorn_forward(&ctx, MHC_PROJ_LOG, n, 20, eps, b, z, T));
+        for (k = 0; k < T * 16; k++) worst = fmax(worst, fabs((double)a[k] - (double)b[k]));
+        memset(ga, 0, sizeof ga); memset(gb, 0, sizeof gb);
+        CHECK_OK(mhc_sinkhorn_backward(&ctx, MHC_PROJ_EXP, n, 20, eps, ga, w, z, T));
+        CHECK_OK(mhc_sinkhorn_backward(&ctx, MHC_PROJ_LOG, n, 20, eps, gb, w, z, T));
+        for (k = 0; k < T * 16; k++) worst = fmax(worst, fabs((double)ga[k] - (double)gb[k]) / fmax(1.0, fabs((double)ga[k])));
+    }
+    CHECK_LE(worst, tol);
+    TEST_BEGIN("sinkhorn: log domain with huge logits");
+    /* with eps = 0 the iteration is invariant to a constant shift of all logits */
+    for (k = 0; k < T * 16; k++) zbig[k] = z[k] + (mhc_real)800.0;
+    CHECK_OK(mhc_sinkhorn_forward(&ctx, MHC_PROJ_EXP, n, 20, 0.0, a, zbig, T));
+    {
+        int bad = 0;
+        for (k = 0; k < T * 16; k++) bad += !(a[k] == a[k]) || a[k] > 1e30;
+        CHECK(bad > 0);     /* exp start overflows (inf / inf) */
+    }
+    CHECK_OK(mhc_sinkhorn_forward(&ctx, MHC_PROJ_LOG, n, 20, 0.0, a, zbig, T));
+    CHECK_OK(mhc_sinkhorn_forward(&ctx, MHC_PROJ_LOG, n, 20, 0.0, b, z, T));
+    worst = 0;
+    for (k = 0; k < T * 16; k++) worst = fmax(worst, fabs((double)a[k] - (double)b[k]));
+#ifdef MHC_DOUBLE
+    CHECK_LE(worst, 1e-11);
+#else
+    CHECK_LE(worst, 1e-3);     /* float logits near 800 carry only ~5e-5 absolute precision */
+#endif
+    {
+        double re, ce;
+        CHECK_OK(mhc_hc_ds_distance(&ctx, a, (size_t)T, n, &re, &ce));
+        CHECK_LE(re, 1e-6);          /* rows exact; columns not converged after 20 iterations */
+    }
+    /* huge spread and huge negative logits, with eps > 0: finite results and gradients */
+    for (k = 0; k < T * 16; k++) zbig[k] = z[k] * (mhc_real)200.0 - (mhc_real)(k % 3 == 0 ? 5000.0 : 0.0);
+    CHECK_OK(mhc_sinkhorn_forward(&ctx, MHC_PROJ_LOG, n, 20, 1e-6, a, zbig, T));
+    memset(ga, 0, sizeof ga);
+    CHECK_OK(mhc_sinkhorn_backward(&ctx, MHC_PROJ_LOG, n, 20, 1e-6, ga, w, zbig, T));
+    {
+        int bad = 0;
+        for (k = 0; k < T * 16; k++) bad += !(fabs((double)a[k]) <= 1.0 + 1e-6) || !(fabs((double)ga[k]) < 1e30);
+        CHECK(bad == 0);
+    }
+}
+
+#ifdef _OPENMP
+/* The same bits for 1 and 2 threads (chunks change, per-token work and reduction order do not). */
+static void hct_test_threads(void) {
+    static const mhc_hc_preset presets[2] = {MHC_PRESET_DSV4, MHC_PRESET_LITE};
+    int p, nt0 = omp_get_max_threads();
+    TEST_BEGIN("hc: bitwise identical for 1 and 2 threads");
+    for (p = 0; p < 3; p++) {
+        mhc_hc_spec s = p < 2 ? hct_spec(presets[p], MHC_VARIANT_PRESET, MHC_PROJ_PRESET, 4)
+                              : hct_spec(MHC_PRESET_DSV4, MHC_VARIANT_HC, MHC_PROJ_PRESET, 4);
+        hct_case kc;
+        hct_lib l1, l2;
+        double L1, L2;
+        mhc_ctx ctx;
+        size_t T = 200, C = 40, D = 4 * C;
+        mhc_ctx_init(&ctx);
+        hct_case_make(&kc, &s, (int)T, (int)C, 0, 1, 55);
+        hct_lib_make(&l1, &kc);
+        hct_lib_make(&l2, &kc);
+        omp_set_num_threads(1);
+        CHECK_OK(hct_lib_forward(&ctx, &kc, &l1, &L1));
+        CHECK_OK(hct_lib_backward(&ctx, &kc, &l1));
+        omp_set_num_threads(2);
+        CHECK_OK(hct_lib_forward(&ctx, &kc, &l2, &L2));
+        CHECK_OK(hct_lib_backward(&ctx, &kc, &l2));
+        CHECK(memcmp(l1.li, l2.li, T * C * sizeof(mhc_real)) == 0);
+        CHECK(memcmp(l1.A, l2.A, T * 16 * sizeof(mhc_real)) == 0);
+        CHECK(memcmp(l1.out, l2.out, T * D * sizeof(mhc_real)) == 0);
+        CHECK(memcmp(l1.dx, l2.dx, T * D * sizeof(mhc_real)) == 0);
+        CHECK(memcmp(l1.dfn, l2.dfn, (size_t)kc.nfn * sizeof(mhc_real)) == 0);
+        CHECK(memcmp(l1.dbase, l2.dbase, (size_t)kc.nbase * sizeof(mhc_real)) == 0);
+        CHECK(memcmp(l1.dscale, l2.dscale, (size_t)kc.nscale * sizeof(mhc_real)) == 0);
+        CHECK(memcmp(l1.dnw, l2.dnw, (size_t)kc.nnw * sizeof(mhc_real)) == 0);
+        hct_lib_free(&l1); hct_lib_free(&l2);
+        hct_case_free(&kc);
+    }
+    omp_set_num_threads(nt0);
+}
+#endif
+
+static void hct_test_expand_diag(void) {
+    mhc_ctx ctx;
+    mhc_real e[6] = {1, 2, 3, 4, 5, 6}, x[18], de[6] = {0}, dx[18];
+    int k;
+    mhc_ctx_init(&ctx);
+    TEST_BEGIN("expand");
+    mhc_k_hc_expand_forward(x, e, 2, 3, 3);
+    for (k = 0; k < 18; k++) CHECK(x[k] == e[(k / 9) * 3 + k % 3]);
+    for (k = 0; k < 18; k++) dx[k] = (mhc_real)k;
+    mhc_k_hc_expand_backward(de, dx, 2, 3, 3);
+    mhc_k_hc_expand_backward(de, dx, 2, 3, 3);       /* accumulates */
+    CHECK(de[0] == 2 * (0 + 3 + 6) && de[2] == 2 * (2 + 5 + 8) && de[4] == 2 * (10 + 13 + 16));
+    TEST_BEGIN("amax gain");
+    {
+        /* token 0: A1 = [[1,2],[0,1]], A2 = [[1,0],[3,1]] -> P = A2 A1 = [[1,2],[3,7]]: fwd 10, bwd 9;
+           token 1: A1 = I, A2 = [[0,-1],[1,0]] -> |rows| 1, |cols| 1 */
+        mhc_real A1[8] = {1, 2, 0, 1, 1, 0, 0, 1}, A2[8] = {1, 0, 3, 1, 0, -1, 1, 0};
+        const mhc_real *As[2];
+        mhc_gain_stats g;
+        As[0] = A1; As[1] = A2;
+        CHECK_OK(mhc_hc_amax_gain(&ctx, As, 2, 2, 2, &g));
+        CHECK_NEAR(g.fwd_max, 10, 1e-12); CHECK_NEAR(g.fwd_mean, 5.5, 1e-12);
+        CHECK_NEAR(g.bwd_max, 9, 1e-12); CHECK_NEAR(g.bwd_mean, 5, 1e-12);
+        As[0] = A2; As[1] = A1;           /* order matters: P = A1 A2 = [[7,2],[3,1]]: fwd 9, bwd 10 */
+        CHECK_OK(mhc_hc_amax_gain(&ctx, As, 2, 2, 2, &g));
+        CHECK_NEAR(g.fwd_max, 9, 1e-12); CHECK_NEAR(g.bwd_max, 10, 1e-12);
+        CHECK_RESULT(mhc_hc_amax_gain(&ctx, NULL, 2, 2, 2, &g), MHC_ERR_NULL);
+        CHECK_STR_HAS(mhc_ctx_message(&ctx), "A or out is NULL");
+        CHECK_RESULT(mhc_hc_amax_gain(&ctx, As, 0, 2, 2, &g), MHC_ERR_SIZE);
+        CHECK_STR_HAS(mhc_ctx_message(&ctx), "L = 0");
+        As[1] = NULL;
+        CHECK_RESULT(mhc_hc_amax_gain(&ctx, As, 2, 2, 2, &g), MHC_ERR_NULL);
+        CHECK_STR_HAS(mhc_ctx_message(&ctx), "A[1] is NULL");
+    }
+    {
+        /* 24 paper-preset layers: rows exact and entries >= 0, so the forward gain stays 1 */
+        mhc_hc_spec s = hct_spec(MHC_PRESET_PAPER, MHC_VARIANT_PRESET, MHC_PROJ_PRESET, 4);
+        mhc_real *As[24];
+        const mhc_real *Ac[24];
+        mhc_gain_stats g;
+        hct_case kc;
+        hct_lib l;
+        double L;
+        int li;
+        for (li = 0; li < 24; li++) {
+            hct_case_make(&kc, &s, 6, 4, 0, 0, (uint64_t)(300 + li));
+            hct_lib_make(&l, &kc);
+            CHECK_OK(hct_lib_forward(&ctx, &kc, &l, &L));
+            As[li] = l.A; Ac[li] = l.A; l.A = NULL;
+            hct_lib_free(&l);
+            hct_case_free(&kc);
+        }
+        CHECK_OK(mhc_hc_amax_gain(&ctx, Ac, 24, 6, 4, &g));
+        CHECK_NEAR(g.fwd_max, 1.0, 1e-5);
+        CHECK(g.bwd_max >= 1.0 && g.bwd_max < 2.0);
+        for (li = 0; li < 24; li++) free(As[li]);
+    }
+    TEST_BEGIN("ds distance");
+    {
+        mhc_real M[8] = {0.5, 0.5, 0.5, 0.5, 0.7, 0.2, 0.1, 0.7};   /* 2: rows .9/.8, cols .8/.9 */
+        double re, ce;
+        CHECK_OK(mhc_hc_ds_distance(&ctx, M, 1, 2, &re, &ce));
+        CHECK(re == 0 && ce == 0);
+        CHECK_OK(mhc_hc_ds_distance(&ctx, M, 2, 2, &re, &ce));
+        CHECK_NEAR(re, 0.2, 1e-6); CHECK_NEAR(ce, 0.2, 1e-6);
+        M[0] = (mhc_real)sqrt(-1.0);
+        CHECK_OK(mhc_hc_ds_distance(&ctx, M, 2, 2, &re, &ce));
+        CHECK(re == HUGE_VAL && ce == HUGE_VAL);
+        CHECK_RESULT(mhc_hc_ds_distance(&ctx, NULL, 2, 2, &re, &ce), MHC_ERR_NULL);
+        CHECK_STR_HAS(mhc_ctx_message(&ctx), "mhc_hc_ds_distance: NULL");
+        CHECK_RESULT(mhc_hc_ds_distance(&ctx, M, 0, 2, &re, &ce), MHC_ERR_SIZE);
+        CHECK_STR_HAS(mhc_ctx_message(&ctx), "count = 0");
+    }
+}
+
+static void hct_test_params(void) {
+    mhc_ctx ctx;
+    mhc_params ps;
+    mhc_rng rng;
+    mhc_hc_spec s = hct_spec(MHC_PRESET_DSV4, MHC_VARIANT_PRESET, MHC_PROJ_PRESET, 4);
+    mhc_hc_spec shc = hct_spec(MHC_PRESET_DSV4, MHC_VARIANT_HC, MHC_PROJ_PRESET, 4);
+    mhc_hc_spec snone = hct_spec(MHC_PRESET_DSV4, MHC_VARIANT_NONE, MHC_PROJ_PRESET, 1);
+    int ids[4], idh[4], idc[4], idn[4], fs[2], ns, nb, nw, i;
+    mhc_hc_params w, wh, wc;
+    mhc_ctx_init(&ctx);
+    mhc_rng_seed(&rng, 3);
+    TEST_BEGIN("hc params: shapes");
+    CHECK_OK(mhc_hc_param_shapes(&ctx, &s, 8, 0, fs, &ns, &nb, &nw));
+    CHECK(fs[0] == 24 && fs[1] == 32 && ns == 3 && nb == 24 && nw == 32);
+    CHECK_OK(mhc_hc_param_shapes(&ctx, &s, 8, 1, fs, &ns, &nb, &nw));
+    CHECK(fs[0] == 4 && fs[1] == 32 && ns == 1 && nb == 4 && nw == 32);
+    CHECK_OK(mhc_hc_param_shapes(&ctx, &shc, 8, 0, fs, &ns, &nb, &nw));
+    CHECK(fs[0] == 6 && fs[1] == 8 && ns == 3 && nb == 24 && nw == 8);
+    CHECK_OK(mhc_hc_param_shapes(&ctx, &snone, 8, 0, fs, &ns, &nb, &nw));
+    CHECK(fs[0] == 0 && ns == 0 && nb == 0 && nw == 0);
+    CHECK_RESULT(mhc_hc_param_shapes(&ctx, &s, 0, 0, fs, &ns, &nb, &nw), MHC_ERR_SIZE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "C = 0");
+    CHECK_RESULT(mhc_hc_param_shapes(&ctx, &s, 1 << 30, 0, fs, &ns, &nb, &nw), MHC_ERR_OVERFLOW);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "n*C = 4*1073741824 overflows");
+    CHECK_RESULT(mhc_hc_param_shapes(&ctx, &s, 8, 0, NULL, &ns, &nb, &nw), MHC_ERR_NULL);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "NULL output");
+    TEST_BEGIN("hc params: declare, get, init");
+    CHECK_OK(mhc_params_init(&ctx, &ps));
+    CHECK_OK(mhc_hc_params_declare(&ps, &s, 8, 0, 1, "l0", ids));
+    CHECK_OK(mhc_hc_params_declare(&ps, &s, 8, 1, 0, "head", idh));
+    CHECK_OK(mhc_hc_params_declare(&ps, &shc, 8, 0, 0, "hc3", idc));
+    CHECK_OK(mhc_hc_params_declare(&ps, &snone, 8, 0, 1, "none", idn));
+    CHECK(idn[0] == -1 && idn[3] == -1 && idh[3] == -1 && ids[3] >= 0);
+    CHECK(mhc_params_find(&ps, "l0.fn") == ids[0] && mhc_params_find(&ps, "l0.norm_weight") == ids[3]);
+    CHECK_RESULT(mhc_hc_params_get(&ps, ids, &w), MHC_ERR_STATE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "not allocated");
+    CHECK_RESULT(mhc_hc_params_declare(&ps, &s, 8, 0, 1, "l0", ids), MHC_ERR_VALUE);   /* duplicate names */
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "l0.fn");
+    CHECK_RESULT(mhc_hc_params_declare(&ps, &s, 8, 0, 1, "a_prefix_that_is_much_too_long_for_names", ids), MHC_ERR_VALUE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "longer than 30");
+    CHECK_RESULT(mhc_hc_params_declare(&ps, &s, 8, 0, 1, NULL, ids), MHC_ERR_NULL);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "ids or prefix is NULL");
+    CHECK_OK(mhc_hc_params_declare(&ps, &s, 8, 0, 1, "l1", ids));   /* ids were clobbered: redeclare a layer */
+    CHECK_OK(mhc_params_alloc(&ps));
+    CHECK_OK(mhc_hc_params_get(&ps, ids, &w));
+    CHECK_OK(mhc_hc_params_get(&ps, idh, &wh));
+    CHECK_OK(mhc_hc_params_get(&ps, idc, &wc));
+    CHECK(w.fn->shape[0] == 24 && w.fn->shape[1] == 32 && w.norm_weight && w.norm_weight->size == 32 && !wh.norm_weight);
+    CHECK_RESULT(mhc_hc_params_get(&ps, ids, NULL), MHC_ERR_NULL);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "ids or out is NULL");
+    CHECK_OK(mhc_hc_params_init(&ctx, &s, 0, 0, &w, &rng, 0.02));
+    CHECK(w.scale->data[0] == (mhc_real)0.01 && w.base->data[5] == 0 && w.norm_weight->data[31] == 1);
+    {
+        double ss = 0;
+        for (i = 0; i < (int)w.fn->size; i++) ss += (double)w.fn->data[i] * w.fn->data[i];
+        CHECK(sqrt(ss / w.fn->size) > 0.015 && sqrt(ss / w.fn->size) < 0.025);
+    }
+    CHECK_OK(mhc_hc_params_init(&ctx, &s, 1, 0, &wh, &rng, 0.02));
+    CHECK_OK(mhc_hc_params_init(&ctx, &shc, 0, 6, &wc, &rng, 0.0));
+    CHECK(wc.base->data[2] == 1 && wc.base->data[0] == 0 && wc.base->data[4] == 1 && wc.base->data[7] == 1);
+    CHECK(wc.base->data[8] == 1 && wc.base->data[9] == 0 && wc.base->data[8 + 15] == 1 && wc.fn->data[3] == 0);
+    CHECK_RESULT(mhc_hc_params_init(&ctx, &shc, 0, 0, &wh, &rng, 0.02), MHC_ERR_SHAPE);   /* head tensors for a layer */
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "do not match n = 4");
+    CHECK_RESULT(mhc_hc_params_init(&ctx, &s, 0, 0, &w, &rng, -1.0), MHC_ERR_VALUE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "fn_std = -1");
+    CHECK_RESULT(mhc_hc_params_init(&ctx, &s, 0, 0, NULL, &rng, 0.02), MHC_ERR_NULL);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "w or rng is NULL");
+    {
+        mhc_hc_params bad = w;
+        bad.base = NULL;
+        CHECK_RESULT(mhc_hc_params_init(&ctx, &s, 0, 0, &bad, &rng, 0.02), MHC_ERR_NULL);
+        CHECK_STR_HAS(mhc_ctx_message(&ctx), "fn, scale and base tensors");
+    }
+    CHECK_OK(mhc_hc_params_init(&ctx, &snone, 0, 0, &w, &rng, 0.02));     /* none: nothing to do */
+    mhc_params_free(&ps);
+}
+
+/* Error paths of the raw-array layer and projection functions. */
+static void hct_test_errors(void) {
+    mhc_ctx ctx;
+    mhc_hc_spec s = hct_spec(MHC_PRESET_DSV4, MHC_VARIANT_PRESET, MHC_PROJ_PRESET, 2), bad;
+    mhc_real x[16] = {0}, fn[8 * 8] = {0}, sc[3] = {1, 1, 1}, b[8] = {0}, li[8], o[64];
+    mhc_ctx_init(&ctx);
+    TEST_BEGIN("sinkhorn errors");
+    CHECK_RESULT(mhc_sinkhorn_forward(&ctx, MHC_PROJ_EXP, 2, 3, 0, NULL, x, 2), MHC_ERR_NULL);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "mhc_sinkhorn_forward: an array argument is NULL");
+    CHECK_RESULT(mhc_sinkhorn_forward(&ctx, MHC_PROJ_EXP, 2, 3, 0, o, x, 0), MHC_ERR_SIZE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "T = 0 tokens");
+    CHECK_RESULT(mhc_sinkhorn_forward(&ctx, MHC_PROJ_EXP, 0, 3, 0, o, x, 2), MHC_ERR_SIZE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "n = 0");
+    CHECK_RESULT(mhc_sinkhorn_forward(&ctx, MHC_PROJ_PRESET, 2, 3, 0, o, x, 2), MHC_ERR_VALUE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "projection 0 is not softmax, exp, log or perm");
+    CHECK_RESULT(mhc_sinkhorn_forward(&ctx, MHC_PROJ_PERM, 9, 3, 0, o, x, 2), MHC_ERR_VALUE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "n = 9 is too large");
+    CHECK_RESULT(mhc_sinkhorn_forward(&ctx, MHC_PROJ_SOFTMAX, 2, 0, 0, o, x, 2), MHC_ERR_VALUE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "iters = 0");
+    CHECK_RESULT(mhc_sinkhorn_forward(&ctx, MHC_PROJ_SOFTMAX, 2, 3, -1e-6, o, x, 2), MHC_ERR_VALUE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "eps = -1e-06");
+    CHECK_RESULT(mhc_sinkhorn_backward(&ctx, MHC_PROJ_SOFTMAX, 2, 3, 0, o, NULL, x, 2), MHC_ERR_NULL);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "mhc_sinkhorn_backward: d_out is NULL");
+    CHECK_RESULT(mhc_sinkhorn_backward(&ctx, MHC_PROJ_SOFTMAX, 2, 3, 0, o, x, NULL, 2), MHC_ERR_NULL);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "mhc_sinkhorn_backward: an array argument is NULL");
+    TEST_BEGIN("pre/head errors");
+    CHECK_RESULT(mhc_hc_pre_forward(&ctx, NULL, li, 0, 0, 0, x, fn, sc, b, 0, 2, 2), MHC_ERR_NULL);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "mhc_hc_pre_forward: spec is NULL");
+    CHECK_RESULT(mhc_hc_pre_forward(&ctx, &s, li, 0, 0, 0, NULL, fn, sc, b, 0, 2, 2), MHC_ERR_NULL);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "x is NULL");
+    CHECK_RESULT(mhc_hc_pre_forward(&ctx, &s, NULL, 0, 0, 0, x, fn, sc, b, 0, 2, 2), MHC_ERR_NULL);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "layer_input is NULL");
+    CHECK_RESULT(mhc_hc_pre_forward(&ctx, &s, li, 0, 0, 0, x, NULL, sc, b, 0, 2, 2), MHC_ERR_NULL);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "fn, scale and base are required (fn NULL, scale given, base given)");
+    CHECK_RESULT(mhc_hc_pre_forward(&ctx, &s, li, 0, 0, 0, x, fn, sc, b, 0, 0, 2), MHC_ERR_SIZE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "T = 0, C = 2");
+    CHECK_RESULT(mhc_hc_pre_forward(&ctx, &s, li, 0, 0, 0, x, fn, sc, b, 0, 1 << 30, 1 << 30), MHC_ERR_OVERFLOW);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "overflows");
+    CHECK_RESULT(mhc_hc_pre_backward(&ctx, &s, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, fn, sc, b, 0, 2, 2), MHC_ERR_NULL);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "mhc_hc_pre_backward: x is NULL");
+    CHECK_RESULT(mhc_hc_head_forward(&ctx, &s, NULL, 0, x, fn, sc, b, 0, 2, 2), MHC_ERR_NULL);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "mhc_hc_head_forward: out is NULL");
+    CHECK_RESULT(mhc_hc_head_backward(&ctx, &s, 0, 0, 0, 0, 0, 0, 0, x, fn, NULL, b, 0, 2, 2), MHC_ERR_NULL);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "mhc_hc_head_backward: fn, scale and base are required");
+    TEST_BEGIN("hand-built spec errors");
+    bad = s; bad.n = 0;
+    CHECK_RESULT(mhc_hc_pre_forward(&ctx, &bad, li, 0, 0, 0, x, fn, sc, b, 0, 2, 2), MHC_ERR_SIZE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "spec.n = 0");
+    bad = s; bad.variant = MHC_VARIANT_NONE;
+    CHECK_RESULT(mhc_hc_pre_forward(&ctx, &bad, li, 0, 0, 0, x, fn, sc, b, 0, 2, 2), MHC_ERR_VALUE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "variant none needs n = 1, not 2");
+    bad = s; bad.variant = MHC_VARIANT_HC;
+    CHECK_RESULT(mhc_hc_pre_forward(&ctx, &bad, li, 0, 0, 0, x, fn, sc, b, 0, 2, 2), MHC_ERR_VALUE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "spec.m = 8, expected n + 2 = 4 for hc");
+    bad = s; bad.projection = MHC_PROJ_PERM;
+    CHECK_RESULT(mhc_hc_pre_forward(&ctx, &bad, li, 0, 0, 0, x, fn, sc, b, 0, 2, 2), MHC_ERR_VALUE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "variant mhc does not go with projection perm");
+    bad = s; bad.variant = MHC_VARIANT_LITE; bad.projection = MHC_PROJ_PERM; bad.n = 9;
+    CHECK_RESULT(mhc_hc_pre_forward(&ctx, &bad, li, 0, 0, 0, x, fn, sc, b, 0, 2, 2), MHC_ERR_VALUE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "supports n <= 8, not 9");
+    bad = s; bad.nres = 5;
+    CHECK_RESULT(mhc_hc_pre_forward(&ctx, &bad, li, 0, 0, 0, x, fn, sc, b, 0, 2, 2), MHC_ERR_VALUE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "spec.nres = 5 / spec.m = 8 do not match n = 2");
+    bad = s; bad.iters = 0;
+    CHECK_RESULT(mhc_hc_pre_forward(&ctx, &bad, li, 0, 0, 0, x, fn, sc, b, 0, 2, 2), MHC_ERR_VALUE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "spec.iters = 0");
+    bad = s; bad.orient = MHC_ORIENT_PRESET;
+    CHECK_RESULT(mhc_hc_pre_forward(&ctx, &bad, li, 0, 0, 0, x, fn, sc, b, 0, 2, 2), MHC_ERR_VALUE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "spec.orient = 0");
+    bad = s; bad.norm_eps = -1;
+    CHECK_RESULT(mhc_hc_pre_forward(&ctx, &bad, li, 0, 0, 0, x, fn, sc, b, 0, 2, 2), MHC_ERR_VALUE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "epsilons and post_mult must be finite");
+    bad = s; bad.variant = (mhc_hc_variant)42;
+    CHECK_RESULT(mhc_hc_pre_forward(&ctx, &bad, li, 0, 0, 0, x, fn, sc, b, 0, 2, 2), MHC_ERR_VALUE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "spec.variant = 42");
+}
+
+/* libgomp keeps its thread pool alive until exit, and valgrind reports the pool threads' TLS as
+   "possibly lost". OpenMP 5.0's omp_pause_resource_all releases the pool (libgomp has it since
+   GCC 10, while still defining _OPENMP as 4.5). */
+static void hct_omp_release(void) {
+#if defined(_OPENMP) && (_OPENMP >= 201811 || (defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 10))
+    omp_pause_resource_all(omp_pause_hard);
+#endif
+}
+
 void TP(test_hc)(void); void TP(test_hc)(void) {
     TP(hct_worst_fwd) = TP(hct_worst_grad_ref) = TP(hct_worst_grad_lib) = 0;
+    hct_test_config();
+    hct_test_projections();
+    hct_test_marginals();
+    hct_test_logdomain();
+#ifdef _OPENMP
+    hct_test_threads();
+#endif
+    hct_test_expand_diag();
+    hct_test_params();
+    hct_test_errors();
     hct_test_layer_grads();
+    hct_omp_release();
     printf("  [%s] hc: worst forward diff %.3g, worst grad rel err vs FD(reference) %.3g, vs FD(library) %.3g\n",
            TEST_PREC, TP(hct_worst_fwd), TP(hct_worst_grad_ref), TP(hct_worst_grad_lib));
 }
