@@ -8,3 +8,4 @@
 
 #include "test_core.c"
 #include "test_npy.c"
+#include "test_compare.c"
