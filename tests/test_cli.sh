@@ -23,5 +23,14 @@ check 0 "compare a case with itself" "$mhc" compare $v/layer_dsv4_n4/expected $v
 check 0 "compare, options" "$mhc" compare --rtol=0 --atol 0 $v/layer_dsv4_n4/expected $v/layer_dsv4_n4/expected
 check 1 "compare two different cases" "$mhc" compare $v/layer_tilekernels_n4/expected $v/layer_dsv4_n4/expected
 check 1 "compare against inputs" "$mhc" compare $v/layer_dsv4_n4 $v/layer_dsv4_n4/expected
-if [ $fail -eq 0 ]; then echo "test_cli: 13 passed"; fi
+# every committed vector file parses (inputs and expected, each directory against itself)
+cases=0
+for d in $v/*/; do
+    [ -f "$d/case.txt" ] || continue
+    check 0 "inputs of $d" "$mhc" compare "$d" "$d"
+    check 0 "expected of $d" "$mhc" compare "$d/expected" "$d/expected"
+    cases=$((cases + 1))
+done
+[ $cases -gt 0 ] || { echo "FAIL test_cli: no vector cases under $v"; fail=1; }
+if [ $fail -eq 0 ]; then echo "test_cli: $((13 + 2 * cases)) passed ($cases vector cases parse)"; fi
 exit $fail
