@@ -402,9 +402,9 @@ MHCDEF mhc_result mhc_gradcheck(mhc_tape *tp, mhc_loss_fn fn, mhc_tensor **input
  * I/O: .npy AND CHECKPOINTS
  * ========================================================================================= */
 
-/* I/O: files as flat double arrays (.npy, the interchange format of the test vectors) and,
- * below, checkpoints. Everything here goes through mhc_read_file / stdio; nothing in this
- * section depends on mhc_real (values are converted to and from double). */
+/* I/O: .npy files (the interchange format of the test vectors: arrays of doubles) and, below,
+ * checkpoints. Whole files are read with mhc_read_file; writes use stdio. The NPY part does not
+ * depend on mhc_real (values are converted to and from double). */
 
 /* ---------------------------------------- NPY ---------------------------------------------
  * NumPy .npy files: magic "\x93NUMPY", version 1.0 (2-byte header length) or 2.0 / 3.0
@@ -1078,10 +1078,10 @@ static mhc_result mhc__npy_shape(mhc__npy_lex *lx, mhc_npy *out) {
         if (*lx->p == '0' && lx->p + 1 < lx->end && lx->p[1] >= '0' && lx->p[1] <= '9')
             return mhc__npy_bad(lx, "integer with a leading zero in 'shape'");
         while (lx->p < lx->end && *lx->p >= '0' && *lx->p <= '9') {
-            v = v * 10 + (*lx->p - '0');
-            if (v > 2147483647L)
+            if (v > (2147483647L - (*lx->p - '0')) / 10)   /* v * 10 + digit would exceed INT_MAX */
                 return mhc_fail(lx->ctx, MHC_ERR_OVERFLOW, "mhc_npy_parse: %s: dimension %d of 'shape' exceeds %d",
                                 lx->name, count, 2147483647);
+            v = v * 10 + (*lx->p - '0');
             lx->p++;
         }
         if (lx->p < lx->end && (*lx->p == 'L' || *lx->p == 'l')) lx->p++;

@@ -302,6 +302,8 @@ void TP(test_npy)(void); void TP(test_npy)(void) {
                 "'shape' has more than 4 dimensions");
     npyt_expect("{'descr': '<f8', 'fortran_order': False, 'shape': (2147483648,)}", 8, MHC_ERR_OVERFLOW,
                 "dimension 0 of 'shape' exceeds 2147483647");
+    npyt_expect("{'descr': '<f8', 'fortran_order': False, 'shape': (2147483647,)}", 8, MHC_ERR_FORMAT,
+                "truncated data: the shape needs 17179869176 data bytes");   /* INT_MAX itself is a valid dim */
     npyt_expect("{'descr': '<f8', 'fortran_order': False, 'shape': (3, 99999999999999999999999,)}", 8,
                 MHC_ERR_OVERFLOW, "dimension 1 of 'shape' exceeds");
     npyt_expect("{'descr': '<f8', 'fortran_order': False, 'shape': (2147483647, 2147483647, 2147483647, 2)}", 8,
