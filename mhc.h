@@ -1815,9 +1815,10 @@ MHCDEF mhc_result mhc_gradcheck(mhc_tape *tp, mhc_loss_fn fn, mhc_tensor **input
     memset(res, 0, sizeof *res);
     res->worst_input = res->worst_index = -1;
     analytic = MHC__CAST(mhc_real **, MHC_MALLOC((size_t)ninputs * sizeof(mhc_real *)));
+    if (analytic) for (i = 0; i < ninputs; i++) analytic[i] = NULL;
     dir = MHC__CAST(mhc_real **, MHC_MALLOC((size_t)ninputs * sizeof(mhc_real *)));
+    if (dir) for (i = 0; i < ninputs; i++) dir[i] = NULL;
     if (!analytic || !dir) { r = mhc_fail(ctx, MHC_ERR_NOMEM, "mhc_gradcheck: out of memory"); goto done; }
-    for (i = 0; i < ninputs; i++) analytic[i] = dir[i] = NULL;
     /* 1. analytic gradients */
     mhc_tape_reset(tp);
     for (i = 0; i < ninputs; i++) memset(inputs[i]->grad, 0, inputs[i]->size * sizeof(mhc_real));
