@@ -28,6 +28,9 @@ int mhc_compare_dirs(const char *out_dir, const char *exp_dir, double rtol, doub
 int mhc_cli_compare(int argc, char **argv);
 /* mhc verify ... (examples/verify.c) */
 int mhc_cli_verify(int argc, char **argv);
+/* mhc train ... / mhc demo ... (examples/train.c; not yet dispatched by examples/mhc_cli.c) */
+int mhc_cli_train(int argc, char **argv);
+int mhc_cli_demo(int argc, char **argv);
 
 #ifdef __cplusplus
 }
