@@ -321,6 +321,7 @@ typedef struct mhc_tape {
     int nodes;                  /* number of recorded nodes */
     int no_grad;                /* nonzero: ops record nothing and outputs need no gradient */
     int backward_done;          /* set by mhc_tape_backward until the next reset */
+    int failed;                 /* an op failed since the last reset (its message is in ctx) */
 } mhc_tape;
 
 MHCDEF mhc_result mhc_tape_init(mhc_ctx *ctx, mhc_tape *tp, mhc_arena *arena);
@@ -332,6 +333,10 @@ MHCDEF mhc_result mhc_tape_backward(mhc_tape *tp, mhc_tensor *loss);
 MHCDEF mhc_result mhc_tape_reset(mhc_tape *tp);
 MHCDEF void       mhc_tape_free(mhc_tape *tp);   /* the tape owns nothing but its nodes (in the arena) */
 
+/* Point t at caller-owned memory (grad may be NULL): for inputs and parameters kept outside
+   an arena or parameter store. */
+MHCDEF mhc_result mhc_tensor_wrap(mhc_ctx *ctx, mhc_tensor *t, mhc_real *data, mhc_real *grad, int ndim,
+                                  const int *shape);
 /* A new arena tensor, data zeroed; with_grad != 0 gives it a zeroed gradient (unless no-grad). */
 MHCDEF mhc_tensor *mhc_tensor_new(mhc_tape *tp, int ndim, const int *shape, int with_grad);
 /* A view of t with another shape of the same size; shares data and gradient. */
@@ -576,6 +581,25 @@ MHCDEF mhc_result mhc_hc_params_get(mhc_params *store, const int ids[4], mhc_hc_
 MHCDEF mhc_result mhc_hc_params_init(mhc_ctx *ctx, const mhc_hc_spec *s, int head, int layer_index,
                                      mhc_hc_params *w, mhc_rng *rng, double fn_std);
 
+/* ---- tape ops ---- */
+/* The pre step as ONE fused op: one pass over x per token for the matmul and the sum of squares
+   (matmul first, RMS division after, paper Sec. 4.3.1), gates, projection and layer_input, with
+   a hand-written backward. Outputs (all with gradients when any input needs one):
+   layer_input [T,C], h_pre [T,n], h_post [T,n], h_res [T,n,n]. x is [T,n,C] (or [T,n*C]). */
+typedef struct mhc_hc_pre_out {
+    mhc_tensor *layer_input, *h_pre, *h_post, *h_res;
+} mhc_hc_pre_out;
+MHCDEF mhc_result mhc_hc_pre(mhc_tape *tp, const mhc_hc_spec *s, mhc_tensor *x, const mhc_hc_params *w,
+                             mhc_hc_pre_out *out);
+/* out[T,n,C] = A x + h_post f_out (f_out [T,C] may be NULL). */
+MHCDEF mhc_tensor *mhc_hc_post(mhc_tape *tp, mhc_tensor *x, mhc_tensor *h_res, mhc_tensor *h_post, mhc_tensor *f_out);
+/* e [T,C] -> x [T,n,C]. */
+MHCDEF mhc_tensor *mhc_hc_expand(mhc_tape *tp, mhc_tensor *e, int n);
+/* x [T,n,C] -> out [T,C] (the head parameters: fn [n,n*C], scale [1], base [n]). */
+MHCDEF mhc_tensor *mhc_hc_head(mhc_tape *tp, const mhc_hc_spec *s, mhc_tensor *x, const mhc_hc_params *w);
+/* logits [T, nres] (or [T,n,n]) -> the projection [T,n,n], as a tape op. */
+MHCDEF mhc_tensor *mhc_sinkhorn(mhc_tape *tp, mhc_projection proj, int n, int iters, double eps, mhc_tensor *logits);
+
 /* ---- diagnostics (MHC_SPEC.md Sec. 7) ---- */
 typedef struct mhc_gain_stats {
     double fwd_max, fwd_mean;  /* over tokens: max_i sum_j |P_ij| of P = A_L ... A_1 */
@@ -597,7 +621,44 @@ MHCDEF mhc_result mhc_hc_ds_distance(mhc_ctx *ctx, const mhc_real *A, size_t cou
  * I/O: .npy AND CHECKPOINTS
  * ========================================================================================= */
 
-/* (section filled by the I/O layer) */
+/* I/O: .npy files (the interchange format of the test vectors: arrays of doubles) and, below,
+ * checkpoints. Whole files are read with mhc_read_file; writes use stdio. The NPY part does not
+ * depend on mhc_real (values are converted to and from double). */
+
+/* ---------------------------------------- NPY ---------------------------------------------
+ * NumPy .npy files: magic "\x93NUMPY", version 1.0 (2-byte header length) or 2.0 / 3.0
+ * (4-byte), then a Python dict literal {'descr': ..., 'fortran_order': ..., 'shape': (...)}.
+ * Read: dtype '<f4' or '<f8' only (converted to double; '>' big-endian, ints, structured
+ * dtypes are refused), fortran_order False only, 0 to MHC_MAX_DIMS dimensions (0-d scalar:
+ * ndim 0, size 1), every dimension >= 1 (empty arrays are refused). The data must be exactly
+ * size * itemsize bytes: a truncated file AND trailing bytes after the data are both refused
+ * (MHC_ERR_FORMAT), so a corrupted or concatenated file never loads silently. The parser reads
+ * only inside [buf, buf + len) whatever the bytes (it is a fuzz target).
+ * Write: '<f8', version 1.0, header laid out byte for byte as numpy 1.24 writes it (spare
+ * spaces, 64-byte aligned data, final '\n'). */
+typedef struct mhc_npy {
+    int ndim;                   /* 0..MHC_MAX_DIMS */
+    int shape[MHC_MAX_DIMS];    /* unused trailing entries are 1 */
+    size_t size;                /* product of the shape (1 for a 0-d array) */
+    int src_bytes;              /* 4 ('<f4') or 8 ('<f8'): the item size in the file */
+    double *data;               /* size values, C order, MHC_MALLOC'd (mhc_npy_free) */
+} mhc_npy;
+
+/* Parse a whole .npy file held in memory. name names the source in messages (NULL:
+   "<buffer>"). On error *out is left empty (data NULL) and the message names the problem. */
+MHCDEF mhc_result mhc_npy_parse(mhc_ctx *ctx, const void *buf, size_t len, const char *name, mhc_npy *out);
+/* mhc_read_file + mhc_npy_parse: '<f4' or '<f8', C order, version 1/2/3, converted to double. */
+MHCDEF mhc_result mhc_npy_read(mhc_ctx *ctx, const char *path, mhc_npy *out);
+/* Write a '<f8' version 1.0 file. ndim 0..MHC_MAX_DIMS (shape may be NULL when ndim is 0). */
+MHCDEF mhc_result mhc_npy_write(mhc_ctx *ctx, const char *path, int ndim, const int *shape, const double *data);
+MHCDEF void       mhc_npy_free(mhc_npy *a);   /* frees data and zeroes *a; NULL is fine */
+/* Read a whole file into *buf (MHC_MALLOC'd, free with MHC_FREE; one extra 0 byte follows the
+   len bytes, so a text file is a C string). *buf is NULL on error. */
+MHCDEF mhc_result mhc_read_file(mhc_ctx *ctx, const char *path, void **buf, size_t *len);
+
+/* -------------------------------------- CHECKPOINTS ---------------------------------------- */
+
+/* (filled by the checkpoint layer) */
 
 #ifdef __cplusplus
 }
@@ -1074,19 +1135,1006 @@ MHCDEF void mhc_params_free(mhc_params *p) {
  * KERNELS (implementation)
  * ========================================================================================= */
 
-/* @@KERNELS@@ */
+/* Matmul. Each output row belongs to one thread; inside a row the k loop runs in a fixed order,
+   so the bits do not depend on the thread count. Loop orders keep the innermost loop contiguous. */
+
+/* C[M,N] (+)= A[M,K] B[K,N] */
+MHCDEF void mhc_k_matmul_ab(mhc_real *C, const mhc_real *A, const mhc_real *B, int M, int K, int N, int acc) {
+    int i;
+    MHC__OMP_FOR((double)M * K * N > MHC__PAR_WORK)
+    for (i = 0; i < M; i++) {
+        mhc_real *c = C + (size_t)i * N;
+        const mhc_real *a = A + (size_t)i * K;
+        int k, j;
+        if (!acc) for (j = 0; j < N; j++) c[j] = 0;
+        for (k = 0; k < K; k++) {
+            const mhc_real aik = a[k];
+            const mhc_real *b = B + (size_t)k * N;
+            for (j = 0; j < N; j++) c[j] += aik * b[j];
+        }
+    }
+}
+
+/* C[M,N] (+)= A[M,K] B[N,K]^T   (row-by-row dot products) */
+MHCDEF void mhc_k_matmul_abt(mhc_real *C, const mhc_real *A, const mhc_real *B, int M, int K, int N, int acc) {
+    int i;
+    MHC__OMP_FOR((double)M * K * N > MHC__PAR_WORK)
+    for (i = 0; i < M; i++) {
+        const mhc_real *a = A + (size_t)i * K;
+        int j, k;
+        for (j = 0; j < N; j++) {
+            const mhc_real *b = B + (size_t)j * K;
+            mhc_real s = 0;
+            for (k = 0; k < K; k++) s += a[k] * b[k];
+            if (acc) C[(size_t)i * N + j] += s; else C[(size_t)i * N + j] = s;
+        }
+    }
+}
+
+/* C[M,N] (+)= A[K,M]^T B[K,N] */
+MHCDEF void mhc_k_matmul_atb(mhc_real *C, const mhc_real *A, const mhc_real *B, int M, int K, int N, int acc) {
+    int i;
+    MHC__OMP_FOR((double)M * K * N > MHC__PAR_WORK)
+    for (i = 0; i < M; i++) {
+        mhc_real *c = C + (size_t)i * N;
+        int k, j;
+        if (!acc) for (j = 0; j < N; j++) c[j] = 0;
+        for (k = 0; k < K; k++) {
+            const mhc_real aki = A[(size_t)k * M + i];
+            const mhc_real *b = B + (size_t)k * N;
+            for (j = 0; j < N; j++) c[j] += aki * b[j];
+        }
+    }
+}
+
+/* The naive references: one output at a time, accumulated in double. */
+MHCDEF void mhc_ref_matmul_ab(mhc_real *C, const mhc_real *A, const mhc_real *B, int M, int K, int N, int acc) {
+    int i, j, k;
+    for (i = 0; i < M; i++)
+        for (j = 0; j < N; j++) {
+            double s = acc ? (double)C[(size_t)i * N + j] : 0.0;
+            for (k = 0; k < K; k++) s += (double)A[(size_t)i * K + k] * (double)B[(size_t)k * N + j];
+            C[(size_t)i * N + j] = (mhc_real)s;
+        }
+}
+MHCDEF void mhc_ref_matmul_abt(mhc_real *C, const mhc_real *A, const mhc_real *B, int M, int K, int N, int acc) {
+    int i, j, k;
+    for (i = 0; i < M; i++)
+        for (j = 0; j < N; j++) {
+            double s = acc ? (double)C[(size_t)i * N + j] : 0.0;
+            for (k = 0; k < K; k++) s += (double)A[(size_t)i * K + k] * (double)B[(size_t)j * K + k];
+            C[(size_t)i * N + j] = (mhc_real)s;
+        }
+}
+MHCDEF void mhc_ref_matmul_atb(mhc_real *C, const mhc_real *A, const mhc_real *B, int M, int K, int N, int acc) {
+    int i, j, k;
+    for (i = 0; i < M; i++)
+        for (j = 0; j < N; j++) {
+            double s = acc ? (double)C[(size_t)i * N + j] : 0.0;
+            for (k = 0; k < K; k++) s += (double)A[(size_t)k * M + i] * (double)B[(size_t)k * N + j];
+            C[(size_t)i * N + j] = (mhc_real)s;
+        }
+}
+
+/* RMSNorm: y = x * r * w,  r = 1 / sqrt(mean(x^2) + eps). */
+MHCDEF void mhc_k_rmsnorm_forward(mhc_real *y, mhc_real *rstd, const mhc_real *x, const mhc_real *w,
+                                  int N, int D, double eps) {
+    int i;
+    MHC__OMP_FOR((double)N * D > MHC__PAR_WORK)
+    for (i = 0; i < N; i++) {
+        const mhc_real *xi = x + (size_t)i * D;
+        mhc_real *yi = y + (size_t)i * D;
+        double ss = 0.0, r;
+        int j;
+        for (j = 0; j < D; j++) ss += (double)xi[j] * (double)xi[j];
+        r = 1.0 / sqrt(ss / D + eps);
+        if (rstd) rstd[i] = (mhc_real)r;
+        for (j = 0; j < D; j++) yi[j] = (mhc_real)((double)xi[j] * r * (w ? (double)w[j] : 1.0));
+    }
+}
+
+/* dx_j += r w_j dy_j - x_j r^3/D sum_k dy_k w_k x_k;   dw_j += sum_rows dy_j x_j r */
+MHCDEF void mhc_k_rmsnorm_backward(mhc_real *dx, mhc_real *dw, const mhc_real *dy, const mhc_real *x,
+                                   const mhc_real *w, const mhc_real *rstd, int N, int D) {
+    int i, j;
+    if (dx) {
+        MHC__OMP_FOR((double)N * D > MHC__PAR_WORK)
+        for (i = 0; i < N; i++) {
+            const mhc_real *xi = x + (size_t)i * D, *dyi = dy + (size_t)i * D;
+            mhc_real *dxi = dx + (size_t)i * D;
+            double r = (double)rstd[i], dot = 0.0, c;
+            int k;
+            for (k = 0; k < D; k++) dot += (double)dyi[k] * (w ? (double)w[k] : 1.0) * (double)xi[k];
+            c = r * r * r * dot / D;
+            for (k = 0; k < D; k++)
+                dxi[k] += (mhc_real)(r * (w ? (double)w[k] : 1.0) * (double)dyi[k] - (double)xi[k] * c);
+        }
+    }
+    if (dw) {
+        MHC__OMP_FOR((double)N * D > MHC__PAR_WORK)
+        for (j = 0; j < D; j++) {
+            double s = 0.0;
+            int r;
+            for (r = 0; r < N; r++) s += (double)dy[(size_t)r * D + j] * (double)x[(size_t)r * D + j] * (double)rstd[r];
+            dw[j] += (mhc_real)s;
+        }
+    }
+}
+
+#define MHC__GELU_K 0.7978845608028654   /* sqrt(2/pi) */
+#define MHC__GELU_C 0.044715
+
+/* sigmoid(x) = 1/(1+e^-x), computed without overflow on either side */
+static double mhc__sigmoid(double x) {
+    if (x >= 0) return 1.0 / (1.0 + exp(-x));
+    else { double e = exp(x); return e / (1.0 + e); }
+}
+
+MHCDEF double mhc_act_value(mhc_act act, double x) {
+    switch (act) {
+    case MHC_ACT_SIGMOID: return mhc__sigmoid(x);
+    case MHC_ACT_TANH: return tanh(x);
+    case MHC_ACT_GELU: return 0.5 * x * (1.0 + tanh(MHC__GELU_K * (x + MHC__GELU_C * x * x * x)));
+    case MHC_ACT_SILU: return x * mhc__sigmoid(x);
+    }
+    return 0.0;
+}
+
+MHCDEF double mhc_act_deriv(mhc_act act, double x) {
+    switch (act) {
+    case MHC_ACT_SIGMOID: { double s = mhc__sigmoid(x); return s * (1.0 - s); }
+    case MHC_ACT_TANH: { double t = tanh(x); return 1.0 - t * t; }
+    case MHC_ACT_GELU: {
+        double t = tanh(MHC__GELU_K * (x + MHC__GELU_C * x * x * x));
+        return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * MHC__GELU_K * (1.0 + 3.0 * MHC__GELU_C * x * x);
+    }
+    case MHC_ACT_SILU: { double s = mhc__sigmoid(x); return s + x * s * (1.0 - s); }
+    }
+    return 0.0;
+}
+
+MHCDEF void mhc_k_act_forward(mhc_act act, mhc_real *y, const mhc_real *x, size_t n) {
+    long i, nn = (long)n;
+    MHC__OMP_FOR(nn > MHC__PAR_WORK / 8)
+    for (i = 0; i < nn; i++) y[i] = (mhc_real)mhc_act_value(act, (double)x[i]);
+}
+
+MHCDEF void mhc_k_act_backward(mhc_act act, mhc_real *dx, const mhc_real *dy, const mhc_real *x, size_t n) {
+    long i, nn = (long)n;
+    MHC__OMP_FOR(nn > MHC__PAR_WORK / 8)
+    for (i = 0; i < nn; i++) dx[i] += (mhc_real)(mhc_act_deriv(act, (double)x[i]) * (double)dy[i]);
+}
+
+/* softmax: y_j = exp(x_j - max) / sum_k exp(x_k - max) */
+MHCDEF void mhc_k_softmax_forward(mhc_real *y, const mhc_real *x, int N, int D) {
+    int i;
+    MHC__OMP_FOR((double)N * D > MHC__PAR_WORK / 8)
+    for (i = 0; i < N; i++) {
+        const mhc_real *xi = x + (size_t)i * D;
+        mhc_real *yi = y + (size_t)i * D;
+        double mx = (double)xi[0], s = 0.0;
+        int j;
+        for (j = 1; j < D; j++) if ((double)xi[j] > mx) mx = (double)xi[j];
+        for (j = 0; j < D; j++) s += exp((double)xi[j] - mx);
+        for (j = 0; j < D; j++) yi[j] = (mhc_real)(exp((double)xi[j] - mx) / s);
+    }
+}
+
+/* dx_j += y_j (dy_j - sum_k y_k dy_k) */
+MHCDEF void mhc_k_softmax_backward(mhc_real *dx, const mhc_real *dy, const mhc_real *y, int N, int D) {
+    int i;
+    MHC__OMP_FOR((double)N * D > MHC__PAR_WORK / 8)
+    for (i = 0; i < N; i++) {
+        const mhc_real *yi = y + (size_t)i * D, *dyi = dy + (size_t)i * D;
+        mhc_real *dxi = dx + (size_t)i * D;
+        double dot = 0.0;
+        int j;
+        for (j = 0; j < D; j++) dot += (double)yi[j] * (double)dyi[j];
+        for (j = 0; j < D; j++) dxi[j] += (mhc_real)((double)yi[j] * ((double)dyi[j] - dot));
+    }
+}
+
+/* out[t,:] = table[ids[t],:] */
+MHCDEF void mhc_k_embedding_forward(mhc_real *out, const int *ids, const mhc_real *table, int T, int D) {
+    int t;
+    for (t = 0; t < T; t++) memcpy(out + (size_t)t * D, table + (size_t)ids[t] * D, (size_t)D * sizeof(mhc_real));
+}
+
+/* dtable[ids[t],:] += dout[t,:]   (serial over t: rows may repeat, the order is fixed) */
+MHCDEF void mhc_k_embedding_backward(mhc_real *dtable, const mhc_real *dout, const int *ids, int T, int D) {
+    int t, j;
+    for (t = 0; t < T; t++) {
+        mhc_real *d = dtable + (size_t)ids[t] * D;
+        const mhc_real *g = dout + (size_t)t * D;
+        for (j = 0; j < D; j++) d[j] += g[j];
+    }
+}
+
+/* Causal attention per (b, h, t): p = softmax_{t2 <= t}(q_t . k_t2 / sqrt(hs)), out_t = sum p v_t2 */
+MHCDEF void mhc_k_attention_forward(mhc_real *out, mhc_real *att, const mhc_real *qkv, int B, int T, int C, int H) {
+    const int hs = C / H, C3 = 3 * C;
+    const double scale = 1.0 / sqrt((double)hs);
+    long job, njobs = (long)B * H * T;
+    MHC__OMP_FOR((double)njobs * T * hs > MHC__PAR_WORK)
+    for (job = 0; job < njobs; job++) {
+        const int t = (int)(job % T), h = (int)((job / T) % H), b = (int)(job / ((long)T * H));
+        const mhc_real *q = qkv + ((size_t)b * T + t) * C3 + (size_t)h * hs;
+        mhc_real *a = att + (((size_t)b * H + h) * T + t) * T;
+        mhc_real *o = out + ((size_t)b * T + t) * C + (size_t)h * hs;
+        double mx = -HUGE_VAL, s = 0.0;
+        int t2, i;
+        for (t2 = 0; t2 <= t; t2++) {
+            const mhc_real *k = qkv + ((size_t)b * T + t2) * C3 + C + (size_t)h * hs;
+            double d = 0.0;
+            for (i = 0; i < hs; i++) d += (double)q[i] * (double)k[i];
+            d *= scale;
+            a[t2] = (mhc_real)d;
+            if (d > mx) mx = d;
+        }
+        for (t2 = 0; t2 <= t; t2++) { double e = exp((double)a[t2] - mx); a[t2] = (mhc_real)e; s += e; }
+        for (t2 = 0; t2 <= t; t2++) a[t2] = (mhc_real)((double)a[t2] / s);
+        for (t2 = t + 1; t2 < T; t2++) a[t2] = 0;
+        for (i = 0; i < hs; i++) o[i] = 0;
+        for (t2 = 0; t2 <= t; t2++) {
+            const mhc_real *v = qkv + ((size_t)b * T + t2) * C3 + 2 * (size_t)C + (size_t)h * hs;
+            const mhc_real p = a[t2];
+            for (i = 0; i < hs; i++) o[i] += p * v[i];
+        }
+    }
+}
+
+/* Backward per (b, h), serial over t inside, so each job owns its slices of dq, dk, dv:
+   dv_t2 += p dout_t;  dp = v_t2 . dout_t;  ds = p (dp - sum p dp);  dq_t += ds k_t2 / sqrt(hs);
+   dk_t2 += ds q_t / sqrt(hs). */
+MHCDEF void mhc_k_attention_backward(mhc_real *dqkv, const mhc_real *dout, const mhc_real *att,
+                                     const mhc_real *qkv, int B, int T, int C, int H) {
+    const int hs = C / H, C3 = 3 * C;
+    const double scale = 1.0 / sqrt((double)hs);
+    long job, njobs = (long)B * H;
+    MHC__OMP_FOR((double)njobs * T * T * hs > MHC__PAR_WORK)
+    for (job = 0; job < njobs; job++) {
+        const int h = (int)(job % H), b = (int)(job / H);
+        int t, t2, i;
+        for (t = 0; t < T; t++) {
+            const mhc_real *a = att + (((size_t)b * H + h) * T + t) * T;
+            const mhc_real *g = dout + ((size_t)b * T + t) * C + (size_t)h * hs;
+            const mhc_real *q = qkv + ((size_t)b * T + t) * C3 + (size_t)h * hs;
+            mhc_real *dq = dqkv + ((size_t)b * T + t) * C3 + (size_t)h * hs;
+            double sum_pdp = 0.0;
+            for (t2 = 0; t2 <= t; t2++) {
+                const mhc_real *v = qkv + ((size_t)b * T + t2) * C3 + 2 * (size_t)C + (size_t)h * hs;
+                double dp = 0.0;
+                for (i = 0; i < hs; i++) dp += (double)v[i] * (double)g[i];
+                sum_pdp += (double)a[t2] * dp;
+            }
+            for (t2 = 0; t2 <= t; t2++) {
+                const mhc_real *k = qkv + ((size_t)b * T + t2) * C3 + C + (size_t)h * hs;
+                const mhc_real *v = qkv + ((size_t)b * T + t2) * C3 + 2 * (size_t)C + (size_t)h * hs;
+                mhc_real *dk = dqkv + ((size_t)b * T + t2) * C3 + C + (size_t)h * hs;
+                mhc_real *dv = dqkv + ((size_t)b * T + t2) * C3 + 2 * (size_t)C + (size_t)h * hs;
+                double dp = 0.0, ds;
+                const double p = (double)a[t2];
+                for (i = 0; i < hs; i++) dp += (double)v[i] * (double)g[i];
+                ds = p * (dp - sum_pdp) * scale;
+                for (i = 0; i < hs; i++) {
+                    dv[i] += (mhc_real)(p * (double)g[i]);
+                    dq[i] += (mhc_real)(ds * (double)k[i]);
+                    dk[i] += (mhc_real)(ds * (double)q[i]);
+                }
+            }
+        }
+    }
+}
+
+/* loss_n = log(sum_j exp(x_nj)) - x_n,target */
+MHCDEF void mhc_k_crossentropy_forward(mhc_real *losses, const mhc_real *logits, const int *targets, int N, int V) {
+    int n;
+    MHC__OMP_FOR((double)N * V > MHC__PAR_WORK / 8)
+    for (n = 0; n < N; n++) {
+        const mhc_real *x = logits + (size_t)n * V;
+        double mx = (double)x[0], s = 0.0;
+        int j;
+        for (j = 1; j < V; j++) if ((double)x[j] > mx) mx = (double)x[j];
+        for (j = 0; j < V; j++) s += exp((double)x[j] - mx);
+        losses[n] = (mhc_real)(mx + log(s) - (double)x[targets[n]]);
+    }
+}
+
+/* dx_nj += dloss_n (softmax_nj - [j == target_n]) */
+MHCDEF void mhc_k_crossentropy_backward(mhc_real *dlogits, const mhc_real *dlosses, const mhc_real *logits,
+                                        const int *targets, int N, int V) {
+    int n;
+    MHC__OMP_FOR((double)N * V > MHC__PAR_WORK / 8)
+    for (n = 0; n < N; n++) {
+        const mhc_real *x = logits + (size_t)n * V;
+        mhc_real *dx = dlogits + (size_t)n * V;
+        const double g = (double)dlosses[n];
+        double mx = (double)x[0], s = 0.0;
+        int j;
+        for (j = 1; j < V; j++) if ((double)x[j] > mx) mx = (double)x[j];
+        for (j = 0; j < V; j++) s += exp((double)x[j] - mx);
+        for (j = 0; j < V; j++) {
+            double p = exp((double)x[j] - mx) / s;
+            dx[j] += (mhc_real)(g * (p - (j == targets[n] ? 1.0 : 0.0)));
+        }
+    }
+}
 
 /* =========================================================================================
  * AUTOGRAD TAPE AND OPS (implementation)
  * ========================================================================================= */
 
-/* @@TAPE@@ */
+/* The tape is a linked list of nodes in the arena, newest first. An op:
+     1. returns NULL at once if an input is NULL and the tape already failed (the first message
+        stays in ctx), or records "input is NULL" if nothing failed before;
+     2. validates shapes and values, recording a message that names the op and the shapes;
+     3. allocates its output (and saved values) in the arena and computes the forward;
+     4. records a node if some input needs a gradient and the tape is not in no-grad mode.
+   Backward functions only accumulate (+=) into gradients that exist (non-NULL). */
+
+/* tp->arena->ctx is the context; a failed op sets tp's failure flag through ctx->last. */
+static mhc_tensor *mhc__op_fail(mhc_tape *tp, mhc_result r, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+static mhc_tensor *mhc__op_fail(mhc_tape *tp, mhc_result r, const char *fmt, ...) {
+    if (tp->ctx) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(tp->ctx->msg, sizeof tp->ctx->msg, fmt, ap);
+        va_end(ap);
+        tp->ctx->last = r;
+    }
+    tp->failed = 1;
+    return NULL;
+}
+
+/* Checks the tape and the inputs; returns 0 (and may record an error) if the op must stop. */
+static int mhc__op_begin(mhc_tape *tp, const char *op, int nin, mhc_tensor *a, mhc_tensor *b) {
+    if (!tp) return 0;
+    if (!tp->arena) { mhc__op_fail(tp, MHC_ERR_STATE, "%s: the tape is not initialised", op); return 0; }
+    if ((nin >= 1 && !a) || (nin >= 2 && !b)) {
+        if (!tp->failed)
+            mhc__op_fail(tp, MHC_ERR_NULL, "%s: input %s is NULL", op, (nin >= 1 && !a) ? "1" : "2");
+        return 0;
+    }
+    if (tp->backward_done) {
+        mhc__op_fail(tp, MHC_ERR_STATE, "%s: the tape was already run backward; call mhc_tape_reset first", op);
+        return 0;
+    }
+    return 1;
+}
+
+static int mhc__needs_grad(mhc_tape *tp, const mhc_tensor *t) {
+    return tp && t && t->grad && !tp->no_grad;
+}
+
+/* A new arena tensor with zeroed data (and zeroed gradient when with_grad and grads are on). */
+static mhc_tensor *mhc__new_like(mhc_tape *tp, int ndim, const int *shape, int with_grad, const char *op) {
+    mhc_tensor *t;
+    size_t size;
+    int d;
+    size = mhc_shape_size(tp->ctx, ndim, shape, op);
+    if (size == 0) { tp->failed = 1; return NULL; }
+    t = MHC__CAST(mhc_tensor *, mhc_arena_calloc(tp->arena, 1, sizeof(mhc_tensor)));
+    if (!t) { tp->failed = 1; return NULL; }
+    t->ndim = ndim;
+    for (d = 0; d < MHC_MAX_DIMS; d++) t->shape[d] = d < ndim ? shape[d] : 1;
+    t->size = size;
+    t->name = op;
+    t->data = MHC__CAST(mhc_real *, mhc_arena_calloc(tp->arena, size, sizeof(mhc_real)));
+    if (!t->data) { tp->failed = 1; return NULL; }
+    if (with_grad && !tp->no_grad) {
+        t->grad = MHC__CAST(mhc_real *, mhc_arena_calloc(tp->arena, size, sizeof(mhc_real)));
+        if (!t->grad) { tp->failed = 1; return NULL; }
+    }
+    return t;
+}
+
+/* Records a node for out (NULL, with no error, when out has no gradient to propagate). */
+static mhc_node *mhc__tape_record(mhc_tape *tp, const char *op, mhc_backward_fn bw, mhc_tensor *out) {
+    mhc_node *n;
+    if (!out || !out->grad || tp->no_grad) return NULL;
+    n = MHC__CAST(mhc_node *, mhc_arena_calloc(tp->arena, 1, sizeof(mhc_node)));
+    if (!n) { tp->failed = 1; return NULL; }
+    n->op = op;
+    n->backward = bw;
+    n->out = out;
+    n->prev = tp->last;
+    tp->last = n;
+    tp->nodes++;
+    return n;
+}
+
+/* Arena copy of an array (saved values: ids, targets, constants). */
+static void *mhc__tape_copy(mhc_tape *tp, const void *src, size_t bytes) {
+    void *p = mhc_arena_alloc(tp->arena, bytes);
+    if (!p) { tp->failed = 1; return NULL; }
+    memcpy(p, src, bytes);
+    return p;
+}
+
+/* The last dimension of t and the product of the others (t viewed as [rows, cols]). */
+static void mhc__as_2d(const mhc_tensor *t, int *rows, int *cols) {
+    *cols = t->shape[t->ndim - 1];
+    *rows = (int)(t->size / (size_t)*cols);
+}
+
+/* Sizes handed to the int-indexed kernels must fit in int. */
+static int mhc__fits_int(mhc_tape *tp, const mhc_tensor *t, const char *op) {
+    if (t->size > (size_t)0x7fffffff) {
+        mhc__op_fail(tp, MHC_ERR_OVERFLOW, "%s: tensor of %zu elements exceeds the kernels' int range", op, t->size);
+        return 0;
+    }
+    return 1;
+}
+
+MHCDEF mhc_result mhc_tape_init(mhc_ctx *ctx, mhc_tape *tp, mhc_arena *arena) {
+    if (!tp) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_tape_init: tape is NULL");
+    memset(tp, 0, sizeof *tp);
+    tp->ctx = ctx;
+    if (!arena) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_tape_init: arena is NULL");
+    if (!arena->head) return mhc_fail(ctx, MHC_ERR_STATE, "mhc_tape_init: the arena is not initialised");
+    tp->arena = arena;
+    return MHC_OK;
+}
+
+MHCDEF int mhc_tape_set_no_grad(mhc_tape *tp, int no_grad) {
+    int old;
+    if (!tp) return 0;
+    old = tp->no_grad;
+    tp->no_grad = no_grad ? 1 : 0;
+    return old;
+}
+
+MHCDEF mhc_result mhc_tape_backward(mhc_tape *tp, mhc_tensor *loss) {
+    mhc_node *n;
+    if (!tp) return MHC_ERR_NULL;
+    if (!tp->arena) return mhc_fail(tp->ctx, MHC_ERR_STATE, "mhc_tape_backward: the tape is not initialised");
+    if (!loss) {
+        if (tp->failed) return tp->ctx ? tp->ctx->last : MHC_ERR_STATE;
+        return mhc_fail(tp->ctx, MHC_ERR_NULL, "mhc_tape_backward: loss is NULL");
+    }
+    if (tp->failed)
+        return mhc_fail(tp->ctx, MHC_ERR_STATE, "mhc_tape_backward: an op on this tape failed; reset it first");
+    if (tp->backward_done)
+        return mhc_fail(tp->ctx, MHC_ERR_STATE, "mhc_tape_backward: already run on this tape; call mhc_tape_reset first");
+    if (loss->size != 1) {
+        char s[64];
+        return mhc_fail(tp->ctx, MHC_ERR_SHAPE, "mhc_tape_backward: loss has shape %s, expected one element",
+                        mhc_shape_str(loss, s, sizeof s));
+    }
+    if (!loss->grad)
+        return mhc_fail(tp->ctx, MHC_ERR_STATE,
+                        "mhc_tape_backward: the loss needs no gradient (no input has one, or no-grad mode is on)");
+    loss->grad[0] += 1;
+    for (n = tp->last; n; n = n->prev) n->backward(n);
+    tp->backward_done = 1;
+    return MHC_OK;
+}
+
+MHCDEF mhc_result mhc_tape_reset(mhc_tape *tp) {
+    if (!tp) return MHC_ERR_NULL;
+    if (!tp->arena) return mhc_fail(tp->ctx, MHC_ERR_STATE, "mhc_tape_reset: the tape is not initialised");
+    tp->last = NULL;
+    tp->nodes = 0;
+    tp->backward_done = 0;
+    tp->failed = 0;
+    return mhc_arena_reset(tp->arena);
+}
+
+MHCDEF void mhc_tape_free(mhc_tape *tp) {
+    if (!tp) return;
+    tp->last = NULL;
+    tp->nodes = 0;
+    tp->arena = NULL;
+}
+
+MHCDEF mhc_result mhc_tensor_wrap(mhc_ctx *ctx, mhc_tensor *t, mhc_real *data, mhc_real *grad, int ndim,
+                                  const int *shape) {
+    size_t size;
+    int d;
+    if (!t) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_tensor_wrap: tensor is NULL");
+    if (!data) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_tensor_wrap: data is NULL");
+    size = mhc_shape_size(ctx, ndim, shape, "mhc_tensor_wrap");
+    if (size == 0) return ctx ? ctx->last : MHC_ERR_SIZE;
+    memset(t, 0, sizeof *t);
+    t->data = data;
+    t->grad = grad;
+    t->ndim = ndim;
+    for (d = 0; d < MHC_MAX_DIMS; d++) t->shape[d] = d < ndim ? shape[d] : 1;
+    t->size = size;
+    return MHC_OK;
+}
+
+MHCDEF mhc_tensor *mhc_tensor_new(mhc_tape *tp, int ndim, const int *shape, int with_grad) {
+    if (!mhc__op_begin(tp, "mhc_tensor_new", 0, NULL, NULL)) return NULL;
+    return mhc__new_like(tp, ndim, shape, with_grad, "mhc_tensor_new");
+}
+
+MHCDEF mhc_tensor *mhc_view(mhc_tape *tp, mhc_tensor *t, int ndim, const int *shape) {
+    mhc_tensor *v;
+    size_t size;
+    int d;
+    char s[64];
+    if (!mhc__op_begin(tp, "mhc_view", 1, t, NULL)) return NULL;
+    size = mhc_shape_size(tp->ctx, ndim, shape, "mhc_view");
+    if (size == 0) { tp->failed = 1; return NULL; }
+    if (size != t->size)
+        return mhc__op_fail(tp, MHC_ERR_SHAPE, "mhc_view: cannot view %s (%zu elements) with %zu elements",
+                            mhc_shape_str(t, s, sizeof s), t->size, size);
+    v = MHC__CAST(mhc_tensor *, mhc__tape_copy(tp, t, sizeof *t));
+    if (!v) return NULL;
+    v->ndim = ndim;
+    for (d = 0; d < MHC_MAX_DIMS; d++) v->shape[d] = d < ndim ? shape[d] : 1;
+    if (tp->no_grad) v->grad = NULL;
+    return v;
+}
+
+/* ---- matmul ---------------------------------------------------------------------------- */
+
+static void mhc__bw_matmul_ab(mhc_node *n) {   /* out = a b:  da += dout b^T,  db += a^T dout */
+    mhc_tensor *a = n->in[0], *b = n->in[1], *o = n->out;
+    int M = n->iarg[0], K = n->iarg[1], N = n->iarg[2];
+    if (a->grad) mhc_k_matmul_abt(a->grad, o->grad, b->data, M, N, K, 1);
+    if (b->grad) mhc_k_matmul_atb(b->grad, a->data, o->grad, K, M, N, 1);
+}
+
+static void mhc__bw_matmul_abt(mhc_node *n) {  /* out = a b^T:  da += dout b,  db += dout^T a */
+    mhc_tensor *a = n->in[0], *b = n->in[1], *o = n->out;
+    int M = n->iarg[0], K = n->iarg[1], N = n->iarg[2];
+    if (a->grad) mhc_k_matmul_ab(a->grad, o->grad, b->data, M, N, K, 1);
+    if (b->grad) mhc_k_matmul_atb(b->grad, o->grad, a->data, N, M, K, 1);
+}
+
+static mhc_tensor *mhc__matmul(mhc_tape *tp, mhc_tensor *a, mhc_tensor *b, int transpose_b) {
+    const char *op = transpose_b ? "mhc_matmul_abt" : "mhc_matmul_ab";
+    int M, K, N, shape[MHC_MAX_DIMS], d;
+    mhc_tensor *out;
+    mhc_node *n;
+    char sa[64], sb[64];
+    if (!mhc__op_begin(tp, op, 2, a, b)) return NULL;
+    if (b->ndim != 2)
+        return mhc__op_fail(tp, MHC_ERR_SHAPE, "%s: b has shape %s, expected 2 dimensions", op,
+                            mhc_shape_str(b, sb, sizeof sb));
+    if (!mhc__fits_int(tp, a, op) || !mhc__fits_int(tp, b, op)) return NULL;
+    mhc__as_2d(a, &M, &K);
+    if ((transpose_b ? b->shape[1] : b->shape[0]) != K)
+        return mhc__op_fail(tp, MHC_ERR_SHAPE, "%s: a is %s and b is %s; the inner dimensions differ (%d vs %d)",
+                            op, mhc_shape_str(a, sa, sizeof sa), mhc_shape_str(b, sb, sizeof sb), K,
+                            transpose_b ? b->shape[1] : b->shape[0]);
+    N = transpose_b ? b->shape[0] : b->shape[1];
+    for (d = 0; d < a->ndim; d++) shape[d] = a->shape[d];
+    shape[a->ndim - 1] = N;
+    out = mhc__new_like(tp, a->ndim, shape, mhc__needs_grad(tp, a) || mhc__needs_grad(tp, b), op);
+    if (!out) return NULL;
+    if (transpose_b) mhc_k_matmul_abt(out->data, a->data, b->data, M, K, N, 0);
+    else mhc_k_matmul_ab(out->data, a->data, b->data, M, K, N, 0);
+    n = mhc__tape_record(tp, op, transpose_b ? mhc__bw_matmul_abt : mhc__bw_matmul_ab, out);
+    if (n) { n->in[0] = a; n->in[1] = b; n->iarg[0] = M; n->iarg[1] = K; n->iarg[2] = N; }
+    return tp->failed ? NULL : out;
+}
+
+MHCDEF mhc_tensor *mhc_matmul_ab(mhc_tape *tp, mhc_tensor *a, mhc_tensor *b) { return mhc__matmul(tp, a, b, 0); }
+MHCDEF mhc_tensor *mhc_matmul_abt(mhc_tape *tp, mhc_tensor *a, mhc_tensor *b) { return mhc__matmul(tp, a, b, 1); }
+
+/* ---- add, mul, scale ------------------------------------------------------------------- */
+
+static void mhc__bw_add(mhc_node *n) {   /* da += dout;  db += dout (summed over rows when broadcast) */
+    mhc_tensor *a = n->in[0], *b = n->in[1], *o = n->out;
+    size_t i;
+    if (a->grad) for (i = 0; i < o->size; i++) a->grad[i] += o->grad[i];
+    if (b->grad) {
+        if (n->iarg[0]) {   /* broadcast bias: rows x D */
+            size_t D = b->size, r, rows = o->size / D;
+            for (r = 0; r < rows; r++)
+                for (i = 0; i < D; i++) b->grad[i] += o->grad[r * D + i];
+        } else {
+            for (i = 0; i < o->size; i++) b->grad[i] += o->grad[i];
+        }
+    }
+}
+
+MHCDEF mhc_tensor *mhc_add(mhc_tape *tp, mhc_tensor *a, mhc_tensor *b) {
+    mhc_tensor *out;
+    mhc_node *n;
+    int bcast;
+    size_t i;
+    char sa[64], sb[64];
+    if (!mhc__op_begin(tp, "mhc_add", 2, a, b)) return NULL;
+    bcast = !mhc_tensor_same_shape(a, b);
+    if (bcast && !(b->ndim == 1 && b->shape[0] == a->shape[a->ndim - 1]))
+        return mhc__op_fail(tp, MHC_ERR_SHAPE,
+                            "mhc_add: a is %s and b is %s; expected equal shapes or b = [last dim of a]",
+                            mhc_shape_str(a, sa, sizeof sa), mhc_shape_str(b, sb, sizeof sb));
+    out = mhc__new_like(tp, a->ndim, a->shape, mhc__needs_grad(tp, a) || mhc__needs_grad(tp, b), "mhc_add");
+    if (!out) return NULL;
+    for (i = 0; i < a->size; i++) out->data[i] = a->data[i] + b->data[bcast ? i % b->size : i];
+    n = mhc__tape_record(tp, "mhc_add", mhc__bw_add, out);
+    if (n) { n->in[0] = a; n->in[1] = b; n->iarg[0] = bcast; }
+    return tp->failed ? NULL : out;
+}
+
+static void mhc__bw_mul(mhc_node *n) {   /* da += dout b;  db += dout a */
+    mhc_tensor *a = n->in[0], *b = n->in[1], *o = n->out;
+    size_t i;
+    if (a->grad) for (i = 0; i < o->size; i++) a->grad[i] += o->grad[i] * b->data[i];
+    if (b->grad) for (i = 0; i < o->size; i++) b->grad[i] += o->grad[i] * a->data[i];
+}
+
+MHCDEF mhc_tensor *mhc_mul(mhc_tape *tp, mhc_tensor *a, mhc_tensor *b) {
+    mhc_tensor *out;
+    mhc_node *n;
+    size_t i;
+    char sa[64], sb[64];
+    if (!mhc__op_begin(tp, "mhc_mul", 2, a, b)) return NULL;
+    if (!mhc_tensor_same_shape(a, b))
+        return mhc__op_fail(tp, MHC_ERR_SHAPE, "mhc_mul: a is %s and b is %s; expected equal shapes",
+                            mhc_shape_str(a, sa, sizeof sa), mhc_shape_str(b, sb, sizeof sb));
+    out = mhc__new_like(tp, a->ndim, a->shape, mhc__needs_grad(tp, a) || mhc__needs_grad(tp, b), "mhc_mul");
+    if (!out) return NULL;
+    for (i = 0; i < a->size; i++) out->data[i] = a->data[i] * b->data[i];
+    n = mhc__tape_record(tp, "mhc_mul", mhc__bw_mul, out);
+    if (n) { n->in[0] = a; n->in[1] = b; }
+    return tp->failed ? NULL : out;
+}
+
+static void mhc__bw_scale(mhc_node *n) {   /* da += s dout */
+    size_t i;
+    const mhc_real s = (mhc_real)n->farg[0];
+    for (i = 0; i < n->out->size; i++) n->in[0]->grad[i] += s * n->out->grad[i];
+}
+
+MHCDEF mhc_tensor *mhc_scale(mhc_tape *tp, mhc_tensor *a, double s) {
+    mhc_tensor *out;
+    mhc_node *n;
+    size_t i;
+    if (!mhc__op_begin(tp, "mhc_scale", 1, a, NULL)) return NULL;
+    if (!isfinite(s)) return mhc__op_fail(tp, MHC_ERR_NONFINITE, "mhc_scale: the factor is %g", s);
+    out = mhc__new_like(tp, a->ndim, a->shape, mhc__needs_grad(tp, a), "mhc_scale");
+    if (!out) return NULL;
+    for (i = 0; i < a->size; i++) out->data[i] = (mhc_real)s * a->data[i];
+    n = mhc__tape_record(tp, "mhc_scale", mhc__bw_scale, out);
+    if (n) { n->in[0] = a; n->farg[0] = s; }
+    return tp->failed ? NULL : out;
+}
+
+/* ---- rmsnorm --------------------------------------------------------------------------- */
+
+static void mhc__bw_rmsnorm(mhc_node *n) {
+    mhc_tensor *x = n->in[0], *w = n->in[1];
+    mhc_k_rmsnorm_backward(x->grad, w ? w->grad : NULL, n->out->grad, x->data, w ? w->data : NULL,
+                           MHC__CAST(const mhc_real *, n->saved), n->iarg[0], n->iarg[1]);
+}
+
+MHCDEF mhc_tensor *mhc_rmsnorm(mhc_tape *tp, mhc_tensor *x, mhc_tensor *w, double eps) {
+    mhc_tensor *out;
+    mhc_node *n;
+    mhc_real *rstd;
+    int N, D;
+    char sx[64], sw[64];
+    if (!mhc__op_begin(tp, "mhc_rmsnorm", 1, x, NULL)) return NULL;
+    if (!mhc__fits_int(tp, x, "mhc_rmsnorm")) return NULL;
+    mhc__as_2d(x, &N, &D);
+    if (w && !(w->ndim == 1 && w->shape[0] == D))
+        return mhc__op_fail(tp, MHC_ERR_SHAPE, "mhc_rmsnorm: x is %s and the weight is %s; expected weight [%d]",
+                            mhc_shape_str(x, sx, sizeof sx), mhc_shape_str(w, sw, sizeof sw), D);
+    if (!(eps >= 0) || !isfinite(eps))
+        return mhc__op_fail(tp, MHC_ERR_VALUE, "mhc_rmsnorm: eps is %g, expected a finite value >= 0", eps);
+    out = mhc__new_like(tp, x->ndim, x->shape, mhc__needs_grad(tp, x) || mhc__needs_grad(tp, w), "mhc_rmsnorm");
+    if (!out) return NULL;
+    rstd = MHC__CAST(mhc_real *, mhc_arena_alloc(tp->arena, (size_t)N * sizeof(mhc_real)));
+    if (!rstd) { tp->failed = 1; return NULL; }
+    mhc_k_rmsnorm_forward(out->data, rstd, x->data, w ? w->data : NULL, N, D, eps);
+    n = mhc__tape_record(tp, "mhc_rmsnorm", mhc__bw_rmsnorm, out);
+    if (n) { n->in[0] = x; n->in[1] = w; n->saved = rstd; n->iarg[0] = N; n->iarg[1] = D; }
+    return tp->failed ? NULL : out;
+}
+
+/* ---- activations, softmax -------------------------------------------------------------- */
+
+static void mhc__bw_act(mhc_node *n) {
+    mhc_k_act_backward((mhc_act)n->iarg[0], n->in[0]->grad, n->out->grad, n->in[0]->data, n->out->size);
+}
+
+MHCDEF mhc_tensor *mhc_activation(mhc_tape *tp, mhc_act act, mhc_tensor *x) {
+    mhc_tensor *out;
+    mhc_node *n;
+    if (!mhc__op_begin(tp, "mhc_activation", 1, x, NULL)) return NULL;
+    if ((int)act < (int)MHC_ACT_SIGMOID || (int)act > (int)MHC_ACT_SILU)
+        return mhc__op_fail(tp, MHC_ERR_VALUE, "mhc_activation: unknown activation %d", (int)act);
+    out = mhc__new_like(tp, x->ndim, x->shape, mhc__needs_grad(tp, x), "mhc_activation");
+    if (!out) return NULL;
+    mhc_k_act_forward(act, out->data, x->data, x->size);
+    n = mhc__tape_record(tp, "mhc_activation", mhc__bw_act, out);
+    if (n) { n->in[0] = x; n->iarg[0] = (int)act; }
+    return tp->failed ? NULL : out;
+}
+
+MHCDEF mhc_tensor *mhc_sigmoid(mhc_tape *tp, mhc_tensor *x) { return mhc_activation(tp, MHC_ACT_SIGMOID, x); }
+MHCDEF mhc_tensor *mhc_tanh(mhc_tape *tp, mhc_tensor *x) { return mhc_activation(tp, MHC_ACT_TANH, x); }
+MHCDEF mhc_tensor *mhc_gelu(mhc_tape *tp, mhc_tensor *x) { return mhc_activation(tp, MHC_ACT_GELU, x); }
+MHCDEF mhc_tensor *mhc_silu(mhc_tape *tp, mhc_tensor *x) { return mhc_activation(tp, MHC_ACT_SILU, x); }
+
+static void mhc__bw_softmax(mhc_node *n) {
+    mhc_k_softmax_backward(n->in[0]->grad, n->out->grad, n->out->data, n->iarg[0], n->iarg[1]);
+}
+
+MHCDEF mhc_tensor *mhc_softmax(mhc_tape *tp, mhc_tensor *x) {
+    mhc_tensor *out;
+    mhc_node *n;
+    int N, D;
+    if (!mhc__op_begin(tp, "mhc_softmax", 1, x, NULL)) return NULL;
+    if (!mhc__fits_int(tp, x, "mhc_softmax")) return NULL;
+    mhc__as_2d(x, &N, &D);
+    out = mhc__new_like(tp, x->ndim, x->shape, mhc__needs_grad(tp, x), "mhc_softmax");
+    if (!out) return NULL;
+    mhc_k_softmax_forward(out->data, x->data, N, D);
+    n = mhc__tape_record(tp, "mhc_softmax", mhc__bw_softmax, out);
+    if (n) { n->in[0] = x; n->iarg[0] = N; n->iarg[1] = D; }
+    return tp->failed ? NULL : out;
+}
+
+/* ---- embedding ------------------------------------------------------------------------- */
+
+static void mhc__bw_embedding(mhc_node *n) {
+    mhc_k_embedding_backward(n->in[0]->grad, n->out->grad, MHC__CAST(const int *, n->saved), n->iarg[0], n->iarg[1]);
+}
+
+MHCDEF mhc_tensor *mhc_embedding(mhc_tape *tp, mhc_tensor *table, const int *ids, int T) {
+    mhc_tensor *out;
+    mhc_node *n;
+    int *saved, t, shape[2];
+    char s[64];
+    if (!mhc__op_begin(tp, "mhc_embedding", 1, table, NULL)) return NULL;
+    if (!ids) return mhc__op_fail(tp, MHC_ERR_NULL, "mhc_embedding: ids is NULL");
+    if (T < 1) return mhc__op_fail(tp, MHC_ERR_SIZE, "mhc_embedding: T is %d, expected >= 1", T);
+    if (table->ndim != 2)
+        return mhc__op_fail(tp, MHC_ERR_SHAPE, "mhc_embedding: table has shape %s, expected [V,D]",
+                            mhc_shape_str(table, s, sizeof s));
+    for (t = 0; t < T; t++)
+        if (ids[t] < 0 || ids[t] >= table->shape[0])
+            return mhc__op_fail(tp, MHC_ERR_VALUE, "mhc_embedding: ids[%d] = %d is outside [0, %d)", t, ids[t],
+                                table->shape[0]);
+    shape[0] = T;
+    shape[1] = table->shape[1];
+    out = mhc__new_like(tp, 2, shape, mhc__needs_grad(tp, table), "mhc_embedding");
+    if (!out) return NULL;
+    mhc_k_embedding_forward(out->data, ids, table->data, T, shape[1]);
+    n = mhc__tape_record(tp, "mhc_embedding", mhc__bw_embedding, out);
+    if (n) {
+        saved = MHC__CAST(int *, mhc__tape_copy(tp, ids, (size_t)T * sizeof(int)));
+        n->in[0] = table; n->saved = saved; n->iarg[0] = T; n->iarg[1] = shape[1];
+    }
+    return tp->failed ? NULL : out;
+}
+
+/* ---- attention ------------------------------------------------------------------------- */
+
+static void mhc__bw_attention(mhc_node *n) {
+    mhc_k_attention_backward(n->in[0]->grad, n->out->grad, MHC__CAST(const mhc_real *, n->saved), n->in[0]->data,
+                             n->iarg[0], n->iarg[1], n->iarg[2], n->iarg[3]);
+}
+
+MHCDEF mhc_tensor *mhc_attention(mhc_tape *tp, mhc_tensor *qkv, int B, int T, int H) {
+    mhc_tensor *out;
+    mhc_node *n;
+    mhc_real *att;
+    int C3, C, shape[3];
+    size_t att_size;
+    char s[64];
+    if (!mhc__op_begin(tp, "mhc_attention", 1, qkv, NULL)) return NULL;
+    if (B < 1 || T < 1 || H < 1)
+        return mhc__op_fail(tp, MHC_ERR_SIZE, "mhc_attention: B=%d T=%d H=%d, expected all >= 1", B, T, H);
+    if (!mhc__fits_int(tp, qkv, "mhc_attention")) return NULL;
+    C3 = qkv->shape[qkv->ndim - 1];
+    if (C3 % 3 != 0 || qkv->size != (size_t)B * (size_t)T * (size_t)C3)
+        return mhc__op_fail(tp, MHC_ERR_SHAPE, "mhc_attention: qkv has shape %s, expected [B*T=%d, 3C] or [%d,%d,3C]",
+                            mhc_shape_str(qkv, s, sizeof s), B * T, B, T);
+    C = C3 / 3;
+    if (C % H != 0)
+        return mhc__op_fail(tp, MHC_ERR_SHAPE, "mhc_attention: %d heads do not divide the width C=%d", H, C);
+    if (!mhc__mul_ok((size_t)B * H, (size_t)T * T, &att_size) || att_size > (size_t)0x7fffffff)
+        return mhc__op_fail(tp, MHC_ERR_OVERFLOW, "mhc_attention: B*H*T*T overflows (B=%d H=%d T=%d)", B, H, T);
+    if (qkv->ndim == 3) { shape[0] = B; shape[1] = T; shape[2] = C; }
+    else { shape[0] = B * T; shape[1] = C; }
+    out = mhc__new_like(tp, qkv->ndim == 3 ? 3 : 2, shape, mhc__needs_grad(tp, qkv), "mhc_attention");
+    if (!out) return NULL;
+    att = MHC__CAST(mhc_real *, mhc_arena_alloc(tp->arena, att_size * sizeof(mhc_real)));
+    if (!att) { tp->failed = 1; return NULL; }
+    mhc_k_attention_forward(out->data, att, qkv->data, B, T, C, H);
+    n = mhc__tape_record(tp, "mhc_attention", mhc__bw_attention, out);
+    if (n) { n->in[0] = qkv; n->saved = att; n->iarg[0] = B; n->iarg[1] = T; n->iarg[2] = C; n->iarg[3] = H; }
+    return tp->failed ? NULL : out;
+}
+
+/* ---- cross-entropy and reductions ------------------------------------------------------ */
+
+static void mhc__bw_cross_entropy(mhc_node *n) {   /* mean over rows: dloss_n = dout / N */
+    const int N = n->iarg[0], V = n->iarg[1];
+    mhc_real *dl = MHC__CAST(mhc_real *, n->saved);   /* N reals of scratch saved by the forward */
+    const int *targets = MHC__CAST(const int *, (const void *)(dl + N));
+    int i;
+    for (i = 0; i < N; i++) dl[i] = (mhc_real)((double)n->out->grad[0] / N);
+    mhc_k_crossentropy_backward(n->in[0]->grad, dl, n->in[0]->data, targets, N, V);
+}
+
+MHCDEF mhc_tensor *mhc_cross_entropy(mhc_tape *tp, mhc_tensor *logits, const int *targets) {
+    mhc_tensor *out;
+    mhc_node *n;
+    mhc_real *losses;
+    int N, V, i, one = 1;
+    double s = 0.0;
+    if (!mhc__op_begin(tp, "mhc_cross_entropy", 1, logits, NULL)) return NULL;
+    if (!targets) return mhc__op_fail(tp, MHC_ERR_NULL, "mhc_cross_entropy: targets is NULL");
+    if (!mhc__fits_int(tp, logits, "mhc_cross_entropy")) return NULL;
+    mhc__as_2d(logits, &N, &V);
+    for (i = 0; i < N; i++)
+        if (targets[i] < 0 || targets[i] >= V)
+            return mhc__op_fail(tp, MHC_ERR_VALUE, "mhc_cross_entropy: targets[%d] = %d is outside [0, %d)", i,
+                                targets[i], V);
+    out = mhc__new_like(tp, 1, &one, mhc__needs_grad(tp, logits), "mhc_cross_entropy");
+    if (!out) return NULL;
+    /* N losses, then (in the backward) reused as N dloss values, then the N targets */
+    losses = MHC__CAST(mhc_real *, mhc_arena_alloc(tp->arena, (size_t)N * (sizeof(mhc_real) + sizeof(int))));
+    if (!losses) { tp->failed = 1; return NULL; }
+    memcpy((void *)(losses + N), targets, (size_t)N * sizeof(int));
+    mhc_k_crossentropy_forward(losses, logits->data, targets, N, V);
+    for (i = 0; i < N; i++) s += (double)losses[i];
+    out->data[0] = (mhc_real)(s / N);
+    n = mhc__tape_record(tp, "mhc_cross_entropy", mhc__bw_cross_entropy, out);
+    if (n) { n->in[0] = logits; n->saved = losses; n->iarg[0] = N; n->iarg[1] = V; }
+    return tp->failed ? NULL : out;
+}
+
+static void mhc__bw_reduce(mhc_node *n) {   /* sum: dx += dout;  mean: dx += dout / size;  dot: dx += dout w */
+    mhc_tensor *x = n->in[0];
+    const mhc_real *w = MHC__CAST(const mhc_real *, n->saved);
+    const double g = (double)n->out->grad[0] * n->farg[0];
+    size_t i;
+    for (i = 0; i < x->size; i++) x->grad[i] += (mhc_real)(w ? g * (double)w[i] : g);
+}
+
+static mhc_tensor *mhc__reduce(mhc_tape *tp, mhc_tensor *x, const mhc_real *w, int mean, const char *op) {
+    mhc_tensor *out;
+    mhc_node *n;
+    double s = 0.0;
+    size_t i;
+    int one = 1;
+    if (!mhc__op_begin(tp, op, 1, x, NULL)) return NULL;
+    if (w == NULL && mean < 0) return mhc__op_fail(tp, MHC_ERR_NULL, "%s: the weights are NULL", op);
+    out = mhc__new_like(tp, 1, &one, mhc__needs_grad(tp, x), op);
+    if (!out) return NULL;
+    for (i = 0; i < x->size; i++) s += w ? (double)x->data[i] * (double)w[i] : (double)x->data[i];
+    out->data[0] = (mhc_real)(mean > 0 ? s / (double)x->size : s);
+    n = mhc__tape_record(tp, op, mhc__bw_reduce, out);
+    if (n) {
+        n->in[0] = x;
+        n->farg[0] = mean > 0 ? 1.0 / (double)x->size : 1.0;
+        if (w) n->saved = mhc__tape_copy(tp, w, x->size * sizeof(mhc_real));
+    }
+    return tp->failed ? NULL : out;
+}
+
+MHCDEF mhc_tensor *mhc_sum(mhc_tape *tp, mhc_tensor *x) { return mhc__reduce(tp, x, NULL, 0, "mhc_sum"); }
+MHCDEF mhc_tensor *mhc_mean(mhc_tape *tp, mhc_tensor *x) { return mhc__reduce(tp, x, NULL, 1, "mhc_mean"); }
+MHCDEF mhc_tensor *mhc_dot_const(mhc_tape *tp, mhc_tensor *x, const mhc_real *w) {
+    return mhc__reduce(tp, x, w, -1, "mhc_dot_const");
+}
 
 /* =========================================================================================
  * GRADIENT CHECKER (implementation)
  * ========================================================================================= */
 
-/* @@GRADCHECK@@ */
+/* Evaluate the loss without recording (no-grad): used for the finite differences. */
+static mhc_result mhc__gc_eval(mhc_tape *tp, mhc_loss_fn fn, mhc_tensor **inputs, int ninputs, void *user,
+                               double *loss) {
+    mhc_tensor *l;
+    int old = mhc_tape_set_no_grad(tp, 1);
+    mhc_result r = MHC_OK;
+    l = fn(tp, inputs, ninputs, user);
+    if (!l) r = mhc_fail(tp->ctx, tp->ctx && tp->ctx->last ? tp->ctx->last : MHC_ERR_STATE,
+                         "mhc_gradcheck: the loss function failed: %s", tp->ctx ? tp->ctx->msg : "");
+    else if (l->size != 1) r = mhc_fail(tp->ctx, MHC_ERR_SHAPE, "mhc_gradcheck: the loss has %zu elements, expected 1", l->size);
+    else *loss = (double)l->data[0];
+    mhc_tape_set_no_grad(tp, old);
+    if (r == MHC_OK) r = mhc_tape_reset(tp);
+    else mhc_tape_reset(tp);
+    return r;
+}
+
+MHCDEF mhc_result mhc_gradcheck(mhc_tape *tp, mhc_loss_fn fn, mhc_tensor **inputs, int ninputs, void *user,
+                                double h, double floor, uint64_t seed, mhc_gradcheck_result *res) {
+    mhc_ctx *ctx;
+    mhc_real **analytic = NULL, **dir = NULL;
+    mhc_tensor *loss;
+    mhc_rng rng;
+    mhc_result r = MHC_OK;
+    double dd_analytic = 0.0, lp, lm;
+    int i;
+    size_t j;
+    if (!tp) return MHC_ERR_NULL;
+    ctx = tp->ctx;
+    if (!fn || !inputs || !res) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_gradcheck: fn, inputs or res is NULL");
+    if (ninputs < 1) return mhc_fail(ctx, MHC_ERR_SIZE, "mhc_gradcheck: %d inputs, expected >= 1", ninputs);
+    if (!(h > 0) || !(floor > 0))
+        return mhc_fail(ctx, MHC_ERR_VALUE, "mhc_gradcheck: h = %g and floor = %g must be > 0", h, floor);
+    for (i = 0; i < ninputs; i++)
+        if (!inputs[i] || !inputs[i]->data || !inputs[i]->grad)
+            return mhc_fail(ctx, MHC_ERR_NULL, "mhc_gradcheck: input %d is NULL or has no data/grad", i);
+    memset(res, 0, sizeof *res);
+    res->worst_input = res->worst_index = -1;
+    analytic = MHC__CAST(mhc_real **, MHC_MALLOC((size_t)ninputs * sizeof(mhc_real *)));
+    if (analytic) for (i = 0; i < ninputs; i++) analytic[i] = NULL;
+    dir = MHC__CAST(mhc_real **, MHC_MALLOC((size_t)ninputs * sizeof(mhc_real *)));
+    if (dir) for (i = 0; i < ninputs; i++) dir[i] = NULL;
+    if (!analytic || !dir) { r = mhc_fail(ctx, MHC_ERR_NOMEM, "mhc_gradcheck: out of memory"); goto done; }
+    /* 1. analytic gradients */
+    mhc_tape_reset(tp);
+    for (i = 0; i < ninputs; i++) memset(inputs[i]->grad, 0, inputs[i]->size * sizeof(mhc_real));
+    loss = fn(tp, inputs, ninputs, user);
+    r = mhc_tape_backward(tp, loss);
+    mhc_tape_reset(tp);
+    if (r != MHC_OK) goto done;
+    mhc_rng_seed(&rng, seed);
+    for (i = 0; i < ninputs; i++) {
+        size_t bytes = inputs[i]->size * sizeof(mhc_real);
+        analytic[i] = MHC__CAST(mhc_real *, MHC_MALLOC(bytes));
+        dir[i] = MHC__CAST(mhc_real *, MHC_MALLOC(bytes));
+        if (!analytic[i] || !dir[i]) { r = mhc_fail(ctx, MHC_ERR_NOMEM, "mhc_gradcheck: out of memory"); goto done; }
+        memcpy(analytic[i], inputs[i]->grad, bytes);
+        mhc_rng_fill_normal(&rng, dir[i], inputs[i]->size, 0.0, 1.0);
+        for (j = 0; j < inputs[i]->size; j++) dd_analytic += (double)analytic[i][j] * (double)dir[i][j];
+    }
+    /* 2. element by element */
+    for (i = 0; i < ninputs; i++) {
+        for (j = 0; j < inputs[i]->size; j++) {
+            mhc_real *x = inputs[i]->data + j, x0 = *x;
+            double num, a, err, rel;
+            *x = (mhc_real)(x0 + h);
+            r = mhc__gc_eval(tp, fn, inputs, ninputs, user, &lp);
+            *x = (mhc_real)(x0 - h);
+            if (r == MHC_OK) r = mhc__gc_eval(tp, fn, inputs, ninputs, user, &lm);
+            *x = x0;
+            if (r != MHC_OK) goto done;
+            res->evaluations += 2;
+            num = (lp - lm) / (2.0 * h);
+            a = (double)analytic[i][j];
+            err = fabs(a - num);
+            rel = err / fmax(floor, fmax(fabs(a), fabs(num)));
+            if (!(err <= res->max_abs_err)) res->max_abs_err = err;
+            if (!(rel <= res->max_rel_err)) { res->max_rel_err = rel; res->worst_input = i; res->worst_index = (int)j; }
+        }
+    }
+    /* 3. one random direction over all inputs at once */
+    {
+        double num;
+        int pass;
+        for (pass = 0; pass < 2 && r == MHC_OK; pass++) {
+            double sgn = pass == 0 ? h : -h;
+            for (i = 0; i < ninputs; i++)
+                for (j = 0; j < inputs[i]->size; j++)
+                    inputs[i]->data[j] = (mhc_real)((double)inputs[i]->data[j] + sgn * (double)dir[i][j]);
+            r = mhc__gc_eval(tp, fn, inputs, ninputs, user, pass == 0 ? &lp : &lm);
+            for (i = 0; i < ninputs; i++)
+                for (j = 0; j < inputs[i]->size; j++)
+                    inputs[i]->data[j] = (mhc_real)((double)inputs[i]->data[j] - sgn * (double)dir[i][j]);
+        }
+        if (r != MHC_OK) goto done;
+        res->evaluations += 2;
+        num = (lp - lm) / (2.0 * h);
+        res->dir_rel_err = fabs(num - dd_analytic) / fmax(floor, fmax(fabs(num), fabs(dd_analytic)));
+    }
+    /* leave the analytic gradient in the inputs */
+    for (i = 0; i < ninputs; i++) memcpy(inputs[i]->grad, analytic[i], inputs[i]->size * sizeof(mhc_real));
+done:
+    if (analytic) for (i = 0; i < ninputs; i++) MHC_FREE(analytic[i]);
+    if (dir) for (i = 0; i < ninputs; i++) MHC_FREE(dir[i]);
+    MHC_FREE(analytic);
+    MHC_FREE(dir);
+    return r;
+}
 
 /* =========================================================================================
  * HYPER-CONNECTIONS (mHC) (implementation)
@@ -1284,11 +2332,6 @@ MHCDEF int mhc_hc_fn_rows(const mhc_hc_spec *s, int head) {
 }
 
 /* ---- per-token projections (double) ---- */
-
-static double mhc__sigmoid(double u) {
-    if (u >= 0.0) return 1.0 / (1.0 + exp(-u));
-    { double e = exp(u); return e / (1.0 + e); }
-}
 
 /* log(exp(a) + exp(b)), b may be -inf */
 static double mhc__logaddexp(double a, double b) {
@@ -1523,21 +2566,27 @@ static mhc_result mhc__proj_args(mhc_ctx *ctx, const char *fn, mhc_projection pr
     return MHC_OK;
 }
 
-/* Shared body of mhc_sinkhorn_forward/backward. */
-static mhc_result mhc__sinkhorn_run(mhc_ctx *ctx, const char *fname, mhc_projection proj, int n, int iters, double eps,
-                                    mhc_real *y, const mhc_real *dy, const mhc_real *logits, int T, int backward) {
-    size_t nn = (size_t)n * (size_t)n, nres, per, total;
-    int nch, ch;
-    double *work;
-    nres = proj == MHC_PROJ_PERM ? (size_t)mhc_perm_count(n) : nn;
-    per = mhc__proj_doubles(proj, n, iters) + 2 * nres + 2 * nn;
-    nch = mhc__nchunks(T, (double)per * 4.0);
-    if (!mhc__mul_ok(per, (size_t)nch, &total) || total > SIZE_MAX / sizeof(double) ||
-        !mhc__mul_ok(nres, (size_t)T, &nres) || nres > SIZE_MAX / sizeof(mhc_real))
-        return mhc_fail(ctx, MHC_ERR_OVERFLOW, "%s: T = %d, n = %d: sizes overflow", fname, T, n);
-    nres = proj == MHC_PROJ_PERM ? (size_t)mhc_perm_count(n) : nn;
-    work = MHC__CAST(double *, MHC_MALLOC(total * sizeof(double)));
-    if (!work) return mhc_fail(ctx, MHC_ERR_NOMEM, "%s: cannot allocate %zu bytes of scratch", fname, total * sizeof(double));
+/* Doubles of scratch per chunk of tokens for the raw-array projections. */
+static size_t mhc__sk_per(mhc_projection proj, int n, int iters) {
+    size_t nn = (size_t)n * (size_t)n, nres = proj == MHC_PROJ_PERM ? (size_t)mhc_perm_count(n) : nn;
+    return mhc__proj_doubles(proj, n, iters) + 2 * nres + 2 * nn;
+}
+
+/* Scratch for the raw-array projections: nch chunks of *per doubles (0 on overflow). */
+static size_t mhc__sk_scratch(mhc_projection proj, int n, int iters, int T, int *nch, size_t *per) {
+    size_t tot;
+    *per = mhc__sk_per(proj, n, iters);
+    *nch = mhc__nchunks(T, (double)*per * 4.0);
+    if (!mhc__mul_ok(*per, (size_t)*nch, &tot) || tot > SIZE_MAX / sizeof(double)) return 0;
+    return tot;
+}
+
+/* Forward (y = out [T,n,n]) or backward (y = d_logits [T,nres] += ..., dy = d_out) over tokens,
+   one chunk of tokens per thread, each with its own scratch. */
+static void mhc__sk_exec(mhc_projection proj, int n, int iters, double eps, mhc_real *y, const mhc_real *dy,
+                         const mhc_real *logits, int T, int backward, double *work, int nch, size_t per) {
+    size_t nn = (size_t)n * (size_t)n, nres = proj == MHC_PROJ_PERM ? (size_t)mhc_perm_count(n) : nn;
+    int ch;
     MHC__OMP_FOR(nch > 1)
     for (ch = 0; ch < nch; ch++) {
         double *w = work + (size_t)ch * per;
@@ -1556,6 +2605,19 @@ static mhc_result mhc__sinkhorn_run(mhc_ctx *ctx, const char *fname, mhc_project
             }
         }
     }
+}
+
+/* Shared body of mhc_sinkhorn_forward/backward. */
+static mhc_result mhc__sinkhorn_run(mhc_ctx *ctx, const char *fname, mhc_projection proj, int n, int iters, double eps,
+                                    mhc_real *y, const mhc_real *dy, const mhc_real *logits, int T, int backward) {
+    size_t per, total;
+    int nch;
+    double *work;
+    total = mhc__sk_scratch(proj, n, iters, T, &nch, &per);
+    if (total == 0) return mhc_fail(ctx, MHC_ERR_OVERFLOW, "%s: T = %d, n = %d: sizes overflow", fname, T, n);
+    work = MHC__CAST(double *, MHC_MALLOC(total * sizeof(double)));
+    if (!work) return mhc_fail(ctx, MHC_ERR_NOMEM, "%s: cannot allocate %zu bytes of scratch", fname, total * sizeof(double));
+    mhc__sk_exec(proj, n, iters, eps, y, dy, logits, T, backward, work, nch, per);
     MHC_FREE(work);
     return MHC_OK;
 }
@@ -2338,6 +3400,316 @@ MHCDEF mhc_result mhc_hc_params_init(mhc_ctx *ctx, const mhc_hc_spec *s, int hea
     return MHC_OK;
 }
 
+/* ---- tape ops ---- */
+
+/* What the fused pre/head node keeps (arena memory). */
+typedef struct mhc__pre_node {
+    mhc_hc_spec spec;                 /* a copy: the caller's spec may not outlive the step */
+    mhc_tensor *x, *fn, *scale, *base, *nw;
+    mhc_tensor *packed;               /* blocks [li T*C | h_pre T*n | h_post T*n | h_res T*n*n] */
+    int head, T, C, nch;
+    double *saved;                    /* T*(rows+1): dots and rstd (mHC/lite/head), else NULL */
+    double *work;                     /* scratch, allocated with the forward for the backward */
+} mhc__pre_node;
+
+/* d(li, h_pre, h_post, h_res) -> dx, dfn, dscale, dbase, dnw (accumulated) */
+static void mhc__bw_hc_pre(mhc_node *nd) {
+    mhc__pre_node *p = MHC__CAST(mhc__pre_node *, nd->saved);
+    mhc__pre_io io;
+    size_t T = (size_t)p->T, n = (size_t)p->spec.n;
+    mhc_real *g = p->packed->grad;
+    memset(&io, 0, sizeof io);
+    io.s = &p->spec; io.head = p->head; io.T = p->T; io.C = p->C;
+    io.x = p->x->data;
+    io.fn = p->fn ? p->fn->data : NULL;
+    io.scale = p->scale ? p->scale->data : NULL;
+    io.base = p->base ? p->base->data : NULL;
+    io.nw = p->nw ? p->nw->data : NULL;
+    io.saved_in = p->saved;
+    io.g_li = g;
+    io.g_hpre = g + T * (size_t)p->C;
+    if (!p->head) {
+        io.g_hpost = io.g_hpre + T * n;
+        io.g_hres = io.g_hpost + T * n;
+    }
+    io.dx = p->x->grad;
+    io.dfn = p->fn ? p->fn->grad : NULL;
+    io.dscale = p->scale ? p->scale->grad : NULL;
+    io.dbase = p->base ? p->base->grad : NULL;
+    io.dnw = p->nw ? p->nw->grad : NULL;
+    mhc__pre_exec(&io, 1, p->work, p->nch, p->work + (size_t)p->nch * mhc__pre_chunk_doubles(&io));
+}
+
+/* An arena tensor viewing base's data and gradient from element off, with the given shape. */
+static mhc_tensor *mhc__subview(mhc_tape *tp, mhc_tensor *base, size_t off, int ndim, const int *shape, const char *name) {
+    mhc_tensor *t = MHC__CAST(mhc_tensor *, mhc_arena_calloc(tp->arena, 1, sizeof(mhc_tensor)));
+    int d;
+    size_t size = 1;
+    if (!t) { tp->failed = 1; return NULL; }
+    for (d = 0; d < MHC_MAX_DIMS; d++) {
+        t->shape[d] = d < ndim ? shape[d] : 1;
+        if (d < ndim) size *= (size_t)shape[d];
+    }
+    t->ndim = ndim;
+    t->size = size;
+    t->data = base->data + off;
+    t->grad = base->grad ? base->grad + off : NULL;
+    t->name = name;
+    return t;
+}
+
+static mhc_result mhc__tape_last(mhc_tape *tp, mhc_result dflt) {
+    return tp->ctx && tp->ctx->last != MHC_OK ? tp->ctx->last : dflt;
+}
+
+/* The shared body of mhc_hc_pre and mhc_hc_head: outs[0..3] = li (head: out), h_pre, h_post, h_res.
+   One forward pass (mhc__pre_exec) over the tokens; the node saves the dots and rstd. */
+static mhc_result mhc__hc_pre_op(mhc_tape *tp, const char *op, const mhc_hc_spec *s, int head, mhc_tensor *x,
+                                 const mhc_hc_params *w, mhc_tensor **outs) {
+    mhc__pre_io io;
+    mhc__pre_node *p = NULL;
+    mhc_tensor *fn = NULL, *scale = NULL, *base = NULL, *nw = NULL, *packed;
+    mhc_node *node;
+    double *work;
+    int n, T, C, D, kind, rows, shape[3], need, nch;
+    size_t nd;
+    char sh[64];
+    outs[0] = outs[1] = outs[2] = outs[3] = NULL;
+    if (!tp) return MHC_ERR_NULL;
+    if (!mhc__op_begin(tp, op, 1, x, NULL)) return mhc__tape_last(tp, MHC_ERR_STATE);
+    if (mhc__spec_check(tp->ctx, op, s) != MHC_OK) { tp->failed = 1; return mhc__tape_last(tp, MHC_ERR_VALUE); }
+    n = s->n;
+    memset(&io, 0, sizeof io);
+    io.s = s; io.head = head;
+    kind = mhc__pre_kind(&io);
+    if (kind != 0) {
+        if (!w) { mhc__op_fail(tp, MHC_ERR_NULL, "%s: the parameters (w) are NULL", op); return MHC_ERR_NULL; }
+        fn = w->fn; scale = w->scale; base = w->base; nw = w->norm_weight;
+        if (!fn || !scale || !base) {
+            if (!tp->failed)
+                mhc__op_fail(tp, MHC_ERR_NULL, "%s: parameter %s is NULL", op, !fn ? "fn" : !scale ? "scale" : "base");
+            return mhc__tape_last(tp, MHC_ERR_NULL);
+        }
+    }
+    if (x->ndim == 3 && x->shape[1] == n) { T = x->shape[0]; C = x->shape[2]; }
+    else if (x->ndim == 2 && x->shape[1] % n == 0) { T = x->shape[0]; C = x->shape[1] / n; }
+    else {
+        mhc__op_fail(tp, MHC_ERR_SHAPE, "%s: x has shape %s, expected [T, n, C] (or [T, n*C]) with n = %d", op,
+                     mhc_shape_str(x, sh, sizeof sh), n);
+        return MHC_ERR_SHAPE;
+    }
+    if (!mhc__fits_int(tp, x, op)) return MHC_ERR_OVERFLOW;
+    D = n * C;
+    io.T = T; io.C = C;
+    rows = mhc__pre_rows(&io);
+    if (kind != 0) {
+        int cols = kind == 1 ? C : D, nb = head ? n : (kind == 1 ? 2 * n + n * n : s->m), ns = head ? 1 : 3;
+        if (fn->ndim != 2 || fn->shape[0] != rows || fn->shape[1] != cols) {
+            mhc__op_fail(tp, MHC_ERR_SHAPE, "%s: fn has shape %s, expected [%d,%d] (%s; n = %d, C = %d)", op,
+                         mhc_shape_str(fn, sh, sizeof sh), rows, cols,
+                         head ? "the head: n rows, n*C columns"
+                              : kind == 1 ? "hc: theta has n + 2 rows, C columns"
+                                          : s->variant == MHC_VARIANT_LITE ? "2n + n! rows, n*C columns"
+                                                                           : "2n + n*n rows, n*C columns",
+                         n, C);
+            return MHC_ERR_SHAPE;
+        }
+        if (scale->size != (size_t)ns || base->size != (size_t)nb) {
+            mhc__op_fail(tp, MHC_ERR_SHAPE, "%s: scale has %zu and base %zu elements, expected %d and %d (n = %d)", op,
+                         scale->size, base->size, ns, nb, n);
+            return MHC_ERR_SHAPE;
+        }
+        if (nw && nw->size != (size_t)cols) {
+            mhc__op_fail(tp, MHC_ERR_SHAPE, "%s: norm_weight has %zu elements, expected %d", op, nw->size, cols);
+            return MHC_ERR_SHAPE;
+        }
+    }
+    need = mhc__needs_grad(tp, x) || mhc__needs_grad(tp, fn) || mhc__needs_grad(tp, scale) ||
+           mhc__needs_grad(tp, base) || mhc__needs_grad(tp, nw);
+    shape[0] = T;
+    shape[1] = C + n + (head ? 0 : n + n * n);    /* the packed outputs (laid out block by block) */
+    packed = mhc__new_like(tp, 2, shape, need, op);
+    if (!packed) return mhc__tape_last(tp, MHC_ERR_NOMEM);
+    shape[1] = C;
+    outs[0] = mhc__subview(tp, packed, 0, 2, shape, head ? "hc_head.out" : "hc_pre.layer_input");
+    shape[1] = n;
+    outs[1] = mhc__subview(tp, packed, (size_t)T * C, 2, shape, "hc_pre.h_pre");
+    if (!head) {
+        outs[2] = mhc__subview(tp, packed, (size_t)T * (C + n), 2, shape, "hc_pre.h_post");
+        shape[2] = n;
+        outs[3] = mhc__subview(tp, packed, (size_t)T * (C + 2 * n), 3, shape, "hc_pre.h_res");
+    }
+    if (!outs[0] || !outs[1] || (!head && (!outs[2] || !outs[3]))) goto fail;
+    io.x = x->data; io.fn = fn ? fn->data : NULL; io.scale = scale ? scale->data : NULL;
+    io.base = base ? base->data : NULL; io.nw = nw ? nw->data : NULL;
+    io.li = outs[0]->data; io.hpre = outs[1]->data;
+    if (!head) { io.hpost = outs[2]->data; io.hres = outs[3]->data; }
+    if (packed->grad) {
+        p = MHC__CAST(mhc__pre_node *, mhc_arena_calloc(tp->arena, 1, sizeof(mhc__pre_node)));
+        if (!p) goto fail;
+        if (kind == 2) {
+            p->saved = MHC__CAST(double *, mhc_arena_calloc(tp->arena, (size_t)T * (size_t)(rows + 1), sizeof(double)));
+            if (!p->saved) goto fail;
+            io.saved = p->saved;
+        }
+    }
+    nd = mhc__pre_scratch(&io, packed->grad != NULL, &nch);
+    if (nd == 0) {
+        mhc__op_fail(tp, MHC_ERR_OVERFLOW, "%s: scratch size overflows (T = %d, n = %d, C = %d)", op, T, n, C);
+        goto fail;
+    }
+    work = MHC__CAST(double *, mhc_arena_alloc(tp->arena, nd * sizeof(double)));
+    if (!work) goto fail;
+    mhc__pre_exec(&io, 0, work, nch, NULL);
+    node = mhc__tape_record(tp, op, mhc__bw_hc_pre, packed);
+    if (node) {
+        p->spec = *s;
+        p->x = x; p->fn = fn; p->scale = scale; p->base = base; p->nw = nw;
+        p->packed = packed; p->head = head; p->T = T; p->C = C; p->nch = nch; p->work = work;
+        node->in[0] = x; node->in[1] = fn; node->in[2] = scale; node->in[3] = base;
+        node->saved = p;
+    }
+    if (tp->failed) goto fail;
+    return MHC_OK;
+fail:
+    tp->failed = 1;
+    outs[0] = outs[1] = outs[2] = outs[3] = NULL;
+    return mhc__tape_last(tp, MHC_ERR_NOMEM);
+}
+
+MHCDEF mhc_result mhc_hc_pre(mhc_tape *tp, const mhc_hc_spec *s, mhc_tensor *x, const mhc_hc_params *w,
+                             mhc_hc_pre_out *out) {
+    mhc_tensor *o[4];
+    mhc_result r;
+    if (!out) {
+        if (tp) tp->failed = 1;
+        return mhc_fail(tp ? tp->ctx : NULL, MHC_ERR_NULL, "mhc_hc_pre: out is NULL");
+    }
+    r = mhc__hc_pre_op(tp, "mhc_hc_pre", s, 0, x, w, o);
+    out->layer_input = o[0]; out->h_pre = o[1]; out->h_post = o[2]; out->h_res = o[3];
+    return r;
+}
+
+MHCDEF mhc_tensor *mhc_hc_head(mhc_tape *tp, const mhc_hc_spec *s, mhc_tensor *x, const mhc_hc_params *w) {
+    mhc_tensor *o[4];
+    return mhc__hc_pre_op(tp, "mhc_hc_head", s, 1, x, w, o) == MHC_OK ? o[0] : NULL;
+}
+
+/* out = A x + h_post f_out:  dx += A^T dout, dA += dout x^T, dh_post += dout . f, df += h_post . dout */
+static void mhc__bw_hc_post(mhc_node *nd) {
+    mhc_tensor *x = nd->in[0], *A = nd->in[1], *hp = nd->in[2], *f = nd->in[3];
+    mhc_k_hc_post_backward(x->grad, A->grad, hp ? hp->grad : NULL, f ? f->grad : NULL, nd->out->grad, x->data, A->data,
+                           hp ? hp->data : NULL, f ? f->data : NULL, nd->iarg[0], nd->iarg[1], nd->iarg[2]);
+}
+
+MHCDEF mhc_tensor *mhc_hc_post(mhc_tape *tp, mhc_tensor *x, mhc_tensor *h_res, mhc_tensor *h_post, mhc_tensor *f_out) {
+    const char *op = "mhc_hc_post";
+    mhc_tensor *out;
+    mhc_node *nd;
+    int T, n, C;
+    char s1[64], s2[64];
+    if (!mhc__op_begin(tp, op, 2, x, h_res)) return NULL;
+    if (tp->failed && (!h_post || !f_out)) return NULL;   /* an optional input may be missing from a failed op */
+    if (f_out && !h_post) return mhc__op_fail(tp, MHC_ERR_NULL, "%s: h_post is NULL (needed with f_out)", op);
+    if (x->ndim != 3) return mhc__op_fail(tp, MHC_ERR_SHAPE, "%s: x has shape %s, expected [T, n, C]", op, mhc_shape_str(x, s1, sizeof s1));
+    if (!mhc__fits_int(tp, x, op)) return NULL;
+    T = x->shape[0]; n = x->shape[1]; C = x->shape[2];
+    if (h_res->size != (size_t)T * n * n)
+        return mhc__op_fail(tp, MHC_ERR_SHAPE, "%s: h_res has shape %s, expected [%d,%d,%d] for x %s", op,
+                            mhc_shape_str(h_res, s1, sizeof s1), T, n, n, mhc_shape_str(x, s2, sizeof s2));
+    if (f_out && h_post->size != (size_t)T * n)
+        return mhc__op_fail(tp, MHC_ERR_SHAPE, "%s: h_post has shape %s, expected [%d,%d]", op,
+                            mhc_shape_str(h_post, s1, sizeof s1), T, n);
+    if (f_out && f_out->size != (size_t)T * C)
+        return mhc__op_fail(tp, MHC_ERR_SHAPE, "%s: f_out has shape %s, expected [%d,%d]", op,
+                            mhc_shape_str(f_out, s1, sizeof s1), T, C);
+    out = mhc__new_like(tp, 3, x->shape,
+                        mhc__needs_grad(tp, x) || mhc__needs_grad(tp, h_res) ||
+                            (f_out && (mhc__needs_grad(tp, h_post) || mhc__needs_grad(tp, f_out))), op);
+    if (!out) return NULL;
+    mhc_k_hc_post_forward(out->data, x->data, h_res->data, f_out ? h_post->data : NULL, f_out ? f_out->data : NULL, T, n, C);
+    nd = mhc__tape_record(tp, op, mhc__bw_hc_post, out);
+    if (nd) {
+        nd->in[0] = x; nd->in[1] = h_res; nd->in[2] = f_out ? h_post : NULL; nd->in[3] = f_out;
+        nd->iarg[0] = T; nd->iarg[1] = n; nd->iarg[2] = C;
+    }
+    return tp->failed ? NULL : out;
+}
+
+/* x[t,i,c] = e[t,c]:  de[t,c] += sum_i dx[t,i,c] */
+static void mhc__bw_hc_expand(mhc_node *nd) {
+    if (nd->in[0]->grad) mhc_k_hc_expand_backward(nd->in[0]->grad, nd->out->grad, nd->iarg[0], nd->iarg[1], nd->iarg[2]);
+}
+
+MHCDEF mhc_tensor *mhc_hc_expand(mhc_tape *tp, mhc_tensor *e, int n) {
+    const char *op = "mhc_hc_expand";
+    mhc_tensor *out;
+    mhc_node *nd;
+    int T, C, shape[3];
+    if (!mhc__op_begin(tp, op, 1, e, NULL)) return NULL;
+    if (n < 1 || n > 1024) return mhc__op_fail(tp, MHC_ERR_SIZE, "%s: n = %d streams, expected 1..1024", op, n);
+    mhc__as_2d(e, &T, &C);
+    if (e->size > (size_t)0x7fffffff / (size_t)n)
+        return mhc__op_fail(tp, MHC_ERR_OVERFLOW, "%s: %zu elements x %d streams exceeds the kernels' int range", op, e->size, n);
+    shape[0] = T; shape[1] = n; shape[2] = C;
+    out = mhc__new_like(tp, 3, shape, mhc__needs_grad(tp, e), op);
+    if (!out) return NULL;
+    mhc_k_hc_expand_forward(out->data, e->data, T, n, C);
+    nd = mhc__tape_record(tp, op, mhc__bw_hc_expand, out);
+    if (nd) { nd->in[0] = e; nd->iarg[0] = T; nd->iarg[1] = n; nd->iarg[2] = C; }
+    return tp->failed ? NULL : out;
+}
+
+/* out = project(logits): d_logits += the exact backward of the truncated iteration (recomputed) */
+static void mhc__bw_sinkhorn(mhc_node *nd) {
+    mhc_tensor *z = nd->in[0];
+    mhc_projection proj = (mhc_projection)nd->iarg[0];
+    int n = nd->iarg[1], iters = nd->iarg[2], T = nd->iarg[3], nch = nd->iarg[4];
+    size_t per;
+    if (!z->grad) return;
+    per = mhc__sk_per(proj, n, iters);
+    mhc__sk_exec(proj, n, iters, nd->farg[0], z->grad, nd->out->grad, z->data, T, 1,
+                 MHC__CAST(double *, nd->saved), nch, per);
+}
+
+MHCDEF mhc_tensor *mhc_sinkhorn(mhc_tape *tp, mhc_projection proj, int n, int iters, double eps, mhc_tensor *logits) {
+    const char *op = "mhc_sinkhorn";
+    mhc_tensor *out;
+    mhc_node *nd;
+    double *work;
+    size_t per, tot, nres;
+    int T, nch, shape[3];
+    char sh[64];
+    if (!mhc__op_begin(tp, op, 1, logits, NULL)) return NULL;
+    if (mhc__proj_args(tp->ctx, op, proj, n, iters, eps, logits->data, logits->data, 1) != MHC_OK) {
+        tp->failed = 1;
+        return NULL;
+    }
+    if (!mhc__fits_int(tp, logits, op)) return NULL;
+    nres = proj == MHC_PROJ_PERM ? (size_t)mhc_perm_count(n) : (size_t)n * (size_t)n;
+    if (!((logits->ndim == 2 && (size_t)logits->shape[1] == nres) ||
+          (proj != MHC_PROJ_PERM && logits->ndim == 3 && logits->shape[1] == n && logits->shape[2] == n)))
+        return mhc__op_fail(tp, MHC_ERR_SHAPE, "%s: logits have shape %s, expected [T, %zu]%s (n = %d, projection %s)", op,
+                            mhc_shape_str(logits, sh, sizeof sh), nres, proj == MHC_PROJ_PERM ? "" : " or [T, n, n]", n,
+                            mhc_projection_name(proj));
+    T = logits->shape[0];
+    shape[0] = T; shape[1] = n; shape[2] = n;
+    out = mhc__new_like(tp, 3, shape, mhc__needs_grad(tp, logits), op);
+    if (!out) return NULL;
+    tot = mhc__sk_scratch(proj, n, iters, T, &nch, &per);
+    if (tot == 0) return mhc__op_fail(tp, MHC_ERR_OVERFLOW, "%s: scratch size overflows (T = %d, n = %d)", op, T, n);
+    work = MHC__CAST(double *, mhc_arena_alloc(tp->arena, tot * sizeof(double)));
+    if (!work) { tp->failed = 1; return NULL; }
+    mhc__sk_exec(proj, n, iters, eps, out->data, NULL, logits->data, T, 0, work, nch, per);
+    nd = mhc__tape_record(tp, op, mhc__bw_sinkhorn, out);
+    if (nd) {
+        nd->in[0] = logits; nd->saved = work;
+        nd->iarg[0] = (int)proj; nd->iarg[1] = n; nd->iarg[2] = iters; nd->iarg[3] = T; nd->iarg[4] = nch;
+        nd->farg[0] = eps;
+    }
+    return tp->failed ? NULL : out;
+}
+
 /* ---- diagnostics ---- */
 
 MHCDEF mhc_result mhc_hc_amax_gain(mhc_ctx *ctx, const mhc_real *const *A, int L, int T, int n, mhc_gain_stats *out) {
@@ -2429,7 +3801,356 @@ MHCDEF mhc_result mhc_hc_ds_distance(mhc_ctx *ctx, const mhc_real *A, size_t cou
  * I/O: .npy AND CHECKPOINTS (implementation)
  * ========================================================================================= */
 
-/* (section filled by the I/O layer) */
+/* ---------------------------------------- NPY ---------------------------------------------
+ * A bounds-checked reader for the tiny Python-literal header (every access goes through the
+ * lexer below, which never looks past `end`), little-endian byte assembly for the data (so the
+ * host's byte order does not matter), and a writer that mimics numpy's header layout. */
+
+#define MHC__NPY_MAGIC "\x93NUMPY"
+#define MHC__NPY_GROWTH_DIGITS 21   /* numpy >= 1.23 leaves room for 21 digits in shape[0] */
+
+MHCDEF void mhc_npy_free(mhc_npy *a) {
+    if (!a) return;
+    MHC_FREE(a->data);
+    memset(a, 0, sizeof *a);
+}
+
+MHCDEF mhc_result mhc_read_file(mhc_ctx *ctx, const char *path, void **buf, size_t *len) {
+    FILE *f;
+    unsigned char *data = NULL;
+    size_t cap = 0, n = 0;
+    if (buf) *buf = NULL;
+    if (len) *len = 0;
+    if (!path || !buf || !len)
+        return mhc_fail(ctx, MHC_ERR_NULL, "mhc_read_file: %s is NULL", !path ? "path" : !buf ? "buf" : "len");
+    f = fopen(path, "rb");
+    if (!f) return mhc_fail(ctx, MHC_ERR_IO, "mhc_read_file: cannot open '%s' for reading", path);
+    for (;;) {
+        size_t want, got;
+        if (cap - n < 2) {   /* room for at least one more byte and the terminating 0 */
+            size_t ncap = cap ? cap * 2 : 4096;
+            unsigned char *nd;
+            if (cap > SIZE_MAX / 2) {
+                MHC_FREE(data);
+                fclose(f);
+                return mhc_fail(ctx, MHC_ERR_OVERFLOW, "mhc_read_file: '%s' is too large to hold in memory", path);
+            }
+            nd = MHC__CAST(unsigned char *, MHC_REALLOC(data, ncap));
+            if (!nd) {
+                MHC_FREE(data);
+                fclose(f);
+                return mhc_fail(ctx, MHC_ERR_NOMEM, "mhc_read_file: out of memory reading '%s' (%zu bytes)", path, ncap);
+            }
+            data = nd;
+            cap = ncap;
+        }
+        want = cap - n - 1;
+        got = fread(data + n, 1, want, f);
+        n += got;
+        if (got < want) break;
+    }
+    if (ferror(f)) {
+        MHC_FREE(data);
+        fclose(f);
+        return mhc_fail(ctx, MHC_ERR_IO, "mhc_read_file: read error on '%s' (after %zu bytes)", path, n);
+    }
+    fclose(f);
+    data[n] = 0;
+    *buf = data;
+    *len = n;
+    return MHC_OK;
+}
+
+/* The header lexer: a cursor in [p, end) plus what the messages need. */
+typedef struct mhc__npy_lex {
+    const char *start, *p, *end;   /* the header text */
+    size_t base;                   /* offset of the header text in the file (for messages) */
+    const char *name;
+    mhc_ctx *ctx;
+} mhc__npy_lex;
+
+static mhc_result mhc__npy_bad(mhc__npy_lex *lx, const char *what) {
+    return mhc_fail(lx->ctx, MHC_ERR_FORMAT, "mhc_npy_parse: %s: malformed header at byte %zu: %s", lx->name,
+                    lx->base + (size_t)(lx->p - lx->start), what);
+}
+
+static void mhc__npy_ws(mhc__npy_lex *lx) {
+    while (lx->p < lx->end && (*lx->p == ' ' || *lx->p == '\t' || *lx->p == '\n' || *lx->p == '\r')) lx->p++;
+}
+
+/* Expect the character c (after optional white space). */
+static int mhc__npy_accept(mhc__npy_lex *lx, char c) {
+    mhc__npy_ws(lx);
+    if (lx->p < lx->end && *lx->p == c) { lx->p++; return 1; }
+    return 0;
+}
+
+/* A quoted string without escapes: *s points into the header, *n is its length. */
+static mhc_result mhc__npy_string(mhc__npy_lex *lx, const char **s, size_t *n, const char *what) {
+    char q;
+    const char *b;
+    mhc__npy_ws(lx);
+    if (lx->p >= lx->end || (*lx->p != '\'' && *lx->p != '"')) return mhc__npy_bad(lx, what);
+    q = *lx->p++;
+    b = lx->p;
+    while (lx->p < lx->end && *lx->p != q) {
+        if (*lx->p == '\\' || *lx->p == '\n') return mhc__npy_bad(lx, "escape or line break inside a string");
+        lx->p++;
+    }
+    if (lx->p >= lx->end) return mhc__npy_bad(lx, "unterminated string");
+    *s = b;
+    *n = (size_t)(lx->p - b);
+    lx->p++;
+    return MHC_OK;
+}
+
+/* Copy at most 16 characters of s into out, printable ASCII only (for messages). */
+static const char *mhc__npy_show(char *out, const char *s, size_t n) {
+    size_t i;
+    if (n > 16) n = 16;
+    for (i = 0; i < n; i++) out[i] = (s[i] >= 32 && s[i] < 127) ? s[i] : '?';
+    out[n] = 0;
+    return out;
+}
+
+static int mhc__npy_is(const char *s, size_t n, const char *lit) {
+    return n == strlen(lit) && memcmp(s, lit, n) == 0;
+}
+
+/* 'shape': a tuple of non-negative Python ints (a trailing 'L' from Python 2 is accepted). */
+static mhc_result mhc__npy_shape(mhc__npy_lex *lx, mhc_npy *out) {
+    int count = 0, comma = 0;
+    if (!mhc__npy_accept(lx, '(')) return mhc__npy_bad(lx, "'shape' is not a tuple");
+    for (;;) {
+        long v = 0;
+        mhc__npy_ws(lx);
+        if (lx->p < lx->end && *lx->p == ')') break;
+        if (count > 0 && !comma) return mhc__npy_bad(lx, "expected ',' or ')' in 'shape'");
+        if (lx->p < lx->end && *lx->p == '-')
+            return mhc_fail(lx->ctx, MHC_ERR_FORMAT, "mhc_npy_parse: %s: 'shape' has a negative dimension", lx->name);
+        if (lx->p >= lx->end || *lx->p < '0' || *lx->p > '9')
+            return mhc__npy_bad(lx, "expected a non-negative integer in 'shape'");
+        if (*lx->p == '0' && lx->p + 1 < lx->end && lx->p[1] >= '0' && lx->p[1] <= '9')
+            return mhc__npy_bad(lx, "integer with a leading zero in 'shape'");
+        while (lx->p < lx->end && *lx->p >= '0' && *lx->p <= '9') {
+            if (v > (2147483647L - (*lx->p - '0')) / 10)   /* v * 10 + digit would exceed INT_MAX */
+                return mhc_fail(lx->ctx, MHC_ERR_OVERFLOW, "mhc_npy_parse: %s: dimension %d of 'shape' exceeds %d",
+                                lx->name, count, 2147483647);
+            v = v * 10 + (*lx->p - '0');
+            lx->p++;
+        }
+        if (lx->p < lx->end && (*lx->p == 'L' || *lx->p == 'l')) lx->p++;
+        if (count == MHC_MAX_DIMS)
+            return mhc_fail(lx->ctx, MHC_ERR_SIZE, "mhc_npy_parse: %s: 'shape' has more than %d dimensions",
+                            lx->name, MHC_MAX_DIMS);
+        if (v == 0)
+            return mhc_fail(lx->ctx, MHC_ERR_SIZE, "mhc_npy_parse: %s: dimension %d of 'shape' is 0 (empty arrays "
+                            "are not supported)", lx->name, count);
+        out->shape[count++] = (int)v;
+        comma = mhc__npy_accept(lx, ',');
+    }
+    if (count == 1 && !comma) return mhc__npy_bad(lx, "'shape' (n) is not a tuple: write (n,)");
+    lx->p++;   /* ')' */
+    out->ndim = count;
+    return MHC_OK;
+}
+
+/* The parser proper; mhc_npy_parse empties *out when it fails. */
+static mhc_result mhc__npy_parse(mhc_ctx *ctx, const void *buf, size_t len, const char *name, mhc_npy *out) {
+    const unsigned char *b = MHC__CAST(const unsigned char *, buf);
+    mhc__npy_lex lx;
+    size_t prefix, hlen, need, i;
+    int have_descr = 0, have_order = 0, have_shape = 0, d;
+    char shown[17];
+    mhc_result r;
+    if (len < 10 || memcmp(b, MHC__NPY_MAGIC, 6) != 0)
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "mhc_npy_parse: %s: not a .npy file (%s)", name,
+                        len < 10 ? "shorter than the 10-byte preamble" : "no \\x93NUMPY magic");
+    if ((b[6] != 1 && b[6] != 2 && b[6] != 3) || b[7] != 0)
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "mhc_npy_parse: %s: format version %d.%d is not supported "
+                        "(1.0, 2.0 or 3.0)", name, b[6], b[7]);
+    if (b[6] == 1) {
+        prefix = 10;
+        hlen = (size_t)b[8] | (size_t)b[9] << 8;
+    } else {
+        if (len < 12)
+            return mhc_fail(ctx, MHC_ERR_FORMAT, "mhc_npy_parse: %s: truncated: %zu bytes, shorter than the "
+                            "12-byte version %d.0 preamble", name, len, b[6]);
+        prefix = 12;
+        hlen = (size_t)b[8] | (size_t)b[9] << 8 | (size_t)b[10] << 16 | (size_t)b[11] << 24;
+    }
+    if (hlen > len - prefix)
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "mhc_npy_parse: %s: truncated: the header needs %zu bytes, the file "
+                        "has %zu after the preamble", name, hlen, len - prefix);
+
+    lx.start = lx.p = MHC__CAST(const char *, buf) + prefix;
+    lx.end = lx.start + hlen;
+    lx.base = prefix;
+    lx.name = name;
+    lx.ctx = ctx;
+    if (!mhc__npy_accept(&lx, '{')) return mhc__npy_bad(&lx, "the header is not a dict ('{' expected)");
+    for (;;) {
+        const char *key, *s;
+        size_t kn, sn;
+        if (mhc__npy_accept(&lx, '}')) break;
+        if ((r = mhc__npy_string(&lx, &key, &kn, "expected a quoted key or '}'")) != MHC_OK) return r;
+        if (!mhc__npy_accept(&lx, ':')) return mhc__npy_bad(&lx, "expected ':' after a key");
+        mhc__npy_ws(&lx);
+        if (mhc__npy_is(key, kn, "descr")) {
+            if (have_descr++) return mhc__npy_bad(&lx, "duplicate key 'descr'");
+            if ((r = mhc__npy_string(&lx, &s, &sn, "'descr' is not a string (structured dtypes are not supported)")) != MHC_OK)
+                return r;
+            if (mhc__npy_is(s, sn, "<f8")) out->src_bytes = 8;
+            else if (mhc__npy_is(s, sn, "<f4")) out->src_bytes = 4;
+            else if (sn > 0 && s[0] == '>')
+                return mhc_fail(ctx, MHC_ERR_FORMAT, "mhc_npy_parse: %s: dtype '%s' is big-endian; only '<f4' and "
+                                "'<f8' are supported", name, mhc__npy_show(shown, s, sn));
+            else
+                return mhc_fail(ctx, MHC_ERR_FORMAT, "mhc_npy_parse: %s: dtype '%s' is not supported; only '<f4' and "
+                                "'<f8' are", name, mhc__npy_show(shown, s, sn));
+        } else if (mhc__npy_is(key, kn, "fortran_order")) {
+            if (have_order++) return mhc__npy_bad(&lx, "duplicate key 'fortran_order'");
+            if (lx.end - lx.p >= 5 && memcmp(lx.p, "False", 5) == 0) lx.p += 5;
+            else if (lx.end - lx.p >= 4 && memcmp(lx.p, "True", 4) == 0)
+                return mhc_fail(ctx, MHC_ERR_FORMAT, "mhc_npy_parse: %s: fortran_order is True; only C-order arrays "
+                                "are supported", name);
+            else return mhc__npy_bad(&lx, "'fortran_order' is not True or False");
+        } else if (mhc__npy_is(key, kn, "shape")) {
+            if (have_shape++) return mhc__npy_bad(&lx, "duplicate key 'shape'");
+            if ((r = mhc__npy_shape(&lx, out)) != MHC_OK) return r;
+        } else {
+            return mhc_fail(ctx, MHC_ERR_FORMAT, "mhc_npy_parse: %s: unknown header key '%s'", name,
+                            mhc__npy_show(shown, key, kn));
+        }
+        if (mhc__npy_accept(&lx, '}')) break;
+        if (!mhc__npy_accept(&lx, ',')) return mhc__npy_bad(&lx, "expected ',' or '}' after a value");
+    }
+    mhc__npy_ws(&lx);
+    if (lx.p != lx.end) return mhc__npy_bad(&lx, "unexpected characters after the dict");
+    if (!have_descr || !have_order || !have_shape)
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "mhc_npy_parse: %s: the header lacks the key '%s'", name,
+                        !have_descr ? "descr" : !have_order ? "fortran_order" : "shape");
+
+    out->size = 1;
+    for (d = 0; d < out->ndim; d++)
+        if (!mhc__mul_ok(out->size, (size_t)out->shape[d], &out->size) || out->size > SIZE_MAX / sizeof(double))
+            return mhc_fail(ctx, MHC_ERR_OVERFLOW, "mhc_npy_parse: %s: the number of elements overflows at "
+                            "dimension %d", name, d);
+    need = out->size * (size_t)out->src_bytes;
+    if (len - prefix - hlen != need) {
+        size_t have = len - prefix - hlen;
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "mhc_npy_parse: %s: %s: the shape needs %zu data bytes, the file has "
+                        "%zu", name, have < need ? "truncated data" : "trailing bytes after the data", need, have);
+    }
+    out->data = MHC__CAST(double *, MHC_MALLOC(out->size * sizeof(double)));
+    if (!out->data)
+        return mhc_fail(ctx, MHC_ERR_NOMEM, "mhc_npy_parse: %s: cannot allocate %zu values", name, out->size);
+    b += prefix + hlen;
+    if (out->src_bytes == 8) {
+        for (i = 0; i < out->size; i++, b += 8) {
+            uint64_t u = 0;
+            int k;
+            for (k = 7; k >= 0; k--) u = u << 8 | b[k];
+            memcpy(&out->data[i], &u, 8);
+        }
+    } else {
+        for (i = 0; i < out->size; i++, b += 4) {
+            uint32_t u = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+            float f;
+            memcpy(&f, &u, 4);
+            out->data[i] = f;
+        }
+    }
+    return MHC_OK;
+}
+
+MHCDEF mhc_result mhc_npy_parse(mhc_ctx *ctx, const void *buf, size_t len, const char *name, mhc_npy *out) {
+    mhc_result r;
+    int d;
+    if (!name) name = "<buffer>";
+    if (!out) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_npy_parse: %s: out is NULL", name);
+    memset(out, 0, sizeof *out);
+    for (d = 0; d < MHC_MAX_DIMS; d++) out->shape[d] = 1;
+    if (!buf) r = mhc_fail(ctx, MHC_ERR_NULL, "mhc_npy_parse: %s: buf is NULL", name);
+    else r = mhc__npy_parse(ctx, buf, len, name, out);
+    if (r != MHC_OK) {
+        MHC_FREE(out->data);   /* NULL: the data is allocated last */
+        memset(out, 0, sizeof *out);
+    }
+    return r;
+}
+
+MHCDEF mhc_result mhc_npy_read(mhc_ctx *ctx, const char *path, mhc_npy *out) {
+    void *buf;
+    size_t len;
+    mhc_result r;
+    if (out) memset(out, 0, sizeof *out);
+    if (!path) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_npy_read: path is NULL");
+    if (!out) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_npy_read: %s: out is NULL", path);
+    r = mhc_read_file(ctx, path, &buf, &len);
+    if (r != MHC_OK) return r;
+    r = mhc_npy_parse(ctx, buf, len, path, out);
+    MHC_FREE(buf);
+    return r;
+}
+
+MHCDEF mhc_result mhc_npy_write(mhc_ctx *ctx, const char *path, int ndim, const int *shape, const double *data) {
+    char head[256];
+    unsigned char chunk[8 * 256];
+    size_t size = 1, hl, pad, i, k;
+    FILE *f;
+    int d, ok;
+    if (!path) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_npy_write: path is NULL");
+    if (!data) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_npy_write: %s: data is NULL", path);
+    if (ndim < 0 || ndim > MHC_MAX_DIMS)
+        return mhc_fail(ctx, MHC_ERR_SIZE, "mhc_npy_write: %s: %d dimensions, expected 0 to %d", path, ndim, MHC_MAX_DIMS);
+    if (ndim > 0 && !shape) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_npy_write: %s: shape is NULL", path);
+    for (d = 0; d < ndim; d++) {
+        if (shape[d] < 1)
+            return mhc_fail(ctx, MHC_ERR_SIZE, "mhc_npy_write: %s: dimension %d has size %d, expected >= 1", path, d,
+                            shape[d]);
+        if (!mhc__mul_ok(size, (size_t)shape[d], &size) || size > SIZE_MAX / 8)
+            return mhc_fail(ctx, MHC_ERR_OVERFLOW, "mhc_npy_write: %s: the number of elements overflows at "
+                            "dimension %d", path, d);
+    }
+    /* numpy's layout: dict, spare spaces for shape[0] to grow, spaces to 64-byte alignment, '\n' */
+    hl = (size_t)sprintf(head, "{'descr': '<f8', 'fortran_order': False, 'shape': (");
+    for (d = 0; d < ndim; d++) hl += (size_t)sprintf(head + hl, d ? ", %d" : "%d", shape[d]);
+    hl += (size_t)sprintf(head + hl, "%s), }", ndim == 1 ? "," : "");
+    if (ndim > 0) {
+        char digits[16];
+        for (k = (size_t)sprintf(digits, "%d", shape[0]); k < MHC__NPY_GROWTH_DIGITS; k++) head[hl++] = ' ';
+    }
+    for (pad = 64 - (10 + hl + 1) % 64; pad > 0; pad--) head[hl++] = ' ';
+    head[hl++] = '\n';
+
+    f = fopen(path, "wb");
+    if (!f) return mhc_fail(ctx, MHC_ERR_IO, "mhc_npy_write: cannot open '%s' for writing", path);
+    memcpy(chunk, MHC__NPY_MAGIC "\x01\x00", 8);
+    chunk[8] = (unsigned char)(hl & 0xff);
+    chunk[9] = (unsigned char)(hl >> 8);
+    ok = fwrite(chunk, 1, 10, f) == 10 && fwrite(head, 1, hl, f) == hl;
+    for (i = 0; ok && i < size; i += k) {
+        size_t m = size - i < 256 ? size - i : 256;
+        for (k = 0; k < m; k++) {
+            uint64_t u;
+            int byte;
+            memcpy(&u, &data[i + k], 8);
+            for (byte = 0; byte < 8; byte++) chunk[8 * k + (size_t)byte] = (unsigned char)(u >> (8 * byte));
+        }
+        ok = fwrite(chunk, 8, m, f) == m;
+    }
+    if (fclose(f) != 0) ok = 0;
+    if (!ok) {
+        remove(path);
+        return mhc_fail(ctx, MHC_ERR_IO, "mhc_npy_write: write error on '%s'", path);
+    }
+    return MHC_OK;
+}
+
+/* -------------------------------------- CHECKPOINTS ---------------------------------------- */
+
+/* (filled by the checkpoint layer) */
 
 #ifdef __cplusplus
 }

@@ -7,4 +7,7 @@
 #include <stdlib.h>
 
 #include "test_core.c"
+#include "test_ops.c"
+#include "test_npy.c"
+#include "test_compare.c"
 #include "test_hc.c"
