@@ -13,10 +13,11 @@ else
 endif
 BUILD   ?= build
 HDR     = mhc.h
-TEST_SRC = $(wildcard tests/test_*.c) tests/test.h tests/test_groups.h examples/cli.h
+TEST_SRC = $(wildcard tests/test_*.c) tests/test.h tests/test_groups.h examples/cli.h examples/verify.h
 # build/mhc and its objects: double precision, POSIX for dirent.h (see the rules below)
 CLI_CFLAGS = $(CFLAGS) -DMHC_DOUBLE -D_POSIX_C_SOURCE=200809L
 CLI_LIB    = $(BUILD)/mhc_impl.o $(BUILD)/compare.o
+VERIFY_OBJ = $(BUILD)/verify.o $(BUILD)/verify_impl_f32.o $(BUILD)/verify_impl_f64.o
 
 .PHONY: all test test-asan test-cli check-compile demo clean valgrind
 
@@ -32,7 +33,7 @@ $(BUILD)/test_f64.o: tests/test_all.c $(HDR) $(TEST_SRC) | $(BUILD)
 	$(CC) $(CFLAGS) $(OMPFLAGS) -DMHC_DOUBLE -c tests/test_all.c -o $@
 $(BUILD)/test_main.o: tests/test_main.c tests/test.h tests/test_groups.h | $(BUILD)
 	$(CC) $(CFLAGS) -c tests/test_main.c -o $@
-$(BUILD)/test: $(BUILD)/test_main.o $(BUILD)/test_f32.o $(BUILD)/test_f64.o $(CLI_LIB)
+$(BUILD)/test: $(BUILD)/test_main.o $(BUILD)/test_f32.o $(BUILD)/test_f64.o $(CLI_LIB) $(VERIFY_OBJ)
 	$(CC) $(CFLAGS) $(OMPFLAGS) $^ -o $@ $(LDLIBS)
 
 # ---- build/mhc, the command-line tool (examples/): every object in double precision, with
@@ -40,7 +41,15 @@ $(BUILD)/test: $(BUILD)/test_main.o $(BUILD)/test_f32.o $(BUILD)/test_f64.o $(CL
 # linked into the test runner (tests/test_compare.c). ----
 $(BUILD)/mhc_impl.o $(BUILD)/compare.o $(BUILD)/verify.o $(BUILD)/mhc_cli.o: $(BUILD)/%.o: examples/%.c examples/cli.h $(HDR) | $(BUILD)
 	$(CC) $(CLI_CFLAGS) $(OMPFLAGS) -c $< -o $@
-$(BUILD)/mhc: $(BUILD)/mhc_cli.o $(BUILD)/verify.o $(CLI_LIB)
+# verify: verify.o reads and writes the case (double, like the rest of build/mhc); the computation
+# (verify_impl.c) is compiled twice with the implementation static, once per precision, because
+# a case's dtype chooses the precision it runs in. The test runner links them too (test_verify).
+$(BUILD)/verify.o: examples/verify.h
+$(BUILD)/verify_impl_f64.o: examples/verify_impl.c examples/verify.h $(HDR) | $(BUILD)
+	$(CC) $(CFLAGS) $(OMPFLAGS) -DMHC_DOUBLE -c examples/verify_impl.c -o $@
+$(BUILD)/verify_impl_f32.o: examples/verify_impl.c examples/verify.h $(HDR) | $(BUILD)
+	$(CC) $(CFLAGS) $(OMPFLAGS) -c examples/verify_impl.c -o $@
+$(BUILD)/mhc: $(BUILD)/mhc_cli.o $(VERIFY_OBJ) $(CLI_LIB)
 	$(CC) $(CFLAGS) $(OMPFLAGS) $^ -o $@ $(LDLIBS)
 
 # ---- compile-only checks: C99 with gcc and clang (plain, static, double), C++ ----

@@ -2145,6 +2145,13 @@ done:
  * the output, in a fixed token order (bitwise identical for any thread count).
  * ========================================================================================= */
 
+/* Finite by the bit pattern (exponent not all ones): -ffast-math cannot fold this test away. */
+static int mhc__hc_finite(double v) {
+    uint64_t u;
+    memcpy(&u, &v, sizeof u);
+    return ((u >> 52) & 0x7ff) != 0x7ff;
+}
+
 static const char *const mhc__preset_names[MHC_PRESET_COUNT] = {"dsv4", "tilekernels", "paper", "lite"};
 static const char *const mhc__variant_names[MHC_VARIANT_COUNT] = {"preset", "none", "hc", "mhc", "lite"};
 static const char *const mhc__proj_names[MHC_PROJ_COUNT] = {"preset", "softmax", "exp", "log", "perm"};
@@ -2244,7 +2251,7 @@ static mhc__preset_row mhc__preset_get(mhc_hc_preset p) {
 static mhc_result mhc__knob(mhc_ctx *ctx, const char *name, double v, double preset, double *out) {
     if (v == 0.0) { *out = preset; return MHC_OK; }
     if (v == MHC_ZERO) { *out = 0.0; return MHC_OK; }
-    if (v != v || v > DBL_MAX || v < -DBL_MAX)
+    if (!mhc__hc_finite(v))
         return mhc_fail(ctx, MHC_ERR_NONFINITE, "mhc_hc_resolve: %s = %g is not finite", name, v);
     if (v < 0.0)
         return mhc_fail(ctx, MHC_ERR_VALUE,
@@ -2561,7 +2568,7 @@ static mhc_result mhc__proj_args(mhc_ctx *ctx, const char *fn, mhc_projection pr
     }
     if (iters < 1 || iters > 100000)
         return mhc_fail(ctx, MHC_ERR_VALUE, "%s: iters = %d, expected 1..100000", fn, iters);
-    if (!(eps >= 0.0) || eps > DBL_MAX)
+    if (!mhc__hc_finite(eps) || eps < 0.0)
         return mhc_fail(ctx, MHC_ERR_VALUE, "%s: eps = %g, expected a finite value >= 0", fn, eps);
     return MHC_OK;
 }
@@ -3116,8 +3123,9 @@ static mhc_result mhc__spec_check(mhc_ctx *ctx, const char *fname, const mhc_hc_
     default:
         return mhc_fail(ctx, MHC_ERR_VALUE, "%s: spec.variant = %d is not none, hc, mhc or lite", fname, (int)s->variant);
     }
-    if (!(s->norm_eps >= 0.0) || !(s->pre_eps >= 0.0) || !(s->sinkhorn_eps >= 0.0) || !(s->post_mult >= 0.0) ||
-        s->norm_eps > DBL_MAX || s->pre_eps > DBL_MAX || s->sinkhorn_eps > DBL_MAX || s->post_mult > DBL_MAX)
+    if (!mhc__hc_finite(s->norm_eps) || !mhc__hc_finite(s->pre_eps) || !mhc__hc_finite(s->sinkhorn_eps) ||
+        !mhc__hc_finite(s->post_mult) || s->norm_eps < 0.0 || s->pre_eps < 0.0 || s->sinkhorn_eps < 0.0 ||
+        s->post_mult < 0.0)
         return mhc_fail(ctx, MHC_ERR_VALUE, "%s: spec epsilons and post_mult must be finite and >= 0", fname);
     return MHC_OK;
 }
@@ -3379,7 +3387,7 @@ MHCDEF mhc_result mhc_hc_params_init(mhc_ctx *ctx, const mhc_hc_spec *s, int hea
     if (!head && s->variant == MHC_VARIANT_NONE) return MHC_OK;
     if (!w->fn || !w->scale || !w->base || !w->fn->data || !w->scale->data || !w->base->data)
         return mhc_fail(ctx, MHC_ERR_NULL, "mhc_hc_params_init: fn, scale and base tensors (with data) are required");
-    if (!(fn_std >= 0.0) || fn_std > 1e30)
+    if (!mhc__hc_finite(fn_std) || fn_std < 0.0)
         return mhc_fail(ctx, MHC_ERR_VALUE, "mhc_hc_params_init: fn_std = %g, expected a finite value >= 0", fn_std);
     n = s->n;
     if (head ? (w->base->size != (size_t)n || w->scale->size != 1)
@@ -3781,9 +3789,10 @@ MHCDEF mhc_result mhc_hc_ds_distance(mhc_ctx *ctx, const mhc_real *A, size_t cou
         for (i = 0; i < n; i++) {
             double r = 0.0, c = 0.0;
             for (j = 0; j < n; j++) { r += (double)M[i * n + j]; c += (double)M[j * n + i]; }
-            /* NaN counts as infinitely far */
-            if (!(fabs(r - 1.0) <= re)) re = r != r ? HUGE_VAL : fabs(r - 1.0);
-            if (!(fabs(c - 1.0) <= ce)) ce = c != c ? HUGE_VAL : fabs(c - 1.0);
+            /* NaN and Inf count as infinitely far */
+            double dr = mhc__hc_finite(r) ? fabs(r - 1.0) : HUGE_VAL, dc = mhc__hc_finite(c) ? fabs(c - 1.0) : HUGE_VAL;
+            if (dr > re) re = dr;
+            if (dc > ce) ce = dc;
         }
     }
     *max_row_err = re;

@@ -11,3 +11,4 @@
 #include "test_npy.c"
 #include "test_compare.c"
 #include "test_hc.c"
+#include "test_hc_tape.c"
