@@ -12,3 +12,4 @@
 #include "test_compare.c"
 #include "test_hc.c"
 #include "test_hc_tape.c"
+#include "test_verify.c"

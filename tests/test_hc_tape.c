@@ -4,7 +4,7 @@
  * Uses the naive references and helpers of tests/test_hc.c (included before this file). */
 
 #ifndef HCTT_H
-#define HCTT_H 1e-6
+#define HCTT_H 1e-5
 #endif
 
 typedef struct hctt_user {
