@@ -316,7 +316,7 @@ static void tv_errors(void) {
     CHECK_STR_HAS(err, "bad/scale.npy: shape [2], expected [3]");
     tv_write_case(D, &k, good, "<f8", 1);
     sh[0] = 2; sh[1] = 5;
-    tv_write_npy(TV_ROOT "/bad/f_out.npy", "<f8", 2, sh, k.f, 0);
+    tv_write_npy(TV_ROOT "/bad/f_out.npy", "<f8", 2, sh, k.x, 0);   /* 10 values of x (24) */
     CHECK(mhc_verify_case(D, O, err, sizeof err) == 2);
     CHECK_STR_HAS(err, "bad/f_out.npy: shape [2,5], expected [2,4]");
     tv_write_case(D, &k, good, "<f8", 1);
