@@ -2249,10 +2249,11 @@ static mhc__preset_row mhc__preset_get(mhc_hc_preset p) {
 
 /* One numeric knob: 0 -> the preset's value, MHC_ZERO -> 0, else a finite value >= 0. */
 static mhc_result mhc__knob(mhc_ctx *ctx, const char *name, double v, double preset, double *out) {
-    if (v == 0.0) { *out = preset; return MHC_OK; }
-    if (v == MHC_ZERO) { *out = 0.0; return MHC_OK; }
+    /* finiteness first: under -ffinite-math-only a NaN may compare equal to 0 */
     if (!mhc__hc_finite(v))
         return mhc_fail(ctx, MHC_ERR_NONFINITE, "mhc_hc_resolve: %s = %g is not finite", name, v);
+    if (v == 0.0) { *out = preset; return MHC_OK; }
+    if (v == MHC_ZERO) { *out = 0.0; return MHC_OK; }
     if (v < 0.0)
         return mhc_fail(ctx, MHC_ERR_VALUE,
                         "mhc_hc_resolve: %s = %g is negative (0 means the preset's value, MHC_ZERO an actual 0)",

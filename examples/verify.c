@@ -42,6 +42,12 @@ static int vf_finite(double v) {   /* by the bit pattern: -ffast-math safe */
     return ((u >> 52) & 0x7ff) != 0x7ff;
 }
 
+static int vf_isnan(double v) {    /* exponent all ones and a nonzero mantissa */
+    uint64_t u;
+    memcpy(&u, &v, sizeof u);
+    return !vf_finite(v) && (u & 0xfffffffffffffull) != 0;
+}
+
 static char *vf_trim(char *s) {
     char *e;
     while (*s == ' ' || *s == '\t' || *s == '\r') s++;
@@ -244,7 +250,7 @@ static int vf_load(const char *dir, const char *name, int required, int ndim, co
             for (d = a->ndim - 1; d >= 0; d--) { idx[d] = (int)(rest % (size_t)a->shape[d]); rest /= (size_t)a->shape[d]; }
             vf_shape_str(got, sizeof got, a->ndim, idx, NULL);
             snprintf(err, cap, "%s: element %s (flat index %zu) is %s; inputs must be finite", path, got, i,
-                     a->data[i] != a->data[i] ? "NaN" : a->data[i] > 0 ? "+Inf" : "-Inf");
+                     vf_isnan(a->data[i]) ? "NaN" : a->data[i] > 0 ? "+Inf" : "-Inf");
             mhc_npy_free(a);
             return 2;
         }

@@ -330,7 +330,7 @@ static void tv_errors(void) {
     CHECK_STR_HAS(err, "bad/base.npy");
     CHECK_STR_HAS(err, "truncated");
     tv_write_case(D, &k, good, "<f8", 1);
-    k.fn[13] = sqrt(-1.0);
+    k.fn[13] = hct_nan();
     sh[0] = 15; sh[1] = 12;
     tv_write_npy(TV_ROOT "/bad/fn.npy", "<f8", 2, sh, k.fn, 0);
     k.fn[13] = 0.1;
