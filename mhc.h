@@ -2705,6 +2705,15 @@ static double mhc__pre_token_work(const mhc__pre_io *io) {
     }
 }
 
+/* y[0..len) += c x[0..len). In blocks of a fixed length so that -O2 (GCC's "very cheap"
+   vectorizer) vectorizes it; every y[j] still gets its terms in the same order. */
+static void mhc__axpy(double *y, double c, const mhc_real *x, int len) {
+    int j = 0, q;
+    for (; j + 16 <= len; j += 16)
+        for (q = 0; q < 16; q++) y[j + q] += c * (double)x[j + q];
+    for (; j < len; j++) y[j] += c * (double)x[j];
+}
+
 /* acc[k][j] = sum_r coef[r*m + k] X[r*D + j];  dW[k][j] += acc[k][j] (* nw[j]);
    dnw[j] += sum_k acc[k][j] W[k][j]. Parallel over column blocks j (each output owned by one
    block); rows r summed in order. */
@@ -2724,11 +2733,8 @@ static void mhc__acc_reduce(mhc_real *dW, mhc_real *dnw, const double *coef, con
             for (r = 0; r < R; r++) {
                 const double *cr = coef + (size_t)r * (size_t)m + (size_t)k0;
                 const mhc_real *xr = X + (size_t)r * (size_t)D + (size_t)j0;
-                for (k = 0; k < kn; k++) {
-                    double c = cr[k], *a = acc + k * JB;
-                    if (c == 0.0) continue;
-                    for (j = 0; j < jn; j++) a[j] += c * (double)xr[j];
-                }
+                for (k = 0; k < kn; k++)
+                    if (cr[k] != 0.0) mhc__axpy(acc + k * JB, cr[k], xr, jn);
             }
             for (k = 0; k < kn; k++) {
                 size_t row = (size_t)(k0 + k) * (size_t)D + (size_t)j0;
@@ -2760,7 +2766,17 @@ static void mhc__mix_token(const mhc__pre_io *io, int t, double *xw, double *dot
         ss += v * v;
         xw[j] = io->nw ? v * (double)io->nw[j] : v;
     }
-    for (k = 0; k < mr; k++) {
+    /* four rows per pass over xw: four independent sums (each still summed in order j) */
+    for (k = 0; k + 4 <= mr; k += 4) {
+        const mhc_real *r0 = io->fn + (size_t)k * (size_t)D, *r1 = r0 + D, *r2 = r1 + D, *r3 = r2 + D;
+        double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
+        for (j = 0; j < D; j++) {
+            double v = xw[j];
+            a0 += v * (double)r0[j]; a1 += v * (double)r1[j]; a2 += v * (double)r2[j]; a3 += v * (double)r3[j];
+        }
+        dot[k] = a0; dot[k + 1] = a1; dot[k + 2] = a2; dot[k + 3] = a3;
+    }
+    for (; k < mr; k++) {
         const mhc_real *row = io->fn + (size_t)k * (size_t)D;
         double a = 0.0;
         for (j = 0; j < D; j++) a += xw[j] * (double)row[j];
@@ -2891,8 +2907,7 @@ static void mhc__pre_bwd_mhc(const mhc__pre_io *io, double *work, int nch, doubl
                 for (kk = 0; kk < mr; kk++) {
                     const mhc_real *row = io->fn + (size_t)kk * (size_t)D;
                     double cf = coef[kk];
-                    if (cf == 0.0) continue;
-                    for (j = 0; j < D; j++) dxa[j] += cf * (double)row[j];
+                    if (cf != 0.0) mhc__axpy(dxa, cf, row, D);
                 }
                 for (i = 0; i < n; i++) {
                     double hp = sp[i] + s->pre_eps;
@@ -3021,8 +3036,7 @@ static void mhc__pre_bwd_hc(const mhc__pre_io *io, double *work, int nch, double
                     for (k = 0; k < q; k++) {
                         const mhc_real *th = io->fn + (size_t)k * C;
                         double d = dd[i * q + k];
-                        if (d == 0.0) continue;
-                        for (c = 0; c < C; c++) dxn[c] += d * (double)th[c];
+                        if (d != 0.0) mhc__axpy(dxn, d, th, C);
                     }
                     for (c = 0; c < C; c++) {
                         if (io->nw) dxn[c] *= (double)io->nw[c];
