@@ -399,33 +399,50 @@ MHCDEF mhc_result mhc_gradcheck(mhc_tape *tp, mhc_loss_fn fn, mhc_tensor **input
  * as tape ops (expand, the fused pre step, post, head), the parameters, and the diagnostics.
  *
  * Presets (every knob can be overridden on top; MHC_SPEC.md Sec. 4):
- *   MHC_PRESET_DSV4         DeepSeek-V4 production: the TileKernels torch reference
- *                           (tile_kernels/torch/mhc.py) with the V4 settings: norm_eps 1e-6,
- *                           pre_eps 1e-6, post_mult 2, softmax-start Sinkhorn, 20 iterations,
- *                           sinkhorn eps 1e-6, orientation comb_t (A = comb^T).
- *   MHC_PRESET_TILEKERNELS  the same functions with TileKernels' API defaults: post_mult 1,
- *                           10 iterations (other values as dsv4).
- *   MHC_PRESET_PAPER        the mHC paper, Eqs. 7-9 and Table 5: norm_eps 1e-20, pre_eps 0,
- *                           post_mult 2, exp-start Sinkhorn (T_r(T_c(M)) repeated), 20
- *                           iterations, sinkhorn eps 0, orientation h (A = comb).
+ *   MHC_PRESET_DSV4         DeepSeek-V4 production settings: norm_eps 1e-6, pre_eps 1e-6,
+ *                           post_mult 2, softmax-start Sinkhorn, 20 iterations, sinkhorn eps
+ *                           1e-6, orientation comb_t (A = comb^T), computed the way DeepSeek's
+ *                           TileKernels reference does (mhc_pre = norm_fn, split_mixes,
+ *                           sinkhorn_normalize, apply_mix; mhc_post; mhc_head).
+ *   MHC_PRESET_TILEKERNELS  the same functions with the defaults of TileKernels' mhc_pre
+ *                           (tile_kernels/modeling/mhc/functional.py): post_mult_value 1,
+ *                           sinkhorn_repeat 10 (norm_eps, pre_eps, sinkhorn_eps 1e-6 as dsv4).
+ *   MHC_PRESET_PAPER        the mHC paper (arXiv 2512.24880), Eqs. 7-9 and Table 5: norm_eps
+ *                           1e-20, pre_eps 0, post_mult 2, exp-start Sinkhorn (M = exp(z), then
+ *                           T_r(T_c(M)) 20 times), sinkhorn eps 0, orientation h (A = comb).
  *   MHC_PRESET_LITE         mHC-lite (arXiv 2601.05732): A = sum_k softmax(z)_k P_k over all n!
- *                           permutation matrices; norm_eps 1e-20, pre_eps 0, post_mult 2.
- *                           (If a Sinkhorn projection is forced on it: 20 iterations, eps 0.)
+ *                           permutation matrices (lexicographic order), built directly (no
+ *                           orientation); norm_eps 1e-20, pre_eps 0, post_mult 2. If a Sinkhorn
+ *                           projection is forced on it: 20 iterations, eps 0.
+ * Variants (MHC_SPEC.md Sec. 6): none (the plain residual, n = 1: layer_input = x,
+ * out = x + f_out); hc (Hyper-Connections as the mHC paper's Eq. 5 restates them: per-stream
+ * RMSNorm over C, tanh gates, unconstrained H_res; fn holds theta [n+2, C] = [pre | post | res]);
+ * mhc; lite. The head (Sec. 5) is the same for every variant.
  * Orientation: in both DeepSeek presets the last Sinkhorn step normalises columns of comb, and
  * A = comb^T, so the ROWS of A are the exact marginal (rowsum = s/(s+eps)); in the paper preset the
  * last step normalises rows and A = comb: again the rows of A are exact. The other marginal is
  * only approximately 1 after a truncated iteration. The permutation mixture is doubly stochastic
  * to rounding.
+ * Log domain (MHC_PROJ_LOG): the exp-start iteration on L = log M; the step M / (sum + eps)
+ * becomes L - logaddexp(logsumexp(L), log eps) (plain logsumexp for eps = 0). Same numbers as
+ * MHC_PROJ_EXP where exp does not overflow; finite for logits of any size.
  *
  * Zero means "the preset's value": every numeric knob of mhc_hc_config left at 0 takes the
  * preset's value. To ask for an actual zero, set the knob to MHC_ZERO. Negative values other
  * than MHC_ZERO are refused.
  *
  * Sinkhorn backward: exact for the truncated iteration that was run (not the implicit
- * fixed-point gradient). The backward RECOMPUTES the iterates per token from the logits into a
- * small per-thread scratch ((2 iters + 4) n^2 doubles), so nothing per iteration is stored
- * between forward and backward; the tape op saves only the pre step's matmul results and rstd
- * (m + 1 doubles per token).
+ * fixed-point gradient). Mode: RECOMPUTE. The backward recomputes the iterates of each token
+ * from its logits into a small per-thread scratch ((2 iters + 4) n^2 doubles) and runs the
+ * exact reverse of every normalisation step; nothing per iteration is stored between forward
+ * and backward. The tape op saves only the pre step's matmul results and rstd (m + 1 doubles
+ * per token); the raw-array backward recomputes those too.
+ *
+ * Threads and memory: the per-token work runs over chunks of tokens (one per OpenMP thread,
+ * each with its own scratch); reductions over tokens (d_fn, d_base, d_scale, d_norm_weight)
+ * run over the axis that owns the output, tokens summed in order: results are bitwise identical
+ * for any thread count. Nothing is allocated per token; the raw-array functions allocate their
+ * scratch once per call, the tape ops take it from the tape's arena.
  * ========================================================================================= */
 
 #define MHC_ZERO (-1.0)        /* a knob set to MHC_ZERO means an actual 0 (0 means "preset") */
@@ -581,8 +598,18 @@ MHCDEF mhc_result mhc_hc_params_get(mhc_params *store, const int ids[4], mhc_hc_
 MHCDEF mhc_result mhc_hc_params_init(mhc_ctx *ctx, const mhc_hc_spec *s, int head, int layer_index,
                                      mhc_hc_params *w, mhc_rng *rng, double fn_std);
 
-/* ---- tape ops ---- */
-/* The pre step as ONE fused op: one pass over x per token for the matmul and the sum of squares
+/* ---- tape ops ----
+   A model (tests/test_hc_tape.c builds exactly this chain and gradchecks it):
+       mhc_hc_spec s;  mhc_hc_resolve(&ctx, NULL, 4, &s);                 dsv4 preset, n = 4
+       mhc_hc_params_declare(&store, &s, C, 0, 1, "l0", ids);            per layer (head: head = 1)
+       mhc_params_alloc(&store); mhc_hc_params_get(&store, ids, &w); mhc_hc_params_init(...);
+       x = mhc_hc_expand(tp, emb, 4);                                    [T,C] -> [T,4,C]
+       for each sublayer:
+           mhc_hc_pre(tp, &s, x, &w, &p);                                layer_input, h_pre, h_post, h_res
+           f = F(tp, p.layer_input);                                     attention or MLP, [T,C]
+           x = mhc_hc_post(tp, x, p.h_res, p.h_post, f);                 A x + h_post f
+       y = mhc_hc_head(tp, &s, x, &wh);                                  [T,C], then the output norm
+   The pre step as ONE fused op: one pass over x per token for the matmul and the sum of squares
    (matmul first, RMS division after, paper Sec. 4.3.1), gates, projection and layer_input, with
    a hand-written backward. Outputs (all with gradients when any input needs one):
    layer_input [T,C], h_pre [T,n], h_post [T,n], h_res [T,n,n]. x is [T,n,C] (or [T,n*C]). */
