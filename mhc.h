@@ -2882,7 +2882,7 @@ static void mhc__pre_bwd_mhc(const mhc__pre_io *io, double *work, int nch, doubl
         double *xw = work + (size_t)ch * per, *dxa = xw + D, *dot = xw + 2 * (size_t)D, *du = dot + mr;
         double *z = dot + 2 * (size_t)mr, *dz = z + nres, *otmp = z + 2 * (size_t)nres, *dcomb = otmp + nn;
         double *sp = otmp + 5 * nn, *spo = sp + n, *pw = spo + 3 * (size_t)n;
-        int t0 = (int)((long long)io->T * ch / nch), t1 = (int)((long long)io->T * (ch + 1) / nch), t, i, j, c, kk;
+        int t0 = (int)((long long)io->T * ch / nch), t1 = (int)((long long)io->T * (ch + 1) / nch), t, i, j, c, k, kk;
         double rstd;
         for (t = t0; t < t1; t++) {
             const mhc_real *xt = io->x + (size_t)t * (size_t)D;
@@ -3025,7 +3025,7 @@ static void mhc__pre_bwd_hc(const mhc__pre_io *io, double *work, int nch, double
     for (ch = 0; ch < nch; ch++) {
         double *xn = work + (size_t)ch * per, *dxn = xn + (size_t)n * C, *dots = dxn + C, *dd = dots + (size_t)n * q;
         double *rs = dd + (size_t)n * q, *hp = rs + n;
-        int t0 = (int)((long long)io->T * ch / nch), t1 = (int)((long long)io->T * (ch + 1) / nch), t, i, j, c;
+        int t0 = (int)((long long)io->T * ch / nch), t1 = (int)((long long)io->T * (ch + 1) / nch), t, i, j, c, k;
         double a0 = (double)io->scale[0], a1 = (double)io->scale[1], a2 = (double)io->scale[2];
         for (t = t0; t < t1; t++) {
             const mhc_real *xt = io->x + (size_t)t * (size_t)n * (size_t)C;
