@@ -17,7 +17,7 @@ TEST_SRC = $(wildcard tests/test_*.c) tests/test.h tests/test_groups.h
 
 .PHONY: all test test-asan check-compile demo clean valgrind
 
-all: $(BUILD)/test check-compile
+all: $(BUILD)/test check-compile $(BUILD)/readme_example
 
 $(BUILD):
 	mkdir -p $(BUILD)
@@ -52,7 +52,13 @@ $(BUILD)/.compile-checked: $(HDR) $(CHECK_SRC) | $(BUILD)
 	else echo "$(CXX) not installed: skipping the C++ compile check"; fi
 	@touch $@
 
-test: $(BUILD)/test check-compile
+# the README's usage example, extracted from README.md, compiled warning-free and run
+$(BUILD)/readme_example: README.md $(HDR) | $(BUILD)
+	awk '/<!-- readme-example -->/{f=1;next} f&&/^```c/{g=1;next} g&&/^```/{exit} g' README.md > $(BUILD)/readme_example.c
+	$(CC) $(CFLAGS) -Werror $(OMPFLAGS) $(BUILD)/readme_example.c -o $@ $(LDLIBS)
+
+test: $(BUILD)/test check-compile $(BUILD)/readme_example
+	./$(BUILD)/readme_example
 	./$(BUILD)/test
 
 # AddressSanitizer + UndefinedBehaviorSanitizer, in a separate build directory.
@@ -61,8 +67,10 @@ test-asan:
 	  LDLIBS="-lm -fsanitize=address,undefined" build/asan/test
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ./build/asan/test
 
-valgrind: $(BUILD)/test
-	valgrind --leak-check=full --errors-for-leak-kinds=all --error-exitcode=1 ./$(BUILD)/test
+# valgrind on a build without OpenMP (libgomp's thread pool is reported as possibly lost).
+valgrind:
+	$(MAKE) BUILD=build/noomp NO_OMP=1 build/noomp/test
+	valgrind --leak-check=full --errors-for-leak-kinds=all --error-exitcode=1 ./build/noomp/test
 
 demo:
 	@echo "make demo: the training demo arrives with the training issue (see README)."

@@ -321,6 +321,7 @@ typedef struct mhc_tape {
     int nodes;                  /* number of recorded nodes */
     int no_grad;                /* nonzero: ops record nothing and outputs need no gradient */
     int backward_done;          /* set by mhc_tape_backward until the next reset */
+    int failed;                 /* an op failed since the last reset (its message is in ctx) */
 } mhc_tape;
 
 MHCDEF mhc_result mhc_tape_init(mhc_ctx *ctx, mhc_tape *tp, mhc_arena *arena);
@@ -332,6 +333,10 @@ MHCDEF mhc_result mhc_tape_backward(mhc_tape *tp, mhc_tensor *loss);
 MHCDEF mhc_result mhc_tape_reset(mhc_tape *tp);
 MHCDEF void       mhc_tape_free(mhc_tape *tp);   /* the tape owns nothing but its nodes (in the arena) */
 
+/* Point t at caller-owned memory (grad may be NULL): for inputs and parameters kept outside
+   an arena or parameter store. */
+MHCDEF mhc_result mhc_tensor_wrap(mhc_ctx *ctx, mhc_tensor *t, mhc_real *data, mhc_real *grad, int ndim,
+                                  const int *shape);
 /* A new arena tensor, data zeroed; with_grad != 0 gives it a zeroed gradient (unless no-grad). */
 MHCDEF mhc_tensor *mhc_tensor_new(mhc_tape *tp, int ndim, const int *shape, int with_grad);
 /* A view of t with another shape of the same size; shares data and gradient. */
@@ -1033,19 +1038,1006 @@ MHCDEF void mhc_params_free(mhc_params *p) {
  * KERNELS (implementation)
  * ========================================================================================= */
 
-/* @@KERNELS@@ */
+/* Matmul. Each output row belongs to one thread; inside a row the k loop runs in a fixed order,
+   so the bits do not depend on the thread count. Loop orders keep the innermost loop contiguous. */
+
+/* C[M,N] (+)= A[M,K] B[K,N] */
+MHCDEF void mhc_k_matmul_ab(mhc_real *C, const mhc_real *A, const mhc_real *B, int M, int K, int N, int acc) {
+    int i;
+    MHC__OMP_FOR((double)M * K * N > MHC__PAR_WORK)
+    for (i = 0; i < M; i++) {
+        mhc_real *c = C + (size_t)i * N;
+        const mhc_real *a = A + (size_t)i * K;
+        int k, j;
+        if (!acc) for (j = 0; j < N; j++) c[j] = 0;
+        for (k = 0; k < K; k++) {
+            const mhc_real aik = a[k];
+            const mhc_real *b = B + (size_t)k * N;
+            for (j = 0; j < N; j++) c[j] += aik * b[j];
+        }
+    }
+}
+
+/* C[M,N] (+)= A[M,K] B[N,K]^T   (row-by-row dot products) */
+MHCDEF void mhc_k_matmul_abt(mhc_real *C, const mhc_real *A, const mhc_real *B, int M, int K, int N, int acc) {
+    int i;
+    MHC__OMP_FOR((double)M * K * N > MHC__PAR_WORK)
+    for (i = 0; i < M; i++) {
+        const mhc_real *a = A + (size_t)i * K;
+        int j, k;
+        for (j = 0; j < N; j++) {
+            const mhc_real *b = B + (size_t)j * K;
+            mhc_real s = 0;
+            for (k = 0; k < K; k++) s += a[k] * b[k];
+            if (acc) C[(size_t)i * N + j] += s; else C[(size_t)i * N + j] = s;
+        }
+    }
+}
+
+/* C[M,N] (+)= A[K,M]^T B[K,N] */
+MHCDEF void mhc_k_matmul_atb(mhc_real *C, const mhc_real *A, const mhc_real *B, int M, int K, int N, int acc) {
+    int i;
+    MHC__OMP_FOR((double)M * K * N > MHC__PAR_WORK)
+    for (i = 0; i < M; i++) {
+        mhc_real *c = C + (size_t)i * N;
+        int k, j;
+        if (!acc) for (j = 0; j < N; j++) c[j] = 0;
+        for (k = 0; k < K; k++) {
+            const mhc_real aki = A[(size_t)k * M + i];
+            const mhc_real *b = B + (size_t)k * N;
+            for (j = 0; j < N; j++) c[j] += aki * b[j];
+        }
+    }
+}
+
+/* The naive references: one output at a time, accumulated in double. */
+MHCDEF void mhc_ref_matmul_ab(mhc_real *C, const mhc_real *A, const mhc_real *B, int M, int K, int N, int acc) {
+    int i, j, k;
+    for (i = 0; i < M; i++)
+        for (j = 0; j < N; j++) {
+            double s = acc ? (double)C[(size_t)i * N + j] : 0.0;
+            for (k = 0; k < K; k++) s += (double)A[(size_t)i * K + k] * (double)B[(size_t)k * N + j];
+            C[(size_t)i * N + j] = (mhc_real)s;
+        }
+}
+MHCDEF void mhc_ref_matmul_abt(mhc_real *C, const mhc_real *A, const mhc_real *B, int M, int K, int N, int acc) {
+    int i, j, k;
+    for (i = 0; i < M; i++)
+        for (j = 0; j < N; j++) {
+            double s = acc ? (double)C[(size_t)i * N + j] : 0.0;
+            for (k = 0; k < K; k++) s += (double)A[(size_t)i * K + k] * (double)B[(size_t)j * K + k];
+            C[(size_t)i * N + j] = (mhc_real)s;
+        }
+}
+MHCDEF void mhc_ref_matmul_atb(mhc_real *C, const mhc_real *A, const mhc_real *B, int M, int K, int N, int acc) {
+    int i, j, k;
+    for (i = 0; i < M; i++)
+        for (j = 0; j < N; j++) {
+            double s = acc ? (double)C[(size_t)i * N + j] : 0.0;
+            for (k = 0; k < K; k++) s += (double)A[(size_t)k * M + i] * (double)B[(size_t)k * N + j];
+            C[(size_t)i * N + j] = (mhc_real)s;
+        }
+}
+
+/* RMSNorm: y = x * r * w,  r = 1 / sqrt(mean(x^2) + eps). */
+MHCDEF void mhc_k_rmsnorm_forward(mhc_real *y, mhc_real *rstd, const mhc_real *x, const mhc_real *w,
+                                  int N, int D, double eps) {
+    int i;
+    MHC__OMP_FOR((double)N * D > MHC__PAR_WORK)
+    for (i = 0; i < N; i++) {
+        const mhc_real *xi = x + (size_t)i * D;
+        mhc_real *yi = y + (size_t)i * D;
+        double ss = 0.0, r;
+        int j;
+        for (j = 0; j < D; j++) ss += (double)xi[j] * (double)xi[j];
+        r = 1.0 / sqrt(ss / D + eps);
+        if (rstd) rstd[i] = (mhc_real)r;
+        for (j = 0; j < D; j++) yi[j] = (mhc_real)((double)xi[j] * r * (w ? (double)w[j] : 1.0));
+    }
+}
+
+/* dx_j += r w_j dy_j - x_j r^3/D sum_k dy_k w_k x_k;   dw_j += sum_rows dy_j x_j r */
+MHCDEF void mhc_k_rmsnorm_backward(mhc_real *dx, mhc_real *dw, const mhc_real *dy, const mhc_real *x,
+                                   const mhc_real *w, const mhc_real *rstd, int N, int D) {
+    int i, j;
+    if (dx) {
+        MHC__OMP_FOR((double)N * D > MHC__PAR_WORK)
+        for (i = 0; i < N; i++) {
+            const mhc_real *xi = x + (size_t)i * D, *dyi = dy + (size_t)i * D;
+            mhc_real *dxi = dx + (size_t)i * D;
+            double r = (double)rstd[i], dot = 0.0, c;
+            int k;
+            for (k = 0; k < D; k++) dot += (double)dyi[k] * (w ? (double)w[k] : 1.0) * (double)xi[k];
+            c = r * r * r * dot / D;
+            for (k = 0; k < D; k++)
+                dxi[k] += (mhc_real)(r * (w ? (double)w[k] : 1.0) * (double)dyi[k] - (double)xi[k] * c);
+        }
+    }
+    if (dw) {
+        MHC__OMP_FOR((double)N * D > MHC__PAR_WORK)
+        for (j = 0; j < D; j++) {
+            double s = 0.0;
+            int r;
+            for (r = 0; r < N; r++) s += (double)dy[(size_t)r * D + j] * (double)x[(size_t)r * D + j] * (double)rstd[r];
+            dw[j] += (mhc_real)s;
+        }
+    }
+}
+
+#define MHC__GELU_K 0.7978845608028654   /* sqrt(2/pi) */
+#define MHC__GELU_C 0.044715
+
+/* sigmoid(x) = 1/(1+e^-x), computed without overflow on either side */
+static double mhc__sigmoid(double x) {
+    if (x >= 0) return 1.0 / (1.0 + exp(-x));
+    else { double e = exp(x); return e / (1.0 + e); }
+}
+
+MHCDEF double mhc_act_value(mhc_act act, double x) {
+    switch (act) {
+    case MHC_ACT_SIGMOID: return mhc__sigmoid(x);
+    case MHC_ACT_TANH: return tanh(x);
+    case MHC_ACT_GELU: return 0.5 * x * (1.0 + tanh(MHC__GELU_K * (x + MHC__GELU_C * x * x * x)));
+    case MHC_ACT_SILU: return x * mhc__sigmoid(x);
+    }
+    return 0.0;
+}
+
+MHCDEF double mhc_act_deriv(mhc_act act, double x) {
+    switch (act) {
+    case MHC_ACT_SIGMOID: { double s = mhc__sigmoid(x); return s * (1.0 - s); }
+    case MHC_ACT_TANH: { double t = tanh(x); return 1.0 - t * t; }
+    case MHC_ACT_GELU: {
+        double t = tanh(MHC__GELU_K * (x + MHC__GELU_C * x * x * x));
+        return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * MHC__GELU_K * (1.0 + 3.0 * MHC__GELU_C * x * x);
+    }
+    case MHC_ACT_SILU: { double s = mhc__sigmoid(x); return s + x * s * (1.0 - s); }
+    }
+    return 0.0;
+}
+
+MHCDEF void mhc_k_act_forward(mhc_act act, mhc_real *y, const mhc_real *x, size_t n) {
+    long i, nn = (long)n;
+    MHC__OMP_FOR(nn > MHC__PAR_WORK / 8)
+    for (i = 0; i < nn; i++) y[i] = (mhc_real)mhc_act_value(act, (double)x[i]);
+}
+
+MHCDEF void mhc_k_act_backward(mhc_act act, mhc_real *dx, const mhc_real *dy, const mhc_real *x, size_t n) {
+    long i, nn = (long)n;
+    MHC__OMP_FOR(nn > MHC__PAR_WORK / 8)
+    for (i = 0; i < nn; i++) dx[i] += (mhc_real)(mhc_act_deriv(act, (double)x[i]) * (double)dy[i]);
+}
+
+/* softmax: y_j = exp(x_j - max) / sum_k exp(x_k - max) */
+MHCDEF void mhc_k_softmax_forward(mhc_real *y, const mhc_real *x, int N, int D) {
+    int i;
+    MHC__OMP_FOR((double)N * D > MHC__PAR_WORK / 8)
+    for (i = 0; i < N; i++) {
+        const mhc_real *xi = x + (size_t)i * D;
+        mhc_real *yi = y + (size_t)i * D;
+        double mx = (double)xi[0], s = 0.0;
+        int j;
+        for (j = 1; j < D; j++) if ((double)xi[j] > mx) mx = (double)xi[j];
+        for (j = 0; j < D; j++) s += exp((double)xi[j] - mx);
+        for (j = 0; j < D; j++) yi[j] = (mhc_real)(exp((double)xi[j] - mx) / s);
+    }
+}
+
+/* dx_j += y_j (dy_j - sum_k y_k dy_k) */
+MHCDEF void mhc_k_softmax_backward(mhc_real *dx, const mhc_real *dy, const mhc_real *y, int N, int D) {
+    int i;
+    MHC__OMP_FOR((double)N * D > MHC__PAR_WORK / 8)
+    for (i = 0; i < N; i++) {
+        const mhc_real *yi = y + (size_t)i * D, *dyi = dy + (size_t)i * D;
+        mhc_real *dxi = dx + (size_t)i * D;
+        double dot = 0.0;
+        int j;
+        for (j = 0; j < D; j++) dot += (double)yi[j] * (double)dyi[j];
+        for (j = 0; j < D; j++) dxi[j] += (mhc_real)((double)yi[j] * ((double)dyi[j] - dot));
+    }
+}
+
+/* out[t,:] = table[ids[t],:] */
+MHCDEF void mhc_k_embedding_forward(mhc_real *out, const int *ids, const mhc_real *table, int T, int D) {
+    int t;
+    for (t = 0; t < T; t++) memcpy(out + (size_t)t * D, table + (size_t)ids[t] * D, (size_t)D * sizeof(mhc_real));
+}
+
+/* dtable[ids[t],:] += dout[t,:]   (serial over t: rows may repeat, the order is fixed) */
+MHCDEF void mhc_k_embedding_backward(mhc_real *dtable, const mhc_real *dout, const int *ids, int T, int D) {
+    int t, j;
+    for (t = 0; t < T; t++) {
+        mhc_real *d = dtable + (size_t)ids[t] * D;
+        const mhc_real *g = dout + (size_t)t * D;
+        for (j = 0; j < D; j++) d[j] += g[j];
+    }
+}
+
+/* Causal attention per (b, h, t): p = softmax_{t2 <= t}(q_t . k_t2 / sqrt(hs)), out_t = sum p v_t2 */
+MHCDEF void mhc_k_attention_forward(mhc_real *out, mhc_real *att, const mhc_real *qkv, int B, int T, int C, int H) {
+    const int hs = C / H, C3 = 3 * C;
+    const double scale = 1.0 / sqrt((double)hs);
+    long job, njobs = (long)B * H * T;
+    MHC__OMP_FOR((double)njobs * T * hs > MHC__PAR_WORK)
+    for (job = 0; job < njobs; job++) {
+        const int t = (int)(job % T), h = (int)((job / T) % H), b = (int)(job / ((long)T * H));
+        const mhc_real *q = qkv + ((size_t)b * T + t) * C3 + (size_t)h * hs;
+        mhc_real *a = att + (((size_t)b * H + h) * T + t) * T;
+        mhc_real *o = out + ((size_t)b * T + t) * C + (size_t)h * hs;
+        double mx = -HUGE_VAL, s = 0.0;
+        int t2, i;
+        for (t2 = 0; t2 <= t; t2++) {
+            const mhc_real *k = qkv + ((size_t)b * T + t2) * C3 + C + (size_t)h * hs;
+            double d = 0.0;
+            for (i = 0; i < hs; i++) d += (double)q[i] * (double)k[i];
+            d *= scale;
+            a[t2] = (mhc_real)d;
+            if (d > mx) mx = d;
+        }
+        for (t2 = 0; t2 <= t; t2++) { double e = exp((double)a[t2] - mx); a[t2] = (mhc_real)e; s += e; }
+        for (t2 = 0; t2 <= t; t2++) a[t2] = (mhc_real)((double)a[t2] / s);
+        for (t2 = t + 1; t2 < T; t2++) a[t2] = 0;
+        for (i = 0; i < hs; i++) o[i] = 0;
+        for (t2 = 0; t2 <= t; t2++) {
+            const mhc_real *v = qkv + ((size_t)b * T + t2) * C3 + 2 * (size_t)C + (size_t)h * hs;
+            const mhc_real p = a[t2];
+            for (i = 0; i < hs; i++) o[i] += p * v[i];
+        }
+    }
+}
+
+/* Backward per (b, h), serial over t inside, so each job owns its slices of dq, dk, dv:
+   dv_t2 += p dout_t;  dp = v_t2 . dout_t;  ds = p (dp - sum p dp);  dq_t += ds k_t2 / sqrt(hs);
+   dk_t2 += ds q_t / sqrt(hs). */
+MHCDEF void mhc_k_attention_backward(mhc_real *dqkv, const mhc_real *dout, const mhc_real *att,
+                                     const mhc_real *qkv, int B, int T, int C, int H) {
+    const int hs = C / H, C3 = 3 * C;
+    const double scale = 1.0 / sqrt((double)hs);
+    long job, njobs = (long)B * H;
+    MHC__OMP_FOR((double)njobs * T * T * hs > MHC__PAR_WORK)
+    for (job = 0; job < njobs; job++) {
+        const int h = (int)(job % H), b = (int)(job / H);
+        int t, t2, i;
+        for (t = 0; t < T; t++) {
+            const mhc_real *a = att + (((size_t)b * H + h) * T + t) * T;
+            const mhc_real *g = dout + ((size_t)b * T + t) * C + (size_t)h * hs;
+            const mhc_real *q = qkv + ((size_t)b * T + t) * C3 + (size_t)h * hs;
+            mhc_real *dq = dqkv + ((size_t)b * T + t) * C3 + (size_t)h * hs;
+            double sum_pdp = 0.0;
+            for (t2 = 0; t2 <= t; t2++) {
+                const mhc_real *v = qkv + ((size_t)b * T + t2) * C3 + 2 * (size_t)C + (size_t)h * hs;
+                double dp = 0.0;
+                for (i = 0; i < hs; i++) dp += (double)v[i] * (double)g[i];
+                sum_pdp += (double)a[t2] * dp;
+            }
+            for (t2 = 0; t2 <= t; t2++) {
+                const mhc_real *k = qkv + ((size_t)b * T + t2) * C3 + C + (size_t)h * hs;
+                const mhc_real *v = qkv + ((size_t)b * T + t2) * C3 + 2 * (size_t)C + (size_t)h * hs;
+                mhc_real *dk = dqkv + ((size_t)b * T + t2) * C3 + C + (size_t)h * hs;
+                mhc_real *dv = dqkv + ((size_t)b * T + t2) * C3 + 2 * (size_t)C + (size_t)h * hs;
+                double dp = 0.0, ds;
+                const double p = (double)a[t2];
+                for (i = 0; i < hs; i++) dp += (double)v[i] * (double)g[i];
+                ds = p * (dp - sum_pdp) * scale;
+                for (i = 0; i < hs; i++) {
+                    dv[i] += (mhc_real)(p * (double)g[i]);
+                    dq[i] += (mhc_real)(ds * (double)k[i]);
+                    dk[i] += (mhc_real)(ds * (double)q[i]);
+                }
+            }
+        }
+    }
+}
+
+/* loss_n = log(sum_j exp(x_nj)) - x_n,target */
+MHCDEF void mhc_k_crossentropy_forward(mhc_real *losses, const mhc_real *logits, const int *targets, int N, int V) {
+    int n;
+    MHC__OMP_FOR((double)N * V > MHC__PAR_WORK / 8)
+    for (n = 0; n < N; n++) {
+        const mhc_real *x = logits + (size_t)n * V;
+        double mx = (double)x[0], s = 0.0;
+        int j;
+        for (j = 1; j < V; j++) if ((double)x[j] > mx) mx = (double)x[j];
+        for (j = 0; j < V; j++) s += exp((double)x[j] - mx);
+        losses[n] = (mhc_real)(mx + log(s) - (double)x[targets[n]]);
+    }
+}
+
+/* dx_nj += dloss_n (softmax_nj - [j == target_n]) */
+MHCDEF void mhc_k_crossentropy_backward(mhc_real *dlogits, const mhc_real *dlosses, const mhc_real *logits,
+                                        const int *targets, int N, int V) {
+    int n;
+    MHC__OMP_FOR((double)N * V > MHC__PAR_WORK / 8)
+    for (n = 0; n < N; n++) {
+        const mhc_real *x = logits + (size_t)n * V;
+        mhc_real *dx = dlogits + (size_t)n * V;
+        const double g = (double)dlosses[n];
+        double mx = (double)x[0], s = 0.0;
+        int j;
+        for (j = 1; j < V; j++) if ((double)x[j] > mx) mx = (double)x[j];
+        for (j = 0; j < V; j++) s += exp((double)x[j] - mx);
+        for (j = 0; j < V; j++) {
+            double p = exp((double)x[j] - mx) / s;
+            dx[j] += (mhc_real)(g * (p - (j == targets[n] ? 1.0 : 0.0)));
+        }
+    }
+}
 
 /* =========================================================================================
  * AUTOGRAD TAPE AND OPS (implementation)
  * ========================================================================================= */
 
-/* @@TAPE@@ */
+/* The tape is a linked list of nodes in the arena, newest first. An op:
+     1. returns NULL at once if an input is NULL and the tape already failed (the first message
+        stays in ctx), or records "input is NULL" if nothing failed before;
+     2. validates shapes and values, recording a message that names the op and the shapes;
+     3. allocates its output (and saved values) in the arena and computes the forward;
+     4. records a node if some input needs a gradient and the tape is not in no-grad mode.
+   Backward functions only accumulate (+=) into gradients that exist (non-NULL). */
+
+/* tp->arena->ctx is the context; a failed op sets tp's failure flag through ctx->last. */
+static mhc_tensor *mhc__op_fail(mhc_tape *tp, mhc_result r, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+static mhc_tensor *mhc__op_fail(mhc_tape *tp, mhc_result r, const char *fmt, ...) {
+    if (tp->ctx) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(tp->ctx->msg, sizeof tp->ctx->msg, fmt, ap);
+        va_end(ap);
+        tp->ctx->last = r;
+    }
+    tp->failed = 1;
+    return NULL;
+}
+
+/* Checks the tape and the inputs; returns 0 (and may record an error) if the op must stop. */
+static int mhc__op_begin(mhc_tape *tp, const char *op, int nin, mhc_tensor *a, mhc_tensor *b) {
+    if (!tp) return 0;
+    if (!tp->arena) { mhc__op_fail(tp, MHC_ERR_STATE, "%s: the tape is not initialised", op); return 0; }
+    if ((nin >= 1 && !a) || (nin >= 2 && !b)) {
+        if (!tp->failed)
+            mhc__op_fail(tp, MHC_ERR_NULL, "%s: input %s is NULL", op, (nin >= 1 && !a) ? "1" : "2");
+        return 0;
+    }
+    if (tp->backward_done) {
+        mhc__op_fail(tp, MHC_ERR_STATE, "%s: the tape was already run backward; call mhc_tape_reset first", op);
+        return 0;
+    }
+    return 1;
+}
+
+static int mhc__needs_grad(mhc_tape *tp, const mhc_tensor *t) {
+    return tp && t && t->grad && !tp->no_grad;
+}
+
+/* A new arena tensor with zeroed data (and zeroed gradient when with_grad and grads are on). */
+static mhc_tensor *mhc__new_like(mhc_tape *tp, int ndim, const int *shape, int with_grad, const char *op) {
+    mhc_tensor *t;
+    size_t size;
+    int d;
+    size = mhc_shape_size(tp->ctx, ndim, shape, op);
+    if (size == 0) { tp->failed = 1; return NULL; }
+    t = MHC__CAST(mhc_tensor *, mhc_arena_calloc(tp->arena, 1, sizeof(mhc_tensor)));
+    if (!t) { tp->failed = 1; return NULL; }
+    t->ndim = ndim;
+    for (d = 0; d < MHC_MAX_DIMS; d++) t->shape[d] = d < ndim ? shape[d] : 1;
+    t->size = size;
+    t->name = op;
+    t->data = MHC__CAST(mhc_real *, mhc_arena_calloc(tp->arena, size, sizeof(mhc_real)));
+    if (!t->data) { tp->failed = 1; return NULL; }
+    if (with_grad && !tp->no_grad) {
+        t->grad = MHC__CAST(mhc_real *, mhc_arena_calloc(tp->arena, size, sizeof(mhc_real)));
+        if (!t->grad) { tp->failed = 1; return NULL; }
+    }
+    return t;
+}
+
+/* Records a node for out (NULL, with no error, when out has no gradient to propagate). */
+static mhc_node *mhc__tape_record(mhc_tape *tp, const char *op, mhc_backward_fn bw, mhc_tensor *out) {
+    mhc_node *n;
+    if (!out || !out->grad || tp->no_grad) return NULL;
+    n = MHC__CAST(mhc_node *, mhc_arena_calloc(tp->arena, 1, sizeof(mhc_node)));
+    if (!n) { tp->failed = 1; return NULL; }
+    n->op = op;
+    n->backward = bw;
+    n->out = out;
+    n->prev = tp->last;
+    tp->last = n;
+    tp->nodes++;
+    return n;
+}
+
+/* Arena copy of an array (saved values: ids, targets, constants). */
+static void *mhc__tape_copy(mhc_tape *tp, const void *src, size_t bytes) {
+    void *p = mhc_arena_alloc(tp->arena, bytes);
+    if (!p) { tp->failed = 1; return NULL; }
+    memcpy(p, src, bytes);
+    return p;
+}
+
+/* The last dimension of t and the product of the others (t viewed as [rows, cols]). */
+static void mhc__as_2d(const mhc_tensor *t, int *rows, int *cols) {
+    *cols = t->shape[t->ndim - 1];
+    *rows = (int)(t->size / (size_t)*cols);
+}
+
+/* Sizes handed to the int-indexed kernels must fit in int. */
+static int mhc__fits_int(mhc_tape *tp, const mhc_tensor *t, const char *op) {
+    if (t->size > (size_t)0x7fffffff) {
+        mhc__op_fail(tp, MHC_ERR_OVERFLOW, "%s: tensor of %zu elements exceeds the kernels' int range", op, t->size);
+        return 0;
+    }
+    return 1;
+}
+
+MHCDEF mhc_result mhc_tape_init(mhc_ctx *ctx, mhc_tape *tp, mhc_arena *arena) {
+    if (!tp) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_tape_init: tape is NULL");
+    memset(tp, 0, sizeof *tp);
+    tp->ctx = ctx;
+    if (!arena) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_tape_init: arena is NULL");
+    if (!arena->head) return mhc_fail(ctx, MHC_ERR_STATE, "mhc_tape_init: the arena is not initialised");
+    tp->arena = arena;
+    return MHC_OK;
+}
+
+MHCDEF int mhc_tape_set_no_grad(mhc_tape *tp, int no_grad) {
+    int old;
+    if (!tp) return 0;
+    old = tp->no_grad;
+    tp->no_grad = no_grad ? 1 : 0;
+    return old;
+}
+
+MHCDEF mhc_result mhc_tape_backward(mhc_tape *tp, mhc_tensor *loss) {
+    mhc_node *n;
+    if (!tp) return MHC_ERR_NULL;
+    if (!tp->arena) return mhc_fail(tp->ctx, MHC_ERR_STATE, "mhc_tape_backward: the tape is not initialised");
+    if (!loss) {
+        if (tp->failed) return tp->ctx ? tp->ctx->last : MHC_ERR_STATE;
+        return mhc_fail(tp->ctx, MHC_ERR_NULL, "mhc_tape_backward: loss is NULL");
+    }
+    if (tp->failed)
+        return mhc_fail(tp->ctx, MHC_ERR_STATE, "mhc_tape_backward: an op on this tape failed; reset it first");
+    if (tp->backward_done)
+        return mhc_fail(tp->ctx, MHC_ERR_STATE, "mhc_tape_backward: already run on this tape; call mhc_tape_reset first");
+    if (loss->size != 1) {
+        char s[64];
+        return mhc_fail(tp->ctx, MHC_ERR_SHAPE, "mhc_tape_backward: loss has shape %s, expected one element",
+                        mhc_shape_str(loss, s, sizeof s));
+    }
+    if (!loss->grad)
+        return mhc_fail(tp->ctx, MHC_ERR_STATE,
+                        "mhc_tape_backward: the loss needs no gradient (no input has one, or no-grad mode is on)");
+    loss->grad[0] += 1;
+    for (n = tp->last; n; n = n->prev) n->backward(n);
+    tp->backward_done = 1;
+    return MHC_OK;
+}
+
+MHCDEF mhc_result mhc_tape_reset(mhc_tape *tp) {
+    if (!tp) return MHC_ERR_NULL;
+    if (!tp->arena) return mhc_fail(tp->ctx, MHC_ERR_STATE, "mhc_tape_reset: the tape is not initialised");
+    tp->last = NULL;
+    tp->nodes = 0;
+    tp->backward_done = 0;
+    tp->failed = 0;
+    return mhc_arena_reset(tp->arena);
+}
+
+MHCDEF void mhc_tape_free(mhc_tape *tp) {
+    if (!tp) return;
+    tp->last = NULL;
+    tp->nodes = 0;
+    tp->arena = NULL;
+}
+
+MHCDEF mhc_result mhc_tensor_wrap(mhc_ctx *ctx, mhc_tensor *t, mhc_real *data, mhc_real *grad, int ndim,
+                                  const int *shape) {
+    size_t size;
+    int d;
+    if (!t) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_tensor_wrap: tensor is NULL");
+    if (!data) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_tensor_wrap: data is NULL");
+    size = mhc_shape_size(ctx, ndim, shape, "mhc_tensor_wrap");
+    if (size == 0) return ctx ? ctx->last : MHC_ERR_SIZE;
+    memset(t, 0, sizeof *t);
+    t->data = data;
+    t->grad = grad;
+    t->ndim = ndim;
+    for (d = 0; d < MHC_MAX_DIMS; d++) t->shape[d] = d < ndim ? shape[d] : 1;
+    t->size = size;
+    return MHC_OK;
+}
+
+MHCDEF mhc_tensor *mhc_tensor_new(mhc_tape *tp, int ndim, const int *shape, int with_grad) {
+    if (!mhc__op_begin(tp, "mhc_tensor_new", 0, NULL, NULL)) return NULL;
+    return mhc__new_like(tp, ndim, shape, with_grad, "mhc_tensor_new");
+}
+
+MHCDEF mhc_tensor *mhc_view(mhc_tape *tp, mhc_tensor *t, int ndim, const int *shape) {
+    mhc_tensor *v;
+    size_t size;
+    int d;
+    char s[64];
+    if (!mhc__op_begin(tp, "mhc_view", 1, t, NULL)) return NULL;
+    size = mhc_shape_size(tp->ctx, ndim, shape, "mhc_view");
+    if (size == 0) { tp->failed = 1; return NULL; }
+    if (size != t->size)
+        return mhc__op_fail(tp, MHC_ERR_SHAPE, "mhc_view: cannot view %s (%zu elements) with %zu elements",
+                            mhc_shape_str(t, s, sizeof s), t->size, size);
+    v = MHC__CAST(mhc_tensor *, mhc__tape_copy(tp, t, sizeof *t));
+    if (!v) return NULL;
+    v->ndim = ndim;
+    for (d = 0; d < MHC_MAX_DIMS; d++) v->shape[d] = d < ndim ? shape[d] : 1;
+    if (tp->no_grad) v->grad = NULL;
+    return v;
+}
+
+/* ---- matmul ---------------------------------------------------------------------------- */
+
+static void mhc__bw_matmul_ab(mhc_node *n) {   /* out = a b:  da += dout b^T,  db += a^T dout */
+    mhc_tensor *a = n->in[0], *b = n->in[1], *o = n->out;
+    int M = n->iarg[0], K = n->iarg[1], N = n->iarg[2];
+    if (a->grad) mhc_k_matmul_abt(a->grad, o->grad, b->data, M, N, K, 1);
+    if (b->grad) mhc_k_matmul_atb(b->grad, a->data, o->grad, K, M, N, 1);
+}
+
+static void mhc__bw_matmul_abt(mhc_node *n) {  /* out = a b^T:  da += dout b,  db += dout^T a */
+    mhc_tensor *a = n->in[0], *b = n->in[1], *o = n->out;
+    int M = n->iarg[0], K = n->iarg[1], N = n->iarg[2];
+    if (a->grad) mhc_k_matmul_ab(a->grad, o->grad, b->data, M, N, K, 1);
+    if (b->grad) mhc_k_matmul_atb(b->grad, o->grad, a->data, N, M, K, 1);
+}
+
+static mhc_tensor *mhc__matmul(mhc_tape *tp, mhc_tensor *a, mhc_tensor *b, int transpose_b) {
+    const char *op = transpose_b ? "mhc_matmul_abt" : "mhc_matmul_ab";
+    int M, K, N, shape[MHC_MAX_DIMS], d;
+    mhc_tensor *out;
+    mhc_node *n;
+    char sa[64], sb[64];
+    if (!mhc__op_begin(tp, op, 2, a, b)) return NULL;
+    if (b->ndim != 2)
+        return mhc__op_fail(tp, MHC_ERR_SHAPE, "%s: b has shape %s, expected 2 dimensions", op,
+                            mhc_shape_str(b, sb, sizeof sb));
+    if (!mhc__fits_int(tp, a, op) || !mhc__fits_int(tp, b, op)) return NULL;
+    mhc__as_2d(a, &M, &K);
+    if ((transpose_b ? b->shape[1] : b->shape[0]) != K)
+        return mhc__op_fail(tp, MHC_ERR_SHAPE, "%s: a is %s and b is %s; the inner dimensions differ (%d vs %d)",
+                            op, mhc_shape_str(a, sa, sizeof sa), mhc_shape_str(b, sb, sizeof sb), K,
+                            transpose_b ? b->shape[1] : b->shape[0]);
+    N = transpose_b ? b->shape[0] : b->shape[1];
+    for (d = 0; d < a->ndim; d++) shape[d] = a->shape[d];
+    shape[a->ndim - 1] = N;
+    out = mhc__new_like(tp, a->ndim, shape, mhc__needs_grad(tp, a) || mhc__needs_grad(tp, b), op);
+    if (!out) return NULL;
+    if (transpose_b) mhc_k_matmul_abt(out->data, a->data, b->data, M, K, N, 0);
+    else mhc_k_matmul_ab(out->data, a->data, b->data, M, K, N, 0);
+    n = mhc__tape_record(tp, op, transpose_b ? mhc__bw_matmul_abt : mhc__bw_matmul_ab, out);
+    if (n) { n->in[0] = a; n->in[1] = b; n->iarg[0] = M; n->iarg[1] = K; n->iarg[2] = N; }
+    return tp->failed ? NULL : out;
+}
+
+MHCDEF mhc_tensor *mhc_matmul_ab(mhc_tape *tp, mhc_tensor *a, mhc_tensor *b) { return mhc__matmul(tp, a, b, 0); }
+MHCDEF mhc_tensor *mhc_matmul_abt(mhc_tape *tp, mhc_tensor *a, mhc_tensor *b) { return mhc__matmul(tp, a, b, 1); }
+
+/* ---- add, mul, scale ------------------------------------------------------------------- */
+
+static void mhc__bw_add(mhc_node *n) {   /* da += dout;  db += dout (summed over rows when broadcast) */
+    mhc_tensor *a = n->in[0], *b = n->in[1], *o = n->out;
+    size_t i;
+    if (a->grad) for (i = 0; i < o->size; i++) a->grad[i] += o->grad[i];
+    if (b->grad) {
+        if (n->iarg[0]) {   /* broadcast bias: rows x D */
+            size_t D = b->size, r, rows = o->size / D;
+            for (r = 0; r < rows; r++)
+                for (i = 0; i < D; i++) b->grad[i] += o->grad[r * D + i];
+        } else {
+            for (i = 0; i < o->size; i++) b->grad[i] += o->grad[i];
+        }
+    }
+}
+
+MHCDEF mhc_tensor *mhc_add(mhc_tape *tp, mhc_tensor *a, mhc_tensor *b) {
+    mhc_tensor *out;
+    mhc_node *n;
+    int bcast;
+    size_t i;
+    char sa[64], sb[64];
+    if (!mhc__op_begin(tp, "mhc_add", 2, a, b)) return NULL;
+    bcast = !mhc_tensor_same_shape(a, b);
+    if (bcast && !(b->ndim == 1 && b->shape[0] == a->shape[a->ndim - 1]))
+        return mhc__op_fail(tp, MHC_ERR_SHAPE,
+                            "mhc_add: a is %s and b is %s; expected equal shapes or b = [last dim of a]",
+                            mhc_shape_str(a, sa, sizeof sa), mhc_shape_str(b, sb, sizeof sb));
+    out = mhc__new_like(tp, a->ndim, a->shape, mhc__needs_grad(tp, a) || mhc__needs_grad(tp, b), "mhc_add");
+    if (!out) return NULL;
+    for (i = 0; i < a->size; i++) out->data[i] = a->data[i] + b->data[bcast ? i % b->size : i];
+    n = mhc__tape_record(tp, "mhc_add", mhc__bw_add, out);
+    if (n) { n->in[0] = a; n->in[1] = b; n->iarg[0] = bcast; }
+    return tp->failed ? NULL : out;
+}
+
+static void mhc__bw_mul(mhc_node *n) {   /* da += dout b;  db += dout a */
+    mhc_tensor *a = n->in[0], *b = n->in[1], *o = n->out;
+    size_t i;
+    if (a->grad) for (i = 0; i < o->size; i++) a->grad[i] += o->grad[i] * b->data[i];
+    if (b->grad) for (i = 0; i < o->size; i++) b->grad[i] += o->grad[i] * a->data[i];
+}
+
+MHCDEF mhc_tensor *mhc_mul(mhc_tape *tp, mhc_tensor *a, mhc_tensor *b) {
+    mhc_tensor *out;
+    mhc_node *n;
+    size_t i;
+    char sa[64], sb[64];
+    if (!mhc__op_begin(tp, "mhc_mul", 2, a, b)) return NULL;
+    if (!mhc_tensor_same_shape(a, b))
+        return mhc__op_fail(tp, MHC_ERR_SHAPE, "mhc_mul: a is %s and b is %s; expected equal shapes",
+                            mhc_shape_str(a, sa, sizeof sa), mhc_shape_str(b, sb, sizeof sb));
+    out = mhc__new_like(tp, a->ndim, a->shape, mhc__needs_grad(tp, a) || mhc__needs_grad(tp, b), "mhc_mul");
+    if (!out) return NULL;
+    for (i = 0; i < a->size; i++) out->data[i] = a->data[i] * b->data[i];
+    n = mhc__tape_record(tp, "mhc_mul", mhc__bw_mul, out);
+    if (n) { n->in[0] = a; n->in[1] = b; }
+    return tp->failed ? NULL : out;
+}
+
+static void mhc__bw_scale(mhc_node *n) {   /* da += s dout */
+    size_t i;
+    const mhc_real s = (mhc_real)n->farg[0];
+    for (i = 0; i < n->out->size; i++) n->in[0]->grad[i] += s * n->out->grad[i];
+}
+
+MHCDEF mhc_tensor *mhc_scale(mhc_tape *tp, mhc_tensor *a, double s) {
+    mhc_tensor *out;
+    mhc_node *n;
+    size_t i;
+    if (!mhc__op_begin(tp, "mhc_scale", 1, a, NULL)) return NULL;
+    if (!isfinite(s)) return mhc__op_fail(tp, MHC_ERR_NONFINITE, "mhc_scale: the factor is %g", s);
+    out = mhc__new_like(tp, a->ndim, a->shape, mhc__needs_grad(tp, a), "mhc_scale");
+    if (!out) return NULL;
+    for (i = 0; i < a->size; i++) out->data[i] = (mhc_real)s * a->data[i];
+    n = mhc__tape_record(tp, "mhc_scale", mhc__bw_scale, out);
+    if (n) { n->in[0] = a; n->farg[0] = s; }
+    return tp->failed ? NULL : out;
+}
+
+/* ---- rmsnorm --------------------------------------------------------------------------- */
+
+static void mhc__bw_rmsnorm(mhc_node *n) {
+    mhc_tensor *x = n->in[0], *w = n->in[1];
+    mhc_k_rmsnorm_backward(x->grad, w ? w->grad : NULL, n->out->grad, x->data, w ? w->data : NULL,
+                           MHC__CAST(const mhc_real *, n->saved), n->iarg[0], n->iarg[1]);
+}
+
+MHCDEF mhc_tensor *mhc_rmsnorm(mhc_tape *tp, mhc_tensor *x, mhc_tensor *w, double eps) {
+    mhc_tensor *out;
+    mhc_node *n;
+    mhc_real *rstd;
+    int N, D;
+    char sx[64], sw[64];
+    if (!mhc__op_begin(tp, "mhc_rmsnorm", 1, x, NULL)) return NULL;
+    if (!mhc__fits_int(tp, x, "mhc_rmsnorm")) return NULL;
+    mhc__as_2d(x, &N, &D);
+    if (w && !(w->ndim == 1 && w->shape[0] == D))
+        return mhc__op_fail(tp, MHC_ERR_SHAPE, "mhc_rmsnorm: x is %s and the weight is %s; expected weight [%d]",
+                            mhc_shape_str(x, sx, sizeof sx), mhc_shape_str(w, sw, sizeof sw), D);
+    if (!(eps >= 0) || !isfinite(eps))
+        return mhc__op_fail(tp, MHC_ERR_VALUE, "mhc_rmsnorm: eps is %g, expected a finite value >= 0", eps);
+    out = mhc__new_like(tp, x->ndim, x->shape, mhc__needs_grad(tp, x) || mhc__needs_grad(tp, w), "mhc_rmsnorm");
+    if (!out) return NULL;
+    rstd = MHC__CAST(mhc_real *, mhc_arena_alloc(tp->arena, (size_t)N * sizeof(mhc_real)));
+    if (!rstd) { tp->failed = 1; return NULL; }
+    mhc_k_rmsnorm_forward(out->data, rstd, x->data, w ? w->data : NULL, N, D, eps);
+    n = mhc__tape_record(tp, "mhc_rmsnorm", mhc__bw_rmsnorm, out);
+    if (n) { n->in[0] = x; n->in[1] = w; n->saved = rstd; n->iarg[0] = N; n->iarg[1] = D; }
+    return tp->failed ? NULL : out;
+}
+
+/* ---- activations, softmax -------------------------------------------------------------- */
+
+static void mhc__bw_act(mhc_node *n) {
+    mhc_k_act_backward((mhc_act)n->iarg[0], n->in[0]->grad, n->out->grad, n->in[0]->data, n->out->size);
+}
+
+MHCDEF mhc_tensor *mhc_activation(mhc_tape *tp, mhc_act act, mhc_tensor *x) {
+    mhc_tensor *out;
+    mhc_node *n;
+    if (!mhc__op_begin(tp, "mhc_activation", 1, x, NULL)) return NULL;
+    if ((int)act < (int)MHC_ACT_SIGMOID || (int)act > (int)MHC_ACT_SILU)
+        return mhc__op_fail(tp, MHC_ERR_VALUE, "mhc_activation: unknown activation %d", (int)act);
+    out = mhc__new_like(tp, x->ndim, x->shape, mhc__needs_grad(tp, x), "mhc_activation");
+    if (!out) return NULL;
+    mhc_k_act_forward(act, out->data, x->data, x->size);
+    n = mhc__tape_record(tp, "mhc_activation", mhc__bw_act, out);
+    if (n) { n->in[0] = x; n->iarg[0] = (int)act; }
+    return tp->failed ? NULL : out;
+}
+
+MHCDEF mhc_tensor *mhc_sigmoid(mhc_tape *tp, mhc_tensor *x) { return mhc_activation(tp, MHC_ACT_SIGMOID, x); }
+MHCDEF mhc_tensor *mhc_tanh(mhc_tape *tp, mhc_tensor *x) { return mhc_activation(tp, MHC_ACT_TANH, x); }
+MHCDEF mhc_tensor *mhc_gelu(mhc_tape *tp, mhc_tensor *x) { return mhc_activation(tp, MHC_ACT_GELU, x); }
+MHCDEF mhc_tensor *mhc_silu(mhc_tape *tp, mhc_tensor *x) { return mhc_activation(tp, MHC_ACT_SILU, x); }
+
+static void mhc__bw_softmax(mhc_node *n) {
+    mhc_k_softmax_backward(n->in[0]->grad, n->out->grad, n->out->data, n->iarg[0], n->iarg[1]);
+}
+
+MHCDEF mhc_tensor *mhc_softmax(mhc_tape *tp, mhc_tensor *x) {
+    mhc_tensor *out;
+    mhc_node *n;
+    int N, D;
+    if (!mhc__op_begin(tp, "mhc_softmax", 1, x, NULL)) return NULL;
+    if (!mhc__fits_int(tp, x, "mhc_softmax")) return NULL;
+    mhc__as_2d(x, &N, &D);
+    out = mhc__new_like(tp, x->ndim, x->shape, mhc__needs_grad(tp, x), "mhc_softmax");
+    if (!out) return NULL;
+    mhc_k_softmax_forward(out->data, x->data, N, D);
+    n = mhc__tape_record(tp, "mhc_softmax", mhc__bw_softmax, out);
+    if (n) { n->in[0] = x; n->iarg[0] = N; n->iarg[1] = D; }
+    return tp->failed ? NULL : out;
+}
+
+/* ---- embedding ------------------------------------------------------------------------- */
+
+static void mhc__bw_embedding(mhc_node *n) {
+    mhc_k_embedding_backward(n->in[0]->grad, n->out->grad, MHC__CAST(const int *, n->saved), n->iarg[0], n->iarg[1]);
+}
+
+MHCDEF mhc_tensor *mhc_embedding(mhc_tape *tp, mhc_tensor *table, const int *ids, int T) {
+    mhc_tensor *out;
+    mhc_node *n;
+    int *saved, t, shape[2];
+    char s[64];
+    if (!mhc__op_begin(tp, "mhc_embedding", 1, table, NULL)) return NULL;
+    if (!ids) return mhc__op_fail(tp, MHC_ERR_NULL, "mhc_embedding: ids is NULL");
+    if (T < 1) return mhc__op_fail(tp, MHC_ERR_SIZE, "mhc_embedding: T is %d, expected >= 1", T);
+    if (table->ndim != 2)
+        return mhc__op_fail(tp, MHC_ERR_SHAPE, "mhc_embedding: table has shape %s, expected [V,D]",
+                            mhc_shape_str(table, s, sizeof s));
+    for (t = 0; t < T; t++)
+        if (ids[t] < 0 || ids[t] >= table->shape[0])
+            return mhc__op_fail(tp, MHC_ERR_VALUE, "mhc_embedding: ids[%d] = %d is outside [0, %d)", t, ids[t],
+                                table->shape[0]);
+    shape[0] = T;
+    shape[1] = table->shape[1];
+    out = mhc__new_like(tp, 2, shape, mhc__needs_grad(tp, table), "mhc_embedding");
+    if (!out) return NULL;
+    mhc_k_embedding_forward(out->data, ids, table->data, T, shape[1]);
+    n = mhc__tape_record(tp, "mhc_embedding", mhc__bw_embedding, out);
+    if (n) {
+        saved = MHC__CAST(int *, mhc__tape_copy(tp, ids, (size_t)T * sizeof(int)));
+        n->in[0] = table; n->saved = saved; n->iarg[0] = T; n->iarg[1] = shape[1];
+    }
+    return tp->failed ? NULL : out;
+}
+
+/* ---- attention ------------------------------------------------------------------------- */
+
+static void mhc__bw_attention(mhc_node *n) {
+    mhc_k_attention_backward(n->in[0]->grad, n->out->grad, MHC__CAST(const mhc_real *, n->saved), n->in[0]->data,
+                             n->iarg[0], n->iarg[1], n->iarg[2], n->iarg[3]);
+}
+
+MHCDEF mhc_tensor *mhc_attention(mhc_tape *tp, mhc_tensor *qkv, int B, int T, int H) {
+    mhc_tensor *out;
+    mhc_node *n;
+    mhc_real *att;
+    int C3, C, shape[3];
+    size_t att_size;
+    char s[64];
+    if (!mhc__op_begin(tp, "mhc_attention", 1, qkv, NULL)) return NULL;
+    if (B < 1 || T < 1 || H < 1)
+        return mhc__op_fail(tp, MHC_ERR_SIZE, "mhc_attention: B=%d T=%d H=%d, expected all >= 1", B, T, H);
+    if (!mhc__fits_int(tp, qkv, "mhc_attention")) return NULL;
+    C3 = qkv->shape[qkv->ndim - 1];
+    if (C3 % 3 != 0 || qkv->size != (size_t)B * (size_t)T * (size_t)C3)
+        return mhc__op_fail(tp, MHC_ERR_SHAPE, "mhc_attention: qkv has shape %s, expected [B*T=%d, 3C] or [%d,%d,3C]",
+                            mhc_shape_str(qkv, s, sizeof s), B * T, B, T);
+    C = C3 / 3;
+    if (C % H != 0)
+        return mhc__op_fail(tp, MHC_ERR_SHAPE, "mhc_attention: %d heads do not divide the width C=%d", H, C);
+    if (!mhc__mul_ok((size_t)B * H, (size_t)T * T, &att_size) || att_size > (size_t)0x7fffffff)
+        return mhc__op_fail(tp, MHC_ERR_OVERFLOW, "mhc_attention: B*H*T*T overflows (B=%d H=%d T=%d)", B, H, T);
+    if (qkv->ndim == 3) { shape[0] = B; shape[1] = T; shape[2] = C; }
+    else { shape[0] = B * T; shape[1] = C; }
+    out = mhc__new_like(tp, qkv->ndim == 3 ? 3 : 2, shape, mhc__needs_grad(tp, qkv), "mhc_attention");
+    if (!out) return NULL;
+    att = MHC__CAST(mhc_real *, mhc_arena_alloc(tp->arena, att_size * sizeof(mhc_real)));
+    if (!att) { tp->failed = 1; return NULL; }
+    mhc_k_attention_forward(out->data, att, qkv->data, B, T, C, H);
+    n = mhc__tape_record(tp, "mhc_attention", mhc__bw_attention, out);
+    if (n) { n->in[0] = qkv; n->saved = att; n->iarg[0] = B; n->iarg[1] = T; n->iarg[2] = C; n->iarg[3] = H; }
+    return tp->failed ? NULL : out;
+}
+
+/* ---- cross-entropy and reductions ------------------------------------------------------ */
+
+static void mhc__bw_cross_entropy(mhc_node *n) {   /* mean over rows: dloss_n = dout / N */
+    const int N = n->iarg[0], V = n->iarg[1];
+    mhc_real *dl = MHC__CAST(mhc_real *, n->saved);   /* N reals of scratch saved by the forward */
+    const int *targets = MHC__CAST(const int *, (const void *)(dl + N));
+    int i;
+    for (i = 0; i < N; i++) dl[i] = (mhc_real)((double)n->out->grad[0] / N);
+    mhc_k_crossentropy_backward(n->in[0]->grad, dl, n->in[0]->data, targets, N, V);
+}
+
+MHCDEF mhc_tensor *mhc_cross_entropy(mhc_tape *tp, mhc_tensor *logits, const int *targets) {
+    mhc_tensor *out;
+    mhc_node *n;
+    mhc_real *losses;
+    int N, V, i, one = 1;
+    double s = 0.0;
+    if (!mhc__op_begin(tp, "mhc_cross_entropy", 1, logits, NULL)) return NULL;
+    if (!targets) return mhc__op_fail(tp, MHC_ERR_NULL, "mhc_cross_entropy: targets is NULL");
+    if (!mhc__fits_int(tp, logits, "mhc_cross_entropy")) return NULL;
+    mhc__as_2d(logits, &N, &V);
+    for (i = 0; i < N; i++)
+        if (targets[i] < 0 || targets[i] >= V)
+            return mhc__op_fail(tp, MHC_ERR_VALUE, "mhc_cross_entropy: targets[%d] = %d is outside [0, %d)", i,
+                                targets[i], V);
+    out = mhc__new_like(tp, 1, &one, mhc__needs_grad(tp, logits), "mhc_cross_entropy");
+    if (!out) return NULL;
+    /* N losses, then (in the backward) reused as N dloss values, then the N targets */
+    losses = MHC__CAST(mhc_real *, mhc_arena_alloc(tp->arena, (size_t)N * (sizeof(mhc_real) + sizeof(int))));
+    if (!losses) { tp->failed = 1; return NULL; }
+    memcpy((void *)(losses + N), targets, (size_t)N * sizeof(int));
+    mhc_k_crossentropy_forward(losses, logits->data, targets, N, V);
+    for (i = 0; i < N; i++) s += (double)losses[i];
+    out->data[0] = (mhc_real)(s / N);
+    n = mhc__tape_record(tp, "mhc_cross_entropy", mhc__bw_cross_entropy, out);
+    if (n) { n->in[0] = logits; n->saved = losses; n->iarg[0] = N; n->iarg[1] = V; }
+    return tp->failed ? NULL : out;
+}
+
+static void mhc__bw_reduce(mhc_node *n) {   /* sum: dx += dout;  mean: dx += dout / size;  dot: dx += dout w */
+    mhc_tensor *x = n->in[0];
+    const mhc_real *w = MHC__CAST(const mhc_real *, n->saved);
+    const double g = (double)n->out->grad[0] * n->farg[0];
+    size_t i;
+    for (i = 0; i < x->size; i++) x->grad[i] += (mhc_real)(w ? g * (double)w[i] : g);
+}
+
+static mhc_tensor *mhc__reduce(mhc_tape *tp, mhc_tensor *x, const mhc_real *w, int mean, const char *op) {
+    mhc_tensor *out;
+    mhc_node *n;
+    double s = 0.0;
+    size_t i;
+    int one = 1;
+    if (!mhc__op_begin(tp, op, 1, x, NULL)) return NULL;
+    if (w == NULL && mean < 0) return mhc__op_fail(tp, MHC_ERR_NULL, "%s: the weights are NULL", op);
+    out = mhc__new_like(tp, 1, &one, mhc__needs_grad(tp, x), op);
+    if (!out) return NULL;
+    for (i = 0; i < x->size; i++) s += w ? (double)x->data[i] * (double)w[i] : (double)x->data[i];
+    out->data[0] = (mhc_real)(mean > 0 ? s / (double)x->size : s);
+    n = mhc__tape_record(tp, op, mhc__bw_reduce, out);
+    if (n) {
+        n->in[0] = x;
+        n->farg[0] = mean > 0 ? 1.0 / (double)x->size : 1.0;
+        if (w) n->saved = mhc__tape_copy(tp, w, x->size * sizeof(mhc_real));
+    }
+    return tp->failed ? NULL : out;
+}
+
+MHCDEF mhc_tensor *mhc_sum(mhc_tape *tp, mhc_tensor *x) { return mhc__reduce(tp, x, NULL, 0, "mhc_sum"); }
+MHCDEF mhc_tensor *mhc_mean(mhc_tape *tp, mhc_tensor *x) { return mhc__reduce(tp, x, NULL, 1, "mhc_mean"); }
+MHCDEF mhc_tensor *mhc_dot_const(mhc_tape *tp, mhc_tensor *x, const mhc_real *w) {
+    return mhc__reduce(tp, x, w, -1, "mhc_dot_const");
+}
 
 /* =========================================================================================
  * GRADIENT CHECKER (implementation)
  * ========================================================================================= */
 
-/* @@GRADCHECK@@ */
+/* Evaluate the loss without recording (no-grad): used for the finite differences. */
+static mhc_result mhc__gc_eval(mhc_tape *tp, mhc_loss_fn fn, mhc_tensor **inputs, int ninputs, void *user,
+                               double *loss) {
+    mhc_tensor *l;
+    int old = mhc_tape_set_no_grad(tp, 1);
+    mhc_result r = MHC_OK;
+    l = fn(tp, inputs, ninputs, user);
+    if (!l) r = mhc_fail(tp->ctx, tp->ctx && tp->ctx->last ? tp->ctx->last : MHC_ERR_STATE,
+                         "mhc_gradcheck: the loss function failed: %s", tp->ctx ? tp->ctx->msg : "");
+    else if (l->size != 1) r = mhc_fail(tp->ctx, MHC_ERR_SHAPE, "mhc_gradcheck: the loss has %zu elements, expected 1", l->size);
+    else *loss = (double)l->data[0];
+    mhc_tape_set_no_grad(tp, old);
+    if (r == MHC_OK) r = mhc_tape_reset(tp);
+    else mhc_tape_reset(tp);
+    return r;
+}
+
+MHCDEF mhc_result mhc_gradcheck(mhc_tape *tp, mhc_loss_fn fn, mhc_tensor **inputs, int ninputs, void *user,
+                                double h, double floor, uint64_t seed, mhc_gradcheck_result *res) {
+    mhc_ctx *ctx;
+    mhc_real **analytic = NULL, **dir = NULL;
+    mhc_tensor *loss;
+    mhc_rng rng;
+    mhc_result r = MHC_OK;
+    double dd_analytic = 0.0, lp, lm;
+    int i;
+    size_t j;
+    if (!tp) return MHC_ERR_NULL;
+    ctx = tp->ctx;
+    if (!fn || !inputs || !res) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_gradcheck: fn, inputs or res is NULL");
+    if (ninputs < 1) return mhc_fail(ctx, MHC_ERR_SIZE, "mhc_gradcheck: %d inputs, expected >= 1", ninputs);
+    if (!(h > 0) || !(floor > 0))
+        return mhc_fail(ctx, MHC_ERR_VALUE, "mhc_gradcheck: h = %g and floor = %g must be > 0", h, floor);
+    for (i = 0; i < ninputs; i++)
+        if (!inputs[i] || !inputs[i]->data || !inputs[i]->grad)
+            return mhc_fail(ctx, MHC_ERR_NULL, "mhc_gradcheck: input %d is NULL or has no data/grad", i);
+    memset(res, 0, sizeof *res);
+    res->worst_input = res->worst_index = -1;
+    analytic = MHC__CAST(mhc_real **, MHC_MALLOC((size_t)ninputs * sizeof(mhc_real *)));
+    if (analytic) for (i = 0; i < ninputs; i++) analytic[i] = NULL;
+    dir = MHC__CAST(mhc_real **, MHC_MALLOC((size_t)ninputs * sizeof(mhc_real *)));
+    if (dir) for (i = 0; i < ninputs; i++) dir[i] = NULL;
+    if (!analytic || !dir) { r = mhc_fail(ctx, MHC_ERR_NOMEM, "mhc_gradcheck: out of memory"); goto done; }
+    /* 1. analytic gradients */
+    mhc_tape_reset(tp);
+    for (i = 0; i < ninputs; i++) memset(inputs[i]->grad, 0, inputs[i]->size * sizeof(mhc_real));
+    loss = fn(tp, inputs, ninputs, user);
+    r = mhc_tape_backward(tp, loss);
+    mhc_tape_reset(tp);
+    if (r != MHC_OK) goto done;
+    mhc_rng_seed(&rng, seed);
+    for (i = 0; i < ninputs; i++) {
+        size_t bytes = inputs[i]->size * sizeof(mhc_real);
+        analytic[i] = MHC__CAST(mhc_real *, MHC_MALLOC(bytes));
+        dir[i] = MHC__CAST(mhc_real *, MHC_MALLOC(bytes));
+        if (!analytic[i] || !dir[i]) { r = mhc_fail(ctx, MHC_ERR_NOMEM, "mhc_gradcheck: out of memory"); goto done; }
+        memcpy(analytic[i], inputs[i]->grad, bytes);
+        mhc_rng_fill_normal(&rng, dir[i], inputs[i]->size, 0.0, 1.0);
+        for (j = 0; j < inputs[i]->size; j++) dd_analytic += (double)analytic[i][j] * (double)dir[i][j];
+    }
+    /* 2. element by element */
+    for (i = 0; i < ninputs; i++) {
+        for (j = 0; j < inputs[i]->size; j++) {
+            mhc_real *x = inputs[i]->data + j, x0 = *x;
+            double num, a, err, rel;
+            *x = (mhc_real)(x0 + h);
+            r = mhc__gc_eval(tp, fn, inputs, ninputs, user, &lp);
+            *x = (mhc_real)(x0 - h);
+            if (r == MHC_OK) r = mhc__gc_eval(tp, fn, inputs, ninputs, user, &lm);
+            *x = x0;
+            if (r != MHC_OK) goto done;
+            res->evaluations += 2;
+            num = (lp - lm) / (2.0 * h);
+            a = (double)analytic[i][j];
+            err = fabs(a - num);
+            rel = err / fmax(floor, fmax(fabs(a), fabs(num)));
+            if (!(err <= res->max_abs_err)) res->max_abs_err = err;
+            if (!(rel <= res->max_rel_err)) { res->max_rel_err = rel; res->worst_input = i; res->worst_index = (int)j; }
+        }
+    }
+    /* 3. one random direction over all inputs at once */
+    {
+        double num;
+        int pass;
+        for (pass = 0; pass < 2 && r == MHC_OK; pass++) {
+            double sgn = pass == 0 ? h : -h;
+            for (i = 0; i < ninputs; i++)
+                for (j = 0; j < inputs[i]->size; j++)
+                    inputs[i]->data[j] = (mhc_real)((double)inputs[i]->data[j] + sgn * (double)dir[i][j]);
+            r = mhc__gc_eval(tp, fn, inputs, ninputs, user, pass == 0 ? &lp : &lm);
+            for (i = 0; i < ninputs; i++)
+                for (j = 0; j < inputs[i]->size; j++)
+                    inputs[i]->data[j] = (mhc_real)((double)inputs[i]->data[j] - sgn * (double)dir[i][j]);
+        }
+        if (r != MHC_OK) goto done;
+        res->evaluations += 2;
+        num = (lp - lm) / (2.0 * h);
+        res->dir_rel_err = fabs(num - dd_analytic) / fmax(floor, fmax(fabs(num), fabs(dd_analytic)));
+    }
+    /* leave the analytic gradient in the inputs */
+    for (i = 0; i < ninputs; i++) memcpy(inputs[i]->grad, analytic[i], inputs[i]->size * sizeof(mhc_real));
+done:
+    if (analytic) for (i = 0; i < ninputs; i++) MHC_FREE(analytic[i]);
+    if (dir) for (i = 0; i < ninputs; i++) MHC_FREE(dir[i]);
+    MHC_FREE(analytic);
+    MHC_FREE(dir);
+    return r;
+}
 
 /* =========================================================================================
  * HYPER-CONNECTIONS (mHC) (implementation)

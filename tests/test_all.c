@@ -7,3 +7,4 @@
 #include <stdlib.h>
 
 #include "test_core.c"
+#include "test_ops.c"

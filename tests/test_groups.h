@@ -1,2 +1,3 @@
 /* One line per test group; each group is a function TP(name) in tests/test_all.c's includes. */
 TEST_GROUP(test_core)
+TEST_GROUP(test_ops)
