@@ -2109,26 +2109,42 @@ MHCDEF double mhc_lr_at(const mhc_lr_schedule *s, long step) {
     return lr * w;   /* MHC_LR_CONSTANT */
 }
 
+/* Bit tests for "field is 0" (+0 or -0) and "field is x": under -ffast-math a NaN may compare
+   equal to anything, and a NaN field must be refused, not turned into a default. */
+static int mhc__opt_is_zero(double x) {
+    uint64_t a;
+    memcpy(&a, &x, sizeof a);
+    return (a << 1) == 0;
+}
+static int mhc__opt_is(double x, double y) {
+    uint64_t a, b;
+    memcpy(&a, &x, sizeof a);
+    memcpy(&b, &y, sizeof b);
+    return a == b;
+}
+
 /* Fill in the defaults: zero fields get the documented defaults, MHC_ADAMW_ZERO becomes 0. */
 static void mhc__adamw_defaults(const mhc_adamw_config *in, mhc_adamw_config *out) {
     if (in) *out = *in;
     else memset(out, 0, sizeof *out);
 #define MHC__DEF(field, dflt) \
-    if (out->field == 0.0) out->field = (dflt); else if (out->field == MHC_ADAMW_ZERO) out->field = 0.0
+    if (mhc__opt_is_zero(out->field)) out->field = (dflt); \
+    else if (mhc__opt_is(out->field, MHC_ADAMW_ZERO)) out->field = 0.0
     MHC__DEF(schedule.lr, 1e-3);
     MHC__DEF(beta1, 0.9);
     MHC__DEF(beta2, 0.95);
     MHC__DEF(weight_decay, 0.1);
     MHC__DEF(grad_clip, 1.0);
 #undef MHC__DEF
-    if (out->eps == 0.0) out->eps = 1e-8;
-    if (out->schedule.decay_at[0] == 0.0) out->schedule.decay_at[0] = 0.8;
-    if (out->schedule.decay_at[1] == 0.0) out->schedule.decay_at[1] = 0.9;
-    if (out->schedule.decay_mult[0] == 0.0) out->schedule.decay_mult[0] = 0.316;
-    if (out->schedule.decay_mult[1] == 0.0) out->schedule.decay_mult[1] = 0.1;
+    if (mhc__opt_is_zero(out->eps)) out->eps = 1e-8;
+    if (mhc__opt_is_zero(out->schedule.decay_at[0])) out->schedule.decay_at[0] = 0.8;
+    if (mhc__opt_is_zero(out->schedule.decay_at[1])) out->schedule.decay_at[1] = 0.9;
+    if (mhc__opt_is_zero(out->schedule.decay_mult[0])) out->schedule.decay_mult[0] = 0.316;
+    if (mhc__opt_is_zero(out->schedule.decay_mult[1])) out->schedule.decay_mult[1] = 0.1;
 }
 
-/* Check a resolved configuration; fn prefixes the message. */
+/* Check a resolved configuration; fn prefixes the message. NaN is caught by mhc__opt_finite
+   (bit test), not only by comparisons, so the checks survive -ffast-math. */
 static mhc_result mhc__adamw_validate(mhc_ctx *ctx, const char *fn, const mhc_adamw_config *c, mhc_result code) {
     const mhc_lr_schedule *s = &c->schedule;
     if (s->kind < 0 || s->kind >= MHC_LR_KIND_COUNT)
@@ -2148,19 +2164,20 @@ static mhc_result mhc__adamw_validate(mhc_ctx *ctx, const char *fn, const mhc_ad
             return mhc_fail(ctx, code, "%s: schedule.warmup (%ld) exceeds schedule.total (%ld)", fn, s->warmup,
                             s->total);
     }
-    if (!(s->min_lr_frac >= 0.0 && s->min_lr_frac <= 1.0))
+    if (!mhc__opt_finite(s->min_lr_frac) || !(s->min_lr_frac >= 0.0 && s->min_lr_frac <= 1.0))
         return mhc_fail(ctx, code, "%s: schedule.min_lr_frac is %g; expected 0 <= min_lr_frac <= 1", fn,
                         s->min_lr_frac);
-    if (!(s->decay_at[0] > 0.0 && s->decay_at[0] <= s->decay_at[1] && s->decay_at[1] <= 1.0))
+    if (!mhc__opt_finite(s->decay_at[0]) || !mhc__opt_finite(s->decay_at[1]) ||
+        !(s->decay_at[0] > 0.0 && s->decay_at[0] <= s->decay_at[1] && s->decay_at[1] <= 1.0))
         return mhc_fail(ctx, code, "%s: schedule.decay_at is {%g, %g}; expected 0 < decay_at[0] <= decay_at[1] <= 1",
                         fn, s->decay_at[0], s->decay_at[1]);
     if (!(s->decay_mult[0] > 0.0) || !mhc__opt_finite(s->decay_mult[0]) || !(s->decay_mult[1] > 0.0) ||
         !mhc__opt_finite(s->decay_mult[1]))
         return mhc_fail(ctx, code, "%s: schedule.decay_mult is {%g, %g}; expected finite multipliers > 0", fn,
                         s->decay_mult[0], s->decay_mult[1]);
-    if (!(c->beta1 >= 0.0 && c->beta1 < 1.0))
+    if (!mhc__opt_finite(c->beta1) || !(c->beta1 >= 0.0 && c->beta1 < 1.0))
         return mhc_fail(ctx, code, "%s: beta1 is %g; expected 0 <= beta1 < 1", fn, c->beta1);
-    if (!(c->beta2 >= 0.0 && c->beta2 < 1.0))
+    if (!mhc__opt_finite(c->beta2) || !(c->beta2 >= 0.0 && c->beta2 < 1.0))
         return mhc_fail(ctx, code, "%s: beta2 is %g; expected 0 <= beta2 < 1", fn, c->beta2);
     if (!(c->eps > 0.0) || !mhc__opt_finite(c->eps))
         return mhc_fail(ctx, code, "%s: eps is %g; expected a finite eps > 0 (the paper uses 1e-20)", fn, c->eps);
@@ -2541,7 +2558,6 @@ static mhc_result mhc__ckpt_parse(mhc_ctx *ctx, const char *fn, const unsigned c
                             "checkpoint is corrupted", fn, (unsigned long long)want, (unsigned long long)got);
 #endif
         }
-        r.pos = 24;
     }
     r.len = len - 8;   /* the structure ends where the checksum begins */
     r.pos = 24;
@@ -2741,22 +2757,29 @@ MHCDEF mhc_result mhc_checkpoint_load(mhc_ctx *ctx, const char *path, void *conf
     mhc_result r;
     if (!path) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_checkpoint_load: path is NULL");
     snprintf(fn, sizeof fn, "mhc_checkpoint_load('%s')", path);
+    errno = 0;
     f = fopen(path, "rb");
-    if (!f) return mhc_fail(ctx, MHC_ERR_IO, "%s: cannot open: %s", fn, strerror(errno));
-    /* the size is only a hint for the first allocation: the read loop grows as needed */
+    if (!f) return mhc_fail(ctx, MHC_ERR_IO, "%s: cannot open: %s", fn, errno ? strerror(errno) : "unknown");
+    /* the size from ftell is only a hint (a directory reports a huge one): the first 64 KiB are
+       read before it is used, and then only to size the growth of the buffer */
     hint = (fseek(f, 0, SEEK_END) == 0) ? ftell(f) : -1L;
     if (fseek(f, 0, SEEK_SET) != 0) {
         int e = errno;
         fclose(f);
         return mhc_fail(ctx, MHC_ERR_IO, "%s: cannot seek: %s", fn, strerror(e));
     }
-    cap = (hint > 0 && (unsigned long)hint < (unsigned long)(SIZE_MAX - 1)) ? (size_t)hint + 1 : 65536;
+    cap = 65536;
     for (;;) {
         size_t got;
         if (len == cap || !buf) {
-            size_t ncap = buf ? (cap > SIZE_MAX / 2 ? SIZE_MAX : cap * 2) : cap;
+            size_t ncap = cap;
             unsigned char *nb;
-            if (buf && ncap == cap) { r = mhc_fail(ctx, MHC_ERR_OVERFLOW, "%s: the file is too large", fn); goto done; }
+            if (buf) {
+                if (cap > SIZE_MAX / 2) { r = mhc_fail(ctx, MHC_ERR_OVERFLOW, "%s: the file is too large", fn); goto done; }
+                ncap = cap * 2;
+                if (hint > 0 && (unsigned long)hint < (unsigned long)(SIZE_MAX - 1) && (size_t)hint + 1 > ncap)
+                    ncap = (size_t)hint + 1;
+            }
             nb = MHC__CAST(unsigned char *, MHC_REALLOC(buf, ncap));
             if (!nb) { r = mhc_fail(ctx, MHC_ERR_NOMEM, "%s: cannot allocate %zu bytes", fn, ncap); goto done; }
             buf = nb;
@@ -2764,9 +2787,12 @@ MHCDEF mhc_result mhc_checkpoint_load(mhc_ctx *ctx, const char *path, void *conf
         }
         got = fread(buf + len, 1, cap - len, f);
         len += got;
-        if (got == 0) break;
+        if (got == 0 || ferror(f)) break;
     }
-    if (ferror(f)) { r = mhc_fail(ctx, MHC_ERR_IO, "%s: read error: %s", fn, strerror(errno)); goto done; }
+    if (ferror(f)) {
+        r = mhc_fail(ctx, MHC_ERR_IO, "%s: read error: %s", fn, errno ? strerror(errno) : "unknown");
+        goto done;
+    }
     r = mhc__ckpt_parse_all(ctx, fn, buf, len, config, config_cap, config_bytes, p, tr, rng);
 done:
     fclose(f);

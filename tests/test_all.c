@@ -9,3 +9,4 @@
 #include "test_core.c"
 #include "test_ops.c"
 #include "test_optim.c"
+#include "test_ckpt.c"

@@ -2,3 +2,4 @@
 TEST_GROUP(test_core)
 TEST_GROUP(test_ops)
 TEST_GROUP(test_optim)
+TEST_GROUP(test_ckpt)
