@@ -13,11 +13,14 @@ else
 endif
 BUILD   ?= build
 HDR     = mhc.h
-TEST_SRC = $(wildcard tests/test_*.c) tests/test.h tests/test_groups.h
+TEST_SRC = $(wildcard tests/test_*.c) tests/test.h tests/test_groups.h examples/cli.h
+# build/mhc and its objects: double precision, POSIX for dirent.h (see the rules below)
+CLI_CFLAGS = $(CFLAGS) -DMHC_DOUBLE -D_POSIX_C_SOURCE=200809L
+CLI_LIB    = $(BUILD)/mhc_impl.o $(BUILD)/compare.o
 
-.PHONY: all test test-asan check-compile demo clean valgrind
+.PHONY: all test test-asan test-cli check-compile demo clean valgrind
 
-all: $(BUILD)/test check-compile $(BUILD)/readme_example
+all: $(BUILD)/test $(BUILD)/mhc check-compile $(BUILD)/readme_example
 
 $(BUILD):
 	mkdir -p $(BUILD)
@@ -29,7 +32,15 @@ $(BUILD)/test_f64.o: tests/test_all.c $(HDR) $(TEST_SRC) | $(BUILD)
 	$(CC) $(CFLAGS) $(OMPFLAGS) -DMHC_DOUBLE -c tests/test_all.c -o $@
 $(BUILD)/test_main.o: tests/test_main.c tests/test.h tests/test_groups.h | $(BUILD)
 	$(CC) $(CFLAGS) -c tests/test_main.c -o $@
-$(BUILD)/test: $(BUILD)/test_main.o $(BUILD)/test_f32.o $(BUILD)/test_f64.o
+$(BUILD)/test: $(BUILD)/test_main.o $(BUILD)/test_f32.o $(BUILD)/test_f64.o $(CLI_LIB)
+	$(CC) $(CFLAGS) $(OMPFLAGS) $^ -o $@ $(LDLIBS)
+
+# ---- build/mhc, the command-line tool (examples/): every object in double precision, with
+# POSIX for dirent.h. mhc_impl.o holds the one copy of the implementation; compare.o is also
+# linked into the test runner (tests/test_compare.c). ----
+$(BUILD)/mhc_impl.o $(BUILD)/compare.o $(BUILD)/verify.o $(BUILD)/mhc_cli.o: $(BUILD)/%.o: examples/%.c examples/cli.h $(HDR) | $(BUILD)
+	$(CC) $(CLI_CFLAGS) $(OMPFLAGS) -c $< -o $@
+$(BUILD)/mhc: $(BUILD)/mhc_cli.o $(BUILD)/verify.o $(CLI_LIB)
 	$(CC) $(CFLAGS) $(OMPFLAGS) $^ -o $@ $(LDLIBS)
 
 # ---- compile-only checks: C99 with gcc and clang (plain, static, double), C++ ----
@@ -57,9 +68,13 @@ $(BUILD)/readme_example: README.md $(HDR) | $(BUILD)
 	awk '/<!-- readme-example -->/{f=1;next} f&&/^```c/{g=1;next} g&&/^```/{exit} g' README.md > $(BUILD)/readme_example.c
 	$(CC) $(CFLAGS) -Werror $(OMPFLAGS) $(BUILD)/readme_example.c -o $@ $(LDLIBS)
 
-test: $(BUILD)/test check-compile $(BUILD)/readme_example
+test: $(BUILD)/test check-compile $(BUILD)/readme_example test-cli
 	./$(BUILD)/readme_example
 	./$(BUILD)/test
+
+# Exit codes of build/mhc on the committed vectors (no Python needed).
+test-cli: $(BUILD)/mhc
+	@sh tests/test_cli.sh $(BUILD)/mhc
 
 # AddressSanitizer + UndefinedBehaviorSanitizer, in a separate build directory.
 test-asan:

@@ -495,10 +495,42 @@ MHCDEF mhc_result mhc_trainer_step(mhc_trainer *tr, mhc_params *p);
  * I/O: .npy AND CHECKPOINTS
  * ========================================================================================= */
 
-/* (section filled by the I/O layer) */
+/* I/O: .npy files (the interchange format of the test vectors: arrays of doubles) and, below,
+ * checkpoints. Whole files are read with mhc_read_file; writes use stdio. The NPY part does not
+ * depend on mhc_real (values are converted to and from double). */
 
-/* -----------------------------------------------------------------------------------------
- * CHECKPOINTS
+/* ---------------------------------------- NPY ---------------------------------------------
+ * NumPy .npy files: magic "\x93NUMPY", version 1.0 (2-byte header length) or 2.0 / 3.0
+ * (4-byte), then a Python dict literal {'descr': ..., 'fortran_order': ..., 'shape': (...)}.
+ * Read: dtype '<f4' or '<f8' only (converted to double; '>' big-endian, ints, structured
+ * dtypes are refused), fortran_order False only, 0 to MHC_MAX_DIMS dimensions (0-d scalar:
+ * ndim 0, size 1), every dimension >= 1 (empty arrays are refused). The data must be exactly
+ * size * itemsize bytes: a truncated file AND trailing bytes after the data are both refused
+ * (MHC_ERR_FORMAT), so a corrupted or concatenated file never loads silently. The parser reads
+ * only inside [buf, buf + len) whatever the bytes (it is a fuzz target).
+ * Write: '<f8', version 1.0, header laid out byte for byte as numpy 1.24 writes it (spare
+ * spaces, 64-byte aligned data, final '\n'). */
+typedef struct mhc_npy {
+    int ndim;                   /* 0..MHC_MAX_DIMS */
+    int shape[MHC_MAX_DIMS];    /* unused trailing entries are 1 */
+    size_t size;                /* product of the shape (1 for a 0-d array) */
+    int src_bytes;              /* 4 ('<f4') or 8 ('<f8'): the item size in the file */
+    double *data;               /* size values, C order, MHC_MALLOC'd (mhc_npy_free) */
+} mhc_npy;
+
+/* Parse a whole .npy file held in memory. name names the source in messages (NULL:
+   "<buffer>"). On error *out is left empty (data NULL) and the message names the problem. */
+MHCDEF mhc_result mhc_npy_parse(mhc_ctx *ctx, const void *buf, size_t len, const char *name, mhc_npy *out);
+/* mhc_read_file + mhc_npy_parse: '<f4' or '<f8', C order, version 1/2/3, converted to double. */
+MHCDEF mhc_result mhc_npy_read(mhc_ctx *ctx, const char *path, mhc_npy *out);
+/* Write a '<f8' version 1.0 file. ndim 0..MHC_MAX_DIMS (shape may be NULL when ndim is 0). */
+MHCDEF mhc_result mhc_npy_write(mhc_ctx *ctx, const char *path, int ndim, const int *shape, const double *data);
+MHCDEF void       mhc_npy_free(mhc_npy *a);   /* frees data and zeroes *a; NULL is fine */
+/* Read a whole file into *buf (MHC_MALLOC'd, free with MHC_FREE; one extra 0 byte follows the
+   len bytes, so a text file is a C string). *buf is NULL on error. */
+MHCDEF mhc_result mhc_read_file(mhc_ctx *ctx, const char *path, void **buf, size_t *len);
+
+/* -------------------------------------- CHECKPOINTS ----------------------------------------
  * A checkpoint holds everything needed to continue training bit-identically: an opaque config
  * blob from the caller (the model configuration, stored as given), the parameter store (names,
  * shapes, decay flags, data and the AdamW moments m and v), the trainer state and an RNG state.
@@ -2286,10 +2318,354 @@ MHCDEF mhc_result mhc_trainer_step(mhc_trainer *tr, mhc_params *p) {
  * I/O: .npy AND CHECKPOINTS (implementation)
  * ========================================================================================= */
 
-/* (section filled by the I/O layer) */
+/* ---------------------------------------- NPY ---------------------------------------------
+ * A bounds-checked reader for the tiny Python-literal header (every access goes through the
+ * lexer below, which never looks past `end`), little-endian byte assembly for the data (so the
+ * host's byte order does not matter), and a writer that mimics numpy's header layout. */
 
-/* -----------------------------------------------------------------------------------------
- * CHECKPOINTS (implementation)
+#define MHC__NPY_MAGIC "\x93NUMPY"
+#define MHC__NPY_GROWTH_DIGITS 21   /* numpy >= 1.23 leaves room for 21 digits in shape[0] */
+
+MHCDEF void mhc_npy_free(mhc_npy *a) {
+    if (!a) return;
+    MHC_FREE(a->data);
+    memset(a, 0, sizeof *a);
+}
+
+MHCDEF mhc_result mhc_read_file(mhc_ctx *ctx, const char *path, void **buf, size_t *len) {
+    FILE *f;
+    unsigned char *data = NULL;
+    size_t cap = 0, n = 0;
+    if (buf) *buf = NULL;
+    if (len) *len = 0;
+    if (!path || !buf || !len)
+        return mhc_fail(ctx, MHC_ERR_NULL, "mhc_read_file: %s is NULL", !path ? "path" : !buf ? "buf" : "len");
+    f = fopen(path, "rb");
+    if (!f) return mhc_fail(ctx, MHC_ERR_IO, "mhc_read_file: cannot open '%s' for reading", path);
+    for (;;) {
+        size_t want, got;
+        if (cap - n < 2) {   /* room for at least one more byte and the terminating 0 */
+            size_t ncap = cap ? cap * 2 : 4096;
+            unsigned char *nd;
+            if (cap > SIZE_MAX / 2) {
+                MHC_FREE(data);
+                fclose(f);
+                return mhc_fail(ctx, MHC_ERR_OVERFLOW, "mhc_read_file: '%s' is too large to hold in memory", path);
+            }
+            nd = MHC__CAST(unsigned char *, MHC_REALLOC(data, ncap));
+            if (!nd) {
+                MHC_FREE(data);
+                fclose(f);
+                return mhc_fail(ctx, MHC_ERR_NOMEM, "mhc_read_file: out of memory reading '%s' (%zu bytes)", path, ncap);
+            }
+            data = nd;
+            cap = ncap;
+        }
+        want = cap - n - 1;
+        got = fread(data + n, 1, want, f);
+        n += got;
+        if (got < want) break;
+    }
+    if (ferror(f)) {
+        MHC_FREE(data);
+        fclose(f);
+        return mhc_fail(ctx, MHC_ERR_IO, "mhc_read_file: read error on '%s' (after %zu bytes)", path, n);
+    }
+    fclose(f);
+    data[n] = 0;
+    *buf = data;
+    *len = n;
+    return MHC_OK;
+}
+
+/* The header lexer: a cursor in [p, end) plus what the messages need. */
+typedef struct mhc__npy_lex {
+    const char *start, *p, *end;   /* the header text */
+    size_t base;                   /* offset of the header text in the file (for messages) */
+    const char *name;
+    mhc_ctx *ctx;
+} mhc__npy_lex;
+
+static mhc_result mhc__npy_bad(mhc__npy_lex *lx, const char *what) {
+    return mhc_fail(lx->ctx, MHC_ERR_FORMAT, "mhc_npy_parse: %s: malformed header at byte %zu: %s", lx->name,
+                    lx->base + (size_t)(lx->p - lx->start), what);
+}
+
+static void mhc__npy_ws(mhc__npy_lex *lx) {
+    while (lx->p < lx->end && (*lx->p == ' ' || *lx->p == '\t' || *lx->p == '\n' || *lx->p == '\r')) lx->p++;
+}
+
+/* Expect the character c (after optional white space). */
+static int mhc__npy_accept(mhc__npy_lex *lx, char c) {
+    mhc__npy_ws(lx);
+    if (lx->p < lx->end && *lx->p == c) { lx->p++; return 1; }
+    return 0;
+}
+
+/* A quoted string without escapes: *s points into the header, *n is its length. */
+static mhc_result mhc__npy_string(mhc__npy_lex *lx, const char **s, size_t *n, const char *what) {
+    char q;
+    const char *b;
+    mhc__npy_ws(lx);
+    if (lx->p >= lx->end || (*lx->p != '\'' && *lx->p != '"')) return mhc__npy_bad(lx, what);
+    q = *lx->p++;
+    b = lx->p;
+    while (lx->p < lx->end && *lx->p != q) {
+        if (*lx->p == '\\' || *lx->p == '\n') return mhc__npy_bad(lx, "escape or line break inside a string");
+        lx->p++;
+    }
+    if (lx->p >= lx->end) return mhc__npy_bad(lx, "unterminated string");
+    *s = b;
+    *n = (size_t)(lx->p - b);
+    lx->p++;
+    return MHC_OK;
+}
+
+/* Copy at most 16 characters of s into out, printable ASCII only (for messages). */
+static const char *mhc__npy_show(char *out, const char *s, size_t n) {
+    size_t i;
+    if (n > 16) n = 16;
+    for (i = 0; i < n; i++) out[i] = (s[i] >= 32 && s[i] < 127) ? s[i] : '?';
+    out[n] = 0;
+    return out;
+}
+
+static int mhc__npy_is(const char *s, size_t n, const char *lit) {
+    return n == strlen(lit) && memcmp(s, lit, n) == 0;
+}
+
+/* 'shape': a tuple of non-negative Python ints (a trailing 'L' from Python 2 is accepted). */
+static mhc_result mhc__npy_shape(mhc__npy_lex *lx, mhc_npy *out) {
+    int count = 0, comma = 0;
+    if (!mhc__npy_accept(lx, '(')) return mhc__npy_bad(lx, "'shape' is not a tuple");
+    for (;;) {
+        long v = 0;
+        mhc__npy_ws(lx);
+        if (lx->p < lx->end && *lx->p == ')') break;
+        if (count > 0 && !comma) return mhc__npy_bad(lx, "expected ',' or ')' in 'shape'");
+        if (lx->p < lx->end && *lx->p == '-')
+            return mhc_fail(lx->ctx, MHC_ERR_FORMAT, "mhc_npy_parse: %s: 'shape' has a negative dimension", lx->name);
+        if (lx->p >= lx->end || *lx->p < '0' || *lx->p > '9')
+            return mhc__npy_bad(lx, "expected a non-negative integer in 'shape'");
+        if (*lx->p == '0' && lx->p + 1 < lx->end && lx->p[1] >= '0' && lx->p[1] <= '9')
+            return mhc__npy_bad(lx, "integer with a leading zero in 'shape'");
+        while (lx->p < lx->end && *lx->p >= '0' && *lx->p <= '9') {
+            if (v > (2147483647L - (*lx->p - '0')) / 10)   /* v * 10 + digit would exceed INT_MAX */
+                return mhc_fail(lx->ctx, MHC_ERR_OVERFLOW, "mhc_npy_parse: %s: dimension %d of 'shape' exceeds %d",
+                                lx->name, count, 2147483647);
+            v = v * 10 + (*lx->p - '0');
+            lx->p++;
+        }
+        if (lx->p < lx->end && (*lx->p == 'L' || *lx->p == 'l')) lx->p++;
+        if (count == MHC_MAX_DIMS)
+            return mhc_fail(lx->ctx, MHC_ERR_SIZE, "mhc_npy_parse: %s: 'shape' has more than %d dimensions",
+                            lx->name, MHC_MAX_DIMS);
+        if (v == 0)
+            return mhc_fail(lx->ctx, MHC_ERR_SIZE, "mhc_npy_parse: %s: dimension %d of 'shape' is 0 (empty arrays "
+                            "are not supported)", lx->name, count);
+        out->shape[count++] = (int)v;
+        comma = mhc__npy_accept(lx, ',');
+    }
+    if (count == 1 && !comma) return mhc__npy_bad(lx, "'shape' (n) is not a tuple: write (n,)");
+    lx->p++;   /* ')' */
+    out->ndim = count;
+    return MHC_OK;
+}
+
+/* The parser proper; mhc_npy_parse empties *out when it fails. */
+static mhc_result mhc__npy_parse(mhc_ctx *ctx, const void *buf, size_t len, const char *name, mhc_npy *out) {
+    const unsigned char *b = MHC__CAST(const unsigned char *, buf);
+    mhc__npy_lex lx;
+    size_t prefix, hlen, need, i;
+    int have_descr = 0, have_order = 0, have_shape = 0, d;
+    char shown[17];
+    mhc_result r;
+    if (len < 10 || memcmp(b, MHC__NPY_MAGIC, 6) != 0)
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "mhc_npy_parse: %s: not a .npy file (%s)", name,
+                        len < 10 ? "shorter than the 10-byte preamble" : "no \\x93NUMPY magic");
+    if ((b[6] != 1 && b[6] != 2 && b[6] != 3) || b[7] != 0)
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "mhc_npy_parse: %s: format version %d.%d is not supported "
+                        "(1.0, 2.0 or 3.0)", name, b[6], b[7]);
+    if (b[6] == 1) {
+        prefix = 10;
+        hlen = (size_t)b[8] | (size_t)b[9] << 8;
+    } else {
+        if (len < 12)
+            return mhc_fail(ctx, MHC_ERR_FORMAT, "mhc_npy_parse: %s: truncated: %zu bytes, shorter than the "
+                            "12-byte version %d.0 preamble", name, len, b[6]);
+        prefix = 12;
+        hlen = (size_t)b[8] | (size_t)b[9] << 8 | (size_t)b[10] << 16 | (size_t)b[11] << 24;
+    }
+    if (hlen > len - prefix)
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "mhc_npy_parse: %s: truncated: the header needs %zu bytes, the file "
+                        "has %zu after the preamble", name, hlen, len - prefix);
+
+    lx.start = lx.p = MHC__CAST(const char *, buf) + prefix;
+    lx.end = lx.start + hlen;
+    lx.base = prefix;
+    lx.name = name;
+    lx.ctx = ctx;
+    if (!mhc__npy_accept(&lx, '{')) return mhc__npy_bad(&lx, "the header is not a dict ('{' expected)");
+    for (;;) {
+        const char *key, *s;
+        size_t kn, sn;
+        if (mhc__npy_accept(&lx, '}')) break;
+        if ((r = mhc__npy_string(&lx, &key, &kn, "expected a quoted key or '}'")) != MHC_OK) return r;
+        if (!mhc__npy_accept(&lx, ':')) return mhc__npy_bad(&lx, "expected ':' after a key");
+        mhc__npy_ws(&lx);
+        if (mhc__npy_is(key, kn, "descr")) {
+            if (have_descr++) return mhc__npy_bad(&lx, "duplicate key 'descr'");
+            if ((r = mhc__npy_string(&lx, &s, &sn, "'descr' is not a string (structured dtypes are not supported)")) != MHC_OK)
+                return r;
+            if (mhc__npy_is(s, sn, "<f8")) out->src_bytes = 8;
+            else if (mhc__npy_is(s, sn, "<f4")) out->src_bytes = 4;
+            else if (sn > 0 && s[0] == '>')
+                return mhc_fail(ctx, MHC_ERR_FORMAT, "mhc_npy_parse: %s: dtype '%s' is big-endian; only '<f4' and "
+                                "'<f8' are supported", name, mhc__npy_show(shown, s, sn));
+            else
+                return mhc_fail(ctx, MHC_ERR_FORMAT, "mhc_npy_parse: %s: dtype '%s' is not supported; only '<f4' and "
+                                "'<f8' are", name, mhc__npy_show(shown, s, sn));
+        } else if (mhc__npy_is(key, kn, "fortran_order")) {
+            if (have_order++) return mhc__npy_bad(&lx, "duplicate key 'fortran_order'");
+            if (lx.end - lx.p >= 5 && memcmp(lx.p, "False", 5) == 0) lx.p += 5;
+            else if (lx.end - lx.p >= 4 && memcmp(lx.p, "True", 4) == 0)
+                return mhc_fail(ctx, MHC_ERR_FORMAT, "mhc_npy_parse: %s: fortran_order is True; only C-order arrays "
+                                "are supported", name);
+            else return mhc__npy_bad(&lx, "'fortran_order' is not True or False");
+        } else if (mhc__npy_is(key, kn, "shape")) {
+            if (have_shape++) return mhc__npy_bad(&lx, "duplicate key 'shape'");
+            if ((r = mhc__npy_shape(&lx, out)) != MHC_OK) return r;
+        } else {
+            return mhc_fail(ctx, MHC_ERR_FORMAT, "mhc_npy_parse: %s: unknown header key '%s'", name,
+                            mhc__npy_show(shown, key, kn));
+        }
+        if (mhc__npy_accept(&lx, '}')) break;
+        if (!mhc__npy_accept(&lx, ',')) return mhc__npy_bad(&lx, "expected ',' or '}' after a value");
+    }
+    mhc__npy_ws(&lx);
+    if (lx.p != lx.end) return mhc__npy_bad(&lx, "unexpected characters after the dict");
+    if (!have_descr || !have_order || !have_shape)
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "mhc_npy_parse: %s: the header lacks the key '%s'", name,
+                        !have_descr ? "descr" : !have_order ? "fortran_order" : "shape");
+
+    out->size = 1;
+    for (d = 0; d < out->ndim; d++)
+        if (!mhc__mul_ok(out->size, (size_t)out->shape[d], &out->size) || out->size > SIZE_MAX / sizeof(double))
+            return mhc_fail(ctx, MHC_ERR_OVERFLOW, "mhc_npy_parse: %s: the number of elements overflows at "
+                            "dimension %d", name, d);
+    need = out->size * (size_t)out->src_bytes;
+    if (len - prefix - hlen != need) {
+        size_t have = len - prefix - hlen;
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "mhc_npy_parse: %s: %s: the shape needs %zu data bytes, the file has "
+                        "%zu", name, have < need ? "truncated data" : "trailing bytes after the data", need, have);
+    }
+    out->data = MHC__CAST(double *, MHC_MALLOC(out->size * sizeof(double)));
+    if (!out->data)
+        return mhc_fail(ctx, MHC_ERR_NOMEM, "mhc_npy_parse: %s: cannot allocate %zu values", name, out->size);
+    b += prefix + hlen;
+    if (out->src_bytes == 8) {
+        for (i = 0; i < out->size; i++, b += 8) {
+            uint64_t u = 0;
+            int k;
+            for (k = 7; k >= 0; k--) u = u << 8 | b[k];
+            memcpy(&out->data[i], &u, 8);
+        }
+    } else {
+        for (i = 0; i < out->size; i++, b += 4) {
+            uint32_t u = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+            float f;
+            memcpy(&f, &u, 4);
+            out->data[i] = f;
+        }
+    }
+    return MHC_OK;
+}
+
+MHCDEF mhc_result mhc_npy_parse(mhc_ctx *ctx, const void *buf, size_t len, const char *name, mhc_npy *out) {
+    mhc_result r;
+    int d;
+    if (!name) name = "<buffer>";
+    if (!out) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_npy_parse: %s: out is NULL", name);
+    memset(out, 0, sizeof *out);
+    for (d = 0; d < MHC_MAX_DIMS; d++) out->shape[d] = 1;
+    if (!buf) r = mhc_fail(ctx, MHC_ERR_NULL, "mhc_npy_parse: %s: buf is NULL", name);
+    else r = mhc__npy_parse(ctx, buf, len, name, out);
+    if (r != MHC_OK) {
+        MHC_FREE(out->data);   /* NULL: the data is allocated last */
+        memset(out, 0, sizeof *out);
+    }
+    return r;
+}
+
+MHCDEF mhc_result mhc_npy_read(mhc_ctx *ctx, const char *path, mhc_npy *out) {
+    void *buf;
+    size_t len;
+    mhc_result r;
+    if (out) memset(out, 0, sizeof *out);
+    if (!path) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_npy_read: path is NULL");
+    if (!out) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_npy_read: %s: out is NULL", path);
+    r = mhc_read_file(ctx, path, &buf, &len);
+    if (r != MHC_OK) return r;
+    r = mhc_npy_parse(ctx, buf, len, path, out);
+    MHC_FREE(buf);
+    return r;
+}
+
+MHCDEF mhc_result mhc_npy_write(mhc_ctx *ctx, const char *path, int ndim, const int *shape, const double *data) {
+    char head[256];
+    unsigned char chunk[8 * 256];
+    size_t size = 1, hl, pad, i, k;
+    FILE *f;
+    int d, ok;
+    if (!path) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_npy_write: path is NULL");
+    if (!data) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_npy_write: %s: data is NULL", path);
+    if (ndim < 0 || ndim > MHC_MAX_DIMS)
+        return mhc_fail(ctx, MHC_ERR_SIZE, "mhc_npy_write: %s: %d dimensions, expected 0 to %d", path, ndim, MHC_MAX_DIMS);
+    if (ndim > 0 && !shape) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_npy_write: %s: shape is NULL", path);
+    for (d = 0; d < ndim; d++) {
+        if (shape[d] < 1)
+            return mhc_fail(ctx, MHC_ERR_SIZE, "mhc_npy_write: %s: dimension %d has size %d, expected >= 1", path, d,
+                            shape[d]);
+        if (!mhc__mul_ok(size, (size_t)shape[d], &size) || size > SIZE_MAX / 8)
+            return mhc_fail(ctx, MHC_ERR_OVERFLOW, "mhc_npy_write: %s: the number of elements overflows at "
+                            "dimension %d", path, d);
+    }
+    /* numpy's layout: dict, spare spaces for shape[0] to grow, spaces to 64-byte alignment, '\n' */
+    hl = (size_t)sprintf(head, "{'descr': '<f8', 'fortran_order': False, 'shape': (");
+    for (d = 0; d < ndim; d++) hl += (size_t)sprintf(head + hl, d ? ", %d" : "%d", shape[d]);
+    hl += (size_t)sprintf(head + hl, "%s), }", ndim == 1 ? "," : "");
+    if (ndim > 0) {
+        char digits[16];
+        for (k = (size_t)sprintf(digits, "%d", shape[0]); k < MHC__NPY_GROWTH_DIGITS; k++) head[hl++] = ' ';
+    }
+    for (pad = 64 - (10 + hl + 1) % 64; pad > 0; pad--) head[hl++] = ' ';
+    head[hl++] = '\n';
+
+    f = fopen(path, "wb");
+    if (!f) return mhc_fail(ctx, MHC_ERR_IO, "mhc_npy_write: cannot open '%s' for writing", path);
+    memcpy(chunk, MHC__NPY_MAGIC "\x01\x00", 8);
+    chunk[8] = (unsigned char)(hl & 0xff);
+    chunk[9] = (unsigned char)(hl >> 8);
+    ok = fwrite(chunk, 1, 10, f) == 10 && fwrite(head, 1, hl, f) == hl;
+    for (i = 0; ok && i < size; i += k) {
+        size_t m = size - i < 256 ? size - i : 256;
+        for (k = 0; k < m; k++) {
+            uint64_t u;
+            int byte;
+            memcpy(&u, &data[i + k], 8);
+            for (byte = 0; byte < 8; byte++) chunk[8 * k + (size_t)byte] = (unsigned char)(u >> (8 * byte));
+        }
+        ok = fwrite(chunk, 8, m, f) == m;
+    }
+    if (fclose(f) != 0) ok = 0;
+    if (!ok) {
+        remove(path);
+        return mhc_fail(ctx, MHC_ERR_IO, "mhc_npy_write: write error on '%s'", path);
+    }
+    return MHC_OK;
+}
+
+/* -------------------------------------- CHECKPOINTS ----------------------------------------
  * Serialisation writes bytes explicitly (little-endian, no structs). The parser runs twice over
  * a verified buffer: a checking pass that touches no output, then a committing pass. The writer
  * builds the whole file in memory, then writes it to a temporary file and renames it.
@@ -2750,52 +3126,14 @@ MHCDEF mhc_result mhc_checkpoint_parse(mhc_ctx *ctx, const void *buf, size_t len
 MHCDEF mhc_result mhc_checkpoint_load(mhc_ctx *ctx, const char *path, void *config, size_t config_cap,
                                       size_t *config_bytes, mhc_params *p, mhc_trainer *tr, mhc_rng *rng) {
     char fn[160];
-    FILE *f;
-    unsigned char *buf = NULL;
-    size_t len = 0, cap = 0;
-    long hint;
+    void *buf = NULL;
+    size_t len = 0;
     mhc_result r;
     if (!path) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_checkpoint_load: path is NULL");
     snprintf(fn, sizeof fn, "mhc_checkpoint_load('%s')", path);
-    errno = 0;
-    f = fopen(path, "rb");
-    if (!f) return mhc_fail(ctx, MHC_ERR_IO, "%s: cannot open: %s", fn, errno ? strerror(errno) : "unknown");
-    /* the size from ftell is only a hint (a directory reports a huge one): the first 64 KiB are
-       read before it is used, and then only to size the growth of the buffer */
-    hint = (fseek(f, 0, SEEK_END) == 0) ? ftell(f) : -1L;
-    if (fseek(f, 0, SEEK_SET) != 0) {
-        int e = errno;
-        fclose(f);
-        return mhc_fail(ctx, MHC_ERR_IO, "%s: cannot seek: %s", fn, strerror(e));
-    }
-    cap = 65536;
-    for (;;) {
-        size_t got;
-        if (len == cap || !buf) {
-            size_t ncap = cap;
-            unsigned char *nb;
-            if (buf) {
-                if (cap > SIZE_MAX / 2) { r = mhc_fail(ctx, MHC_ERR_OVERFLOW, "%s: the file is too large", fn); goto done; }
-                ncap = cap * 2;
-                if (hint > 0 && (unsigned long)hint < (unsigned long)(SIZE_MAX - 1) && (size_t)hint + 1 > ncap)
-                    ncap = (size_t)hint + 1;
-            }
-            nb = MHC__CAST(unsigned char *, MHC_REALLOC(buf, ncap));
-            if (!nb) { r = mhc_fail(ctx, MHC_ERR_NOMEM, "%s: cannot allocate %zu bytes", fn, ncap); goto done; }
-            buf = nb;
-            cap = ncap;
-        }
-        got = fread(buf + len, 1, cap - len, f);
-        len += got;
-        if (got == 0 || ferror(f)) break;
-    }
-    if (ferror(f)) {
-        r = mhc_fail(ctx, MHC_ERR_IO, "%s: read error: %s", fn, errno ? strerror(errno) : "unknown");
-        goto done;
-    }
+    r = mhc_read_file(ctx, path, &buf, &len);   /* grows by doubling: no length is trusted */
+    if (r != MHC_OK) return r;
     r = mhc__ckpt_parse_all(ctx, fn, buf, len, config, config_cap, config_bytes, p, tr, rng);
-done:
-    fclose(f);
     MHC_FREE(buf);
     return r;
 }

@@ -8,5 +8,7 @@
 
 #include "test_core.c"
 #include "test_ops.c"
+#include "test_npy.c"
+#include "test_compare.c"
 #include "test_optim.c"
 #include "test_ckpt.c"
