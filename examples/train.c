@@ -503,3 +503,76 @@ int mhc_cli_demo(int argc, char **argv) {
     for (i = 0; i < 3; i++) plot_series_free(&sum[i].series);
     return rc;
 }
+
+/* ---- gpt-export: the model's initial weights and a batch, for the PyTorch reference ---------- */
+
+/* mhc gpt-export DIR [train options]: writes DIR/config.txt, DIR/params/<name>.npy (the initial
+   weights), DIR/tokens.npy and DIR/targets.npy ([B,T], as float64). The test suite and
+   tests/reference/gpt_reference.py read them. */
+int mhc_cli_gpt_export(int argc, char **argv) {
+    train_opts o;
+    mhc_ctx ctx;
+    gpt_model model;
+    mhc_rng rng;
+    train_data data;
+    const char *dir;
+    char path[1024];
+    int i, rc = 1, *inp = NULL, *tgt = NULL, shape[2];
+    double *buf = NULL;
+    FILE *f;
+    if (argc < 2 || argv[1][0] == '-') { fprintf(stderr, "usage: mhc gpt-export DIR [train options]\n"); return 2; }
+    dir = argv[1];
+    train_defaults(&o);
+    if (!train_parse(argc - 1, argv + 1, &o)) return 2;
+    mhc_ctx_init(&ctx);
+    if (!train_load_data(o.data, o.cfg.seq, &data)) return 1;
+    if (gpt_create(&ctx, &model, &o.cfg) != MHC_OK) { fprintf(stderr, "gpt-export: %s\n", mhc_ctx_message(&ctx)); free(data.bytes); return 1; }
+    mhc_rng_seed(&rng, o.seed);
+    if (gpt_init(&ctx, &model, &rng) != MHC_OK) goto fail;
+    snprintf(path, sizeof path, "%s/config.txt", dir);
+    f = fopen(path, "w");
+    if (!f) { fprintf(stderr, "gpt-export: cannot write %s (does the directory exist?)\n", path); goto done; }
+    fprintf(f, "vocab = %d\nseq = %d\ndim = %d\nheads = %d\nlayers = %d\nn = %d\nresidual = %s\npreset = %s\n"
+               "batch = %d\nseed = %llu\nlr = %.17g\nweight_decay = %.17g\ngrad_clip = %.17g\n",
+            o.cfg.vocab, o.cfg.seq, o.cfg.dim, o.cfg.heads, o.cfg.layers, o.cfg.n,
+            mhc_hc_variant_name((mhc_hc_variant)o.cfg.variant), mhc_hc_preset_name((mhc_hc_preset)o.cfg.preset),
+            o.batch, o.seed, o.lr, o.weight_decay, o.grad_clip);
+    fprintf(f, "params =");
+    for (i = 0; i < model.params.count; i++) fprintf(f, " %s", model.params.names[i]);
+    fprintf(f, "\ndecay =");
+    for (i = 0; i < model.params.count; i++) fprintf(f, " %d", model.params.decay[i]);
+    fprintf(f, "\n");
+    if (fclose(f) != 0) goto fail;
+    for (i = 0; i < model.params.count; i++) {
+        mhc_tensor *t = &model.params.tensors[i];
+        size_t k;
+        free(buf);
+        buf = (double *)malloc(t->size * sizeof(double));
+        if (!buf) goto fail;
+        for (k = 0; k < t->size; k++) buf[k] = (double)t->data[k];
+        snprintf(path, sizeof path, "%s/params/%s.npy", dir, model.params.names[i]);
+        if (mhc_npy_write(&ctx, path, t->ndim, t->shape, buf) != MHC_OK) goto fail;
+    }
+    inp = (int *)malloc((size_t)o.batch * o.cfg.seq * sizeof(int));
+    tgt = (int *)malloc((size_t)o.batch * o.cfg.seq * sizeof(int));
+    free(buf);
+    buf = (double *)malloc((size_t)o.batch * o.cfg.seq * sizeof(double));
+    if (!inp || !tgt || !buf) goto fail;
+    train_batch(&data, 0, data.split, o.batch, o.cfg.seq, &rng, inp, tgt);
+    shape[0] = o.batch;
+    shape[1] = o.cfg.seq;
+    for (i = 0; i < o.batch * o.cfg.seq; i++) buf[i] = inp[i];
+    snprintf(path, sizeof path, "%s/tokens.npy", dir);
+    if (mhc_npy_write(&ctx, path, 2, shape, buf) != MHC_OK) goto fail;
+    for (i = 0; i < o.batch * o.cfg.seq; i++) buf[i] = tgt[i];
+    snprintf(path, sizeof path, "%s/targets.npy", dir);
+    if (mhc_npy_write(&ctx, path, 2, shape, buf) != MHC_OK) goto fail;
+    rc = 0;
+    goto done;
+fail:
+    fprintf(stderr, "gpt-export: %s\n", mhc_ctx_message(&ctx));
+done:
+    free(buf); free(inp); free(tgt); free(data.bytes);
+    gpt_destroy(&model);
+    return rc;
+}
