@@ -393,9 +393,223 @@ MHCDEF mhc_result mhc_gradcheck(mhc_tape *tp, mhc_loss_fn fn, mhc_tensor **input
 
 /* =========================================================================================
  * HYPER-CONNECTIONS (mHC)
+ * The residual stream widened to n streams and mixed per token (MHC_SPEC.md Sec. 1-7):
+ * configuration (a preset plus knobs), the Birkhoff projections (Sinkhorn variants and the
+ * mHC-lite permutation mixture) as raw-array functions, the layer as raw-array functions and
+ * as tape ops (expand, the fused pre step, post, head), the parameters, and the diagnostics.
+ *
+ * Presets (every knob can be overridden on top; MHC_SPEC.md Sec. 4):
+ *   MHC_PRESET_DSV4         DeepSeek-V4 production: the TileKernels torch reference
+ *                           (tile_kernels/torch/mhc.py) with the V4 settings: norm_eps 1e-6,
+ *                           pre_eps 1e-6, post_mult 2, softmax-start Sinkhorn, 20 iterations,
+ *                           sinkhorn eps 1e-6, orientation comb_t (A = comb^T).
+ *   MHC_PRESET_TILEKERNELS  the same functions with TileKernels' API defaults: post_mult 1,
+ *                           10 iterations (other values as dsv4).
+ *   MHC_PRESET_PAPER        the mHC paper, Eqs. 7-9 and Table 5: norm_eps 1e-20, pre_eps 0,
+ *                           post_mult 2, exp-start Sinkhorn (T_r(T_c(M)) repeated), 20
+ *                           iterations, sinkhorn eps 0, orientation h (A = comb).
+ *   MHC_PRESET_LITE         mHC-lite (arXiv 2601.05732): A = sum_k softmax(z)_k P_k over all n!
+ *                           permutation matrices; norm_eps 1e-20, pre_eps 0, post_mult 2.
+ *                           (If a Sinkhorn projection is forced on it: 20 iterations, eps 0.)
+ * Orientation: in both DeepSeek presets the last Sinkhorn step normalises columns of comb, and
+ * A = comb^T, so the ROWS of A are the exact marginal (rowsum = s/(s+eps)); in the paper preset the
+ * last step normalises rows and A = comb: again the rows of A are exact. The other marginal is
+ * only approximately 1 after a truncated iteration. The permutation mixture is doubly stochastic
+ * to rounding.
+ *
+ * Zero means "the preset's value": every numeric knob of mhc_hc_config left at 0 takes the
+ * preset's value. To ask for an actual zero, set the knob to MHC_ZERO. Negative values other
+ * than MHC_ZERO are refused.
+ *
+ * Sinkhorn backward: exact for the truncated iteration that was run (not the implicit
+ * fixed-point gradient). The backward RECOMPUTES the iterates per token from the logits into a
+ * small per-thread scratch ((2 iters + 4) n^2 doubles), so nothing per iteration is stored
+ * between forward and backward; the tape op saves only the pre step's matmul results and rstd
+ * (m + 1 doubles per token).
  * ========================================================================================= */
 
-/* (section filled by the mHC layer) */
+#define MHC_ZERO (-1.0)        /* a knob set to MHC_ZERO means an actual 0 (0 means "preset") */
+#define MHC_LITE_MAX_N 8       /* the permutation mixture needs n! logits per token */
+
+typedef enum mhc_hc_preset {
+    MHC_PRESET_DSV4 = 0,       /* the default (a zeroed config) */
+    MHC_PRESET_TILEKERNELS,
+    MHC_PRESET_PAPER,
+    MHC_PRESET_LITE,
+    MHC_PRESET_COUNT
+} mhc_hc_preset;
+
+/* The residual variants (MHC_SPEC.md Sec. 6), for comparisons. */
+typedef enum mhc_hc_variant {
+    MHC_VARIANT_PRESET = 0,    /* mhc, or lite under MHC_PRESET_LITE */
+    MHC_VARIANT_NONE,          /* plain residual x + F(x): n = 1, no parameters */
+    MHC_VARIANT_HC,            /* unconstrained Hyper-Connections (tanh gates, per-stream norm) */
+    MHC_VARIANT_MHC,           /* mHC with a Sinkhorn projection */
+    MHC_VARIANT_LITE,          /* mHC with the permutation mixture (projection MHC_PROJ_PERM) */
+    MHC_VARIANT_COUNT
+} mhc_hc_variant;
+
+typedef enum mhc_projection {
+    MHC_PROJ_PRESET = 0,
+    MHC_PROJ_SOFTMAX,          /* S = softmax_row(z) + eps; col step; then (iters-1) x (row, col) */
+    MHC_PROJ_EXP,              /* M = exp(z); iters x (col step, row step) */
+    MHC_PROJ_LOG,              /* the exp-start iteration carried out on log M (logsumexp) */
+    MHC_PROJ_PERM,             /* mHC-lite: A = sum_k softmax(z)_k P_k, lexicographic permutations */
+    MHC_PROJ_COUNT
+} mhc_projection;
+
+typedef enum mhc_orient {
+    MHC_ORIENT_PRESET = 0,
+    MHC_ORIENT_H,              /* A = comb */
+    MHC_ORIENT_COMB_T,         /* A = comb^T */
+    MHC_ORIENT_COUNT
+} mhc_orient;
+
+/* What the user asks for: zero fields take the preset's value (MHC_ZERO for an actual 0). */
+typedef struct mhc_hc_config {
+    mhc_hc_preset  preset;
+    mhc_hc_variant variant;
+    mhc_projection projection;
+    mhc_orient     orient;
+    int    sinkhorn_iters;     /* >= 1 */
+    double sinkhorn_eps;       /* added to every Sinkhorn normaliser (and to the softmax start) */
+    double norm_eps;           /* inside the RMS: rsqrt(mean(x^2) + norm_eps) */
+    double pre_eps;            /* h_pre = sigmoid(.) + pre_eps */
+    double post_mult;          /* h_post = sigmoid(.) * post_mult */
+} mhc_hc_config;
+
+/* What runs: every value explicit (from mhc_hc_resolve). */
+typedef struct mhc_hc_spec {
+    mhc_hc_preset  preset;
+    mhc_hc_variant variant;    /* NONE, HC, MHC or LITE (LITE exactly when projection is PERM) */
+    mhc_projection projection; /* SOFTMAX, EXP, LOG or PERM (meaningful for MHC and LITE) */
+    mhc_orient     orient;     /* H or COMB_T (PERM builds A directly: orientation unused) */
+    int    n;                  /* streams */
+    int    iters;
+    double sinkhorn_eps, norm_eps, pre_eps, post_mult;
+    int    nres;               /* residual logits per token: n*n, or n! for PERM (0 for NONE/HC) */
+    int    m;                  /* rows of fn: 2n + nres (MHC/LITE), n + 2 (HC: theta), 0 (NONE) */
+} mhc_hc_spec;
+
+/* Resolve cfg (NULL: all defaults) for n streams into *out. Checks every knob: unknown enum
+   values, negative values other than MHC_ZERO, non-finite values, iters out of [1, 100000],
+   n < 1, n > MHC_LITE_MAX_N for the permutation mixture, n != 1 for the NONE variant. */
+MHCDEF mhc_result  mhc_hc_resolve(mhc_ctx *ctx, const mhc_hc_config *cfg, int n, mhc_hc_spec *out);
+MHCDEF const char *mhc_hc_preset_name(mhc_hc_preset p);      /* "dsv4", "tilekernels", "paper", "lite" */
+MHCDEF const char *mhc_hc_variant_name(mhc_hc_variant v);    /* "none", "hc", "mhc", "lite" */
+MHCDEF const char *mhc_projection_name(mhc_projection p);    /* "softmax", "exp", "log", "perm" */
+MHCDEF const char *mhc_orient_name(mhc_orient o);            /* "h", "comb_t" */
+/* Parse those names (case-sensitive); MHC_ERR_VALUE naming the string and the choices. */
+MHCDEF mhc_result  mhc_hc_preset_parse(mhc_ctx *ctx, const char *s, mhc_hc_preset *out);
+MHCDEF mhc_result  mhc_hc_variant_parse(mhc_ctx *ctx, const char *s, mhc_hc_variant *out);
+MHCDEF mhc_result  mhc_projection_parse(mhc_ctx *ctx, const char *s, mhc_projection *out);
+MHCDEF mhc_result  mhc_orient_parse(mhc_ctx *ctx, const char *s, mhc_orient *out);
+/* Rows of fn: s->m for a layer, n for the head (head != 0). */
+MHCDEF int         mhc_hc_fn_rows(const mhc_hc_spec *s, int head);
+/* n! for 1 <= n <= 12, else -1. */
+MHCDEF long        mhc_perm_count(int n);
+
+/* ---- Birkhoff projections on raw arrays (per token, an n x n result; no orientation) ----
+   logits [T, nres] (nres = n*n, or n! for MHC_PROJ_PERM), out [T, n, n]. iters and eps are
+   ignored by MHC_PROJ_PERM. The backward ACCUMULATES into d_logits and recomputes the
+   iterates from the logits (exact gradient of the truncated iteration). */
+MHCDEF mhc_result mhc_sinkhorn_forward(mhc_ctx *ctx, mhc_projection proj, int n, int iters, double eps,
+                                       mhc_real *out, const mhc_real *logits, int T);
+MHCDEF mhc_result mhc_sinkhorn_backward(mhc_ctx *ctx, mhc_projection proj, int n, int iters, double eps,
+                                        mhc_real *d_logits, const mhc_real *d_out, const mhc_real *logits, int T);
+
+/* ---- the layer on raw arrays ----
+   x [T, n, C]; fn [m, n*C] (HC: theta [n+2, C]); scale [3]; base [m] (HC: [2n + n*n]);
+   norm_weight [n*C] (HC: [C]) or NULL. Outputs: layer_input [T, C], h_pre [T, n],
+   h_post [T, n], h_res [T, n, n] (the matrix A: out = A x + h_post f_out); h_pre, h_post and
+   h_res may be NULL. Scratch is allocated once per call (MHC_MALLOC), never per token.
+   pre:  mix = (xf . w_k) * rsqrt(mean(xf^2) + norm_eps); h_pre = sigmoid(mix s0 + b) + pre_eps;
+         h_post = sigmoid(mix s1 + b) post_mult; A = orient(project(mix s2 + b));
+         layer_input = sum_i h_pre[i] x[i]                                  (MHC_SPEC.md Sec. 2)
+   The backward ACCUMULATES into every non-NULL gradient; NULL incoming gradients count as 0.
+   It recomputes the forward per token (nothing saved). */
+MHCDEF mhc_result mhc_hc_pre_forward(mhc_ctx *ctx, const mhc_hc_spec *s,
+                                     mhc_real *layer_input, mhc_real *h_pre, mhc_real *h_post, mhc_real *h_res,
+                                     const mhc_real *x, const mhc_real *fn, const mhc_real *scale,
+                                     const mhc_real *base, const mhc_real *norm_weight, int T, int C);
+MHCDEF mhc_result mhc_hc_pre_backward(mhc_ctx *ctx, const mhc_hc_spec *s,
+                                      mhc_real *d_x, mhc_real *d_fn, mhc_real *d_scale, mhc_real *d_base,
+                                      mhc_real *d_norm_weight,
+                                      const mhc_real *d_layer_input, const mhc_real *d_h_pre,
+                                      const mhc_real *d_h_post, const mhc_real *d_h_res,
+                                      const mhc_real *x, const mhc_real *fn, const mhc_real *scale,
+                                      const mhc_real *base, const mhc_real *norm_weight, int T, int C);
+/* head (the final collapse, MHC_SPEC.md Sec. 5): fn [n, n*C], scale [1], base [n]:
+   h = sigmoid(mix s0 + b) + pre_eps; out[T, C] = sum_i h[i] x[i]. h may be NULL. */
+MHCDEF mhc_result mhc_hc_head_forward(mhc_ctx *ctx, const mhc_hc_spec *s, mhc_real *out, mhc_real *h,
+                                      const mhc_real *x, const mhc_real *fn, const mhc_real *scale,
+                                      const mhc_real *base, const mhc_real *norm_weight, int T, int C);
+MHCDEF mhc_result mhc_hc_head_backward(mhc_ctx *ctx, const mhc_hc_spec *s,
+                                       mhc_real *d_x, mhc_real *d_fn, mhc_real *d_scale, mhc_real *d_base,
+                                       mhc_real *d_norm_weight, const mhc_real *d_out, const mhc_real *d_h,
+                                       const mhc_real *x, const mhc_real *fn, const mhc_real *scale,
+                                       const mhc_real *base, const mhc_real *norm_weight, int T, int C);
+/* post: out[t,i,c] = sum_j A[t,i,j] x[t,j,c] + h_post[t,i] f_out[t,c]   (f_out may be NULL = 0).
+   Backward accumulates: dx += A^T dout, dA += dout x^T, dh_post += dout . f_out,
+   df_out += sum_i h_post[i] dout[i]. Raw kernels: no checks. */
+MHCDEF void mhc_k_hc_post_forward(mhc_real *out, const mhc_real *x, const mhc_real *h_res, const mhc_real *h_post,
+                                  const mhc_real *f_out, int T, int n, int C);
+MHCDEF void mhc_k_hc_post_backward(mhc_real *d_x, mhc_real *d_h_res, mhc_real *d_h_post, mhc_real *d_f_out,
+                                   const mhc_real *d_out, const mhc_real *x, const mhc_real *h_res,
+                                   const mhc_real *h_post, const mhc_real *f_out, int T, int n, int C);
+/* expand: x[t,i,c] = e[t,c] for every stream i; backward de[t,c] += sum_i dx[t,i,c]. */
+MHCDEF void mhc_k_hc_expand_forward(mhc_real *x, const mhc_real *e, int T, int n, int C);
+MHCDEF void mhc_k_hc_expand_backward(mhc_real *d_e, const mhc_real *d_x, int T, int n, int C);
+
+/* ---- parameters ---- */
+typedef struct mhc_hc_params {
+    mhc_tensor *fn, *scale, *base, *norm_weight;   /* norm_weight may be NULL */
+} mhc_hc_params;
+/* Shapes of a layer's (head != 0: the head's) parameters: fn [rows, cols], scale [nscale],
+   base [nbase], norm_weight [nnw]. NONE: all 0. */
+MHCDEF mhc_result mhc_hc_param_shapes(mhc_ctx *ctx, const mhc_hc_spec *s, int C, int head,
+                                      int fn_shape[2], int *nscale, int *nbase, int *nnw);
+/* Declare the parameters in a store as "<prefix>.fn", ".scale", ".base" (and ".norm_weight"
+   when with_norm_weight); ids[4] receives their indices (-1 for absent ones). Call
+   mhc_hc_params_get after mhc_params_alloc. */
+MHCDEF mhc_result mhc_hc_params_declare(mhc_params *store, const mhc_hc_spec *s, int C, int head,
+                                        int with_norm_weight, const char *prefix, int ids[4]);
+MHCDEF mhc_result mhc_hc_params_get(mhc_params *store, const int ids[4], mhc_hc_params *out);
+/* Initial values. mHC/lite/head: fn ~ N(0, fn_std), scale = 0.01 (the paper's gating factor),
+   base = 0, norm_weight = 1. HC (MHC_SPEC.md Sec. 6): theta = 0 plus N(0, fn_std) noise,
+   gates 0.01, b_pre = onehot(layer_index mod n), b_post = 1, b_res = I. */
+MHCDEF mhc_result mhc_hc_params_init(mhc_ctx *ctx, const mhc_hc_spec *s, int head, int layer_index,
+                                     mhc_hc_params *w, mhc_rng *rng, double fn_std);
+
+/* ---- tape ops ---- */
+/* The pre step as ONE fused op: one pass over x per token for the matmul and the sum of squares
+   (matmul first, RMS division after, paper Sec. 4.3.1), gates, projection and layer_input, with
+   a hand-written backward. Outputs (all with gradients when any input needs one):
+   layer_input [T,C], h_pre [T,n], h_post [T,n], h_res [T,n,n]. x is [T,n,C] (or [T,n*C]). */
+typedef struct mhc_hc_pre_out {
+    mhc_tensor *layer_input, *h_pre, *h_post, *h_res;
+} mhc_hc_pre_out;
+MHCDEF mhc_result mhc_hc_pre(mhc_tape *tp, const mhc_hc_spec *s, mhc_tensor *x, const mhc_hc_params *w,
+                             mhc_hc_pre_out *out);
+/* out[T,n,C] = A x + h_post f_out (f_out [T,C] may be NULL). */
+MHCDEF mhc_tensor *mhc_hc_post(mhc_tape *tp, mhc_tensor *x, mhc_tensor *h_res, mhc_tensor *h_post, mhc_tensor *f_out);
+/* e [T,C] -> x [T,n,C]. */
+MHCDEF mhc_tensor *mhc_hc_expand(mhc_tape *tp, mhc_tensor *e, int n);
+/* x [T,n,C] -> out [T,C] (the head parameters: fn [n,n*C], scale [1], base [n]). */
+MHCDEF mhc_tensor *mhc_hc_head(mhc_tape *tp, const mhc_hc_spec *s, mhc_tensor *x, const mhc_hc_params *w);
+/* logits [T, nres] (or [T,n,n]) -> the projection [T,n,n], as a tape op. */
+MHCDEF mhc_tensor *mhc_sinkhorn(mhc_tape *tp, mhc_projection proj, int n, int iters, double eps, mhc_tensor *logits);
+
+/* ---- diagnostics (MHC_SPEC.md Sec. 7) ---- */
+typedef struct mhc_gain_stats {
+    double fwd_max, fwd_mean;  /* over tokens: max_i sum_j |P_ij| of P = A_L ... A_1 */
+    double bwd_max, bwd_mean;  /* over tokens: max_j sum_i |P_ij| */
+} mhc_gain_stats;
+/* A[l] is layer l's h_res [T,n,n] (l = 0 first applied); L >= 1 layers. */
+MHCDEF mhc_result mhc_hc_amax_gain(mhc_ctx *ctx, const mhc_real *const *A, int L, int T, int n, mhc_gain_stats *out);
+/* Distance of `count` n x n matrices from doubly stochastic: max |rowsum - 1|, max |colsum - 1|. */
+MHCDEF mhc_result mhc_hc_ds_distance(mhc_ctx *ctx, const mhc_real *A, size_t count, int n,
+                                     double *max_row_err, double *max_col_err);
 
 /* =========================================================================================
  * OPTIMIZER AND TRAINER
@@ -2073,9 +2287,1658 @@ done:
 
 /* =========================================================================================
  * HYPER-CONNECTIONS (mHC) (implementation)
+ * Names and config resolution; per-token projections in double (forward fills the iterates
+ * into a scratch, backward recomputes them and runs the exact reverse of each step); the
+ * fused pre/head kernels (mHC, lite, HC, none) over chunks of tokens, one chunk per thread,
+ * each with its own scratch; token reductions (d_fn, d_base, ...) over the axis that owns
+ * the output, in a fixed token order (bitwise identical for any thread count).
  * ========================================================================================= */
 
-/* (section filled by the mHC layer) */
+static const char *const mhc__preset_names[MHC_PRESET_COUNT] = {"dsv4", "tilekernels", "paper", "lite"};
+static const char *const mhc__variant_names[MHC_VARIANT_COUNT] = {"preset", "none", "hc", "mhc", "lite"};
+static const char *const mhc__proj_names[MHC_PROJ_COUNT] = {"preset", "softmax", "exp", "log", "perm"};
+static const char *const mhc__orient_names[MHC_ORIENT_COUNT] = {"preset", "h", "comb_t"};
+
+MHCDEF const char *mhc_hc_preset_name(mhc_hc_preset p) {
+    return ((int)p >= 0 && p < MHC_PRESET_COUNT) ? mhc__preset_names[p] : "?";
+}
+MHCDEF const char *mhc_hc_variant_name(mhc_hc_variant v) {
+    return ((int)v >= 0 && v < MHC_VARIANT_COUNT) ? mhc__variant_names[v] : "?";
+}
+MHCDEF const char *mhc_projection_name(mhc_projection p) {
+    return ((int)p >= 0 && p < MHC_PROJ_COUNT) ? mhc__proj_names[p] : "?";
+}
+MHCDEF const char *mhc_orient_name(mhc_orient o) {
+    return ((int)o >= 0 && o < MHC_ORIENT_COUNT) ? mhc__orient_names[o] : "?";
+}
+
+/* Index of s in names[first..count), or -1. */
+static int mhc__name_find(const char *const *names, int first, int count, const char *s) {
+    int i;
+    for (i = first; i < count; i++)
+        if (strcmp(names[i], s) == 0) return i;
+    return -1;
+}
+
+MHCDEF mhc_result mhc_hc_preset_parse(mhc_ctx *ctx, const char *s, mhc_hc_preset *out) {
+    int i;
+    if (!s || !out) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_hc_preset_parse: NULL argument");
+    i = mhc__name_find(mhc__preset_names, 0, MHC_PRESET_COUNT, s);
+    if (i < 0) return mhc_fail(ctx, MHC_ERR_VALUE, "unknown preset '%s' (expected dsv4, tilekernels, paper or lite)", s);
+    *out = (mhc_hc_preset)i;
+    return MHC_OK;
+}
+MHCDEF mhc_result mhc_hc_variant_parse(mhc_ctx *ctx, const char *s, mhc_hc_variant *out) {
+    int i;
+    if (!s || !out) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_hc_variant_parse: NULL argument");
+    i = mhc__name_find(mhc__variant_names, 1, MHC_VARIANT_COUNT, s);
+    if (i < 0) return mhc_fail(ctx, MHC_ERR_VALUE, "unknown variant '%s' (expected none, hc, mhc or lite)", s);
+    *out = (mhc_hc_variant)i;
+    return MHC_OK;
+}
+MHCDEF mhc_result mhc_projection_parse(mhc_ctx *ctx, const char *s, mhc_projection *out) {
+    int i;
+    if (!s || !out) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_projection_parse: NULL argument");
+    i = mhc__name_find(mhc__proj_names, 1, MHC_PROJ_COUNT, s);
+    if (i < 0) return mhc_fail(ctx, MHC_ERR_VALUE, "unknown projection '%s' (expected softmax, exp, log or perm)", s);
+    *out = (mhc_projection)i;
+    return MHC_OK;
+}
+MHCDEF mhc_result mhc_orient_parse(mhc_ctx *ctx, const char *s, mhc_orient *out) {
+    int i;
+    if (!s || !out) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_orient_parse: NULL argument");
+    i = mhc__name_find(mhc__orient_names, 1, MHC_ORIENT_COUNT, s);
+    if (i < 0) return mhc_fail(ctx, MHC_ERR_VALUE, "unknown orientation '%s' (expected h or comb_t)", s);
+    *out = (mhc_orient)i;
+    return MHC_OK;
+}
+
+MHCDEF long mhc_perm_count(int n) {
+    long f = 1;
+    int i;
+    if (n < 1 || n > 12) return -1;
+    for (i = 2; i <= n; i++) f *= i;
+    return f;
+}
+
+/* The preset table (MHC_SPEC.md Sec. 4). */
+typedef struct mhc__preset_row {
+    double norm_eps, pre_eps, post_mult, sinkhorn_eps;
+    mhc_projection proj;
+    int iters;
+    mhc_orient orient;
+} mhc__preset_row;
+
+static mhc__preset_row mhc__preset_get(mhc_hc_preset p) {
+    mhc__preset_row r;
+    switch (p) {
+    default:
+    case MHC_PRESET_DSV4:
+        r.norm_eps = 1e-6; r.pre_eps = 1e-6; r.post_mult = 2.0; r.sinkhorn_eps = 1e-6;
+        r.proj = MHC_PROJ_SOFTMAX; r.iters = 20; r.orient = MHC_ORIENT_COMB_T; break;
+    case MHC_PRESET_TILEKERNELS:
+        r.norm_eps = 1e-6; r.pre_eps = 1e-6; r.post_mult = 1.0; r.sinkhorn_eps = 1e-6;
+        r.proj = MHC_PROJ_SOFTMAX; r.iters = 10; r.orient = MHC_ORIENT_COMB_T; break;
+    case MHC_PRESET_PAPER:
+        r.norm_eps = 1e-20; r.pre_eps = 0.0; r.post_mult = 2.0; r.sinkhorn_eps = 0.0;
+        r.proj = MHC_PROJ_EXP; r.iters = 20; r.orient = MHC_ORIENT_H; break;
+    case MHC_PRESET_LITE:
+        r.norm_eps = 1e-20; r.pre_eps = 0.0; r.post_mult = 2.0; r.sinkhorn_eps = 0.0;
+        r.proj = MHC_PROJ_PERM; r.iters = 20; r.orient = MHC_ORIENT_H; break;
+    }
+    return r;
+}
+
+/* One numeric knob: 0 -> the preset's value, MHC_ZERO -> 0, else a finite value >= 0. */
+static mhc_result mhc__knob(mhc_ctx *ctx, const char *name, double v, double preset, double *out) {
+    if (v == 0.0) { *out = preset; return MHC_OK; }
+    if (v == MHC_ZERO) { *out = 0.0; return MHC_OK; }
+    if (v != v || v > DBL_MAX || v < -DBL_MAX)
+        return mhc_fail(ctx, MHC_ERR_NONFINITE, "mhc_hc_resolve: %s = %g is not finite", name, v);
+    if (v < 0.0)
+        return mhc_fail(ctx, MHC_ERR_VALUE,
+                        "mhc_hc_resolve: %s = %g is negative (0 means the preset's value, MHC_ZERO an actual 0)",
+                        name, v);
+    *out = v;
+    return MHC_OK;
+}
+
+MHCDEF mhc_result mhc_hc_resolve(mhc_ctx *ctx, const mhc_hc_config *cfg, int n, mhc_hc_spec *out) {
+    mhc_hc_config c;
+    mhc__preset_row pr;
+    mhc_result r;
+    if (!out) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_hc_resolve: out is NULL");
+    memset(out, 0, sizeof *out);
+    if (cfg) c = *cfg; else memset(&c, 0, sizeof c);
+    if ((int)c.preset < 0 || c.preset >= MHC_PRESET_COUNT)
+        return mhc_fail(ctx, MHC_ERR_VALUE, "mhc_hc_resolve: preset %d is not a mhc_hc_preset", (int)c.preset);
+    if ((int)c.variant < 0 || c.variant >= MHC_VARIANT_COUNT)
+        return mhc_fail(ctx, MHC_ERR_VALUE, "mhc_hc_resolve: variant %d is not a mhc_hc_variant", (int)c.variant);
+    if ((int)c.projection < 0 || c.projection >= MHC_PROJ_COUNT)
+        return mhc_fail(ctx, MHC_ERR_VALUE, "mhc_hc_resolve: projection %d is not a mhc_projection", (int)c.projection);
+    if ((int)c.orient < 0 || c.orient >= MHC_ORIENT_COUNT)
+        return mhc_fail(ctx, MHC_ERR_VALUE, "mhc_hc_resolve: orient %d is not a mhc_orient", (int)c.orient);
+    if (n < 1) return mhc_fail(ctx, MHC_ERR_SIZE, "mhc_hc_resolve: n = %d streams, expected n >= 1", n);
+    if (n > 1024) return mhc_fail(ctx, MHC_ERR_SIZE, "mhc_hc_resolve: n = %d streams is too many (at most 1024)", n);
+    if (c.sinkhorn_iters < 0 || c.sinkhorn_iters > 100000)
+        return mhc_fail(ctx, MHC_ERR_VALUE, "mhc_hc_resolve: sinkhorn_iters = %d, expected 1..100000 (0: the preset's)",
+                        c.sinkhorn_iters);
+    pr = mhc__preset_get(c.preset);
+    out->preset = c.preset;
+    out->n = n;
+    out->iters = c.sinkhorn_iters ? c.sinkhorn_iters : pr.iters;
+    out->orient = c.orient != MHC_ORIENT_PRESET ? c.orient : pr.orient;
+    if ((r = mhc__knob(ctx, "sinkhorn_eps", c.sinkhorn_eps, pr.sinkhorn_eps, &out->sinkhorn_eps)) != MHC_OK) return r;
+    if ((r = mhc__knob(ctx, "norm_eps", c.norm_eps, pr.norm_eps, &out->norm_eps)) != MHC_OK) return r;
+    if ((r = mhc__knob(ctx, "pre_eps", c.pre_eps, pr.pre_eps, &out->pre_eps)) != MHC_OK) return r;
+    if ((r = mhc__knob(ctx, "post_mult", c.post_mult, pr.post_mult, &out->post_mult)) != MHC_OK) return r;
+    /* variant and projection: LITE exactly when the projection is PERM */
+    out->variant = c.variant;
+    if (out->variant == MHC_VARIANT_PRESET)
+        out->variant = c.projection == MHC_PROJ_PRESET && c.preset == MHC_PRESET_LITE ? MHC_VARIANT_LITE : MHC_VARIANT_MHC;
+    if (out->variant == MHC_VARIANT_LITE) {
+        if (c.projection != MHC_PROJ_PRESET && c.projection != MHC_PROJ_PERM)
+            return mhc_fail(ctx, MHC_ERR_VALUE, "mhc_hc_resolve: variant lite needs projection perm, not %s",
+                            mhc_projection_name(c.projection));
+        out->projection = MHC_PROJ_PERM;
+    } else if (out->variant == MHC_VARIANT_MHC) {
+        out->projection = c.projection != MHC_PROJ_PRESET ? c.projection : pr.proj;
+        if (out->projection == MHC_PROJ_PERM) {
+            if (c.preset == MHC_PRESET_LITE && c.projection == MHC_PROJ_PRESET && c.variant == MHC_VARIANT_MHC)
+                out->projection = MHC_PROJ_EXP;   /* mhc forced on the lite preset: its Sinkhorn is exp start */
+            else
+                out->variant = MHC_VARIANT_LITE;
+        }
+    } else {
+        out->projection = c.projection != MHC_PROJ_PRESET ? c.projection : pr.proj;
+    }
+    switch (out->variant) {
+    case MHC_VARIANT_NONE:
+        if (n != 1)
+            return mhc_fail(ctx, MHC_ERR_VALUE, "mhc_hc_resolve: variant none is the plain residual and needs n = 1, not n = %d", n);
+        out->nres = 0; out->m = 0;
+        break;
+    case MHC_VARIANT_HC:
+        out->nres = 0; out->m = n + 2;
+        break;
+    case MHC_VARIANT_LITE:
+        if (n > MHC_LITE_MAX_N)
+            return mhc_fail(ctx, MHC_ERR_VALUE,
+                            "mhc_hc_resolve: the permutation mixture (lite) needs n! logits per token; n = %d is "
+                            "too large (at most n = %d, %ld permutations)", n, MHC_LITE_MAX_N, mhc_perm_count(MHC_LITE_MAX_N));
+        out->nres = (int)mhc_perm_count(n); out->m = 2 * n + out->nres;
+        break;
+    default:
+        out->nres = n * n; out->m = 2 * n + out->nres;
+        break;
+    }
+    return MHC_OK;
+}
+
+MHCDEF int mhc_hc_fn_rows(const mhc_hc_spec *s, int head) {
+    if (!s) return 0;
+    return head ? s->n : s->m;
+}
+
+/* ---- per-token projections (double) ---- */
+
+/* log(exp(a) + exp(b)), b may be -inf */
+static double mhc__logaddexp(double a, double b) {
+    double mx = a > b ? a : b, mn = a > b ? b : a;
+    if (mn == -HUGE_VAL) return mx;
+    return mx + log1p(exp(mn - mx));
+}
+
+/* Next permutation in lexicographic order (wraps to the identity after the last). */
+static void mhc__next_perm(int *p, int n) {
+    int i = n - 2, j, t;
+    while (i >= 0 && p[i] > p[i + 1]) i--;
+    if (i >= 0) {
+        j = n - 1;
+        while (p[j] < p[i]) j--;
+        t = p[i]; p[i] = p[j]; p[j] = t;
+    }
+    for (i = i + 1, j = n - 1; i < j; i++, j--) { t = p[i]; p[i] = p[j]; p[j] = t; }
+}
+
+/* Normalisation steps in the Sinkhorn schedule (step s = 1..nsteps; odd s: columns, even: rows). */
+static int mhc__proj_steps(mhc_projection proj, int iters) {
+    return proj == MHC_PROJ_SOFTMAX ? 2 * iters - 1 : 2 * iters;
+}
+
+/* Doubles of scratch one token's projection needs (forward and backward). */
+static size_t mhc__proj_doubles(mhc_projection proj, int n, int iters) {
+    size_t nn = (size_t)n * (size_t)n;
+    if (proj == MHC_PROJ_PERM) return 2 * (size_t)mhc_perm_count(n) + 8;
+    return ((size_t)mhc__proj_steps(proj, iters) + 4) * nn + (size_t)mhc__proj_steps(proj, iters) * (size_t)n + 8;
+}
+
+/* One Sinkhorn step: Y = X / (sum + eps) along rows (cols = 0) or columns (cols = 1) for the
+   exp/softmax forms, or Y = X - logaddexp(logsumexp(X), log eps) for the log form. den[n]
+   receives the denominators (log form: the logsumexp). */
+static void mhc__sk_step(double *Y, const double *X, int n, int cols, double eps, int logd, double *den) {
+    int i, j;
+    if (!logd) {
+        if (!cols) {
+            for (i = 0; i < n; i++) {
+                double s = 0.0;
+                for (j = 0; j < n; j++) s += X[i * n + j];
+                den[i] = s + eps;
+                for (j = 0; j < n; j++) Y[i * n + j] = X[i * n + j] / den[i];
+            }
+        } else {
+            for (j = 0; j < n; j++) {
+                double s = 0.0;
+                for (i = 0; i < n; i++) s += X[i * n + j];
+                den[j] = s + eps;
+            }
+            for (i = 0; i < n; i++)
+                for (j = 0; j < n; j++) Y[i * n + j] = X[i * n + j] / den[j];
+        }
+    } else {
+        double leps = eps > 0.0 ? log(eps) : -HUGE_VAL;
+        int a;
+        for (a = 0; a < n; a++) {
+            /* line a: row a (cols = 0) or column a (cols = 1) */
+            int si = cols ? n : 1, o = cols ? a : a * n;
+            double mx = -HUGE_VAL, s = 0.0, lse, g;
+            for (j = 0; j < n; j++) if (X[o + j * si] > mx) mx = X[o + j * si];
+            if (mx == -HUGE_VAL) lse = -HUGE_VAL;
+            else {
+                for (j = 0; j < n; j++) s += exp(X[o + j * si] - mx);
+                lse = mx + log(s);
+            }
+            den[a] = lse;
+            g = mhc__logaddexp(lse, leps);
+            for (j = 0; j < n; j++) Y[o + j * si] = X[o + j * si] - g;
+        }
+    }
+}
+
+/* Reverse of one step: dX from dY (X, Y, den as the forward left them). */
+static void mhc__sk_step_back(double *dX, const double *dY, const double *X, const double *Y, int n, int cols,
+                              double eps, int logd, const double *den) {
+    int a, j;
+    int si = cols ? n : 1;
+    for (a = 0; a < n; a++) {
+        int o = cols ? a : a * n;
+        double dot = 0.0;
+        if (!logd) {
+            /* Y = X / d, d = sum(X) + eps:  dX = (dY - sum(dY Y)) / d */
+            for (j = 0; j < n; j++) dot += dY[o + j * si] * Y[o + j * si];
+            for (j = 0; j < n; j++) dX[o + j * si] = (dY[o + j * si] - dot) / den[a];
+        } else {
+            /* Y = X - g(lse), g' = exp(lse) / (exp(lse) + eps):  dX = dY - softmax(X) g' sum(dY) */
+            double lse = den[a], gp;
+            if (eps > 0.0) gp = lse == -HUGE_VAL ? 0.0 : mhc__sigmoid(lse - log(eps));
+            else gp = 1.0;
+            for (j = 0; j < n; j++) dot += dY[o + j * si];
+            for (j = 0; j < n; j++) {
+                double p = lse == -HUGE_VAL ? 0.0 : exp(X[o + j * si] - lse);
+                dX[o + j * si] = dY[o + j * si] - p * gp * dot;
+            }
+        }
+    }
+}
+
+/* Forward of one token's projection: z [nres] -> out [n*n]; w: scratch (mhc__proj_doubles)
+   left holding the iterates for mhc__proj_bwd. */
+static void mhc__proj_fwd(mhc_projection proj, int n, int iters, double eps, const double *z, double *out, double *w) {
+    size_t nn = (size_t)n * (size_t)n, k;
+    int i, j, s, nsteps;
+    double *it, *den, *P;
+    if (proj == MHC_PROJ_PERM) {
+        long K = mhc_perm_count(n), q;
+        double mx = -HUGE_VAL, sum = 0.0;
+        int p[MHC_LITE_MAX_N];
+        double *a = w;
+        for (q = 0; q < K; q++) if (z[q] > mx) mx = z[q];
+        for (q = 0; q < K; q++) { a[q] = exp(z[q] - mx); sum += a[q]; }
+        for (q = 0; q < K; q++) a[q] /= sum;
+        for (k = 0; k < nn; k++) out[k] = 0.0;
+        for (i = 0; i < n; i++) p[i] = i;
+        for (q = 0; q < K; q++) {
+            for (i = 0; i < n; i++) out[i * n + p[i]] += a[q];
+            mhc__next_perm(p, n);
+        }
+        return;
+    }
+    nsteps = mhc__proj_steps(proj, iters);
+    it = w;                                   /* (nsteps + 1) matrices */
+    P = w + (size_t)(nsteps + 1) * nn;        /* softmax probabilities */
+    den = P + 3 * nn;                         /* nsteps vectors of n (after 2 gradient buffers) */
+    if (proj == MHC_PROJ_SOFTMAX) {
+        for (i = 0; i < n; i++) {
+            double mx = z[i * n], sum = 0.0;
+            for (j = 1; j < n; j++) if (z[i * n + j] > mx) mx = z[i * n + j];
+            for (j = 0; j < n; j++) { P[i * n + j] = exp(z[i * n + j] - mx); sum += P[i * n + j]; }
+            for (j = 0; j < n; j++) { P[i * n + j] /= sum; it[i * n + j] = P[i * n + j] + eps; }
+        }
+    } else if (proj == MHC_PROJ_EXP) {
+        for (k = 0; k < nn; k++) it[k] = exp(z[k]);
+    } else {
+        for (k = 0; k < nn; k++) it[k] = z[k];
+    }
+    for (s = 1; s <= nsteps; s++)
+        mhc__sk_step(it + (size_t)s * nn, it + (size_t)(s - 1) * nn, n, s & 1, eps, proj == MHC_PROJ_LOG,
+                     den + (size_t)(s - 1) * (size_t)n);
+    if (proj == MHC_PROJ_LOG)
+        for (k = 0; k < nn; k++) out[k] = exp(it[(size_t)nsteps * nn + k]);
+    else
+        for (k = 0; k < nn; k++) out[k] = it[(size_t)nsteps * nn + k];
+}
+
+/* Backward of one token's projection: dz [nres] = d(sum dout * out)/dz, written (not added).
+   Recomputes the forward iterates into w first. out_tmp: n*n doubles. */
+static void mhc__proj_bwd(mhc_projection proj, int n, int iters, double eps, const double *z, const double *dout,
+                          double *dz, double *w, double *out_tmp) {
+    size_t nn = (size_t)n * (size_t)n, k;
+    int i, j, s, nsteps;
+    double *it, *den, *P, *g, *g2;
+    mhc__proj_fwd(proj, n, iters, eps, z, out_tmp, w);
+    if (proj == MHC_PROJ_PERM) {
+        long K = mhc_perm_count(n), q;
+        int p[MHC_LITE_MAX_N];
+        double *a = w, *da = w + K, dot = 0.0;
+        for (i = 0; i < n; i++) p[i] = i;
+        for (q = 0; q < K; q++) {
+            double d = 0.0;
+            for (i = 0; i < n; i++) d += dout[i * n + p[i]];
+            da[q] = d;
+            dot += d * a[q];
+            mhc__next_perm(p, n);
+        }
+        for (q = 0; q < K; q++) dz[q] = a[q] * (da[q] - dot);
+        return;
+    }
+    nsteps = mhc__proj_steps(proj, iters);
+    it = w;
+    P = w + (size_t)(nsteps + 1) * nn;
+    g = P + nn;
+    g2 = P + 2 * nn;
+    den = P + 3 * nn;
+    if (proj == MHC_PROJ_LOG)
+        for (k = 0; k < nn; k++) g[k] = dout[k] * out_tmp[k];   /* out = exp(L) */
+    else
+        for (k = 0; k < nn; k++) g[k] = dout[k];
+    for (s = nsteps; s >= 1; s--) {
+        double *t;
+        mhc__sk_step_back(g2, g, it + (size_t)(s - 1) * nn, it + (size_t)s * nn, n, s & 1, eps,
+                          proj == MHC_PROJ_LOG, den + (size_t)(s - 1) * (size_t)n);
+        t = g; g = g2; g2 = t;
+    }
+    if (proj == MHC_PROJ_SOFTMAX) {
+        /* it0 = P + eps, P = softmax_row(z) */
+        for (i = 0; i < n; i++) {
+            double dot = 0.0;
+            for (j = 0; j < n; j++) dot += g[i * n + j] * P[i * n + j];
+            for (j = 0; j < n; j++) dz[i * n + j] = P[i * n + j] * (g[i * n + j] - dot);
+        }
+    } else if (proj == MHC_PROJ_EXP) {
+        for (k = 0; k < nn; k++) dz[k] = g[k] * it[k];      /* it0 = exp(z) */
+    } else {
+        for (k = 0; k < nn; k++) dz[k] = g[k];
+    }
+}
+
+/* Chunks of tokens for the parallel loops: one per thread when the work is large enough. */
+static int mhc__nchunks(int T, double work_per_token) {
+#if MHC__OMP
+    int nt = omp_get_max_threads();
+    if (nt < 1) nt = 1;
+    if (nt > T) nt = T;
+    if ((double)T * work_per_token < (double)MHC__PAR_WORK) nt = 1;
+    return nt;
+#else
+    (void)T; (void)work_per_token;
+    return 1;
+#endif
+}
+
+static mhc_result mhc__proj_args(mhc_ctx *ctx, const char *fn, mhc_projection proj, int n, int iters, double eps,
+                                 const void *a, const void *b, int T) {
+    if (!a || !b) return mhc_fail(ctx, MHC_ERR_NULL, "%s: an array argument is NULL", fn);
+    if (T < 1) return mhc_fail(ctx, MHC_ERR_SIZE, "%s: T = %d tokens, expected >= 1", fn, T);
+    if (n < 1 || n > 1024) return mhc_fail(ctx, MHC_ERR_SIZE, "%s: n = %d, expected 1..1024", fn, n);
+    if ((int)proj <= (int)MHC_PROJ_PRESET || proj >= MHC_PROJ_COUNT)
+        return mhc_fail(ctx, MHC_ERR_VALUE, "%s: projection %d is not softmax, exp, log or perm", fn, (int)proj);
+    if (proj == MHC_PROJ_PERM) {
+        if (n > MHC_LITE_MAX_N)
+            return mhc_fail(ctx, MHC_ERR_VALUE, "%s: the permutation mixture needs n! logits; n = %d is too large (at most %d)",
+                            fn, n, MHC_LITE_MAX_N);
+        return MHC_OK;
+    }
+    if (iters < 1 || iters > 100000)
+        return mhc_fail(ctx, MHC_ERR_VALUE, "%s: iters = %d, expected 1..100000", fn, iters);
+    if (!(eps >= 0.0) || eps > DBL_MAX)
+        return mhc_fail(ctx, MHC_ERR_VALUE, "%s: eps = %g, expected a finite value >= 0", fn, eps);
+    return MHC_OK;
+}
+
+/* Doubles of scratch per chunk of tokens for the raw-array projections. */
+static size_t mhc__sk_per(mhc_projection proj, int n, int iters) {
+    size_t nn = (size_t)n * (size_t)n, nres = proj == MHC_PROJ_PERM ? (size_t)mhc_perm_count(n) : nn;
+    return mhc__proj_doubles(proj, n, iters) + 2 * nres + 2 * nn;
+}
+
+/* Scratch for the raw-array projections: nch chunks of *per doubles (0 on overflow). */
+static size_t mhc__sk_scratch(mhc_projection proj, int n, int iters, int T, int *nch, size_t *per) {
+    size_t tot;
+    *per = mhc__sk_per(proj, n, iters);
+    *nch = mhc__nchunks(T, (double)*per * 4.0);
+    if (!mhc__mul_ok(*per, (size_t)*nch, &tot) || tot > SIZE_MAX / sizeof(double)) return 0;
+    return tot;
+}
+
+/* Forward (y = out [T,n,n]) or backward (y = d_logits [T,nres] += ..., dy = d_out) over tokens,
+   one chunk of tokens per thread, each with its own scratch. */
+static void mhc__sk_exec(mhc_projection proj, int n, int iters, double eps, mhc_real *y, const mhc_real *dy,
+                         const mhc_real *logits, int T, int backward, double *work, int nch, size_t per) {
+    size_t nn = (size_t)n * (size_t)n, nres = proj == MHC_PROJ_PERM ? (size_t)mhc_perm_count(n) : nn;
+    int ch;
+    MHC__OMP_FOR(nch > 1)
+    for (ch = 0; ch < nch; ch++) {
+        double *w = work + (size_t)ch * per;
+        double *z = w + mhc__proj_doubles(proj, n, iters), *o = z + nres, *g = o + nn, *dz = g + nn;
+        int t0 = (int)((long long)T * ch / nch), t1 = (int)((long long)T * (ch + 1) / nch), t;
+        size_t k;
+        for (t = t0; t < t1; t++) {
+            for (k = 0; k < nres; k++) z[k] = (double)logits[(size_t)t * nres + k];
+            if (!backward) {
+                mhc__proj_fwd(proj, n, iters, eps, z, o, w);
+                for (k = 0; k < nn; k++) y[(size_t)t * nn + k] = (mhc_real)o[k];
+            } else {
+                for (k = 0; k < nn; k++) g[k] = (double)dy[(size_t)t * nn + k];
+                mhc__proj_bwd(proj, n, iters, eps, z, g, dz, w, o);
+                for (k = 0; k < nres; k++) y[(size_t)t * nres + k] += (mhc_real)dz[k];
+            }
+        }
+    }
+}
+
+/* Shared body of mhc_sinkhorn_forward/backward. */
+static mhc_result mhc__sinkhorn_run(mhc_ctx *ctx, const char *fname, mhc_projection proj, int n, int iters, double eps,
+                                    mhc_real *y, const mhc_real *dy, const mhc_real *logits, int T, int backward) {
+    size_t per, total;
+    int nch;
+    double *work;
+    total = mhc__sk_scratch(proj, n, iters, T, &nch, &per);
+    if (total == 0) return mhc_fail(ctx, MHC_ERR_OVERFLOW, "%s: T = %d, n = %d: sizes overflow", fname, T, n);
+    work = MHC__CAST(double *, MHC_MALLOC(total * sizeof(double)));
+    if (!work) return mhc_fail(ctx, MHC_ERR_NOMEM, "%s: cannot allocate %zu bytes of scratch", fname, total * sizeof(double));
+    mhc__sk_exec(proj, n, iters, eps, y, dy, logits, T, backward, work, nch, per);
+    MHC_FREE(work);
+    return MHC_OK;
+}
+
+MHCDEF mhc_result mhc_sinkhorn_forward(mhc_ctx *ctx, mhc_projection proj, int n, int iters, double eps,
+                                       mhc_real *out, const mhc_real *logits, int T) {
+    mhc_result r = mhc__proj_args(ctx, "mhc_sinkhorn_forward", proj, n, iters, eps, out, logits, T);
+    if (r != MHC_OK) return r;
+    return mhc__sinkhorn_run(ctx, "mhc_sinkhorn_forward", proj, n, iters, eps, out, NULL, logits, T, 0);
+}
+
+MHCDEF mhc_result mhc_sinkhorn_backward(mhc_ctx *ctx, mhc_projection proj, int n, int iters, double eps,
+                                        mhc_real *d_logits, const mhc_real *d_out, const mhc_real *logits, int T) {
+    mhc_result r = mhc__proj_args(ctx, "mhc_sinkhorn_backward", proj, n, iters, eps, d_logits, logits, T);
+    if (r != MHC_OK) return r;
+    if (!d_out) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_sinkhorn_backward: d_out is NULL");
+    return mhc__sinkhorn_run(ctx, "mhc_sinkhorn_backward", proj, n, iters, eps, d_logits, d_out, logits, T, 1);
+}
+
+/* ---- the fused pre step (mHC, lite, head), HC and none ---- */
+
+typedef struct mhc__pre_io {
+    const mhc_hc_spec *s;
+    int head, T, C;
+    const mhc_real *x, *fn, *scale, *base, *nw;
+    mhc_real *li, *hpre, *hpost, *hres;                 /* forward outputs (all but li may be NULL) */
+    double *saved;                                      /* forward: T*(mr+1) dots and rstd, or NULL */
+    const double *saved_in;                             /* backward: the forward's saved values, or NULL */
+    const mhc_real *g_li, *g_hpre, *g_hpost, *g_hres;   /* backward: incoming gradients, NULL = 0 */
+    mhc_real *dx, *dfn, *dscale, *dbase, *dnw;          /* backward: accumulated, NULL = not needed */
+} mhc__pre_io;
+
+/* Which kernel: 0 none, 1 HC, 2 mHC/lite/head. */
+static int mhc__pre_kind(const mhc__pre_io *io) {
+    if (io->head) return 2;
+    if (io->s->variant == MHC_VARIANT_NONE) return 0;
+    if (io->s->variant == MHC_VARIANT_HC) return 1;
+    return 2;
+}
+
+static int mhc__pre_rows(const mhc__pre_io *io) { return io->head ? io->s->n : io->s->m; }
+
+/* Per-chunk scratch (doubles). */
+static size_t mhc__pre_chunk_doubles(const mhc__pre_io *io) {
+    const mhc_hc_spec *s = io->s;
+    size_t n = (size_t)s->n, C = (size_t)io->C, D = n * C, nn = n * n, mr = (size_t)mhc__pre_rows(io);
+    switch (mhc__pre_kind(io)) {
+    case 0: return 8;
+    case 1: return n * C + C + 2 * n * (n + 2) + n + 3 * nn + 8;
+    default: {
+        size_t nres = io->head ? 0 : (size_t)s->nres;
+        size_t pj = io->head ? 0 : mhc__proj_doubles(s->projection, s->n, s->iters);
+        return 2 * D + 2 * mr + 2 * nres + 5 * nn + 4 * n + pj + 8;
+    }
+    }
+}
+
+/* Per-token reduction buffer for the backward (doubles, for all T tokens). */
+static size_t mhc__pre_tok_doubles(const mhc__pre_io *io, int *ok) {
+    size_t n = (size_t)io->s->n, per, tot;
+    switch (mhc__pre_kind(io)) {
+    case 0: per = 0; break;
+    case 1: per = (2 * n + n * n) + n * (n + 2) + 3; break;
+    default: per = 2 * (size_t)mhc__pre_rows(io) + 3; break;
+    }
+    *ok = mhc__mul_ok(per, (size_t)io->T, &tot) && tot < SIZE_MAX / (2 * sizeof(double));
+    return tot;
+}
+
+/* Work per token (multiply-adds), for the chunking decision. */
+static double mhc__pre_token_work(const mhc__pre_io *io) {
+    double n = io->s->n, C = io->C;
+    switch (mhc__pre_kind(io)) {
+    case 0: return C;
+    case 1: return n * C * (n + 4);
+    default: return n * C * (mhc__pre_rows(io) + 2) + (io->head ? 0.0 : 4.0 * io->s->iters * n * n);
+    }
+}
+
+/* acc[k][j] = sum_r coef[r*m + k] X[r*D + j];  dW[k][j] += acc[k][j] (* nw[j]);
+   dnw[j] += sum_k acc[k][j] W[k][j]. Parallel over column blocks j (each output owned by one
+   block); rows r summed in order. */
+static void mhc__acc_reduce(mhc_real *dW, mhc_real *dnw, const double *coef, const mhc_real *X, const mhc_real *W,
+                            const mhc_real *nw, int R, int m, int D) {
+    enum { KB = 32, JB = 64 };
+    int nj = (D + JB - 1) / JB, u;
+    if (!dW && !dnw) return;
+    MHC__OMP_FOR((double)R * m * D > MHC__PAR_WORK && nj > 1)
+    for (u = 0; u < nj; u++) {
+        double acc[KB * JB], nwacc[JB];
+        int j0 = u * JB, jn = D - j0 < JB ? D - j0 : JB, k0, r, k, j;
+        for (j = 0; j < jn; j++) nwacc[j] = 0.0;
+        for (k0 = 0; k0 < m; k0 += KB) {
+            int kn = m - k0 < KB ? m - k0 : KB;
+            for (k = 0; k < kn * JB; k++) acc[k] = 0.0;
+            for (r = 0; r < R; r++) {
+                const double *cr = coef + (size_t)r * (size_t)m + (size_t)k0;
+                const mhc_real *xr = X + (size_t)r * (size_t)D + (size_t)j0;
+                for (k = 0; k < kn; k++) {
+                    double c = cr[k], *a = acc + k * JB;
+                    if (c == 0.0) continue;
+                    for (j = 0; j < jn; j++) a[j] += c * (double)xr[j];
+                }
+            }
+            for (k = 0; k < kn; k++) {
+                size_t row = (size_t)(k0 + k) * (size_t)D + (size_t)j0;
+                for (j = 0; j < jn; j++) {
+                    double a = acc[k * JB + j];
+                    if (dW) dW[row + (size_t)j] += (mhc_real)(nw ? a * (double)nw[j0 + j] : a);
+                    if (dnw) nwacc[j] += a * (double)W[row + (size_t)j];
+                }
+            }
+        }
+        if (dnw)
+            for (j = 0; j < jn; j++) dnw[j0 + j] += (mhc_real)nwacc[j];
+    }
+}
+
+/* mHC/lite/head, one token: the dots and rstd (from the saved values, or one pass over x). */
+static void mhc__mix_token(const mhc__pre_io *io, int t, double *xw, double *dot, double *rstd) {
+    int n = io->s->n, C = io->C, D = n * C, mr = mhc__pre_rows(io), j, k;
+    const mhc_real *xt = io->x + (size_t)t * (size_t)D;
+    double ss = 0.0;
+    if (io->saved_in) {
+        const double *sv = io->saved_in + (size_t)t * (size_t)(mr + 1);
+        for (k = 0; k < mr; k++) dot[k] = sv[k];
+        *rstd = sv[mr];
+        return;
+    }
+    for (j = 0; j < D; j++) {
+        double v = (double)xt[j];
+        ss += v * v;
+        xw[j] = io->nw ? v * (double)io->nw[j] : v;
+    }
+    for (k = 0; k < mr; k++) {
+        const mhc_real *row = io->fn + (size_t)k * (size_t)D;
+        double a = 0.0;
+        for (j = 0; j < D; j++) a += xw[j] * (double)row[j];
+        dot[k] = a;
+    }
+    *rstd = 1.0 / sqrt(ss / (double)D + io->s->norm_eps);
+}
+
+/* mHC/lite/head, one token: gates and the residual logits from the dots.
+   sp[n]: pre sigmoids, spo[n]: post sigmoids, z[nres]: logits. */
+static void mhc__gates_token(const mhc__pre_io *io, const double *dot, double rstd, double *sp, double *spo, double *z) {
+    const mhc_hc_spec *s = io->s;
+    int n = s->n, i, k;
+    double s0 = (double)io->scale[0];
+    for (i = 0; i < n; i++) sp[i] = mhc__sigmoid(dot[i] * rstd * s0 + (double)io->base[i]);
+    if (io->head) return;
+    {
+        double s1 = (double)io->scale[1], s2 = (double)io->scale[2];
+        for (i = 0; i < n; i++) spo[i] = mhc__sigmoid(dot[n + i] * rstd * s1 + (double)io->base[n + i]);
+        for (k = 0; k < s->nres; k++) z[k] = dot[2 * n + k] * rstd * s2 + (double)io->base[2 * n + k];
+    }
+}
+
+static void mhc__pre_fwd_mhc(const mhc__pre_io *io, double *work, int nch) {
+    const mhc_hc_spec *s = io->s;
+    int n = s->n, C = io->C, D = n * C, mr = mhc__pre_rows(io), nres = io->head ? 0 : s->nres, ch;
+    size_t per = mhc__pre_chunk_doubles(io), nn = (size_t)n * (size_t)n;
+    MHC__OMP_FOR(nch > 1)
+    for (ch = 0; ch < nch; ch++) {
+        double *xw = work + (size_t)ch * per, *dot = xw + 2 * (size_t)D, *z = dot + 2 * (size_t)mr;
+        double *comb = z + 2 * (size_t)nres, *sp = comb + 5 * nn, *spo = sp + n, *pw = spo + 3 * (size_t)n;
+        int t0 = (int)((long long)io->T * ch / nch), t1 = (int)((long long)io->T * (ch + 1) / nch), t, i, j, c;
+        double rstd;
+        for (t = t0; t < t1; t++) {
+            const mhc_real *xt = io->x + (size_t)t * (size_t)D;
+            mhc__mix_token(io, t, xw, dot, &rstd);
+            if (io->saved) {
+                double *sv = io->saved + (size_t)t * (size_t)(mr + 1);
+                for (i = 0; i < mr; i++) sv[i] = dot[i];
+                sv[mr] = rstd;
+            }
+            mhc__gates_token(io, dot, rstd, sp, spo, z);
+            for (i = 0; i < n; i++) sp[i] += s->pre_eps;               /* h_pre */
+            if (io->hpre)
+                for (i = 0; i < n; i++) io->hpre[(size_t)t * n + i] = (mhc_real)sp[i];
+            if (!io->head) {
+                if (io->hpost)
+                    for (i = 0; i < n; i++) io->hpost[(size_t)t * n + i] = (mhc_real)(spo[i] * s->post_mult);
+                if (io->hres) {
+                    mhc_real *A = io->hres + (size_t)t * nn;
+                    mhc__proj_fwd(s->projection, n, s->iters, s->sinkhorn_eps, z, comb, pw);
+                    if (s->projection != MHC_PROJ_PERM && s->orient == MHC_ORIENT_COMB_T) {
+                        for (i = 0; i < n; i++)
+                            for (j = 0; j < n; j++) A[i * n + j] = (mhc_real)comb[j * n + i];
+                    } else {
+                        for (i = 0; i < (int)nn; i++) A[i] = (mhc_real)comb[i];
+                    }
+                }
+            }
+            for (c = 0; c < C; c++) {
+                double a = 0.0;
+                for (i = 0; i < n; i++) a += sp[i] * (double)xt[(size_t)i * C + c];
+                io->li[(size_t)t * C + c] = (mhc_real)a;
+            }
+        }
+    }
+}
+
+static void mhc__pre_bwd_mhc(const mhc__pre_io *io, double *work, int nch, double *tok) {
+    const mhc_hc_spec *s = io->s;
+    int n = s->n, C = io->C, D = n * C, mr = mhc__pre_rows(io), nres = io->head ? 0 : s->nres, ch, k;
+    size_t per = mhc__pre_chunk_doubles(io), nn = (size_t)n * (size_t)n;
+    double *du_all = tok, *coef_all = tok + (size_t)io->T * (size_t)mr, *dsc_all = coef_all + (size_t)io->T * (size_t)mr;
+    MHC__OMP_FOR(nch > 1)
+    for (ch = 0; ch < nch; ch++) {
+        double *xw = work + (size_t)ch * per, *dxa = xw + D, *dot = xw + 2 * (size_t)D, *du = dot + mr;
+        double *z = dot + 2 * (size_t)mr, *dz = z + nres, *otmp = z + 2 * (size_t)nres, *dcomb = otmp + nn;
+        double *sp = otmp + 5 * nn, *spo = sp + n, *pw = spo + 3 * (size_t)n;
+        int t0 = (int)((long long)io->T * ch / nch), t1 = (int)((long long)io->T * (ch + 1) / nch), t, i, j, c, kk;
+        double rstd;
+        for (t = t0; t < t1; t++) {
+            const mhc_real *xt = io->x + (size_t)t * (size_t)D;
+            const mhc_real *gli = io->g_li ? io->g_li + (size_t)t * C : NULL;
+            double *dsc = dsc_all + (size_t)t * 3, *coef = coef_all + (size_t)t * mr, drstd = 0.0, s0, sc;
+            mhc__mix_token(io, t, xw, dot, &rstd);
+            mhc__gates_token(io, dot, rstd, sp, spo, z);
+            for (i = 0; i < n; i++) {
+                double dh = io->g_hpre ? (double)io->g_hpre[(size_t)t * n + i] : 0.0;
+                if (gli)
+                    for (c = 0; c < C; c++) dh += (double)gli[c] * (double)xt[(size_t)i * C + c];
+                du[i] = dh * sp[i] * (1.0 - sp[i]);
+            }
+            if (!io->head) {
+                for (i = 0; i < n; i++) {
+                    double dh = io->g_hpost ? (double)io->g_hpost[(size_t)t * n + i] : 0.0;
+                    du[n + i] = dh * s->post_mult * spo[i] * (1.0 - spo[i]);
+                }
+                if (io->g_hres) {
+                    const mhc_real *gA = io->g_hres + (size_t)t * nn;
+                    if (s->projection != MHC_PROJ_PERM && s->orient == MHC_ORIENT_COMB_T) {
+                        for (i = 0; i < n; i++)
+                            for (j = 0; j < n; j++) dcomb[i * n + j] = (double)gA[j * n + i];
+                    } else {
+                        for (i = 0; i < (int)nn; i++) dcomb[i] = (double)gA[i];
+                    }
+                    mhc__proj_bwd(s->projection, n, s->iters, s->sinkhorn_eps, z, dcomb, dz, pw, otmp);
+                    for (k = 0; k < nres; k++) du[2 * n + k] = dz[k];
+                } else {
+                    for (k = 0; k < nres; k++) du[2 * n + k] = 0.0;
+                }
+            }
+            /* gate scales: d scale[g] = sum du * mix; d mix = du * scale[g] */
+            dsc[0] = dsc[1] = dsc[2] = 0.0;
+            s0 = (double)io->scale[0];
+            for (k = 0; k < mr; k++) {
+                int g = k < n ? 0 : (k < 2 * n ? 1 : 2);
+                sc = g == 0 ? s0 : (double)io->scale[g];
+                dsc[g] += du[k] * dot[k] * rstd;
+                coef[k] = du[k] * sc * rstd;          /* d dot[k] */
+                drstd += du[k] * sc * dot[k];
+                du_all[(size_t)t * mr + k] = du[k];
+            }
+            if (io->dx) {
+                /* dx = h_pre g_li + sum_k ddot[k] w[k] + drstd * d rstd/dx,  d rstd/dx = -rstd^3 x / D */
+                mhc_real *dxt = io->dx + (size_t)t * (size_t)D;
+                double f = -drstd * rstd * rstd * rstd / (double)D;
+                for (j = 0; j < D; j++) dxa[j] = 0.0;
+                for (kk = 0; kk < mr; kk++) {
+                    const mhc_real *row = io->fn + (size_t)kk * (size_t)D;
+                    double cf = coef[kk];
+                    if (cf == 0.0) continue;
+                    for (j = 0; j < D; j++) dxa[j] += cf * (double)row[j];
+                }
+                for (i = 0; i < n; i++) {
+                    double hp = sp[i] + s->pre_eps;
+                    for (c = 0; c < C; c++) {
+                        j = i * C + c;
+                        dxt[j] += (mhc_real)((io->nw ? dxa[j] * (double)io->nw[j] : dxa[j]) + f * (double)xt[j] +
+                                             (gli ? hp * (double)gli[c] : 0.0));
+                    }
+                }
+            }
+        }
+    }
+    if (io->dbase) {
+        MHC__OMP_FOR((double)io->T * mr > MHC__PAR_WORK)
+        for (k = 0; k < mr; k++) {
+            double a = 0.0;
+            int t;
+            for (t = 0; t < io->T; t++) a += du_all[(size_t)t * mr + k];
+            io->dbase[k] += (mhc_real)a;
+        }
+    }
+    if (io->dscale) {
+        double a[3] = {0.0, 0.0, 0.0};
+        int t, g, ng = io->head ? 1 : 3;
+        for (t = 0; t < io->T; t++)
+            for (g = 0; g < 3; g++) a[g] += dsc_all[(size_t)t * 3 + g];
+        for (g = 0; g < ng; g++) io->dscale[g] += (mhc_real)a[g];
+    }
+    mhc__acc_reduce(io->dfn, io->dnw, coef_all, io->x, io->fn, io->nw, io->T, mr, D);
+}
+
+/* HC (MHC_SPEC.md Sec. 6), one token: per-stream rstd rs[n], normalised xn[n*C], dots[n][n+2]. */
+static void mhc__hcdyn_token(const mhc__pre_io *io, int t, double *rs, double *xn, double *dots) {
+    int n = io->s->n, C = io->C, q = n + 2, i, c, k;
+    const mhc_real *xt = io->x + (size_t)t * (size_t)n * (size_t)C;
+    for (i = 0; i < n; i++) {
+        const mhc_real *xi = xt + (size_t)i * C;
+        double ss = 0.0, r;
+        for (c = 0; c < C; c++) ss += (double)xi[c] * (double)xi[c];
+        r = 1.0 / sqrt(ss / (double)C + io->s->norm_eps);
+        rs[i] = r;
+        for (c = 0; c < C; c++) xn[(size_t)i * C + c] = (double)xi[c] * r * (io->nw ? (double)io->nw[c] : 1.0);
+        for (k = 0; k < q; k++) {
+            const mhc_real *th = io->fn + (size_t)k * C;
+            double a = 0.0;
+            for (c = 0; c < C; c++) a += (double)th[c] * xn[(size_t)i * C + c];
+            dots[i * q + k] = a;
+        }
+    }
+}
+
+static void mhc__pre_fwd_hc(const mhc__pre_io *io, double *work, int nch) {
+    int n = io->s->n, C = io->C, q = n + 2, ch;
+    size_t per = mhc__pre_chunk_doubles(io);
+    MHC__OMP_FOR(nch > 1)
+    for (ch = 0; ch < nch; ch++) {
+        double *xn = work + (size_t)ch * per, *dots = xn + (size_t)n * C + C, *rs = dots + 2 * (size_t)n * q, *hp = rs + n;
+        int t0 = (int)((long long)io->T * ch / nch), t1 = (int)((long long)io->T * (ch + 1) / nch), t, i, j, c;
+        double a0 = (double)io->scale[0], a1 = (double)io->scale[1], a2 = (double)io->scale[2];
+        for (t = t0; t < t1; t++) {
+            const mhc_real *xt = io->x + (size_t)t * (size_t)n * (size_t)C;
+            mhc__hcdyn_token(io, t, rs, xn, dots);
+            for (i = 0; i < n; i++) {
+                hp[i] = a0 * tanh(dots[i * q]) + (double)io->base[i];
+                if (io->hpre) io->hpre[(size_t)t * n + i] = (mhc_real)hp[i];
+                if (io->hpost)
+                    io->hpost[(size_t)t * n + i] = (mhc_real)(a1 * tanh(dots[i * q + 1]) + (double)io->base[n + i]);
+            }
+            if (io->hres)
+                for (i = 0; i < n; i++)        /* A[i][j] = a2 tanh(theta_res[i] . xn[j]) + b_res[i][j] */
+                    for (j = 0; j < n; j++)
+                        io->hres[(size_t)t * n * n + (size_t)i * n + j] =
+                            (mhc_real)(a2 * tanh(dots[j * q + 2 + i]) + (double)io->base[2 * n + i * n + j]);
+            for (c = 0; c < C; c++) {
+                double a = 0.0;
+                for (i = 0; i < n; i++) a += hp[i] * (double)xt[(size_t)i * C + c];
+                io->li[(size_t)t * C + c] = (mhc_real)a;
+            }
+        }
+    }
+}
+
+static void mhc__pre_bwd_hc(const mhc__pre_io *io, double *work, int nch, double *tok) {
+    int n = io->s->n, C = io->C, q = n + 2, nb = 2 * n + n * n, ch, k;
+    size_t per = mhc__pre_chunk_doubles(io);
+    double *du_all = tok, *coef_all = tok + (size_t)io->T * nb, *dsc_all = coef_all + (size_t)io->T * n * q;
+    MHC__OMP_FOR(nch > 1)
+    for (ch = 0; ch < nch; ch++) {
+        double *xn = work + (size_t)ch * per, *dxn = xn + (size_t)n * C, *dots = dxn + C, *dd = dots + (size_t)n * q;
+        double *rs = dd + (size_t)n * q, *hp = rs + n;
+        int t0 = (int)((long long)io->T * ch / nch), t1 = (int)((long long)io->T * (ch + 1) / nch), t, i, j, c;
+        double a0 = (double)io->scale[0], a1 = (double)io->scale[1], a2 = (double)io->scale[2];
+        for (t = t0; t < t1; t++) {
+            const mhc_real *xt = io->x + (size_t)t * (size_t)n * (size_t)C;
+            const mhc_real *gli = io->g_li ? io->g_li + (size_t)t * C : NULL;
+            double *du = du_all + (size_t)t * nb, *dsc = dsc_all + (size_t)t * 3;
+            double *coef = coef_all + (size_t)t * n * q;
+            mhc__hcdyn_token(io, t, rs, xn, dots);
+            dsc[0] = dsc[1] = dsc[2] = 0.0;
+            for (i = 0; i < n; i++) {
+                double th, g = io->g_hpre ? (double)io->g_hpre[(size_t)t * n + i] : 0.0;
+                hp[i] = a0 * tanh(dots[i * q]) + (double)io->base[i];
+                if (gli)
+                    for (c = 0; c < C; c++) g += (double)gli[c] * (double)xt[(size_t)i * C + c];
+                th = tanh(dots[i * q]);
+                du[i] = g; dsc[0] += g * th; dd[i * q] = g * a0 * (1.0 - th * th);
+                g = io->g_hpost ? (double)io->g_hpost[(size_t)t * n + i] : 0.0;
+                th = tanh(dots[i * q + 1]);
+                du[n + i] = g; dsc[1] += g * th; dd[i * q + 1] = g * a1 * (1.0 - th * th);
+            }
+            for (i = 0; i < n; i++)
+                for (j = 0; j < n; j++) {
+                    double g = io->g_hres ? (double)io->g_hres[(size_t)t * n * n + (size_t)i * n + j] : 0.0;
+                    double th = tanh(dots[j * q + 2 + i]);
+                    du[2 * n + i * n + j] = g; dsc[2] += g * th; dd[j * q + 2 + i] = g * a2 * (1.0 - th * th);
+                }
+            for (i = 0; i < n; i++)
+                for (k = 0; k < q; k++) coef[i * q + k] = dd[i * q + k] * rs[i];
+            if (io->dx) {
+                for (i = 0; i < n; i++) {
+                    /* y = x r w: dx = r w dy - r^3/C x sum(x w dy); plus the direct h_pre g_li */
+                    const mhc_real *xi = xt + (size_t)i * C;
+                    mhc_real *dxi = io->dx + ((size_t)t * n + i) * (size_t)C;
+                    double r = rs[i], sdot = 0.0;
+                    for (c = 0; c < C; c++) dxn[c] = 0.0;
+                    for (k = 0; k < q; k++) {
+                        const mhc_real *th = io->fn + (size_t)k * C;
+                        double d = dd[i * q + k];
+                        if (d == 0.0) continue;
+                        for (c = 0; c < C; c++) dxn[c] += d * (double)th[c];
+                    }
+                    for (c = 0; c < C; c++) {
+                        if (io->nw) dxn[c] *= (double)io->nw[c];
+                        sdot += (double)xi[c] * dxn[c];
+                    }
+                    for (c = 0; c < C; c++)
+                        dxi[c] += (mhc_real)(r * dxn[c] - r * r * r / (double)C * (double)xi[c] * sdot +
+                                             (gli ? hp[i] * (double)gli[c] : 0.0));
+                }
+            }
+        }
+    }
+    if (io->dbase) {
+        MHC__OMP_FOR((double)io->T * nb > MHC__PAR_WORK)
+        for (k = 0; k < nb; k++) {
+            double a = 0.0;
+            int t;
+            for (t = 0; t < io->T; t++) a += du_all[(size_t)t * nb + k];
+            io->dbase[k] += (mhc_real)a;
+        }
+    }
+    if (io->dscale) {
+        double a[3] = {0.0, 0.0, 0.0};
+        int t, g;
+        for (t = 0; t < io->T; t++)
+            for (g = 0; g < 3; g++) a[g] += dsc_all[(size_t)t * 3 + g];
+        for (g = 0; g < 3; g++) io->dscale[g] += (mhc_real)a[g];
+    }
+    mhc__acc_reduce(io->dfn, io->dnw, coef_all, io->x, io->fn, io->nw, io->T * n, q, C);
+}
+
+static void mhc__pre_fwd_none(const mhc__pre_io *io) {
+    size_t t, C = (size_t)io->C;
+    for (t = 0; t < (size_t)io->T; t++) {
+        memcpy(io->li + t * C, io->x + t * C, C * sizeof(mhc_real));
+        if (io->hpre) io->hpre[t] = 1;
+        if (io->hpost) io->hpost[t] = 1;
+        if (io->hres) io->hres[t] = 1;
+    }
+}
+
+static void mhc__pre_bwd_none(const mhc__pre_io *io) {
+    size_t k, N = (size_t)io->T * (size_t)io->C;
+    if (io->dx && io->g_li)
+        for (k = 0; k < N; k++) io->dx[k] += io->g_li[k];
+}
+
+/* Run the pre (or head) forward or backward with caller-provided scratch: work holds
+   nch * mhc__pre_chunk_doubles, tok (backward) mhc__pre_tok_doubles. */
+static void mhc__pre_exec(const mhc__pre_io *io, int backward, double *work, int nch, double *tok) {
+    switch (mhc__pre_kind(io)) {
+    case 0: if (backward) mhc__pre_bwd_none(io); else mhc__pre_fwd_none(io); break;
+    case 1: if (backward) mhc__pre_bwd_hc(io, work, nch, tok); else mhc__pre_fwd_hc(io, work, nch); break;
+    default: if (backward) mhc__pre_bwd_mhc(io, work, nch, tok); else mhc__pre_fwd_mhc(io, work, nch); break;
+    }
+}
+
+/* Doubles of scratch for mhc__pre_exec (0 on overflow, with *nch set). */
+static size_t mhc__pre_scratch(const mhc__pre_io *io, int backward, int *nch) {
+    size_t per = mhc__pre_chunk_doubles(io), w, tk = 0, tot;
+    int ok = 1;
+    *nch = mhc__nchunks(io->T, mhc__pre_token_work(io));
+    if (!mhc__mul_ok(per, (size_t)*nch, &w)) return 0;
+    if (backward) tk = mhc__pre_tok_doubles(io, &ok);
+    if (!ok || w > SIZE_MAX / (4 * sizeof(double)) - tk) return 0;
+    tot = w + tk;
+    return tot;
+}
+
+/* Check a spec built by hand (mhc_hc_resolve makes valid ones). */
+static mhc_result mhc__spec_check(mhc_ctx *ctx, const char *fname, const mhc_hc_spec *s) {
+    int n;
+    if (!s) return mhc_fail(ctx, MHC_ERR_NULL, "%s: spec is NULL", fname);
+    n = s->n;
+    if (n < 1 || n > 1024) return mhc_fail(ctx, MHC_ERR_SIZE, "%s: spec.n = %d, expected 1..1024", fname, n);
+    switch (s->variant) {
+    case MHC_VARIANT_NONE:
+        if (n != 1) return mhc_fail(ctx, MHC_ERR_VALUE, "%s: variant none needs n = 1, not %d", fname, n);
+        break;
+    case MHC_VARIANT_HC:
+        if (s->m != n + 2) return mhc_fail(ctx, MHC_ERR_VALUE, "%s: spec.m = %d, expected n + 2 = %d for hc", fname, s->m, n + 2);
+        break;
+    case MHC_VARIANT_MHC:
+    case MHC_VARIANT_LITE:
+        if (s->variant == MHC_VARIANT_LITE ? s->projection != MHC_PROJ_PERM
+                                           : (s->projection < MHC_PROJ_SOFTMAX || s->projection > MHC_PROJ_LOG))
+            return mhc_fail(ctx, MHC_ERR_VALUE, "%s: variant %s does not go with projection %s (use mhc_hc_resolve)",
+                            fname, mhc_hc_variant_name(s->variant), mhc_projection_name(s->projection));
+        if (s->projection == MHC_PROJ_PERM && n > MHC_LITE_MAX_N)
+            return mhc_fail(ctx, MHC_ERR_VALUE, "%s: the permutation mixture supports n <= %d, not %d", fname, MHC_LITE_MAX_N, n);
+        if (s->nres != (s->projection == MHC_PROJ_PERM ? (int)mhc_perm_count(n) : n * n) || s->m != 2 * n + s->nres)
+            return mhc_fail(ctx, MHC_ERR_VALUE, "%s: spec.nres = %d / spec.m = %d do not match n = %d (use mhc_hc_resolve)",
+                            fname, s->nres, s->m, n);
+        if (s->projection != MHC_PROJ_PERM && (s->iters < 1 || s->iters > 100000))
+            return mhc_fail(ctx, MHC_ERR_VALUE, "%s: spec.iters = %d, expected 1..100000", fname, s->iters);
+        if (s->orient != MHC_ORIENT_H && s->orient != MHC_ORIENT_COMB_T)
+            return mhc_fail(ctx, MHC_ERR_VALUE, "%s: spec.orient = %d is not h or comb_t", fname, (int)s->orient);
+        break;
+    default:
+        return mhc_fail(ctx, MHC_ERR_VALUE, "%s: spec.variant = %d is not none, hc, mhc or lite", fname, (int)s->variant);
+    }
+    if (!(s->norm_eps >= 0.0) || !(s->pre_eps >= 0.0) || !(s->sinkhorn_eps >= 0.0) || !(s->post_mult >= 0.0) ||
+        s->norm_eps > DBL_MAX || s->pre_eps > DBL_MAX || s->sinkhorn_eps > DBL_MAX || s->post_mult > DBL_MAX)
+        return mhc_fail(ctx, MHC_ERR_VALUE, "%s: spec epsilons and post_mult must be finite and >= 0", fname);
+    return MHC_OK;
+}
+
+/* Argument checks shared by the raw-array pre/head functions. */
+static mhc_result mhc__pre_args(mhc_ctx *ctx, const char *fname, const mhc__pre_io *io) {
+    mhc_result r = mhc__spec_check(ctx, fname, io->s);
+    int dims[3];
+    size_t fsz;
+    if (r != MHC_OK) return r;
+    if (!io->x) return mhc_fail(ctx, MHC_ERR_NULL, "%s: x is NULL", fname);
+    if (io->T < 1 || io->C < 1)
+        return mhc_fail(ctx, MHC_ERR_SIZE, "%s: T = %d, C = %d, expected both >= 1", fname, io->T, io->C);
+    dims[0] = io->T; dims[1] = io->s->n; dims[2] = io->C;
+    if (mhc_shape_size(ctx, 3, dims, fname) == 0) return ctx ? ctx->last : MHC_ERR_OVERFLOW;
+    if (mhc__pre_kind(io) == 0) return MHC_OK;
+    if (!io->fn || !io->scale || !io->base)
+        return mhc_fail(ctx, MHC_ERR_NULL, "%s: fn, scale and base are required (fn %s, scale %s, base %s)", fname,
+                        io->fn ? "given" : "NULL", io->scale ? "given" : "NULL", io->base ? "given" : "NULL");
+    dims[0] = mhc__pre_rows(io);
+    dims[1] = mhc__pre_kind(io) == 1 ? 1 : io->s->n;
+    dims[2] = io->C;
+    fsz = mhc_shape_size(ctx, 3, dims, fname);
+    if (fsz == 0) return ctx ? ctx->last : MHC_ERR_OVERFLOW;
+    return MHC_OK;
+}
+
+/* Allocate scratch, run, free (the raw-array entry points). */
+static mhc_result mhc__pre_call(mhc_ctx *ctx, const char *fname, const mhc__pre_io *io, int backward) {
+    int nch;
+    size_t nd = mhc__pre_scratch(io, backward, &nch);
+    double *work;
+    if (nd == 0) return mhc_fail(ctx, MHC_ERR_OVERFLOW, "%s: scratch size overflows (T = %d, n = %d, C = %d)", fname,
+                                 io->T, io->s->n, io->C);
+    work = MHC__CAST(double *, MHC_MALLOC(nd * sizeof(double)));
+    if (!work) return mhc_fail(ctx, MHC_ERR_NOMEM, "%s: cannot allocate %zu bytes of scratch", fname, nd * sizeof(double));
+    mhc__pre_exec(io, backward, work, nch, work + (size_t)nch * mhc__pre_chunk_doubles(io));
+    MHC_FREE(work);
+    return MHC_OK;
+}
+
+MHCDEF mhc_result mhc_hc_pre_forward(mhc_ctx *ctx, const mhc_hc_spec *s,
+                                     mhc_real *layer_input, mhc_real *h_pre, mhc_real *h_post, mhc_real *h_res,
+                                     const mhc_real *x, const mhc_real *fn, const mhc_real *scale,
+                                     const mhc_real *base, const mhc_real *norm_weight, int T, int C) {
+    mhc__pre_io io;
+    mhc_result r;
+    memset(&io, 0, sizeof io);
+    io.s = s; io.T = T; io.C = C;
+    io.x = x; io.fn = fn; io.scale = scale; io.base = base; io.nw = norm_weight;
+    io.li = layer_input; io.hpre = h_pre; io.hpost = h_post; io.hres = h_res;
+    if ((r = mhc__pre_args(ctx, "mhc_hc_pre_forward", &io)) != MHC_OK) return r;
+    if (!layer_input) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_hc_pre_forward: layer_input is NULL");
+    return mhc__pre_call(ctx, "mhc_hc_pre_forward", &io, 0);
+}
+
+MHCDEF mhc_result mhc_hc_pre_backward(mhc_ctx *ctx, const mhc_hc_spec *s,
+                                      mhc_real *d_x, mhc_real *d_fn, mhc_real *d_scale, mhc_real *d_base,
+                                      mhc_real *d_norm_weight,
+                                      const mhc_real *d_layer_input, const mhc_real *d_h_pre,
+                                      const mhc_real *d_h_post, const mhc_real *d_h_res,
+                                      const mhc_real *x, const mhc_real *fn, const mhc_real *scale,
+                                      const mhc_real *base, const mhc_real *norm_weight, int T, int C) {
+    mhc__pre_io io;
+    mhc_result r;
+    memset(&io, 0, sizeof io);
+    io.s = s; io.T = T; io.C = C;
+    io.x = x; io.fn = fn; io.scale = scale; io.base = base; io.nw = norm_weight;
+    io.g_li = d_layer_input; io.g_hpre = d_h_pre; io.g_hpost = d_h_post; io.g_hres = d_h_res;
+    io.dx = d_x; io.dfn = d_fn; io.dscale = d_scale; io.dbase = d_base; io.dnw = norm_weight ? d_norm_weight : NULL;
+    if ((r = mhc__pre_args(ctx, "mhc_hc_pre_backward", &io)) != MHC_OK) return r;
+    return mhc__pre_call(ctx, "mhc_hc_pre_backward", &io, 1);
+}
+
+MHCDEF mhc_result mhc_hc_head_forward(mhc_ctx *ctx, const mhc_hc_spec *s, mhc_real *out, mhc_real *h,
+                                      const mhc_real *x, const mhc_real *fn, const mhc_real *scale,
+                                      const mhc_real *base, const mhc_real *norm_weight, int T, int C) {
+    mhc__pre_io io;
+    mhc_result r;
+    memset(&io, 0, sizeof io);
+    io.s = s; io.head = 1; io.T = T; io.C = C;
+    io.x = x; io.fn = fn; io.scale = scale; io.base = base; io.nw = norm_weight;
+    io.li = out; io.hpre = h;
+    if ((r = mhc__pre_args(ctx, "mhc_hc_head_forward", &io)) != MHC_OK) return r;
+    if (!out) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_hc_head_forward: out is NULL");
+    return mhc__pre_call(ctx, "mhc_hc_head_forward", &io, 0);
+}
+
+MHCDEF mhc_result mhc_hc_head_backward(mhc_ctx *ctx, const mhc_hc_spec *s,
+                                       mhc_real *d_x, mhc_real *d_fn, mhc_real *d_scale, mhc_real *d_base,
+                                       mhc_real *d_norm_weight, const mhc_real *d_out, const mhc_real *d_h,
+                                       const mhc_real *x, const mhc_real *fn, const mhc_real *scale,
+                                       const mhc_real *base, const mhc_real *norm_weight, int T, int C) {
+    mhc__pre_io io;
+    mhc_result r;
+    memset(&io, 0, sizeof io);
+    io.s = s; io.head = 1; io.T = T; io.C = C;
+    io.x = x; io.fn = fn; io.scale = scale; io.base = base; io.nw = norm_weight;
+    io.g_li = d_out; io.g_hpre = d_h;
+    io.dx = d_x; io.dfn = d_fn; io.dscale = d_scale; io.dbase = d_base; io.dnw = norm_weight ? d_norm_weight : NULL;
+    if ((r = mhc__pre_args(ctx, "mhc_hc_head_backward", &io)) != MHC_OK) return r;
+    return mhc__pre_call(ctx, "mhc_hc_head_backward", &io, 1);
+}
+
+/* ---- post and expand (raw kernels) ---- */
+
+MHCDEF void mhc_k_hc_post_forward(mhc_real *out, const mhc_real *x, const mhc_real *h_res, const mhc_real *h_post,
+                                  const mhc_real *f_out, int T, int n, int C) {
+    int t;
+    MHC__OMP_FOR((double)T * n * n * C > MHC__PAR_WORK)
+    for (t = 0; t < T; t++) {
+        const mhc_real *xt = x + (size_t)t * n * C, *A = h_res + (size_t)t * n * n;
+        const mhc_real *f = f_out ? f_out + (size_t)t * C : NULL;
+        mhc_real *ot = out + (size_t)t * n * C;
+        int i, j, c;
+        for (i = 0; i < n; i++) {
+            double hp = f ? (double)h_post[(size_t)t * n + i] : 0.0;
+            for (c = 0; c < C; c++) {
+                double a = f ? hp * (double)f[c] : 0.0;
+                for (j = 0; j < n; j++) a += (double)A[i * n + j] * (double)xt[(size_t)j * C + c];
+                ot[(size_t)i * C + c] = (mhc_real)a;
+            }
+        }
+    }
+}
+
+MHCDEF void mhc_k_hc_post_backward(mhc_real *d_x, mhc_real *d_h_res, mhc_real *d_h_post, mhc_real *d_f_out,
+                                   const mhc_real *d_out, const mhc_real *x, const mhc_real *h_res,
+                                   const mhc_real *h_post, const mhc_real *f_out, int T, int n, int C) {
+    int t;
+    MHC__OMP_FOR((double)T * n * n * C > MHC__PAR_WORK)
+    for (t = 0; t < T; t++) {
+        const mhc_real *xt = x + (size_t)t * n * C, *A = h_res + (size_t)t * n * n, *go = d_out + (size_t)t * n * C;
+        const mhc_real *f = f_out ? f_out + (size_t)t * C : NULL;
+        int i, j, c;
+        if (d_x) {
+            mhc_real *dxt = d_x + (size_t)t * n * C;
+            for (j = 0; j < n; j++)
+                for (c = 0; c < C; c++) {
+                    double a = 0.0;
+                    for (i = 0; i < n; i++) a += (double)A[i * n + j] * (double)go[(size_t)i * C + c];
+                    dxt[(size_t)j * C + c] += (mhc_real)a;
+                }
+        }
+        if (d_h_res)
+            for (i = 0; i < n; i++)
+                for (j = 0; j < n; j++) {
+                    double a = 0.0;
+                    for (c = 0; c < C; c++) a += (double)go[(size_t)i * C + c] * (double)xt[(size_t)j * C + c];
+                    d_h_res[(size_t)t * n * n + (size_t)i * n + j] += (mhc_real)a;
+                }
+        if (f && d_h_post)
+            for (i = 0; i < n; i++) {
+                double a = 0.0;
+                for (c = 0; c < C; c++) a += (double)go[(size_t)i * C + c] * (double)f[c];
+                d_h_post[(size_t)t * n + i] += (mhc_real)a;
+            }
+        if (f && d_f_out)
+            for (c = 0; c < C; c++) {
+                double a = 0.0;
+                for (i = 0; i < n; i++) a += (double)h_post[(size_t)t * n + i] * (double)go[(size_t)i * C + c];
+                d_f_out[(size_t)t * C + c] += (mhc_real)a;
+            }
+    }
+}
+
+MHCDEF void mhc_k_hc_expand_forward(mhc_real *x, const mhc_real *e, int T, int n, int C) {
+    int t;
+    MHC__OMP_FOR((double)T * n * C > MHC__PAR_WORK)
+    for (t = 0; t < T; t++) {
+        int i;
+        for (i = 0; i < n; i++) memcpy(x + ((size_t)t * n + i) * C, e + (size_t)t * C, (size_t)C * sizeof(mhc_real));
+    }
+}
+
+MHCDEF void mhc_k_hc_expand_backward(mhc_real *d_e, const mhc_real *d_x, int T, int n, int C) {
+    int t;
+    MHC__OMP_FOR((double)T * n * C > MHC__PAR_WORK)
+    for (t = 0; t < T; t++) {
+        int i, c;
+        for (c = 0; c < C; c++) {
+            double a = 0.0;
+            for (i = 0; i < n; i++) a += (double)d_x[((size_t)t * n + i) * C + c];
+            d_e[(size_t)t * C + c] += (mhc_real)a;
+        }
+    }
+}
+
+/* ---- parameters ---- */
+
+MHCDEF mhc_result mhc_hc_param_shapes(mhc_ctx *ctx, const mhc_hc_spec *s, int C, int head,
+                                      int fn_shape[2], int *nscale, int *nbase, int *nnw) {
+    mhc_result r = mhc__spec_check(ctx, "mhc_hc_param_shapes", s);
+    int n;
+    if (r != MHC_OK) return r;
+    if (!fn_shape || !nscale || !nbase || !nnw) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_hc_param_shapes: NULL output");
+    if (C < 1) return mhc_fail(ctx, MHC_ERR_SIZE, "mhc_hc_param_shapes: C = %d, expected >= 1", C);
+    n = s->n;
+    if (C > INT32_MAX / n) return mhc_fail(ctx, MHC_ERR_OVERFLOW, "mhc_hc_param_shapes: n*C = %d*%d overflows", n, C);
+    if (head) {
+        fn_shape[0] = n; fn_shape[1] = n * C; *nscale = 1; *nbase = n; *nnw = n * C;
+    } else if (s->variant == MHC_VARIANT_NONE) {
+        fn_shape[0] = fn_shape[1] = 0; *nscale = *nbase = *nnw = 0;
+    } else if (s->variant == MHC_VARIANT_HC) {
+        fn_shape[0] = n + 2; fn_shape[1] = C; *nscale = 3; *nbase = 2 * n + n * n; *nnw = C;
+    } else {
+        fn_shape[0] = s->m; fn_shape[1] = n * C; *nscale = 3; *nbase = s->m; *nnw = n * C;
+    }
+    return MHC_OK;
+}
+
+MHCDEF mhc_result mhc_hc_params_declare(mhc_params *store, const mhc_hc_spec *s, int C, int head,
+                                        int with_norm_weight, const char *prefix, int ids[4]) {
+    int fs[2], ns, nb, nw, k;
+    char name[64];
+    mhc_result r;
+    if (!store) return MHC_ERR_NULL;
+    if (!ids || !prefix) return mhc_fail(store->ctx, MHC_ERR_NULL, "mhc_hc_params_declare: ids or prefix is NULL");
+    for (k = 0; k < 4; k++) ids[k] = -1;
+    if ((r = mhc_hc_param_shapes(store->ctx, s, C, head, fs, &ns, &nb, &nw)) != MHC_OK) return r;
+    if (strlen(prefix) > 30)
+        return mhc_fail(store->ctx, MHC_ERR_VALUE, "mhc_hc_params_declare: prefix '%s' is longer than 30 characters", prefix);
+    if (fs[0] == 0) return MHC_OK;    /* none: no parameters */
+    snprintf(name, sizeof name, "%s.fn", prefix);
+    if ((ids[0] = mhc_params_add(store, name, 2, fs, MHC_PARAM_DECAY)) < 0) return store->ctx ? store->ctx->last : MHC_ERR_VALUE;
+    snprintf(name, sizeof name, "%s.scale", prefix);
+    if ((ids[1] = mhc_params_add(store, name, 1, &ns, MHC_PARAM_NO_DECAY)) < 0) return store->ctx ? store->ctx->last : MHC_ERR_VALUE;
+    snprintf(name, sizeof name, "%s.base", prefix);
+    if ((ids[2] = mhc_params_add(store, name, 1, &nb, MHC_PARAM_NO_DECAY)) < 0) return store->ctx ? store->ctx->last : MHC_ERR_VALUE;
+    if (with_norm_weight) {
+        snprintf(name, sizeof name, "%s.norm_weight", prefix);
+        if ((ids[3] = mhc_params_add(store, name, 1, &nw, MHC_PARAM_NO_DECAY)) < 0)
+            return store->ctx ? store->ctx->last : MHC_ERR_VALUE;
+    }
+    return MHC_OK;
+}
+
+MHCDEF mhc_result mhc_hc_params_get(mhc_params *store, const int ids[4], mhc_hc_params *out) {
+    mhc_tensor *t[4];
+    int k;
+    if (!store) return MHC_ERR_NULL;
+    if (!ids || !out) return mhc_fail(store->ctx, MHC_ERR_NULL, "mhc_hc_params_get: ids or out is NULL");
+    if (!store->data) return mhc_fail(store->ctx, MHC_ERR_STATE, "mhc_hc_params_get: the store is not allocated yet");
+    for (k = 0; k < 4; k++) {
+        t[k] = NULL;
+        if (ids[k] >= 0 && !(t[k] = mhc_params_get(store, ids[k]))) return store->ctx ? store->ctx->last : MHC_ERR_VALUE;
+    }
+    out->fn = t[0]; out->scale = t[1]; out->base = t[2]; out->norm_weight = t[3];
+    return MHC_OK;
+}
+
+MHCDEF mhc_result mhc_hc_params_init(mhc_ctx *ctx, const mhc_hc_spec *s, int head, int layer_index,
+                                     mhc_hc_params *w, mhc_rng *rng, double fn_std) {
+    mhc_result r = mhc__spec_check(ctx, "mhc_hc_params_init", s);
+    size_t k;
+    int n, i;
+    if (r != MHC_OK) return r;
+    if (!w || !rng) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_hc_params_init: w or rng is NULL");
+    if (!head && s->variant == MHC_VARIANT_NONE) return MHC_OK;
+    if (!w->fn || !w->scale || !w->base || !w->fn->data || !w->scale->data || !w->base->data)
+        return mhc_fail(ctx, MHC_ERR_NULL, "mhc_hc_params_init: fn, scale and base tensors (with data) are required");
+    if (!(fn_std >= 0.0) || fn_std > 1e30)
+        return mhc_fail(ctx, MHC_ERR_VALUE, "mhc_hc_params_init: fn_std = %g, expected a finite value >= 0", fn_std);
+    n = s->n;
+    if (head ? (w->base->size != (size_t)n || w->scale->size != 1)
+             : (w->base->size != (size_t)(s->variant == MHC_VARIANT_HC ? 2 * n + n * n : s->m) || w->scale->size != 3))
+        return mhc_fail(ctx, MHC_ERR_SHAPE, "mhc_hc_params_init: scale has %zu and base %zu entries; they do not match n = %d",
+                        w->scale->size, w->base->size, n);
+    mhc_rng_fill_normal(rng, w->fn->data, w->fn->size, 0.0, fn_std);
+    for (k = 0; k < w->scale->size; k++) w->scale->data[k] = (mhc_real)0.01;
+    for (k = 0; k < w->base->size; k++) w->base->data[k] = 0;
+    if (!head && s->variant == MHC_VARIANT_HC) {
+        if (layer_index < 0) layer_index = -layer_index;
+        w->base->data[layer_index % n] = 1;                       /* b_pre = onehot(layer mod n) */
+        for (i = 0; i < n; i++) w->base->data[n + i] = 1;         /* b_post = 1 */
+        for (i = 0; i < n; i++) w->base->data[2 * n + i * n + i] = 1;   /* b_res = I */
+    }
+    if (w->norm_weight && w->norm_weight->data)
+        for (k = 0; k < w->norm_weight->size; k++) w->norm_weight->data[k] = 1;
+    return MHC_OK;
+}
+
+/* ---- tape ops ---- */
+
+/* What the fused pre/head node keeps (arena memory). */
+typedef struct mhc__pre_node {
+    mhc_hc_spec spec;                 /* a copy: the caller's spec may not outlive the step */
+    mhc_tensor *x, *fn, *scale, *base, *nw;
+    mhc_tensor *packed;               /* blocks [li T*C | h_pre T*n | h_post T*n | h_res T*n*n] */
+    int head, T, C, nch;
+    double *saved;                    /* T*(rows+1): dots and rstd (mHC/lite/head), else NULL */
+    double *work;                     /* scratch, allocated with the forward for the backward */
+} mhc__pre_node;
+
+/* d(li, h_pre, h_post, h_res) -> dx, dfn, dscale, dbase, dnw (accumulated) */
+static void mhc__bw_hc_pre(mhc_node *nd) {
+    mhc__pre_node *p = MHC__CAST(mhc__pre_node *, nd->saved);
+    mhc__pre_io io;
+    size_t T = (size_t)p->T, n = (size_t)p->spec.n;
+    mhc_real *g = p->packed->grad;
+    memset(&io, 0, sizeof io);
+    io.s = &p->spec; io.head = p->head; io.T = p->T; io.C = p->C;
+    io.x = p->x->data;
+    io.fn = p->fn ? p->fn->data : NULL;
+    io.scale = p->scale ? p->scale->data : NULL;
+    io.base = p->base ? p->base->data : NULL;
+    io.nw = p->nw ? p->nw->data : NULL;
+    io.saved_in = p->saved;
+    io.g_li = g;
+    io.g_hpre = g + T * (size_t)p->C;
+    if (!p->head) {
+        io.g_hpost = io.g_hpre + T * n;
+        io.g_hres = io.g_hpost + T * n;
+    }
+    io.dx = p->x->grad;
+    io.dfn = p->fn ? p->fn->grad : NULL;
+    io.dscale = p->scale ? p->scale->grad : NULL;
+    io.dbase = p->base ? p->base->grad : NULL;
+    io.dnw = p->nw ? p->nw->grad : NULL;
+    mhc__pre_exec(&io, 1, p->work, p->nch, p->work + (size_t)p->nch * mhc__pre_chunk_doubles(&io));
+}
+
+/* An arena tensor viewing base's data and gradient from element off, with the given shape. */
+static mhc_tensor *mhc__subview(mhc_tape *tp, mhc_tensor *base, size_t off, int ndim, const int *shape, const char *name) {
+    mhc_tensor *t = MHC__CAST(mhc_tensor *, mhc_arena_calloc(tp->arena, 1, sizeof(mhc_tensor)));
+    int d;
+    size_t size = 1;
+    if (!t) { tp->failed = 1; return NULL; }
+    for (d = 0; d < MHC_MAX_DIMS; d++) {
+        t->shape[d] = d < ndim ? shape[d] : 1;
+        if (d < ndim) size *= (size_t)shape[d];
+    }
+    t->ndim = ndim;
+    t->size = size;
+    t->data = base->data + off;
+    t->grad = base->grad ? base->grad + off : NULL;
+    t->name = name;
+    return t;
+}
+
+static mhc_result mhc__tape_last(mhc_tape *tp, mhc_result dflt) {
+    return tp->ctx && tp->ctx->last != MHC_OK ? tp->ctx->last : dflt;
+}
+
+/* The shared body of mhc_hc_pre and mhc_hc_head: outs[0..3] = li (head: out), h_pre, h_post, h_res.
+   One forward pass (mhc__pre_exec) over the tokens; the node saves the dots and rstd. */
+static mhc_result mhc__hc_pre_op(mhc_tape *tp, const char *op, const mhc_hc_spec *s, int head, mhc_tensor *x,
+                                 const mhc_hc_params *w, mhc_tensor **outs) {
+    mhc__pre_io io;
+    mhc__pre_node *p = NULL;
+    mhc_tensor *fn = NULL, *scale = NULL, *base = NULL, *nw = NULL, *packed;
+    mhc_node *node;
+    double *work;
+    int n, T, C, D, kind, rows, shape[3], need, nch;
+    size_t nd;
+    char sh[64];
+    outs[0] = outs[1] = outs[2] = outs[3] = NULL;
+    if (!tp) return MHC_ERR_NULL;
+    if (!mhc__op_begin(tp, op, 1, x, NULL)) return mhc__tape_last(tp, MHC_ERR_STATE);
+    if (mhc__spec_check(tp->ctx, op, s) != MHC_OK) { tp->failed = 1; return mhc__tape_last(tp, MHC_ERR_VALUE); }
+    n = s->n;
+    memset(&io, 0, sizeof io);
+    io.s = s; io.head = head;
+    kind = mhc__pre_kind(&io);
+    if (kind != 0) {
+        if (!w) { mhc__op_fail(tp, MHC_ERR_NULL, "%s: the parameters (w) are NULL", op); return MHC_ERR_NULL; }
+        fn = w->fn; scale = w->scale; base = w->base; nw = w->norm_weight;
+        if (!fn || !scale || !base) {
+            if (!tp->failed)
+                mhc__op_fail(tp, MHC_ERR_NULL, "%s: parameter %s is NULL", op, !fn ? "fn" : !scale ? "scale" : "base");
+            return mhc__tape_last(tp, MHC_ERR_NULL);
+        }
+    }
+    if (x->ndim == 3 && x->shape[1] == n) { T = x->shape[0]; C = x->shape[2]; }
+    else if (x->ndim == 2 && x->shape[1] % n == 0) { T = x->shape[0]; C = x->shape[1] / n; }
+    else {
+        mhc__op_fail(tp, MHC_ERR_SHAPE, "%s: x has shape %s, expected [T, n, C] (or [T, n*C]) with n = %d", op,
+                     mhc_shape_str(x, sh, sizeof sh), n);
+        return MHC_ERR_SHAPE;
+    }
+    if (!mhc__fits_int(tp, x, op)) return MHC_ERR_OVERFLOW;
+    D = n * C;
+    io.T = T; io.C = C;
+    rows = mhc__pre_rows(&io);
+    if (kind != 0) {
+        int cols = kind == 1 ? C : D, nb = head ? n : (kind == 1 ? 2 * n + n * n : s->m), ns = head ? 1 : 3;
+        if (fn->ndim != 2 || fn->shape[0] != rows || fn->shape[1] != cols) {
+            mhc__op_fail(tp, MHC_ERR_SHAPE, "%s: fn has shape %s, expected [%d,%d] (%s; n = %d, C = %d)", op,
+                         mhc_shape_str(fn, sh, sizeof sh), rows, cols,
+                         head ? "the head: n rows, n*C columns"
+                              : kind == 1 ? "hc: theta has n + 2 rows, C columns"
+                                          : s->variant == MHC_VARIANT_LITE ? "2n + n! rows, n*C columns"
+                                                                           : "2n + n*n rows, n*C columns",
+                         n, C);
+            return MHC_ERR_SHAPE;
+        }
+        if (scale->size != (size_t)ns || base->size != (size_t)nb) {
+            mhc__op_fail(tp, MHC_ERR_SHAPE, "%s: scale has %zu and base %zu elements, expected %d and %d (n = %d)", op,
+                         scale->size, base->size, ns, nb, n);
+            return MHC_ERR_SHAPE;
+        }
+        if (nw && nw->size != (size_t)cols) {
+            mhc__op_fail(tp, MHC_ERR_SHAPE, "%s: norm_weight has %zu elements, expected %d", op, nw->size, cols);
+            return MHC_ERR_SHAPE;
+        }
+    }
+    need = mhc__needs_grad(tp, x) || mhc__needs_grad(tp, fn) || mhc__needs_grad(tp, scale) ||
+           mhc__needs_grad(tp, base) || mhc__needs_grad(tp, nw);
+    shape[0] = T;
+    shape[1] = C + n + (head ? 0 : n + n * n);    /* the packed outputs (laid out block by block) */
+    packed = mhc__new_like(tp, 2, shape, need, op);
+    if (!packed) return mhc__tape_last(tp, MHC_ERR_NOMEM);
+    shape[1] = C;
+    outs[0] = mhc__subview(tp, packed, 0, 2, shape, head ? "hc_head.out" : "hc_pre.layer_input");
+    shape[1] = n;
+    outs[1] = mhc__subview(tp, packed, (size_t)T * C, 2, shape, "hc_pre.h_pre");
+    if (!head) {
+        outs[2] = mhc__subview(tp, packed, (size_t)T * (C + n), 2, shape, "hc_pre.h_post");
+        shape[2] = n;
+        outs[3] = mhc__subview(tp, packed, (size_t)T * (C + 2 * n), 3, shape, "hc_pre.h_res");
+    }
+    if (!outs[0] || !outs[1] || (!head && (!outs[2] || !outs[3]))) goto fail;
+    io.x = x->data; io.fn = fn ? fn->data : NULL; io.scale = scale ? scale->data : NULL;
+    io.base = base ? base->data : NULL; io.nw = nw ? nw->data : NULL;
+    io.li = outs[0]->data; io.hpre = outs[1]->data;
+    if (!head) { io.hpost = outs[2]->data; io.hres = outs[3]->data; }
+    if (packed->grad) {
+        p = MHC__CAST(mhc__pre_node *, mhc_arena_calloc(tp->arena, 1, sizeof(mhc__pre_node)));
+        if (!p) goto fail;
+        if (kind == 2) {
+            p->saved = MHC__CAST(double *, mhc_arena_calloc(tp->arena, (size_t)T * (size_t)(rows + 1), sizeof(double)));
+            if (!p->saved) goto fail;
+            io.saved = p->saved;
+        }
+    }
+    nd = mhc__pre_scratch(&io, packed->grad != NULL, &nch);
+    if (nd == 0) {
+        mhc__op_fail(tp, MHC_ERR_OVERFLOW, "%s: scratch size overflows (T = %d, n = %d, C = %d)", op, T, n, C);
+        goto fail;
+    }
+    work = MHC__CAST(double *, mhc_arena_alloc(tp->arena, nd * sizeof(double)));
+    if (!work) goto fail;
+    mhc__pre_exec(&io, 0, work, nch, NULL);
+    node = mhc__tape_record(tp, op, mhc__bw_hc_pre, packed);
+    if (node) {
+        p->spec = *s;
+        p->x = x; p->fn = fn; p->scale = scale; p->base = base; p->nw = nw;
+        p->packed = packed; p->head = head; p->T = T; p->C = C; p->nch = nch; p->work = work;
+        node->in[0] = x; node->in[1] = fn; node->in[2] = scale; node->in[3] = base;
+        node->saved = p;
+    }
+    if (tp->failed) goto fail;
+    return MHC_OK;
+fail:
+    tp->failed = 1;
+    outs[0] = outs[1] = outs[2] = outs[3] = NULL;
+    return mhc__tape_last(tp, MHC_ERR_NOMEM);
+}
+
+MHCDEF mhc_result mhc_hc_pre(mhc_tape *tp, const mhc_hc_spec *s, mhc_tensor *x, const mhc_hc_params *w,
+                             mhc_hc_pre_out *out) {
+    mhc_tensor *o[4];
+    mhc_result r;
+    if (!out) {
+        if (tp) tp->failed = 1;
+        return mhc_fail(tp ? tp->ctx : NULL, MHC_ERR_NULL, "mhc_hc_pre: out is NULL");
+    }
+    r = mhc__hc_pre_op(tp, "mhc_hc_pre", s, 0, x, w, o);
+    out->layer_input = o[0]; out->h_pre = o[1]; out->h_post = o[2]; out->h_res = o[3];
+    return r;
+}
+
+MHCDEF mhc_tensor *mhc_hc_head(mhc_tape *tp, const mhc_hc_spec *s, mhc_tensor *x, const mhc_hc_params *w) {
+    mhc_tensor *o[4];
+    return mhc__hc_pre_op(tp, "mhc_hc_head", s, 1, x, w, o) == MHC_OK ? o[0] : NULL;
+}
+
+/* out = A x + h_post f_out:  dx += A^T dout, dA += dout x^T, dh_post += dout . f, df += h_post . dout */
+static void mhc__bw_hc_post(mhc_node *nd) {
+    mhc_tensor *x = nd->in[0], *A = nd->in[1], *hp = nd->in[2], *f = nd->in[3];
+    mhc_k_hc_post_backward(x->grad, A->grad, hp ? hp->grad : NULL, f ? f->grad : NULL, nd->out->grad, x->data, A->data,
+                           hp ? hp->data : NULL, f ? f->data : NULL, nd->iarg[0], nd->iarg[1], nd->iarg[2]);
+}
+
+MHCDEF mhc_tensor *mhc_hc_post(mhc_tape *tp, mhc_tensor *x, mhc_tensor *h_res, mhc_tensor *h_post, mhc_tensor *f_out) {
+    const char *op = "mhc_hc_post";
+    mhc_tensor *out;
+    mhc_node *nd;
+    int T, n, C;
+    char s1[64], s2[64];
+    if (!mhc__op_begin(tp, op, 2, x, h_res)) return NULL;
+    if (tp->failed && (!h_post || !f_out)) return NULL;   /* an optional input may be missing from a failed op */
+    if (f_out && !h_post) return mhc__op_fail(tp, MHC_ERR_NULL, "%s: h_post is NULL (needed with f_out)", op);
+    if (x->ndim != 3) return mhc__op_fail(tp, MHC_ERR_SHAPE, "%s: x has shape %s, expected [T, n, C]", op, mhc_shape_str(x, s1, sizeof s1));
+    if (!mhc__fits_int(tp, x, op)) return NULL;
+    T = x->shape[0]; n = x->shape[1]; C = x->shape[2];
+    if (h_res->size != (size_t)T * n * n)
+        return mhc__op_fail(tp, MHC_ERR_SHAPE, "%s: h_res has shape %s, expected [%d,%d,%d] for x %s", op,
+                            mhc_shape_str(h_res, s1, sizeof s1), T, n, n, mhc_shape_str(x, s2, sizeof s2));
+    if (f_out && h_post->size != (size_t)T * n)
+        return mhc__op_fail(tp, MHC_ERR_SHAPE, "%s: h_post has shape %s, expected [%d,%d]", op,
+                            mhc_shape_str(h_post, s1, sizeof s1), T, n);
+    if (f_out && f_out->size != (size_t)T * C)
+        return mhc__op_fail(tp, MHC_ERR_SHAPE, "%s: f_out has shape %s, expected [%d,%d]", op,
+                            mhc_shape_str(f_out, s1, sizeof s1), T, C);
+    out = mhc__new_like(tp, 3, x->shape,
+                        mhc__needs_grad(tp, x) || mhc__needs_grad(tp, h_res) ||
+                            (f_out && (mhc__needs_grad(tp, h_post) || mhc__needs_grad(tp, f_out))), op);
+    if (!out) return NULL;
+    mhc_k_hc_post_forward(out->data, x->data, h_res->data, f_out ? h_post->data : NULL, f_out ? f_out->data : NULL, T, n, C);
+    nd = mhc__tape_record(tp, op, mhc__bw_hc_post, out);
+    if (nd) {
+        nd->in[0] = x; nd->in[1] = h_res; nd->in[2] = f_out ? h_post : NULL; nd->in[3] = f_out;
+        nd->iarg[0] = T; nd->iarg[1] = n; nd->iarg[2] = C;
+    }
+    return tp->failed ? NULL : out;
+}
+
+/* x[t,i,c] = e[t,c]:  de[t,c] += sum_i dx[t,i,c] */
+static void mhc__bw_hc_expand(mhc_node *nd) {
+    if (nd->in[0]->grad) mhc_k_hc_expand_backward(nd->in[0]->grad, nd->out->grad, nd->iarg[0], nd->iarg[1], nd->iarg[2]);
+}
+
+MHCDEF mhc_tensor *mhc_hc_expand(mhc_tape *tp, mhc_tensor *e, int n) {
+    const char *op = "mhc_hc_expand";
+    mhc_tensor *out;
+    mhc_node *nd;
+    int T, C, shape[3];
+    if (!mhc__op_begin(tp, op, 1, e, NULL)) return NULL;
+    if (n < 1 || n > 1024) return mhc__op_fail(tp, MHC_ERR_SIZE, "%s: n = %d streams, expected 1..1024", op, n);
+    mhc__as_2d(e, &T, &C);
+    if (e->size > (size_t)0x7fffffff / (size_t)n)
+        return mhc__op_fail(tp, MHC_ERR_OVERFLOW, "%s: %zu elements x %d streams exceeds the kernels' int range", op, e->size, n);
+    shape[0] = T; shape[1] = n; shape[2] = C;
+    out = mhc__new_like(tp, 3, shape, mhc__needs_grad(tp, e), op);
+    if (!out) return NULL;
+    mhc_k_hc_expand_forward(out->data, e->data, T, n, C);
+    nd = mhc__tape_record(tp, op, mhc__bw_hc_expand, out);
+    if (nd) { nd->in[0] = e; nd->iarg[0] = T; nd->iarg[1] = n; nd->iarg[2] = C; }
+    return tp->failed ? NULL : out;
+}
+
+/* out = project(logits): d_logits += the exact backward of the truncated iteration (recomputed) */
+static void mhc__bw_sinkhorn(mhc_node *nd) {
+    mhc_tensor *z = nd->in[0];
+    mhc_projection proj = (mhc_projection)nd->iarg[0];
+    int n = nd->iarg[1], iters = nd->iarg[2], T = nd->iarg[3], nch = nd->iarg[4];
+    size_t per;
+    if (!z->grad) return;
+    per = mhc__sk_per(proj, n, iters);
+    mhc__sk_exec(proj, n, iters, nd->farg[0], z->grad, nd->out->grad, z->data, T, 1,
+                 MHC__CAST(double *, nd->saved), nch, per);
+}
+
+MHCDEF mhc_tensor *mhc_sinkhorn(mhc_tape *tp, mhc_projection proj, int n, int iters, double eps, mhc_tensor *logits) {
+    const char *op = "mhc_sinkhorn";
+    mhc_tensor *out;
+    mhc_node *nd;
+    double *work;
+    size_t per, tot, nres;
+    int T, nch, shape[3];
+    char sh[64];
+    if (!mhc__op_begin(tp, op, 1, logits, NULL)) return NULL;
+    if (mhc__proj_args(tp->ctx, op, proj, n, iters, eps, logits->data, logits->data, 1) != MHC_OK) {
+        tp->failed = 1;
+        return NULL;
+    }
+    if (!mhc__fits_int(tp, logits, op)) return NULL;
+    nres = proj == MHC_PROJ_PERM ? (size_t)mhc_perm_count(n) : (size_t)n * (size_t)n;
+    if (!((logits->ndim == 2 && (size_t)logits->shape[1] == nres) ||
+          (proj != MHC_PROJ_PERM && logits->ndim == 3 && logits->shape[1] == n && logits->shape[2] == n)))
+        return mhc__op_fail(tp, MHC_ERR_SHAPE, "%s: logits have shape %s, expected [T, %zu]%s (n = %d, projection %s)", op,
+                            mhc_shape_str(logits, sh, sizeof sh), nres, proj == MHC_PROJ_PERM ? "" : " or [T, n, n]", n,
+                            mhc_projection_name(proj));
+    T = logits->shape[0];
+    shape[0] = T; shape[1] = n; shape[2] = n;
+    out = mhc__new_like(tp, 3, shape, mhc__needs_grad(tp, logits), op);
+    if (!out) return NULL;
+    tot = mhc__sk_scratch(proj, n, iters, T, &nch, &per);
+    if (tot == 0) return mhc__op_fail(tp, MHC_ERR_OVERFLOW, "%s: scratch size overflows (T = %d, n = %d)", op, T, n);
+    work = MHC__CAST(double *, mhc_arena_alloc(tp->arena, tot * sizeof(double)));
+    if (!work) { tp->failed = 1; return NULL; }
+    mhc__sk_exec(proj, n, iters, eps, out->data, NULL, logits->data, T, 0, work, nch, per);
+    nd = mhc__tape_record(tp, op, mhc__bw_sinkhorn, out);
+    if (nd) {
+        nd->in[0] = logits; nd->saved = work;
+        nd->iarg[0] = (int)proj; nd->iarg[1] = n; nd->iarg[2] = iters; nd->iarg[3] = T; nd->iarg[4] = nch;
+        nd->farg[0] = eps;
+    }
+    return tp->failed ? NULL : out;
+}
+
+/* ---- diagnostics ---- */
+
+MHCDEF mhc_result mhc_hc_amax_gain(mhc_ctx *ctx, const mhc_real *const *A, int L, int T, int n, mhc_gain_stats *out) {
+    double *buf, fmax = 0.0, fsum = 0.0, bmax = 0.0, bsum = 0.0;
+    size_t nn = (size_t)n * (size_t)n, per, tot;
+    int l, nch, ch, t;
+    if (!A || !out) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_hc_amax_gain: A or out is NULL");
+    if (L < 1 || T < 1 || n < 1 || n > 1024)
+        return mhc_fail(ctx, MHC_ERR_SIZE, "mhc_hc_amax_gain: L = %d, T = %d, n = %d; expected L, T >= 1 and 1 <= n <= 1024", L, T, n);
+    for (l = 0; l < L; l++)
+        if (!A[l]) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_hc_amax_gain: A[%d] is NULL", l);
+    per = 3 * nn;
+    nch = mhc__nchunks(T, (double)L * (double)nn * n);
+    if (!mhc__mul_ok(per, (size_t)nch, &tot) || tot > SIZE_MAX / sizeof(double) - 2 * (size_t)T)
+        return mhc_fail(ctx, MHC_ERR_OVERFLOW, "mhc_hc_amax_gain: scratch size overflows");
+    tot += 2 * (size_t)T;
+    buf = MHC__CAST(double *, MHC_MALLOC(tot * sizeof(double)));
+    if (!buf) return mhc_fail(ctx, MHC_ERR_NOMEM, "mhc_hc_amax_gain: cannot allocate %zu bytes", tot * sizeof(double));
+    MHC__OMP_FOR(nch > 1)
+    for (ch = 0; ch < nch; ch++) {
+        double *P = buf + 2 * (size_t)T + (size_t)ch * per, *Q = P + nn;
+        int t0 = (int)((long long)T * ch / nch), t1 = (int)((long long)T * (ch + 1) / nch), tt, ll, i, j, k;
+        for (tt = t0; tt < t1; tt++) {
+            double fw = 0.0, bw = 0.0;
+            /* P = A_L ... A_1 (A[0] applied first) */
+            for (k = 0; k < (int)nn; k++) P[k] = (double)A[0][(size_t)tt * nn + k];
+            for (ll = 1; ll < L; ll++) {
+                const mhc_real *Al = A[ll] + (size_t)tt * nn;
+                for (i = 0; i < n; i++)
+                    for (j = 0; j < n; j++) {
+                        double a = 0.0;
+                        for (k = 0; k < n; k++) a += (double)Al[i * n + k] * P[k * n + j];
+                        Q[i * n + j] = a;
+                    }
+                for (k = 0; k < (int)nn; k++) P[k] = Q[k];
+            }
+            for (i = 0; i < n; i++) {
+                double r = 0.0, c = 0.0;
+                for (j = 0; j < n; j++) { r += fabs(P[i * n + j]); c += fabs(P[j * n + i]); }
+                if (r > fw) fw = r;
+                if (c > bw) bw = c;
+            }
+            buf[tt] = fw;
+            buf[T + tt] = bw;
+        }
+    }
+    for (t = 0; t < T; t++) {
+        fsum += buf[t]; bsum += buf[T + t];
+        if (buf[t] > fmax || t == 0) fmax = buf[t];
+        if (buf[T + t] > bmax || t == 0) bmax = buf[T + t];
+    }
+    out->fwd_max = fmax; out->fwd_mean = fsum / T;
+    out->bwd_max = bmax; out->bwd_mean = bsum / T;
+    MHC_FREE(buf);
+    return MHC_OK;
+}
+
+MHCDEF mhc_result mhc_hc_ds_distance(mhc_ctx *ctx, const mhc_real *A, size_t count, int n,
+                                     double *max_row_err, double *max_col_err) {
+    size_t q;
+    double re = 0.0, ce = 0.0;
+    int i, j;
+    if (!A || !max_row_err || !max_col_err) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_hc_ds_distance: NULL argument");
+    if (count < 1 || n < 1 || n > 1024)
+        return mhc_fail(ctx, MHC_ERR_SIZE, "mhc_hc_ds_distance: count = %zu, n = %d; expected count >= 1 and 1 <= n <= 1024",
+                        count, n);
+    for (q = 0; q < count; q++) {
+        const mhc_real *M = A + q * (size_t)n * (size_t)n;
+        for (i = 0; i < n; i++) {
+            double r = 0.0, c = 0.0;
+            for (j = 0; j < n; j++) { r += (double)M[i * n + j]; c += (double)M[j * n + i]; }
+            /* NaN counts as infinitely far */
+            if (!(fabs(r - 1.0) <= re)) re = r != r ? HUGE_VAL : fabs(r - 1.0);
+            if (!(fabs(c - 1.0) <= ce)) ce = c != c ? HUGE_VAL : fabs(c - 1.0);
+        }
+    }
+    *max_row_err = re;
+    *max_col_err = ce;
+    return MHC_OK;
+}
 
 /* =========================================================================================
  * OPTIMIZER AND TRAINER (implementation)

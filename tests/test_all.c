@@ -12,3 +12,4 @@
 #include "test_compare.c"
 #include "test_optim.c"
 #include "test_ckpt.c"
+#include "test_hc.c"
