@@ -14,8 +14,9 @@ endif
 BUILD   ?= build
 HDR     = mhc.h
 TEST_SRC = $(wildcard tests/test_*.c) tests/test.h tests/test_groups.h examples/cli.h
-# build/mhc and its objects: double precision, POSIX for dirent.h (see the rules below)
-CLI_CFLAGS = $(CFLAGS) -DMHC_DOUBLE -D_POSIX_C_SOURCE=200809L
+# build/mhc and its objects: float (the training precision; the verifier compiles its own float and
+# double copies), POSIX for dirent.h, isatty and clock_gettime (see the rules below)
+CLI_CFLAGS = $(CFLAGS) -D_POSIX_C_SOURCE=200809L
 CLI_LIB    = $(BUILD)/mhc_impl.o $(BUILD)/compare.o
 
 .PHONY: all test test-asan test-cli check-compile demo clean valgrind
@@ -35,12 +36,12 @@ $(BUILD)/test_main.o: tests/test_main.c tests/test.h tests/test_groups.h | $(BUI
 $(BUILD)/test: $(BUILD)/test_main.o $(BUILD)/test_f32.o $(BUILD)/test_f64.o $(CLI_LIB)
 	$(CC) $(CFLAGS) $(OMPFLAGS) $^ -o $@ $(LDLIBS)
 
-# ---- build/mhc, the command-line tool (examples/): every object in double precision, with
-# POSIX for dirent.h. mhc_impl.o holds the one copy of the implementation; compare.o is also
-# linked into the test runner (tests/test_compare.c). ----
-$(BUILD)/mhc_impl.o $(BUILD)/compare.o $(BUILD)/verify.o $(BUILD)/mhc_cli.o: $(BUILD)/%.o: examples/%.c examples/cli.h $(HDR) | $(BUILD)
+# ---- build/mhc, the command-line tool (examples/). mhc_impl.o holds the one float copy of the
+# implementation; compare.o is also linked into the test runner (tests/test_compare.c). ----
+EX_HDRS = examples/cli.h examples/gpt.h examples/train.h examples/plot.h examples/corpus.h
+$(BUILD)/mhc_impl.o $(BUILD)/compare.o $(BUILD)/verify.o $(BUILD)/mhc_cli.o $(BUILD)/train.o: $(BUILD)/%.o: examples/%.c $(EX_HDRS) $(HDR) | $(BUILD)
 	$(CC) $(CLI_CFLAGS) $(OMPFLAGS) -c $< -o $@
-$(BUILD)/mhc: $(BUILD)/mhc_cli.o $(BUILD)/verify.o $(CLI_LIB)
+$(BUILD)/mhc: $(BUILD)/mhc_cli.o $(BUILD)/verify.o $(BUILD)/train.o $(CLI_LIB)
 	$(CC) $(CFLAGS) $(OMPFLAGS) $^ -o $@ $(LDLIBS)
 
 # ---- compile-only checks: C99 with gcc and clang (plain, static, double), C++ ----

@@ -181,7 +181,7 @@ static int train_load_data(const char *path, int seq, train_data *d) {
         }
         if (len == 0) {
             fprintf(stderr, "train: --data '%s' is empty\n", path);
-            MHC_FREE(buf);
+            free(buf);
             return 0;
         }
         d->bytes = (unsigned char *)buf;
@@ -248,7 +248,7 @@ static mhc_result train_read_config(mhc_ctx *ctx, const char *path, unsigned cha
     mhc_result r = mhc_read_file(ctx, path, &buf, &len);
     if (r != MHC_OK) return r;
     r = mhc_checkpoint_parse(ctx, buf, len, blob, cap, nb, NULL, NULL, NULL);
-    MHC_FREE(buf);
+    free(buf);
     return r;
 }
 

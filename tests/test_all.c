@@ -13,3 +13,4 @@
 #include "test_optim.c"
 #include "test_ckpt.c"
 #include "test_hc.c"
+#include "test_gpt.c"

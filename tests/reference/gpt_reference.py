@@ -52,9 +52,17 @@ def attention(qkv, B, T, H):
     return (att @ v).transpose(1, 2).reshape(B * T, C)
 
 
-def hc_unconstrained(x, P, pre, n, layer_index):
-    """Hyper-Connections as the mHC paper restates them (spec Sec. 6)."""
-    raise NotImplementedError
+def hc_unconstrained(x, theta, scale, base, n, norm_eps):
+    """Hyper-Connections as the mHC paper restates them (spec Sec. 6): per-stream RMSNorm over C,
+    theta [n+2, C] = [theta_pre; theta_post; theta_res (n rows)], base = [b_pre | b_post | b_res]:
+    H_pre[i] = a_pre tanh(theta_pre . xn_i) + b_pre[i], H_post likewise,
+    A[i][j] = a_res tanh(theta_res[i] . xn_j) + b_res[i][j]."""
+    xn = x * torch.rsqrt((x * x).mean(dim=-1, keepdim=True) + norm_eps)      # [T, n, C]
+    dots = torch.einsum("tic,kc->tik", xn, theta)                              # [T, n, n+2]
+    h_pre = scale[0] * torch.tanh(dots[:, :, 0]) + base[:n]
+    h_post = scale[1] * torch.tanh(dots[:, :, 1]) + base[n:2 * n]
+    a = scale[2] * torch.tanh(dots[:, :, 2:].transpose(1, 2)) + base[2 * n:].reshape(n, n)
+    return h_pre, h_post, a
 
 
 def forward(P, cfg, tokens, targets):
@@ -80,12 +88,15 @@ def forward(P, cfg, tokens, targets):
             x = x + inner(rmsnorm(x, P[pre + ".norm"]))
             continue
         fn, scale, base = P[pre + ".hc.fn"], P[pre + ".hc.scale"], P[pre + ".hc.base"]
-        mix = mixing_logits(x, fn, None, hcfg["norm_eps"])
-        h_pre = torch.sigmoid(mix[:, :n] * scale[0] + base[:n]) + hcfg["pre_eps"]
-        h_post = torch.sigmoid(mix[:, n:2 * n] * scale[1] + base[n:2 * n]) * hcfg["post_mult"]
-        z = mix[:, 2 * n:] * scale[2] + base[2 * n:]
-        comb = project(z, n, hcfg)
-        a = comb if (hcfg["projection"] == "perm" or hcfg["orient"] == "h") else comb.transpose(-1, -2)
+        if residual == "hc":
+            h_pre, h_post, a = hc_unconstrained(x, fn, scale, base, n, hcfg["norm_eps"])
+        else:
+            mix = mixing_logits(x, fn, None, hcfg["norm_eps"])
+            h_pre = torch.sigmoid(mix[:, :n] * scale[0] + base[:n]) + hcfg["pre_eps"]
+            h_post = torch.sigmoid(mix[:, n:2 * n] * scale[1] + base[n:2 * n]) * hcfg["post_mult"]
+            z = mix[:, 2 * n:] * scale[2] + base[2 * n:]
+            comb = project(z, n, hcfg)
+            a = comb if (hcfg["projection"] == "perm" or hcfg["orient"] == "h") else comb.transpose(-1, -2)
         li = torch.einsum("ti,tic->tc", h_pre, x)
         f = inner(rmsnorm(li, P[pre + ".norm"]))
         x = torch.einsum("tij,tjc->tic", a, x) + h_post[:, :, None] * f[:, None, :]
