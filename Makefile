@@ -19,7 +19,7 @@ TEST_SRC = $(wildcard tests/test_*.c) tests/test.h tests/test_groups.h examples/
 CLI_CFLAGS = $(CFLAGS) -D_POSIX_C_SOURCE=200809L
 CLI_LIB    = $(BUILD)/mhc_impl.o $(BUILD)/compare.o
 
-.PHONY: all test test-asan test-cli check-compile demo clean valgrind
+.PHONY: all test test-asan test-cli test-train check-compile demo clean valgrind
 
 all: $(BUILD)/test $(BUILD)/mhc check-compile $(BUILD)/readme_example
 
@@ -69,13 +69,17 @@ $(BUILD)/readme_example: README.md $(HDR) | $(BUILD)
 	awk '/<!-- readme-example -->/{f=1;next} f&&/^```c/{g=1;next} g&&/^```/{exit} g' README.md > $(BUILD)/readme_example.c
 	$(CC) $(CFLAGS) -Werror $(OMPFLAGS) $(BUILD)/readme_example.c -o $@ $(LDLIBS)
 
-test: $(BUILD)/test check-compile $(BUILD)/readme_example test-cli
+test: $(BUILD)/test check-compile $(BUILD)/readme_example test-cli test-train
 	./$(BUILD)/readme_example
 	./$(BUILD)/test
 
 # Exit codes of build/mhc on the committed vectors (no Python needed).
 test-cli: $(BUILD)/mhc
 	@sh tests/test_cli.sh $(BUILD)/mhc
+
+# `mhc train` end to end: resume and thread determinism, damaged checkpoints, bad input.
+test-train: $(BUILD)/mhc
+	@sh tests/test_train.sh $(BUILD)/mhc
 
 # AddressSanitizer + UndefinedBehaviorSanitizer, in a separate build directory.
 test-asan:

@@ -827,6 +827,7 @@ MHCDEF mhc_result mhc_checkpoint_serialize(mhc_ctx *ctx, void *buf, size_t cap, 
 #include <stdlib.h>
 #include <string.h>
 #include <float.h>
+#include <errno.h>
 
 #if defined(MHC_MALLOC) && defined(MHC_FREE) && defined(MHC_REALLOC)
 /* all three given */
@@ -4204,7 +4205,7 @@ MHCDEF mhc_result mhc_read_file(mhc_ctx *ctx, const char *path, void **buf, size
     if (!path || !buf || !len)
         return mhc_fail(ctx, MHC_ERR_NULL, "mhc_read_file: %s is NULL", !path ? "path" : !buf ? "buf" : "len");
     f = fopen(path, "rb");
-    if (!f) return mhc_fail(ctx, MHC_ERR_IO, "mhc_read_file: cannot open '%s' for reading", path);
+    if (!f) return mhc_fail(ctx, MHC_ERR_IO, "mhc_read_file: cannot open '%s' for reading: %s", path, strerror(errno));
     for (;;) {
         size_t want, got;
         if (cap - n < 2) {   /* room for at least one more byte and the terminating 0 */
@@ -4537,7 +4538,6 @@ MHCDEF mhc_result mhc_npy_write(mhc_ctx *ctx, const char *path, int ndim, const 
 #ifdef __cplusplus
 }
 #endif
-#include <errno.h>
 #include <limits.h>
 #if defined(__unix__) || defined(__APPLE__)
 #include <unistd.h>

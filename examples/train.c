@@ -31,6 +31,8 @@ typedef struct train_opts {
     const char *data, *save, *resume, *log, *plot, *label;
     gpt_config cfg;
     int batch, steps, threads, eval_every, eval_batches, warmup, quiet;
+    int fault_nan_step;            /* testing aid: the loss of this step is taken as NaN */
+    int stop_after;                /* stop (and save) after this step of the --steps schedule */
     int schedule;                  /* mhc_lr_kind */
     double lr, weight_decay, grad_clip;
     unsigned long long seed;
@@ -98,7 +100,9 @@ static void train_usage(FILE *f) {
         "  --schedule KIND      cosine | step (paper: x0.316 at 80%%, x0.1 at 90%%) | constant\n"
         "  --weight-decay WD    (default 0.1)   --grad-clip G (default 1.0, 0 = off)\n"
         "  --seed S  --threads K  --eval-every K (0 = never)  --eval-batches N\n"
-        "  --save FILE  --resume FILE  --log FILE.csv  --plot FILE.svg  --quiet\n");
+        "  --save FILE  --resume FILE  --log FILE.csv  --plot FILE.svg  --quiet\n"
+        "  --stop-after K       stop (and --save) after step K of the --steps schedule; resume later\n"
+        "  --fault-nan-step K   testing aid: treat the loss of step K as NaN (checks the stop path)\n");
 }
 
 static int train_parse(int argc, char **argv, train_opts *o) {
@@ -142,6 +146,8 @@ static int train_parse(int argc, char **argv, train_opts *o) {
         else if (!strcmp(a, "--eval-every")) ok = train__int(a, v, 0, 1 << 30, &o->eval_every);
         else if (!strcmp(a, "--eval-batches")) ok = train__int(a, v, 1, 1 << 16, &o->eval_batches);
         else if (!strcmp(a, "--warmup")) ok = train__int(a, v, 0, 1 << 30, &o->warmup);
+        else if (!strcmp(a, "--stop-after")) ok = train__int(a, v, 1, 1 << 30, &o->stop_after);
+        else if (!strcmp(a, "--fault-nan-step")) ok = train__int(a, v, 1, 1 << 30, &o->fault_nan_step);
         else if (!strcmp(a, "--lr")) ok = train__num(a, v, 0, 10, &o->lr);
         else if (!strcmp(a, "--weight-decay")) ok = train__num(a, v, 0, 10, &o->weight_decay);
         else if (!strcmp(a, "--grad-clip")) ok = train__num(a, v, 0, 1e9, &o->grad_clip);
@@ -358,7 +364,7 @@ static int train_run(const train_opts *o_in, train_summary *summary) {
                 o.cfg.n, o.cfg.layers, 2 * o.cfg.layers, o.cfg.dim, o.cfg.heads, o.cfg.seq, o.batch,
                 model.params.size, o.steps);
     t0 = train__now();
-    for (step = (int)trainer.step; step < o.steps; step++) {
+    for (step = (int)trainer.step; step < (o.stop_after > 0 && o.stop_after < o.steps ? o.stop_after : o.steps); step++) {
         mhc_tensor *loss;
         mhc_gain_stats g;
         double ts = train__now(), lossv, val = NAN;
@@ -370,6 +376,7 @@ static int train_run(const train_opts *o_in, train_summary *summary) {
             goto done_tape;
         }
         lossv = (double)loss->data[0];
+        if (o.fault_nan_step == step + 1) lossv = NAN;
         if (gpt_gain(&ctx, &model, o.batch * o.cfg.seq, &g) != MHC_OK) {
             fprintf(stderr, "train: %s\n", mhc_ctx_message(&ctx));
             goto done_tape;
@@ -398,8 +405,8 @@ static int train_run(const train_opts *o_in, train_summary *summary) {
         }
         plot_series_add(&series, step + 1, lossv, val, g.fwd_max, g.bwd_max);
         if (logf) {
-            fprintf(logf, "%d,%.6f,", step + 1, lossv);
-            if (isfinite(val)) fprintf(logf, "%.6f", val);
+            fprintf(logf, "%d,%.9g,", step + 1, lossv);   /* %.9g: a float round-trips exactly */
+            if (isfinite(val)) fprintf(logf, "%.9g", val);
             fprintf(logf, ",%.6g,%.6g,%.6g,%.6g,%.1f\n", trainer.last_lr, trainer.last_grad_norm, g.fwd_max, g.bwd_max,
                     tokens_per_s);
         }
@@ -415,7 +422,7 @@ static int train_run(const train_opts *o_in, train_summary *summary) {
         }
     }
     if (tty) fputc('\n', stderr);
-    if (o.save && !(o.eval_every > 0) &&
+    if (o.save && !(o.eval_every > 0 && step > 0 && (step % o.eval_every == 0 || step == o.steps)) &&
         mhc_checkpoint_save(&ctx, o.save, blob, sizeof blob, &model.params, &trainer, &rng) != MHC_OK) {
         fprintf(stderr, "train: --save: %s\n", mhc_ctx_message(&ctx));
         goto done_tape;
