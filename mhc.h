@@ -259,7 +259,7 @@ MHCDEF void mhc_ref_matmul_abt(mhc_real *C, const mhc_real *A, const mhc_real *B
 MHCDEF void mhc_ref_matmul_atb(mhc_real *C, const mhc_real *A, const mhc_real *B, int M, int K, int N, int acc);
 
 /* RMSNorm over the last dimension: y = x * rsqrt(mean(x^2) + eps) * w   (w may be NULL).
-   rstd[N] is saved for the backward. */
+   rstd[N] is saved for the backward: dx += r w dy - x r^3/D sum(dy w x);  dw += sum_rows dy x r. */
 MHCDEF void mhc_k_rmsnorm_forward(mhc_real *y, mhc_real *rstd, const mhc_real *x, const mhc_real *w,
                                   int N, int D, double eps);
 MHCDEF void mhc_k_rmsnorm_backward(mhc_real *dx, mhc_real *dw, const mhc_real *dy, const mhc_real *x,
@@ -272,7 +272,8 @@ MHCDEF double mhc_act_deriv(mhc_act act, double x);   /* its derivative, in doub
 MHCDEF void mhc_k_act_forward(mhc_act act, mhc_real *y, const mhc_real *x, size_t n);
 MHCDEF void mhc_k_act_backward(mhc_act act, mhc_real *dx, const mhc_real *dy, const mhc_real *x, size_t n);
 
-/* Stable softmax over the last dimension of [N,D]: y = exp(x - max) / sum. */
+/* Stable softmax over the last dimension of [N,D]: y = exp(x - max) / sum.
+   Backward: dx += y (dy - sum(dy y)) per row. */
 MHCDEF void mhc_k_softmax_forward(mhc_real *y, const mhc_real *x, int N, int D);
 MHCDEF void mhc_k_softmax_backward(mhc_real *dx, const mhc_real *dy, const mhc_real *y, int N, int D);
 
@@ -349,15 +350,17 @@ MHCDEF mhc_tensor *mhc_matmul_ab(mhc_tape *tp, mhc_tensor *a, mhc_tensor *b);
 MHCDEF mhc_tensor *mhc_matmul_abt(mhc_tape *tp, mhc_tensor *a, mhc_tensor *b);
 /* out = a + b (same shape), or a[..,D] + b[D] when b is 1-D (bias broadcast over rows). */
 MHCDEF mhc_tensor *mhc_add(mhc_tape *tp, mhc_tensor *a, mhc_tensor *b);
-MHCDEF mhc_tensor *mhc_mul(mhc_tape *tp, mhc_tensor *a, mhc_tensor *b);     /* same shape, elementwise */
+MHCDEF mhc_tensor *mhc_mul(mhc_tape *tp, mhc_tensor *a, mhc_tensor *b);     /* out = a * b, same shape, elementwise */
 MHCDEF mhc_tensor *mhc_scale(mhc_tape *tp, mhc_tensor *a, double s);        /* out = s a */
-MHCDEF mhc_tensor *mhc_rmsnorm(mhc_tape *tp, mhc_tensor *x, mhc_tensor *w, double eps);   /* w may be NULL */
-MHCDEF mhc_tensor *mhc_activation(mhc_tape *tp, mhc_act act, mhc_tensor *x);
-MHCDEF mhc_tensor *mhc_sigmoid(mhc_tape *tp, mhc_tensor *x);
-MHCDEF mhc_tensor *mhc_tanh(mhc_tape *tp, mhc_tensor *x);
-MHCDEF mhc_tensor *mhc_gelu(mhc_tape *tp, mhc_tensor *x);                   /* tanh approximation */
-MHCDEF mhc_tensor *mhc_silu(mhc_tape *tp, mhc_tensor *x);
-MHCDEF mhc_tensor *mhc_softmax(mhc_tape *tp, mhc_tensor *x);                /* over the last dim */
+/* out = x * rsqrt(mean(x^2) + eps) * w over the last dimension (w [D] may be NULL: no weight) */
+MHCDEF mhc_tensor *mhc_rmsnorm(mhc_tape *tp, mhc_tensor *x, mhc_tensor *w, double eps);
+MHCDEF mhc_tensor *mhc_activation(mhc_tape *tp, mhc_act act, mhc_tensor *x);   /* out = f(x) elementwise */
+MHCDEF mhc_tensor *mhc_sigmoid(mhc_tape *tp, mhc_tensor *x);                /* 1 / (1 + exp(-x)) */
+MHCDEF mhc_tensor *mhc_tanh(mhc_tape *tp, mhc_tensor *x);                   /* tanh(x) */
+/* gelu, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
+MHCDEF mhc_tensor *mhc_gelu(mhc_tape *tp, mhc_tensor *x);
+MHCDEF mhc_tensor *mhc_silu(mhc_tape *tp, mhc_tensor *x);                   /* x sigmoid(x) */
+MHCDEF mhc_tensor *mhc_softmax(mhc_tape *tp, mhc_tensor *x);                /* exp(x - max) / sum, over the last dim */
 /* out[T,D] = table[ids[t]]; table is [V,D], ids copied into the arena. */
 MHCDEF mhc_tensor *mhc_embedding(mhc_tape *tp, mhc_tensor *table, const int *ids, int T);
 /* qkv [B,T,3C] (or [B*T,3C]) -> out [B,T,C], causal, H heads. */
@@ -365,8 +368,8 @@ MHCDEF mhc_tensor *mhc_attention(mhc_tape *tp, mhc_tensor *qkv, int B, int T, in
 /* Mean cross-entropy of logits [N,V] against targets[N] -> a 1-element tensor. */
 MHCDEF mhc_tensor *mhc_cross_entropy(mhc_tape *tp, mhc_tensor *logits, const int *targets);
 /* Reductions to a 1-element tensor (losses for tests and examples). */
-MHCDEF mhc_tensor *mhc_sum(mhc_tape *tp, mhc_tensor *x);
-MHCDEF mhc_tensor *mhc_mean(mhc_tape *tp, mhc_tensor *x);
+MHCDEF mhc_tensor *mhc_sum(mhc_tape *tp, mhc_tensor *x);                    /* sum_i x_i */
+MHCDEF mhc_tensor *mhc_mean(mhc_tape *tp, mhc_tensor *x);                   /* sum_i x_i / size */
 /* sum(x * w) where w is a constant array of x->size reals (copied): a "random projection" loss. */
 MHCDEF mhc_tensor *mhc_dot_const(mhc_tape *tp, mhc_tensor *x, const mhc_real *w);
 
@@ -593,9 +596,10 @@ MHCDEF mhc_result mhc_hc_pre(mhc_tape *tp, const mhc_hc_spec *s, mhc_tensor *x, 
                              mhc_hc_pre_out *out);
 /* out[T,n,C] = A x + h_post f_out (f_out [T,C] may be NULL). */
 MHCDEF mhc_tensor *mhc_hc_post(mhc_tape *tp, mhc_tensor *x, mhc_tensor *h_res, mhc_tensor *h_post, mhc_tensor *f_out);
-/* e [T,C] -> x [T,n,C]. */
+/* e [T,C] -> x [T,n,C]: x[t,i,c] = e[t,c] (every stream a copy of the embedding). */
 MHCDEF mhc_tensor *mhc_hc_expand(mhc_tape *tp, mhc_tensor *e, int n);
-/* x [T,n,C] -> out [T,C] (the head parameters: fn [n,n*C], scale [1], base [n]). */
+/* x [T,n,C] -> out [T,C] = sum_i h[i] x[i], h = sigmoid(mix s0 + b) + pre_eps (the head parameters:
+   fn [n,n*C], scale [1], base [n]). */
 MHCDEF mhc_tensor *mhc_hc_head(mhc_tape *tp, const mhc_hc_spec *s, mhc_tensor *x, const mhc_hc_params *w);
 /* logits [T, nres] (or [T,n,n]) -> the projection [T,n,n], as a tape op. */
 MHCDEF mhc_tensor *mhc_sinkhorn(mhc_tape *tp, mhc_projection proj, int n, int iters, double eps, mhc_tensor *logits);
@@ -869,6 +873,7 @@ extern "C" {
 
 /* =========================================================================================
  * CONFIG AND PORTABILITY (implementation)
+ * The version string and the overflow-checked multiplication used by the size computations.
  * ========================================================================================= */
 
 MHCDEF const char *mhc_version(void) { return MHC_VERSION_STRING " (" MHC_REAL_NAME ")"; }
@@ -882,6 +887,8 @@ static int mhc__mul_ok(size_t a, size_t b, size_t *out) {
 
 /* =========================================================================================
  * RESULTS AND ERRORS (implementation)
+ * Result names and the context's message: mhc_fail formats into the caller's mhc_ctx (never a
+ * global), so each object reports its own last error.
  * ========================================================================================= */
 
 MHCDEF const char *mhc_result_string(mhc_result r) {
@@ -930,6 +937,9 @@ MHCDEF mhc_result mhc_fail(mhc_ctx *ctx, mhc_result r, const char *fmt, ...) {
 
 /* =========================================================================================
  * RNG (implementation)
+ * splitmix64 expands the seed into xoshiro256** state. The 64-bit stream is pure integer
+ * arithmetic (the same on every platform); uniforms take its top 53 bits; normals are
+ * Box-Muller in double.
  * ========================================================================================= */
 
 static uint64_t mhc__splitmix64(uint64_t *x) {
@@ -999,6 +1009,8 @@ MHCDEF void mhc_rng_fill_uniform(mhc_rng *rng, mhc_real *x, size_t count, double
 
 /* =========================================================================================
  * TENSORS, ARENA, PARAMETER STORE (implementation)
+ * The arena's block chain (collapsed into one block of the peak size on reset, so steady-state
+ * steps do not allocate), shape helpers, and the parameter store's four flat arrays.
  * ========================================================================================= */
 
 struct mhc_arena_block {
@@ -1283,6 +1295,9 @@ MHCDEF void mhc_params_free(mhc_params *p) {
 
 /* =========================================================================================
  * KERNELS (implementation)
+ * Forward/backward pairs on raw arrays, each parallel over the axis that owns its output (rows,
+ * or columns for weight gradients) and summing in a fixed order, so the bits do not depend on
+ * the thread count. The naive mhc_ref_* loops (double accumulation) are the tests' references.
  * ========================================================================================= */
 
 /* Matmul. Each output row belongs to one thread; inside a row the k loop runs in a fixed order,
@@ -1612,6 +1627,9 @@ MHCDEF void mhc_k_crossentropy_backward(mhc_real *dlogits, const mhc_real *dloss
 
 /* =========================================================================================
  * AUTOGRAD TAPE AND OPS (implementation)
+ * Node recording and the checked ops: each op validates its inputs (the message names the
+ * shapes), runs its kernel, and records a node whose backward (mhc__bw_*) accumulates into the
+ * inputs' gradients, mostly through the kernel's backward.
  * ========================================================================================= */
 
 /* The tape is a linked list of nodes in the arena, newest first. An op:
@@ -1952,7 +1970,7 @@ MHCDEF mhc_tensor *mhc_scale(mhc_tape *tp, mhc_tensor *a, double s) {
 
 /* ---- rmsnorm --------------------------------------------------------------------------- */
 
-static void mhc__bw_rmsnorm(mhc_node *n) {
+static void mhc__bw_rmsnorm(mhc_node *n) {   /* dx += r w dy - x r^3/D sum(dy w x);  dw += sum_rows dy x r */
     mhc_tensor *x = n->in[0], *w = n->in[1];
     mhc_k_rmsnorm_backward(x->grad, w ? w->grad : NULL, n->out->grad, x->data, w ? w->data : NULL,
                            MHC__CAST(const mhc_real *, n->saved), n->iarg[0], n->iarg[1]);
@@ -1984,7 +2002,7 @@ MHCDEF mhc_tensor *mhc_rmsnorm(mhc_tape *tp, mhc_tensor *x, mhc_tensor *w, doubl
 
 /* ---- activations, softmax -------------------------------------------------------------- */
 
-static void mhc__bw_act(mhc_node *n) {
+static void mhc__bw_act(mhc_node *n) {   /* dx += f'(x) dout */
     mhc_k_act_backward((mhc_act)n->iarg[0], n->in[0]->grad, n->out->grad, n->in[0]->data, n->out->size);
 }
 
@@ -2007,7 +2025,7 @@ MHCDEF mhc_tensor *mhc_tanh(mhc_tape *tp, mhc_tensor *x) { return mhc_activation
 MHCDEF mhc_tensor *mhc_gelu(mhc_tape *tp, mhc_tensor *x) { return mhc_activation(tp, MHC_ACT_GELU, x); }
 MHCDEF mhc_tensor *mhc_silu(mhc_tape *tp, mhc_tensor *x) { return mhc_activation(tp, MHC_ACT_SILU, x); }
 
-static void mhc__bw_softmax(mhc_node *n) {
+static void mhc__bw_softmax(mhc_node *n) {   /* dx += y (dout - sum(dout y)) per row */
     mhc_k_softmax_backward(n->in[0]->grad, n->out->grad, n->out->data, n->iarg[0], n->iarg[1]);
 }
 
@@ -2028,7 +2046,7 @@ MHCDEF mhc_tensor *mhc_softmax(mhc_tape *tp, mhc_tensor *x) {
 
 /* ---- embedding ------------------------------------------------------------------------- */
 
-static void mhc__bw_embedding(mhc_node *n) {
+static void mhc__bw_embedding(mhc_node *n) {   /* dtable[ids[t]] += dout[t] */
     mhc_k_embedding_backward(n->in[0]->grad, n->out->grad, MHC__CAST(const int *, n->saved), n->iarg[0], n->iarg[1]);
 }
 
@@ -2062,7 +2080,7 @@ MHCDEF mhc_tensor *mhc_embedding(mhc_tape *tp, mhc_tensor *table, const int *ids
 
 /* ---- attention ------------------------------------------------------------------------- */
 
-static void mhc__bw_attention(mhc_node *n) {
+static void mhc__bw_attention(mhc_node *n) {   /* dqkv from dout through softmax(q k^T / sqrt(hs)) v */
     mhc_k_attention_backward(n->in[0]->grad, n->out->grad, MHC__CAST(const mhc_real *, n->saved), n->in[0]->data,
                              n->iarg[0], n->iarg[1], n->iarg[2], n->iarg[3]);
 }
@@ -2175,6 +2193,8 @@ MHCDEF mhc_tensor *mhc_dot_const(mhc_tape *tp, mhc_tensor *x, const mhc_real *w)
 
 /* =========================================================================================
  * GRADIENT CHECKER (implementation)
+ * Central differences of the loss (evaluated in no-grad mode) against the tape's gradients,
+ * per element and along one random direction through all inputs at once.
  * ========================================================================================= */
 
 /* Evaluate the loss without recording (no-grad): used for the finite differences. */
@@ -2926,6 +2946,8 @@ static void mhc__gates_token(const mhc__pre_io *io, const double *dot, double rs
     }
 }
 
+/* mHC/lite/head forward, per token: mix = (xf . w_k) r; h_pre = sigmoid(mix s0 + b) + pre_eps;
+   h_post = sigmoid(mix s1 + b) post_mult; A = orient(project(mix s2 + b)); li = sum_i h_pre[i] x_i */
 static void mhc__pre_fwd_mhc(const mhc__pre_io *io, double *work, int nch) {
     const mhc_hc_spec *s = io->s;
     int n = s->n, C = io->C, D = n * C, mr = mhc__pre_rows(io), nres = io->head ? 0 : s->nres, ch;
@@ -2971,6 +2993,10 @@ static void mhc__pre_fwd_mhc(const mhc__pre_io *io, double *work, int nch) {
     }
 }
 
+/* Its backward (derived in docs/tour.md Sec. 6): du_pre = (dh_pre + dli . x_i) s'(.), du_post =
+   dh_post post_mult s'(.), du_res = dz (mhc__proj_bwd); dbase += du; dscale[g] += du mix;
+   ddot = du s_g r; dr = sum du s_g dot; dx += sum_k ddot[k] w[k] - dr r^3 x / D + h_pre dli;
+   dfn, dnw from ddot x (mhc__acc_reduce) */
 static void mhc__pre_bwd_mhc(const mhc__pre_io *io, double *work, int nch, double *tok) {
     const mhc_hc_spec *s = io->s;
     int n = s->n, C = io->C, D = n * C, mr = mhc__pre_rows(io), nres = io->head ? 0 : s->nres, ch, k;
@@ -3086,6 +3112,8 @@ static void mhc__hcdyn_token(const mhc__pre_io *io, int t, double *rs, double *x
     }
 }
 
+/* HC forward, per token: h_pre[i] = a0 tanh(th_pre . xn_i) + b_pre[i]; h_post likewise;
+   A[i][j] = a2 tanh(th_res[i] . xn_j) + b_res[i][j]; li = sum_i h_pre[i] x_i */
 static void mhc__pre_fwd_hc(const mhc__pre_io *io, double *work, int nch) {
     int n = io->s->n, C = io->C, q = n + 2, ch;
     size_t per = mhc__pre_chunk_doubles(io);
@@ -3117,6 +3145,7 @@ static void mhc__pre_fwd_hc(const mhc__pre_io *io, double *work, int nch) {
     }
 }
 
+/* Its backward: tanh' = 1 - tanh^2 for the gates, then the per-stream RMSNorm backward into x */
 static void mhc__pre_bwd_hc(const mhc__pre_io *io, double *work, int nch, double *tok) {
     int n = io->s->n, C = io->C, q = n + 2, nb = 2 * n + n * n, ch, k;
     size_t per = mhc__pre_chunk_doubles(io);
@@ -3196,6 +3225,7 @@ static void mhc__pre_bwd_hc(const mhc__pre_io *io, double *work, int nch, double
     mhc__acc_reduce(io->dfn, io->dnw, coef_all, io->x, io->fn, io->nw, io->T * n, q, C);
 }
 
+/* none (the plain residual, n = 1): li = x, h_pre = h_post = A = 1;  backward dx += dli */
 static void mhc__pre_fwd_none(const mhc__pre_io *io) {
     size_t t, C = (size_t)io->C;
     for (t = 0; t < (size_t)io->T; t++) {
@@ -3943,6 +3973,8 @@ MHCDEF mhc_result mhc_hc_ds_distance(mhc_ctx *ctx, const mhc_real *A, size_t cou
 
 /* =========================================================================================
  * OPTIMIZER AND TRAINER (implementation)
+ * AdamW in double per element, the schedules, the global gradient norm in fixed chunks
+ * (thread-count independent), and the trainer step that checks, clips and updates.
  * ========================================================================================= */
 
 /* Finite test on the bits (stays correct under -ffast-math, where isfinite may fold to 1). */
@@ -4180,6 +4212,8 @@ MHCDEF mhc_result mhc_trainer_step(mhc_trainer *tr, mhc_params *p) {
 
 /* =========================================================================================
  * I/O: .npy AND CHECKPOINTS (implementation)
+ * File reading shared by both formats, the bounds-checked .npy parser and writer, and the
+ * checkpoint serialiser/verifier (all-or-nothing load, atomic save).
  * ========================================================================================= */
 
 /* ---------------------------------------- NPY ---------------------------------------------
