@@ -13,11 +13,12 @@ else
 endif
 BUILD   ?= build
 HDR     = mhc.h
-TEST_SRC = $(wildcard tests/test_*.c) tests/test.h tests/test_groups.h examples/cli.h
+TEST_SRC = $(wildcard tests/test_*.c) tests/test.h tests/test_groups.h examples/cli.h examples/verify.h
 # build/mhc and its objects: float (the training precision; the verifier compiles its own float and
 # double copies), POSIX for dirent.h, isatty and clock_gettime (see the rules below)
 CLI_CFLAGS = $(CFLAGS) -D_POSIX_C_SOURCE=200809L
 CLI_LIB    = $(BUILD)/mhc_impl.o $(BUILD)/compare.o
+VERIFY_OBJ = $(BUILD)/verify.o $(BUILD)/verify_impl_f32.o $(BUILD)/verify_impl_f64.o
 
 .PHONY: all test test-asan test-cli test-train check-compile demo clean valgrind
 .PHONY: examples test-examples check-examples ex1 ex2 ex3 ex4 ex5
@@ -34,7 +35,7 @@ $(BUILD)/test_f64.o: tests/test_all.c $(HDR) $(TEST_SRC) | $(BUILD)
 	$(CC) $(CFLAGS) $(OMPFLAGS) -DMHC_DOUBLE -c tests/test_all.c -o $@
 $(BUILD)/test_main.o: tests/test_main.c tests/test.h tests/test_groups.h | $(BUILD)
 	$(CC) $(CFLAGS) -c tests/test_main.c -o $@
-$(BUILD)/test: $(BUILD)/test_main.o $(BUILD)/test_f32.o $(BUILD)/test_f64.o $(CLI_LIB)
+$(BUILD)/test: $(BUILD)/test_main.o $(BUILD)/test_f32.o $(BUILD)/test_f64.o $(CLI_LIB) $(VERIFY_OBJ)
 	$(CC) $(CFLAGS) $(OMPFLAGS) $^ -o $@ $(LDLIBS)
 
 # ---- build/mhc, the command-line tool (examples/). mhc_impl.o holds the one float copy of the
@@ -42,7 +43,15 @@ $(BUILD)/test: $(BUILD)/test_main.o $(BUILD)/test_f32.o $(BUILD)/test_f64.o $(CL
 EX_HDRS = examples/cli.h examples/gpt.h examples/train.h examples/plot.h examples/corpus.h
 $(BUILD)/mhc_impl.o $(BUILD)/compare.o $(BUILD)/verify.o $(BUILD)/mhc_cli.o $(BUILD)/train.o: $(BUILD)/%.o: examples/%.c $(EX_HDRS) $(HDR) | $(BUILD)
 	$(CC) $(CLI_CFLAGS) $(OMPFLAGS) -c $< -o $@
-$(BUILD)/mhc: $(BUILD)/mhc_cli.o $(BUILD)/verify.o $(BUILD)/train.o $(CLI_LIB)
+# verify: verify.o reads and writes the case (all values as double); the computation
+# (verify_impl.c) is compiled twice with the implementation static, once per precision, because
+# a case's dtype chooses the precision it runs in. The test runner links them too (test_verify).
+$(BUILD)/verify.o: examples/verify.h
+$(BUILD)/verify_impl_f64.o: examples/verify_impl.c examples/verify.h $(HDR) | $(BUILD)
+	$(CC) $(CFLAGS) $(OMPFLAGS) -DMHC_DOUBLE -c examples/verify_impl.c -o $@
+$(BUILD)/verify_impl_f32.o: examples/verify_impl.c examples/verify.h $(HDR) | $(BUILD)
+	$(CC) $(CFLAGS) $(OMPFLAGS) -c examples/verify_impl.c -o $@
+$(BUILD)/mhc: $(BUILD)/mhc_cli.o $(VERIFY_OBJ) $(BUILD)/train.o $(CLI_LIB)
 	$(CC) $(CFLAGS) $(OMPFLAGS) $^ -o $@ $(LDLIBS)
 
 # ---- compile-only checks: C99 with gcc and clang (plain, static, double), C++ ----

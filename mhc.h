@@ -402,33 +402,50 @@ MHCDEF mhc_result mhc_gradcheck(mhc_tape *tp, mhc_loss_fn fn, mhc_tensor **input
  * as tape ops (expand, the fused pre step, post, head), the parameters, and the diagnostics.
  *
  * Presets (every knob can be overridden on top; MHC_SPEC.md Sec. 4):
- *   MHC_PRESET_DSV4         DeepSeek-V4 production: the TileKernels torch reference
- *                           (tile_kernels/torch/mhc.py) with the V4 settings: norm_eps 1e-6,
- *                           pre_eps 1e-6, post_mult 2, softmax-start Sinkhorn, 20 iterations,
- *                           sinkhorn eps 1e-6, orientation comb_t (A = comb^T).
- *   MHC_PRESET_TILEKERNELS  the same functions with TileKernels' API defaults: post_mult 1,
- *                           10 iterations (other values as dsv4).
- *   MHC_PRESET_PAPER        the mHC paper, Eqs. 7-9 and Table 5: norm_eps 1e-20, pre_eps 0,
- *                           post_mult 2, exp-start Sinkhorn (T_r(T_c(M)) repeated), 20
- *                           iterations, sinkhorn eps 0, orientation h (A = comb).
+ *   MHC_PRESET_DSV4         DeepSeek-V4 production settings: norm_eps 1e-6, pre_eps 1e-6,
+ *                           post_mult 2, softmax-start Sinkhorn, 20 iterations, sinkhorn eps
+ *                           1e-6, orientation comb_t (A = comb^T), computed the way DeepSeek's
+ *                           TileKernels reference does (mhc_pre = norm_fn, split_mixes,
+ *                           sinkhorn_normalize, apply_mix; mhc_post; mhc_head).
+ *   MHC_PRESET_TILEKERNELS  the same functions with the defaults of TileKernels' mhc_pre
+ *                           (tile_kernels/modeling/mhc/functional.py): post_mult_value 1,
+ *                           sinkhorn_repeat 10 (norm_eps, pre_eps, sinkhorn_eps 1e-6 as dsv4).
+ *   MHC_PRESET_PAPER        the mHC paper (arXiv 2512.24880), Eqs. 7-9 and Table 5: norm_eps
+ *                           1e-20, pre_eps 0, post_mult 2, exp-start Sinkhorn (M = exp(z), then
+ *                           T_r(T_c(M)) 20 times), sinkhorn eps 0, orientation h (A = comb).
  *   MHC_PRESET_LITE         mHC-lite (arXiv 2601.05732): A = sum_k softmax(z)_k P_k over all n!
- *                           permutation matrices; norm_eps 1e-20, pre_eps 0, post_mult 2.
- *                           (If a Sinkhorn projection is forced on it: 20 iterations, eps 0.)
+ *                           permutation matrices (lexicographic order), built directly (no
+ *                           orientation); norm_eps 1e-20, pre_eps 0, post_mult 2. If a Sinkhorn
+ *                           projection is forced on it: 20 iterations, eps 0.
+ * Variants (MHC_SPEC.md Sec. 6): none (the plain residual, n = 1: layer_input = x,
+ * out = x + f_out); hc (Hyper-Connections as the mHC paper's Eq. 5 restates them: per-stream
+ * RMSNorm over C, tanh gates, unconstrained H_res; fn holds theta [n+2, C] = [pre | post | res]);
+ * mhc; lite. The head (Sec. 5) is the same for every variant.
  * Orientation: in both DeepSeek presets the last Sinkhorn step normalises columns of comb, and
  * A = comb^T, so the ROWS of A are the exact marginal (rowsum = s/(s+eps)); in the paper preset the
  * last step normalises rows and A = comb: again the rows of A are exact. The other marginal is
  * only approximately 1 after a truncated iteration. The permutation mixture is doubly stochastic
  * to rounding.
+ * Log domain (MHC_PROJ_LOG): the exp-start iteration on L = log M; the step M / (sum + eps)
+ * becomes L - logaddexp(logsumexp(L), log eps) (plain logsumexp for eps = 0). Same numbers as
+ * MHC_PROJ_EXP where exp does not overflow; finite for logits of any size.
  *
  * Zero means "the preset's value": every numeric knob of mhc_hc_config left at 0 takes the
  * preset's value. To ask for an actual zero, set the knob to MHC_ZERO. Negative values other
  * than MHC_ZERO are refused.
  *
  * Sinkhorn backward: exact for the truncated iteration that was run (not the implicit
- * fixed-point gradient). The backward RECOMPUTES the iterates per token from the logits into a
- * small per-thread scratch ((2 iters + 4) n^2 doubles), so nothing per iteration is stored
- * between forward and backward; the tape op saves only the pre step's matmul results and rstd
- * (m + 1 doubles per token).
+ * fixed-point gradient). Mode: RECOMPUTE. The backward recomputes the iterates of each token
+ * from its logits into a small per-thread scratch ((2 iters + 4) n^2 doubles) and runs the
+ * exact reverse of every normalisation step; nothing per iteration is stored between forward
+ * and backward. The tape op saves only the pre step's matmul results and rstd (m + 1 doubles
+ * per token); the raw-array backward recomputes those too.
+ *
+ * Threads and memory: the per-token work runs over chunks of tokens (one per OpenMP thread,
+ * each with its own scratch); reductions over tokens (d_fn, d_base, d_scale, d_norm_weight)
+ * run over the axis that owns the output, tokens summed in order: results are bitwise identical
+ * for any thread count. Nothing is allocated per token; the raw-array functions allocate their
+ * scratch once per call, the tape ops take it from the tape's arena.
  * ========================================================================================= */
 
 #define MHC_ZERO (-1.0)        /* a knob set to MHC_ZERO means an actual 0 (0 means "preset") */
@@ -584,8 +601,18 @@ MHCDEF mhc_result mhc_hc_params_get(mhc_params *store, const int ids[4], mhc_hc_
 MHCDEF mhc_result mhc_hc_params_init(mhc_ctx *ctx, const mhc_hc_spec *s, int head, int layer_index,
                                      mhc_hc_params *w, mhc_rng *rng, double fn_std);
 
-/* ---- tape ops ---- */
-/* The pre step as ONE fused op: one pass over x per token for the matmul and the sum of squares
+/* ---- tape ops ----
+   A model (tests/test_hc_tape.c builds exactly this chain and gradchecks it):
+       mhc_hc_spec s;  mhc_hc_resolve(&ctx, NULL, 4, &s);                 dsv4 preset, n = 4
+       mhc_hc_params_declare(&store, &s, C, 0, 1, "l0", ids);            per layer (head: head = 1)
+       mhc_params_alloc(&store); mhc_hc_params_get(&store, ids, &w); mhc_hc_params_init(...);
+       x = mhc_hc_expand(tp, emb, 4);                                    [T,C] -> [T,4,C]
+       for each sublayer:
+           mhc_hc_pre(tp, &s, x, &w, &p);                                layer_input, h_pre, h_post, h_res
+           f = F(tp, p.layer_input);                                     attention or MLP, [T,C]
+           x = mhc_hc_post(tp, x, p.h_res, p.h_post, f);                 A x + h_post f
+       y = mhc_hc_head(tp, &s, x, &wh);                                  [T,C], then the output norm
+   The pre step as ONE fused op: one pass over x per token for the matmul and the sum of squares
    (matmul first, RMS division after, paper Sec. 4.3.1), gates, projection and layer_input, with
    a hand-written backward. Outputs (all with gradients when any input needs one):
    layer_input [T,C], h_pre [T,n], h_post [T,n], h_res [T,n,n]. x is [T,n,C] (or [T,n*C]). */
@@ -2315,6 +2342,13 @@ done:
  * the output, in a fixed token order (bitwise identical for any thread count).
  * ========================================================================================= */
 
+/* Finite by the bit pattern (exponent not all ones): -ffast-math cannot fold this test away. */
+static int mhc__hc_finite(double v) {
+    uint64_t u;
+    memcpy(&u, &v, sizeof u);
+    return ((u >> 52) & 0x7ff) != 0x7ff;
+}
+
 static const char *const mhc__preset_names[MHC_PRESET_COUNT] = {"dsv4", "tilekernels", "paper", "lite"};
 static const char *const mhc__variant_names[MHC_VARIANT_COUNT] = {"preset", "none", "hc", "mhc", "lite"};
 static const char *const mhc__proj_names[MHC_PROJ_COUNT] = {"preset", "softmax", "exp", "log", "perm"};
@@ -2412,10 +2446,11 @@ static mhc__preset_row mhc__preset_get(mhc_hc_preset p) {
 
 /* One numeric knob: 0 -> the preset's value, MHC_ZERO -> 0, else a finite value >= 0. */
 static mhc_result mhc__knob(mhc_ctx *ctx, const char *name, double v, double preset, double *out) {
+    /* finiteness first: under -ffinite-math-only a NaN may compare equal to 0 */
+    if (!mhc__hc_finite(v))
+        return mhc_fail(ctx, MHC_ERR_NONFINITE, "mhc_hc_resolve: %s = %g is not finite", name, v);
     if (v == 0.0) { *out = preset; return MHC_OK; }
     if (v == MHC_ZERO) { *out = 0.0; return MHC_OK; }
-    if (v != v || v > DBL_MAX || v < -DBL_MAX)
-        return mhc_fail(ctx, MHC_ERR_NONFINITE, "mhc_hc_resolve: %s = %g is not finite", name, v);
     if (v < 0.0)
         return mhc_fail(ctx, MHC_ERR_VALUE,
                         "mhc_hc_resolve: %s = %g is negative (0 means the preset's value, MHC_ZERO an actual 0)",
@@ -2731,7 +2766,7 @@ static mhc_result mhc__proj_args(mhc_ctx *ctx, const char *fn, mhc_projection pr
     }
     if (iters < 1 || iters > 100000)
         return mhc_fail(ctx, MHC_ERR_VALUE, "%s: iters = %d, expected 1..100000", fn, iters);
-    if (!(eps >= 0.0) || eps > DBL_MAX)
+    if (!mhc__hc_finite(eps) || eps < 0.0)
         return mhc_fail(ctx, MHC_ERR_VALUE, "%s: eps = %g, expected a finite value >= 0", fn, eps);
     return MHC_OK;
 }
@@ -2867,6 +2902,15 @@ static double mhc__pre_token_work(const mhc__pre_io *io) {
     }
 }
 
+/* y[0..len) += c x[0..len). In blocks of a fixed length so that -O2 (GCC's "very cheap"
+   vectorizer) vectorizes it; every y[j] still gets its terms in the same order. */
+static void mhc__axpy(double *y, double c, const mhc_real *x, int len) {
+    int j = 0, q;
+    for (; j + 16 <= len; j += 16)
+        for (q = 0; q < 16; q++) y[j + q] += c * (double)x[j + q];
+    for (; j < len; j++) y[j] += c * (double)x[j];
+}
+
 /* acc[k][j] = sum_r coef[r*m + k] X[r*D + j];  dW[k][j] += acc[k][j] (* nw[j]);
    dnw[j] += sum_k acc[k][j] W[k][j]. Parallel over column blocks j (each output owned by one
    block); rows r summed in order. */
@@ -2886,11 +2930,8 @@ static void mhc__acc_reduce(mhc_real *dW, mhc_real *dnw, const double *coef, con
             for (r = 0; r < R; r++) {
                 const double *cr = coef + (size_t)r * (size_t)m + (size_t)k0;
                 const mhc_real *xr = X + (size_t)r * (size_t)D + (size_t)j0;
-                for (k = 0; k < kn; k++) {
-                    double c = cr[k], *a = acc + k * JB;
-                    if (c == 0.0) continue;
-                    for (j = 0; j < jn; j++) a[j] += c * (double)xr[j];
-                }
+                for (k = 0; k < kn; k++)
+                    if (cr[k] != 0.0) mhc__axpy(acc + k * JB, cr[k], xr, jn);
             }
             for (k = 0; k < kn; k++) {
                 size_t row = (size_t)(k0 + k) * (size_t)D + (size_t)j0;
@@ -2922,7 +2963,17 @@ static void mhc__mix_token(const mhc__pre_io *io, int t, double *xw, double *dot
         ss += v * v;
         xw[j] = io->nw ? v * (double)io->nw[j] : v;
     }
-    for (k = 0; k < mr; k++) {
+    /* four rows per pass over xw: four independent sums (each still summed in order j) */
+    for (k = 0; k + 4 <= mr; k += 4) {
+        const mhc_real *r0 = io->fn + (size_t)k * (size_t)D, *r1 = r0 + D, *r2 = r1 + D, *r3 = r2 + D;
+        double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
+        for (j = 0; j < D; j++) {
+            double v = xw[j];
+            a0 += v * (double)r0[j]; a1 += v * (double)r1[j]; a2 += v * (double)r2[j]; a3 += v * (double)r3[j];
+        }
+        dot[k] = a0; dot[k + 1] = a1; dot[k + 2] = a2; dot[k + 3] = a3;
+    }
+    for (; k < mr; k++) {
         const mhc_real *row = io->fn + (size_t)k * (size_t)D;
         double a = 0.0;
         for (j = 0; j < D; j++) a += xw[j] * (double)row[j];
@@ -3059,8 +3110,7 @@ static void mhc__pre_bwd_mhc(const mhc__pre_io *io, double *work, int nch, doubl
                 for (kk = 0; kk < mr; kk++) {
                     const mhc_real *row = io->fn + (size_t)kk * (size_t)D;
                     double cf = coef[kk];
-                    if (cf == 0.0) continue;
-                    for (j = 0; j < D; j++) dxa[j] += cf * (double)row[j];
+                    if (cf != 0.0) mhc__axpy(dxa, cf, row, D);
                 }
                 for (i = 0; i < n; i++) {
                     double hp = sp[i] + s->pre_eps;
@@ -3192,8 +3242,7 @@ static void mhc__pre_bwd_hc(const mhc__pre_io *io, double *work, int nch, double
                     for (k = 0; k < q; k++) {
                         const mhc_real *th = io->fn + (size_t)k * C;
                         double d = dd[i * q + k];
-                        if (d == 0.0) continue;
-                        for (c = 0; c < C; c++) dxn[c] += d * (double)th[c];
+                        if (d != 0.0) mhc__axpy(dxn, d, th, C);
                     }
                     for (c = 0; c < C; c++) {
                         if (io->nw) dxn[c] *= (double)io->nw[c];
@@ -3296,8 +3345,9 @@ static mhc_result mhc__spec_check(mhc_ctx *ctx, const char *fname, const mhc_hc_
     default:
         return mhc_fail(ctx, MHC_ERR_VALUE, "%s: spec.variant = %d is not none, hc, mhc or lite", fname, (int)s->variant);
     }
-    if (!(s->norm_eps >= 0.0) || !(s->pre_eps >= 0.0) || !(s->sinkhorn_eps >= 0.0) || !(s->post_mult >= 0.0) ||
-        s->norm_eps > DBL_MAX || s->pre_eps > DBL_MAX || s->sinkhorn_eps > DBL_MAX || s->post_mult > DBL_MAX)
+    if (!mhc__hc_finite(s->norm_eps) || !mhc__hc_finite(s->pre_eps) || !mhc__hc_finite(s->sinkhorn_eps) ||
+        !mhc__hc_finite(s->post_mult) || s->norm_eps < 0.0 || s->pre_eps < 0.0 || s->sinkhorn_eps < 0.0 ||
+        s->post_mult < 0.0)
         return mhc_fail(ctx, MHC_ERR_VALUE, "%s: spec epsilons and post_mult must be finite and >= 0", fname);
     return MHC_OK;
 }
@@ -3559,7 +3609,7 @@ MHCDEF mhc_result mhc_hc_params_init(mhc_ctx *ctx, const mhc_hc_spec *s, int hea
     if (!head && s->variant == MHC_VARIANT_NONE) return MHC_OK;
     if (!w->fn || !w->scale || !w->base || !w->fn->data || !w->scale->data || !w->base->data)
         return mhc_fail(ctx, MHC_ERR_NULL, "mhc_hc_params_init: fn, scale and base tensors (with data) are required");
-    if (!(fn_std >= 0.0) || fn_std > 1e30)
+    if (!mhc__hc_finite(fn_std) || fn_std < 0.0)
         return mhc_fail(ctx, MHC_ERR_VALUE, "mhc_hc_params_init: fn_std = %g, expected a finite value >= 0", fn_std);
     n = s->n;
     if (head ? (w->base->size != (size_t)n || w->scale->size != 1)
@@ -3961,9 +4011,10 @@ MHCDEF mhc_result mhc_hc_ds_distance(mhc_ctx *ctx, const mhc_real *A, size_t cou
         for (i = 0; i < n; i++) {
             double r = 0.0, c = 0.0;
             for (j = 0; j < n; j++) { r += (double)M[i * n + j]; c += (double)M[j * n + i]; }
-            /* NaN counts as infinitely far */
-            if (!(fabs(r - 1.0) <= re)) re = r != r ? HUGE_VAL : fabs(r - 1.0);
-            if (!(fabs(c - 1.0) <= ce)) ce = c != c ? HUGE_VAL : fabs(c - 1.0);
+            /* NaN and Inf count as infinitely far */
+            double dr = mhc__hc_finite(r) ? fabs(r - 1.0) : HUGE_VAL, dc = mhc__hc_finite(c) ? fabs(c - 1.0) : HUGE_VAL;
+            if (dr > re) re = dr;
+            if (dc > ce) ce = dc;
         }
     }
     *max_row_err = re;

@@ -14,3 +14,5 @@
 #include "test_ckpt.c"
 #include "test_hc.c"
 #include "test_gpt.c"
+#include "test_hc_tape.c"
+#include "test_verify.c"
