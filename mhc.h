@@ -259,7 +259,7 @@ MHCDEF void mhc_ref_matmul_abt(mhc_real *C, const mhc_real *A, const mhc_real *B
 MHCDEF void mhc_ref_matmul_atb(mhc_real *C, const mhc_real *A, const mhc_real *B, int M, int K, int N, int acc);
 
 /* RMSNorm over the last dimension: y = x * rsqrt(mean(x^2) + eps) * w   (w may be NULL).
-   rstd[N] is saved for the backward. */
+   rstd[N] is saved for the backward: dx += r w dy - x r^3/D sum(dy w x);  dw += sum_rows dy x r. */
 MHCDEF void mhc_k_rmsnorm_forward(mhc_real *y, mhc_real *rstd, const mhc_real *x, const mhc_real *w,
                                   int N, int D, double eps);
 MHCDEF void mhc_k_rmsnorm_backward(mhc_real *dx, mhc_real *dw, const mhc_real *dy, const mhc_real *x,
@@ -272,7 +272,8 @@ MHCDEF double mhc_act_deriv(mhc_act act, double x);   /* its derivative, in doub
 MHCDEF void mhc_k_act_forward(mhc_act act, mhc_real *y, const mhc_real *x, size_t n);
 MHCDEF void mhc_k_act_backward(mhc_act act, mhc_real *dx, const mhc_real *dy, const mhc_real *x, size_t n);
 
-/* Stable softmax over the last dimension of [N,D]: y = exp(x - max) / sum. */
+/* Stable softmax over the last dimension of [N,D]: y = exp(x - max) / sum.
+   Backward: dx += y (dy - sum(dy y)) per row. */
 MHCDEF void mhc_k_softmax_forward(mhc_real *y, const mhc_real *x, int N, int D);
 MHCDEF void mhc_k_softmax_backward(mhc_real *dx, const mhc_real *dy, const mhc_real *y, int N, int D);
 
@@ -349,15 +350,17 @@ MHCDEF mhc_tensor *mhc_matmul_ab(mhc_tape *tp, mhc_tensor *a, mhc_tensor *b);
 MHCDEF mhc_tensor *mhc_matmul_abt(mhc_tape *tp, mhc_tensor *a, mhc_tensor *b);
 /* out = a + b (same shape), or a[..,D] + b[D] when b is 1-D (bias broadcast over rows). */
 MHCDEF mhc_tensor *mhc_add(mhc_tape *tp, mhc_tensor *a, mhc_tensor *b);
-MHCDEF mhc_tensor *mhc_mul(mhc_tape *tp, mhc_tensor *a, mhc_tensor *b);     /* same shape, elementwise */
+MHCDEF mhc_tensor *mhc_mul(mhc_tape *tp, mhc_tensor *a, mhc_tensor *b);     /* out = a * b, same shape, elementwise */
 MHCDEF mhc_tensor *mhc_scale(mhc_tape *tp, mhc_tensor *a, double s);        /* out = s a */
-MHCDEF mhc_tensor *mhc_rmsnorm(mhc_tape *tp, mhc_tensor *x, mhc_tensor *w, double eps);   /* w may be NULL */
-MHCDEF mhc_tensor *mhc_activation(mhc_tape *tp, mhc_act act, mhc_tensor *x);
-MHCDEF mhc_tensor *mhc_sigmoid(mhc_tape *tp, mhc_tensor *x);
-MHCDEF mhc_tensor *mhc_tanh(mhc_tape *tp, mhc_tensor *x);
-MHCDEF mhc_tensor *mhc_gelu(mhc_tape *tp, mhc_tensor *x);                   /* tanh approximation */
-MHCDEF mhc_tensor *mhc_silu(mhc_tape *tp, mhc_tensor *x);
-MHCDEF mhc_tensor *mhc_softmax(mhc_tape *tp, mhc_tensor *x);                /* over the last dim */
+/* out = x * rsqrt(mean(x^2) + eps) * w over the last dimension (w [D] may be NULL: no weight) */
+MHCDEF mhc_tensor *mhc_rmsnorm(mhc_tape *tp, mhc_tensor *x, mhc_tensor *w, double eps);
+MHCDEF mhc_tensor *mhc_activation(mhc_tape *tp, mhc_act act, mhc_tensor *x);   /* out = f(x) elementwise */
+MHCDEF mhc_tensor *mhc_sigmoid(mhc_tape *tp, mhc_tensor *x);                /* 1 / (1 + exp(-x)) */
+MHCDEF mhc_tensor *mhc_tanh(mhc_tape *tp, mhc_tensor *x);                   /* tanh(x) */
+/* gelu, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
+MHCDEF mhc_tensor *mhc_gelu(mhc_tape *tp, mhc_tensor *x);
+MHCDEF mhc_tensor *mhc_silu(mhc_tape *tp, mhc_tensor *x);                   /* x sigmoid(x) */
+MHCDEF mhc_tensor *mhc_softmax(mhc_tape *tp, mhc_tensor *x);                /* exp(x - max) / sum, over the last dim */
 /* out[T,D] = table[ids[t]]; table is [V,D], ids copied into the arena. */
 MHCDEF mhc_tensor *mhc_embedding(mhc_tape *tp, mhc_tensor *table, const int *ids, int T);
 /* qkv [B,T,3C] (or [B*T,3C]) -> out [B,T,C], causal, H heads. */
@@ -365,8 +368,8 @@ MHCDEF mhc_tensor *mhc_attention(mhc_tape *tp, mhc_tensor *qkv, int B, int T, in
 /* Mean cross-entropy of logits [N,V] against targets[N] -> a 1-element tensor. */
 MHCDEF mhc_tensor *mhc_cross_entropy(mhc_tape *tp, mhc_tensor *logits, const int *targets);
 /* Reductions to a 1-element tensor (losses for tests and examples). */
-MHCDEF mhc_tensor *mhc_sum(mhc_tape *tp, mhc_tensor *x);
-MHCDEF mhc_tensor *mhc_mean(mhc_tape *tp, mhc_tensor *x);
+MHCDEF mhc_tensor *mhc_sum(mhc_tape *tp, mhc_tensor *x);                    /* sum_i x_i */
+MHCDEF mhc_tensor *mhc_mean(mhc_tape *tp, mhc_tensor *x);                   /* sum_i x_i / size */
 /* sum(x * w) where w is a constant array of x->size reals (copied): a "random projection" loss. */
 MHCDEF mhc_tensor *mhc_dot_const(mhc_tape *tp, mhc_tensor *x, const mhc_real *w);
 
@@ -620,9 +623,10 @@ MHCDEF mhc_result mhc_hc_pre(mhc_tape *tp, const mhc_hc_spec *s, mhc_tensor *x, 
                              mhc_hc_pre_out *out);
 /* out[T,n,C] = A x + h_post f_out (f_out [T,C] may be NULL). */
 MHCDEF mhc_tensor *mhc_hc_post(mhc_tape *tp, mhc_tensor *x, mhc_tensor *h_res, mhc_tensor *h_post, mhc_tensor *f_out);
-/* e [T,C] -> x [T,n,C]. */
+/* e [T,C] -> x [T,n,C]: x[t,i,c] = e[t,c] (every stream a copy of the embedding). */
 MHCDEF mhc_tensor *mhc_hc_expand(mhc_tape *tp, mhc_tensor *e, int n);
-/* x [T,n,C] -> out [T,C] (the head parameters: fn [n,n*C], scale [1], base [n]). */
+/* x [T,n,C] -> out [T,C] = sum_i h[i] x[i], h = sigmoid(mix s0 + b) + pre_eps (the head parameters:
+   fn [n,n*C], scale [1], base [n]). */
 MHCDEF mhc_tensor *mhc_hc_head(mhc_tape *tp, const mhc_hc_spec *s, mhc_tensor *x, const mhc_hc_params *w);
 /* logits [T, nres] (or [T,n,n]) -> the projection [T,n,n], as a tape op. */
 MHCDEF mhc_tensor *mhc_sinkhorn(mhc_tape *tp, mhc_projection proj, int n, int iters, double eps, mhc_tensor *logits);
@@ -640,9 +644,97 @@ MHCDEF mhc_result mhc_hc_ds_distance(mhc_ctx *ctx, const mhc_real *A, size_t cou
 
 /* =========================================================================================
  * OPTIMIZER AND TRAINER
+ * AdamW as torch.optim.AdamW computes it (decoupled weight decay, bias correction), global-norm
+ * gradient clipping as torch.nn.utils.clip_grad_norm_ computes it, learning-rate schedules, and
+ * a small trainer that applies them to a parameter store (mhc_params) one step at a time.
+ * Steps are 1-based everywhere: the first optimizer step is step 1 (the AdamW bias-correction
+ * exponent t, and the argument of mhc_lr_at). mhc_trainer.step counts the steps taken so far.
+ *
+ * The paper's settings (Table 5): beta1 0.9, beta2 0.95, eps 1e-20, weight decay 0.1, 2000
+ * warmup steps, step decay x0.316 at 80% and x0.1 at 90% of training:
+ *     mhc_adamw_config cfg;  memset(&cfg, 0, sizeof cfg);   (zero fields = defaults)
+ *     cfg.schedule.kind = MHC_LR_STEP;  cfg.schedule.lr = peak_lr;
+ *     cfg.schedule.warmup = 2000;  cfg.schedule.total = total_steps;
+ *     cfg.eps = 1e-20;             (the default is 1e-8, PyTorch's)
  * ========================================================================================= */
 
-/* (section filled by the optimizer) */
+/* One AdamW step over n elements (a kernel: no argument checking). Per element, in double,
+ * with g = grad * grad_scale and t = step (1-based; step < 1 is taken as 1):
+ *     p <- p * (1 - lr * weight_decay)                            decoupled decay, first
+ *     m <- beta1 m + (1 - beta1) g
+ *     v <- beta2 v + (1 - beta2) g^2
+ *     p <- p - (lr / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+ * i.e. p -= lr * mhat / (sqrt(vhat) + eps) with mhat = m / (1 - beta1^t), vhat = v / (1 - beta2^t),
+ * arranged exactly as torch.optim.AdamW arranges it (eps outside the square root). m and v are
+ * stored as mhc_real and the update uses the stored values. Elementwise, so any thread count
+ * gives the same bits. */
+MHCDEF void mhc_adamw_step(mhc_real *param, const mhc_real *grad, mhc_real *m, mhc_real *v, size_t n,
+                           double lr, double beta1, double beta2, double eps, double weight_decay,
+                           double grad_scale, long step);
+
+/* Learning-rate schedules. With t the 1-based step and W = warmup:
+ *   warmup (every kind): t <= W uses lr * t / W (t = 1 gives lr/W, t = W gives lr).
+ *   MHC_LR_CONSTANT: lr after the warmup.
+ *   MHC_LR_COSINE:   t > W: min + (lr - min) * (1 + cos(pi * (t - W) / (total - W))) / 2, with
+ *                    min = min_lr_frac * lr; t = total gives min exactly, t > total stays at min.
+ *   MHC_LR_STEP:     the paper's step decay: lr * warmup factor * multiplier, where the
+ *                    multiplier is 1 for t <= B0, decay_mult[0] for B0 < t <= B1, decay_mult[1]
+ *                    for t > B1, with Bk = floor(decay_at[k] * total) (total 100: steps 1-80 at lr,
+ *                    81-90 at 0.316 lr, 91-100 at 0.1 lr).
+ * Zero decay_at / decay_mult entries mean the paper's defaults (0.8, 0.9 / 0.316, 0.1). */
+typedef enum mhc_lr_kind { MHC_LR_CONSTANT = 0, MHC_LR_COSINE, MHC_LR_STEP, MHC_LR_KIND_COUNT } mhc_lr_kind;
+typedef struct mhc_lr_schedule {
+    int kind;              /* mhc_lr_kind; 0 = MHC_LR_CONSTANT */
+    double lr;             /* the peak learning rate */
+    long warmup;           /* linear warmup steps (0: none) */
+    long total;            /* the planned number of steps; MHC_LR_COSINE and MHC_LR_STEP need it */
+    double min_lr_frac;    /* MHC_LR_COSINE: the final lr as a fraction of lr (0: decay to 0) */
+    double decay_at[2];    /* MHC_LR_STEP: fractions of total (0: 0.8 and 0.9) */
+    double decay_mult[2];  /* MHC_LR_STEP: the multipliers (0: 0.316 and 0.1) */
+} mhc_lr_schedule;
+
+/* The learning rate of 1-based step t (t < 1 is taken as 1). Pure; a NULL schedule gives 0. */
+MHCDEF double mhc_lr_at(const mhc_lr_schedule *s, long step);
+
+/* Pass MHC_ADAMW_ZERO for a field of mhc_adamw_config (lr, beta1, beta2, weight_decay,
+   grad_clip) to ask for an explicit 0 there, since a plain 0 means "default". grad_clip 0 after
+   resolution means no clipping. */
+#define MHC_ADAMW_ZERO (-1.0)
+
+/* Trainer configuration; zero fields mean the defaults shown. */
+typedef struct mhc_adamw_config {
+    mhc_lr_schedule schedule;   /* schedule.lr 0 -> 1e-3 (PyTorch's AdamW default) */
+    double beta1;               /* 0 -> 0.9 */
+    double beta2;               /* 0 -> 0.95 (the paper) */
+    double eps;                 /* 0 -> 1e-8; the paper uses 1e-20 (set it); must end up > 0 */
+    double weight_decay;        /* 0 -> 0.1; applied only to MHC_PARAM_DECAY tensors */
+    double grad_clip;           /* 0 -> 1.0: the maximum global gradient norm; MHC_ADAMW_ZERO: off */
+} mhc_adamw_config;
+
+typedef struct mhc_trainer {
+    mhc_ctx *ctx;
+    mhc_adamw_config cfg;       /* resolved: defaults filled in, MHC_ADAMW_ZERO turned into 0.
+                                   May be changed between steps (checked on every step). */
+    long step;                  /* optimizer steps taken; the next one is step + 1 */
+    double last_grad_norm;      /* global gradient norm of the last step, before clipping */
+    double last_clip_scale;     /* the factor the gradients were multiplied by (1: not clipped) */
+    double last_lr;             /* the learning rate of the last step */
+    int ready;                  /* set by mhc_trainer_init */
+} mhc_trainer;
+
+/* Resolve and check cfg (NULL: all defaults) into tr. Errors name the field and its value. */
+MHCDEF mhc_result mhc_trainer_init(mhc_ctx *ctx, mhc_trainer *tr, const mhc_adamw_config *cfg);
+/* The global L2 norm of all gradients of p (sqrt of a double sum of squares over p->grad, in a
+   fixed chunking that does not depend on the thread count). NaN/Inf pass through; 0 if p has no
+   gradients. */
+MHCDEF double     mhc_grad_norm(const mhc_params *p);
+/* One optimizer step on p with the gradients in p->grad:
+ *   t = tr->step + 1;  lr = mhc_lr_at(&cfg.schedule, t);  norm = mhc_grad_norm(p);
+ *   NaN/Inf norm -> MHC_ERR_NONFINITE naming the first bad gradient; nothing is changed;
+ *   scale = min(1, grad_clip / (norm + 1e-6)) (torch.nn.utils.clip_grad_norm_; 1 when off);
+ *   mhc_adamw_step on every tensor with weight_decay for MHC_PARAM_DECAY tensors, 0 otherwise;
+ *   tr->step = t. The gradients are left as they were (zero them before the next backward). */
+MHCDEF mhc_result mhc_trainer_step(mhc_trainer *tr, mhc_params *p);
 
 /* =========================================================================================
  * I/O: .npy AND CHECKPOINTS
@@ -683,9 +775,70 @@ MHCDEF void       mhc_npy_free(mhc_npy *a);   /* frees data and zeroes *a; NULL 
    len bytes, so a text file is a C string). *buf is NULL on error. */
 MHCDEF mhc_result mhc_read_file(mhc_ctx *ctx, const char *path, void **buf, size_t *len);
 
-/* -------------------------------------- CHECKPOINTS ---------------------------------------- */
+/* -------------------------------------- CHECKPOINTS ----------------------------------------
+ * A checkpoint holds everything needed to continue training bit-identically: an opaque config
+ * blob from the caller (the model configuration, stored as given), the parameter store (names,
+ * shapes, decay flags, data and the AdamW moments m and v), the trainer state and an RNG state.
+ * Saving is atomic (temporary file in the same directory, fsync, rename over the final name);
+ * loading is all-or-nothing (the whole file is parsed and verified, checksum included, before
+ * anything is written to the caller's objects). Gradients are not stored.
+ *
+ * Format version 1, every integer little-endian, reals IEEE-754 little-endian, nothing padded:
+ *   offset  size  field
+ *   0       8     magic "MHC_CKPT"
+ *   8       4     u32 format version (1)
+ *   12      4     u32 real size: 4 (float32) or 8 (float64); must equal sizeof(mhc_real)
+ *   16      8     u64 file length in bytes, checksum included
+ *   24      4     u32 flags: bit 0 trainer state present, bit 1 rng state present (others 0)
+ *   28      4     u32 reserved, 0
+ *   32      8     u64 config_bytes (B)
+ *   40      B     the config blob
+ *   then    4     u32 tensor count K (>= 1)
+ *           K x   { u32 name length L (1..47), L bytes of name (no NUL),
+ *                   u32 ndim (1..4), ndim x u32 shape (each 1..2^31-1), u32 decay (0 or 1) }
+ *           8     u64 N, the total number of reals (the sum of the tensors' sizes)
+ *           N x   data, then N x m, then N x v, each real in the stored real size
+ *   if flags bit 0 (trainer, 140 bytes):
+ *           i64 step, u32 schedule.kind, f64 schedule.lr, i64 schedule.warmup,
+ *           i64 schedule.total, f64 schedule.min_lr_frac, f64 decay_at[0], f64 decay_at[1],
+ *           f64 decay_mult[0], f64 decay_mult[1], f64 beta1, f64 beta2, f64 eps,
+ *           f64 weight_decay, f64 grad_clip, f64 last_grad_norm, f64 last_clip_scale, f64 last_lr
+ *   if flags bit 1 (rng, 32 bytes): u64 s[0..3] (not all zero)
+ *   last    8     u64 FNV-1a 64 hash of every byte before it
+ * The config blob is opaque: if it is a struct, the file is portable only among builds that
+ * lay the struct out the same way (serialise it explicitly for portability).
+ * Fuzzing: with FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION defined, a checksum mismatch is
+ * ignored so that a fuzzer reaches the structure checks (which never trust a length).
+ * ----------------------------------------------------------------------------------------- */
 
-/* (filled by the checkpoint layer) */
+#define MHC_CHECKPOINT_VERSION 1
+
+/* Write a checkpoint to path atomically. p is required and allocated; tr and rng may be NULL
+   (not stored); config may be NULL when config_bytes is 0. On failure returns MHC_ERR_IO (or an
+   argument error) with the reason, removes the temporary file and leaves path as it was. */
+MHCDEF mhc_result mhc_checkpoint_save(mhc_ctx *ctx, const char *path, const void *config, size_t config_bytes,
+                                      const mhc_params *p, const mhc_trainer *tr, const mhc_rng *rng);
+/* Read a checkpoint written by mhc_checkpoint_save (the whole file is read into memory, then
+   mhc_checkpoint_parse). */
+MHCDEF mhc_result mhc_checkpoint_load(mhc_ctx *ctx, const char *path, void *config, size_t config_cap,
+                                      size_t *config_bytes, mhc_params *p, mhc_trainer *tr, mhc_rng *rng);
+/* Parse a checkpoint held in memory (buf, len). Every output is optional:
+ *   config/config_cap: receives the blob; if it is larger than config_cap -> MHC_ERR_SIZE (and
+ *     *config_bytes says the size needed); config_bytes (may be NULL) receives its size;
+ *   p: must be allocated with the same tensors (count, order, names, shapes, decay flags) as the
+ *     file, else MHC_ERR_SHAPE naming the first differing tensor; receives data, m and v;
+ *   tr: receives the trainer state (cfg, step, last_*) and is marked ready, tr->ctx = ctx;
+ *     MHC_ERR_VALUE if the file holds none; rng: likewise for the rng state.
+ * Pass p = tr = rng = NULL to read only the config (e.g. to build the model before loading).
+ * Nothing is written to any output unless the whole buffer verifies. Malformed, truncated or
+ * corrupted input gives MHC_ERR_FORMAT; a precision mismatch names both precisions. */
+MHCDEF mhc_result mhc_checkpoint_parse(mhc_ctx *ctx, const void *buf, size_t len, void *config, size_t config_cap,
+                                       size_t *config_bytes, mhc_params *p, mhc_trainer *tr, mhc_rng *rng);
+/* Serialise into memory (snprintf-style): *len receives the size of the checkpoint; with buf NULL
+   only the size is computed; cap < *len gives MHC_ERR_SIZE; otherwise the bytes are written. */
+MHCDEF mhc_result mhc_checkpoint_serialize(mhc_ctx *ctx, void *buf, size_t cap, size_t *len,
+                                           const void *config, size_t config_bytes, const mhc_params *p,
+                                           const mhc_trainer *tr, const mhc_rng *rng);
 
 #ifdef __cplusplus
 }
@@ -705,6 +858,7 @@ MHCDEF mhc_result mhc_read_file(mhc_ctx *ctx, const char *path, void **buf, size
 #include <stdlib.h>
 #include <string.h>
 #include <float.h>
+#include <errno.h>
 
 #if defined(MHC_MALLOC) && defined(MHC_FREE) && defined(MHC_REALLOC)
 /* all three given */
@@ -746,6 +900,7 @@ extern "C" {
 
 /* =========================================================================================
  * CONFIG AND PORTABILITY (implementation)
+ * The version string and the overflow-checked multiplication used by the size computations.
  * ========================================================================================= */
 
 MHCDEF const char *mhc_version(void) { return MHC_VERSION_STRING " (" MHC_REAL_NAME ")"; }
@@ -759,6 +914,8 @@ static int mhc__mul_ok(size_t a, size_t b, size_t *out) {
 
 /* =========================================================================================
  * RESULTS AND ERRORS (implementation)
+ * Result names and the context's message: mhc_fail formats into the caller's mhc_ctx (never a
+ * global), so each object reports its own last error.
  * ========================================================================================= */
 
 MHCDEF const char *mhc_result_string(mhc_result r) {
@@ -807,6 +964,9 @@ MHCDEF mhc_result mhc_fail(mhc_ctx *ctx, mhc_result r, const char *fmt, ...) {
 
 /* =========================================================================================
  * RNG (implementation)
+ * splitmix64 expands the seed into xoshiro256** state. The 64-bit stream is pure integer
+ * arithmetic (the same on every platform); uniforms take its top 53 bits; normals are
+ * Box-Muller in double.
  * ========================================================================================= */
 
 static uint64_t mhc__splitmix64(uint64_t *x) {
@@ -876,6 +1036,8 @@ MHCDEF void mhc_rng_fill_uniform(mhc_rng *rng, mhc_real *x, size_t count, double
 
 /* =========================================================================================
  * TENSORS, ARENA, PARAMETER STORE (implementation)
+ * The arena's block chain (collapsed into one block of the peak size on reset, so steady-state
+ * steps do not allocate), shape helpers, and the parameter store's four flat arrays.
  * ========================================================================================= */
 
 struct mhc_arena_block {
@@ -1160,6 +1322,9 @@ MHCDEF void mhc_params_free(mhc_params *p) {
 
 /* =========================================================================================
  * KERNELS (implementation)
+ * Forward/backward pairs on raw arrays, each parallel over the axis that owns its output (rows,
+ * or columns for weight gradients) and summing in a fixed order, so the bits do not depend on
+ * the thread count. The naive mhc_ref_* loops (double accumulation) are the tests' references.
  * ========================================================================================= */
 
 /* Matmul. Each output row belongs to one thread; inside a row the k loop runs in a fixed order,
@@ -1489,6 +1654,9 @@ MHCDEF void mhc_k_crossentropy_backward(mhc_real *dlogits, const mhc_real *dloss
 
 /* =========================================================================================
  * AUTOGRAD TAPE AND OPS (implementation)
+ * Node recording and the checked ops: each op validates its inputs (the message names the
+ * shapes), runs its kernel, and records a node whose backward (mhc__bw_*) accumulates into the
+ * inputs' gradients, mostly through the kernel's backward.
  * ========================================================================================= */
 
 /* The tape is a linked list of nodes in the arena, newest first. An op:
@@ -1829,7 +1997,7 @@ MHCDEF mhc_tensor *mhc_scale(mhc_tape *tp, mhc_tensor *a, double s) {
 
 /* ---- rmsnorm --------------------------------------------------------------------------- */
 
-static void mhc__bw_rmsnorm(mhc_node *n) {
+static void mhc__bw_rmsnorm(mhc_node *n) {   /* dx += r w dy - x r^3/D sum(dy w x);  dw += sum_rows dy x r */
     mhc_tensor *x = n->in[0], *w = n->in[1];
     mhc_k_rmsnorm_backward(x->grad, w ? w->grad : NULL, n->out->grad, x->data, w ? w->data : NULL,
                            MHC__CAST(const mhc_real *, n->saved), n->iarg[0], n->iarg[1]);
@@ -1861,7 +2029,7 @@ MHCDEF mhc_tensor *mhc_rmsnorm(mhc_tape *tp, mhc_tensor *x, mhc_tensor *w, doubl
 
 /* ---- activations, softmax -------------------------------------------------------------- */
 
-static void mhc__bw_act(mhc_node *n) {
+static void mhc__bw_act(mhc_node *n) {   /* dx += f'(x) dout */
     mhc_k_act_backward((mhc_act)n->iarg[0], n->in[0]->grad, n->out->grad, n->in[0]->data, n->out->size);
 }
 
@@ -1884,7 +2052,7 @@ MHCDEF mhc_tensor *mhc_tanh(mhc_tape *tp, mhc_tensor *x) { return mhc_activation
 MHCDEF mhc_tensor *mhc_gelu(mhc_tape *tp, mhc_tensor *x) { return mhc_activation(tp, MHC_ACT_GELU, x); }
 MHCDEF mhc_tensor *mhc_silu(mhc_tape *tp, mhc_tensor *x) { return mhc_activation(tp, MHC_ACT_SILU, x); }
 
-static void mhc__bw_softmax(mhc_node *n) {
+static void mhc__bw_softmax(mhc_node *n) {   /* dx += y (dout - sum(dout y)) per row */
     mhc_k_softmax_backward(n->in[0]->grad, n->out->grad, n->out->data, n->iarg[0], n->iarg[1]);
 }
 
@@ -1905,7 +2073,7 @@ MHCDEF mhc_tensor *mhc_softmax(mhc_tape *tp, mhc_tensor *x) {
 
 /* ---- embedding ------------------------------------------------------------------------- */
 
-static void mhc__bw_embedding(mhc_node *n) {
+static void mhc__bw_embedding(mhc_node *n) {   /* dtable[ids[t]] += dout[t] */
     mhc_k_embedding_backward(n->in[0]->grad, n->out->grad, MHC__CAST(const int *, n->saved), n->iarg[0], n->iarg[1]);
 }
 
@@ -1939,7 +2107,7 @@ MHCDEF mhc_tensor *mhc_embedding(mhc_tape *tp, mhc_tensor *table, const int *ids
 
 /* ---- attention ------------------------------------------------------------------------- */
 
-static void mhc__bw_attention(mhc_node *n) {
+static void mhc__bw_attention(mhc_node *n) {   /* dqkv from dout through softmax(q k^T / sqrt(hs)) v */
     mhc_k_attention_backward(n->in[0]->grad, n->out->grad, MHC__CAST(const mhc_real *, n->saved), n->in[0]->data,
                              n->iarg[0], n->iarg[1], n->iarg[2], n->iarg[3]);
 }
@@ -2052,6 +2220,8 @@ MHCDEF mhc_tensor *mhc_dot_const(mhc_tape *tp, mhc_tensor *x, const mhc_real *w)
 
 /* =========================================================================================
  * GRADIENT CHECKER (implementation)
+ * Central differences of the loss (evaluated in no-grad mode) against the tape's gradients,
+ * per element and along one random direction through all inputs at once.
  * ========================================================================================= */
 
 /* Evaluate the loss without recording (no-grad): used for the finite differences. */
@@ -2827,6 +2997,8 @@ static void mhc__gates_token(const mhc__pre_io *io, const double *dot, double rs
     }
 }
 
+/* mHC/lite/head forward, per token: mix = (xf . w_k) r; h_pre = sigmoid(mix s0 + b) + pre_eps;
+   h_post = sigmoid(mix s1 + b) post_mult; A = orient(project(mix s2 + b)); li = sum_i h_pre[i] x_i */
 static void mhc__pre_fwd_mhc(const mhc__pre_io *io, double *work, int nch) {
     const mhc_hc_spec *s = io->s;
     int n = s->n, C = io->C, D = n * C, mr = mhc__pre_rows(io), nres = io->head ? 0 : s->nres, ch;
@@ -2872,6 +3044,10 @@ static void mhc__pre_fwd_mhc(const mhc__pre_io *io, double *work, int nch) {
     }
 }
 
+/* Its backward (derived in docs/tour.md Sec. 6): du_pre = (dh_pre + dli . x_i) s'(.), du_post =
+   dh_post post_mult s'(.), du_res = dz (mhc__proj_bwd); dbase += du; dscale[g] += du mix;
+   ddot = du s_g r; dr = sum du s_g dot; dx += sum_k ddot[k] w[k] - dr r^3 x / D + h_pre dli;
+   dfn, dnw from ddot x (mhc__acc_reduce) */
 static void mhc__pre_bwd_mhc(const mhc__pre_io *io, double *work, int nch, double *tok) {
     const mhc_hc_spec *s = io->s;
     int n = s->n, C = io->C, D = n * C, mr = mhc__pre_rows(io), nres = io->head ? 0 : s->nres, ch, k;
@@ -2986,6 +3162,8 @@ static void mhc__hcdyn_token(const mhc__pre_io *io, int t, double *rs, double *x
     }
 }
 
+/* HC forward, per token: h_pre[i] = a0 tanh(th_pre . xn_i) + b_pre[i]; h_post likewise;
+   A[i][j] = a2 tanh(th_res[i] . xn_j) + b_res[i][j]; li = sum_i h_pre[i] x_i */
 static void mhc__pre_fwd_hc(const mhc__pre_io *io, double *work, int nch) {
     int n = io->s->n, C = io->C, q = n + 2, ch;
     size_t per = mhc__pre_chunk_doubles(io);
@@ -3017,6 +3195,7 @@ static void mhc__pre_fwd_hc(const mhc__pre_io *io, double *work, int nch) {
     }
 }
 
+/* Its backward: tanh' = 1 - tanh^2 for the gates, then the per-stream RMSNorm backward into x */
 static void mhc__pre_bwd_hc(const mhc__pre_io *io, double *work, int nch, double *tok) {
     int n = io->s->n, C = io->C, q = n + 2, nb = 2 * n + n * n, ch, k;
     size_t per = mhc__pre_chunk_doubles(io);
@@ -3095,6 +3274,7 @@ static void mhc__pre_bwd_hc(const mhc__pre_io *io, double *work, int nch, double
     mhc__acc_reduce(io->dfn, io->dnw, coef_all, io->x, io->fn, io->nw, io->T * n, q, C);
 }
 
+/* none (the plain residual, n = 1): li = x, h_pre = h_post = A = 1;  backward dx += dli */
 static void mhc__pre_fwd_none(const mhc__pre_io *io) {
     size_t t, C = (size_t)io->C;
     for (t = 0; t < (size_t)io->T; t++) {
@@ -3844,12 +4024,247 @@ MHCDEF mhc_result mhc_hc_ds_distance(mhc_ctx *ctx, const mhc_real *A, size_t cou
 
 /* =========================================================================================
  * OPTIMIZER AND TRAINER (implementation)
+ * AdamW in double per element, the schedules, the global gradient norm in fixed chunks
+ * (thread-count independent), and the trainer step that checks, clips and updates.
  * ========================================================================================= */
 
-/* (section filled by the optimizer) */
+/* Finite test on the bits (stays correct under -ffast-math, where isfinite may fold to 1). */
+static int mhc__opt_finite(double x) {
+    uint64_t u;
+    memcpy(&u, &x, sizeof u);
+    return ((u >> 52) & 0x7FFu) != 0x7FFu;
+}
+
+MHCDEF void mhc_adamw_step(mhc_real *param, const mhc_real *grad, mhc_real *m, mhc_real *v, size_t n,
+                           double lr, double beta1, double beta2, double eps, double weight_decay,
+                           double grad_scale, long step) {
+    double t = (double)(step < 1 ? 1 : step);
+    double step_size = lr / (1.0 - pow(beta1, t));          /* lr / bias_correction1 */
+    double bc2_sqrt = sqrt(1.0 - pow(beta2, t));            /* sqrt(bias_correction2) */
+    double decay = 1.0 - lr * weight_decay;
+    size_t i;
+    MHC__OMP_FOR(n > (size_t)MHC__PAR_WORK)
+    for (i = 0; i < n; i++) {
+        double g = (double)grad[i] * grad_scale;
+        double p = (double)param[i] * decay;
+        mhc_real mi = (mhc_real)(beta1 * (double)m[i] + (1.0 - beta1) * g);
+        mhc_real vi = (mhc_real)(beta2 * (double)v[i] + (1.0 - beta2) * g * g);
+        m[i] = mi;
+        v[i] = vi;
+        param[i] = (mhc_real)(p - step_size * (double)mi / (sqrt((double)vi) / bc2_sqrt + eps));
+    }
+}
+
+/* floor(frac * total), robust to frac being stored a hair below its decimal value. */
+static long mhc__lr_boundary(double frac, long total) {
+    double x = frac * (double)total;
+    return (long)floor(x + 1e-9 * (x > 1.0 ? x : 1.0));
+}
+
+MHCDEF double mhc_lr_at(const mhc_lr_schedule *s, long step) {
+    double lr, w = 1.0;
+    if (!s) return 0.0;
+    if (step < 1) step = 1;
+    lr = s->lr;
+    if (s->warmup > 0 && step <= s->warmup) w = (double)step / (double)s->warmup;
+    if (s->kind == MHC_LR_COSINE) {
+        double lo = s->min_lr_frac * lr, prog;
+        if (s->warmup > 0 && step <= s->warmup) return lr * w;
+        if (s->total <= s->warmup) return lo;
+        prog = (double)(step - s->warmup) / (double)(s->total - s->warmup);
+        if (prog > 1.0) prog = 1.0;
+        return lo + (lr - lo) * 0.5 * (1.0 + cos(3.141592653589793238462643 * prog));
+    }
+    if (s->kind == MHC_LR_STEP) {
+        double at0 = s->decay_at[0] != 0.0 ? s->decay_at[0] : 0.8;
+        double at1 = s->decay_at[1] != 0.0 ? s->decay_at[1] : 0.9;
+        double m0 = s->decay_mult[0] != 0.0 ? s->decay_mult[0] : 0.316;
+        double m1 = s->decay_mult[1] != 0.0 ? s->decay_mult[1] : 0.1;
+        double mult = 1.0;
+        if (step > mhc__lr_boundary(at0, s->total)) mult = m0;
+        if (step > mhc__lr_boundary(at1, s->total)) mult = m1;
+        return lr * w * mult;
+    }
+    return lr * w;   /* MHC_LR_CONSTANT */
+}
+
+/* Bit tests for "field is 0" (+0 or -0) and "field is x": under -ffast-math a NaN may compare
+   equal to anything, and a NaN field must be refused, not turned into a default. */
+static int mhc__opt_is_zero(double x) {
+    uint64_t a;
+    memcpy(&a, &x, sizeof a);
+    return (a << 1) == 0;
+}
+static int mhc__opt_is(double x, double y) {
+    uint64_t a, b;
+    memcpy(&a, &x, sizeof a);
+    memcpy(&b, &y, sizeof b);
+    return a == b;
+}
+
+/* Fill in the defaults: zero fields get the documented defaults, MHC_ADAMW_ZERO becomes 0. */
+static void mhc__adamw_defaults(const mhc_adamw_config *in, mhc_adamw_config *out) {
+    if (in) *out = *in;
+    else memset(out, 0, sizeof *out);
+#define MHC__DEF(field, dflt) \
+    if (mhc__opt_is_zero(out->field)) out->field = (dflt); \
+    else if (mhc__opt_is(out->field, MHC_ADAMW_ZERO)) out->field = 0.0
+    MHC__DEF(schedule.lr, 1e-3);
+    MHC__DEF(beta1, 0.9);
+    MHC__DEF(beta2, 0.95);
+    MHC__DEF(weight_decay, 0.1);
+    MHC__DEF(grad_clip, 1.0);
+#undef MHC__DEF
+    if (mhc__opt_is_zero(out->eps)) out->eps = 1e-8;
+    if (mhc__opt_is_zero(out->schedule.decay_at[0])) out->schedule.decay_at[0] = 0.8;
+    if (mhc__opt_is_zero(out->schedule.decay_at[1])) out->schedule.decay_at[1] = 0.9;
+    if (mhc__opt_is_zero(out->schedule.decay_mult[0])) out->schedule.decay_mult[0] = 0.316;
+    if (mhc__opt_is_zero(out->schedule.decay_mult[1])) out->schedule.decay_mult[1] = 0.1;
+}
+
+/* Check a resolved configuration; fn prefixes the message. NaN is caught by mhc__opt_finite
+   (bit test), not only by comparisons, so the checks survive -ffast-math. */
+static mhc_result mhc__adamw_validate(mhc_ctx *ctx, const char *fn, const mhc_adamw_config *c, mhc_result code) {
+    const mhc_lr_schedule *s = &c->schedule;
+    if (s->kind < 0 || s->kind >= MHC_LR_KIND_COUNT)
+        return mhc_fail(ctx, code, "%s: schedule.kind is %d; expected MHC_LR_CONSTANT (0), MHC_LR_COSINE (1) "
+                        "or MHC_LR_STEP (2)", fn, s->kind);
+    if (!(s->lr >= 0.0) || !mhc__opt_finite(s->lr))
+        return mhc_fail(ctx, code, "%s: schedule.lr is %g; expected a finite learning rate >= 0", fn, s->lr);
+    if (s->warmup < 0)
+        return mhc_fail(ctx, code, "%s: schedule.warmup is %ld; expected >= 0", fn, s->warmup);
+    if (s->total < 0)
+        return mhc_fail(ctx, code, "%s: schedule.total is %ld; expected >= 0", fn, s->total);
+    if (s->kind != MHC_LR_CONSTANT) {
+        if (s->total < 1)
+            return mhc_fail(ctx, code, "%s: schedule.total is %ld; the %s schedule needs the total number of "
+                            "steps (>= 1)", fn, s->total, s->kind == MHC_LR_COSINE ? "cosine" : "step-decay");
+        if (s->warmup > s->total)
+            return mhc_fail(ctx, code, "%s: schedule.warmup (%ld) exceeds schedule.total (%ld)", fn, s->warmup,
+                            s->total);
+    }
+    if (!mhc__opt_finite(s->min_lr_frac) || !(s->min_lr_frac >= 0.0 && s->min_lr_frac <= 1.0))
+        return mhc_fail(ctx, code, "%s: schedule.min_lr_frac is %g; expected 0 <= min_lr_frac <= 1", fn,
+                        s->min_lr_frac);
+    if (!mhc__opt_finite(s->decay_at[0]) || !mhc__opt_finite(s->decay_at[1]) ||
+        !(s->decay_at[0] > 0.0 && s->decay_at[0] <= s->decay_at[1] && s->decay_at[1] <= 1.0))
+        return mhc_fail(ctx, code, "%s: schedule.decay_at is {%g, %g}; expected 0 < decay_at[0] <= decay_at[1] <= 1",
+                        fn, s->decay_at[0], s->decay_at[1]);
+    if (!(s->decay_mult[0] > 0.0) || !mhc__opt_finite(s->decay_mult[0]) || !(s->decay_mult[1] > 0.0) ||
+        !mhc__opt_finite(s->decay_mult[1]))
+        return mhc_fail(ctx, code, "%s: schedule.decay_mult is {%g, %g}; expected finite multipliers > 0", fn,
+                        s->decay_mult[0], s->decay_mult[1]);
+    if (!mhc__opt_finite(c->beta1) || !(c->beta1 >= 0.0 && c->beta1 < 1.0))
+        return mhc_fail(ctx, code, "%s: beta1 is %g; expected 0 <= beta1 < 1", fn, c->beta1);
+    if (!mhc__opt_finite(c->beta2) || !(c->beta2 >= 0.0 && c->beta2 < 1.0))
+        return mhc_fail(ctx, code, "%s: beta2 is %g; expected 0 <= beta2 < 1", fn, c->beta2);
+    if (!(c->eps > 0.0) || !mhc__opt_finite(c->eps))
+        return mhc_fail(ctx, code, "%s: eps is %g; expected a finite eps > 0 (the paper uses 1e-20)", fn, c->eps);
+    if (!(c->weight_decay >= 0.0) || !mhc__opt_finite(c->weight_decay))
+        return mhc_fail(ctx, code, "%s: weight_decay is %g; expected a finite value >= 0 (MHC_ADAMW_ZERO for none)",
+                        fn, c->weight_decay);
+    if (!(c->grad_clip >= 0.0) || !mhc__opt_finite(c->grad_clip))
+        return mhc_fail(ctx, code, "%s: grad_clip is %g; expected a finite norm > 0 (MHC_ADAMW_ZERO for no clipping)",
+                        fn, c->grad_clip);
+    return MHC_OK;
+}
+
+MHCDEF mhc_result mhc_trainer_init(mhc_ctx *ctx, mhc_trainer *tr, const mhc_adamw_config *cfg) {
+    mhc_adamw_config c;
+    mhc_result r;
+    if (!tr) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_trainer_init: trainer is NULL");
+    memset(tr, 0, sizeof *tr);
+    tr->ctx = ctx;
+    mhc__adamw_defaults(cfg, &c);
+    r = mhc__adamw_validate(ctx, "mhc_trainer_init", &c, MHC_ERR_VALUE);
+    if (r != MHC_OK) return r;
+    tr->cfg = c;
+    tr->last_clip_scale = 1.0;
+    tr->ready = 1;
+    return MHC_OK;
+}
+
+/* Sum of squares in double over 64 fixed chunks (boundaries depend on n only), chunk sums
+   added in order: the same bits for any thread count. */
+#define MHC__SUMSQ_CHUNKS 64
+static double mhc__sumsq_fixed(const mhc_real *x, size_t n) {
+    double part[MHC__SUMSQ_CHUNKS], total = 0.0;
+    size_t chunk = (n + MHC__SUMSQ_CHUNKS - 1) / MHC__SUMSQ_CHUNKS;
+    int c;
+    MHC__OMP_FOR(n > (size_t)MHC__PAR_WORK)
+    for (c = 0; c < MHC__SUMSQ_CHUNKS; c++) {
+        size_t lo = (size_t)c * chunk, hi = lo + chunk, i;
+        double s = 0.0;
+        if (lo > n) lo = n;
+        if (hi > n) hi = n;
+        for (i = lo; i < hi; i++) s += (double)x[i] * (double)x[i];
+        part[c] = s;
+    }
+    for (c = 0; c < MHC__SUMSQ_CHUNKS; c++) total += part[c];
+    return total;
+}
+
+MHCDEF double mhc_grad_norm(const mhc_params *p) {
+    if (!p || !p->grad || p->size == 0) return 0.0;
+    return sqrt(mhc__sumsq_fixed(p->grad, p->size));
+}
+
+MHCDEF mhc_result mhc_trainer_step(mhc_trainer *tr, mhc_params *p) {
+    const mhc_adamw_config *c;
+    double norm, scale = 1.0, lr;
+    long t;
+    int i;
+    mhc_result r;
+    if (!tr) return MHC_ERR_NULL;
+    if (!tr->ready) return mhc_fail(tr->ctx, MHC_ERR_STATE, "mhc_trainer_step: the trainer is not initialised "
+                                    "(call mhc_trainer_init)");
+    if (!p) return mhc_fail(tr->ctx, MHC_ERR_NULL, "mhc_trainer_step: params is NULL");
+    if (!p->data || !p->grad || !p->m || !p->v)
+        return mhc_fail(tr->ctx, MHC_ERR_STATE, "mhc_trainer_step: the parameter store is not allocated "
+                        "(call mhc_params_alloc)");
+    c = &tr->cfg;
+    r = mhc__adamw_validate(tr->ctx, "mhc_trainer_step", c, MHC_ERR_VALUE);
+    if (r != MHC_OK) return r;
+    if (tr->step < 0)
+        return mhc_fail(tr->ctx, MHC_ERR_STATE, "mhc_trainer_step: the step counter is %ld; expected >= 0", tr->step);
+    t = tr->step + 1;
+    lr = mhc_lr_at(&c->schedule, t);
+    norm = mhc_grad_norm(p);
+    if (!mhc__opt_finite(norm)) {
+        size_t j;
+        for (j = 0; j < p->size; j++)
+            if (!mhc__opt_finite((double)p->grad[j])) break;
+        if (j < p->size) {
+            int k = 0;
+            while (k + 1 < p->count && p->offset[k + 1] <= j) k++;
+            return mhc_fail(tr->ctx, MHC_ERR_NONFINITE, "mhc_trainer_step: step %ld: the gradient norm is not finite "
+                            "(%g): gradient of '%s' element %zu is %g; parameters not updated", t, norm, p->names[k],
+                            j - p->offset[k], (double)p->grad[j]);
+        }
+        return mhc_fail(tr->ctx, MHC_ERR_NONFINITE, "mhc_trainer_step: step %ld: the gradient norm is not finite (%g): "
+                        "the sum of squares overflows; parameters not updated", t, norm);
+    }
+    if (c->grad_clip > 0.0) {
+        double coef = c->grad_clip / (norm + 1e-6);
+        if (coef < 1.0) scale = coef;
+    }
+    for (i = 0; i < p->count; i++) {
+        size_t off = p->offset[i];
+        double wd = p->decay[i] == MHC_PARAM_DECAY ? c->weight_decay : 0.0;
+        mhc_adamw_step(p->data + off, p->grad + off, p->m + off, p->v + off, p->tensors[i].size, lr, c->beta1,
+                       c->beta2, c->eps, wd, scale, t);
+    }
+    tr->step = t;
+    tr->last_grad_norm = norm;
+    tr->last_clip_scale = scale;
+    tr->last_lr = lr;
+    return MHC_OK;
+}
 
 /* =========================================================================================
  * I/O: .npy AND CHECKPOINTS (implementation)
+ * File reading shared by both formats, the bounds-checked .npy parser and writer, and the
+ * checkpoint serialiser/verifier (all-or-nothing load, atomic save).
  * ========================================================================================= */
 
 /* ---------------------------------------- NPY ---------------------------------------------
@@ -3875,7 +4290,7 @@ MHCDEF mhc_result mhc_read_file(mhc_ctx *ctx, const char *path, void **buf, size
     if (!path || !buf || !len)
         return mhc_fail(ctx, MHC_ERR_NULL, "mhc_read_file: %s is NULL", !path ? "path" : !buf ? "buf" : "len");
     f = fopen(path, "rb");
-    if (!f) return mhc_fail(ctx, MHC_ERR_IO, "mhc_read_file: cannot open '%s' for reading", path);
+    if (!f) return mhc_fail(ctx, MHC_ERR_IO, "mhc_read_file: cannot open '%s' for reading: %s", path, strerror(errno));
     for (;;) {
         size_t want, got;
         if (cap - n < 2) {   /* room for at least one more byte and the terminating 0 */
@@ -4199,9 +4614,650 @@ MHCDEF mhc_result mhc_npy_write(mhc_ctx *ctx, const char *path, int ndim, const 
     return MHC_OK;
 }
 
-/* -------------------------------------- CHECKPOINTS ---------------------------------------- */
+/* -------------------------------------- CHECKPOINTS ----------------------------------------
+ * Serialisation writes bytes explicitly (little-endian, no structs). The parser runs twice over
+ * a verified buffer: a checking pass that touches no output, then a committing pass. The writer
+ * builds the whole file in memory, then writes it to a temporary file and renames it.
+ * ----------------------------------------------------------------------------------------- */
 
-/* (filled by the checkpoint layer) */
+#ifdef __cplusplus
+}
+#endif
+#include <limits.h>
+#if defined(__unix__) || defined(__APPLE__)
+#include <unistd.h>
+#include <fcntl.h>
+#include <sys/types.h>
+#define MHC__POSIX_IO 1
+#else
+#define MHC__POSIX_IO 0
+#endif
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MHC__CKPT_HEADER 40u
+#define MHC__CKPT_TRAINER 140u
+#define MHC__CKPT_RNG 32u
+#define MHC__CKPT_FLAG_TRAINER 1u
+#define MHC__CKPT_FLAG_RNG 2u
+#define MHC__CKPT_NAME_MAX 47u
+
+static const unsigned char mhc__ckpt_magic[8] = { 'M', 'H', 'C', '_', 'C', 'K', 'P', 'T' };
+
+/* FNV-1a, 64 bit: h = (h ^ byte) * 0x100000001b3, from 0xcbf29ce484222325. Any single changed
+   byte changes the result (each step is a bijection of h). */
+static uint64_t mhc__fnv1a64(const unsigned char *b, size_t n) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    size_t i;
+    for (i = 0; i < n; i++) { h ^= b[i]; h *= 0x100000001b3ull; }
+    return h;
+}
+
+/* ---- writer: the caller has sized the buffer ---- */
+typedef struct mhc__wr { unsigned char *b; size_t pos; } mhc__wr;
+static void mhc__w_u32(mhc__wr *w, uint32_t x) {
+    int i;
+    for (i = 0; i < 4; i++) w->b[w->pos++] = (unsigned char)(x >> (8 * i));
+}
+static void mhc__w_u64(mhc__wr *w, uint64_t x) {
+    int i;
+    for (i = 0; i < 8; i++) w->b[w->pos++] = (unsigned char)(x >> (8 * i));
+}
+static void mhc__w_f64(mhc__wr *w, double x) {
+    uint64_t u;
+    memcpy(&u, &x, sizeof u);
+    mhc__w_u64(w, u);
+}
+static void mhc__w_i64(mhc__wr *w, long x) { mhc__w_u64(w, (uint64_t)(int64_t)x); }
+static void mhc__w_reals(mhc__wr *w, const mhc_real *x, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) {
+#ifdef MHC_DOUBLE
+        mhc__w_f64(w, x[i]);
+#else
+        uint32_t u;
+        memcpy(&u, &x[i], sizeof u);
+        mhc__w_u32(w, u);
+#endif
+    }
+}
+
+/* ---- reader: every read is preceded by a bounds check (mhc__r_has) ---- */
+typedef struct mhc__rd { const unsigned char *b; size_t len, pos; } mhc__rd;
+static int mhc__r_has(const mhc__rd *r, size_t n) { return r->len - r->pos >= n; }
+static uint32_t mhc__r_u32(mhc__rd *r) {
+    uint32_t x = 0;
+    int i;
+    for (i = 0; i < 4; i++) x |= (uint32_t)r->b[r->pos++] << (8 * i);
+    return x;
+}
+static uint64_t mhc__r_u64(mhc__rd *r) {
+    uint64_t x = 0;
+    int i;
+    for (i = 0; i < 8; i++) x |= (uint64_t)r->b[r->pos++] << (8 * i);
+    return x;
+}
+static double mhc__r_f64(mhc__rd *r) {
+    uint64_t u = mhc__r_u64(r);
+    double x;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+static void mhc__r_reals(mhc__rd *r, mhc_real *x, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) {
+#ifdef MHC_DOUBLE
+        x[i] = mhc__r_f64(r);
+#else
+        uint32_t u = mhc__r_u32(r);
+        memcpy(&x[i], &u, sizeof u);
+#endif
+    }
+}
+
+/* a + b into *acc; returns 0 on overflow. */
+static int mhc__add_ok(size_t *acc, size_t b) {
+    if (*acc > SIZE_MAX - b) return 0;
+    *acc += b;
+    return 1;
+}
+
+MHCDEF mhc_result mhc_checkpoint_serialize(mhc_ctx *ctx, void *buf, size_t cap, size_t *len,
+                                           const void *config, size_t config_bytes, const mhc_params *p,
+                                           const mhc_trainer *tr, const mhc_rng *rng) {
+    const char *fn = "mhc_checkpoint_serialize";
+    size_t total = MHC__CKPT_HEADER, reals;
+    uint32_t flags = 0;
+    mhc__wr w;
+    int i;
+    mhc_result r;
+    if (!len) return mhc_fail(ctx, MHC_ERR_NULL, "%s: len is NULL", fn);
+    *len = 0;
+    if (!p) return mhc_fail(ctx, MHC_ERR_NULL, "%s: params is NULL", fn);
+    if (!p->data || !p->m || !p->v || p->count < 1)
+        return mhc_fail(ctx, MHC_ERR_STATE, "%s: the parameter store is not allocated (call mhc_params_alloc)", fn);
+    if (!config && config_bytes > 0)
+        return mhc_fail(ctx, MHC_ERR_NULL, "%s: config is NULL but config_bytes is %zu", fn, config_bytes);
+    if (tr) {
+        if (!tr->ready) return mhc_fail(ctx, MHC_ERR_STATE, "%s: the trainer is not initialised", fn);
+        r = mhc__adamw_validate(ctx, fn, &tr->cfg, MHC_ERR_VALUE);
+        if (r != MHC_OK) return r;
+        if (tr->step < 0) return mhc_fail(ctx, MHC_ERR_VALUE, "%s: the trainer's step is %ld; expected >= 0", fn, tr->step);
+        flags |= MHC__CKPT_FLAG_TRAINER;
+    }
+    if (rng) {
+        if ((rng->s[0] | rng->s[1] | rng->s[2] | rng->s[3]) == 0)
+            return mhc_fail(ctx, MHC_ERR_VALUE, "%s: the rng state is all zero (not seeded)", fn);
+        flags |= MHC__CKPT_FLAG_RNG;
+    }
+    /* size, overflow-checked */
+    if (!mhc__add_ok(&total, config_bytes) || !mhc__add_ok(&total, 4)) goto overflow;
+    for (i = 0; i < p->count; i++) {
+        size_t entry = 4 + strlen(p->names[i]) + 4 + 4 * (size_t)p->tensors[i].ndim + 4;
+        if (!mhc__add_ok(&total, entry)) goto overflow;
+    }
+    if (!mhc__add_ok(&total, 8)) goto overflow;
+    if (!mhc__mul_ok(p->size, 3 * sizeof(mhc_real), &reals) || !mhc__add_ok(&total, reals)) goto overflow;
+    if (tr && !mhc__add_ok(&total, MHC__CKPT_TRAINER)) goto overflow;
+    if (rng && !mhc__add_ok(&total, MHC__CKPT_RNG)) goto overflow;
+    if (!mhc__add_ok(&total, 8)) goto overflow;
+    *len = total;
+    if (!buf) return MHC_OK;
+    if (cap < total)
+        return mhc_fail(ctx, MHC_ERR_SIZE, "%s: the buffer holds %zu bytes, the checkpoint needs %zu", fn, cap, total);
+    w.b = MHC__CAST(unsigned char *, buf);
+    w.pos = 0;
+    memcpy(w.b, mhc__ckpt_magic, 8);
+    w.pos = 8;
+    mhc__w_u32(&w, MHC_CHECKPOINT_VERSION);
+    mhc__w_u32(&w, (uint32_t)sizeof(mhc_real));
+    mhc__w_u64(&w, (uint64_t)total);
+    mhc__w_u32(&w, flags);
+    mhc__w_u32(&w, 0);
+    mhc__w_u64(&w, (uint64_t)config_bytes);
+    if (config_bytes) memcpy(w.b + w.pos, config, config_bytes);
+    w.pos += config_bytes;
+    mhc__w_u32(&w, (uint32_t)p->count);
+    for (i = 0; i < p->count; i++) {
+        size_t nl = strlen(p->names[i]);
+        int d;
+        mhc__w_u32(&w, (uint32_t)nl);
+        memcpy(w.b + w.pos, p->names[i], nl);
+        w.pos += nl;
+        mhc__w_u32(&w, (uint32_t)p->tensors[i].ndim);
+        for (d = 0; d < p->tensors[i].ndim; d++) mhc__w_u32(&w, (uint32_t)p->tensors[i].shape[d]);
+        mhc__w_u32(&w, p->decay[i] == MHC_PARAM_DECAY ? 1u : 0u);
+    }
+    mhc__w_u64(&w, (uint64_t)p->size);
+    mhc__w_reals(&w, p->data, p->size);
+    mhc__w_reals(&w, p->m, p->size);
+    mhc__w_reals(&w, p->v, p->size);
+    if (tr) {
+        const mhc_adamw_config *c = &tr->cfg;
+        mhc__w_i64(&w, tr->step);
+        mhc__w_u32(&w, (uint32_t)c->schedule.kind);
+        mhc__w_f64(&w, c->schedule.lr);
+        mhc__w_i64(&w, c->schedule.warmup);
+        mhc__w_i64(&w, c->schedule.total);
+        mhc__w_f64(&w, c->schedule.min_lr_frac);
+        mhc__w_f64(&w, c->schedule.decay_at[0]);
+        mhc__w_f64(&w, c->schedule.decay_at[1]);
+        mhc__w_f64(&w, c->schedule.decay_mult[0]);
+        mhc__w_f64(&w, c->schedule.decay_mult[1]);
+        mhc__w_f64(&w, c->beta1);
+        mhc__w_f64(&w, c->beta2);
+        mhc__w_f64(&w, c->eps);
+        mhc__w_f64(&w, c->weight_decay);
+        mhc__w_f64(&w, c->grad_clip);
+        mhc__w_f64(&w, tr->last_grad_norm);
+        mhc__w_f64(&w, tr->last_clip_scale);
+        mhc__w_f64(&w, tr->last_lr);
+    }
+    if (rng) for (i = 0; i < 4; i++) mhc__w_u64(&w, rng->s[i]);
+    mhc__w_u64(&w, mhc__fnv1a64(w.b, w.pos));
+    MHC_ASSERT(w.pos == total);
+    return MHC_OK;
+overflow:
+    return mhc_fail(ctx, MHC_ERR_OVERFLOW, "%s: the checkpoint size overflows (config %zu bytes, %zu reals)", fn,
+                    config_bytes, p->size);
+}
+
+/* "[2,3]" from a u32 shape. */
+static void mhc__shape_u32_str(char *buf, size_t cap, const uint32_t *shape, uint32_t ndim) {
+    size_t len = 0;
+    uint32_t d;
+    buf[0] = 0;
+    len += (size_t)snprintf(buf, cap, "[");
+    for (d = 0; d < ndim && len < cap; d++)
+        len += (size_t)snprintf(buf + len, cap - len, d ? ",%lu" : "%lu", (unsigned long)shape[d]);
+    if (len < cap) snprintf(buf + len, cap - len, "]");
+}
+
+/* One pass over a checkpoint. commit = 0: verify everything, write nothing; commit = 1: copy
+   into the outputs (only after a successful commit = 0 pass over the same buffer). */
+static mhc_result mhc__ckpt_parse(mhc_ctx *ctx, const char *fn, const unsigned char *b, size_t len, void *config,
+                                  size_t config_cap, size_t *config_bytes, mhc_params *p, mhc_trainer *tr,
+                                  mhc_rng *rng, int commit) {
+    mhc__rd r;
+    uint32_t version, rsize, flags, count, k;
+    uint64_t flen, cbytes, nreals, sum = 0;
+    r.b = b;
+    r.len = len;
+    r.pos = 0;
+    if (len >= 8 && memcmp(b, mhc__ckpt_magic, 8) != 0)
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: not an mhc checkpoint (the magic bytes differ from \"MHC_CKPT\")", fn);
+    if (len < MHC__CKPT_HEADER + 8)
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: truncated: %zu bytes, a checkpoint has at least %u", fn, len,
+                        MHC__CKPT_HEADER + 8);
+    r.pos = 8;
+    version = mhc__r_u32(&r);
+    if (version != MHC_CHECKPOINT_VERSION)
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: format version %lu; this build reads version %d", fn,
+                        (unsigned long)version, MHC_CHECKPOINT_VERSION);
+    rsize = mhc__r_u32(&r);
+    if (rsize != 4 && rsize != 8)
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: real size %lu bytes; expected 4 (float32) or 8 (float64)", fn,
+                        (unsigned long)rsize);
+    if (rsize != sizeof(mhc_real))
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: the checkpoint stores %s reals but this build uses %s (%s)", fn,
+                        rsize == 8 ? "float64" : "float32", MHC_REAL_NAME,
+                        rsize == 8 ? "define MHC_DOUBLE to read it" : "read it in a build without MHC_DOUBLE");
+    flen = mhc__r_u64(&r);
+    if (flen != (uint64_t)len) {
+        if (flen > (uint64_t)len)
+            return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: truncated: %zu bytes, the header says %llu", fn, len,
+                            (unsigned long long)flen);
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: %zu bytes but the header says %llu (trailing bytes or a corrupted "
+                        "header)", fn, len, (unsigned long long)flen);
+    }
+    if (!commit) {
+        uint64_t want, got;
+        r.pos = len - 8;
+        want = mhc__r_u64(&r);
+        got = mhc__fnv1a64(b, len - 8);
+        if (want != got) {
+#ifndef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+            return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: checksum mismatch (stored %016llx, computed %016llx): the "
+                            "checkpoint is corrupted", fn, (unsigned long long)want, (unsigned long long)got);
+#endif
+        }
+    }
+    r.len = len - 8;   /* the structure ends where the checksum begins */
+    r.pos = 24;
+    flags = mhc__r_u32(&r);
+    if (flags & ~(MHC__CKPT_FLAG_TRAINER | MHC__CKPT_FLAG_RNG))
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: unknown flags 0x%lx", fn, (unsigned long)flags);
+    if (mhc__r_u32(&r) != 0) return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: the reserved header field is not 0", fn);
+    cbytes = mhc__r_u64(&r);
+    if (cbytes > (uint64_t)(r.len - r.pos))
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: the config blob claims %llu bytes but only %zu remain", fn,
+                        (unsigned long long)cbytes, r.len - r.pos);
+    if (!commit) {
+        if (config_cap > 0 && !config)
+            return mhc_fail(ctx, MHC_ERR_NULL, "%s: config is NULL but config_cap is %zu", fn, config_cap);
+        if (config && cbytes > (uint64_t)config_cap) {
+            if (config_bytes) *config_bytes = (size_t)cbytes;
+            return mhc_fail(ctx, MHC_ERR_SIZE, "%s: the config blob has %llu bytes but the buffer holds %zu", fn,
+                            (unsigned long long)cbytes, config_cap);
+        }
+    } else {
+        if (config && cbytes) memcpy(config, r.b + r.pos, (size_t)cbytes);
+        if (config_bytes) *config_bytes = (size_t)cbytes;
+    }
+    r.pos += (size_t)cbytes;
+    if (!mhc__r_has(&r, 4)) return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: truncated before the tensor count", fn);
+    count = mhc__r_u32(&r);
+    if (count < 1) return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: the tensor count is 0", fn);
+    for (k = 0; k < count; k++) {
+        char name[MHC__CKPT_NAME_MAX + 1];
+        uint32_t nl, ndim, d, decay, shape[MHC_MAX_DIMS];
+        uint64_t size = 1;
+        if (!mhc__r_has(&r, 4)) goto trunc_table;
+        nl = mhc__r_u32(&r);
+        if (nl < 1 || nl > MHC__CKPT_NAME_MAX)
+            return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: tensor %lu: name length %lu; expected 1 to %u", fn,
+                            (unsigned long)k, (unsigned long)nl, MHC__CKPT_NAME_MAX);
+        if (!mhc__r_has(&r, nl)) goto trunc_table;
+        memcpy(name, r.b + r.pos, nl);
+        name[nl] = 0;
+        r.pos += nl;
+        if (strlen(name) != nl)
+            return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: tensor %lu: the name contains a NUL byte", fn, (unsigned long)k);
+        if (!mhc__r_has(&r, 4)) goto trunc_table;
+        ndim = mhc__r_u32(&r);
+        if (ndim < 1 || ndim > MHC_MAX_DIMS)
+            return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: tensor '%s': %lu dimensions; expected 1 to %d", fn, name,
+                            (unsigned long)ndim, MHC_MAX_DIMS);
+        if (!mhc__r_has(&r, 4 * (size_t)ndim + 4)) goto trunc_table;
+        for (d = 0; d < ndim; d++) {
+            shape[d] = mhc__r_u32(&r);
+            if (shape[d] < 1 || shape[d] > (uint32_t)INT_MAX)
+                return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: tensor '%s': dimension %lu has size %lu", fn, name,
+                                (unsigned long)d, (unsigned long)shape[d]);
+            if (size > UINT64_MAX / shape[d]) goto too_big;
+            size *= shape[d];
+        }
+        decay = mhc__r_u32(&r);
+        if (decay > 1)
+            return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: tensor '%s': decay flag %lu; expected 0 or 1", fn, name,
+                            (unsigned long)decay);
+        if (sum > UINT64_MAX - size) goto too_big;
+        sum += size;
+        if (p && !commit) {
+            char fs[64], ss[64];
+            const mhc_tensor *t;
+            int same = 1;
+            if (k >= (uint32_t)p->count)
+                return mhc_fail(ctx, MHC_ERR_SHAPE, "%s: the file has tensor %lu '%s' that the parameter store lacks "
+                                "(the store has %d tensors)", fn, (unsigned long)k, name, p->count);
+            t = &p->tensors[k];
+            if (strcmp(name, p->names[k]) != 0 || ndim != (uint32_t)t->ndim) same = 0;
+            for (d = 0; same && d < ndim; d++)
+                if (shape[d] != (uint32_t)t->shape[d]) same = 0;
+            if (!same) {
+                mhc__shape_u32_str(fs, sizeof fs, shape, ndim);
+                mhc_shape_str(t, ss, sizeof ss);
+                return mhc_fail(ctx, MHC_ERR_SHAPE, "%s: tensor %lu is '%s' %s in the file but '%s' %s in the parameter "
+                                "store", fn, (unsigned long)k, name, fs, p->names[k], ss);
+            }
+            if (decay != (p->decay[k] == MHC_PARAM_DECAY ? 1u : 0u))
+                return mhc_fail(ctx, MHC_ERR_SHAPE, "%s: tensor '%s' has decay flag %lu in the file but %d in the "
+                                "parameter store", fn, name, (unsigned long)decay, p->decay[k] == MHC_PARAM_DECAY);
+        }
+    }
+    if (p && !commit && count < (uint32_t)p->count)
+        return mhc_fail(ctx, MHC_ERR_SHAPE, "%s: the parameter store has tensor %lu '%s' that the file lacks (the file "
+                        "has %lu tensors)", fn, (unsigned long)count, p->names[count], (unsigned long)count);
+    if (!mhc__r_has(&r, 8)) goto trunc_table;
+    nreals = mhc__r_u64(&r);
+    if (nreals != sum)
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: the file says %llu reals but its tensors hold %llu", fn,
+                        (unsigned long long)nreals, (unsigned long long)sum);
+    if (nreals > (uint64_t)((r.len - r.pos) / (3 * (size_t)rsize)))
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: truncated: %llu reals (x3 for data, m, v) do not fit in the %zu "
+                        "remaining bytes", fn, (unsigned long long)nreals, r.len - r.pos);
+    if (commit && p) {
+        mhc__r_reals(&r, p->data, p->size);
+        mhc__r_reals(&r, p->m, p->size);
+        mhc__r_reals(&r, p->v, p->size);
+    } else {
+        r.pos += 3 * (size_t)nreals * rsize;
+    }
+    if (flags & MHC__CKPT_FLAG_TRAINER) {
+        mhc_trainer t;
+        mhc_adamw_config *c = &t.cfg;
+        int64_t st, wu, tot;
+        if (!mhc__r_has(&r, MHC__CKPT_TRAINER))
+            return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: truncated in the trainer state", fn);
+        memset(&t, 0, sizeof t);
+        st = (int64_t)mhc__r_u64(&r);
+        c->schedule.kind = (int)(mhc__r_u32(&r) & 0x7FFFFFFFu);
+        c->schedule.lr = mhc__r_f64(&r);
+        wu = (int64_t)mhc__r_u64(&r);
+        tot = (int64_t)mhc__r_u64(&r);
+        c->schedule.min_lr_frac = mhc__r_f64(&r);
+        c->schedule.decay_at[0] = mhc__r_f64(&r);
+        c->schedule.decay_at[1] = mhc__r_f64(&r);
+        c->schedule.decay_mult[0] = mhc__r_f64(&r);
+        c->schedule.decay_mult[1] = mhc__r_f64(&r);
+        c->beta1 = mhc__r_f64(&r);
+        c->beta2 = mhc__r_f64(&r);
+        c->eps = mhc__r_f64(&r);
+        c->weight_decay = mhc__r_f64(&r);
+        c->grad_clip = mhc__r_f64(&r);
+        t.last_grad_norm = mhc__r_f64(&r);
+        t.last_clip_scale = mhc__r_f64(&r);
+        t.last_lr = mhc__r_f64(&r);
+        if (st < 0 || wu < 0 || tot < 0 || st > (int64_t)LONG_MAX || wu > (int64_t)LONG_MAX || tot > (int64_t)LONG_MAX)
+            return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: trainer step %lld, warmup %lld or total %lld is out of range", fn,
+                            (long long)st, (long long)wu, (long long)tot);
+        t.step = (long)st;
+        c->schedule.warmup = (long)wu;
+        c->schedule.total = (long)tot;
+        if (!commit) {
+            char pre[96];
+            mhc_result res;
+            snprintf(pre, sizeof pre, "%s: the stored trainer configuration is invalid", fn);
+            res = mhc__adamw_validate(ctx, pre, c, MHC_ERR_FORMAT);
+            if (res != MHC_OK) return res;
+        } else if (tr) {
+            t.ctx = ctx;
+            t.ready = 1;
+            *tr = t;
+        }
+    } else if (tr && !commit) {
+        return mhc_fail(ctx, MHC_ERR_VALUE, "%s: the checkpoint holds no trainer state (it was saved without one)", fn);
+    }
+    if (flags & MHC__CKPT_FLAG_RNG) {
+        uint64_t s[4];
+        int i;
+        if (!mhc__r_has(&r, MHC__CKPT_RNG)) return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: truncated in the rng state", fn);
+        for (i = 0; i < 4; i++) s[i] = mhc__r_u64(&r);
+        if ((s[0] | s[1] | s[2] | s[3]) == 0)
+            return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: the stored rng state is all zero", fn);
+        if (commit && rng) for (i = 0; i < 4; i++) rng->s[i] = s[i];
+    } else if (rng && !commit) {
+        return mhc_fail(ctx, MHC_ERR_VALUE, "%s: the checkpoint holds no rng state (it was saved without one)", fn);
+    }
+    if (r.pos != r.len)
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: %zu unexpected bytes before the checksum", fn, r.len - r.pos);
+    return MHC_OK;
+trunc_table:
+    return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: truncated in the tensor table (tensor %lu of %lu)", fn,
+                    (unsigned long)k, (unsigned long)count);
+too_big:
+    return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: the tensor sizes overflow at tensor %lu", fn, (unsigned long)k);
+}
+
+static mhc_result mhc__ckpt_parse_all(mhc_ctx *ctx, const char *fn, const void *buf, size_t len, void *config,
+                                      size_t config_cap, size_t *config_bytes, mhc_params *p, mhc_trainer *tr,
+                                      mhc_rng *rng) {
+    mhc_result r;
+    if (!buf) return mhc_fail(ctx, MHC_ERR_NULL, "%s: buffer is NULL", fn);
+    if (p && (!p->data || !p->m || !p->v))
+        return mhc_fail(ctx, MHC_ERR_STATE, "%s: the parameter store is not allocated (call mhc_params_alloc)", fn);
+    r = mhc__ckpt_parse(ctx, fn, MHC__CAST(const unsigned char *, buf), len, config, config_cap, config_bytes, p, tr,
+                        rng, 0);
+    if (r != MHC_OK) return r;
+    r = mhc__ckpt_parse(ctx, fn, MHC__CAST(const unsigned char *, buf), len, config, config_cap, config_bytes, p, tr,
+                        rng, 1);
+    MHC_ASSERT(r == MHC_OK);
+    return r;
+}
+
+MHCDEF mhc_result mhc_checkpoint_parse(mhc_ctx *ctx, const void *buf, size_t len, void *config, size_t config_cap,
+                                       size_t *config_bytes, mhc_params *p, mhc_trainer *tr, mhc_rng *rng) {
+    return mhc__ckpt_parse_all(ctx, "mhc_checkpoint_parse", buf, len, config, config_cap, config_bytes, p, tr, rng);
+}
+
+MHCDEF mhc_result mhc_checkpoint_load(mhc_ctx *ctx, const char *path, void *config, size_t config_cap,
+                                      size_t *config_bytes, mhc_params *p, mhc_trainer *tr, mhc_rng *rng) {
+    char fn[160];
+    void *buf = NULL;
+    size_t len = 0;
+    mhc_result r;
+    if (!path) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_checkpoint_load: path is NULL");
+    snprintf(fn, sizeof fn, "mhc_checkpoint_load('%s')", path);
+    r = mhc_read_file(ctx, path, &buf, &len);   /* grows by doubling: no length is trusted */
+    if (r != MHC_OK) return r;
+    r = mhc__ckpt_parse_all(ctx, fn, buf, len, config, config_cap, config_bytes, p, tr, rng);
+    MHC_FREE(buf);
+    return r;
+}
+
+/* Test hook: simulated faults for the atomic write (NULL in the public path). */
+typedef struct mhc__ckpt_faults {
+    size_t write_limit;   /* the write fails once this many bytes are written (SIZE_MAX: never) */
+    int fail_sync;        /* the flush/fsync step fails */
+    int fail_rename;      /* the final rename fails */
+    char tmp_path[512];   /* out: the temporary file's name */
+} mhc__ckpt_faults;
+
+/* Write buf to path.tmp.<pid>.<n> in the same directory, sync, close, rename over path. On any
+   failure the temporary is removed and path is untouched. */
+static mhc_result mhc__write_atomic(mhc_ctx *ctx, const char *path, const unsigned char *buf, size_t len,
+                                    mhc__ckpt_faults *faults) {
+    size_t plen = strlen(path), off = 0, tcap;
+    char *tmp;
+    const char *stage = "create";
+    const char *why = NULL;
+    int err = 0, created = 0, attempt;
+    unsigned long pid = 0;
+#if MHC__POSIX_IO
+    int fd = -1;
+    pid = (unsigned long)getpid();
+#else
+    FILE *f = NULL;
+#endif
+    if (plen > SIZE_MAX - 64) return mhc_fail(ctx, MHC_ERR_OVERFLOW, "mhc_checkpoint_save: path too long");
+    tcap = plen + 64;
+    tmp = MHC__CAST(char *, MHC_MALLOC(tcap));
+    if (!tmp) return mhc_fail(ctx, MHC_ERR_NOMEM, "mhc_checkpoint_save: out of memory");
+    for (attempt = 0; attempt < 16; attempt++) {
+        snprintf(tmp, tcap, "%s.tmp.%lu.%d", path, pid, attempt);
+#if MHC__POSIX_IO
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0666);
+        if (fd >= 0 || errno != EEXIST) break;
+#else
+        f = fopen(tmp, "rb");   /* C99 has no exclusive create: skip names that exist */
+        if (f) { fclose(f); f = NULL; continue; }
+        f = fopen(tmp, "wb");
+        break;
+#endif
+    }
+    if (faults) snprintf(faults->tmp_path, sizeof faults->tmp_path, "%s", tmp);
+#if MHC__POSIX_IO
+    if (fd < 0) { err = errno; goto fail; }
+    created = 1;
+    stage = "write";
+    while (off < len) {
+        size_t chunk = len - off;
+        ssize_t wr;
+        if (chunk > ((size_t)1 << 30)) chunk = (size_t)1 << 30;
+        if (faults && faults->write_limit - off < chunk) {
+            chunk = faults->write_limit > off ? faults->write_limit - off : 0;
+            if (chunk == 0) { why = "simulated write failure (test hook)"; goto fail; }
+        }
+        wr = write(fd, buf + off, chunk);
+        if (wr < 0) {
+            if (errno == EINTR) continue;
+            err = errno;
+            goto fail;
+        }
+        if (wr == 0) { why = "write() wrote nothing"; goto fail; }
+        off += (size_t)wr;
+    }
+    stage = "sync";
+    if (faults && faults->fail_sync) { why = "simulated sync failure (test hook)"; goto fail; }
+    if (fsync(fd) != 0) { err = errno; goto fail; }
+    stage = "close";
+    {
+        int rc = close(fd);
+        fd = -1;
+        if (rc != 0) { err = errno; goto fail; }
+    }
+#else
+    if (!f) { err = errno; goto fail; }
+    created = 1;
+    stage = "write";
+    while (off < len) {
+        size_t chunk = len - off, wr;
+        if (chunk > ((size_t)1 << 30)) chunk = (size_t)1 << 30;
+        if (faults && faults->write_limit - off < chunk) {
+            chunk = faults->write_limit > off ? faults->write_limit - off : 0;
+            if (chunk == 0) { why = "simulated write failure (test hook)"; goto fail; }
+        }
+        wr = fwrite(buf + off, 1, chunk, f);
+        off += wr;
+        if (wr != chunk) { err = errno; goto fail; }
+    }
+    stage = "sync";
+    if (faults && faults->fail_sync) { why = "simulated sync failure (test hook)"; goto fail; }
+    if (fflush(f) != 0) { err = errno; goto fail; }
+    stage = "close";
+    {
+        int rc = fclose(f);
+        f = NULL;
+        if (rc != 0) { err = errno; goto fail; }
+    }
+#endif
+    stage = "rename";
+    if (faults && faults->fail_rename) { why = "simulated rename failure (test hook)"; goto fail; }
+    if (rename(tmp, path) != 0) {
+        err = errno;
+#if !MHC__POSIX_IO
+        /* platforms whose rename does not replace (Windows): not atomic there */
+        if (remove(path) == 0 && rename(tmp, path) == 0) goto renamed;
+#endif
+        goto fail;
+    }
+#if !MHC__POSIX_IO
+renamed:
+#endif
+#if MHC__POSIX_IO
+    {   /* make the rename durable: fsync the directory (best effort) */
+        const char *slash = strrchr(path, '/');
+        int dfd;
+        if (slash) {
+            size_t dl = (size_t)(slash - path);
+            memcpy(tmp, path, dl ? dl : 1);
+            tmp[dl ? dl : 1] = 0;
+        } else {
+            strcpy(tmp, ".");
+        }
+        dfd = open(tmp, O_RDONLY);
+        if (dfd >= 0) { (void)fsync(dfd); (void)close(dfd); }
+    }
+#endif
+    MHC_FREE(tmp);
+    return MHC_OK;
+fail:
+    {
+        mhc_result res;
+        if (!why) why = err ? strerror(err) : "unknown error";
+#if MHC__POSIX_IO
+        if (fd >= 0) (void)close(fd);
+#else
+        if (f) fclose(f);
+#endif
+        if (created) (void)remove(tmp);
+        if (strcmp(stage, "create") == 0)
+            res = mhc_fail(ctx, MHC_ERR_IO, "mhc_checkpoint_save: cannot create the temporary file '%s': %s; '%s' is "
+                           "unchanged", tmp, why, path);
+        else if (strcmp(stage, "rename") == 0)
+            res = mhc_fail(ctx, MHC_ERR_IO, "mhc_checkpoint_save: cannot rename '%s' to '%s': %s; '%s' is unchanged",
+                           tmp, path, why, path);
+        else
+            res = mhc_fail(ctx, MHC_ERR_IO, "mhc_checkpoint_save: cannot %s the temporary file '%s' (%zu of %zu bytes "
+                           "written): %s; '%s' is unchanged", stage, tmp, off, len, why, path);
+        MHC_FREE(tmp);
+        return res;
+    }
+}
+
+static mhc_result mhc__checkpoint_save_impl(mhc_ctx *ctx, const char *path, const void *config, size_t config_bytes,
+                                            const mhc_params *p, const mhc_trainer *tr, const mhc_rng *rng,
+                                            mhc__ckpt_faults *faults) {
+    size_t len = 0;
+    unsigned char *buf;
+    mhc_result r;
+    if (!path) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_checkpoint_save: path is NULL");
+    if (!path[0]) return mhc_fail(ctx, MHC_ERR_VALUE, "mhc_checkpoint_save: path is empty");
+    r = mhc_checkpoint_serialize(ctx, NULL, 0, &len, config, config_bytes, p, tr, rng);
+    if (r != MHC_OK) return r;
+    buf = MHC__CAST(unsigned char *, MHC_MALLOC(len));
+    if (!buf) return mhc_fail(ctx, MHC_ERR_NOMEM, "mhc_checkpoint_save: cannot allocate %zu bytes", len);
+    r = mhc_checkpoint_serialize(ctx, buf, len, &len, config, config_bytes, p, tr, rng);
+    if (r == MHC_OK) r = mhc__write_atomic(ctx, path, buf, len, faults);
+    MHC_FREE(buf);
+    return r;
+}
+
+MHCDEF mhc_result mhc_checkpoint_save(mhc_ctx *ctx, const char *path, const void *config, size_t config_bytes,
+                                      const mhc_params *p, const mhc_trainer *tr, const mhc_rng *rng) {
+    return mhc__checkpoint_save_impl(ctx, path, config, config_bytes, p, tr, rng, NULL);
+}
 
 #ifdef __cplusplus
 }

@@ -31,6 +31,8 @@ int mhc_cli_verify(int argc, char **argv);
 /* mhc train ... / mhc demo ... (examples/train.c; not yet dispatched by examples/mhc_cli.c) */
 int mhc_cli_train(int argc, char **argv);
 int mhc_cli_demo(int argc, char **argv);
+/* mhc gpt-export DIR [train options] (examples/train.c) */
+int mhc_cli_gpt_export(int argc, char **argv);
 
 #ifdef __cplusplus
 }

@@ -17,6 +17,9 @@ static void mhc_cli_usage(FILE *f) {
             "                                    write its outputs as OUT_DIR/<name>.npy\n"
             "  compare OUT_DIR EXPECTED_DIR [--rtol R] [--atol A]\n"
             "                                    compare the .npy tensors of two directories\n"
+            "  train [options]                   train the small GPT (mhc train --help)\n"
+            "  demo [options]                    train none, hc and mhc side by side (make demo)\n"
+            "  gpt-export DIR [options]          write a GPT's initial weights and a batch (PyTorch reference)\n"
             "  version                           print the mhc.h version\n"
             "  help                              print this text\n"
             "'mhc <command> --help' describes one command.\n");
@@ -30,6 +33,9 @@ int main(int argc, char **argv) {
     }
     if (strcmp(cmd, "verify") == 0) return mhc_cli_verify(argc - 1, argv + 1);
     if (strcmp(cmd, "compare") == 0) return mhc_cli_compare(argc - 1, argv + 1);
+    if (strcmp(cmd, "train") == 0) return mhc_cli_train(argc - 1, argv + 1);
+    if (strcmp(cmd, "demo") == 0) return mhc_cli_demo(argc - 1, argv + 1);
+    if (strcmp(cmd, "gpt-export") == 0) return mhc_cli_gpt_export(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("mhc %s\n", mhc_version());
         return 0;
