@@ -8,3 +8,4 @@
 
 #include "test_core.c"
 #include "test_ops.c"
+#include "test_matmul.c"
