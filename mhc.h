@@ -1200,7 +1200,7 @@ static void mhc__mm_tile(mhc_real *C, size_t ldc, const mhc_real *A, size_t ars,
 /* C[M,N] (+)= A(i,k) B(k,j) over the strided views above: plan the tiles, run them in parallel. */
 static void mhc__mm(mhc_real *C, const mhc_real *A, size_t ars, size_t acs, const mhc_real *B, size_t brs,
                     size_t bcs, int M, int K, int N, int acc) {
-    int nt = 1, nbm = 1, nbn, rows, cols, ntiles, t;
+    int nt = 1, nbm = 1, nbn, ntiles, t;
     const int mstrips = (M + MHC__MM_MR - 1) / MHC__MM_MR, nstrips = (N + MHC__MM_NR - 1) / MHC__MM_NR;
     if (M < 1 || N < 1) return;
     if (K < 1) {
@@ -1210,23 +1210,23 @@ static void mhc__mm(mhc_real *C, const mhc_real *A, size_t ars, size_t acs, cons
 #if MHC__OMP
     if ((double)M * K * N > MHC__MM_PAR_WORK) nt = omp_get_max_threads();
 #endif
-    /* Column blocks: as few as fit MHC__MM_NC, rounded up to a multiple of the thread count when
-       there are columns enough, of equal width rounded up to NR. Then row bands: one, or as many
-       as make the tile count a multiple of the thread count. Each packed B block serves a whole
-       band, so few bands means little packing. (The tiling never changes results, see above.) */
-    nbn = (N + MHC__MM_NC - 1) / MHC__MM_NC;
+    /* Column blocks: as few as fit MHC__MM_NC, their count rounded up to a multiple of the thread
+       count when there are micro-panels enough. Row bands: one, or one per thread when the column
+       blocks do not share evenly. Blocks and bands split the NR-wide panels and MR-high strips as
+       evenly as integers allow, so threads get equal work. Each packed B block serves a whole band:
+       few bands, little packing. (The tiling never changes results, see above.) */
+    nbn = (nstrips + MHC__MM_NC / MHC__MM_NR - 1) / (MHC__MM_NC / MHC__MM_NR);
     if (nt > 1 && nbn % nt && (nbn + nt - 1) / nt * nt <= nstrips) nbn = (nbn + nt - 1) / nt * nt;
-    cols = ((N + nbn - 1) / nbn + MHC__MM_NR - 1) / MHC__MM_NR * MHC__MM_NR;
-    nbn = (N + cols - 1) / cols;
     if (nt > 1 && nbn % nt) nbm = nt < mstrips ? nt : mstrips;
-    rows = ((M + nbm - 1) / nbm + MHC__MM_MR - 1) / MHC__MM_MR * MHC__MM_MR;
-    nbm = (M + rows - 1) / rows;
     ntiles = nbm * nbn;
     MHC__OMP_FOR(nt > 1 && ntiles > 1)
     for (t = 0; t < ntiles; t++) {
-        const int i0 = t / nbn * rows, j0 = t % nbn * cols;
-        mhc__mm_tile(C, (size_t)N, A, ars, acs, B, brs, bcs, i0, i0 + rows < M ? i0 + rows : M,
-                     j0, j0 + cols < N ? j0 + cols : N, K, acc);
+        const size_t bm = (size_t)(t / nbn), bn = (size_t)(t % nbn);
+        const int i0 = (int)(bm * (size_t)mstrips / (size_t)nbm) * MHC__MM_MR;
+        const int i1 = (int)((bm + 1) * (size_t)mstrips / (size_t)nbm) * MHC__MM_MR;
+        const int j0 = (int)(bn * (size_t)nstrips / (size_t)nbn) * MHC__MM_NR;
+        const int j1 = (int)((bn + 1) * (size_t)nstrips / (size_t)nbn) * MHC__MM_NR;
+        mhc__mm_tile(C, (size_t)N, A, ars, acs, B, brs, bcs, i0, i1 < M ? i1 : M, j0, j1 < N ? j1 : N, K, acc);
     }
 }
 

@@ -45,9 +45,26 @@ void bench_row(const char *name, double ours, double peer, const char *note) {
 #include "bench_groups.h"
 #undef BENCH_GROUP
 
+/* The 1-minute load average (-1 when unknown): other processes running make every rate noisy. */
+static double bench_load(void) {
+    double l = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &l) != 1) l = -1;
+        fclose(f);
+    }
+    return l;
+}
+
 int main(void) {
-    printf("mhc.h benchmarks: rates measured side by side in one run, %d threads; ratio = ours / peer\n\n",
+    const double load = bench_load();
+    const char *wait = getenv("OMP_WAIT_POLICY");
+    printf("mhc.h benchmarks: rates measured side by side in one run, %d threads; ratio = ours / peer\n",
            bench_threads());
+    printf("load average at start %.2f%s; OMP_WAIT_POLICY=%s\n\n", load,
+           load > 0.5 ? " (the machine is busy: rates are noisy, and OpenMP's default spin-waiting suffers "
+                        "more than OpenBLAS's yielding; OMP_WAIT_POLICY=passive helps there)" : "",
+           wait ? wait : "(unset)");
     printf("| %-34s | %8s | %8s | %5s | %s\n", "name", "ours", "peer", "ratio", "note");
     printf("|%s|%s|%s|%s|%s\n", "------------------------------------", "----------", "----------", "-------",
            "------");

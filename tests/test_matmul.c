@@ -147,22 +147,24 @@ void TMM_NAME(TEST_MATMUL_GROUP)(void) {
 
 #if MHC__OMP
     TEST_BEGIN("matmul_threads");
-    {   /* 1, 2 and 3 threads (different tilings): the same bits, for every variant */
+    {   /* 1, 2 and 3 threads (different tilings: column blocks, or row bands when N is narrow):
+           the same bits, for every variant */
         enum { M = 301, K = 300, N = 250 };
         mhc_real *A = (mhc_real *)malloc(sizeof(mhc_real) * M * K), *B = (mhc_real *)malloc(sizeof(mhc_real) * K * N);
         mhc_real *C1 = (mhc_real *)malloc(sizeof(mhc_real) * M * N), *C2 = (mhc_real *)malloc(sizeof(mhc_real) * M * N);
-        int old = omp_get_max_threads(), which, nt;
+        int old = omp_get_max_threads(), which, nt, n;
         if (A && B && C1 && C2) {
             mhc_rng_fill_normal(&rng, A, (size_t)M * K, 0, 1);
             mhc_rng_fill_normal(&rng, B, (size_t)K * N, 0, 1);
-            for (which = 0; which < 3; which++) {
-                TP(tmm_threads)(which, 1, C1, A, B, M, K, N);
-                for (nt = 2; nt <= 3; nt++) {
-                    TP(tmm_threads)(which, nt, C2, A, B, M, K, N);
-                    CHECK_MSG(memcmp(C1, C2, sizeof(mhc_real) * M * N) == 0, "%s: %d threads differ from 1",
-                              which == 0 ? "ab" : which == 1 ? "abt" : "atb", nt);
+            for (n = N; n >= 20; n -= N - 20)           /* N = 250, then N = 20 */
+                for (which = 0; which < 3; which++) {
+                    TP(tmm_threads)(which, 1, C1, A, B, M, K, n);
+                    for (nt = 2; nt <= 3; nt++) {
+                        TP(tmm_threads)(which, nt, C2, A, B, M, K, n);
+                        CHECK_MSG(memcmp(C1, C2, sizeof(mhc_real) * M * n) == 0, "%s N=%d: %d threads differ from 1",
+                                  which == 0 ? "ab" : which == 1 ? "abt" : "atb", n, nt);
+                    }
                 }
-            }
         } else CHECK_MSG(0, "out of memory");
         omp_set_num_threads(old);
         free(A); free(B); free(C1); free(C2);
