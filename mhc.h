@@ -247,6 +247,10 @@ MHCDEF void        mhc_params_free(mhc_params *p);
  * below validate first. Each fast kernel has a naive reference (mhc_ref_*) beside it.
  * ========================================================================================= */
 
+/* Matmul: a cache-blocked, packed GEMM with a register-blocked micro-kernel (AVX-512, AVX2+FMA or
+   portable C, chosen at compile time); threads own output tiles, so the bits do not depend on the
+   thread count. Uses about 250 KB of stack per thread for packing (no malloc). acc = 0 never
+   reads C. */
 /* C[M,N] (+)= A[M,K] B[K,N]          (acc = 0 overwrites, acc = 1 accumulates) */
 MHCDEF void mhc_k_matmul_ab (mhc_real *C, const mhc_real *A, const mhc_real *B, int M, int K, int N, int acc);
 /* C[M,N] (+)= A[M,K] B[N,K]^T */
@@ -893,14 +897,19 @@ MHCDEF void mhc_params_free(mhc_params *p) {
    Goto/BLIS structure. The output is cut into tiles (a band of rows x a block of at most
    MHC__MM_NC columns); each tile belongs to one thread (MHC__OMP_FOR over tiles). Inside a
    tile K is walked in blocks of MHC__MM_KC, in order. For each K block the tile's block of B is
-   packed into micro-panels (kc x NR, one row of NR reals per k), then each strip of MR rows of A
-   is packed (kc x MR) and swept against the B micro-panels by the micro-kernel, which holds an
-   MR x NR block of C in registers: t[i][j] += a(i,k) b(k,j) for k in order.
+   packed into micro-panels (kc x NR, one row of NR reals per k; the abt transpose uses 8 x 8
+   register transposes when AVX is on), then each strip of MR rows of A is swept against the B
+   micro-panels by the micro-kernel, which holds an MR x NR block of C in registers:
+   t[i][j] += a(i,k) b(k,j) for k in order. A strip is read in place when A's rows are contiguous
+   in k (ab, abt); for atb, MHC__MM_MC rows of A at a time are first copied row by row into a
+   contiguous block (strided columns would thrash the cache), and a last partial strip is packed
+   with zero rows.
    Determinism: the micro-kernel always runs on a full MR x NR block (packing pads with zeros; a
    partial block goes through a small buffer) and element (i,j) always gets t = its sum over one
    K block in k order, then C = t (first K block when acc = 0) or C = C + t; the K blocks depend
    on K alone. So no bit depends on where tile boundaries fall, and the tiling may follow the
-   thread count (for load balance) without changing any result.
+   thread count (for load balance) without changing any result. (Zero padding meets only lanes
+   that are thrown away, so an inf or NaN in A or B stays in its own rows and columns.)
    Memory: the packing buffers are local arrays of mhc__mm_tile, i.e. on the stack of the thread
    that owns the tile: MHC__MM_KC * (MHC__MM_NC + MHC__MM_MC) + MR * NR reals, about 245 KB in both
    precisions (OpenMP worker stacks are 2 MB or more). No malloc, no static buffers.
@@ -1055,10 +1064,12 @@ static void mhc__mm_kernel(int kc, const mhc_real *a, size_t ars, size_t acs, co
 /* A strip [mr, kc] -> ap[k*MR + r] = A(r, k); rows mr..MR-1 are zero. */
 static void mhc__mm_pack_strip(mhc_real *ap, const mhc_real *A, size_t ars, size_t acs, int mr, int kc) {
     int r, k;
-    for (r = 0; r < MHC__MM_MR; r++) {
+    for (r = 0; r < mr; r++) {
         const mhc_real *a = A + (size_t)r * ars;
-        for (k = 0; k < kc; k++) ap[(size_t)k * MHC__MM_MR + r] = r < mr ? a[(size_t)k * acs] : 0;
+        for (k = 0; k < kc; k++) ap[(size_t)k * MHC__MM_MR + r] = a[(size_t)k * acs];
     }
+    for (; r < MHC__MM_MR; r++)
+        for (k = 0; k < kc; k++) ap[(size_t)k * MHC__MM_MR + r] = 0;
 }
 
 /* A block [mc, kc] (columns contiguous: atb) -> ap[k*MC + r] = A(r, k); rows up to the next multiple
