@@ -266,7 +266,7 @@ MHCDEF void mhc_ref_matmul_abt(mhc_real *C, const mhc_real *A, const mhc_real *B
 MHCDEF void mhc_ref_matmul_atb(mhc_real *C, const mhc_real *A, const mhc_real *B, int M, int K, int N, int acc);
 
 /* RMSNorm over the last dimension: y = x * rsqrt(mean(x^2) + eps) * w   (w may be NULL).
-   rstd[N] is saved for the backward. */
+   rstd[N] is saved for the backward: dx += r w dy - x r^3/D sum(dy w x);  dw += sum_rows dy x r. */
 MHCDEF void mhc_k_rmsnorm_forward(mhc_real *y, mhc_real *rstd, const mhc_real *x, const mhc_real *w,
                                   int N, int D, double eps);
 MHCDEF void mhc_k_rmsnorm_backward(mhc_real *dx, mhc_real *dw, const mhc_real *dy, const mhc_real *x,
@@ -279,7 +279,8 @@ MHCDEF double mhc_act_deriv(mhc_act act, double x);   /* its derivative, in doub
 MHCDEF void mhc_k_act_forward(mhc_act act, mhc_real *y, const mhc_real *x, size_t n);
 MHCDEF void mhc_k_act_backward(mhc_act act, mhc_real *dx, const mhc_real *dy, const mhc_real *x, size_t n);
 
-/* Stable softmax over the last dimension of [N,D]: y = exp(x - max) / sum. */
+/* Stable softmax over the last dimension of [N,D]: y = exp(x - max) / sum.
+   Backward: dx += y (dy - sum(dy y)) per row. */
 MHCDEF void mhc_k_softmax_forward(mhc_real *y, const mhc_real *x, int N, int D);
 MHCDEF void mhc_k_softmax_backward(mhc_real *dx, const mhc_real *dy, const mhc_real *y, int N, int D);
 
@@ -356,15 +357,17 @@ MHCDEF mhc_tensor *mhc_matmul_ab(mhc_tape *tp, mhc_tensor *a, mhc_tensor *b);
 MHCDEF mhc_tensor *mhc_matmul_abt(mhc_tape *tp, mhc_tensor *a, mhc_tensor *b);
 /* out = a + b (same shape), or a[..,D] + b[D] when b is 1-D (bias broadcast over rows). */
 MHCDEF mhc_tensor *mhc_add(mhc_tape *tp, mhc_tensor *a, mhc_tensor *b);
-MHCDEF mhc_tensor *mhc_mul(mhc_tape *tp, mhc_tensor *a, mhc_tensor *b);     /* same shape, elementwise */
+MHCDEF mhc_tensor *mhc_mul(mhc_tape *tp, mhc_tensor *a, mhc_tensor *b);     /* out = a * b, same shape, elementwise */
 MHCDEF mhc_tensor *mhc_scale(mhc_tape *tp, mhc_tensor *a, double s);        /* out = s a */
-MHCDEF mhc_tensor *mhc_rmsnorm(mhc_tape *tp, mhc_tensor *x, mhc_tensor *w, double eps);   /* w may be NULL */
-MHCDEF mhc_tensor *mhc_activation(mhc_tape *tp, mhc_act act, mhc_tensor *x);
-MHCDEF mhc_tensor *mhc_sigmoid(mhc_tape *tp, mhc_tensor *x);
-MHCDEF mhc_tensor *mhc_tanh(mhc_tape *tp, mhc_tensor *x);
-MHCDEF mhc_tensor *mhc_gelu(mhc_tape *tp, mhc_tensor *x);                   /* tanh approximation */
-MHCDEF mhc_tensor *mhc_silu(mhc_tape *tp, mhc_tensor *x);
-MHCDEF mhc_tensor *mhc_softmax(mhc_tape *tp, mhc_tensor *x);                /* over the last dim */
+/* out = x * rsqrt(mean(x^2) + eps) * w over the last dimension (w [D] may be NULL: no weight) */
+MHCDEF mhc_tensor *mhc_rmsnorm(mhc_tape *tp, mhc_tensor *x, mhc_tensor *w, double eps);
+MHCDEF mhc_tensor *mhc_activation(mhc_tape *tp, mhc_act act, mhc_tensor *x);   /* out = f(x) elementwise */
+MHCDEF mhc_tensor *mhc_sigmoid(mhc_tape *tp, mhc_tensor *x);                /* 1 / (1 + exp(-x)) */
+MHCDEF mhc_tensor *mhc_tanh(mhc_tape *tp, mhc_tensor *x);                   /* tanh(x) */
+/* gelu, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
+MHCDEF mhc_tensor *mhc_gelu(mhc_tape *tp, mhc_tensor *x);
+MHCDEF mhc_tensor *mhc_silu(mhc_tape *tp, mhc_tensor *x);                   /* x sigmoid(x) */
+MHCDEF mhc_tensor *mhc_softmax(mhc_tape *tp, mhc_tensor *x);                /* exp(x - max) / sum, over the last dim */
 /* out[T,D] = table[ids[t]]; table is [V,D], ids copied into the arena. */
 MHCDEF mhc_tensor *mhc_embedding(mhc_tape *tp, mhc_tensor *table, const int *ids, int T);
 /* qkv [B,T,3C] (or [B*T,3C]) -> out [B,T,C], causal, H heads. */
@@ -372,8 +375,8 @@ MHCDEF mhc_tensor *mhc_attention(mhc_tape *tp, mhc_tensor *qkv, int B, int T, in
 /* Mean cross-entropy of logits [N,V] against targets[N] -> a 1-element tensor. */
 MHCDEF mhc_tensor *mhc_cross_entropy(mhc_tape *tp, mhc_tensor *logits, const int *targets);
 /* Reductions to a 1-element tensor (losses for tests and examples). */
-MHCDEF mhc_tensor *mhc_sum(mhc_tape *tp, mhc_tensor *x);
-MHCDEF mhc_tensor *mhc_mean(mhc_tape *tp, mhc_tensor *x);
+MHCDEF mhc_tensor *mhc_sum(mhc_tape *tp, mhc_tensor *x);                    /* sum_i x_i */
+MHCDEF mhc_tensor *mhc_mean(mhc_tape *tp, mhc_tensor *x);                   /* sum_i x_i / size */
 /* sum(x * w) where w is a constant array of x->size reals (copied): a "random projection" loss. */
 MHCDEF mhc_tensor *mhc_dot_const(mhc_tape *tp, mhc_tensor *x, const mhc_real *w);
 
@@ -400,21 +403,422 @@ MHCDEF mhc_result mhc_gradcheck(mhc_tape *tp, mhc_loss_fn fn, mhc_tensor **input
 
 /* =========================================================================================
  * HYPER-CONNECTIONS (mHC)
+ * The residual stream widened to n streams and mixed per token (MHC_SPEC.md Sec. 1-7):
+ * configuration (a preset plus knobs), the Birkhoff projections (Sinkhorn variants and the
+ * mHC-lite permutation mixture) as raw-array functions, the layer as raw-array functions and
+ * as tape ops (expand, the fused pre step, post, head), the parameters, and the diagnostics.
+ *
+ * Presets (every knob can be overridden on top; MHC_SPEC.md Sec. 4):
+ *   MHC_PRESET_DSV4         DeepSeek-V4 production: the TileKernels torch reference
+ *                           (tile_kernels/torch/mhc.py) with the V4 settings: norm_eps 1e-6,
+ *                           pre_eps 1e-6, post_mult 2, softmax-start Sinkhorn, 20 iterations,
+ *                           sinkhorn eps 1e-6, orientation comb_t (A = comb^T).
+ *   MHC_PRESET_TILEKERNELS  the same functions with TileKernels' API defaults: post_mult 1,
+ *                           10 iterations (other values as dsv4).
+ *   MHC_PRESET_PAPER        the mHC paper, Eqs. 7-9 and Table 5: norm_eps 1e-20, pre_eps 0,
+ *                           post_mult 2, exp-start Sinkhorn (T_r(T_c(M)) repeated), 20
+ *                           iterations, sinkhorn eps 0, orientation h (A = comb).
+ *   MHC_PRESET_LITE         mHC-lite (arXiv 2601.05732): A = sum_k softmax(z)_k P_k over all n!
+ *                           permutation matrices; norm_eps 1e-20, pre_eps 0, post_mult 2.
+ *                           (If a Sinkhorn projection is forced on it: 20 iterations, eps 0.)
+ * Orientation: in both DeepSeek presets the last Sinkhorn step normalises columns of comb, and
+ * A = comb^T, so the ROWS of A are the exact marginal (rowsum = s/(s+eps)); in the paper preset the
+ * last step normalises rows and A = comb: again the rows of A are exact. The other marginal is
+ * only approximately 1 after a truncated iteration. The permutation mixture is doubly stochastic
+ * to rounding.
+ *
+ * Zero means "the preset's value": every numeric knob of mhc_hc_config left at 0 takes the
+ * preset's value. To ask for an actual zero, set the knob to MHC_ZERO. Negative values other
+ * than MHC_ZERO are refused.
+ *
+ * Sinkhorn backward: exact for the truncated iteration that was run (not the implicit
+ * fixed-point gradient). The backward RECOMPUTES the iterates per token from the logits into a
+ * small per-thread scratch ((2 iters + 4) n^2 doubles), so nothing per iteration is stored
+ * between forward and backward; the tape op saves only the pre step's matmul results and rstd
+ * (m + 1 doubles per token).
  * ========================================================================================= */
 
-/* (section filled by the mHC layer) */
+#define MHC_ZERO (-1.0)        /* a knob set to MHC_ZERO means an actual 0 (0 means "preset") */
+#define MHC_LITE_MAX_N 8       /* the permutation mixture needs n! logits per token */
+
+typedef enum mhc_hc_preset {
+    MHC_PRESET_DSV4 = 0,       /* the default (a zeroed config) */
+    MHC_PRESET_TILEKERNELS,
+    MHC_PRESET_PAPER,
+    MHC_PRESET_LITE,
+    MHC_PRESET_COUNT
+} mhc_hc_preset;
+
+/* The residual variants (MHC_SPEC.md Sec. 6), for comparisons. */
+typedef enum mhc_hc_variant {
+    MHC_VARIANT_PRESET = 0,    /* mhc, or lite under MHC_PRESET_LITE */
+    MHC_VARIANT_NONE,          /* plain residual x + F(x): n = 1, no parameters */
+    MHC_VARIANT_HC,            /* unconstrained Hyper-Connections (tanh gates, per-stream norm) */
+    MHC_VARIANT_MHC,           /* mHC with a Sinkhorn projection */
+    MHC_VARIANT_LITE,          /* mHC with the permutation mixture (projection MHC_PROJ_PERM) */
+    MHC_VARIANT_COUNT
+} mhc_hc_variant;
+
+typedef enum mhc_projection {
+    MHC_PROJ_PRESET = 0,
+    MHC_PROJ_SOFTMAX,          /* S = softmax_row(z) + eps; col step; then (iters-1) x (row, col) */
+    MHC_PROJ_EXP,              /* M = exp(z); iters x (col step, row step) */
+    MHC_PROJ_LOG,              /* the exp-start iteration carried out on log M (logsumexp) */
+    MHC_PROJ_PERM,             /* mHC-lite: A = sum_k softmax(z)_k P_k, lexicographic permutations */
+    MHC_PROJ_COUNT
+} mhc_projection;
+
+typedef enum mhc_orient {
+    MHC_ORIENT_PRESET = 0,
+    MHC_ORIENT_H,              /* A = comb */
+    MHC_ORIENT_COMB_T,         /* A = comb^T */
+    MHC_ORIENT_COUNT
+} mhc_orient;
+
+/* What the user asks for: zero fields take the preset's value (MHC_ZERO for an actual 0). */
+typedef struct mhc_hc_config {
+    mhc_hc_preset  preset;
+    mhc_hc_variant variant;
+    mhc_projection projection;
+    mhc_orient     orient;
+    int    sinkhorn_iters;     /* >= 1 */
+    double sinkhorn_eps;       /* added to every Sinkhorn normaliser (and to the softmax start) */
+    double norm_eps;           /* inside the RMS: rsqrt(mean(x^2) + norm_eps) */
+    double pre_eps;            /* h_pre = sigmoid(.) + pre_eps */
+    double post_mult;          /* h_post = sigmoid(.) * post_mult */
+} mhc_hc_config;
+
+/* What runs: every value explicit (from mhc_hc_resolve). */
+typedef struct mhc_hc_spec {
+    mhc_hc_preset  preset;
+    mhc_hc_variant variant;    /* NONE, HC, MHC or LITE (LITE exactly when projection is PERM) */
+    mhc_projection projection; /* SOFTMAX, EXP, LOG or PERM (meaningful for MHC and LITE) */
+    mhc_orient     orient;     /* H or COMB_T (PERM builds A directly: orientation unused) */
+    int    n;                  /* streams */
+    int    iters;
+    double sinkhorn_eps, norm_eps, pre_eps, post_mult;
+    int    nres;               /* residual logits per token: n*n, or n! for PERM (0 for NONE/HC) */
+    int    m;                  /* rows of fn: 2n + nres (MHC/LITE), n + 2 (HC: theta), 0 (NONE) */
+} mhc_hc_spec;
+
+/* Resolve cfg (NULL: all defaults) for n streams into *out. Checks every knob: unknown enum
+   values, negative values other than MHC_ZERO, non-finite values, iters out of [1, 100000],
+   n < 1, n > MHC_LITE_MAX_N for the permutation mixture, n != 1 for the NONE variant. */
+MHCDEF mhc_result  mhc_hc_resolve(mhc_ctx *ctx, const mhc_hc_config *cfg, int n, mhc_hc_spec *out);
+MHCDEF const char *mhc_hc_preset_name(mhc_hc_preset p);      /* "dsv4", "tilekernels", "paper", "lite" */
+MHCDEF const char *mhc_hc_variant_name(mhc_hc_variant v);    /* "none", "hc", "mhc", "lite" */
+MHCDEF const char *mhc_projection_name(mhc_projection p);    /* "softmax", "exp", "log", "perm" */
+MHCDEF const char *mhc_orient_name(mhc_orient o);            /* "h", "comb_t" */
+/* Parse those names (case-sensitive); MHC_ERR_VALUE naming the string and the choices. */
+MHCDEF mhc_result  mhc_hc_preset_parse(mhc_ctx *ctx, const char *s, mhc_hc_preset *out);
+MHCDEF mhc_result  mhc_hc_variant_parse(mhc_ctx *ctx, const char *s, mhc_hc_variant *out);
+MHCDEF mhc_result  mhc_projection_parse(mhc_ctx *ctx, const char *s, mhc_projection *out);
+MHCDEF mhc_result  mhc_orient_parse(mhc_ctx *ctx, const char *s, mhc_orient *out);
+/* Rows of fn: s->m for a layer, n for the head (head != 0). */
+MHCDEF int         mhc_hc_fn_rows(const mhc_hc_spec *s, int head);
+/* n! for 1 <= n <= 12, else -1. */
+MHCDEF long        mhc_perm_count(int n);
+
+/* ---- Birkhoff projections on raw arrays (per token, an n x n result; no orientation) ----
+   logits [T, nres] (nres = n*n, or n! for MHC_PROJ_PERM), out [T, n, n]. iters and eps are
+   ignored by MHC_PROJ_PERM. The backward ACCUMULATES into d_logits and recomputes the
+   iterates from the logits (exact gradient of the truncated iteration). */
+MHCDEF mhc_result mhc_sinkhorn_forward(mhc_ctx *ctx, mhc_projection proj, int n, int iters, double eps,
+                                       mhc_real *out, const mhc_real *logits, int T);
+MHCDEF mhc_result mhc_sinkhorn_backward(mhc_ctx *ctx, mhc_projection proj, int n, int iters, double eps,
+                                        mhc_real *d_logits, const mhc_real *d_out, const mhc_real *logits, int T);
+
+/* ---- the layer on raw arrays ----
+   x [T, n, C]; fn [m, n*C] (HC: theta [n+2, C]); scale [3]; base [m] (HC: [2n + n*n]);
+   norm_weight [n*C] (HC: [C]) or NULL. Outputs: layer_input [T, C], h_pre [T, n],
+   h_post [T, n], h_res [T, n, n] (the matrix A: out = A x + h_post f_out); h_pre, h_post and
+   h_res may be NULL. Scratch is allocated once per call (MHC_MALLOC), never per token.
+   pre:  mix = (xf . w_k) * rsqrt(mean(xf^2) + norm_eps); h_pre = sigmoid(mix s0 + b) + pre_eps;
+         h_post = sigmoid(mix s1 + b) post_mult; A = orient(project(mix s2 + b));
+         layer_input = sum_i h_pre[i] x[i]                                  (MHC_SPEC.md Sec. 2)
+   The backward ACCUMULATES into every non-NULL gradient; NULL incoming gradients count as 0.
+   It recomputes the forward per token (nothing saved). */
+MHCDEF mhc_result mhc_hc_pre_forward(mhc_ctx *ctx, const mhc_hc_spec *s,
+                                     mhc_real *layer_input, mhc_real *h_pre, mhc_real *h_post, mhc_real *h_res,
+                                     const mhc_real *x, const mhc_real *fn, const mhc_real *scale,
+                                     const mhc_real *base, const mhc_real *norm_weight, int T, int C);
+MHCDEF mhc_result mhc_hc_pre_backward(mhc_ctx *ctx, const mhc_hc_spec *s,
+                                      mhc_real *d_x, mhc_real *d_fn, mhc_real *d_scale, mhc_real *d_base,
+                                      mhc_real *d_norm_weight,
+                                      const mhc_real *d_layer_input, const mhc_real *d_h_pre,
+                                      const mhc_real *d_h_post, const mhc_real *d_h_res,
+                                      const mhc_real *x, const mhc_real *fn, const mhc_real *scale,
+                                      const mhc_real *base, const mhc_real *norm_weight, int T, int C);
+/* head (the final collapse, MHC_SPEC.md Sec. 5): fn [n, n*C], scale [1], base [n]:
+   h = sigmoid(mix s0 + b) + pre_eps; out[T, C] = sum_i h[i] x[i]. h may be NULL. */
+MHCDEF mhc_result mhc_hc_head_forward(mhc_ctx *ctx, const mhc_hc_spec *s, mhc_real *out, mhc_real *h,
+                                      const mhc_real *x, const mhc_real *fn, const mhc_real *scale,
+                                      const mhc_real *base, const mhc_real *norm_weight, int T, int C);
+MHCDEF mhc_result mhc_hc_head_backward(mhc_ctx *ctx, const mhc_hc_spec *s,
+                                       mhc_real *d_x, mhc_real *d_fn, mhc_real *d_scale, mhc_real *d_base,
+                                       mhc_real *d_norm_weight, const mhc_real *d_out, const mhc_real *d_h,
+                                       const mhc_real *x, const mhc_real *fn, const mhc_real *scale,
+                                       const mhc_real *base, const mhc_real *norm_weight, int T, int C);
+/* post: out[t,i,c] = sum_j A[t,i,j] x[t,j,c] + h_post[t,i] f_out[t,c]   (f_out may be NULL = 0).
+   Backward accumulates: dx += A^T dout, dA += dout x^T, dh_post += dout . f_out,
+   df_out += sum_i h_post[i] dout[i]. Raw kernels: no checks. */
+MHCDEF void mhc_k_hc_post_forward(mhc_real *out, const mhc_real *x, const mhc_real *h_res, const mhc_real *h_post,
+                                  const mhc_real *f_out, int T, int n, int C);
+MHCDEF void mhc_k_hc_post_backward(mhc_real *d_x, mhc_real *d_h_res, mhc_real *d_h_post, mhc_real *d_f_out,
+                                   const mhc_real *d_out, const mhc_real *x, const mhc_real *h_res,
+                                   const mhc_real *h_post, const mhc_real *f_out, int T, int n, int C);
+/* expand: x[t,i,c] = e[t,c] for every stream i; backward de[t,c] += sum_i dx[t,i,c]. */
+MHCDEF void mhc_k_hc_expand_forward(mhc_real *x, const mhc_real *e, int T, int n, int C);
+MHCDEF void mhc_k_hc_expand_backward(mhc_real *d_e, const mhc_real *d_x, int T, int n, int C);
+
+/* ---- parameters ---- */
+typedef struct mhc_hc_params {
+    mhc_tensor *fn, *scale, *base, *norm_weight;   /* norm_weight may be NULL */
+} mhc_hc_params;
+/* Shapes of a layer's (head != 0: the head's) parameters: fn [rows, cols], scale [nscale],
+   base [nbase], norm_weight [nnw]. NONE: all 0. */
+MHCDEF mhc_result mhc_hc_param_shapes(mhc_ctx *ctx, const mhc_hc_spec *s, int C, int head,
+                                      int fn_shape[2], int *nscale, int *nbase, int *nnw);
+/* Declare the parameters in a store as "<prefix>.fn", ".scale", ".base" (and ".norm_weight"
+   when with_norm_weight); ids[4] receives their indices (-1 for absent ones). Call
+   mhc_hc_params_get after mhc_params_alloc. */
+MHCDEF mhc_result mhc_hc_params_declare(mhc_params *store, const mhc_hc_spec *s, int C, int head,
+                                        int with_norm_weight, const char *prefix, int ids[4]);
+MHCDEF mhc_result mhc_hc_params_get(mhc_params *store, const int ids[4], mhc_hc_params *out);
+/* Initial values. mHC/lite/head: fn ~ N(0, fn_std), scale = 0.01 (the paper's gating factor),
+   base = 0, norm_weight = 1. HC (MHC_SPEC.md Sec. 6): theta = 0 plus N(0, fn_std) noise,
+   gates 0.01, b_pre = onehot(layer_index mod n), b_post = 1, b_res = I. */
+MHCDEF mhc_result mhc_hc_params_init(mhc_ctx *ctx, const mhc_hc_spec *s, int head, int layer_index,
+                                     mhc_hc_params *w, mhc_rng *rng, double fn_std);
+
+/* ---- tape ops ---- */
+/* The pre step as ONE fused op: one pass over x per token for the matmul and the sum of squares
+   (matmul first, RMS division after, paper Sec. 4.3.1), gates, projection and layer_input, with
+   a hand-written backward. Outputs (all with gradients when any input needs one):
+   layer_input [T,C], h_pre [T,n], h_post [T,n], h_res [T,n,n]. x is [T,n,C] (or [T,n*C]). */
+typedef struct mhc_hc_pre_out {
+    mhc_tensor *layer_input, *h_pre, *h_post, *h_res;
+} mhc_hc_pre_out;
+MHCDEF mhc_result mhc_hc_pre(mhc_tape *tp, const mhc_hc_spec *s, mhc_tensor *x, const mhc_hc_params *w,
+                             mhc_hc_pre_out *out);
+/* out[T,n,C] = A x + h_post f_out (f_out [T,C] may be NULL). */
+MHCDEF mhc_tensor *mhc_hc_post(mhc_tape *tp, mhc_tensor *x, mhc_tensor *h_res, mhc_tensor *h_post, mhc_tensor *f_out);
+/* e [T,C] -> x [T,n,C]: x[t,i,c] = e[t,c] (every stream a copy of the embedding). */
+MHCDEF mhc_tensor *mhc_hc_expand(mhc_tape *tp, mhc_tensor *e, int n);
+/* x [T,n,C] -> out [T,C] = sum_i h[i] x[i], h = sigmoid(mix s0 + b) + pre_eps (the head parameters:
+   fn [n,n*C], scale [1], base [n]). */
+MHCDEF mhc_tensor *mhc_hc_head(mhc_tape *tp, const mhc_hc_spec *s, mhc_tensor *x, const mhc_hc_params *w);
+/* logits [T, nres] (or [T,n,n]) -> the projection [T,n,n], as a tape op. */
+MHCDEF mhc_tensor *mhc_sinkhorn(mhc_tape *tp, mhc_projection proj, int n, int iters, double eps, mhc_tensor *logits);
+
+/* ---- diagnostics (MHC_SPEC.md Sec. 7) ---- */
+typedef struct mhc_gain_stats {
+    double fwd_max, fwd_mean;  /* over tokens: max_i sum_j |P_ij| of P = A_L ... A_1 */
+    double bwd_max, bwd_mean;  /* over tokens: max_j sum_i |P_ij| */
+} mhc_gain_stats;
+/* A[l] is layer l's h_res [T,n,n] (l = 0 first applied); L >= 1 layers. */
+MHCDEF mhc_result mhc_hc_amax_gain(mhc_ctx *ctx, const mhc_real *const *A, int L, int T, int n, mhc_gain_stats *out);
+/* Distance of `count` n x n matrices from doubly stochastic: max |rowsum - 1|, max |colsum - 1|. */
+MHCDEF mhc_result mhc_hc_ds_distance(mhc_ctx *ctx, const mhc_real *A, size_t count, int n,
+                                     double *max_row_err, double *max_col_err);
 
 /* =========================================================================================
  * OPTIMIZER AND TRAINER
+ * AdamW as torch.optim.AdamW computes it (decoupled weight decay, bias correction), global-norm
+ * gradient clipping as torch.nn.utils.clip_grad_norm_ computes it, learning-rate schedules, and
+ * a small trainer that applies them to a parameter store (mhc_params) one step at a time.
+ * Steps are 1-based everywhere: the first optimizer step is step 1 (the AdamW bias-correction
+ * exponent t, and the argument of mhc_lr_at). mhc_trainer.step counts the steps taken so far.
+ *
+ * The paper's settings (Table 5): beta1 0.9, beta2 0.95, eps 1e-20, weight decay 0.1, 2000
+ * warmup steps, step decay x0.316 at 80% and x0.1 at 90% of training:
+ *     mhc_adamw_config cfg;  memset(&cfg, 0, sizeof cfg);   (zero fields = defaults)
+ *     cfg.schedule.kind = MHC_LR_STEP;  cfg.schedule.lr = peak_lr;
+ *     cfg.schedule.warmup = 2000;  cfg.schedule.total = total_steps;
+ *     cfg.eps = 1e-20;             (the default is 1e-8, PyTorch's)
  * ========================================================================================= */
 
-/* (section filled by the optimizer) */
+/* One AdamW step over n elements (a kernel: no argument checking). Per element, in double,
+ * with g = grad * grad_scale and t = step (1-based; step < 1 is taken as 1):
+ *     p <- p * (1 - lr * weight_decay)                            decoupled decay, first
+ *     m <- beta1 m + (1 - beta1) g
+ *     v <- beta2 v + (1 - beta2) g^2
+ *     p <- p - (lr / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+ * i.e. p -= lr * mhat / (sqrt(vhat) + eps) with mhat = m / (1 - beta1^t), vhat = v / (1 - beta2^t),
+ * arranged exactly as torch.optim.AdamW arranges it (eps outside the square root). m and v are
+ * stored as mhc_real and the update uses the stored values. Elementwise, so any thread count
+ * gives the same bits. */
+MHCDEF void mhc_adamw_step(mhc_real *param, const mhc_real *grad, mhc_real *m, mhc_real *v, size_t n,
+                           double lr, double beta1, double beta2, double eps, double weight_decay,
+                           double grad_scale, long step);
+
+/* Learning-rate schedules. With t the 1-based step and W = warmup:
+ *   warmup (every kind): t <= W uses lr * t / W (t = 1 gives lr/W, t = W gives lr).
+ *   MHC_LR_CONSTANT: lr after the warmup.
+ *   MHC_LR_COSINE:   t > W: min + (lr - min) * (1 + cos(pi * (t - W) / (total - W))) / 2, with
+ *                    min = min_lr_frac * lr; t = total gives min exactly, t > total stays at min.
+ *   MHC_LR_STEP:     the paper's step decay: lr * warmup factor * multiplier, where the
+ *                    multiplier is 1 for t <= B0, decay_mult[0] for B0 < t <= B1, decay_mult[1]
+ *                    for t > B1, with Bk = floor(decay_at[k] * total) (total 100: steps 1-80 at lr,
+ *                    81-90 at 0.316 lr, 91-100 at 0.1 lr).
+ * Zero decay_at / decay_mult entries mean the paper's defaults (0.8, 0.9 / 0.316, 0.1). */
+typedef enum mhc_lr_kind { MHC_LR_CONSTANT = 0, MHC_LR_COSINE, MHC_LR_STEP, MHC_LR_KIND_COUNT } mhc_lr_kind;
+typedef struct mhc_lr_schedule {
+    int kind;              /* mhc_lr_kind; 0 = MHC_LR_CONSTANT */
+    double lr;             /* the peak learning rate */
+    long warmup;           /* linear warmup steps (0: none) */
+    long total;            /* the planned number of steps; MHC_LR_COSINE and MHC_LR_STEP need it */
+    double min_lr_frac;    /* MHC_LR_COSINE: the final lr as a fraction of lr (0: decay to 0) */
+    double decay_at[2];    /* MHC_LR_STEP: fractions of total (0: 0.8 and 0.9) */
+    double decay_mult[2];  /* MHC_LR_STEP: the multipliers (0: 0.316 and 0.1) */
+} mhc_lr_schedule;
+
+/* The learning rate of 1-based step t (t < 1 is taken as 1). Pure; a NULL schedule gives 0. */
+MHCDEF double mhc_lr_at(const mhc_lr_schedule *s, long step);
+
+/* Pass MHC_ADAMW_ZERO for a field of mhc_adamw_config (lr, beta1, beta2, weight_decay,
+   grad_clip) to ask for an explicit 0 there, since a plain 0 means "default". grad_clip 0 after
+   resolution means no clipping. */
+#define MHC_ADAMW_ZERO (-1.0)
+
+/* Trainer configuration; zero fields mean the defaults shown. */
+typedef struct mhc_adamw_config {
+    mhc_lr_schedule schedule;   /* schedule.lr 0 -> 1e-3 (PyTorch's AdamW default) */
+    double beta1;               /* 0 -> 0.9 */
+    double beta2;               /* 0 -> 0.95 (the paper) */
+    double eps;                 /* 0 -> 1e-8; the paper uses 1e-20 (set it); must end up > 0 */
+    double weight_decay;        /* 0 -> 0.1; applied only to MHC_PARAM_DECAY tensors */
+    double grad_clip;           /* 0 -> 1.0: the maximum global gradient norm; MHC_ADAMW_ZERO: off */
+} mhc_adamw_config;
+
+typedef struct mhc_trainer {
+    mhc_ctx *ctx;
+    mhc_adamw_config cfg;       /* resolved: defaults filled in, MHC_ADAMW_ZERO turned into 0.
+                                   May be changed between steps (checked on every step). */
+    long step;                  /* optimizer steps taken; the next one is step + 1 */
+    double last_grad_norm;      /* global gradient norm of the last step, before clipping */
+    double last_clip_scale;     /* the factor the gradients were multiplied by (1: not clipped) */
+    double last_lr;             /* the learning rate of the last step */
+    int ready;                  /* set by mhc_trainer_init */
+} mhc_trainer;
+
+/* Resolve and check cfg (NULL: all defaults) into tr. Errors name the field and its value. */
+MHCDEF mhc_result mhc_trainer_init(mhc_ctx *ctx, mhc_trainer *tr, const mhc_adamw_config *cfg);
+/* The global L2 norm of all gradients of p (sqrt of a double sum of squares over p->grad, in a
+   fixed chunking that does not depend on the thread count). NaN/Inf pass through; 0 if p has no
+   gradients. */
+MHCDEF double     mhc_grad_norm(const mhc_params *p);
+/* One optimizer step on p with the gradients in p->grad:
+ *   t = tr->step + 1;  lr = mhc_lr_at(&cfg.schedule, t);  norm = mhc_grad_norm(p);
+ *   NaN/Inf norm -> MHC_ERR_NONFINITE naming the first bad gradient; nothing is changed;
+ *   scale = min(1, grad_clip / (norm + 1e-6)) (torch.nn.utils.clip_grad_norm_; 1 when off);
+ *   mhc_adamw_step on every tensor with weight_decay for MHC_PARAM_DECAY tensors, 0 otherwise;
+ *   tr->step = t. The gradients are left as they were (zero them before the next backward). */
+MHCDEF mhc_result mhc_trainer_step(mhc_trainer *tr, mhc_params *p);
 
 /* =========================================================================================
  * I/O: .npy AND CHECKPOINTS
  * ========================================================================================= */
 
-/* (section filled by the I/O layer) */
+/* I/O: .npy files (the interchange format of the test vectors: arrays of doubles) and, below,
+ * checkpoints. Whole files are read with mhc_read_file; writes use stdio. The NPY part does not
+ * depend on mhc_real (values are converted to and from double). */
+
+/* ---------------------------------------- NPY ---------------------------------------------
+ * NumPy .npy files: magic "\x93NUMPY", version 1.0 (2-byte header length) or 2.0 / 3.0
+ * (4-byte), then a Python dict literal {'descr': ..., 'fortran_order': ..., 'shape': (...)}.
+ * Read: dtype '<f4' or '<f8' only (converted to double; '>' big-endian, ints, structured
+ * dtypes are refused), fortran_order False only, 0 to MHC_MAX_DIMS dimensions (0-d scalar:
+ * ndim 0, size 1), every dimension >= 1 (empty arrays are refused). The data must be exactly
+ * size * itemsize bytes: a truncated file AND trailing bytes after the data are both refused
+ * (MHC_ERR_FORMAT), so a corrupted or concatenated file never loads silently. The parser reads
+ * only inside [buf, buf + len) whatever the bytes (it is a fuzz target).
+ * Write: '<f8', version 1.0, header laid out byte for byte as numpy 1.24 writes it (spare
+ * spaces, 64-byte aligned data, final '\n'). */
+typedef struct mhc_npy {
+    int ndim;                   /* 0..MHC_MAX_DIMS */
+    int shape[MHC_MAX_DIMS];    /* unused trailing entries are 1 */
+    size_t size;                /* product of the shape (1 for a 0-d array) */
+    int src_bytes;              /* 4 ('<f4') or 8 ('<f8'): the item size in the file */
+    double *data;               /* size values, C order, MHC_MALLOC'd (mhc_npy_free) */
+} mhc_npy;
+
+/* Parse a whole .npy file held in memory. name names the source in messages (NULL:
+   "<buffer>"). On error *out is left empty (data NULL) and the message names the problem. */
+MHCDEF mhc_result mhc_npy_parse(mhc_ctx *ctx, const void *buf, size_t len, const char *name, mhc_npy *out);
+/* mhc_read_file + mhc_npy_parse: '<f4' or '<f8', C order, version 1/2/3, converted to double. */
+MHCDEF mhc_result mhc_npy_read(mhc_ctx *ctx, const char *path, mhc_npy *out);
+/* Write a '<f8' version 1.0 file. ndim 0..MHC_MAX_DIMS (shape may be NULL when ndim is 0). */
+MHCDEF mhc_result mhc_npy_write(mhc_ctx *ctx, const char *path, int ndim, const int *shape, const double *data);
+MHCDEF void       mhc_npy_free(mhc_npy *a);   /* frees data and zeroes *a; NULL is fine */
+/* Read a whole file into *buf (MHC_MALLOC'd, free with MHC_FREE; one extra 0 byte follows the
+   len bytes, so a text file is a C string). *buf is NULL on error. */
+MHCDEF mhc_result mhc_read_file(mhc_ctx *ctx, const char *path, void **buf, size_t *len);
+
+/* -------------------------------------- CHECKPOINTS ----------------------------------------
+ * A checkpoint holds everything needed to continue training bit-identically: an opaque config
+ * blob from the caller (the model configuration, stored as given), the parameter store (names,
+ * shapes, decay flags, data and the AdamW moments m and v), the trainer state and an RNG state.
+ * Saving is atomic (temporary file in the same directory, fsync, rename over the final name);
+ * loading is all-or-nothing (the whole file is parsed and verified, checksum included, before
+ * anything is written to the caller's objects). Gradients are not stored.
+ *
+ * Format version 1, every integer little-endian, reals IEEE-754 little-endian, nothing padded:
+ *   offset  size  field
+ *   0       8     magic "MHC_CKPT"
+ *   8       4     u32 format version (1)
+ *   12      4     u32 real size: 4 (float32) or 8 (float64); must equal sizeof(mhc_real)
+ *   16      8     u64 file length in bytes, checksum included
+ *   24      4     u32 flags: bit 0 trainer state present, bit 1 rng state present (others 0)
+ *   28      4     u32 reserved, 0
+ *   32      8     u64 config_bytes (B)
+ *   40      B     the config blob
+ *   then    4     u32 tensor count K (>= 1)
+ *           K x   { u32 name length L (1..47), L bytes of name (no NUL),
+ *                   u32 ndim (1..4), ndim x u32 shape (each 1..2^31-1), u32 decay (0 or 1) }
+ *           8     u64 N, the total number of reals (the sum of the tensors' sizes)
+ *           N x   data, then N x m, then N x v, each real in the stored real size
+ *   if flags bit 0 (trainer, 140 bytes):
+ *           i64 step, u32 schedule.kind, f64 schedule.lr, i64 schedule.warmup,
+ *           i64 schedule.total, f64 schedule.min_lr_frac, f64 decay_at[0], f64 decay_at[1],
+ *           f64 decay_mult[0], f64 decay_mult[1], f64 beta1, f64 beta2, f64 eps,
+ *           f64 weight_decay, f64 grad_clip, f64 last_grad_norm, f64 last_clip_scale, f64 last_lr
+ *   if flags bit 1 (rng, 32 bytes): u64 s[0..3] (not all zero)
+ *   last    8     u64 FNV-1a 64 hash of every byte before it
+ * The config blob is opaque: if it is a struct, the file is portable only among builds that
+ * lay the struct out the same way (serialise it explicitly for portability).
+ * Fuzzing: with FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION defined, a checksum mismatch is
+ * ignored so that a fuzzer reaches the structure checks (which never trust a length).
+ * ----------------------------------------------------------------------------------------- */
+
+#define MHC_CHECKPOINT_VERSION 1
+
+/* Write a checkpoint to path atomically. p is required and allocated; tr and rng may be NULL
+   (not stored); config may be NULL when config_bytes is 0. On failure returns MHC_ERR_IO (or an
+   argument error) with the reason, removes the temporary file and leaves path as it was. */
+MHCDEF mhc_result mhc_checkpoint_save(mhc_ctx *ctx, const char *path, const void *config, size_t config_bytes,
+                                      const mhc_params *p, const mhc_trainer *tr, const mhc_rng *rng);
+/* Read a checkpoint written by mhc_checkpoint_save (the whole file is read into memory, then
+   mhc_checkpoint_parse). */
+MHCDEF mhc_result mhc_checkpoint_load(mhc_ctx *ctx, const char *path, void *config, size_t config_cap,
+                                      size_t *config_bytes, mhc_params *p, mhc_trainer *tr, mhc_rng *rng);
+/* Parse a checkpoint held in memory (buf, len). Every output is optional:
+ *   config/config_cap: receives the blob; if it is larger than config_cap -> MHC_ERR_SIZE (and
+ *     *config_bytes says the size needed); config_bytes (may be NULL) receives its size;
+ *   p: must be allocated with the same tensors (count, order, names, shapes, decay flags) as the
+ *     file, else MHC_ERR_SHAPE naming the first differing tensor; receives data, m and v;
+ *   tr: receives the trainer state (cfg, step, last_*) and is marked ready, tr->ctx = ctx;
+ *     MHC_ERR_VALUE if the file holds none; rng: likewise for the rng state.
+ * Pass p = tr = rng = NULL to read only the config (e.g. to build the model before loading).
+ * Nothing is written to any output unless the whole buffer verifies. Malformed, truncated or
+ * corrupted input gives MHC_ERR_FORMAT; a precision mismatch names both precisions. */
+MHCDEF mhc_result mhc_checkpoint_parse(mhc_ctx *ctx, const void *buf, size_t len, void *config, size_t config_cap,
+                                       size_t *config_bytes, mhc_params *p, mhc_trainer *tr, mhc_rng *rng);
+/* Serialise into memory (snprintf-style): *len receives the size of the checkpoint; with buf NULL
+   only the size is computed; cap < *len gives MHC_ERR_SIZE; otherwise the bytes are written. */
+MHCDEF mhc_result mhc_checkpoint_serialize(mhc_ctx *ctx, void *buf, size_t cap, size_t *len,
+                                           const void *config, size_t config_bytes, const mhc_params *p,
+                                           const mhc_trainer *tr, const mhc_rng *rng);
 
 #ifdef __cplusplus
 }
@@ -434,6 +838,7 @@ MHCDEF mhc_result mhc_gradcheck(mhc_tape *tp, mhc_loss_fn fn, mhc_tensor **input
 #include <stdlib.h>
 #include <string.h>
 #include <float.h>
+#include <errno.h>
 
 #if defined(MHC_MALLOC) && defined(MHC_FREE) && defined(MHC_REALLOC)
 /* all three given */
@@ -475,6 +880,7 @@ extern "C" {
 
 /* =========================================================================================
  * CONFIG AND PORTABILITY (implementation)
+ * The version string and the overflow-checked multiplication used by the size computations.
  * ========================================================================================= */
 
 MHCDEF const char *mhc_version(void) { return MHC_VERSION_STRING " (" MHC_REAL_NAME ")"; }
@@ -488,6 +894,8 @@ static int mhc__mul_ok(size_t a, size_t b, size_t *out) {
 
 /* =========================================================================================
  * RESULTS AND ERRORS (implementation)
+ * Result names and the context's message: mhc_fail formats into the caller's mhc_ctx (never a
+ * global), so each object reports its own last error.
  * ========================================================================================= */
 
 MHCDEF const char *mhc_result_string(mhc_result r) {
@@ -536,6 +944,9 @@ MHCDEF mhc_result mhc_fail(mhc_ctx *ctx, mhc_result r, const char *fmt, ...) {
 
 /* =========================================================================================
  * RNG (implementation)
+ * splitmix64 expands the seed into xoshiro256** state. The 64-bit stream is pure integer
+ * arithmetic (the same on every platform); uniforms take its top 53 bits; normals are
+ * Box-Muller in double.
  * ========================================================================================= */
 
 static uint64_t mhc__splitmix64(uint64_t *x) {
@@ -605,6 +1016,8 @@ MHCDEF void mhc_rng_fill_uniform(mhc_rng *rng, mhc_real *x, size_t count, double
 
 /* =========================================================================================
  * TENSORS, ARENA, PARAMETER STORE (implementation)
+ * The arena's block chain (collapsed into one block of the peak size on reset, so steady-state
+ * steps do not allocate), shape helpers, and the parameter store's four flat arrays.
  * ========================================================================================= */
 
 struct mhc_arena_block {
@@ -889,6 +1302,9 @@ MHCDEF void mhc_params_free(mhc_params *p) {
 
 /* =========================================================================================
  * KERNELS (implementation)
+ * Forward/backward pairs on raw arrays, each parallel over the axis that owns its output (rows,
+ * or columns for weight gradients) and summing in a fixed order, so the bits do not depend on
+ * the thread count. The naive mhc_ref_* loops (double accumulation) are the tests' references.
  * ========================================================================================= */
 
 /* ---- matmul ------------------------------------------------------------------------------
@@ -1531,6 +1947,9 @@ MHCDEF void mhc_k_crossentropy_backward(mhc_real *dlogits, const mhc_real *dloss
 
 /* =========================================================================================
  * AUTOGRAD TAPE AND OPS (implementation)
+ * Node recording and the checked ops: each op validates its inputs (the message names the
+ * shapes), runs its kernel, and records a node whose backward (mhc__bw_*) accumulates into the
+ * inputs' gradients, mostly through the kernel's backward.
  * ========================================================================================= */
 
 /* The tape is a linked list of nodes in the arena, newest first. An op:
@@ -1871,7 +2290,7 @@ MHCDEF mhc_tensor *mhc_scale(mhc_tape *tp, mhc_tensor *a, double s) {
 
 /* ---- rmsnorm --------------------------------------------------------------------------- */
 
-static void mhc__bw_rmsnorm(mhc_node *n) {
+static void mhc__bw_rmsnorm(mhc_node *n) {   /* dx += r w dy - x r^3/D sum(dy w x);  dw += sum_rows dy x r */
     mhc_tensor *x = n->in[0], *w = n->in[1];
     mhc_k_rmsnorm_backward(x->grad, w ? w->grad : NULL, n->out->grad, x->data, w ? w->data : NULL,
                            MHC__CAST(const mhc_real *, n->saved), n->iarg[0], n->iarg[1]);
@@ -1903,7 +2322,7 @@ MHCDEF mhc_tensor *mhc_rmsnorm(mhc_tape *tp, mhc_tensor *x, mhc_tensor *w, doubl
 
 /* ---- activations, softmax -------------------------------------------------------------- */
 
-static void mhc__bw_act(mhc_node *n) {
+static void mhc__bw_act(mhc_node *n) {   /* dx += f'(x) dout */
     mhc_k_act_backward((mhc_act)n->iarg[0], n->in[0]->grad, n->out->grad, n->in[0]->data, n->out->size);
 }
 
@@ -1926,7 +2345,7 @@ MHCDEF mhc_tensor *mhc_tanh(mhc_tape *tp, mhc_tensor *x) { return mhc_activation
 MHCDEF mhc_tensor *mhc_gelu(mhc_tape *tp, mhc_tensor *x) { return mhc_activation(tp, MHC_ACT_GELU, x); }
 MHCDEF mhc_tensor *mhc_silu(mhc_tape *tp, mhc_tensor *x) { return mhc_activation(tp, MHC_ACT_SILU, x); }
 
-static void mhc__bw_softmax(mhc_node *n) {
+static void mhc__bw_softmax(mhc_node *n) {   /* dx += y (dout - sum(dout y)) per row */
     mhc_k_softmax_backward(n->in[0]->grad, n->out->grad, n->out->data, n->iarg[0], n->iarg[1]);
 }
 
@@ -1947,7 +2366,7 @@ MHCDEF mhc_tensor *mhc_softmax(mhc_tape *tp, mhc_tensor *x) {
 
 /* ---- embedding ------------------------------------------------------------------------- */
 
-static void mhc__bw_embedding(mhc_node *n) {
+static void mhc__bw_embedding(mhc_node *n) {   /* dtable[ids[t]] += dout[t] */
     mhc_k_embedding_backward(n->in[0]->grad, n->out->grad, MHC__CAST(const int *, n->saved), n->iarg[0], n->iarg[1]);
 }
 
@@ -1981,7 +2400,7 @@ MHCDEF mhc_tensor *mhc_embedding(mhc_tape *tp, mhc_tensor *table, const int *ids
 
 /* ---- attention ------------------------------------------------------------------------- */
 
-static void mhc__bw_attention(mhc_node *n) {
+static void mhc__bw_attention(mhc_node *n) {   /* dqkv from dout through softmax(q k^T / sqrt(hs)) v */
     mhc_k_attention_backward(n->in[0]->grad, n->out->grad, MHC__CAST(const mhc_real *, n->saved), n->in[0]->data,
                              n->iarg[0], n->iarg[1], n->iarg[2], n->iarg[3]);
 }
@@ -2094,6 +2513,8 @@ MHCDEF mhc_tensor *mhc_dot_const(mhc_tape *tp, mhc_tensor *x, const mhc_real *w)
 
 /* =========================================================================================
  * GRADIENT CHECKER (implementation)
+ * Central differences of the loss (evaluated in no-grad mode) against the tape's gradients,
+ * per element and along one random direction through all inputs at once.
  * ========================================================================================= */
 
 /* Evaluate the loss without recording (no-grad): used for the finite differences. */
@@ -2207,21 +2628,2905 @@ done:
 
 /* =========================================================================================
  * HYPER-CONNECTIONS (mHC) (implementation)
+ * Names and config resolution; per-token projections in double (forward fills the iterates
+ * into a scratch, backward recomputes them and runs the exact reverse of each step); the
+ * fused pre/head kernels (mHC, lite, HC, none) over chunks of tokens, one chunk per thread,
+ * each with its own scratch; token reductions (d_fn, d_base, ...) over the axis that owns
+ * the output, in a fixed token order (bitwise identical for any thread count).
  * ========================================================================================= */
 
-/* (section filled by the mHC layer) */
+static const char *const mhc__preset_names[MHC_PRESET_COUNT] = {"dsv4", "tilekernels", "paper", "lite"};
+static const char *const mhc__variant_names[MHC_VARIANT_COUNT] = {"preset", "none", "hc", "mhc", "lite"};
+static const char *const mhc__proj_names[MHC_PROJ_COUNT] = {"preset", "softmax", "exp", "log", "perm"};
+static const char *const mhc__orient_names[MHC_ORIENT_COUNT] = {"preset", "h", "comb_t"};
+
+MHCDEF const char *mhc_hc_preset_name(mhc_hc_preset p) {
+    return ((int)p >= 0 && p < MHC_PRESET_COUNT) ? mhc__preset_names[p] : "?";
+}
+MHCDEF const char *mhc_hc_variant_name(mhc_hc_variant v) {
+    return ((int)v >= 0 && v < MHC_VARIANT_COUNT) ? mhc__variant_names[v] : "?";
+}
+MHCDEF const char *mhc_projection_name(mhc_projection p) {
+    return ((int)p >= 0 && p < MHC_PROJ_COUNT) ? mhc__proj_names[p] : "?";
+}
+MHCDEF const char *mhc_orient_name(mhc_orient o) {
+    return ((int)o >= 0 && o < MHC_ORIENT_COUNT) ? mhc__orient_names[o] : "?";
+}
+
+/* Index of s in names[first..count), or -1. */
+static int mhc__name_find(const char *const *names, int first, int count, const char *s) {
+    int i;
+    for (i = first; i < count; i++)
+        if (strcmp(names[i], s) == 0) return i;
+    return -1;
+}
+
+MHCDEF mhc_result mhc_hc_preset_parse(mhc_ctx *ctx, const char *s, mhc_hc_preset *out) {
+    int i;
+    if (!s || !out) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_hc_preset_parse: NULL argument");
+    i = mhc__name_find(mhc__preset_names, 0, MHC_PRESET_COUNT, s);
+    if (i < 0) return mhc_fail(ctx, MHC_ERR_VALUE, "unknown preset '%s' (expected dsv4, tilekernels, paper or lite)", s);
+    *out = (mhc_hc_preset)i;
+    return MHC_OK;
+}
+MHCDEF mhc_result mhc_hc_variant_parse(mhc_ctx *ctx, const char *s, mhc_hc_variant *out) {
+    int i;
+    if (!s || !out) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_hc_variant_parse: NULL argument");
+    i = mhc__name_find(mhc__variant_names, 1, MHC_VARIANT_COUNT, s);
+    if (i < 0) return mhc_fail(ctx, MHC_ERR_VALUE, "unknown variant '%s' (expected none, hc, mhc or lite)", s);
+    *out = (mhc_hc_variant)i;
+    return MHC_OK;
+}
+MHCDEF mhc_result mhc_projection_parse(mhc_ctx *ctx, const char *s, mhc_projection *out) {
+    int i;
+    if (!s || !out) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_projection_parse: NULL argument");
+    i = mhc__name_find(mhc__proj_names, 1, MHC_PROJ_COUNT, s);
+    if (i < 0) return mhc_fail(ctx, MHC_ERR_VALUE, "unknown projection '%s' (expected softmax, exp, log or perm)", s);
+    *out = (mhc_projection)i;
+    return MHC_OK;
+}
+MHCDEF mhc_result mhc_orient_parse(mhc_ctx *ctx, const char *s, mhc_orient *out) {
+    int i;
+    if (!s || !out) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_orient_parse: NULL argument");
+    i = mhc__name_find(mhc__orient_names, 1, MHC_ORIENT_COUNT, s);
+    if (i < 0) return mhc_fail(ctx, MHC_ERR_VALUE, "unknown orientation '%s' (expected h or comb_t)", s);
+    *out = (mhc_orient)i;
+    return MHC_OK;
+}
+
+MHCDEF long mhc_perm_count(int n) {
+    long f = 1;
+    int i;
+    if (n < 1 || n > 12) return -1;
+    for (i = 2; i <= n; i++) f *= i;
+    return f;
+}
+
+/* The preset table (MHC_SPEC.md Sec. 4). */
+typedef struct mhc__preset_row {
+    double norm_eps, pre_eps, post_mult, sinkhorn_eps;
+    mhc_projection proj;
+    int iters;
+    mhc_orient orient;
+} mhc__preset_row;
+
+static mhc__preset_row mhc__preset_get(mhc_hc_preset p) {
+    mhc__preset_row r;
+    switch (p) {
+    default:
+    case MHC_PRESET_DSV4:
+        r.norm_eps = 1e-6; r.pre_eps = 1e-6; r.post_mult = 2.0; r.sinkhorn_eps = 1e-6;
+        r.proj = MHC_PROJ_SOFTMAX; r.iters = 20; r.orient = MHC_ORIENT_COMB_T; break;
+    case MHC_PRESET_TILEKERNELS:
+        r.norm_eps = 1e-6; r.pre_eps = 1e-6; r.post_mult = 1.0; r.sinkhorn_eps = 1e-6;
+        r.proj = MHC_PROJ_SOFTMAX; r.iters = 10; r.orient = MHC_ORIENT_COMB_T; break;
+    case MHC_PRESET_PAPER:
+        r.norm_eps = 1e-20; r.pre_eps = 0.0; r.post_mult = 2.0; r.sinkhorn_eps = 0.0;
+        r.proj = MHC_PROJ_EXP; r.iters = 20; r.orient = MHC_ORIENT_H; break;
+    case MHC_PRESET_LITE:
+        r.norm_eps = 1e-20; r.pre_eps = 0.0; r.post_mult = 2.0; r.sinkhorn_eps = 0.0;
+        r.proj = MHC_PROJ_PERM; r.iters = 20; r.orient = MHC_ORIENT_H; break;
+    }
+    return r;
+}
+
+/* One numeric knob: 0 -> the preset's value, MHC_ZERO -> 0, else a finite value >= 0. */
+static mhc_result mhc__knob(mhc_ctx *ctx, const char *name, double v, double preset, double *out) {
+    if (v == 0.0) { *out = preset; return MHC_OK; }
+    if (v == MHC_ZERO) { *out = 0.0; return MHC_OK; }
+    if (v != v || v > DBL_MAX || v < -DBL_MAX)
+        return mhc_fail(ctx, MHC_ERR_NONFINITE, "mhc_hc_resolve: %s = %g is not finite", name, v);
+    if (v < 0.0)
+        return mhc_fail(ctx, MHC_ERR_VALUE,
+                        "mhc_hc_resolve: %s = %g is negative (0 means the preset's value, MHC_ZERO an actual 0)",
+                        name, v);
+    *out = v;
+    return MHC_OK;
+}
+
+MHCDEF mhc_result mhc_hc_resolve(mhc_ctx *ctx, const mhc_hc_config *cfg, int n, mhc_hc_spec *out) {
+    mhc_hc_config c;
+    mhc__preset_row pr;
+    mhc_result r;
+    if (!out) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_hc_resolve: out is NULL");
+    memset(out, 0, sizeof *out);
+    if (cfg) c = *cfg; else memset(&c, 0, sizeof c);
+    if ((int)c.preset < 0 || c.preset >= MHC_PRESET_COUNT)
+        return mhc_fail(ctx, MHC_ERR_VALUE, "mhc_hc_resolve: preset %d is not a mhc_hc_preset", (int)c.preset);
+    if ((int)c.variant < 0 || c.variant >= MHC_VARIANT_COUNT)
+        return mhc_fail(ctx, MHC_ERR_VALUE, "mhc_hc_resolve: variant %d is not a mhc_hc_variant", (int)c.variant);
+    if ((int)c.projection < 0 || c.projection >= MHC_PROJ_COUNT)
+        return mhc_fail(ctx, MHC_ERR_VALUE, "mhc_hc_resolve: projection %d is not a mhc_projection", (int)c.projection);
+    if ((int)c.orient < 0 || c.orient >= MHC_ORIENT_COUNT)
+        return mhc_fail(ctx, MHC_ERR_VALUE, "mhc_hc_resolve: orient %d is not a mhc_orient", (int)c.orient);
+    if (n < 1) return mhc_fail(ctx, MHC_ERR_SIZE, "mhc_hc_resolve: n = %d streams, expected n >= 1", n);
+    if (n > 1024) return mhc_fail(ctx, MHC_ERR_SIZE, "mhc_hc_resolve: n = %d streams is too many (at most 1024)", n);
+    if (c.sinkhorn_iters < 0 || c.sinkhorn_iters > 100000)
+        return mhc_fail(ctx, MHC_ERR_VALUE, "mhc_hc_resolve: sinkhorn_iters = %d, expected 1..100000 (0: the preset's)",
+                        c.sinkhorn_iters);
+    pr = mhc__preset_get(c.preset);
+    out->preset = c.preset;
+    out->n = n;
+    out->iters = c.sinkhorn_iters ? c.sinkhorn_iters : pr.iters;
+    out->orient = c.orient != MHC_ORIENT_PRESET ? c.orient : pr.orient;
+    if ((r = mhc__knob(ctx, "sinkhorn_eps", c.sinkhorn_eps, pr.sinkhorn_eps, &out->sinkhorn_eps)) != MHC_OK) return r;
+    if ((r = mhc__knob(ctx, "norm_eps", c.norm_eps, pr.norm_eps, &out->norm_eps)) != MHC_OK) return r;
+    if ((r = mhc__knob(ctx, "pre_eps", c.pre_eps, pr.pre_eps, &out->pre_eps)) != MHC_OK) return r;
+    if ((r = mhc__knob(ctx, "post_mult", c.post_mult, pr.post_mult, &out->post_mult)) != MHC_OK) return r;
+    /* variant and projection: LITE exactly when the projection is PERM */
+    out->variant = c.variant;
+    if (out->variant == MHC_VARIANT_PRESET)
+        out->variant = c.projection == MHC_PROJ_PRESET && c.preset == MHC_PRESET_LITE ? MHC_VARIANT_LITE : MHC_VARIANT_MHC;
+    if (out->variant == MHC_VARIANT_LITE) {
+        if (c.projection != MHC_PROJ_PRESET && c.projection != MHC_PROJ_PERM)
+            return mhc_fail(ctx, MHC_ERR_VALUE, "mhc_hc_resolve: variant lite needs projection perm, not %s",
+                            mhc_projection_name(c.projection));
+        out->projection = MHC_PROJ_PERM;
+    } else if (out->variant == MHC_VARIANT_MHC) {
+        out->projection = c.projection != MHC_PROJ_PRESET ? c.projection : pr.proj;
+        if (out->projection == MHC_PROJ_PERM) {
+            if (c.preset == MHC_PRESET_LITE && c.projection == MHC_PROJ_PRESET && c.variant == MHC_VARIANT_MHC)
+                out->projection = MHC_PROJ_EXP;   /* mhc forced on the lite preset: its Sinkhorn is exp start */
+            else
+                out->variant = MHC_VARIANT_LITE;
+        }
+    } else {
+        out->projection = c.projection != MHC_PROJ_PRESET ? c.projection : pr.proj;
+    }
+    switch (out->variant) {
+    case MHC_VARIANT_NONE:
+        if (n != 1)
+            return mhc_fail(ctx, MHC_ERR_VALUE, "mhc_hc_resolve: variant none is the plain residual and needs n = 1, not n = %d", n);
+        out->nres = 0; out->m = 0;
+        break;
+    case MHC_VARIANT_HC:
+        out->nres = 0; out->m = n + 2;
+        break;
+    case MHC_VARIANT_LITE:
+        if (n > MHC_LITE_MAX_N)
+            return mhc_fail(ctx, MHC_ERR_VALUE,
+                            "mhc_hc_resolve: the permutation mixture (lite) needs n! logits per token; n = %d is "
+                            "too large (at most n = %d, %ld permutations)", n, MHC_LITE_MAX_N, mhc_perm_count(MHC_LITE_MAX_N));
+        out->nres = (int)mhc_perm_count(n); out->m = 2 * n + out->nres;
+        break;
+    default:
+        out->nres = n * n; out->m = 2 * n + out->nres;
+        break;
+    }
+    return MHC_OK;
+}
+
+MHCDEF int mhc_hc_fn_rows(const mhc_hc_spec *s, int head) {
+    if (!s) return 0;
+    return head ? s->n : s->m;
+}
+
+/* ---- per-token projections (double) ---- */
+
+/* log(exp(a) + exp(b)), b may be -inf */
+static double mhc__logaddexp(double a, double b) {
+    double mx = a > b ? a : b, mn = a > b ? b : a;
+    if (mn == -HUGE_VAL) return mx;
+    return mx + log1p(exp(mn - mx));
+}
+
+/* Next permutation in lexicographic order (wraps to the identity after the last). */
+static void mhc__next_perm(int *p, int n) {
+    int i = n - 2, j, t;
+    while (i >= 0 && p[i] > p[i + 1]) i--;
+    if (i >= 0) {
+        j = n - 1;
+        while (p[j] < p[i]) j--;
+        t = p[i]; p[i] = p[j]; p[j] = t;
+    }
+    for (i = i + 1, j = n - 1; i < j; i++, j--) { t = p[i]; p[i] = p[j]; p[j] = t; }
+}
+
+/* Normalisation steps in the Sinkhorn schedule (step s = 1..nsteps; odd s: columns, even: rows). */
+static int mhc__proj_steps(mhc_projection proj, int iters) {
+    return proj == MHC_PROJ_SOFTMAX ? 2 * iters - 1 : 2 * iters;
+}
+
+/* Doubles of scratch one token's projection needs (forward and backward). */
+static size_t mhc__proj_doubles(mhc_projection proj, int n, int iters) {
+    size_t nn = (size_t)n * (size_t)n;
+    if (proj == MHC_PROJ_PERM) return 2 * (size_t)mhc_perm_count(n) + 8;
+    return ((size_t)mhc__proj_steps(proj, iters) + 4) * nn + (size_t)mhc__proj_steps(proj, iters) * (size_t)n + 8;
+}
+
+/* One Sinkhorn step: Y = X / (sum + eps) along rows (cols = 0) or columns (cols = 1) for the
+   exp/softmax forms, or Y = X - logaddexp(logsumexp(X), log eps) for the log form. den[n]
+   receives the denominators (log form: the logsumexp). */
+static void mhc__sk_step(double *Y, const double *X, int n, int cols, double eps, int logd, double *den) {
+    int i, j;
+    if (!logd) {
+        if (!cols) {
+            for (i = 0; i < n; i++) {
+                double s = 0.0;
+                for (j = 0; j < n; j++) s += X[i * n + j];
+                den[i] = s + eps;
+                for (j = 0; j < n; j++) Y[i * n + j] = X[i * n + j] / den[i];
+            }
+        } else {
+            for (j = 0; j < n; j++) {
+                double s = 0.0;
+                for (i = 0; i < n; i++) s += X[i * n + j];
+                den[j] = s + eps;
+            }
+            for (i = 0; i < n; i++)
+                for (j = 0; j < n; j++) Y[i * n + j] = X[i * n + j] / den[j];
+        }
+    } else {
+        double leps = eps > 0.0 ? log(eps) : -HUGE_VAL;
+        int a;
+        for (a = 0; a < n; a++) {
+            /* line a: row a (cols = 0) or column a (cols = 1) */
+            int si = cols ? n : 1, o = cols ? a : a * n;
+            double mx = -HUGE_VAL, s = 0.0, lse, g;
+            for (j = 0; j < n; j++) if (X[o + j * si] > mx) mx = X[o + j * si];
+            if (mx == -HUGE_VAL) lse = -HUGE_VAL;
+            else {
+                for (j = 0; j < n; j++) s += exp(X[o + j * si] - mx);
+                lse = mx + log(s);
+            }
+            den[a] = lse;
+            g = mhc__logaddexp(lse, leps);
+            for (j = 0; j < n; j++) Y[o + j * si] = X[o + j * si] - g;
+        }
+    }
+}
+
+/* Reverse of one step: dX from dY (X, Y, den as the forward left them). */
+static void mhc__sk_step_back(double *dX, const double *dY, const double *X, const double *Y, int n, int cols,
+                              double eps, int logd, const double *den) {
+    int a, j;
+    int si = cols ? n : 1;
+    for (a = 0; a < n; a++) {
+        int o = cols ? a : a * n;
+        double dot = 0.0;
+        if (!logd) {
+            /* Y = X / d, d = sum(X) + eps:  dX = (dY - sum(dY Y)) / d */
+            for (j = 0; j < n; j++) dot += dY[o + j * si] * Y[o + j * si];
+            for (j = 0; j < n; j++) dX[o + j * si] = (dY[o + j * si] - dot) / den[a];
+        } else {
+            /* Y = X - g(lse), g' = exp(lse) / (exp(lse) + eps):  dX = dY - softmax(X) g' sum(dY) */
+            double lse = den[a], gp;
+            if (eps > 0.0) gp = lse == -HUGE_VAL ? 0.0 : mhc__sigmoid(lse - log(eps));
+            else gp = 1.0;
+            for (j = 0; j < n; j++) dot += dY[o + j * si];
+            for (j = 0; j < n; j++) {
+                double p = lse == -HUGE_VAL ? 0.0 : exp(X[o + j * si] - lse);
+                dX[o + j * si] = dY[o + j * si] - p * gp * dot;
+            }
+        }
+    }
+}
+
+/* Forward of one token's projection: z [nres] -> out [n*n]; w: scratch (mhc__proj_doubles)
+   left holding the iterates for mhc__proj_bwd. */
+static void mhc__proj_fwd(mhc_projection proj, int n, int iters, double eps, const double *z, double *out, double *w) {
+    size_t nn = (size_t)n * (size_t)n, k;
+    int i, j, s, nsteps;
+    double *it, *den, *P;
+    if (proj == MHC_PROJ_PERM) {
+        long K = mhc_perm_count(n), q;
+        double mx = -HUGE_VAL, sum = 0.0;
+        int p[MHC_LITE_MAX_N];
+        double *a = w;
+        for (q = 0; q < K; q++) if (z[q] > mx) mx = z[q];
+        for (q = 0; q < K; q++) { a[q] = exp(z[q] - mx); sum += a[q]; }
+        for (q = 0; q < K; q++) a[q] /= sum;
+        for (k = 0; k < nn; k++) out[k] = 0.0;
+        for (i = 0; i < n; i++) p[i] = i;
+        for (q = 0; q < K; q++) {
+            for (i = 0; i < n; i++) out[i * n + p[i]] += a[q];
+            mhc__next_perm(p, n);
+        }
+        return;
+    }
+    nsteps = mhc__proj_steps(proj, iters);
+    it = w;                                   /* (nsteps + 1) matrices */
+    P = w + (size_t)(nsteps + 1) * nn;        /* softmax probabilities */
+    den = P + 3 * nn;                         /* nsteps vectors of n (after 2 gradient buffers) */
+    if (proj == MHC_PROJ_SOFTMAX) {
+        for (i = 0; i < n; i++) {
+            double mx = z[i * n], sum = 0.0;
+            for (j = 1; j < n; j++) if (z[i * n + j] > mx) mx = z[i * n + j];
+            for (j = 0; j < n; j++) { P[i * n + j] = exp(z[i * n + j] - mx); sum += P[i * n + j]; }
+            for (j = 0; j < n; j++) { P[i * n + j] /= sum; it[i * n + j] = P[i * n + j] + eps; }
+        }
+    } else if (proj == MHC_PROJ_EXP) {
+        for (k = 0; k < nn; k++) it[k] = exp(z[k]);
+    } else {
+        for (k = 0; k < nn; k++) it[k] = z[k];
+    }
+    for (s = 1; s <= nsteps; s++)
+        mhc__sk_step(it + (size_t)s * nn, it + (size_t)(s - 1) * nn, n, s & 1, eps, proj == MHC_PROJ_LOG,
+                     den + (size_t)(s - 1) * (size_t)n);
+    if (proj == MHC_PROJ_LOG)
+        for (k = 0; k < nn; k++) out[k] = exp(it[(size_t)nsteps * nn + k]);
+    else
+        for (k = 0; k < nn; k++) out[k] = it[(size_t)nsteps * nn + k];
+}
+
+/* Backward of one token's projection: dz [nres] = d(sum dout * out)/dz, written (not added).
+   Recomputes the forward iterates into w first. out_tmp: n*n doubles. */
+static void mhc__proj_bwd(mhc_projection proj, int n, int iters, double eps, const double *z, const double *dout,
+                          double *dz, double *w, double *out_tmp) {
+    size_t nn = (size_t)n * (size_t)n, k;
+    int i, j, s, nsteps;
+    double *it, *den, *P, *g, *g2;
+    mhc__proj_fwd(proj, n, iters, eps, z, out_tmp, w);
+    if (proj == MHC_PROJ_PERM) {
+        long K = mhc_perm_count(n), q;
+        int p[MHC_LITE_MAX_N];
+        double *a = w, *da = w + K, dot = 0.0;
+        for (i = 0; i < n; i++) p[i] = i;
+        for (q = 0; q < K; q++) {
+            double d = 0.0;
+            for (i = 0; i < n; i++) d += dout[i * n + p[i]];
+            da[q] = d;
+            dot += d * a[q];
+            mhc__next_perm(p, n);
+        }
+        for (q = 0; q < K; q++) dz[q] = a[q] * (da[q] - dot);
+        return;
+    }
+    nsteps = mhc__proj_steps(proj, iters);
+    it = w;
+    P = w + (size_t)(nsteps + 1) * nn;
+    g = P + nn;
+    g2 = P + 2 * nn;
+    den = P + 3 * nn;
+    if (proj == MHC_PROJ_LOG)
+        for (k = 0; k < nn; k++) g[k] = dout[k] * out_tmp[k];   /* out = exp(L) */
+    else
+        for (k = 0; k < nn; k++) g[k] = dout[k];
+    for (s = nsteps; s >= 1; s--) {
+        double *t;
+        mhc__sk_step_back(g2, g, it + (size_t)(s - 1) * nn, it + (size_t)s * nn, n, s & 1, eps,
+                          proj == MHC_PROJ_LOG, den + (size_t)(s - 1) * (size_t)n);
+        t = g; g = g2; g2 = t;
+    }
+    if (proj == MHC_PROJ_SOFTMAX) {
+        /* it0 = P + eps, P = softmax_row(z) */
+        for (i = 0; i < n; i++) {
+            double dot = 0.0;
+            for (j = 0; j < n; j++) dot += g[i * n + j] * P[i * n + j];
+            for (j = 0; j < n; j++) dz[i * n + j] = P[i * n + j] * (g[i * n + j] - dot);
+        }
+    } else if (proj == MHC_PROJ_EXP) {
+        for (k = 0; k < nn; k++) dz[k] = g[k] * it[k];      /* it0 = exp(z) */
+    } else {
+        for (k = 0; k < nn; k++) dz[k] = g[k];
+    }
+}
+
+/* Chunks of tokens for the parallel loops: one per thread when the work is large enough. */
+static int mhc__nchunks(int T, double work_per_token) {
+#if MHC__OMP
+    int nt = omp_get_max_threads();
+    if (nt < 1) nt = 1;
+    if (nt > T) nt = T;
+    if ((double)T * work_per_token < (double)MHC__PAR_WORK) nt = 1;
+    return nt;
+#else
+    (void)T; (void)work_per_token;
+    return 1;
+#endif
+}
+
+static mhc_result mhc__proj_args(mhc_ctx *ctx, const char *fn, mhc_projection proj, int n, int iters, double eps,
+                                 const void *a, const void *b, int T) {
+    if (!a || !b) return mhc_fail(ctx, MHC_ERR_NULL, "%s: an array argument is NULL", fn);
+    if (T < 1) return mhc_fail(ctx, MHC_ERR_SIZE, "%s: T = %d tokens, expected >= 1", fn, T);
+    if (n < 1 || n > 1024) return mhc_fail(ctx, MHC_ERR_SIZE, "%s: n = %d, expected 1..1024", fn, n);
+    if ((int)proj <= (int)MHC_PROJ_PRESET || proj >= MHC_PROJ_COUNT)
+        return mhc_fail(ctx, MHC_ERR_VALUE, "%s: projection %d is not softmax, exp, log or perm", fn, (int)proj);
+    if (proj == MHC_PROJ_PERM) {
+        if (n > MHC_LITE_MAX_N)
+            return mhc_fail(ctx, MHC_ERR_VALUE, "%s: the permutation mixture needs n! logits; n = %d is too large (at most %d)",
+                            fn, n, MHC_LITE_MAX_N);
+        return MHC_OK;
+    }
+    if (iters < 1 || iters > 100000)
+        return mhc_fail(ctx, MHC_ERR_VALUE, "%s: iters = %d, expected 1..100000", fn, iters);
+    if (!(eps >= 0.0) || eps > DBL_MAX)
+        return mhc_fail(ctx, MHC_ERR_VALUE, "%s: eps = %g, expected a finite value >= 0", fn, eps);
+    return MHC_OK;
+}
+
+/* Doubles of scratch per chunk of tokens for the raw-array projections. */
+static size_t mhc__sk_per(mhc_projection proj, int n, int iters) {
+    size_t nn = (size_t)n * (size_t)n, nres = proj == MHC_PROJ_PERM ? (size_t)mhc_perm_count(n) : nn;
+    return mhc__proj_doubles(proj, n, iters) + 2 * nres + 2 * nn;
+}
+
+/* Scratch for the raw-array projections: nch chunks of *per doubles (0 on overflow). */
+static size_t mhc__sk_scratch(mhc_projection proj, int n, int iters, int T, int *nch, size_t *per) {
+    size_t tot;
+    *per = mhc__sk_per(proj, n, iters);
+    *nch = mhc__nchunks(T, (double)*per * 4.0);
+    if (!mhc__mul_ok(*per, (size_t)*nch, &tot) || tot > SIZE_MAX / sizeof(double)) return 0;
+    return tot;
+}
+
+/* Forward (y = out [T,n,n]) or backward (y = d_logits [T,nres] += ..., dy = d_out) over tokens,
+   one chunk of tokens per thread, each with its own scratch. */
+static void mhc__sk_exec(mhc_projection proj, int n, int iters, double eps, mhc_real *y, const mhc_real *dy,
+                         const mhc_real *logits, int T, int backward, double *work, int nch, size_t per) {
+    size_t nn = (size_t)n * (size_t)n, nres = proj == MHC_PROJ_PERM ? (size_t)mhc_perm_count(n) : nn;
+    int ch;
+    MHC__OMP_FOR(nch > 1)
+    for (ch = 0; ch < nch; ch++) {
+        double *w = work + (size_t)ch * per;
+        double *z = w + mhc__proj_doubles(proj, n, iters), *o = z + nres, *g = o + nn, *dz = g + nn;
+        int t0 = (int)((long long)T * ch / nch), t1 = (int)((long long)T * (ch + 1) / nch), t;
+        size_t k;
+        for (t = t0; t < t1; t++) {
+            for (k = 0; k < nres; k++) z[k] = (double)logits[(size_t)t * nres + k];
+            if (!backward) {
+                mhc__proj_fwd(proj, n, iters, eps, z, o, w);
+                for (k = 0; k < nn; k++) y[(size_t)t * nn + k] = (mhc_real)o[k];
+            } else {
+                for (k = 0; k < nn; k++) g[k] = (double)dy[(size_t)t * nn + k];
+                mhc__proj_bwd(proj, n, iters, eps, z, g, dz, w, o);
+                for (k = 0; k < nres; k++) y[(size_t)t * nres + k] += (mhc_real)dz[k];
+            }
+        }
+    }
+}
+
+/* Shared body of mhc_sinkhorn_forward/backward. */
+static mhc_result mhc__sinkhorn_run(mhc_ctx *ctx, const char *fname, mhc_projection proj, int n, int iters, double eps,
+                                    mhc_real *y, const mhc_real *dy, const mhc_real *logits, int T, int backward) {
+    size_t per, total;
+    int nch;
+    double *work;
+    total = mhc__sk_scratch(proj, n, iters, T, &nch, &per);
+    if (total == 0) return mhc_fail(ctx, MHC_ERR_OVERFLOW, "%s: T = %d, n = %d: sizes overflow", fname, T, n);
+    work = MHC__CAST(double *, MHC_MALLOC(total * sizeof(double)));
+    if (!work) return mhc_fail(ctx, MHC_ERR_NOMEM, "%s: cannot allocate %zu bytes of scratch", fname, total * sizeof(double));
+    mhc__sk_exec(proj, n, iters, eps, y, dy, logits, T, backward, work, nch, per);
+    MHC_FREE(work);
+    return MHC_OK;
+}
+
+MHCDEF mhc_result mhc_sinkhorn_forward(mhc_ctx *ctx, mhc_projection proj, int n, int iters, double eps,
+                                       mhc_real *out, const mhc_real *logits, int T) {
+    mhc_result r = mhc__proj_args(ctx, "mhc_sinkhorn_forward", proj, n, iters, eps, out, logits, T);
+    if (r != MHC_OK) return r;
+    return mhc__sinkhorn_run(ctx, "mhc_sinkhorn_forward", proj, n, iters, eps, out, NULL, logits, T, 0);
+}
+
+MHCDEF mhc_result mhc_sinkhorn_backward(mhc_ctx *ctx, mhc_projection proj, int n, int iters, double eps,
+                                        mhc_real *d_logits, const mhc_real *d_out, const mhc_real *logits, int T) {
+    mhc_result r = mhc__proj_args(ctx, "mhc_sinkhorn_backward", proj, n, iters, eps, d_logits, logits, T);
+    if (r != MHC_OK) return r;
+    if (!d_out) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_sinkhorn_backward: d_out is NULL");
+    return mhc__sinkhorn_run(ctx, "mhc_sinkhorn_backward", proj, n, iters, eps, d_logits, d_out, logits, T, 1);
+}
+
+/* ---- the fused pre step (mHC, lite, head), HC and none ---- */
+
+typedef struct mhc__pre_io {
+    const mhc_hc_spec *s;
+    int head, T, C;
+    const mhc_real *x, *fn, *scale, *base, *nw;
+    mhc_real *li, *hpre, *hpost, *hres;                 /* forward outputs (all but li may be NULL) */
+    double *saved;                                      /* forward: T*(mr+1) dots and rstd, or NULL */
+    const double *saved_in;                             /* backward: the forward's saved values, or NULL */
+    const mhc_real *g_li, *g_hpre, *g_hpost, *g_hres;   /* backward: incoming gradients, NULL = 0 */
+    mhc_real *dx, *dfn, *dscale, *dbase, *dnw;          /* backward: accumulated, NULL = not needed */
+} mhc__pre_io;
+
+/* Which kernel: 0 none, 1 HC, 2 mHC/lite/head. */
+static int mhc__pre_kind(const mhc__pre_io *io) {
+    if (io->head) return 2;
+    if (io->s->variant == MHC_VARIANT_NONE) return 0;
+    if (io->s->variant == MHC_VARIANT_HC) return 1;
+    return 2;
+}
+
+static int mhc__pre_rows(const mhc__pre_io *io) { return io->head ? io->s->n : io->s->m; }
+
+/* Per-chunk scratch (doubles). */
+static size_t mhc__pre_chunk_doubles(const mhc__pre_io *io) {
+    const mhc_hc_spec *s = io->s;
+    size_t n = (size_t)s->n, C = (size_t)io->C, D = n * C, nn = n * n, mr = (size_t)mhc__pre_rows(io);
+    switch (mhc__pre_kind(io)) {
+    case 0: return 8;
+    case 1: return n * C + C + 2 * n * (n + 2) + n + 3 * nn + 8;
+    default: {
+        size_t nres = io->head ? 0 : (size_t)s->nres;
+        size_t pj = io->head ? 0 : mhc__proj_doubles(s->projection, s->n, s->iters);
+        return 2 * D + 2 * mr + 2 * nres + 5 * nn + 4 * n + pj + 8;
+    }
+    }
+}
+
+/* Per-token reduction buffer for the backward (doubles, for all T tokens). */
+static size_t mhc__pre_tok_doubles(const mhc__pre_io *io, int *ok) {
+    size_t n = (size_t)io->s->n, per, tot;
+    switch (mhc__pre_kind(io)) {
+    case 0: per = 0; break;
+    case 1: per = (2 * n + n * n) + n * (n + 2) + 3; break;
+    default: per = 2 * (size_t)mhc__pre_rows(io) + 3; break;
+    }
+    *ok = mhc__mul_ok(per, (size_t)io->T, &tot) && tot < SIZE_MAX / (2 * sizeof(double));
+    return tot;
+}
+
+/* Work per token (multiply-adds), for the chunking decision. */
+static double mhc__pre_token_work(const mhc__pre_io *io) {
+    double n = io->s->n, C = io->C;
+    switch (mhc__pre_kind(io)) {
+    case 0: return C;
+    case 1: return n * C * (n + 4);
+    default: return n * C * (mhc__pre_rows(io) + 2) + (io->head ? 0.0 : 4.0 * io->s->iters * n * n);
+    }
+}
+
+/* acc[k][j] = sum_r coef[r*m + k] X[r*D + j];  dW[k][j] += acc[k][j] (* nw[j]);
+   dnw[j] += sum_k acc[k][j] W[k][j]. Parallel over column blocks j (each output owned by one
+   block); rows r summed in order. */
+static void mhc__acc_reduce(mhc_real *dW, mhc_real *dnw, const double *coef, const mhc_real *X, const mhc_real *W,
+                            const mhc_real *nw, int R, int m, int D) {
+    enum { KB = 32, JB = 64 };
+    int nj = (D + JB - 1) / JB, u;
+    if (!dW && !dnw) return;
+    MHC__OMP_FOR((double)R * m * D > MHC__PAR_WORK && nj > 1)
+    for (u = 0; u < nj; u++) {
+        double acc[KB * JB], nwacc[JB];
+        int j0 = u * JB, jn = D - j0 < JB ? D - j0 : JB, k0, r, k, j;
+        for (j = 0; j < jn; j++) nwacc[j] = 0.0;
+        for (k0 = 0; k0 < m; k0 += KB) {
+            int kn = m - k0 < KB ? m - k0 : KB;
+            for (k = 0; k < kn * JB; k++) acc[k] = 0.0;
+            for (r = 0; r < R; r++) {
+                const double *cr = coef + (size_t)r * (size_t)m + (size_t)k0;
+                const mhc_real *xr = X + (size_t)r * (size_t)D + (size_t)j0;
+                for (k = 0; k < kn; k++) {
+                    double c = cr[k], *a = acc + k * JB;
+                    if (c == 0.0) continue;
+                    for (j = 0; j < jn; j++) a[j] += c * (double)xr[j];
+                }
+            }
+            for (k = 0; k < kn; k++) {
+                size_t row = (size_t)(k0 + k) * (size_t)D + (size_t)j0;
+                for (j = 0; j < jn; j++) {
+                    double a = acc[k * JB + j];
+                    if (dW) dW[row + (size_t)j] += (mhc_real)(nw ? a * (double)nw[j0 + j] : a);
+                    if (dnw) nwacc[j] += a * (double)W[row + (size_t)j];
+                }
+            }
+        }
+        if (dnw)
+            for (j = 0; j < jn; j++) dnw[j0 + j] += (mhc_real)nwacc[j];
+    }
+}
+
+/* mHC/lite/head, one token: the dots and rstd (from the saved values, or one pass over x). */
+static void mhc__mix_token(const mhc__pre_io *io, int t, double *xw, double *dot, double *rstd) {
+    int n = io->s->n, C = io->C, D = n * C, mr = mhc__pre_rows(io), j, k;
+    const mhc_real *xt = io->x + (size_t)t * (size_t)D;
+    double ss = 0.0;
+    if (io->saved_in) {
+        const double *sv = io->saved_in + (size_t)t * (size_t)(mr + 1);
+        for (k = 0; k < mr; k++) dot[k] = sv[k];
+        *rstd = sv[mr];
+        return;
+    }
+    for (j = 0; j < D; j++) {
+        double v = (double)xt[j];
+        ss += v * v;
+        xw[j] = io->nw ? v * (double)io->nw[j] : v;
+    }
+    for (k = 0; k < mr; k++) {
+        const mhc_real *row = io->fn + (size_t)k * (size_t)D;
+        double a = 0.0;
+        for (j = 0; j < D; j++) a += xw[j] * (double)row[j];
+        dot[k] = a;
+    }
+    *rstd = 1.0 / sqrt(ss / (double)D + io->s->norm_eps);
+}
+
+/* mHC/lite/head, one token: gates and the residual logits from the dots.
+   sp[n]: pre sigmoids, spo[n]: post sigmoids, z[nres]: logits. */
+static void mhc__gates_token(const mhc__pre_io *io, const double *dot, double rstd, double *sp, double *spo, double *z) {
+    const mhc_hc_spec *s = io->s;
+    int n = s->n, i, k;
+    double s0 = (double)io->scale[0];
+    for (i = 0; i < n; i++) sp[i] = mhc__sigmoid(dot[i] * rstd * s0 + (double)io->base[i]);
+    if (io->head) return;
+    {
+        double s1 = (double)io->scale[1], s2 = (double)io->scale[2];
+        for (i = 0; i < n; i++) spo[i] = mhc__sigmoid(dot[n + i] * rstd * s1 + (double)io->base[n + i]);
+        for (k = 0; k < s->nres; k++) z[k] = dot[2 * n + k] * rstd * s2 + (double)io->base[2 * n + k];
+    }
+}
+
+/* mHC/lite/head forward, per token: mix = (xf . w_k) r; h_pre = sigmoid(mix s0 + b) + pre_eps;
+   h_post = sigmoid(mix s1 + b) post_mult; A = orient(project(mix s2 + b)); li = sum_i h_pre[i] x_i */
+static void mhc__pre_fwd_mhc(const mhc__pre_io *io, double *work, int nch) {
+    const mhc_hc_spec *s = io->s;
+    int n = s->n, C = io->C, D = n * C, mr = mhc__pre_rows(io), nres = io->head ? 0 : s->nres, ch;
+    size_t per = mhc__pre_chunk_doubles(io), nn = (size_t)n * (size_t)n;
+    MHC__OMP_FOR(nch > 1)
+    for (ch = 0; ch < nch; ch++) {
+        double *xw = work + (size_t)ch * per, *dot = xw + 2 * (size_t)D, *z = dot + 2 * (size_t)mr;
+        double *comb = z + 2 * (size_t)nres, *sp = comb + 5 * nn, *spo = sp + n, *pw = spo + 3 * (size_t)n;
+        int t0 = (int)((long long)io->T * ch / nch), t1 = (int)((long long)io->T * (ch + 1) / nch), t, i, j, c;
+        double rstd;
+        for (t = t0; t < t1; t++) {
+            const mhc_real *xt = io->x + (size_t)t * (size_t)D;
+            mhc__mix_token(io, t, xw, dot, &rstd);
+            if (io->saved) {
+                double *sv = io->saved + (size_t)t * (size_t)(mr + 1);
+                for (i = 0; i < mr; i++) sv[i] = dot[i];
+                sv[mr] = rstd;
+            }
+            mhc__gates_token(io, dot, rstd, sp, spo, z);
+            for (i = 0; i < n; i++) sp[i] += s->pre_eps;               /* h_pre */
+            if (io->hpre)
+                for (i = 0; i < n; i++) io->hpre[(size_t)t * n + i] = (mhc_real)sp[i];
+            if (!io->head) {
+                if (io->hpost)
+                    for (i = 0; i < n; i++) io->hpost[(size_t)t * n + i] = (mhc_real)(spo[i] * s->post_mult);
+                if (io->hres) {
+                    mhc_real *A = io->hres + (size_t)t * nn;
+                    mhc__proj_fwd(s->projection, n, s->iters, s->sinkhorn_eps, z, comb, pw);
+                    if (s->projection != MHC_PROJ_PERM && s->orient == MHC_ORIENT_COMB_T) {
+                        for (i = 0; i < n; i++)
+                            for (j = 0; j < n; j++) A[i * n + j] = (mhc_real)comb[j * n + i];
+                    } else {
+                        for (i = 0; i < (int)nn; i++) A[i] = (mhc_real)comb[i];
+                    }
+                }
+            }
+            for (c = 0; c < C; c++) {
+                double a = 0.0;
+                for (i = 0; i < n; i++) a += sp[i] * (double)xt[(size_t)i * C + c];
+                io->li[(size_t)t * C + c] = (mhc_real)a;
+            }
+        }
+    }
+}
+
+/* Its backward (derived in docs/tour.md Sec. 6): du_pre = (dh_pre + dli . x_i) s'(.), du_post =
+   dh_post post_mult s'(.), du_res = dz (mhc__proj_bwd); dbase += du; dscale[g] += du mix;
+   ddot = du s_g r; dr = sum du s_g dot; dx += sum_k ddot[k] w[k] - dr r^3 x / D + h_pre dli;
+   dfn, dnw from ddot x (mhc__acc_reduce) */
+static void mhc__pre_bwd_mhc(const mhc__pre_io *io, double *work, int nch, double *tok) {
+    const mhc_hc_spec *s = io->s;
+    int n = s->n, C = io->C, D = n * C, mr = mhc__pre_rows(io), nres = io->head ? 0 : s->nres, ch, k;
+    size_t per = mhc__pre_chunk_doubles(io), nn = (size_t)n * (size_t)n;
+    double *du_all = tok, *coef_all = tok + (size_t)io->T * (size_t)mr, *dsc_all = coef_all + (size_t)io->T * (size_t)mr;
+    MHC__OMP_FOR(nch > 1)
+    for (ch = 0; ch < nch; ch++) {
+        double *xw = work + (size_t)ch * per, *dxa = xw + D, *dot = xw + 2 * (size_t)D, *du = dot + mr;
+        double *z = dot + 2 * (size_t)mr, *dz = z + nres, *otmp = z + 2 * (size_t)nres, *dcomb = otmp + nn;
+        double *sp = otmp + 5 * nn, *spo = sp + n, *pw = spo + 3 * (size_t)n;
+        int t0 = (int)((long long)io->T * ch / nch), t1 = (int)((long long)io->T * (ch + 1) / nch), t, i, j, c, kk;
+        double rstd;
+        for (t = t0; t < t1; t++) {
+            const mhc_real *xt = io->x + (size_t)t * (size_t)D;
+            const mhc_real *gli = io->g_li ? io->g_li + (size_t)t * C : NULL;
+            double *dsc = dsc_all + (size_t)t * 3, *coef = coef_all + (size_t)t * mr, drstd = 0.0, s0, sc;
+            mhc__mix_token(io, t, xw, dot, &rstd);
+            mhc__gates_token(io, dot, rstd, sp, spo, z);
+            for (i = 0; i < n; i++) {
+                double dh = io->g_hpre ? (double)io->g_hpre[(size_t)t * n + i] : 0.0;
+                if (gli)
+                    for (c = 0; c < C; c++) dh += (double)gli[c] * (double)xt[(size_t)i * C + c];
+                du[i] = dh * sp[i] * (1.0 - sp[i]);
+            }
+            if (!io->head) {
+                for (i = 0; i < n; i++) {
+                    double dh = io->g_hpost ? (double)io->g_hpost[(size_t)t * n + i] : 0.0;
+                    du[n + i] = dh * s->post_mult * spo[i] * (1.0 - spo[i]);
+                }
+                if (io->g_hres) {
+                    const mhc_real *gA = io->g_hres + (size_t)t * nn;
+                    if (s->projection != MHC_PROJ_PERM && s->orient == MHC_ORIENT_COMB_T) {
+                        for (i = 0; i < n; i++)
+                            for (j = 0; j < n; j++) dcomb[i * n + j] = (double)gA[j * n + i];
+                    } else {
+                        for (i = 0; i < (int)nn; i++) dcomb[i] = (double)gA[i];
+                    }
+                    mhc__proj_bwd(s->projection, n, s->iters, s->sinkhorn_eps, z, dcomb, dz, pw, otmp);
+                    for (k = 0; k < nres; k++) du[2 * n + k] = dz[k];
+                } else {
+                    for (k = 0; k < nres; k++) du[2 * n + k] = 0.0;
+                }
+            }
+            /* gate scales: d scale[g] = sum du * mix; d mix = du * scale[g] */
+            dsc[0] = dsc[1] = dsc[2] = 0.0;
+            s0 = (double)io->scale[0];
+            for (k = 0; k < mr; k++) {
+                int g = k < n ? 0 : (k < 2 * n ? 1 : 2);
+                sc = g == 0 ? s0 : (double)io->scale[g];
+                dsc[g] += du[k] * dot[k] * rstd;
+                coef[k] = du[k] * sc * rstd;          /* d dot[k] */
+                drstd += du[k] * sc * dot[k];
+                du_all[(size_t)t * mr + k] = du[k];
+            }
+            if (io->dx) {
+                /* dx = h_pre g_li + sum_k ddot[k] w[k] + drstd * d rstd/dx,  d rstd/dx = -rstd^3 x / D */
+                mhc_real *dxt = io->dx + (size_t)t * (size_t)D;
+                double f = -drstd * rstd * rstd * rstd / (double)D;
+                for (j = 0; j < D; j++) dxa[j] = 0.0;
+                for (kk = 0; kk < mr; kk++) {
+                    const mhc_real *row = io->fn + (size_t)kk * (size_t)D;
+                    double cf = coef[kk];
+                    if (cf == 0.0) continue;
+                    for (j = 0; j < D; j++) dxa[j] += cf * (double)row[j];
+                }
+                for (i = 0; i < n; i++) {
+                    double hp = sp[i] + s->pre_eps;
+                    for (c = 0; c < C; c++) {
+                        j = i * C + c;
+                        dxt[j] += (mhc_real)((io->nw ? dxa[j] * (double)io->nw[j] : dxa[j]) + f * (double)xt[j] +
+                                             (gli ? hp * (double)gli[c] : 0.0));
+                    }
+                }
+            }
+        }
+    }
+    if (io->dbase) {
+        MHC__OMP_FOR((double)io->T * mr > MHC__PAR_WORK)
+        for (k = 0; k < mr; k++) {
+            double a = 0.0;
+            int t;
+            for (t = 0; t < io->T; t++) a += du_all[(size_t)t * mr + k];
+            io->dbase[k] += (mhc_real)a;
+        }
+    }
+    if (io->dscale) {
+        double a[3] = {0.0, 0.0, 0.0};
+        int t, g, ng = io->head ? 1 : 3;
+        for (t = 0; t < io->T; t++)
+            for (g = 0; g < 3; g++) a[g] += dsc_all[(size_t)t * 3 + g];
+        for (g = 0; g < ng; g++) io->dscale[g] += (mhc_real)a[g];
+    }
+    mhc__acc_reduce(io->dfn, io->dnw, coef_all, io->x, io->fn, io->nw, io->T, mr, D);
+}
+
+/* HC (MHC_SPEC.md Sec. 6), one token: per-stream rstd rs[n], normalised xn[n*C], dots[n][n+2]. */
+static void mhc__hcdyn_token(const mhc__pre_io *io, int t, double *rs, double *xn, double *dots) {
+    int n = io->s->n, C = io->C, q = n + 2, i, c, k;
+    const mhc_real *xt = io->x + (size_t)t * (size_t)n * (size_t)C;
+    for (i = 0; i < n; i++) {
+        const mhc_real *xi = xt + (size_t)i * C;
+        double ss = 0.0, r;
+        for (c = 0; c < C; c++) ss += (double)xi[c] * (double)xi[c];
+        r = 1.0 / sqrt(ss / (double)C + io->s->norm_eps);
+        rs[i] = r;
+        for (c = 0; c < C; c++) xn[(size_t)i * C + c] = (double)xi[c] * r * (io->nw ? (double)io->nw[c] : 1.0);
+        for (k = 0; k < q; k++) {
+            const mhc_real *th = io->fn + (size_t)k * C;
+            double a = 0.0;
+            for (c = 0; c < C; c++) a += (double)th[c] * xn[(size_t)i * C + c];
+            dots[i * q + k] = a;
+        }
+    }
+}
+
+/* HC forward, per token: h_pre[i] = a0 tanh(th_pre . xn_i) + b_pre[i]; h_post likewise;
+   A[i][j] = a2 tanh(th_res[i] . xn_j) + b_res[i][j]; li = sum_i h_pre[i] x_i */
+static void mhc__pre_fwd_hc(const mhc__pre_io *io, double *work, int nch) {
+    int n = io->s->n, C = io->C, q = n + 2, ch;
+    size_t per = mhc__pre_chunk_doubles(io);
+    MHC__OMP_FOR(nch > 1)
+    for (ch = 0; ch < nch; ch++) {
+        double *xn = work + (size_t)ch * per, *dots = xn + (size_t)n * C + C, *rs = dots + 2 * (size_t)n * q, *hp = rs + n;
+        int t0 = (int)((long long)io->T * ch / nch), t1 = (int)((long long)io->T * (ch + 1) / nch), t, i, j, c;
+        double a0 = (double)io->scale[0], a1 = (double)io->scale[1], a2 = (double)io->scale[2];
+        for (t = t0; t < t1; t++) {
+            const mhc_real *xt = io->x + (size_t)t * (size_t)n * (size_t)C;
+            mhc__hcdyn_token(io, t, rs, xn, dots);
+            for (i = 0; i < n; i++) {
+                hp[i] = a0 * tanh(dots[i * q]) + (double)io->base[i];
+                if (io->hpre) io->hpre[(size_t)t * n + i] = (mhc_real)hp[i];
+                if (io->hpost)
+                    io->hpost[(size_t)t * n + i] = (mhc_real)(a1 * tanh(dots[i * q + 1]) + (double)io->base[n + i]);
+            }
+            if (io->hres)
+                for (i = 0; i < n; i++)        /* A[i][j] = a2 tanh(theta_res[i] . xn[j]) + b_res[i][j] */
+                    for (j = 0; j < n; j++)
+                        io->hres[(size_t)t * n * n + (size_t)i * n + j] =
+                            (mhc_real)(a2 * tanh(dots[j * q + 2 + i]) + (double)io->base[2 * n + i * n + j]);
+            for (c = 0; c < C; c++) {
+                double a = 0.0;
+                for (i = 0; i < n; i++) a += hp[i] * (double)xt[(size_t)i * C + c];
+                io->li[(size_t)t * C + c] = (mhc_real)a;
+            }
+        }
+    }
+}
+
+/* Its backward: tanh' = 1 - tanh^2 for the gates, then the per-stream RMSNorm backward into x */
+static void mhc__pre_bwd_hc(const mhc__pre_io *io, double *work, int nch, double *tok) {
+    int n = io->s->n, C = io->C, q = n + 2, nb = 2 * n + n * n, ch, k;
+    size_t per = mhc__pre_chunk_doubles(io);
+    double *du_all = tok, *coef_all = tok + (size_t)io->T * nb, *dsc_all = coef_all + (size_t)io->T * n * q;
+    MHC__OMP_FOR(nch > 1)
+    for (ch = 0; ch < nch; ch++) {
+        double *xn = work + (size_t)ch * per, *dxn = xn + (size_t)n * C, *dots = dxn + C, *dd = dots + (size_t)n * q;
+        double *rs = dd + (size_t)n * q, *hp = rs + n;
+        int t0 = (int)((long long)io->T * ch / nch), t1 = (int)((long long)io->T * (ch + 1) / nch), t, i, j, c;
+        double a0 = (double)io->scale[0], a1 = (double)io->scale[1], a2 = (double)io->scale[2];
+        for (t = t0; t < t1; t++) {
+            const mhc_real *xt = io->x + (size_t)t * (size_t)n * (size_t)C;
+            const mhc_real *gli = io->g_li ? io->g_li + (size_t)t * C : NULL;
+            double *du = du_all + (size_t)t * nb, *dsc = dsc_all + (size_t)t * 3;
+            double *coef = coef_all + (size_t)t * n * q;
+            mhc__hcdyn_token(io, t, rs, xn, dots);
+            dsc[0] = dsc[1] = dsc[2] = 0.0;
+            for (i = 0; i < n; i++) {
+                double th, g = io->g_hpre ? (double)io->g_hpre[(size_t)t * n + i] : 0.0;
+                hp[i] = a0 * tanh(dots[i * q]) + (double)io->base[i];
+                if (gli)
+                    for (c = 0; c < C; c++) g += (double)gli[c] * (double)xt[(size_t)i * C + c];
+                th = tanh(dots[i * q]);
+                du[i] = g; dsc[0] += g * th; dd[i * q] = g * a0 * (1.0 - th * th);
+                g = io->g_hpost ? (double)io->g_hpost[(size_t)t * n + i] : 0.0;
+                th = tanh(dots[i * q + 1]);
+                du[n + i] = g; dsc[1] += g * th; dd[i * q + 1] = g * a1 * (1.0 - th * th);
+            }
+            for (i = 0; i < n; i++)
+                for (j = 0; j < n; j++) {
+                    double g = io->g_hres ? (double)io->g_hres[(size_t)t * n * n + (size_t)i * n + j] : 0.0;
+                    double th = tanh(dots[j * q + 2 + i]);
+                    du[2 * n + i * n + j] = g; dsc[2] += g * th; dd[j * q + 2 + i] = g * a2 * (1.0 - th * th);
+                }
+            for (i = 0; i < n; i++)
+                for (k = 0; k < q; k++) coef[i * q + k] = dd[i * q + k] * rs[i];
+            if (io->dx) {
+                for (i = 0; i < n; i++) {
+                    /* y = x r w: dx = r w dy - r^3/C x sum(x w dy); plus the direct h_pre g_li */
+                    const mhc_real *xi = xt + (size_t)i * C;
+                    mhc_real *dxi = io->dx + ((size_t)t * n + i) * (size_t)C;
+                    double r = rs[i], sdot = 0.0;
+                    for (c = 0; c < C; c++) dxn[c] = 0.0;
+                    for (k = 0; k < q; k++) {
+                        const mhc_real *th = io->fn + (size_t)k * C;
+                        double d = dd[i * q + k];
+                        if (d == 0.0) continue;
+                        for (c = 0; c < C; c++) dxn[c] += d * (double)th[c];
+                    }
+                    for (c = 0; c < C; c++) {
+                        if (io->nw) dxn[c] *= (double)io->nw[c];
+                        sdot += (double)xi[c] * dxn[c];
+                    }
+                    for (c = 0; c < C; c++)
+                        dxi[c] += (mhc_real)(r * dxn[c] - r * r * r / (double)C * (double)xi[c] * sdot +
+                                             (gli ? hp[i] * (double)gli[c] : 0.0));
+                }
+            }
+        }
+    }
+    if (io->dbase) {
+        MHC__OMP_FOR((double)io->T * nb > MHC__PAR_WORK)
+        for (k = 0; k < nb; k++) {
+            double a = 0.0;
+            int t;
+            for (t = 0; t < io->T; t++) a += du_all[(size_t)t * nb + k];
+            io->dbase[k] += (mhc_real)a;
+        }
+    }
+    if (io->dscale) {
+        double a[3] = {0.0, 0.0, 0.0};
+        int t, g;
+        for (t = 0; t < io->T; t++)
+            for (g = 0; g < 3; g++) a[g] += dsc_all[(size_t)t * 3 + g];
+        for (g = 0; g < 3; g++) io->dscale[g] += (mhc_real)a[g];
+    }
+    mhc__acc_reduce(io->dfn, io->dnw, coef_all, io->x, io->fn, io->nw, io->T * n, q, C);
+}
+
+/* none (the plain residual, n = 1): li = x, h_pre = h_post = A = 1;  backward dx += dli */
+static void mhc__pre_fwd_none(const mhc__pre_io *io) {
+    size_t t, C = (size_t)io->C;
+    for (t = 0; t < (size_t)io->T; t++) {
+        memcpy(io->li + t * C, io->x + t * C, C * sizeof(mhc_real));
+        if (io->hpre) io->hpre[t] = 1;
+        if (io->hpost) io->hpost[t] = 1;
+        if (io->hres) io->hres[t] = 1;
+    }
+}
+
+static void mhc__pre_bwd_none(const mhc__pre_io *io) {
+    size_t k, N = (size_t)io->T * (size_t)io->C;
+    if (io->dx && io->g_li)
+        for (k = 0; k < N; k++) io->dx[k] += io->g_li[k];
+}
+
+/* Run the pre (or head) forward or backward with caller-provided scratch: work holds
+   nch * mhc__pre_chunk_doubles, tok (backward) mhc__pre_tok_doubles. */
+static void mhc__pre_exec(const mhc__pre_io *io, int backward, double *work, int nch, double *tok) {
+    switch (mhc__pre_kind(io)) {
+    case 0: if (backward) mhc__pre_bwd_none(io); else mhc__pre_fwd_none(io); break;
+    case 1: if (backward) mhc__pre_bwd_hc(io, work, nch, tok); else mhc__pre_fwd_hc(io, work, nch); break;
+    default: if (backward) mhc__pre_bwd_mhc(io, work, nch, tok); else mhc__pre_fwd_mhc(io, work, nch); break;
+    }
+}
+
+/* Doubles of scratch for mhc__pre_exec (0 on overflow, with *nch set). */
+static size_t mhc__pre_scratch(const mhc__pre_io *io, int backward, int *nch) {
+    size_t per = mhc__pre_chunk_doubles(io), w, tk = 0, tot;
+    int ok = 1;
+    *nch = mhc__nchunks(io->T, mhc__pre_token_work(io));
+    if (!mhc__mul_ok(per, (size_t)*nch, &w)) return 0;
+    if (backward) tk = mhc__pre_tok_doubles(io, &ok);
+    if (!ok || w > SIZE_MAX / (4 * sizeof(double)) - tk) return 0;
+    tot = w + tk;
+    return tot;
+}
+
+/* Check a spec built by hand (mhc_hc_resolve makes valid ones). */
+static mhc_result mhc__spec_check(mhc_ctx *ctx, const char *fname, const mhc_hc_spec *s) {
+    int n;
+    if (!s) return mhc_fail(ctx, MHC_ERR_NULL, "%s: spec is NULL", fname);
+    n = s->n;
+    if (n < 1 || n > 1024) return mhc_fail(ctx, MHC_ERR_SIZE, "%s: spec.n = %d, expected 1..1024", fname, n);
+    switch (s->variant) {
+    case MHC_VARIANT_NONE:
+        if (n != 1) return mhc_fail(ctx, MHC_ERR_VALUE, "%s: variant none needs n = 1, not %d", fname, n);
+        break;
+    case MHC_VARIANT_HC:
+        if (s->m != n + 2) return mhc_fail(ctx, MHC_ERR_VALUE, "%s: spec.m = %d, expected n + 2 = %d for hc", fname, s->m, n + 2);
+        break;
+    case MHC_VARIANT_MHC:
+    case MHC_VARIANT_LITE:
+        if (s->variant == MHC_VARIANT_LITE ? s->projection != MHC_PROJ_PERM
+                                           : (s->projection < MHC_PROJ_SOFTMAX || s->projection > MHC_PROJ_LOG))
+            return mhc_fail(ctx, MHC_ERR_VALUE, "%s: variant %s does not go with projection %s (use mhc_hc_resolve)",
+                            fname, mhc_hc_variant_name(s->variant), mhc_projection_name(s->projection));
+        if (s->projection == MHC_PROJ_PERM && n > MHC_LITE_MAX_N)
+            return mhc_fail(ctx, MHC_ERR_VALUE, "%s: the permutation mixture supports n <= %d, not %d", fname, MHC_LITE_MAX_N, n);
+        if (s->nres != (s->projection == MHC_PROJ_PERM ? (int)mhc_perm_count(n) : n * n) || s->m != 2 * n + s->nres)
+            return mhc_fail(ctx, MHC_ERR_VALUE, "%s: spec.nres = %d / spec.m = %d do not match n = %d (use mhc_hc_resolve)",
+                            fname, s->nres, s->m, n);
+        if (s->projection != MHC_PROJ_PERM && (s->iters < 1 || s->iters > 100000))
+            return mhc_fail(ctx, MHC_ERR_VALUE, "%s: spec.iters = %d, expected 1..100000", fname, s->iters);
+        if (s->orient != MHC_ORIENT_H && s->orient != MHC_ORIENT_COMB_T)
+            return mhc_fail(ctx, MHC_ERR_VALUE, "%s: spec.orient = %d is not h or comb_t", fname, (int)s->orient);
+        break;
+    default:
+        return mhc_fail(ctx, MHC_ERR_VALUE, "%s: spec.variant = %d is not none, hc, mhc or lite", fname, (int)s->variant);
+    }
+    if (!(s->norm_eps >= 0.0) || !(s->pre_eps >= 0.0) || !(s->sinkhorn_eps >= 0.0) || !(s->post_mult >= 0.0) ||
+        s->norm_eps > DBL_MAX || s->pre_eps > DBL_MAX || s->sinkhorn_eps > DBL_MAX || s->post_mult > DBL_MAX)
+        return mhc_fail(ctx, MHC_ERR_VALUE, "%s: spec epsilons and post_mult must be finite and >= 0", fname);
+    return MHC_OK;
+}
+
+/* Argument checks shared by the raw-array pre/head functions. */
+static mhc_result mhc__pre_args(mhc_ctx *ctx, const char *fname, const mhc__pre_io *io) {
+    mhc_result r = mhc__spec_check(ctx, fname, io->s);
+    int dims[3];
+    size_t fsz;
+    if (r != MHC_OK) return r;
+    if (!io->x) return mhc_fail(ctx, MHC_ERR_NULL, "%s: x is NULL", fname);
+    if (io->T < 1 || io->C < 1)
+        return mhc_fail(ctx, MHC_ERR_SIZE, "%s: T = %d, C = %d, expected both >= 1", fname, io->T, io->C);
+    dims[0] = io->T; dims[1] = io->s->n; dims[2] = io->C;
+    if (mhc_shape_size(ctx, 3, dims, fname) == 0) return ctx ? ctx->last : MHC_ERR_OVERFLOW;
+    if (mhc__pre_kind(io) == 0) return MHC_OK;
+    if (!io->fn || !io->scale || !io->base)
+        return mhc_fail(ctx, MHC_ERR_NULL, "%s: fn, scale and base are required (fn %s, scale %s, base %s)", fname,
+                        io->fn ? "given" : "NULL", io->scale ? "given" : "NULL", io->base ? "given" : "NULL");
+    dims[0] = mhc__pre_rows(io);
+    dims[1] = mhc__pre_kind(io) == 1 ? 1 : io->s->n;
+    dims[2] = io->C;
+    fsz = mhc_shape_size(ctx, 3, dims, fname);
+    if (fsz == 0) return ctx ? ctx->last : MHC_ERR_OVERFLOW;
+    return MHC_OK;
+}
+
+/* Allocate scratch, run, free (the raw-array entry points). */
+static mhc_result mhc__pre_call(mhc_ctx *ctx, const char *fname, const mhc__pre_io *io, int backward) {
+    int nch;
+    size_t nd = mhc__pre_scratch(io, backward, &nch);
+    double *work;
+    if (nd == 0) return mhc_fail(ctx, MHC_ERR_OVERFLOW, "%s: scratch size overflows (T = %d, n = %d, C = %d)", fname,
+                                 io->T, io->s->n, io->C);
+    work = MHC__CAST(double *, MHC_MALLOC(nd * sizeof(double)));
+    if (!work) return mhc_fail(ctx, MHC_ERR_NOMEM, "%s: cannot allocate %zu bytes of scratch", fname, nd * sizeof(double));
+    mhc__pre_exec(io, backward, work, nch, work + (size_t)nch * mhc__pre_chunk_doubles(io));
+    MHC_FREE(work);
+    return MHC_OK;
+}
+
+MHCDEF mhc_result mhc_hc_pre_forward(mhc_ctx *ctx, const mhc_hc_spec *s,
+                                     mhc_real *layer_input, mhc_real *h_pre, mhc_real *h_post, mhc_real *h_res,
+                                     const mhc_real *x, const mhc_real *fn, const mhc_real *scale,
+                                     const mhc_real *base, const mhc_real *norm_weight, int T, int C) {
+    mhc__pre_io io;
+    mhc_result r;
+    memset(&io, 0, sizeof io);
+    io.s = s; io.T = T; io.C = C;
+    io.x = x; io.fn = fn; io.scale = scale; io.base = base; io.nw = norm_weight;
+    io.li = layer_input; io.hpre = h_pre; io.hpost = h_post; io.hres = h_res;
+    if ((r = mhc__pre_args(ctx, "mhc_hc_pre_forward", &io)) != MHC_OK) return r;
+    if (!layer_input) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_hc_pre_forward: layer_input is NULL");
+    return mhc__pre_call(ctx, "mhc_hc_pre_forward", &io, 0);
+}
+
+MHCDEF mhc_result mhc_hc_pre_backward(mhc_ctx *ctx, const mhc_hc_spec *s,
+                                      mhc_real *d_x, mhc_real *d_fn, mhc_real *d_scale, mhc_real *d_base,
+                                      mhc_real *d_norm_weight,
+                                      const mhc_real *d_layer_input, const mhc_real *d_h_pre,
+                                      const mhc_real *d_h_post, const mhc_real *d_h_res,
+                                      const mhc_real *x, const mhc_real *fn, const mhc_real *scale,
+                                      const mhc_real *base, const mhc_real *norm_weight, int T, int C) {
+    mhc__pre_io io;
+    mhc_result r;
+    memset(&io, 0, sizeof io);
+    io.s = s; io.T = T; io.C = C;
+    io.x = x; io.fn = fn; io.scale = scale; io.base = base; io.nw = norm_weight;
+    io.g_li = d_layer_input; io.g_hpre = d_h_pre; io.g_hpost = d_h_post; io.g_hres = d_h_res;
+    io.dx = d_x; io.dfn = d_fn; io.dscale = d_scale; io.dbase = d_base; io.dnw = norm_weight ? d_norm_weight : NULL;
+    if ((r = mhc__pre_args(ctx, "mhc_hc_pre_backward", &io)) != MHC_OK) return r;
+    return mhc__pre_call(ctx, "mhc_hc_pre_backward", &io, 1);
+}
+
+MHCDEF mhc_result mhc_hc_head_forward(mhc_ctx *ctx, const mhc_hc_spec *s, mhc_real *out, mhc_real *h,
+                                      const mhc_real *x, const mhc_real *fn, const mhc_real *scale,
+                                      const mhc_real *base, const mhc_real *norm_weight, int T, int C) {
+    mhc__pre_io io;
+    mhc_result r;
+    memset(&io, 0, sizeof io);
+    io.s = s; io.head = 1; io.T = T; io.C = C;
+    io.x = x; io.fn = fn; io.scale = scale; io.base = base; io.nw = norm_weight;
+    io.li = out; io.hpre = h;
+    if ((r = mhc__pre_args(ctx, "mhc_hc_head_forward", &io)) != MHC_OK) return r;
+    if (!out) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_hc_head_forward: out is NULL");
+    return mhc__pre_call(ctx, "mhc_hc_head_forward", &io, 0);
+}
+
+MHCDEF mhc_result mhc_hc_head_backward(mhc_ctx *ctx, const mhc_hc_spec *s,
+                                       mhc_real *d_x, mhc_real *d_fn, mhc_real *d_scale, mhc_real *d_base,
+                                       mhc_real *d_norm_weight, const mhc_real *d_out, const mhc_real *d_h,
+                                       const mhc_real *x, const mhc_real *fn, const mhc_real *scale,
+                                       const mhc_real *base, const mhc_real *norm_weight, int T, int C) {
+    mhc__pre_io io;
+    mhc_result r;
+    memset(&io, 0, sizeof io);
+    io.s = s; io.head = 1; io.T = T; io.C = C;
+    io.x = x; io.fn = fn; io.scale = scale; io.base = base; io.nw = norm_weight;
+    io.g_li = d_out; io.g_hpre = d_h;
+    io.dx = d_x; io.dfn = d_fn; io.dscale = d_scale; io.dbase = d_base; io.dnw = norm_weight ? d_norm_weight : NULL;
+    if ((r = mhc__pre_args(ctx, "mhc_hc_head_backward", &io)) != MHC_OK) return r;
+    return mhc__pre_call(ctx, "mhc_hc_head_backward", &io, 1);
+}
+
+/* ---- post and expand (raw kernels) ---- */
+
+MHCDEF void mhc_k_hc_post_forward(mhc_real *out, const mhc_real *x, const mhc_real *h_res, const mhc_real *h_post,
+                                  const mhc_real *f_out, int T, int n, int C) {
+    int t;
+    MHC__OMP_FOR((double)T * n * n * C > MHC__PAR_WORK)
+    for (t = 0; t < T; t++) {
+        const mhc_real *xt = x + (size_t)t * n * C, *A = h_res + (size_t)t * n * n;
+        const mhc_real *f = f_out ? f_out + (size_t)t * C : NULL;
+        mhc_real *ot = out + (size_t)t * n * C;
+        int i, j, c;
+        for (i = 0; i < n; i++) {
+            double hp = f ? (double)h_post[(size_t)t * n + i] : 0.0;
+            for (c = 0; c < C; c++) {
+                double a = f ? hp * (double)f[c] : 0.0;
+                for (j = 0; j < n; j++) a += (double)A[i * n + j] * (double)xt[(size_t)j * C + c];
+                ot[(size_t)i * C + c] = (mhc_real)a;
+            }
+        }
+    }
+}
+
+MHCDEF void mhc_k_hc_post_backward(mhc_real *d_x, mhc_real *d_h_res, mhc_real *d_h_post, mhc_real *d_f_out,
+                                   const mhc_real *d_out, const mhc_real *x, const mhc_real *h_res,
+                                   const mhc_real *h_post, const mhc_real *f_out, int T, int n, int C) {
+    int t;
+    MHC__OMP_FOR((double)T * n * n * C > MHC__PAR_WORK)
+    for (t = 0; t < T; t++) {
+        const mhc_real *xt = x + (size_t)t * n * C, *A = h_res + (size_t)t * n * n, *go = d_out + (size_t)t * n * C;
+        const mhc_real *f = f_out ? f_out + (size_t)t * C : NULL;
+        int i, j, c;
+        if (d_x) {
+            mhc_real *dxt = d_x + (size_t)t * n * C;
+            for (j = 0; j < n; j++)
+                for (c = 0; c < C; c++) {
+                    double a = 0.0;
+                    for (i = 0; i < n; i++) a += (double)A[i * n + j] * (double)go[(size_t)i * C + c];
+                    dxt[(size_t)j * C + c] += (mhc_real)a;
+                }
+        }
+        if (d_h_res)
+            for (i = 0; i < n; i++)
+                for (j = 0; j < n; j++) {
+                    double a = 0.0;
+                    for (c = 0; c < C; c++) a += (double)go[(size_t)i * C + c] * (double)xt[(size_t)j * C + c];
+                    d_h_res[(size_t)t * n * n + (size_t)i * n + j] += (mhc_real)a;
+                }
+        if (f && d_h_post)
+            for (i = 0; i < n; i++) {
+                double a = 0.0;
+                for (c = 0; c < C; c++) a += (double)go[(size_t)i * C + c] * (double)f[c];
+                d_h_post[(size_t)t * n + i] += (mhc_real)a;
+            }
+        if (f && d_f_out)
+            for (c = 0; c < C; c++) {
+                double a = 0.0;
+                for (i = 0; i < n; i++) a += (double)h_post[(size_t)t * n + i] * (double)go[(size_t)i * C + c];
+                d_f_out[(size_t)t * C + c] += (mhc_real)a;
+            }
+    }
+}
+
+MHCDEF void mhc_k_hc_expand_forward(mhc_real *x, const mhc_real *e, int T, int n, int C) {
+    int t;
+    MHC__OMP_FOR((double)T * n * C > MHC__PAR_WORK)
+    for (t = 0; t < T; t++) {
+        int i;
+        for (i = 0; i < n; i++) memcpy(x + ((size_t)t * n + i) * C, e + (size_t)t * C, (size_t)C * sizeof(mhc_real));
+    }
+}
+
+MHCDEF void mhc_k_hc_expand_backward(mhc_real *d_e, const mhc_real *d_x, int T, int n, int C) {
+    int t;
+    MHC__OMP_FOR((double)T * n * C > MHC__PAR_WORK)
+    for (t = 0; t < T; t++) {
+        int i, c;
+        for (c = 0; c < C; c++) {
+            double a = 0.0;
+            for (i = 0; i < n; i++) a += (double)d_x[((size_t)t * n + i) * C + c];
+            d_e[(size_t)t * C + c] += (mhc_real)a;
+        }
+    }
+}
+
+/* ---- parameters ---- */
+
+MHCDEF mhc_result mhc_hc_param_shapes(mhc_ctx *ctx, const mhc_hc_spec *s, int C, int head,
+                                      int fn_shape[2], int *nscale, int *nbase, int *nnw) {
+    mhc_result r = mhc__spec_check(ctx, "mhc_hc_param_shapes", s);
+    int n;
+    if (r != MHC_OK) return r;
+    if (!fn_shape || !nscale || !nbase || !nnw) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_hc_param_shapes: NULL output");
+    if (C < 1) return mhc_fail(ctx, MHC_ERR_SIZE, "mhc_hc_param_shapes: C = %d, expected >= 1", C);
+    n = s->n;
+    if (C > INT32_MAX / n) return mhc_fail(ctx, MHC_ERR_OVERFLOW, "mhc_hc_param_shapes: n*C = %d*%d overflows", n, C);
+    if (head) {
+        fn_shape[0] = n; fn_shape[1] = n * C; *nscale = 1; *nbase = n; *nnw = n * C;
+    } else if (s->variant == MHC_VARIANT_NONE) {
+        fn_shape[0] = fn_shape[1] = 0; *nscale = *nbase = *nnw = 0;
+    } else if (s->variant == MHC_VARIANT_HC) {
+        fn_shape[0] = n + 2; fn_shape[1] = C; *nscale = 3; *nbase = 2 * n + n * n; *nnw = C;
+    } else {
+        fn_shape[0] = s->m; fn_shape[1] = n * C; *nscale = 3; *nbase = s->m; *nnw = n * C;
+    }
+    return MHC_OK;
+}
+
+MHCDEF mhc_result mhc_hc_params_declare(mhc_params *store, const mhc_hc_spec *s, int C, int head,
+                                        int with_norm_weight, const char *prefix, int ids[4]) {
+    int fs[2], ns, nb, nw, k;
+    char name[64];
+    mhc_result r;
+    if (!store) return MHC_ERR_NULL;
+    if (!ids || !prefix) return mhc_fail(store->ctx, MHC_ERR_NULL, "mhc_hc_params_declare: ids or prefix is NULL");
+    for (k = 0; k < 4; k++) ids[k] = -1;
+    if ((r = mhc_hc_param_shapes(store->ctx, s, C, head, fs, &ns, &nb, &nw)) != MHC_OK) return r;
+    if (strlen(prefix) > 30)
+        return mhc_fail(store->ctx, MHC_ERR_VALUE, "mhc_hc_params_declare: prefix '%s' is longer than 30 characters", prefix);
+    if (fs[0] == 0) return MHC_OK;    /* none: no parameters */
+    snprintf(name, sizeof name, "%s.fn", prefix);
+    if ((ids[0] = mhc_params_add(store, name, 2, fs, MHC_PARAM_DECAY)) < 0) return store->ctx ? store->ctx->last : MHC_ERR_VALUE;
+    snprintf(name, sizeof name, "%s.scale", prefix);
+    if ((ids[1] = mhc_params_add(store, name, 1, &ns, MHC_PARAM_NO_DECAY)) < 0) return store->ctx ? store->ctx->last : MHC_ERR_VALUE;
+    snprintf(name, sizeof name, "%s.base", prefix);
+    if ((ids[2] = mhc_params_add(store, name, 1, &nb, MHC_PARAM_NO_DECAY)) < 0) return store->ctx ? store->ctx->last : MHC_ERR_VALUE;
+    if (with_norm_weight) {
+        snprintf(name, sizeof name, "%s.norm_weight", prefix);
+        if ((ids[3] = mhc_params_add(store, name, 1, &nw, MHC_PARAM_NO_DECAY)) < 0)
+            return store->ctx ? store->ctx->last : MHC_ERR_VALUE;
+    }
+    return MHC_OK;
+}
+
+MHCDEF mhc_result mhc_hc_params_get(mhc_params *store, const int ids[4], mhc_hc_params *out) {
+    mhc_tensor *t[4];
+    int k;
+    if (!store) return MHC_ERR_NULL;
+    if (!ids || !out) return mhc_fail(store->ctx, MHC_ERR_NULL, "mhc_hc_params_get: ids or out is NULL");
+    if (!store->data) return mhc_fail(store->ctx, MHC_ERR_STATE, "mhc_hc_params_get: the store is not allocated yet");
+    for (k = 0; k < 4; k++) {
+        t[k] = NULL;
+        if (ids[k] >= 0 && !(t[k] = mhc_params_get(store, ids[k]))) return store->ctx ? store->ctx->last : MHC_ERR_VALUE;
+    }
+    out->fn = t[0]; out->scale = t[1]; out->base = t[2]; out->norm_weight = t[3];
+    return MHC_OK;
+}
+
+MHCDEF mhc_result mhc_hc_params_init(mhc_ctx *ctx, const mhc_hc_spec *s, int head, int layer_index,
+                                     mhc_hc_params *w, mhc_rng *rng, double fn_std) {
+    mhc_result r = mhc__spec_check(ctx, "mhc_hc_params_init", s);
+    size_t k;
+    int n, i;
+    if (r != MHC_OK) return r;
+    if (!w || !rng) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_hc_params_init: w or rng is NULL");
+    if (!head && s->variant == MHC_VARIANT_NONE) return MHC_OK;
+    if (!w->fn || !w->scale || !w->base || !w->fn->data || !w->scale->data || !w->base->data)
+        return mhc_fail(ctx, MHC_ERR_NULL, "mhc_hc_params_init: fn, scale and base tensors (with data) are required");
+    if (!(fn_std >= 0.0) || fn_std > 1e30)
+        return mhc_fail(ctx, MHC_ERR_VALUE, "mhc_hc_params_init: fn_std = %g, expected a finite value >= 0", fn_std);
+    n = s->n;
+    if (head ? (w->base->size != (size_t)n || w->scale->size != 1)
+             : (w->base->size != (size_t)(s->variant == MHC_VARIANT_HC ? 2 * n + n * n : s->m) || w->scale->size != 3))
+        return mhc_fail(ctx, MHC_ERR_SHAPE, "mhc_hc_params_init: scale has %zu and base %zu entries; they do not match n = %d",
+                        w->scale->size, w->base->size, n);
+    mhc_rng_fill_normal(rng, w->fn->data, w->fn->size, 0.0, fn_std);
+    for (k = 0; k < w->scale->size; k++) w->scale->data[k] = (mhc_real)0.01;
+    for (k = 0; k < w->base->size; k++) w->base->data[k] = 0;
+    if (!head && s->variant == MHC_VARIANT_HC) {
+        if (layer_index < 0) layer_index = -layer_index;
+        w->base->data[layer_index % n] = 1;                       /* b_pre = onehot(layer mod n) */
+        for (i = 0; i < n; i++) w->base->data[n + i] = 1;         /* b_post = 1 */
+        for (i = 0; i < n; i++) w->base->data[2 * n + i * n + i] = 1;   /* b_res = I */
+    }
+    if (w->norm_weight && w->norm_weight->data)
+        for (k = 0; k < w->norm_weight->size; k++) w->norm_weight->data[k] = 1;
+    return MHC_OK;
+}
+
+/* ---- tape ops ---- */
+
+/* What the fused pre/head node keeps (arena memory). */
+typedef struct mhc__pre_node {
+    mhc_hc_spec spec;                 /* a copy: the caller's spec may not outlive the step */
+    mhc_tensor *x, *fn, *scale, *base, *nw;
+    mhc_tensor *packed;               /* blocks [li T*C | h_pre T*n | h_post T*n | h_res T*n*n] */
+    int head, T, C, nch;
+    double *saved;                    /* T*(rows+1): dots and rstd (mHC/lite/head), else NULL */
+    double *work;                     /* scratch, allocated with the forward for the backward */
+} mhc__pre_node;
+
+/* d(li, h_pre, h_post, h_res) -> dx, dfn, dscale, dbase, dnw (accumulated) */
+static void mhc__bw_hc_pre(mhc_node *nd) {
+    mhc__pre_node *p = MHC__CAST(mhc__pre_node *, nd->saved);
+    mhc__pre_io io;
+    size_t T = (size_t)p->T, n = (size_t)p->spec.n;
+    mhc_real *g = p->packed->grad;
+    memset(&io, 0, sizeof io);
+    io.s = &p->spec; io.head = p->head; io.T = p->T; io.C = p->C;
+    io.x = p->x->data;
+    io.fn = p->fn ? p->fn->data : NULL;
+    io.scale = p->scale ? p->scale->data : NULL;
+    io.base = p->base ? p->base->data : NULL;
+    io.nw = p->nw ? p->nw->data : NULL;
+    io.saved_in = p->saved;
+    io.g_li = g;
+    io.g_hpre = g + T * (size_t)p->C;
+    if (!p->head) {
+        io.g_hpost = io.g_hpre + T * n;
+        io.g_hres = io.g_hpost + T * n;
+    }
+    io.dx = p->x->grad;
+    io.dfn = p->fn ? p->fn->grad : NULL;
+    io.dscale = p->scale ? p->scale->grad : NULL;
+    io.dbase = p->base ? p->base->grad : NULL;
+    io.dnw = p->nw ? p->nw->grad : NULL;
+    mhc__pre_exec(&io, 1, p->work, p->nch, p->work + (size_t)p->nch * mhc__pre_chunk_doubles(&io));
+}
+
+/* An arena tensor viewing base's data and gradient from element off, with the given shape. */
+static mhc_tensor *mhc__subview(mhc_tape *tp, mhc_tensor *base, size_t off, int ndim, const int *shape, const char *name) {
+    mhc_tensor *t = MHC__CAST(mhc_tensor *, mhc_arena_calloc(tp->arena, 1, sizeof(mhc_tensor)));
+    int d;
+    size_t size = 1;
+    if (!t) { tp->failed = 1; return NULL; }
+    for (d = 0; d < MHC_MAX_DIMS; d++) {
+        t->shape[d] = d < ndim ? shape[d] : 1;
+        if (d < ndim) size *= (size_t)shape[d];
+    }
+    t->ndim = ndim;
+    t->size = size;
+    t->data = base->data + off;
+    t->grad = base->grad ? base->grad + off : NULL;
+    t->name = name;
+    return t;
+}
+
+static mhc_result mhc__tape_last(mhc_tape *tp, mhc_result dflt) {
+    return tp->ctx && tp->ctx->last != MHC_OK ? tp->ctx->last : dflt;
+}
+
+/* The shared body of mhc_hc_pre and mhc_hc_head: outs[0..3] = li (head: out), h_pre, h_post, h_res.
+   One forward pass (mhc__pre_exec) over the tokens; the node saves the dots and rstd. */
+static mhc_result mhc__hc_pre_op(mhc_tape *tp, const char *op, const mhc_hc_spec *s, int head, mhc_tensor *x,
+                                 const mhc_hc_params *w, mhc_tensor **outs) {
+    mhc__pre_io io;
+    mhc__pre_node *p = NULL;
+    mhc_tensor *fn = NULL, *scale = NULL, *base = NULL, *nw = NULL, *packed;
+    mhc_node *node;
+    double *work;
+    int n, T, C, D, kind, rows, shape[3], need, nch;
+    size_t nd;
+    char sh[64];
+    outs[0] = outs[1] = outs[2] = outs[3] = NULL;
+    if (!tp) return MHC_ERR_NULL;
+    if (!mhc__op_begin(tp, op, 1, x, NULL)) return mhc__tape_last(tp, MHC_ERR_STATE);
+    if (mhc__spec_check(tp->ctx, op, s) != MHC_OK) { tp->failed = 1; return mhc__tape_last(tp, MHC_ERR_VALUE); }
+    n = s->n;
+    memset(&io, 0, sizeof io);
+    io.s = s; io.head = head;
+    kind = mhc__pre_kind(&io);
+    if (kind != 0) {
+        if (!w) { mhc__op_fail(tp, MHC_ERR_NULL, "%s: the parameters (w) are NULL", op); return MHC_ERR_NULL; }
+        fn = w->fn; scale = w->scale; base = w->base; nw = w->norm_weight;
+        if (!fn || !scale || !base) {
+            if (!tp->failed)
+                mhc__op_fail(tp, MHC_ERR_NULL, "%s: parameter %s is NULL", op, !fn ? "fn" : !scale ? "scale" : "base");
+            return mhc__tape_last(tp, MHC_ERR_NULL);
+        }
+    }
+    if (x->ndim == 3 && x->shape[1] == n) { T = x->shape[0]; C = x->shape[2]; }
+    else if (x->ndim == 2 && x->shape[1] % n == 0) { T = x->shape[0]; C = x->shape[1] / n; }
+    else {
+        mhc__op_fail(tp, MHC_ERR_SHAPE, "%s: x has shape %s, expected [T, n, C] (or [T, n*C]) with n = %d", op,
+                     mhc_shape_str(x, sh, sizeof sh), n);
+        return MHC_ERR_SHAPE;
+    }
+    if (!mhc__fits_int(tp, x, op)) return MHC_ERR_OVERFLOW;
+    D = n * C;
+    io.T = T; io.C = C;
+    rows = mhc__pre_rows(&io);
+    if (kind != 0) {
+        int cols = kind == 1 ? C : D, nb = head ? n : (kind == 1 ? 2 * n + n * n : s->m), ns = head ? 1 : 3;
+        if (fn->ndim != 2 || fn->shape[0] != rows || fn->shape[1] != cols) {
+            mhc__op_fail(tp, MHC_ERR_SHAPE, "%s: fn has shape %s, expected [%d,%d] (%s; n = %d, C = %d)", op,
+                         mhc_shape_str(fn, sh, sizeof sh), rows, cols,
+                         head ? "the head: n rows, n*C columns"
+                              : kind == 1 ? "hc: theta has n + 2 rows, C columns"
+                                          : s->variant == MHC_VARIANT_LITE ? "2n + n! rows, n*C columns"
+                                                                           : "2n + n*n rows, n*C columns",
+                         n, C);
+            return MHC_ERR_SHAPE;
+        }
+        if (scale->size != (size_t)ns || base->size != (size_t)nb) {
+            mhc__op_fail(tp, MHC_ERR_SHAPE, "%s: scale has %zu and base %zu elements, expected %d and %d (n = %d)", op,
+                         scale->size, base->size, ns, nb, n);
+            return MHC_ERR_SHAPE;
+        }
+        if (nw && nw->size != (size_t)cols) {
+            mhc__op_fail(tp, MHC_ERR_SHAPE, "%s: norm_weight has %zu elements, expected %d", op, nw->size, cols);
+            return MHC_ERR_SHAPE;
+        }
+    }
+    need = mhc__needs_grad(tp, x) || mhc__needs_grad(tp, fn) || mhc__needs_grad(tp, scale) ||
+           mhc__needs_grad(tp, base) || mhc__needs_grad(tp, nw);
+    shape[0] = T;
+    shape[1] = C + n + (head ? 0 : n + n * n);    /* the packed outputs (laid out block by block) */
+    packed = mhc__new_like(tp, 2, shape, need, op);
+    if (!packed) return mhc__tape_last(tp, MHC_ERR_NOMEM);
+    shape[1] = C;
+    outs[0] = mhc__subview(tp, packed, 0, 2, shape, head ? "hc_head.out" : "hc_pre.layer_input");
+    shape[1] = n;
+    outs[1] = mhc__subview(tp, packed, (size_t)T * C, 2, shape, "hc_pre.h_pre");
+    if (!head) {
+        outs[2] = mhc__subview(tp, packed, (size_t)T * (C + n), 2, shape, "hc_pre.h_post");
+        shape[2] = n;
+        outs[3] = mhc__subview(tp, packed, (size_t)T * (C + 2 * n), 3, shape, "hc_pre.h_res");
+    }
+    if (!outs[0] || !outs[1] || (!head && (!outs[2] || !outs[3]))) goto fail;
+    io.x = x->data; io.fn = fn ? fn->data : NULL; io.scale = scale ? scale->data : NULL;
+    io.base = base ? base->data : NULL; io.nw = nw ? nw->data : NULL;
+    io.li = outs[0]->data; io.hpre = outs[1]->data;
+    if (!head) { io.hpost = outs[2]->data; io.hres = outs[3]->data; }
+    if (packed->grad) {
+        p = MHC__CAST(mhc__pre_node *, mhc_arena_calloc(tp->arena, 1, sizeof(mhc__pre_node)));
+        if (!p) goto fail;
+        if (kind == 2) {
+            p->saved = MHC__CAST(double *, mhc_arena_calloc(tp->arena, (size_t)T * (size_t)(rows + 1), sizeof(double)));
+            if (!p->saved) goto fail;
+            io.saved = p->saved;
+        }
+    }
+    nd = mhc__pre_scratch(&io, packed->grad != NULL, &nch);
+    if (nd == 0) {
+        mhc__op_fail(tp, MHC_ERR_OVERFLOW, "%s: scratch size overflows (T = %d, n = %d, C = %d)", op, T, n, C);
+        goto fail;
+    }
+    work = MHC__CAST(double *, mhc_arena_alloc(tp->arena, nd * sizeof(double)));
+    if (!work) goto fail;
+    mhc__pre_exec(&io, 0, work, nch, NULL);
+    node = mhc__tape_record(tp, op, mhc__bw_hc_pre, packed);
+    if (node) {
+        p->spec = *s;
+        p->x = x; p->fn = fn; p->scale = scale; p->base = base; p->nw = nw;
+        p->packed = packed; p->head = head; p->T = T; p->C = C; p->nch = nch; p->work = work;
+        node->in[0] = x; node->in[1] = fn; node->in[2] = scale; node->in[3] = base;
+        node->saved = p;
+    }
+    if (tp->failed) goto fail;
+    return MHC_OK;
+fail:
+    tp->failed = 1;
+    outs[0] = outs[1] = outs[2] = outs[3] = NULL;
+    return mhc__tape_last(tp, MHC_ERR_NOMEM);
+}
+
+MHCDEF mhc_result mhc_hc_pre(mhc_tape *tp, const mhc_hc_spec *s, mhc_tensor *x, const mhc_hc_params *w,
+                             mhc_hc_pre_out *out) {
+    mhc_tensor *o[4];
+    mhc_result r;
+    if (!out) {
+        if (tp) tp->failed = 1;
+        return mhc_fail(tp ? tp->ctx : NULL, MHC_ERR_NULL, "mhc_hc_pre: out is NULL");
+    }
+    r = mhc__hc_pre_op(tp, "mhc_hc_pre", s, 0, x, w, o);
+    out->layer_input = o[0]; out->h_pre = o[1]; out->h_post = o[2]; out->h_res = o[3];
+    return r;
+}
+
+MHCDEF mhc_tensor *mhc_hc_head(mhc_tape *tp, const mhc_hc_spec *s, mhc_tensor *x, const mhc_hc_params *w) {
+    mhc_tensor *o[4];
+    return mhc__hc_pre_op(tp, "mhc_hc_head", s, 1, x, w, o) == MHC_OK ? o[0] : NULL;
+}
+
+/* out = A x + h_post f_out:  dx += A^T dout, dA += dout x^T, dh_post += dout . f, df += h_post . dout */
+static void mhc__bw_hc_post(mhc_node *nd) {
+    mhc_tensor *x = nd->in[0], *A = nd->in[1], *hp = nd->in[2], *f = nd->in[3];
+    mhc_k_hc_post_backward(x->grad, A->grad, hp ? hp->grad : NULL, f ? f->grad : NULL, nd->out->grad, x->data, A->data,
+                           hp ? hp->data : NULL, f ? f->data : NULL, nd->iarg[0], nd->iarg[1], nd->iarg[2]);
+}
+
+MHCDEF mhc_tensor *mhc_hc_post(mhc_tape *tp, mhc_tensor *x, mhc_tensor *h_res, mhc_tensor *h_post, mhc_tensor *f_out) {
+    const char *op = "mhc_hc_post";
+    mhc_tensor *out;
+    mhc_node *nd;
+    int T, n, C;
+    char s1[64], s2[64];
+    if (!mhc__op_begin(tp, op, 2, x, h_res)) return NULL;
+    if (tp->failed && (!h_post || !f_out)) return NULL;   /* an optional input may be missing from a failed op */
+    if (f_out && !h_post) return mhc__op_fail(tp, MHC_ERR_NULL, "%s: h_post is NULL (needed with f_out)", op);
+    if (x->ndim != 3) return mhc__op_fail(tp, MHC_ERR_SHAPE, "%s: x has shape %s, expected [T, n, C]", op, mhc_shape_str(x, s1, sizeof s1));
+    if (!mhc__fits_int(tp, x, op)) return NULL;
+    T = x->shape[0]; n = x->shape[1]; C = x->shape[2];
+    if (h_res->size != (size_t)T * n * n)
+        return mhc__op_fail(tp, MHC_ERR_SHAPE, "%s: h_res has shape %s, expected [%d,%d,%d] for x %s", op,
+                            mhc_shape_str(h_res, s1, sizeof s1), T, n, n, mhc_shape_str(x, s2, sizeof s2));
+    if (f_out && h_post->size != (size_t)T * n)
+        return mhc__op_fail(tp, MHC_ERR_SHAPE, "%s: h_post has shape %s, expected [%d,%d]", op,
+                            mhc_shape_str(h_post, s1, sizeof s1), T, n);
+    if (f_out && f_out->size != (size_t)T * C)
+        return mhc__op_fail(tp, MHC_ERR_SHAPE, "%s: f_out has shape %s, expected [%d,%d]", op,
+                            mhc_shape_str(f_out, s1, sizeof s1), T, C);
+    out = mhc__new_like(tp, 3, x->shape,
+                        mhc__needs_grad(tp, x) || mhc__needs_grad(tp, h_res) ||
+                            (f_out && (mhc__needs_grad(tp, h_post) || mhc__needs_grad(tp, f_out))), op);
+    if (!out) return NULL;
+    mhc_k_hc_post_forward(out->data, x->data, h_res->data, f_out ? h_post->data : NULL, f_out ? f_out->data : NULL, T, n, C);
+    nd = mhc__tape_record(tp, op, mhc__bw_hc_post, out);
+    if (nd) {
+        nd->in[0] = x; nd->in[1] = h_res; nd->in[2] = f_out ? h_post : NULL; nd->in[3] = f_out;
+        nd->iarg[0] = T; nd->iarg[1] = n; nd->iarg[2] = C;
+    }
+    return tp->failed ? NULL : out;
+}
+
+/* x[t,i,c] = e[t,c]:  de[t,c] += sum_i dx[t,i,c] */
+static void mhc__bw_hc_expand(mhc_node *nd) {
+    if (nd->in[0]->grad) mhc_k_hc_expand_backward(nd->in[0]->grad, nd->out->grad, nd->iarg[0], nd->iarg[1], nd->iarg[2]);
+}
+
+MHCDEF mhc_tensor *mhc_hc_expand(mhc_tape *tp, mhc_tensor *e, int n) {
+    const char *op = "mhc_hc_expand";
+    mhc_tensor *out;
+    mhc_node *nd;
+    int T, C, shape[3];
+    if (!mhc__op_begin(tp, op, 1, e, NULL)) return NULL;
+    if (n < 1 || n > 1024) return mhc__op_fail(tp, MHC_ERR_SIZE, "%s: n = %d streams, expected 1..1024", op, n);
+    mhc__as_2d(e, &T, &C);
+    if (e->size > (size_t)0x7fffffff / (size_t)n)
+        return mhc__op_fail(tp, MHC_ERR_OVERFLOW, "%s: %zu elements x %d streams exceeds the kernels' int range", op, e->size, n);
+    shape[0] = T; shape[1] = n; shape[2] = C;
+    out = mhc__new_like(tp, 3, shape, mhc__needs_grad(tp, e), op);
+    if (!out) return NULL;
+    mhc_k_hc_expand_forward(out->data, e->data, T, n, C);
+    nd = mhc__tape_record(tp, op, mhc__bw_hc_expand, out);
+    if (nd) { nd->in[0] = e; nd->iarg[0] = T; nd->iarg[1] = n; nd->iarg[2] = C; }
+    return tp->failed ? NULL : out;
+}
+
+/* out = project(logits): d_logits += the exact backward of the truncated iteration (recomputed) */
+static void mhc__bw_sinkhorn(mhc_node *nd) {
+    mhc_tensor *z = nd->in[0];
+    mhc_projection proj = (mhc_projection)nd->iarg[0];
+    int n = nd->iarg[1], iters = nd->iarg[2], T = nd->iarg[3], nch = nd->iarg[4];
+    size_t per;
+    if (!z->grad) return;
+    per = mhc__sk_per(proj, n, iters);
+    mhc__sk_exec(proj, n, iters, nd->farg[0], z->grad, nd->out->grad, z->data, T, 1,
+                 MHC__CAST(double *, nd->saved), nch, per);
+}
+
+MHCDEF mhc_tensor *mhc_sinkhorn(mhc_tape *tp, mhc_projection proj, int n, int iters, double eps, mhc_tensor *logits) {
+    const char *op = "mhc_sinkhorn";
+    mhc_tensor *out;
+    mhc_node *nd;
+    double *work;
+    size_t per, tot, nres;
+    int T, nch, shape[3];
+    char sh[64];
+    if (!mhc__op_begin(tp, op, 1, logits, NULL)) return NULL;
+    if (mhc__proj_args(tp->ctx, op, proj, n, iters, eps, logits->data, logits->data, 1) != MHC_OK) {
+        tp->failed = 1;
+        return NULL;
+    }
+    if (!mhc__fits_int(tp, logits, op)) return NULL;
+    nres = proj == MHC_PROJ_PERM ? (size_t)mhc_perm_count(n) : (size_t)n * (size_t)n;
+    if (!((logits->ndim == 2 && (size_t)logits->shape[1] == nres) ||
+          (proj != MHC_PROJ_PERM && logits->ndim == 3 && logits->shape[1] == n && logits->shape[2] == n)))
+        return mhc__op_fail(tp, MHC_ERR_SHAPE, "%s: logits have shape %s, expected [T, %zu]%s (n = %d, projection %s)", op,
+                            mhc_shape_str(logits, sh, sizeof sh), nres, proj == MHC_PROJ_PERM ? "" : " or [T, n, n]", n,
+                            mhc_projection_name(proj));
+    T = logits->shape[0];
+    shape[0] = T; shape[1] = n; shape[2] = n;
+    out = mhc__new_like(tp, 3, shape, mhc__needs_grad(tp, logits), op);
+    if (!out) return NULL;
+    tot = mhc__sk_scratch(proj, n, iters, T, &nch, &per);
+    if (tot == 0) return mhc__op_fail(tp, MHC_ERR_OVERFLOW, "%s: scratch size overflows (T = %d, n = %d)", op, T, n);
+    work = MHC__CAST(double *, mhc_arena_alloc(tp->arena, tot * sizeof(double)));
+    if (!work) { tp->failed = 1; return NULL; }
+    mhc__sk_exec(proj, n, iters, eps, out->data, NULL, logits->data, T, 0, work, nch, per);
+    nd = mhc__tape_record(tp, op, mhc__bw_sinkhorn, out);
+    if (nd) {
+        nd->in[0] = logits; nd->saved = work;
+        nd->iarg[0] = (int)proj; nd->iarg[1] = n; nd->iarg[2] = iters; nd->iarg[3] = T; nd->iarg[4] = nch;
+        nd->farg[0] = eps;
+    }
+    return tp->failed ? NULL : out;
+}
+
+/* ---- diagnostics ---- */
+
+MHCDEF mhc_result mhc_hc_amax_gain(mhc_ctx *ctx, const mhc_real *const *A, int L, int T, int n, mhc_gain_stats *out) {
+    double *buf, fmax = 0.0, fsum = 0.0, bmax = 0.0, bsum = 0.0;
+    size_t nn = (size_t)n * (size_t)n, per, tot;
+    int l, nch, ch, t;
+    if (!A || !out) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_hc_amax_gain: A or out is NULL");
+    if (L < 1 || T < 1 || n < 1 || n > 1024)
+        return mhc_fail(ctx, MHC_ERR_SIZE, "mhc_hc_amax_gain: L = %d, T = %d, n = %d; expected L, T >= 1 and 1 <= n <= 1024", L, T, n);
+    for (l = 0; l < L; l++)
+        if (!A[l]) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_hc_amax_gain: A[%d] is NULL", l);
+    per = 3 * nn;
+    nch = mhc__nchunks(T, (double)L * (double)nn * n);
+    if (!mhc__mul_ok(per, (size_t)nch, &tot) || tot > SIZE_MAX / sizeof(double) - 2 * (size_t)T)
+        return mhc_fail(ctx, MHC_ERR_OVERFLOW, "mhc_hc_amax_gain: scratch size overflows");
+    tot += 2 * (size_t)T;
+    buf = MHC__CAST(double *, MHC_MALLOC(tot * sizeof(double)));
+    if (!buf) return mhc_fail(ctx, MHC_ERR_NOMEM, "mhc_hc_amax_gain: cannot allocate %zu bytes", tot * sizeof(double));
+    MHC__OMP_FOR(nch > 1)
+    for (ch = 0; ch < nch; ch++) {
+        double *P = buf + 2 * (size_t)T + (size_t)ch * per, *Q = P + nn;
+        int t0 = (int)((long long)T * ch / nch), t1 = (int)((long long)T * (ch + 1) / nch), tt, ll, i, j, k;
+        for (tt = t0; tt < t1; tt++) {
+            double fw = 0.0, bw = 0.0;
+            /* P = A_L ... A_1 (A[0] applied first) */
+            for (k = 0; k < (int)nn; k++) P[k] = (double)A[0][(size_t)tt * nn + k];
+            for (ll = 1; ll < L; ll++) {
+                const mhc_real *Al = A[ll] + (size_t)tt * nn;
+                for (i = 0; i < n; i++)
+                    for (j = 0; j < n; j++) {
+                        double a = 0.0;
+                        for (k = 0; k < n; k++) a += (double)Al[i * n + k] * P[k * n + j];
+                        Q[i * n + j] = a;
+                    }
+                for (k = 0; k < (int)nn; k++) P[k] = Q[k];
+            }
+            for (i = 0; i < n; i++) {
+                double r = 0.0, c = 0.0;
+                for (j = 0; j < n; j++) { r += fabs(P[i * n + j]); c += fabs(P[j * n + i]); }
+                if (r > fw) fw = r;
+                if (c > bw) bw = c;
+            }
+            buf[tt] = fw;
+            buf[T + tt] = bw;
+        }
+    }
+    for (t = 0; t < T; t++) {
+        fsum += buf[t]; bsum += buf[T + t];
+        if (buf[t] > fmax || t == 0) fmax = buf[t];
+        if (buf[T + t] > bmax || t == 0) bmax = buf[T + t];
+    }
+    out->fwd_max = fmax; out->fwd_mean = fsum / T;
+    out->bwd_max = bmax; out->bwd_mean = bsum / T;
+    MHC_FREE(buf);
+    return MHC_OK;
+}
+
+MHCDEF mhc_result mhc_hc_ds_distance(mhc_ctx *ctx, const mhc_real *A, size_t count, int n,
+                                     double *max_row_err, double *max_col_err) {
+    size_t q;
+    double re = 0.0, ce = 0.0;
+    int i, j;
+    if (!A || !max_row_err || !max_col_err) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_hc_ds_distance: NULL argument");
+    if (count < 1 || n < 1 || n > 1024)
+        return mhc_fail(ctx, MHC_ERR_SIZE, "mhc_hc_ds_distance: count = %zu, n = %d; expected count >= 1 and 1 <= n <= 1024",
+                        count, n);
+    for (q = 0; q < count; q++) {
+        const mhc_real *M = A + q * (size_t)n * (size_t)n;
+        for (i = 0; i < n; i++) {
+            double r = 0.0, c = 0.0;
+            for (j = 0; j < n; j++) { r += (double)M[i * n + j]; c += (double)M[j * n + i]; }
+            /* NaN counts as infinitely far */
+            if (!(fabs(r - 1.0) <= re)) re = r != r ? HUGE_VAL : fabs(r - 1.0);
+            if (!(fabs(c - 1.0) <= ce)) ce = c != c ? HUGE_VAL : fabs(c - 1.0);
+        }
+    }
+    *max_row_err = re;
+    *max_col_err = ce;
+    return MHC_OK;
+}
 
 /* =========================================================================================
  * OPTIMIZER AND TRAINER (implementation)
+ * AdamW in double per element, the schedules, the global gradient norm in fixed chunks
+ * (thread-count independent), and the trainer step that checks, clips and updates.
  * ========================================================================================= */
 
-/* (section filled by the optimizer) */
+/* Finite test on the bits (stays correct under -ffast-math, where isfinite may fold to 1). */
+static int mhc__opt_finite(double x) {
+    uint64_t u;
+    memcpy(&u, &x, sizeof u);
+    return ((u >> 52) & 0x7FFu) != 0x7FFu;
+}
+
+MHCDEF void mhc_adamw_step(mhc_real *param, const mhc_real *grad, mhc_real *m, mhc_real *v, size_t n,
+                           double lr, double beta1, double beta2, double eps, double weight_decay,
+                           double grad_scale, long step) {
+    double t = (double)(step < 1 ? 1 : step);
+    double step_size = lr / (1.0 - pow(beta1, t));          /* lr / bias_correction1 */
+    double bc2_sqrt = sqrt(1.0 - pow(beta2, t));            /* sqrt(bias_correction2) */
+    double decay = 1.0 - lr * weight_decay;
+    size_t i;
+    MHC__OMP_FOR(n > (size_t)MHC__PAR_WORK)
+    for (i = 0; i < n; i++) {
+        double g = (double)grad[i] * grad_scale;
+        double p = (double)param[i] * decay;
+        mhc_real mi = (mhc_real)(beta1 * (double)m[i] + (1.0 - beta1) * g);
+        mhc_real vi = (mhc_real)(beta2 * (double)v[i] + (1.0 - beta2) * g * g);
+        m[i] = mi;
+        v[i] = vi;
+        param[i] = (mhc_real)(p - step_size * (double)mi / (sqrt((double)vi) / bc2_sqrt + eps));
+    }
+}
+
+/* floor(frac * total), robust to frac being stored a hair below its decimal value. */
+static long mhc__lr_boundary(double frac, long total) {
+    double x = frac * (double)total;
+    return (long)floor(x + 1e-9 * (x > 1.0 ? x : 1.0));
+}
+
+MHCDEF double mhc_lr_at(const mhc_lr_schedule *s, long step) {
+    double lr, w = 1.0;
+    if (!s) return 0.0;
+    if (step < 1) step = 1;
+    lr = s->lr;
+    if (s->warmup > 0 && step <= s->warmup) w = (double)step / (double)s->warmup;
+    if (s->kind == MHC_LR_COSINE) {
+        double lo = s->min_lr_frac * lr, prog;
+        if (s->warmup > 0 && step <= s->warmup) return lr * w;
+        if (s->total <= s->warmup) return lo;
+        prog = (double)(step - s->warmup) / (double)(s->total - s->warmup);
+        if (prog > 1.0) prog = 1.0;
+        return lo + (lr - lo) * 0.5 * (1.0 + cos(3.141592653589793238462643 * prog));
+    }
+    if (s->kind == MHC_LR_STEP) {
+        double at0 = s->decay_at[0] != 0.0 ? s->decay_at[0] : 0.8;
+        double at1 = s->decay_at[1] != 0.0 ? s->decay_at[1] : 0.9;
+        double m0 = s->decay_mult[0] != 0.0 ? s->decay_mult[0] : 0.316;
+        double m1 = s->decay_mult[1] != 0.0 ? s->decay_mult[1] : 0.1;
+        double mult = 1.0;
+        if (step > mhc__lr_boundary(at0, s->total)) mult = m0;
+        if (step > mhc__lr_boundary(at1, s->total)) mult = m1;
+        return lr * w * mult;
+    }
+    return lr * w;   /* MHC_LR_CONSTANT */
+}
+
+/* Bit tests for "field is 0" (+0 or -0) and "field is x": under -ffast-math a NaN may compare
+   equal to anything, and a NaN field must be refused, not turned into a default. */
+static int mhc__opt_is_zero(double x) {
+    uint64_t a;
+    memcpy(&a, &x, sizeof a);
+    return (a << 1) == 0;
+}
+static int mhc__opt_is(double x, double y) {
+    uint64_t a, b;
+    memcpy(&a, &x, sizeof a);
+    memcpy(&b, &y, sizeof b);
+    return a == b;
+}
+
+/* Fill in the defaults: zero fields get the documented defaults, MHC_ADAMW_ZERO becomes 0. */
+static void mhc__adamw_defaults(const mhc_adamw_config *in, mhc_adamw_config *out) {
+    if (in) *out = *in;
+    else memset(out, 0, sizeof *out);
+#define MHC__DEF(field, dflt) \
+    if (mhc__opt_is_zero(out->field)) out->field = (dflt); \
+    else if (mhc__opt_is(out->field, MHC_ADAMW_ZERO)) out->field = 0.0
+    MHC__DEF(schedule.lr, 1e-3);
+    MHC__DEF(beta1, 0.9);
+    MHC__DEF(beta2, 0.95);
+    MHC__DEF(weight_decay, 0.1);
+    MHC__DEF(grad_clip, 1.0);
+#undef MHC__DEF
+    if (mhc__opt_is_zero(out->eps)) out->eps = 1e-8;
+    if (mhc__opt_is_zero(out->schedule.decay_at[0])) out->schedule.decay_at[0] = 0.8;
+    if (mhc__opt_is_zero(out->schedule.decay_at[1])) out->schedule.decay_at[1] = 0.9;
+    if (mhc__opt_is_zero(out->schedule.decay_mult[0])) out->schedule.decay_mult[0] = 0.316;
+    if (mhc__opt_is_zero(out->schedule.decay_mult[1])) out->schedule.decay_mult[1] = 0.1;
+}
+
+/* Check a resolved configuration; fn prefixes the message. NaN is caught by mhc__opt_finite
+   (bit test), not only by comparisons, so the checks survive -ffast-math. */
+static mhc_result mhc__adamw_validate(mhc_ctx *ctx, const char *fn, const mhc_adamw_config *c, mhc_result code) {
+    const mhc_lr_schedule *s = &c->schedule;
+    if (s->kind < 0 || s->kind >= MHC_LR_KIND_COUNT)
+        return mhc_fail(ctx, code, "%s: schedule.kind is %d; expected MHC_LR_CONSTANT (0), MHC_LR_COSINE (1) "
+                        "or MHC_LR_STEP (2)", fn, s->kind);
+    if (!(s->lr >= 0.0) || !mhc__opt_finite(s->lr))
+        return mhc_fail(ctx, code, "%s: schedule.lr is %g; expected a finite learning rate >= 0", fn, s->lr);
+    if (s->warmup < 0)
+        return mhc_fail(ctx, code, "%s: schedule.warmup is %ld; expected >= 0", fn, s->warmup);
+    if (s->total < 0)
+        return mhc_fail(ctx, code, "%s: schedule.total is %ld; expected >= 0", fn, s->total);
+    if (s->kind != MHC_LR_CONSTANT) {
+        if (s->total < 1)
+            return mhc_fail(ctx, code, "%s: schedule.total is %ld; the %s schedule needs the total number of "
+                            "steps (>= 1)", fn, s->total, s->kind == MHC_LR_COSINE ? "cosine" : "step-decay");
+        if (s->warmup > s->total)
+            return mhc_fail(ctx, code, "%s: schedule.warmup (%ld) exceeds schedule.total (%ld)", fn, s->warmup,
+                            s->total);
+    }
+    if (!mhc__opt_finite(s->min_lr_frac) || !(s->min_lr_frac >= 0.0 && s->min_lr_frac <= 1.0))
+        return mhc_fail(ctx, code, "%s: schedule.min_lr_frac is %g; expected 0 <= min_lr_frac <= 1", fn,
+                        s->min_lr_frac);
+    if (!mhc__opt_finite(s->decay_at[0]) || !mhc__opt_finite(s->decay_at[1]) ||
+        !(s->decay_at[0] > 0.0 && s->decay_at[0] <= s->decay_at[1] && s->decay_at[1] <= 1.0))
+        return mhc_fail(ctx, code, "%s: schedule.decay_at is {%g, %g}; expected 0 < decay_at[0] <= decay_at[1] <= 1",
+                        fn, s->decay_at[0], s->decay_at[1]);
+    if (!(s->decay_mult[0] > 0.0) || !mhc__opt_finite(s->decay_mult[0]) || !(s->decay_mult[1] > 0.0) ||
+        !mhc__opt_finite(s->decay_mult[1]))
+        return mhc_fail(ctx, code, "%s: schedule.decay_mult is {%g, %g}; expected finite multipliers > 0", fn,
+                        s->decay_mult[0], s->decay_mult[1]);
+    if (!mhc__opt_finite(c->beta1) || !(c->beta1 >= 0.0 && c->beta1 < 1.0))
+        return mhc_fail(ctx, code, "%s: beta1 is %g; expected 0 <= beta1 < 1", fn, c->beta1);
+    if (!mhc__opt_finite(c->beta2) || !(c->beta2 >= 0.0 && c->beta2 < 1.0))
+        return mhc_fail(ctx, code, "%s: beta2 is %g; expected 0 <= beta2 < 1", fn, c->beta2);
+    if (!(c->eps > 0.0) || !mhc__opt_finite(c->eps))
+        return mhc_fail(ctx, code, "%s: eps is %g; expected a finite eps > 0 (the paper uses 1e-20)", fn, c->eps);
+    if (!(c->weight_decay >= 0.0) || !mhc__opt_finite(c->weight_decay))
+        return mhc_fail(ctx, code, "%s: weight_decay is %g; expected a finite value >= 0 (MHC_ADAMW_ZERO for none)",
+                        fn, c->weight_decay);
+    if (!(c->grad_clip >= 0.0) || !mhc__opt_finite(c->grad_clip))
+        return mhc_fail(ctx, code, "%s: grad_clip is %g; expected a finite norm > 0 (MHC_ADAMW_ZERO for no clipping)",
+                        fn, c->grad_clip);
+    return MHC_OK;
+}
+
+MHCDEF mhc_result mhc_trainer_init(mhc_ctx *ctx, mhc_trainer *tr, const mhc_adamw_config *cfg) {
+    mhc_adamw_config c;
+    mhc_result r;
+    if (!tr) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_trainer_init: trainer is NULL");
+    memset(tr, 0, sizeof *tr);
+    tr->ctx = ctx;
+    mhc__adamw_defaults(cfg, &c);
+    r = mhc__adamw_validate(ctx, "mhc_trainer_init", &c, MHC_ERR_VALUE);
+    if (r != MHC_OK) return r;
+    tr->cfg = c;
+    tr->last_clip_scale = 1.0;
+    tr->ready = 1;
+    return MHC_OK;
+}
+
+/* Sum of squares in double over 64 fixed chunks (boundaries depend on n only), chunk sums
+   added in order: the same bits for any thread count. */
+#define MHC__SUMSQ_CHUNKS 64
+static double mhc__sumsq_fixed(const mhc_real *x, size_t n) {
+    double part[MHC__SUMSQ_CHUNKS], total = 0.0;
+    size_t chunk = (n + MHC__SUMSQ_CHUNKS - 1) / MHC__SUMSQ_CHUNKS;
+    int c;
+    MHC__OMP_FOR(n > (size_t)MHC__PAR_WORK)
+    for (c = 0; c < MHC__SUMSQ_CHUNKS; c++) {
+        size_t lo = (size_t)c * chunk, hi = lo + chunk, i;
+        double s = 0.0;
+        if (lo > n) lo = n;
+        if (hi > n) hi = n;
+        for (i = lo; i < hi; i++) s += (double)x[i] * (double)x[i];
+        part[c] = s;
+    }
+    for (c = 0; c < MHC__SUMSQ_CHUNKS; c++) total += part[c];
+    return total;
+}
+
+MHCDEF double mhc_grad_norm(const mhc_params *p) {
+    if (!p || !p->grad || p->size == 0) return 0.0;
+    return sqrt(mhc__sumsq_fixed(p->grad, p->size));
+}
+
+MHCDEF mhc_result mhc_trainer_step(mhc_trainer *tr, mhc_params *p) {
+    const mhc_adamw_config *c;
+    double norm, scale = 1.0, lr;
+    long t;
+    int i;
+    mhc_result r;
+    if (!tr) return MHC_ERR_NULL;
+    if (!tr->ready) return mhc_fail(tr->ctx, MHC_ERR_STATE, "mhc_trainer_step: the trainer is not initialised "
+                                    "(call mhc_trainer_init)");
+    if (!p) return mhc_fail(tr->ctx, MHC_ERR_NULL, "mhc_trainer_step: params is NULL");
+    if (!p->data || !p->grad || !p->m || !p->v)
+        return mhc_fail(tr->ctx, MHC_ERR_STATE, "mhc_trainer_step: the parameter store is not allocated "
+                        "(call mhc_params_alloc)");
+    c = &tr->cfg;
+    r = mhc__adamw_validate(tr->ctx, "mhc_trainer_step", c, MHC_ERR_VALUE);
+    if (r != MHC_OK) return r;
+    if (tr->step < 0)
+        return mhc_fail(tr->ctx, MHC_ERR_STATE, "mhc_trainer_step: the step counter is %ld; expected >= 0", tr->step);
+    t = tr->step + 1;
+    lr = mhc_lr_at(&c->schedule, t);
+    norm = mhc_grad_norm(p);
+    if (!mhc__opt_finite(norm)) {
+        size_t j;
+        for (j = 0; j < p->size; j++)
+            if (!mhc__opt_finite((double)p->grad[j])) break;
+        if (j < p->size) {
+            int k = 0;
+            while (k + 1 < p->count && p->offset[k + 1] <= j) k++;
+            return mhc_fail(tr->ctx, MHC_ERR_NONFINITE, "mhc_trainer_step: step %ld: the gradient norm is not finite "
+                            "(%g): gradient of '%s' element %zu is %g; parameters not updated", t, norm, p->names[k],
+                            j - p->offset[k], (double)p->grad[j]);
+        }
+        return mhc_fail(tr->ctx, MHC_ERR_NONFINITE, "mhc_trainer_step: step %ld: the gradient norm is not finite (%g): "
+                        "the sum of squares overflows; parameters not updated", t, norm);
+    }
+    if (c->grad_clip > 0.0) {
+        double coef = c->grad_clip / (norm + 1e-6);
+        if (coef < 1.0) scale = coef;
+    }
+    for (i = 0; i < p->count; i++) {
+        size_t off = p->offset[i];
+        double wd = p->decay[i] == MHC_PARAM_DECAY ? c->weight_decay : 0.0;
+        mhc_adamw_step(p->data + off, p->grad + off, p->m + off, p->v + off, p->tensors[i].size, lr, c->beta1,
+                       c->beta2, c->eps, wd, scale, t);
+    }
+    tr->step = t;
+    tr->last_grad_norm = norm;
+    tr->last_clip_scale = scale;
+    tr->last_lr = lr;
+    return MHC_OK;
+}
 
 /* =========================================================================================
  * I/O: .npy AND CHECKPOINTS (implementation)
+ * File reading shared by both formats, the bounds-checked .npy parser and writer, and the
+ * checkpoint serialiser/verifier (all-or-nothing load, atomic save).
  * ========================================================================================= */
 
-/* (section filled by the I/O layer) */
+/* ---------------------------------------- NPY ---------------------------------------------
+ * A bounds-checked reader for the tiny Python-literal header (every access goes through the
+ * lexer below, which never looks past `end`), little-endian byte assembly for the data (so the
+ * host's byte order does not matter), and a writer that mimics numpy's header layout. */
+
+#define MHC__NPY_MAGIC "\x93NUMPY"
+#define MHC__NPY_GROWTH_DIGITS 21   /* numpy >= 1.23 leaves room for 21 digits in shape[0] */
+
+MHCDEF void mhc_npy_free(mhc_npy *a) {
+    if (!a) return;
+    MHC_FREE(a->data);
+    memset(a, 0, sizeof *a);
+}
+
+MHCDEF mhc_result mhc_read_file(mhc_ctx *ctx, const char *path, void **buf, size_t *len) {
+    FILE *f;
+    unsigned char *data = NULL;
+    size_t cap = 0, n = 0;
+    if (buf) *buf = NULL;
+    if (len) *len = 0;
+    if (!path || !buf || !len)
+        return mhc_fail(ctx, MHC_ERR_NULL, "mhc_read_file: %s is NULL", !path ? "path" : !buf ? "buf" : "len");
+    f = fopen(path, "rb");
+    if (!f) return mhc_fail(ctx, MHC_ERR_IO, "mhc_read_file: cannot open '%s' for reading: %s", path, strerror(errno));
+    for (;;) {
+        size_t want, got;
+        if (cap - n < 2) {   /* room for at least one more byte and the terminating 0 */
+            size_t ncap = cap ? cap * 2 : 4096;
+            unsigned char *nd;
+            if (cap > SIZE_MAX / 2) {
+                MHC_FREE(data);
+                fclose(f);
+                return mhc_fail(ctx, MHC_ERR_OVERFLOW, "mhc_read_file: '%s' is too large to hold in memory", path);
+            }
+            nd = MHC__CAST(unsigned char *, MHC_REALLOC(data, ncap));
+            if (!nd) {
+                MHC_FREE(data);
+                fclose(f);
+                return mhc_fail(ctx, MHC_ERR_NOMEM, "mhc_read_file: out of memory reading '%s' (%zu bytes)", path, ncap);
+            }
+            data = nd;
+            cap = ncap;
+        }
+        want = cap - n - 1;
+        got = fread(data + n, 1, want, f);
+        n += got;
+        if (got < want) break;
+    }
+    if (ferror(f)) {
+        MHC_FREE(data);
+        fclose(f);
+        return mhc_fail(ctx, MHC_ERR_IO, "mhc_read_file: read error on '%s' (after %zu bytes)", path, n);
+    }
+    fclose(f);
+    data[n] = 0;
+    *buf = data;
+    *len = n;
+    return MHC_OK;
+}
+
+/* The header lexer: a cursor in [p, end) plus what the messages need. */
+typedef struct mhc__npy_lex {
+    const char *start, *p, *end;   /* the header text */
+    size_t base;                   /* offset of the header text in the file (for messages) */
+    const char *name;
+    mhc_ctx *ctx;
+} mhc__npy_lex;
+
+static mhc_result mhc__npy_bad(mhc__npy_lex *lx, const char *what) {
+    return mhc_fail(lx->ctx, MHC_ERR_FORMAT, "mhc_npy_parse: %s: malformed header at byte %zu: %s", lx->name,
+                    lx->base + (size_t)(lx->p - lx->start), what);
+}
+
+static void mhc__npy_ws(mhc__npy_lex *lx) {
+    while (lx->p < lx->end && (*lx->p == ' ' || *lx->p == '\t' || *lx->p == '\n' || *lx->p == '\r')) lx->p++;
+}
+
+/* Expect the character c (after optional white space). */
+static int mhc__npy_accept(mhc__npy_lex *lx, char c) {
+    mhc__npy_ws(lx);
+    if (lx->p < lx->end && *lx->p == c) { lx->p++; return 1; }
+    return 0;
+}
+
+/* A quoted string without escapes: *s points into the header, *n is its length. */
+static mhc_result mhc__npy_string(mhc__npy_lex *lx, const char **s, size_t *n, const char *what) {
+    char q;
+    const char *b;
+    mhc__npy_ws(lx);
+    if (lx->p >= lx->end || (*lx->p != '\'' && *lx->p != '"')) return mhc__npy_bad(lx, what);
+    q = *lx->p++;
+    b = lx->p;
+    while (lx->p < lx->end && *lx->p != q) {
+        if (*lx->p == '\\' || *lx->p == '\n') return mhc__npy_bad(lx, "escape or line break inside a string");
+        lx->p++;
+    }
+    if (lx->p >= lx->end) return mhc__npy_bad(lx, "unterminated string");
+    *s = b;
+    *n = (size_t)(lx->p - b);
+    lx->p++;
+    return MHC_OK;
+}
+
+/* Copy at most 16 characters of s into out, printable ASCII only (for messages). */
+static const char *mhc__npy_show(char *out, const char *s, size_t n) {
+    size_t i;
+    if (n > 16) n = 16;
+    for (i = 0; i < n; i++) out[i] = (s[i] >= 32 && s[i] < 127) ? s[i] : '?';
+    out[n] = 0;
+    return out;
+}
+
+static int mhc__npy_is(const char *s, size_t n, const char *lit) {
+    return n == strlen(lit) && memcmp(s, lit, n) == 0;
+}
+
+/* 'shape': a tuple of non-negative Python ints (a trailing 'L' from Python 2 is accepted). */
+static mhc_result mhc__npy_shape(mhc__npy_lex *lx, mhc_npy *out) {
+    int count = 0, comma = 0;
+    if (!mhc__npy_accept(lx, '(')) return mhc__npy_bad(lx, "'shape' is not a tuple");
+    for (;;) {
+        long v = 0;
+        mhc__npy_ws(lx);
+        if (lx->p < lx->end && *lx->p == ')') break;
+        if (count > 0 && !comma) return mhc__npy_bad(lx, "expected ',' or ')' in 'shape'");
+        if (lx->p < lx->end && *lx->p == '-')
+            return mhc_fail(lx->ctx, MHC_ERR_FORMAT, "mhc_npy_parse: %s: 'shape' has a negative dimension", lx->name);
+        if (lx->p >= lx->end || *lx->p < '0' || *lx->p > '9')
+            return mhc__npy_bad(lx, "expected a non-negative integer in 'shape'");
+        if (*lx->p == '0' && lx->p + 1 < lx->end && lx->p[1] >= '0' && lx->p[1] <= '9')
+            return mhc__npy_bad(lx, "integer with a leading zero in 'shape'");
+        while (lx->p < lx->end && *lx->p >= '0' && *lx->p <= '9') {
+            if (v > (2147483647L - (*lx->p - '0')) / 10)   /* v * 10 + digit would exceed INT_MAX */
+                return mhc_fail(lx->ctx, MHC_ERR_OVERFLOW, "mhc_npy_parse: %s: dimension %d of 'shape' exceeds %d",
+                                lx->name, count, 2147483647);
+            v = v * 10 + (*lx->p - '0');
+            lx->p++;
+        }
+        if (lx->p < lx->end && (*lx->p == 'L' || *lx->p == 'l')) lx->p++;
+        if (count == MHC_MAX_DIMS)
+            return mhc_fail(lx->ctx, MHC_ERR_SIZE, "mhc_npy_parse: %s: 'shape' has more than %d dimensions",
+                            lx->name, MHC_MAX_DIMS);
+        if (v == 0)
+            return mhc_fail(lx->ctx, MHC_ERR_SIZE, "mhc_npy_parse: %s: dimension %d of 'shape' is 0 (empty arrays "
+                            "are not supported)", lx->name, count);
+        out->shape[count++] = (int)v;
+        comma = mhc__npy_accept(lx, ',');
+    }
+    if (count == 1 && !comma) return mhc__npy_bad(lx, "'shape' (n) is not a tuple: write (n,)");
+    lx->p++;   /* ')' */
+    out->ndim = count;
+    return MHC_OK;
+}
+
+/* The parser proper; mhc_npy_parse empties *out when it fails. */
+static mhc_result mhc__npy_parse(mhc_ctx *ctx, const void *buf, size_t len, const char *name, mhc_npy *out) {
+    const unsigned char *b = MHC__CAST(const unsigned char *, buf);
+    mhc__npy_lex lx;
+    size_t prefix, hlen, need, i;
+    int have_descr = 0, have_order = 0, have_shape = 0, d;
+    char shown[17];
+    mhc_result r;
+    if (len < 10 || memcmp(b, MHC__NPY_MAGIC, 6) != 0)
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "mhc_npy_parse: %s: not a .npy file (%s)", name,
+                        len < 10 ? "shorter than the 10-byte preamble" : "no \\x93NUMPY magic");
+    if ((b[6] != 1 && b[6] != 2 && b[6] != 3) || b[7] != 0)
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "mhc_npy_parse: %s: format version %d.%d is not supported "
+                        "(1.0, 2.0 or 3.0)", name, b[6], b[7]);
+    if (b[6] == 1) {
+        prefix = 10;
+        hlen = (size_t)b[8] | (size_t)b[9] << 8;
+    } else {
+        if (len < 12)
+            return mhc_fail(ctx, MHC_ERR_FORMAT, "mhc_npy_parse: %s: truncated: %zu bytes, shorter than the "
+                            "12-byte version %d.0 preamble", name, len, b[6]);
+        prefix = 12;
+        hlen = (size_t)b[8] | (size_t)b[9] << 8 | (size_t)b[10] << 16 | (size_t)b[11] << 24;
+    }
+    if (hlen > len - prefix)
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "mhc_npy_parse: %s: truncated: the header needs %zu bytes, the file "
+                        "has %zu after the preamble", name, hlen, len - prefix);
+
+    lx.start = lx.p = MHC__CAST(const char *, buf) + prefix;
+    lx.end = lx.start + hlen;
+    lx.base = prefix;
+    lx.name = name;
+    lx.ctx = ctx;
+    if (!mhc__npy_accept(&lx, '{')) return mhc__npy_bad(&lx, "the header is not a dict ('{' expected)");
+    for (;;) {
+        const char *key, *s;
+        size_t kn, sn;
+        if (mhc__npy_accept(&lx, '}')) break;
+        if ((r = mhc__npy_string(&lx, &key, &kn, "expected a quoted key or '}'")) != MHC_OK) return r;
+        if (!mhc__npy_accept(&lx, ':')) return mhc__npy_bad(&lx, "expected ':' after a key");
+        mhc__npy_ws(&lx);
+        if (mhc__npy_is(key, kn, "descr")) {
+            if (have_descr++) return mhc__npy_bad(&lx, "duplicate key 'descr'");
+            if ((r = mhc__npy_string(&lx, &s, &sn, "'descr' is not a string (structured dtypes are not supported)")) != MHC_OK)
+                return r;
+            if (mhc__npy_is(s, sn, "<f8")) out->src_bytes = 8;
+            else if (mhc__npy_is(s, sn, "<f4")) out->src_bytes = 4;
+            else if (sn > 0 && s[0] == '>')
+                return mhc_fail(ctx, MHC_ERR_FORMAT, "mhc_npy_parse: %s: dtype '%s' is big-endian; only '<f4' and "
+                                "'<f8' are supported", name, mhc__npy_show(shown, s, sn));
+            else
+                return mhc_fail(ctx, MHC_ERR_FORMAT, "mhc_npy_parse: %s: dtype '%s' is not supported; only '<f4' and "
+                                "'<f8' are", name, mhc__npy_show(shown, s, sn));
+        } else if (mhc__npy_is(key, kn, "fortran_order")) {
+            if (have_order++) return mhc__npy_bad(&lx, "duplicate key 'fortran_order'");
+            if (lx.end - lx.p >= 5 && memcmp(lx.p, "False", 5) == 0) lx.p += 5;
+            else if (lx.end - lx.p >= 4 && memcmp(lx.p, "True", 4) == 0)
+                return mhc_fail(ctx, MHC_ERR_FORMAT, "mhc_npy_parse: %s: fortran_order is True; only C-order arrays "
+                                "are supported", name);
+            else return mhc__npy_bad(&lx, "'fortran_order' is not True or False");
+        } else if (mhc__npy_is(key, kn, "shape")) {
+            if (have_shape++) return mhc__npy_bad(&lx, "duplicate key 'shape'");
+            if ((r = mhc__npy_shape(&lx, out)) != MHC_OK) return r;
+        } else {
+            return mhc_fail(ctx, MHC_ERR_FORMAT, "mhc_npy_parse: %s: unknown header key '%s'", name,
+                            mhc__npy_show(shown, key, kn));
+        }
+        if (mhc__npy_accept(&lx, '}')) break;
+        if (!mhc__npy_accept(&lx, ',')) return mhc__npy_bad(&lx, "expected ',' or '}' after a value");
+    }
+    mhc__npy_ws(&lx);
+    if (lx.p != lx.end) return mhc__npy_bad(&lx, "unexpected characters after the dict");
+    if (!have_descr || !have_order || !have_shape)
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "mhc_npy_parse: %s: the header lacks the key '%s'", name,
+                        !have_descr ? "descr" : !have_order ? "fortran_order" : "shape");
+
+    out->size = 1;
+    for (d = 0; d < out->ndim; d++)
+        if (!mhc__mul_ok(out->size, (size_t)out->shape[d], &out->size) || out->size > SIZE_MAX / sizeof(double))
+            return mhc_fail(ctx, MHC_ERR_OVERFLOW, "mhc_npy_parse: %s: the number of elements overflows at "
+                            "dimension %d", name, d);
+    need = out->size * (size_t)out->src_bytes;
+    if (len - prefix - hlen != need) {
+        size_t have = len - prefix - hlen;
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "mhc_npy_parse: %s: %s: the shape needs %zu data bytes, the file has "
+                        "%zu", name, have < need ? "truncated data" : "trailing bytes after the data", need, have);
+    }
+    out->data = MHC__CAST(double *, MHC_MALLOC(out->size * sizeof(double)));
+    if (!out->data)
+        return mhc_fail(ctx, MHC_ERR_NOMEM, "mhc_npy_parse: %s: cannot allocate %zu values", name, out->size);
+    b += prefix + hlen;
+    if (out->src_bytes == 8) {
+        for (i = 0; i < out->size; i++, b += 8) {
+            uint64_t u = 0;
+            int k;
+            for (k = 7; k >= 0; k--) u = u << 8 | b[k];
+            memcpy(&out->data[i], &u, 8);
+        }
+    } else {
+        for (i = 0; i < out->size; i++, b += 4) {
+            uint32_t u = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+            float f;
+            memcpy(&f, &u, 4);
+            out->data[i] = f;
+        }
+    }
+    return MHC_OK;
+}
+
+MHCDEF mhc_result mhc_npy_parse(mhc_ctx *ctx, const void *buf, size_t len, const char *name, mhc_npy *out) {
+    mhc_result r;
+    int d;
+    if (!name) name = "<buffer>";
+    if (!out) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_npy_parse: %s: out is NULL", name);
+    memset(out, 0, sizeof *out);
+    for (d = 0; d < MHC_MAX_DIMS; d++) out->shape[d] = 1;
+    if (!buf) r = mhc_fail(ctx, MHC_ERR_NULL, "mhc_npy_parse: %s: buf is NULL", name);
+    else r = mhc__npy_parse(ctx, buf, len, name, out);
+    if (r != MHC_OK) {
+        MHC_FREE(out->data);   /* NULL: the data is allocated last */
+        memset(out, 0, sizeof *out);
+    }
+    return r;
+}
+
+MHCDEF mhc_result mhc_npy_read(mhc_ctx *ctx, const char *path, mhc_npy *out) {
+    void *buf;
+    size_t len;
+    mhc_result r;
+    if (out) memset(out, 0, sizeof *out);
+    if (!path) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_npy_read: path is NULL");
+    if (!out) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_npy_read: %s: out is NULL", path);
+    r = mhc_read_file(ctx, path, &buf, &len);
+    if (r != MHC_OK) return r;
+    r = mhc_npy_parse(ctx, buf, len, path, out);
+    MHC_FREE(buf);
+    return r;
+}
+
+MHCDEF mhc_result mhc_npy_write(mhc_ctx *ctx, const char *path, int ndim, const int *shape, const double *data) {
+    char head[256];
+    unsigned char chunk[8 * 256];
+    size_t size = 1, hl, pad, i, k;
+    FILE *f;
+    int d, ok;
+    if (!path) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_npy_write: path is NULL");
+    if (!data) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_npy_write: %s: data is NULL", path);
+    if (ndim < 0 || ndim > MHC_MAX_DIMS)
+        return mhc_fail(ctx, MHC_ERR_SIZE, "mhc_npy_write: %s: %d dimensions, expected 0 to %d", path, ndim, MHC_MAX_DIMS);
+    if (ndim > 0 && !shape) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_npy_write: %s: shape is NULL", path);
+    for (d = 0; d < ndim; d++) {
+        if (shape[d] < 1)
+            return mhc_fail(ctx, MHC_ERR_SIZE, "mhc_npy_write: %s: dimension %d has size %d, expected >= 1", path, d,
+                            shape[d]);
+        if (!mhc__mul_ok(size, (size_t)shape[d], &size) || size > SIZE_MAX / 8)
+            return mhc_fail(ctx, MHC_ERR_OVERFLOW, "mhc_npy_write: %s: the number of elements overflows at "
+                            "dimension %d", path, d);
+    }
+    /* numpy's layout: dict, spare spaces for shape[0] to grow, spaces to 64-byte alignment, '\n' */
+    hl = (size_t)sprintf(head, "{'descr': '<f8', 'fortran_order': False, 'shape': (");
+    for (d = 0; d < ndim; d++) hl += (size_t)sprintf(head + hl, d ? ", %d" : "%d", shape[d]);
+    hl += (size_t)sprintf(head + hl, "%s), }", ndim == 1 ? "," : "");
+    if (ndim > 0) {
+        char digits[16];
+        for (k = (size_t)sprintf(digits, "%d", shape[0]); k < MHC__NPY_GROWTH_DIGITS; k++) head[hl++] = ' ';
+    }
+    for (pad = 64 - (10 + hl + 1) % 64; pad > 0; pad--) head[hl++] = ' ';
+    head[hl++] = '\n';
+
+    f = fopen(path, "wb");
+    if (!f) return mhc_fail(ctx, MHC_ERR_IO, "mhc_npy_write: cannot open '%s' for writing", path);
+    memcpy(chunk, MHC__NPY_MAGIC "\x01\x00", 8);
+    chunk[8] = (unsigned char)(hl & 0xff);
+    chunk[9] = (unsigned char)(hl >> 8);
+    ok = fwrite(chunk, 1, 10, f) == 10 && fwrite(head, 1, hl, f) == hl;
+    for (i = 0; ok && i < size; i += k) {
+        size_t m = size - i < 256 ? size - i : 256;
+        for (k = 0; k < m; k++) {
+            uint64_t u;
+            int byte;
+            memcpy(&u, &data[i + k], 8);
+            for (byte = 0; byte < 8; byte++) chunk[8 * k + (size_t)byte] = (unsigned char)(u >> (8 * byte));
+        }
+        ok = fwrite(chunk, 8, m, f) == m;
+    }
+    if (fclose(f) != 0) ok = 0;
+    if (!ok) {
+        remove(path);
+        return mhc_fail(ctx, MHC_ERR_IO, "mhc_npy_write: write error on '%s'", path);
+    }
+    return MHC_OK;
+}
+
+/* -------------------------------------- CHECKPOINTS ----------------------------------------
+ * Serialisation writes bytes explicitly (little-endian, no structs). The parser runs twice over
+ * a verified buffer: a checking pass that touches no output, then a committing pass. The writer
+ * builds the whole file in memory, then writes it to a temporary file and renames it.
+ * ----------------------------------------------------------------------------------------- */
+
+#ifdef __cplusplus
+}
+#endif
+#include <limits.h>
+#if defined(__unix__) || defined(__APPLE__)
+#include <unistd.h>
+#include <fcntl.h>
+#include <sys/types.h>
+#define MHC__POSIX_IO 1
+#else
+#define MHC__POSIX_IO 0
+#endif
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MHC__CKPT_HEADER 40u
+#define MHC__CKPT_TRAINER 140u
+#define MHC__CKPT_RNG 32u
+#define MHC__CKPT_FLAG_TRAINER 1u
+#define MHC__CKPT_FLAG_RNG 2u
+#define MHC__CKPT_NAME_MAX 47u
+
+static const unsigned char mhc__ckpt_magic[8] = { 'M', 'H', 'C', '_', 'C', 'K', 'P', 'T' };
+
+/* FNV-1a, 64 bit: h = (h ^ byte) * 0x100000001b3, from 0xcbf29ce484222325. Any single changed
+   byte changes the result (each step is a bijection of h). */
+static uint64_t mhc__fnv1a64(const unsigned char *b, size_t n) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    size_t i;
+    for (i = 0; i < n; i++) { h ^= b[i]; h *= 0x100000001b3ull; }
+    return h;
+}
+
+/* ---- writer: the caller has sized the buffer ---- */
+typedef struct mhc__wr { unsigned char *b; size_t pos; } mhc__wr;
+static void mhc__w_u32(mhc__wr *w, uint32_t x) {
+    int i;
+    for (i = 0; i < 4; i++) w->b[w->pos++] = (unsigned char)(x >> (8 * i));
+}
+static void mhc__w_u64(mhc__wr *w, uint64_t x) {
+    int i;
+    for (i = 0; i < 8; i++) w->b[w->pos++] = (unsigned char)(x >> (8 * i));
+}
+static void mhc__w_f64(mhc__wr *w, double x) {
+    uint64_t u;
+    memcpy(&u, &x, sizeof u);
+    mhc__w_u64(w, u);
+}
+static void mhc__w_i64(mhc__wr *w, long x) { mhc__w_u64(w, (uint64_t)(int64_t)x); }
+static void mhc__w_reals(mhc__wr *w, const mhc_real *x, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) {
+#ifdef MHC_DOUBLE
+        mhc__w_f64(w, x[i]);
+#else
+        uint32_t u;
+        memcpy(&u, &x[i], sizeof u);
+        mhc__w_u32(w, u);
+#endif
+    }
+}
+
+/* ---- reader: every read is preceded by a bounds check (mhc__r_has) ---- */
+typedef struct mhc__rd { const unsigned char *b; size_t len, pos; } mhc__rd;
+static int mhc__r_has(const mhc__rd *r, size_t n) { return r->len - r->pos >= n; }
+static uint32_t mhc__r_u32(mhc__rd *r) {
+    uint32_t x = 0;
+    int i;
+    for (i = 0; i < 4; i++) x |= (uint32_t)r->b[r->pos++] << (8 * i);
+    return x;
+}
+static uint64_t mhc__r_u64(mhc__rd *r) {
+    uint64_t x = 0;
+    int i;
+    for (i = 0; i < 8; i++) x |= (uint64_t)r->b[r->pos++] << (8 * i);
+    return x;
+}
+static double mhc__r_f64(mhc__rd *r) {
+    uint64_t u = mhc__r_u64(r);
+    double x;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+static void mhc__r_reals(mhc__rd *r, mhc_real *x, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) {
+#ifdef MHC_DOUBLE
+        x[i] = mhc__r_f64(r);
+#else
+        uint32_t u = mhc__r_u32(r);
+        memcpy(&x[i], &u, sizeof u);
+#endif
+    }
+}
+
+/* a + b into *acc; returns 0 on overflow. */
+static int mhc__add_ok(size_t *acc, size_t b) {
+    if (*acc > SIZE_MAX - b) return 0;
+    *acc += b;
+    return 1;
+}
+
+MHCDEF mhc_result mhc_checkpoint_serialize(mhc_ctx *ctx, void *buf, size_t cap, size_t *len,
+                                           const void *config, size_t config_bytes, const mhc_params *p,
+                                           const mhc_trainer *tr, const mhc_rng *rng) {
+    const char *fn = "mhc_checkpoint_serialize";
+    size_t total = MHC__CKPT_HEADER, reals;
+    uint32_t flags = 0;
+    mhc__wr w;
+    int i;
+    mhc_result r;
+    if (!len) return mhc_fail(ctx, MHC_ERR_NULL, "%s: len is NULL", fn);
+    *len = 0;
+    if (!p) return mhc_fail(ctx, MHC_ERR_NULL, "%s: params is NULL", fn);
+    if (!p->data || !p->m || !p->v || p->count < 1)
+        return mhc_fail(ctx, MHC_ERR_STATE, "%s: the parameter store is not allocated (call mhc_params_alloc)", fn);
+    if (!config && config_bytes > 0)
+        return mhc_fail(ctx, MHC_ERR_NULL, "%s: config is NULL but config_bytes is %zu", fn, config_bytes);
+    if (tr) {
+        if (!tr->ready) return mhc_fail(ctx, MHC_ERR_STATE, "%s: the trainer is not initialised", fn);
+        r = mhc__adamw_validate(ctx, fn, &tr->cfg, MHC_ERR_VALUE);
+        if (r != MHC_OK) return r;
+        if (tr->step < 0) return mhc_fail(ctx, MHC_ERR_VALUE, "%s: the trainer's step is %ld; expected >= 0", fn, tr->step);
+        flags |= MHC__CKPT_FLAG_TRAINER;
+    }
+    if (rng) {
+        if ((rng->s[0] | rng->s[1] | rng->s[2] | rng->s[3]) == 0)
+            return mhc_fail(ctx, MHC_ERR_VALUE, "%s: the rng state is all zero (not seeded)", fn);
+        flags |= MHC__CKPT_FLAG_RNG;
+    }
+    /* size, overflow-checked */
+    if (!mhc__add_ok(&total, config_bytes) || !mhc__add_ok(&total, 4)) goto overflow;
+    for (i = 0; i < p->count; i++) {
+        size_t entry = 4 + strlen(p->names[i]) + 4 + 4 * (size_t)p->tensors[i].ndim + 4;
+        if (!mhc__add_ok(&total, entry)) goto overflow;
+    }
+    if (!mhc__add_ok(&total, 8)) goto overflow;
+    if (!mhc__mul_ok(p->size, 3 * sizeof(mhc_real), &reals) || !mhc__add_ok(&total, reals)) goto overflow;
+    if (tr && !mhc__add_ok(&total, MHC__CKPT_TRAINER)) goto overflow;
+    if (rng && !mhc__add_ok(&total, MHC__CKPT_RNG)) goto overflow;
+    if (!mhc__add_ok(&total, 8)) goto overflow;
+    *len = total;
+    if (!buf) return MHC_OK;
+    if (cap < total)
+        return mhc_fail(ctx, MHC_ERR_SIZE, "%s: the buffer holds %zu bytes, the checkpoint needs %zu", fn, cap, total);
+    w.b = MHC__CAST(unsigned char *, buf);
+    w.pos = 0;
+    memcpy(w.b, mhc__ckpt_magic, 8);
+    w.pos = 8;
+    mhc__w_u32(&w, MHC_CHECKPOINT_VERSION);
+    mhc__w_u32(&w, (uint32_t)sizeof(mhc_real));
+    mhc__w_u64(&w, (uint64_t)total);
+    mhc__w_u32(&w, flags);
+    mhc__w_u32(&w, 0);
+    mhc__w_u64(&w, (uint64_t)config_bytes);
+    if (config_bytes) memcpy(w.b + w.pos, config, config_bytes);
+    w.pos += config_bytes;
+    mhc__w_u32(&w, (uint32_t)p->count);
+    for (i = 0; i < p->count; i++) {
+        size_t nl = strlen(p->names[i]);
+        int d;
+        mhc__w_u32(&w, (uint32_t)nl);
+        memcpy(w.b + w.pos, p->names[i], nl);
+        w.pos += nl;
+        mhc__w_u32(&w, (uint32_t)p->tensors[i].ndim);
+        for (d = 0; d < p->tensors[i].ndim; d++) mhc__w_u32(&w, (uint32_t)p->tensors[i].shape[d]);
+        mhc__w_u32(&w, p->decay[i] == MHC_PARAM_DECAY ? 1u : 0u);
+    }
+    mhc__w_u64(&w, (uint64_t)p->size);
+    mhc__w_reals(&w, p->data, p->size);
+    mhc__w_reals(&w, p->m, p->size);
+    mhc__w_reals(&w, p->v, p->size);
+    if (tr) {
+        const mhc_adamw_config *c = &tr->cfg;
+        mhc__w_i64(&w, tr->step);
+        mhc__w_u32(&w, (uint32_t)c->schedule.kind);
+        mhc__w_f64(&w, c->schedule.lr);
+        mhc__w_i64(&w, c->schedule.warmup);
+        mhc__w_i64(&w, c->schedule.total);
+        mhc__w_f64(&w, c->schedule.min_lr_frac);
+        mhc__w_f64(&w, c->schedule.decay_at[0]);
+        mhc__w_f64(&w, c->schedule.decay_at[1]);
+        mhc__w_f64(&w, c->schedule.decay_mult[0]);
+        mhc__w_f64(&w, c->schedule.decay_mult[1]);
+        mhc__w_f64(&w, c->beta1);
+        mhc__w_f64(&w, c->beta2);
+        mhc__w_f64(&w, c->eps);
+        mhc__w_f64(&w, c->weight_decay);
+        mhc__w_f64(&w, c->grad_clip);
+        mhc__w_f64(&w, tr->last_grad_norm);
+        mhc__w_f64(&w, tr->last_clip_scale);
+        mhc__w_f64(&w, tr->last_lr);
+    }
+    if (rng) for (i = 0; i < 4; i++) mhc__w_u64(&w, rng->s[i]);
+    mhc__w_u64(&w, mhc__fnv1a64(w.b, w.pos));
+    MHC_ASSERT(w.pos == total);
+    return MHC_OK;
+overflow:
+    return mhc_fail(ctx, MHC_ERR_OVERFLOW, "%s: the checkpoint size overflows (config %zu bytes, %zu reals)", fn,
+                    config_bytes, p->size);
+}
+
+/* "[2,3]" from a u32 shape. */
+static void mhc__shape_u32_str(char *buf, size_t cap, const uint32_t *shape, uint32_t ndim) {
+    size_t len = 0;
+    uint32_t d;
+    buf[0] = 0;
+    len += (size_t)snprintf(buf, cap, "[");
+    for (d = 0; d < ndim && len < cap; d++)
+        len += (size_t)snprintf(buf + len, cap - len, d ? ",%lu" : "%lu", (unsigned long)shape[d]);
+    if (len < cap) snprintf(buf + len, cap - len, "]");
+}
+
+/* One pass over a checkpoint. commit = 0: verify everything, write nothing; commit = 1: copy
+   into the outputs (only after a successful commit = 0 pass over the same buffer). */
+static mhc_result mhc__ckpt_parse(mhc_ctx *ctx, const char *fn, const unsigned char *b, size_t len, void *config,
+                                  size_t config_cap, size_t *config_bytes, mhc_params *p, mhc_trainer *tr,
+                                  mhc_rng *rng, int commit) {
+    mhc__rd r;
+    uint32_t version, rsize, flags, count, k;
+    uint64_t flen, cbytes, nreals, sum = 0;
+    r.b = b;
+    r.len = len;
+    r.pos = 0;
+    if (len >= 8 && memcmp(b, mhc__ckpt_magic, 8) != 0)
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: not an mhc checkpoint (the magic bytes differ from \"MHC_CKPT\")", fn);
+    if (len < MHC__CKPT_HEADER + 8)
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: truncated: %zu bytes, a checkpoint has at least %u", fn, len,
+                        MHC__CKPT_HEADER + 8);
+    r.pos = 8;
+    version = mhc__r_u32(&r);
+    if (version != MHC_CHECKPOINT_VERSION)
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: format version %lu; this build reads version %d", fn,
+                        (unsigned long)version, MHC_CHECKPOINT_VERSION);
+    rsize = mhc__r_u32(&r);
+    if (rsize != 4 && rsize != 8)
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: real size %lu bytes; expected 4 (float32) or 8 (float64)", fn,
+                        (unsigned long)rsize);
+    if (rsize != sizeof(mhc_real))
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: the checkpoint stores %s reals but this build uses %s (%s)", fn,
+                        rsize == 8 ? "float64" : "float32", MHC_REAL_NAME,
+                        rsize == 8 ? "define MHC_DOUBLE to read it" : "read it in a build without MHC_DOUBLE");
+    flen = mhc__r_u64(&r);
+    if (flen != (uint64_t)len) {
+        if (flen > (uint64_t)len)
+            return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: truncated: %zu bytes, the header says %llu", fn, len,
+                            (unsigned long long)flen);
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: %zu bytes but the header says %llu (trailing bytes or a corrupted "
+                        "header)", fn, len, (unsigned long long)flen);
+    }
+    if (!commit) {
+        uint64_t want, got;
+        r.pos = len - 8;
+        want = mhc__r_u64(&r);
+        got = mhc__fnv1a64(b, len - 8);
+        if (want != got) {
+#ifndef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+            return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: checksum mismatch (stored %016llx, computed %016llx): the "
+                            "checkpoint is corrupted", fn, (unsigned long long)want, (unsigned long long)got);
+#endif
+        }
+    }
+    r.len = len - 8;   /* the structure ends where the checksum begins */
+    r.pos = 24;
+    flags = mhc__r_u32(&r);
+    if (flags & ~(MHC__CKPT_FLAG_TRAINER | MHC__CKPT_FLAG_RNG))
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: unknown flags 0x%lx", fn, (unsigned long)flags);
+    if (mhc__r_u32(&r) != 0) return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: the reserved header field is not 0", fn);
+    cbytes = mhc__r_u64(&r);
+    if (cbytes > (uint64_t)(r.len - r.pos))
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: the config blob claims %llu bytes but only %zu remain", fn,
+                        (unsigned long long)cbytes, r.len - r.pos);
+    if (!commit) {
+        if (config_cap > 0 && !config)
+            return mhc_fail(ctx, MHC_ERR_NULL, "%s: config is NULL but config_cap is %zu", fn, config_cap);
+        if (config && cbytes > (uint64_t)config_cap) {
+            if (config_bytes) *config_bytes = (size_t)cbytes;
+            return mhc_fail(ctx, MHC_ERR_SIZE, "%s: the config blob has %llu bytes but the buffer holds %zu", fn,
+                            (unsigned long long)cbytes, config_cap);
+        }
+    } else {
+        if (config && cbytes) memcpy(config, r.b + r.pos, (size_t)cbytes);
+        if (config_bytes) *config_bytes = (size_t)cbytes;
+    }
+    r.pos += (size_t)cbytes;
+    if (!mhc__r_has(&r, 4)) return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: truncated before the tensor count", fn);
+    count = mhc__r_u32(&r);
+    if (count < 1) return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: the tensor count is 0", fn);
+    for (k = 0; k < count; k++) {
+        char name[MHC__CKPT_NAME_MAX + 1];
+        uint32_t nl, ndim, d, decay, shape[MHC_MAX_DIMS];
+        uint64_t size = 1;
+        if (!mhc__r_has(&r, 4)) goto trunc_table;
+        nl = mhc__r_u32(&r);
+        if (nl < 1 || nl > MHC__CKPT_NAME_MAX)
+            return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: tensor %lu: name length %lu; expected 1 to %u", fn,
+                            (unsigned long)k, (unsigned long)nl, MHC__CKPT_NAME_MAX);
+        if (!mhc__r_has(&r, nl)) goto trunc_table;
+        memcpy(name, r.b + r.pos, nl);
+        name[nl] = 0;
+        r.pos += nl;
+        if (strlen(name) != nl)
+            return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: tensor %lu: the name contains a NUL byte", fn, (unsigned long)k);
+        if (!mhc__r_has(&r, 4)) goto trunc_table;
+        ndim = mhc__r_u32(&r);
+        if (ndim < 1 || ndim > MHC_MAX_DIMS)
+            return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: tensor '%s': %lu dimensions; expected 1 to %d", fn, name,
+                            (unsigned long)ndim, MHC_MAX_DIMS);
+        if (!mhc__r_has(&r, 4 * (size_t)ndim + 4)) goto trunc_table;
+        for (d = 0; d < ndim; d++) {
+            shape[d] = mhc__r_u32(&r);
+            if (shape[d] < 1 || shape[d] > (uint32_t)INT_MAX)
+                return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: tensor '%s': dimension %lu has size %lu", fn, name,
+                                (unsigned long)d, (unsigned long)shape[d]);
+            if (size > UINT64_MAX / shape[d]) goto too_big;
+            size *= shape[d];
+        }
+        decay = mhc__r_u32(&r);
+        if (decay > 1)
+            return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: tensor '%s': decay flag %lu; expected 0 or 1", fn, name,
+                            (unsigned long)decay);
+        if (sum > UINT64_MAX - size) goto too_big;
+        sum += size;
+        if (p && !commit) {
+            char fs[64], ss[64];
+            const mhc_tensor *t;
+            int same = 1;
+            if (k >= (uint32_t)p->count)
+                return mhc_fail(ctx, MHC_ERR_SHAPE, "%s: the file has tensor %lu '%s' that the parameter store lacks "
+                                "(the store has %d tensors)", fn, (unsigned long)k, name, p->count);
+            t = &p->tensors[k];
+            if (strcmp(name, p->names[k]) != 0 || ndim != (uint32_t)t->ndim) same = 0;
+            for (d = 0; same && d < ndim; d++)
+                if (shape[d] != (uint32_t)t->shape[d]) same = 0;
+            if (!same) {
+                mhc__shape_u32_str(fs, sizeof fs, shape, ndim);
+                mhc_shape_str(t, ss, sizeof ss);
+                return mhc_fail(ctx, MHC_ERR_SHAPE, "%s: tensor %lu is '%s' %s in the file but '%s' %s in the parameter "
+                                "store", fn, (unsigned long)k, name, fs, p->names[k], ss);
+            }
+            if (decay != (p->decay[k] == MHC_PARAM_DECAY ? 1u : 0u))
+                return mhc_fail(ctx, MHC_ERR_SHAPE, "%s: tensor '%s' has decay flag %lu in the file but %d in the "
+                                "parameter store", fn, name, (unsigned long)decay, p->decay[k] == MHC_PARAM_DECAY);
+        }
+    }
+    if (p && !commit && count < (uint32_t)p->count)
+        return mhc_fail(ctx, MHC_ERR_SHAPE, "%s: the parameter store has tensor %lu '%s' that the file lacks (the file "
+                        "has %lu tensors)", fn, (unsigned long)count, p->names[count], (unsigned long)count);
+    if (!mhc__r_has(&r, 8)) goto trunc_table;
+    nreals = mhc__r_u64(&r);
+    if (nreals != sum)
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: the file says %llu reals but its tensors hold %llu", fn,
+                        (unsigned long long)nreals, (unsigned long long)sum);
+    if (nreals > (uint64_t)((r.len - r.pos) / (3 * (size_t)rsize)))
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: truncated: %llu reals (x3 for data, m, v) do not fit in the %zu "
+                        "remaining bytes", fn, (unsigned long long)nreals, r.len - r.pos);
+    if (commit && p) {
+        mhc__r_reals(&r, p->data, p->size);
+        mhc__r_reals(&r, p->m, p->size);
+        mhc__r_reals(&r, p->v, p->size);
+    } else {
+        r.pos += 3 * (size_t)nreals * rsize;
+    }
+    if (flags & MHC__CKPT_FLAG_TRAINER) {
+        mhc_trainer t;
+        mhc_adamw_config *c = &t.cfg;
+        int64_t st, wu, tot;
+        if (!mhc__r_has(&r, MHC__CKPT_TRAINER))
+            return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: truncated in the trainer state", fn);
+        memset(&t, 0, sizeof t);
+        st = (int64_t)mhc__r_u64(&r);
+        c->schedule.kind = (int)(mhc__r_u32(&r) & 0x7FFFFFFFu);
+        c->schedule.lr = mhc__r_f64(&r);
+        wu = (int64_t)mhc__r_u64(&r);
+        tot = (int64_t)mhc__r_u64(&r);
+        c->schedule.min_lr_frac = mhc__r_f64(&r);
+        c->schedule.decay_at[0] = mhc__r_f64(&r);
+        c->schedule.decay_at[1] = mhc__r_f64(&r);
+        c->schedule.decay_mult[0] = mhc__r_f64(&r);
+        c->schedule.decay_mult[1] = mhc__r_f64(&r);
+        c->beta1 = mhc__r_f64(&r);
+        c->beta2 = mhc__r_f64(&r);
+        c->eps = mhc__r_f64(&r);
+        c->weight_decay = mhc__r_f64(&r);
+        c->grad_clip = mhc__r_f64(&r);
+        t.last_grad_norm = mhc__r_f64(&r);
+        t.last_clip_scale = mhc__r_f64(&r);
+        t.last_lr = mhc__r_f64(&r);
+        if (st < 0 || wu < 0 || tot < 0 || st > (int64_t)LONG_MAX || wu > (int64_t)LONG_MAX || tot > (int64_t)LONG_MAX)
+            return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: trainer step %lld, warmup %lld or total %lld is out of range", fn,
+                            (long long)st, (long long)wu, (long long)tot);
+        t.step = (long)st;
+        c->schedule.warmup = (long)wu;
+        c->schedule.total = (long)tot;
+        if (!commit) {
+            char pre[96];
+            mhc_result res;
+            snprintf(pre, sizeof pre, "%s: the stored trainer configuration is invalid", fn);
+            res = mhc__adamw_validate(ctx, pre, c, MHC_ERR_FORMAT);
+            if (res != MHC_OK) return res;
+        } else if (tr) {
+            t.ctx = ctx;
+            t.ready = 1;
+            *tr = t;
+        }
+    } else if (tr && !commit) {
+        return mhc_fail(ctx, MHC_ERR_VALUE, "%s: the checkpoint holds no trainer state (it was saved without one)", fn);
+    }
+    if (flags & MHC__CKPT_FLAG_RNG) {
+        uint64_t s[4];
+        int i;
+        if (!mhc__r_has(&r, MHC__CKPT_RNG)) return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: truncated in the rng state", fn);
+        for (i = 0; i < 4; i++) s[i] = mhc__r_u64(&r);
+        if ((s[0] | s[1] | s[2] | s[3]) == 0)
+            return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: the stored rng state is all zero", fn);
+        if (commit && rng) for (i = 0; i < 4; i++) rng->s[i] = s[i];
+    } else if (rng && !commit) {
+        return mhc_fail(ctx, MHC_ERR_VALUE, "%s: the checkpoint holds no rng state (it was saved without one)", fn);
+    }
+    if (r.pos != r.len)
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: %zu unexpected bytes before the checksum", fn, r.len - r.pos);
+    return MHC_OK;
+trunc_table:
+    return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: truncated in the tensor table (tensor %lu of %lu)", fn,
+                    (unsigned long)k, (unsigned long)count);
+too_big:
+    return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: the tensor sizes overflow at tensor %lu", fn, (unsigned long)k);
+}
+
+static mhc_result mhc__ckpt_parse_all(mhc_ctx *ctx, const char *fn, const void *buf, size_t len, void *config,
+                                      size_t config_cap, size_t *config_bytes, mhc_params *p, mhc_trainer *tr,
+                                      mhc_rng *rng) {
+    mhc_result r;
+    if (!buf) return mhc_fail(ctx, MHC_ERR_NULL, "%s: buffer is NULL", fn);
+    if (p && (!p->data || !p->m || !p->v))
+        return mhc_fail(ctx, MHC_ERR_STATE, "%s: the parameter store is not allocated (call mhc_params_alloc)", fn);
+    r = mhc__ckpt_parse(ctx, fn, MHC__CAST(const unsigned char *, buf), len, config, config_cap, config_bytes, p, tr,
+                        rng, 0);
+    if (r != MHC_OK) return r;
+    r = mhc__ckpt_parse(ctx, fn, MHC__CAST(const unsigned char *, buf), len, config, config_cap, config_bytes, p, tr,
+                        rng, 1);
+    MHC_ASSERT(r == MHC_OK);
+    return r;
+}
+
+MHCDEF mhc_result mhc_checkpoint_parse(mhc_ctx *ctx, const void *buf, size_t len, void *config, size_t config_cap,
+                                       size_t *config_bytes, mhc_params *p, mhc_trainer *tr, mhc_rng *rng) {
+    return mhc__ckpt_parse_all(ctx, "mhc_checkpoint_parse", buf, len, config, config_cap, config_bytes, p, tr, rng);
+}
+
+MHCDEF mhc_result mhc_checkpoint_load(mhc_ctx *ctx, const char *path, void *config, size_t config_cap,
+                                      size_t *config_bytes, mhc_params *p, mhc_trainer *tr, mhc_rng *rng) {
+    char fn[160];
+    void *buf = NULL;
+    size_t len = 0;
+    mhc_result r;
+    if (!path) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_checkpoint_load: path is NULL");
+    snprintf(fn, sizeof fn, "mhc_checkpoint_load('%s')", path);
+    r = mhc_read_file(ctx, path, &buf, &len);   /* grows by doubling: no length is trusted */
+    if (r != MHC_OK) return r;
+    r = mhc__ckpt_parse_all(ctx, fn, buf, len, config, config_cap, config_bytes, p, tr, rng);
+    MHC_FREE(buf);
+    return r;
+}
+
+/* Test hook: simulated faults for the atomic write (NULL in the public path). */
+typedef struct mhc__ckpt_faults {
+    size_t write_limit;   /* the write fails once this many bytes are written (SIZE_MAX: never) */
+    int fail_sync;        /* the flush/fsync step fails */
+    int fail_rename;      /* the final rename fails */
+    char tmp_path[512];   /* out: the temporary file's name */
+} mhc__ckpt_faults;
+
+/* Write buf to path.tmp.<pid>.<n> in the same directory, sync, close, rename over path. On any
+   failure the temporary is removed and path is untouched. */
+static mhc_result mhc__write_atomic(mhc_ctx *ctx, const char *path, const unsigned char *buf, size_t len,
+                                    mhc__ckpt_faults *faults) {
+    size_t plen = strlen(path), off = 0, tcap;
+    char *tmp;
+    const char *stage = "create";
+    const char *why = NULL;
+    int err = 0, created = 0, attempt;
+    unsigned long pid = 0;
+#if MHC__POSIX_IO
+    int fd = -1;
+    pid = (unsigned long)getpid();
+#else
+    FILE *f = NULL;
+#endif
+    if (plen > SIZE_MAX - 64) return mhc_fail(ctx, MHC_ERR_OVERFLOW, "mhc_checkpoint_save: path too long");
+    tcap = plen + 64;
+    tmp = MHC__CAST(char *, MHC_MALLOC(tcap));
+    if (!tmp) return mhc_fail(ctx, MHC_ERR_NOMEM, "mhc_checkpoint_save: out of memory");
+    for (attempt = 0; attempt < 16; attempt++) {
+        snprintf(tmp, tcap, "%s.tmp.%lu.%d", path, pid, attempt);
+#if MHC__POSIX_IO
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0666);
+        if (fd >= 0 || errno != EEXIST) break;
+#else
+        f = fopen(tmp, "rb");   /* C99 has no exclusive create: skip names that exist */
+        if (f) { fclose(f); f = NULL; continue; }
+        f = fopen(tmp, "wb");
+        break;
+#endif
+    }
+    if (faults) snprintf(faults->tmp_path, sizeof faults->tmp_path, "%s", tmp);
+#if MHC__POSIX_IO
+    if (fd < 0) { err = errno; goto fail; }
+    created = 1;
+    stage = "write";
+    while (off < len) {
+        size_t chunk = len - off;
+        ssize_t wr;
+        if (chunk > ((size_t)1 << 30)) chunk = (size_t)1 << 30;
+        if (faults && faults->write_limit - off < chunk) {
+            chunk = faults->write_limit > off ? faults->write_limit - off : 0;
+            if (chunk == 0) { why = "simulated write failure (test hook)"; goto fail; }
+        }
+        wr = write(fd, buf + off, chunk);
+        if (wr < 0) {
+            if (errno == EINTR) continue;
+            err = errno;
+            goto fail;
+        }
+        if (wr == 0) { why = "write() wrote nothing"; goto fail; }
+        off += (size_t)wr;
+    }
+    stage = "sync";
+    if (faults && faults->fail_sync) { why = "simulated sync failure (test hook)"; goto fail; }
+    if (fsync(fd) != 0) { err = errno; goto fail; }
+    stage = "close";
+    {
+        int rc = close(fd);
+        fd = -1;
+        if (rc != 0) { err = errno; goto fail; }
+    }
+#else
+    if (!f) { err = errno; goto fail; }
+    created = 1;
+    stage = "write";
+    while (off < len) {
+        size_t chunk = len - off, wr;
+        if (chunk > ((size_t)1 << 30)) chunk = (size_t)1 << 30;
+        if (faults && faults->write_limit - off < chunk) {
+            chunk = faults->write_limit > off ? faults->write_limit - off : 0;
+            if (chunk == 0) { why = "simulated write failure (test hook)"; goto fail; }
+        }
+        wr = fwrite(buf + off, 1, chunk, f);
+        off += wr;
+        if (wr != chunk) { err = errno; goto fail; }
+    }
+    stage = "sync";
+    if (faults && faults->fail_sync) { why = "simulated sync failure (test hook)"; goto fail; }
+    if (fflush(f) != 0) { err = errno; goto fail; }
+    stage = "close";
+    {
+        int rc = fclose(f);
+        f = NULL;
+        if (rc != 0) { err = errno; goto fail; }
+    }
+#endif
+    stage = "rename";
+    if (faults && faults->fail_rename) { why = "simulated rename failure (test hook)"; goto fail; }
+    if (rename(tmp, path) != 0) {
+        err = errno;
+#if !MHC__POSIX_IO
+        /* platforms whose rename does not replace (Windows): not atomic there */
+        if (remove(path) == 0 && rename(tmp, path) == 0) goto renamed;
+#endif
+        goto fail;
+    }
+#if !MHC__POSIX_IO
+renamed:
+#endif
+#if MHC__POSIX_IO
+    {   /* make the rename durable: fsync the directory (best effort) */
+        const char *slash = strrchr(path, '/');
+        int dfd;
+        if (slash) {
+            size_t dl = (size_t)(slash - path);
+            memcpy(tmp, path, dl ? dl : 1);
+            tmp[dl ? dl : 1] = 0;
+        } else {
+            strcpy(tmp, ".");
+        }
+        dfd = open(tmp, O_RDONLY);
+        if (dfd >= 0) { (void)fsync(dfd); (void)close(dfd); }
+    }
+#endif
+    MHC_FREE(tmp);
+    return MHC_OK;
+fail:
+    {
+        mhc_result res;
+        if (!why) why = err ? strerror(err) : "unknown error";
+#if MHC__POSIX_IO
+        if (fd >= 0) (void)close(fd);
+#else
+        if (f) fclose(f);
+#endif
+        if (created) (void)remove(tmp);
+        if (strcmp(stage, "create") == 0)
+            res = mhc_fail(ctx, MHC_ERR_IO, "mhc_checkpoint_save: cannot create the temporary file '%s': %s; '%s' is "
+                           "unchanged", tmp, why, path);
+        else if (strcmp(stage, "rename") == 0)
+            res = mhc_fail(ctx, MHC_ERR_IO, "mhc_checkpoint_save: cannot rename '%s' to '%s': %s; '%s' is unchanged",
+                           tmp, path, why, path);
+        else
+            res = mhc_fail(ctx, MHC_ERR_IO, "mhc_checkpoint_save: cannot %s the temporary file '%s' (%zu of %zu bytes "
+                           "written): %s; '%s' is unchanged", stage, tmp, off, len, why, path);
+        MHC_FREE(tmp);
+        return res;
+    }
+}
+
+static mhc_result mhc__checkpoint_save_impl(mhc_ctx *ctx, const char *path, const void *config, size_t config_bytes,
+                                            const mhc_params *p, const mhc_trainer *tr, const mhc_rng *rng,
+                                            mhc__ckpt_faults *faults) {
+    size_t len = 0;
+    unsigned char *buf;
+    mhc_result r;
+    if (!path) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_checkpoint_save: path is NULL");
+    if (!path[0]) return mhc_fail(ctx, MHC_ERR_VALUE, "mhc_checkpoint_save: path is empty");
+    r = mhc_checkpoint_serialize(ctx, NULL, 0, &len, config, config_bytes, p, tr, rng);
+    if (r != MHC_OK) return r;
+    buf = MHC__CAST(unsigned char *, MHC_MALLOC(len));
+    if (!buf) return mhc_fail(ctx, MHC_ERR_NOMEM, "mhc_checkpoint_save: cannot allocate %zu bytes", len);
+    r = mhc_checkpoint_serialize(ctx, buf, len, &len, config, config_bytes, p, tr, rng);
+    if (r == MHC_OK) r = mhc__write_atomic(ctx, path, buf, len, faults);
+    MHC_FREE(buf);
+    return r;
+}
+
+MHCDEF mhc_result mhc_checkpoint_save(mhc_ctx *ctx, const char *path, const void *config, size_t config_bytes,
+                                      const mhc_params *p, const mhc_trainer *tr, const mhc_rng *rng) {
+    return mhc__checkpoint_save_impl(ctx, path, config, config_bytes, p, tr, rng, NULL);
+}
 
 #ifdef __cplusplus
 }

@@ -24,6 +24,11 @@
 #include <string.h>
 
 #define GPT_MAX_LAYERS 64
+#if defined(__GNUC__) || defined(__clang__)
+#define GPT_FN static __attribute__((unused))
+#else
+#define GPT_FN static
+#endif
 
 /* The model configuration: stored verbatim (field by field) in checkpoints. */
 typedef struct gpt_config {
@@ -58,7 +63,7 @@ typedef struct gpt_model {
 } gpt_model;
 
 /* Checks a configuration; returns MHC_OK or an error naming the problem. */
-static mhc_result gpt_config_check(mhc_ctx *ctx, const gpt_config *c) {
+GPT_FN mhc_result gpt_config_check(mhc_ctx *ctx, const gpt_config *c) {
     if (c->vocab < 2) return mhc_fail(ctx, MHC_ERR_SIZE, "gpt: vocab is %d, expected >= 2", c->vocab);
     if (c->seq < 1) return mhc_fail(ctx, MHC_ERR_SIZE, "gpt: seq is %d, expected >= 1", c->seq);
     if (c->dim < 1) return mhc_fail(ctx, MHC_ERR_SIZE, "gpt: dim is %d, expected >= 1", c->dim);
@@ -75,7 +80,7 @@ static mhc_result gpt_config_check(mhc_ctx *ctx, const gpt_config *c) {
     return MHC_OK;
 }
 
-static int gpt__add(mhc_params *p, const char *name, int d0, int d1, int decay) {
+GPT_FN int gpt__add(mhc_params *p, const char *name, int d0, int d1, int decay) {
     int shape[2];
     shape[0] = d0;
     shape[1] = d1;
@@ -83,7 +88,7 @@ static int gpt__add(mhc_params *p, const char *name, int d0, int d1, int decay) 
 }
 
 /* Declare and allocate the parameters; weights are zero until gpt_init. */
-static mhc_result gpt_create(mhc_ctx *ctx, gpt_model *m, const gpt_config *cfg) {
+GPT_FN mhc_result gpt_create(mhc_ctx *ctx, gpt_model *m, const gpt_config *cfg) {
     mhc_hc_config hc;
     mhc_result r;
     int l, s, C;
@@ -139,13 +144,13 @@ fail:
     return r;
 }
 
-static void gpt_destroy(gpt_model *m) { mhc_params_free(&m->params); }
+GPT_FN void gpt_destroy(gpt_model *m) { mhc_params_free(&m->params); }
 
 #define GPT_P(m, idx) (&(m)->params.tensors[(idx)])
 
 /* GPT-2 style initialisation: N(0, 0.02), output projections scaled by 1/sqrt(2L), biases 0,
    norm weights 1; the mixing parameters by mhc_hc_params_init. */
-static mhc_result gpt_init(mhc_ctx *ctx, gpt_model *m, mhc_rng *rng) {
+GPT_FN mhc_result gpt_init(mhc_ctx *ctx, gpt_model *m, mhc_rng *rng) {
     const gpt_config *c = &m->cfg;
     const double std = 0.02, proj_std = 0.02 / sqrt(2.0 * c->layers);
     int l;
@@ -173,7 +178,7 @@ static mhc_result gpt_init(mhc_ctx *ctx, gpt_model *m, mhc_rng *rng) {
 }
 
 /* One sublayer's F: attention (s = 0) or MLP (s = 1) on h [B*T, C]. */
-static mhc_tensor *gpt__inner(mhc_tape *tp, gpt_model *m, const gpt_sublayer *sl, int s, mhc_tensor *h, int B, int T) {
+GPT_FN mhc_tensor *gpt__inner(mhc_tape *tp, gpt_model *m, const gpt_sublayer *sl, int s, mhc_tensor *h, int B, int T) {
     mhc_tensor *a = mhc_add(tp, mhc_matmul_abt(tp, h, GPT_P(m, sl->w1)), GPT_P(m, sl->b1));
     if (s == 0) a = mhc_attention(tp, a, B, T, m->cfg.heads);
     else a = mhc_gelu(tp, a);
@@ -186,10 +191,10 @@ static mhc_tensor *gpt__inner(mhc_tape *tp, gpt_model *m, const gpt_sublayer *sl
    1-element tensor on the tape) and, when logits_out is not NULL, the logits [B*T, V].
    targets may be NULL (then the loss is NULL and only logits are computed). Also records every
    sublayer's A (for gpt_gain). */
-static mhc_tensor *gpt_forward(mhc_tape *tp, gpt_model *m, const int *tokens, const int *targets, int B, int T,
+GPT_FN mhc_tensor *gpt_forward(mhc_tape *tp, gpt_model *m, const int *tokens, const int *targets, int B, int T,
                                mhc_tensor **logits_out) {
     const gpt_config *c = &m->cfg;
-    const int BT = B * T, C = c->dim, n = m->cfg.n;
+    const int BT = B * T, n = m->cfg.n;
     const int none = m->spec.variant == MHC_VARIANT_NONE;
     mhc_tensor *x, *e, *pos, *logits, *h;
     int *posids, t, l, sh[3];
@@ -197,7 +202,7 @@ static mhc_tensor *gpt_forward(mhc_tape *tp, gpt_model *m, const int *tokens, co
         mhc_fail(tp->ctx, MHC_ERR_SIZE, "gpt_forward: B=%d T=%d, expected B >= 1 and 1 <= T <= seq=%d", B, T, c->seq);
         return NULL;
     }
-    posids = MHC__CAST(int *, mhc_arena_alloc(tp->arena, (size_t)BT * sizeof(int)));
+    posids = (int *)mhc_arena_alloc(tp->arena, (size_t)BT * sizeof(int));
     if (!posids) return NULL;
     for (t = 0; t < BT; t++) posids[t] = t % T;
     e = mhc_embedding(tp, GPT_P(m, m->wte), tokens, BT);
@@ -228,7 +233,7 @@ static mhc_tensor *gpt_forward(mhc_tape *tp, gpt_model *m, const int *tokens, co
 }
 
 /* The Amax gain of the composite residual map of the last forward pass (1 for none). */
-static mhc_result gpt_gain(mhc_ctx *ctx, const gpt_model *m, int BT, mhc_gain_stats *g) {
+GPT_FN mhc_result gpt_gain(mhc_ctx *ctx, const gpt_model *m, int BT, mhc_gain_stats *g) {
     if (m->spec.variant == MHC_VARIANT_NONE || m->nA == 0) {
         g->fwd_max = g->fwd_mean = g->bwd_max = g->bwd_mean = 1.0;
         return MHC_OK;

@@ -31,6 +31,8 @@ typedef struct train_opts {
     const char *data, *save, *resume, *log, *plot, *label;
     gpt_config cfg;
     int batch, steps, threads, eval_every, eval_batches, warmup, quiet;
+    int fault_nan_step;            /* testing aid: the loss of this step is taken as NaN */
+    int stop_after;                /* stop (and save) after this step of the --steps schedule */
     int schedule;                  /* mhc_lr_kind */
     double lr, weight_decay, grad_clip;
     unsigned long long seed;
@@ -98,7 +100,9 @@ static void train_usage(FILE *f) {
         "  --schedule KIND      cosine | step (paper: x0.316 at 80%%, x0.1 at 90%%) | constant\n"
         "  --weight-decay WD    (default 0.1)   --grad-clip G (default 1.0, 0 = off)\n"
         "  --seed S  --threads K  --eval-every K (0 = never)  --eval-batches N\n"
-        "  --save FILE  --resume FILE  --log FILE.csv  --plot FILE.svg  --quiet\n");
+        "  --save FILE  --resume FILE  --log FILE.csv  --plot FILE.svg  --quiet\n"
+        "  --stop-after K       stop (and --save) after step K of the --steps schedule; resume later\n"
+        "  --fault-nan-step K   testing aid: treat the loss of step K as NaN (checks the stop path)\n");
 }
 
 static int train_parse(int argc, char **argv, train_opts *o) {
@@ -142,6 +146,8 @@ static int train_parse(int argc, char **argv, train_opts *o) {
         else if (!strcmp(a, "--eval-every")) ok = train__int(a, v, 0, 1 << 30, &o->eval_every);
         else if (!strcmp(a, "--eval-batches")) ok = train__int(a, v, 1, 1 << 16, &o->eval_batches);
         else if (!strcmp(a, "--warmup")) ok = train__int(a, v, 0, 1 << 30, &o->warmup);
+        else if (!strcmp(a, "--stop-after")) ok = train__int(a, v, 1, 1 << 30, &o->stop_after);
+        else if (!strcmp(a, "--fault-nan-step")) ok = train__int(a, v, 1, 1 << 30, &o->fault_nan_step);
         else if (!strcmp(a, "--lr")) ok = train__num(a, v, 0, 10, &o->lr);
         else if (!strcmp(a, "--weight-decay")) ok = train__num(a, v, 0, 10, &o->weight_decay);
         else if (!strcmp(a, "--grad-clip")) ok = train__num(a, v, 0, 1e9, &o->grad_clip);
@@ -181,7 +187,7 @@ static int train_load_data(const char *path, int seq, train_data *d) {
         }
         if (len == 0) {
             fprintf(stderr, "train: --data '%s' is empty\n", path);
-            MHC_FREE(buf);
+            free(buf);
             return 0;
         }
         d->bytes = (unsigned char *)buf;
@@ -248,7 +254,7 @@ static mhc_result train_read_config(mhc_ctx *ctx, const char *path, unsigned cha
     mhc_result r = mhc_read_file(ctx, path, &buf, &len);
     if (r != MHC_OK) return r;
     r = mhc_checkpoint_parse(ctx, buf, len, blob, cap, nb, NULL, NULL, NULL);
-    MHC_FREE(buf);
+    free(buf);
     return r;
 }
 
@@ -358,7 +364,7 @@ static int train_run(const train_opts *o_in, train_summary *summary) {
                 o.cfg.n, o.cfg.layers, 2 * o.cfg.layers, o.cfg.dim, o.cfg.heads, o.cfg.seq, o.batch,
                 model.params.size, o.steps);
     t0 = train__now();
-    for (step = (int)trainer.step; step < o.steps; step++) {
+    for (step = (int)trainer.step; step < (o.stop_after > 0 && o.stop_after < o.steps ? o.stop_after : o.steps); step++) {
         mhc_tensor *loss;
         mhc_gain_stats g;
         double ts = train__now(), lossv, val = NAN;
@@ -370,6 +376,7 @@ static int train_run(const train_opts *o_in, train_summary *summary) {
             goto done_tape;
         }
         lossv = (double)loss->data[0];
+        if (o.fault_nan_step == step + 1) lossv = NAN;
         if (gpt_gain(&ctx, &model, o.batch * o.cfg.seq, &g) != MHC_OK) {
             fprintf(stderr, "train: %s\n", mhc_ctx_message(&ctx));
             goto done_tape;
@@ -398,8 +405,8 @@ static int train_run(const train_opts *o_in, train_summary *summary) {
         }
         plot_series_add(&series, step + 1, lossv, val, g.fwd_max, g.bwd_max);
         if (logf) {
-            fprintf(logf, "%d,%.6f,", step + 1, lossv);
-            if (isfinite(val)) fprintf(logf, "%.6f", val);
+            fprintf(logf, "%d,%.9g,", step + 1, lossv);   /* %.9g: a float round-trips exactly */
+            if (isfinite(val)) fprintf(logf, "%.9g", val);
             fprintf(logf, ",%.6g,%.6g,%.6g,%.6g,%.1f\n", trainer.last_lr, trainer.last_grad_norm, g.fwd_max, g.bwd_max,
                     tokens_per_s);
         }
@@ -415,7 +422,7 @@ static int train_run(const train_opts *o_in, train_summary *summary) {
         }
     }
     if (tty) fputc('\n', stderr);
-    if (o.save && !(o.eval_every > 0) &&
+    if (o.save && !(o.eval_every > 0 && step > 0 && (step % o.eval_every == 0 || step == o.steps)) &&
         mhc_checkpoint_save(&ctx, o.save, blob, sizeof blob, &model.params, &trainer, &rng) != MHC_OK) {
         fprintf(stderr, "train: --save: %s\n", mhc_ctx_message(&ctx));
         goto done_tape;
@@ -501,5 +508,78 @@ int mhc_cli_demo(int argc, char **argv) {
         else printf("\nloss and gain curves: %s (CSV logs in %s/)\n", svg, dir);
     }
     for (i = 0; i < 3; i++) plot_series_free(&sum[i].series);
+    return rc;
+}
+
+/* ---- gpt-export: the model's initial weights and a batch, for the PyTorch reference ---------- */
+
+/* mhc gpt-export DIR [train options]: writes DIR/config.txt, DIR/params/<name>.npy (the initial
+   weights), DIR/tokens.npy and DIR/targets.npy ([B,T], as float64). The test suite and
+   tests/reference/gpt_reference.py read them. */
+int mhc_cli_gpt_export(int argc, char **argv) {
+    train_opts o;
+    mhc_ctx ctx;
+    gpt_model model;
+    mhc_rng rng;
+    train_data data;
+    const char *dir;
+    char path[1024];
+    int i, rc = 1, *inp = NULL, *tgt = NULL, shape[2];
+    double *buf = NULL;
+    FILE *f;
+    if (argc < 2 || argv[1][0] == '-') { fprintf(stderr, "usage: mhc gpt-export DIR [train options]\n"); return 2; }
+    dir = argv[1];
+    train_defaults(&o);
+    if (!train_parse(argc - 1, argv + 1, &o)) return 2;
+    mhc_ctx_init(&ctx);
+    if (!train_load_data(o.data, o.cfg.seq, &data)) return 1;
+    if (gpt_create(&ctx, &model, &o.cfg) != MHC_OK) { fprintf(stderr, "gpt-export: %s\n", mhc_ctx_message(&ctx)); free(data.bytes); return 1; }
+    mhc_rng_seed(&rng, o.seed);
+    if (gpt_init(&ctx, &model, &rng) != MHC_OK) goto fail;
+    snprintf(path, sizeof path, "%s/config.txt", dir);
+    f = fopen(path, "w");
+    if (!f) { fprintf(stderr, "gpt-export: cannot write %s (does the directory exist?)\n", path); goto done; }
+    fprintf(f, "vocab = %d\nseq = %d\ndim = %d\nheads = %d\nlayers = %d\nn = %d\nresidual = %s\npreset = %s\n"
+               "batch = %d\nseed = %llu\nlr = %.17g\nweight_decay = %.17g\ngrad_clip = %.17g\n",
+            o.cfg.vocab, o.cfg.seq, o.cfg.dim, o.cfg.heads, o.cfg.layers, o.cfg.n,
+            mhc_hc_variant_name((mhc_hc_variant)o.cfg.variant), mhc_hc_preset_name((mhc_hc_preset)o.cfg.preset),
+            o.batch, o.seed, o.lr, o.weight_decay, o.grad_clip);
+    fprintf(f, "params =");
+    for (i = 0; i < model.params.count; i++) fprintf(f, " %s", model.params.names[i]);
+    fprintf(f, "\ndecay =");
+    for (i = 0; i < model.params.count; i++) fprintf(f, " %d", model.params.decay[i]);
+    fprintf(f, "\n");
+    if (fclose(f) != 0) goto fail;
+    for (i = 0; i < model.params.count; i++) {
+        mhc_tensor *t = &model.params.tensors[i];
+        size_t k;
+        free(buf);
+        buf = (double *)malloc(t->size * sizeof(double));
+        if (!buf) goto fail;
+        for (k = 0; k < t->size; k++) buf[k] = (double)t->data[k];
+        snprintf(path, sizeof path, "%s/params/%s.npy", dir, model.params.names[i]);
+        if (mhc_npy_write(&ctx, path, t->ndim, t->shape, buf) != MHC_OK) goto fail;
+    }
+    inp = (int *)malloc((size_t)o.batch * o.cfg.seq * sizeof(int));
+    tgt = (int *)malloc((size_t)o.batch * o.cfg.seq * sizeof(int));
+    free(buf);
+    buf = (double *)malloc((size_t)o.batch * o.cfg.seq * sizeof(double));
+    if (!inp || !tgt || !buf) goto fail;
+    train_batch(&data, 0, data.split, o.batch, o.cfg.seq, &rng, inp, tgt);
+    shape[0] = o.batch;
+    shape[1] = o.cfg.seq;
+    for (i = 0; i < o.batch * o.cfg.seq; i++) buf[i] = inp[i];
+    snprintf(path, sizeof path, "%s/tokens.npy", dir);
+    if (mhc_npy_write(&ctx, path, 2, shape, buf) != MHC_OK) goto fail;
+    for (i = 0; i < o.batch * o.cfg.seq; i++) buf[i] = tgt[i];
+    snprintf(path, sizeof path, "%s/targets.npy", dir);
+    if (mhc_npy_write(&ctx, path, 2, shape, buf) != MHC_OK) goto fail;
+    rc = 0;
+    goto done;
+fail:
+    fprintf(stderr, "gpt-export: %s\n", mhc_ctx_message(&ctx));
+done:
+    free(buf); free(inp); free(tgt); free(data.bytes);
+    gpt_destroy(&model);
     return rc;
 }

@@ -8,4 +8,10 @@
 
 #include "test_core.c"
 #include "test_ops.c"
+#include "test_npy.c"
+#include "test_compare.c"
+#include "test_optim.c"
+#include "test_ckpt.c"
+#include "test_hc.c"
+#include "test_gpt.c"
 #include "test_matmul.c"

@@ -1,0 +1,268 @@
+/* examples/compare.c - `mhc compare OUT_DIR EXPECTED_DIR [--rtol R] [--atol A]`.
+ *
+ * For every EXPECTED_DIR/<name>.npy (sorted by name) it reads OUT_DIR/<name>.npy and prints one
+ * row: name, shape, max abs error, max rel error, the worst error as a fraction of its
+ * tolerance, and a status. Files in OUT_DIR that EXPECTED_DIR lacks are ignored.
+ *
+ * The rule (per tensor; e = expected, o = output, both read as double):
+ *     element k fails  <=>  |o_k - e_k| > atol * max(1, max_j |e_j|) + rtol * |e_k|
+ *                           or o_k or e_k is NaN or infinite.
+ * The absolute term is scaled by the tensor's largest expected magnitude because the
+ * rounding error of an entry that is small by cancellation (a gradient sum of O(s) terms that
+ * nearly cancel) is of the order eps * s, not eps * |e_k|; the floor of 1 keeps an all-zero or
+ * all-tiny tensor from demanding bit equality. "max rel err" is max |o - e| / |e| over the
+ * elements with e != 0 (shown for information; the rule above decides).
+ * A tensor mismatches when an element fails, its output file is missing or not a valid .npy,
+ * or the shapes differ (ndim and every dimension).
+ *
+ * Defaults: rtol 1e-10, atol 1e-12 (float64 cases); when EXPECTED_DIR/../case.txt says
+ * `dtype = float32`, rtol 1e-4, atol 1e-6. --rtol / --atol override either.
+ * Exit code: 0 all tensors match, 1 some mismatch, 2 usage error or unusable EXPECTED_DIR. */
+#include <dirent.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "mhc.h"
+#include "cli.h"
+
+/* Finite by the bit pattern (exponent not all ones), so -ffast-math cannot fold the test away. */
+static int mhc__cmp_finite(double v) {
+    uint64_t u;
+    memcpy(&u, &v, sizeof u);
+    return ((u >> 52) & 0x7ff) != 0x7ff;
+}
+
+static int mhc__cmp_strcmp(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void mhc__cmp_free_names(char **names, int count) {
+    int i;
+    for (i = 0; i < count; i++) free(names[i]);
+    free(names);
+}
+
+/* The sorted names of the *.npy entries of dir; NULL + *count = -1 on error. */
+static char **mhc__cmp_list(const char *dir, int *count, FILE *report) {
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char **names = NULL;
+    int n = 0, cap = 0;
+    *count = -1;
+    if (!d) {
+        if (report) fprintf(report, "compare: cannot open the directory '%s'\n", dir);
+        return NULL;
+    }
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        if (len <= 4 || strcmp(e->d_name + len - 4, ".npy") != 0) continue;
+        if (n == cap) {
+            char **nn = (char **)realloc(names, (size_t)(cap = cap ? 2 * cap : 32) * sizeof *names);
+            if (!nn) goto nomem;
+            names = nn;
+        }
+        if (!(names[n] = (char *)malloc(len + 1))) goto nomem;
+        memcpy(names[n++], e->d_name, len + 1);
+    }
+    closedir(d);
+    if (n) qsort(names, (size_t)n, sizeof *names, mhc__cmp_strcmp);
+    *count = n;
+    return names;
+nomem:
+    closedir(d);
+    mhc__cmp_free_names(names, n);
+    if (report) fprintf(report, "compare: out of memory listing '%s'\n", dir);
+    return NULL;
+}
+
+static void mhc__cmp_shape(char *buf, size_t cap, const mhc_npy *a) {
+    size_t len = (size_t)snprintf(buf, cap, "[");
+    int i;
+    for (i = 0; i < a->ndim && len < cap; i++) len += (size_t)snprintf(buf + len, cap - len, i ? ",%d" : "%d", a->shape[i]);
+    if (len < cap) snprintf(buf + len, cap - len, "]");
+}
+
+static int mhc__cmp_same_shape(const mhc_npy *a, const mhc_npy *b) {
+    int i;
+    if (a->ndim != b->ndim) return 0;
+    for (i = 0; i < a->ndim; i++)
+        if (a->shape[i] != b->shape[i]) return 0;
+    return 1;
+}
+
+int mhc_compare_dirs(const char *out_dir, const char *exp_dir, double rtol, double atol, FILE *report) {
+    char **names;
+    int count, i, mismatches = 0;
+    if (!out_dir || !exp_dir) {
+        if (report) fprintf(report, "compare: %s is NULL\n", !out_dir ? "out_dir" : "exp_dir");
+        return -1;
+    }
+    if (!mhc__cmp_finite(rtol) || rtol < 0 || !mhc__cmp_finite(atol) || atol < 0) {
+        if (report) fprintf(report, "compare: tolerances must be finite and >= 0 (rtol %g, atol %g)\n", rtol, atol);
+        return -1;
+    }
+    names = mhc__cmp_list(exp_dir, &count, report);
+    if (!names && count < 0) return -1;
+    if (count == 0) {
+        if (report) fprintf(report, "compare: '%s' holds no .npy files\n", exp_dir);
+        free(names);
+        return -1;
+    }
+    if (report)
+        fprintf(report, "%-20s %-14s %12s %12s %10s  %s\n", "tensor", "shape", "max_abs_err", "max_rel_err",
+                "err/tol", "status");
+    for (i = 0; i < count; i++) {
+        mhc_ctx ctx;
+        mhc_npy e, o;
+        char path[4096], shape[64], status[512];
+        double max_abs = 0, max_rel = 0, worst = 0, scale = 0;
+        size_t k, fails = 0, nonfinite = 0;
+        mhc_result r;
+        int namelen = (int)strlen(names[i]) - 4;
+        mhc_ctx_init(&ctx);
+        snprintf(path, sizeof path, "%s/%s", exp_dir, names[i]);
+        if (mhc_npy_read(&ctx, path, &e) != MHC_OK) {
+            if (report) fprintf(report, "compare: expected tensor: %s\n", mhc_ctx_message(&ctx));
+            mhc__cmp_free_names(names, count);
+            return -1;
+        }
+        mhc__cmp_shape(shape, sizeof shape, &e);
+        snprintf(path, sizeof path, "%s/%s", out_dir, names[i]);
+        r = mhc_npy_read(&ctx, path, &o);
+        if (r == MHC_ERR_IO) {
+            snprintf(status, sizeof status, "MISSING (%.480s)", path);
+        } else if (r != MHC_OK) {
+            snprintf(status, sizeof status, "BADFILE (%.480s)", mhc_ctx_message(&ctx));
+        } else if (!mhc__cmp_same_shape(&e, &o)) {
+            char oshape[64];
+            mhc__cmp_shape(oshape, sizeof oshape, &o);
+            snprintf(status, sizeof status, "SHAPE (output is %s)", oshape);
+        } else {
+            double tol_abs;
+            for (k = 0; k < e.size; k++)
+                if (mhc__cmp_finite(e.data[k]) && fabs(e.data[k]) > scale) scale = fabs(e.data[k]);
+            tol_abs = atol * (scale > 1 ? scale : 1);
+            for (k = 0; k < e.size; k++) {
+                double ev = e.data[k], ov = o.data[k], d = fabs(ov - ev), tol = tol_abs + rtol * fabs(ev), ratio;
+                if (!mhc__cmp_finite(ev) || !mhc__cmp_finite(ov)) {
+                    nonfinite++;
+                    continue;
+                }
+                if (d > max_abs) max_abs = d;
+                if (ev != 0 && d / fabs(ev) > max_rel) max_rel = d / fabs(ev);
+                ratio = tol > 0 ? d / tol : d > 0 ? HUGE_VAL : 0;
+                if (ratio > worst) worst = ratio;
+                if (d > tol) fails++;
+            }
+            if (nonfinite)
+                snprintf(status, sizeof status, "NONFINITE (%zu of %zu elements are NaN or Inf)", nonfinite, e.size);
+            else if (fails)
+                snprintf(status, sizeof status, "FAIL (%zu of %zu elements)", fails, e.size);
+            else
+                snprintf(status, sizeof status, "ok");
+        }
+        if (strcmp(status, "ok") != 0) mismatches++;
+        if (report) {
+            if (r == MHC_OK && mhc__cmp_same_shape(&e, &o))
+                fprintf(report, "%-20.*s %-14s %12.3e %12.3e %10.3g  %s\n", namelen, names[i], shape, max_abs, max_rel,
+                        worst, status);
+            else
+                fprintf(report, "%-20.*s %-14s %12s %12s %10s  %s\n", namelen, names[i], shape, "-", "-", "-", status);
+        }
+        mhc_npy_free(&e);
+        mhc_npy_free(&o);
+    }
+    if (report)
+        fprintf(report, "compare: %d tensors, %d mismatched (element fails if |out-exp| > atol*max(1,max|exp|) + "
+                        "rtol*|exp|; rtol %g, atol %g)\n", count, mismatches, rtol, atol);
+    mhc__cmp_free_names(names, count);
+    return mismatches;
+}
+
+static void mhc__cmp_usage(FILE *f) {
+    fprintf(f,
+            "usage: mhc compare OUT_DIR EXPECTED_DIR [--rtol R] [--atol A]\n"
+            "  Compares every EXPECTED_DIR/<name>.npy with OUT_DIR/<name>.npy. An element fails when\n"
+            "      |out - exp| > atol * max(1, max|exp| over the tensor) + rtol * |exp|\n"
+            "  or either value is NaN/Inf; a missing output file or a shape mismatch also fails.\n"
+            "  Defaults: rtol %g, atol %g; rtol %g, atol %g when EXPECTED_DIR/../case.txt has\n"
+            "  'dtype = float32'. Exit code 0: all match, 1: mismatch, 2: usage or I/O error.\n",
+            MHC_COMPARE_RTOL_F64, MHC_COMPARE_ATOL_F64, MHC_COMPARE_RTOL_F32, MHC_COMPARE_ATOL_F32);
+}
+
+/* Does EXPECTED_DIR/../case.txt have a line "dtype = float32"? */
+static int mhc__cmp_case_is_f32(const char *exp_dir) {
+    char path[4096];
+    void *buf;
+    size_t len;
+    const char *line;
+    int f32 = 0;
+    mhc_ctx ctx;
+    mhc_ctx_init(&ctx);
+    snprintf(path, sizeof path, "%s/../case.txt", exp_dir);
+    if (mhc_read_file(&ctx, path, &buf, &len) != MHC_OK) return 0;
+    for (line = (const char *)buf; line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        char key[32], value[32];
+        if (sscanf(line, " %31[a-z_] = %31s", key, value) == 2 && strcmp(key, "dtype") == 0)
+            f32 = strcmp(value, "float32") == 0;
+    }
+    free(buf);
+    return f32;
+}
+
+static int mhc__cmp_number(const char *opt, const char *s, double *v) {
+    char *end;
+    if (!s) {
+        fprintf(stderr, "compare: %s needs a value\n", opt);
+        return 0;
+    }
+    *v = strtod(s, &end);
+    if (end == s || *end || !mhc__cmp_finite(*v) || *v < 0) {
+        fprintf(stderr, "compare: %s '%s' is not a finite number >= 0\n", opt, s);
+        return 0;
+    }
+    return 1;
+}
+
+int mhc_cli_compare(int argc, char **argv) {
+    const char *dirs[2] = {NULL, NULL};
+    double rtol = -1, atol = -1;
+    int i, ndirs = 0, f32, result;
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            mhc__cmp_usage(stdout);
+            return 0;
+        } else if (strcmp(a, "--rtol") == 0 || strcmp(a, "--atol") == 0) {
+            if (!mhc__cmp_number(a, i + 1 < argc ? argv[i + 1] : NULL, a[2] == 'r' ? &rtol : &atol)) return 2;
+            i++;
+        } else if (strncmp(a, "--rtol=", 7) == 0 || strncmp(a, "--atol=", 7) == 0) {
+            char opt[7];
+            memcpy(opt, a, 6);
+            opt[6] = 0;
+            if (!mhc__cmp_number(opt, a + 7, a[2] == 'r' ? &rtol : &atol)) return 2;
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "compare: unknown option '%s'\n", a);
+            mhc__cmp_usage(stderr);
+            return 2;
+        } else if (ndirs < 2) {
+            dirs[ndirs++] = a;
+        } else {
+            fprintf(stderr, "compare: unexpected argument '%s'\n", a);
+            mhc__cmp_usage(stderr);
+            return 2;
+        }
+    }
+    if (ndirs != 2) {
+        fprintf(stderr, "compare: expected OUT_DIR and EXPECTED_DIR\n");
+        mhc__cmp_usage(stderr);
+        return 2;
+    }
+    f32 = mhc__cmp_case_is_f32(dirs[1]);
+    if (rtol < 0) rtol = f32 ? MHC_COMPARE_RTOL_F32 : MHC_COMPARE_RTOL_F64;
+    if (atol < 0) atol = f32 ? MHC_COMPARE_ATOL_F32 : MHC_COMPARE_ATOL_F64;
+    result = mhc_compare_dirs(dirs[0], dirs[1], rtol, atol, stdout);
+    return result < 0 ? 2 : result > 0 ? 1 : 0;
+}

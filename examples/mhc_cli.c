@@ -1,0 +1,49 @@
+/* examples/mhc_cli.c - build/mhc, the command-line tool: a dispatcher for subcommands.
+ *   mhc verify ...                      check the library against tests/vectors (verify.c)
+ *   mhc compare OUT_DIR EXPECTED_DIR    compare two directories of .npy tensors (compare.c)
+ *   mhc version                         print the library version and precision
+ *   mhc help                            this text
+ * Exit codes: 0 success, 1 a check failed, 2 usage or I/O error (unknown subcommand included). */
+#include <stdio.h>
+#include <string.h>
+#include "mhc.h"
+#include "cli.h"
+
+static void mhc_cli_usage(FILE *f) {
+    fprintf(f,
+            "usage: mhc <command> [args]\n"
+            "commands:\n"
+            "  verify [...]                      run the golden vectors in tests/vectors through the library\n"
+            "  compare OUT_DIR EXPECTED_DIR [--rtol R] [--atol A]\n"
+            "                                    compare the .npy tensors of two directories\n"
+            "  train [options]                   train the small GPT (mhc train --help)\n"
+            "  demo [options]                    train none, hc and mhc side by side (make demo)\n"
+            "  gpt-export DIR [options]          write a GPT's initial weights and a batch (PyTorch reference)\n"
+            "  version                           print the mhc.h version\n"
+            "  help                              print this text\n"
+            "'mhc <command> --help' describes one command.\n");
+}
+
+int main(int argc, char **argv) {
+    const char *cmd = argc > 1 ? argv[1] : NULL;
+    if (!cmd) {
+        mhc_cli_usage(stderr);
+        return 2;
+    }
+    if (strcmp(cmd, "verify") == 0) return mhc_cli_verify(argc - 1, argv + 1);
+    if (strcmp(cmd, "compare") == 0) return mhc_cli_compare(argc - 1, argv + 1);
+    if (strcmp(cmd, "train") == 0) return mhc_cli_train(argc - 1, argv + 1);
+    if (strcmp(cmd, "demo") == 0) return mhc_cli_demo(argc - 1, argv + 1);
+    if (strcmp(cmd, "gpt-export") == 0) return mhc_cli_gpt_export(argc - 1, argv + 1);
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("mhc %s\n", mhc_version());
+        return 0;
+    }
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        mhc_cli_usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "mhc: unknown command '%s'\n", cmd);
+    mhc_cli_usage(stderr);
+    return 2;
+}

@@ -1,0 +1,36 @@
+#!/bin/sh
+# tests/test_cli.sh MHC - exit codes of the command-line tool (run by `make test`).
+# Uses the committed golden vectors as data; needs no Python.
+mhc=${1:-build/mhc}
+fail=0
+check() {   # check EXPECTED_CODE DESCRIPTION CMD...
+    want=$1; what=$2; shift 2
+    "$@" >/dev/null 2>&1
+    got=$?
+    if [ "$got" -ne "$want" ]; then echo "FAIL test_cli: $what: '$*' exited $got, expected $want"; fail=1; fi
+}
+v=tests/vectors
+check 0 "version" "$mhc" version
+check 0 "help" "$mhc" help
+check 0 "compare --help" "$mhc" compare --help
+check 2 "no command" "$mhc"
+check 2 "unknown command" "$mhc" frobnicate
+check 2 "compare without dirs" "$mhc" compare
+check 2 "compare bad rtol" "$mhc" compare $v/layer_dsv4_n4/expected $v/layer_dsv4_n4/expected --rtol x
+check 2 "compare unknown option" "$mhc" compare $v/layer_dsv4_n4/expected $v/layer_dsv4_n4/expected --frob
+check 2 "compare missing expected dir" "$mhc" compare $v/layer_dsv4_n4/expected /nonexistent_mhc_dir
+check 0 "compare a case with itself" "$mhc" compare $v/layer_dsv4_n4/expected $v/layer_dsv4_n4/expected
+check 0 "compare, options" "$mhc" compare --rtol=0 --atol 0 $v/layer_dsv4_n4/expected $v/layer_dsv4_n4/expected
+check 1 "compare two different cases" "$mhc" compare $v/layer_tilekernels_n4/expected $v/layer_dsv4_n4/expected
+check 1 "compare against inputs" "$mhc" compare $v/layer_dsv4_n4 $v/layer_dsv4_n4/expected
+# every committed vector file parses (inputs and expected, each directory against itself)
+cases=0
+for d in $v/*/; do
+    [ -f "$d/case.txt" ] || continue
+    check 0 "inputs of $d" "$mhc" compare "$d" "$d"
+    check 0 "expected of $d" "$mhc" compare "$d/expected" "$d/expected"
+    cases=$((cases + 1))
+done
+[ $cases -gt 0 ] || { echo "FAIL test_cli: no vector cases under $v"; fail=1; }
+if [ $fail -eq 0 ]; then echo "test_cli: $((13 + 2 * cases)) passed ($cases vector cases parse)"; fi
+exit $fail

@@ -1,0 +1,67 @@
+#!/bin/sh
+# tests/test_train.sh MHC - `mhc train` end to end (run by `make test`; no Python):
+# resume determinism, thread-count determinism, checkpoints refused when damaged, bad input.
+mhc=${1:-build/mhc}
+t=${TMPDIR:-/tmp}/mhc_test_train.$$
+mkdir -p "$t"
+fail=0; passed=0
+ok() { passed=$((passed + 1)); }
+bad() { echo "FAIL test_train: $*"; fail=$((fail + 1)); }
+# expect CODE 'message substring' CMD... : exit code and a message on stderr
+expect() {
+    want=$1; msg=$2; shift 2
+    "$@" >"$t/out" 2>"$t/err"; got=$?
+    if [ "$got" -ne "$want" ]; then bad "'$*' exited $got, expected $want: $(head -c 300 "$t/err")"; return; fi
+    if [ -n "$msg" ] && ! grep -q -- "$msg" "$t/err"; then bad "'$*': stderr lacks '$msg': $(head -c 300 "$t/err")"; return; fi
+    ok
+}
+small="--layers 2 --dim 16 --heads 2 --seq 16 --batch 2 --quiet --eval-every 0"
+losses() { cut -d, -f1,2 "$1"; }   # step and loss columns
+
+# resume determinism: 8 steps straight == 3 steps, save, resume, 5 more (bit for bit), for hc and mhc
+for res in mhc hc none; do
+    expect 0 "" "$mhc" train $small --residual $res --steps 8 --log "$t/straight.csv"
+    expect 0 "" "$mhc" train $small --residual $res --steps 8 --stop-after 3 --save "$t/ck.bin" --log "$t/resumed.csv"
+    expect 0 "" "$mhc" train $small --residual $res --steps 8 --resume "$t/ck.bin" --log "$t/resumed.csv"
+    if [ "$(losses "$t/straight.csv")" = "$(losses "$t/resumed.csv")" ]; then ok
+    else bad "$res: resumed losses differ from the straight run"; diff "$t/straight.csv" "$t/resumed.csv" | head -5; fi
+done
+[ "$(wc -l < "$t/straight.csv")" -eq 9 ] && ok || bad "the log should have a header and 8 rows"
+head -1 "$t/straight.csv" | grep -q '^step,loss,' && ok || bad "the log's first columns should be step,loss"
+
+# threads: 1 and 2 give the same losses bit for bit
+medium="--layers 2 --dim 64 --heads 4 --seq 64 --batch 4 --quiet --eval-every 2"   # large enough to run in parallel
+expect 0 "" "$mhc" train $medium --steps 3 --threads 1 --log "$t/th1.csv"
+expect 0 "" "$mhc" train $medium --steps 3 --threads 2 --log "$t/th2.csv"
+[ "$(cut -d, -f1-3 "$t/th1.csv")" = "$(cut -d, -f1-3 "$t/th2.csv")" ] && ok || bad "losses differ between --threads 1 and 2"
+
+# damaged checkpoints are refused with a clear message
+expect 0 "" "$mhc" train $small --steps 2 --save "$t/good.bin"
+size=$(wc -c < "$t/good.bin")
+head -c $((size / 2)) "$t/good.bin" > "$t/trunc.bin"
+expect 1 "truncated" "$mhc" train $small --steps 4 --resume "$t/trunc.bin"
+cp "$t/good.bin" "$t/corrupt.bin"
+printf '\377' | dd of="$t/corrupt.bin" bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null
+expect 1 "checksum" "$mhc" train $small --steps 4 --resume "$t/corrupt.bin"
+expect 1 "" "$mhc" train $small --steps 4 --resume "$t/does_not_exist.bin"
+
+# NaN loss: stop with a message, keep the last good checkpoint (saved at step 2), which still resumes
+rm -f "$t/nan.bin"
+expect 1 "the loss is nan" "$mhc" train $small --steps 6 --eval-every 2 --save "$t/nan.bin" --fault-nan-step 3
+expect 0 "" "$mhc" train $small --steps 4 --eval-every 2 --resume "$t/nan.bin"
+
+# bad input
+: > "$t/empty.txt"
+printf 'abc' > "$t/tiny.txt"
+expect 1 "is empty" "$mhc" train $small --data "$t/empty.txt"
+expect 1 "No such file" "$mhc" train $small --data "$t/missing.txt"
+expect 1 "seq+1" "$mhc" train $small --data "$t/tiny.txt"
+expect 1 "do not divide dim" "$mhc" train $small --heads 3
+expect 2 "not an integer" "$mhc" train $small --n 0
+expect 2 "unknown option" "$mhc" train --frobnicate
+expect 2 "residual" "$mhc" train --residual sideways
+expect 2 "needs a value" "$mhc" train --steps
+
+rm -rf "$t"
+echo "test_train: $passed passed, $fail failed"
+[ "$fail" -eq 0 ]
