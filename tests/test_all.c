@@ -16,3 +16,4 @@
 #include "test_gpt.c"
 #include "test_hc_tape.c"
 #include "test_verify.c"
+#include "test_matmul.c"
