@@ -200,8 +200,5 @@ $(BUILD)/bench: $(BENCH_SRC) $(HDR) | $(BUILD)
 bench: $(BUILD)/bench
 	./$(BUILD)/bench
 
-demo:
-	@echo "make demo: the training demo arrives with the training issue (see README)."
-
 clean:
 	rm -rf build

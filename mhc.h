@@ -912,6 +912,14 @@ extern "C" {
 
 MHCDEF const char *mhc_version(void) { return MHC_VERSION_STRING " (" MHC_REAL_NAME ")"; }
 
+/* Finite by the bit pattern (exponent not all ones): -ffast-math cannot fold this test away,
+   as it may fold isfinite() to 1. Every finiteness check of the library uses it. */
+static int mhc__finite(double v) {
+    uint64_t u;
+    memcpy(&u, &v, sizeof u);
+    return ((u >> 52) & 0x7ff) != 0x7ff;
+}
+
 /* a*b into *out; returns 0 on overflow. */
 static int mhc__mul_ok(size_t a, size_t b, size_t *out) {
     if (a != 0 && b > SIZE_MAX / a) return 0;
@@ -2306,7 +2314,7 @@ MHCDEF mhc_tensor *mhc_scale(mhc_tape *tp, mhc_tensor *a, double s) {
     mhc_node *n;
     size_t i;
     if (!mhc__op_begin(tp, "mhc_scale", 1, a, NULL)) return NULL;
-    if (!isfinite(s)) return mhc__op_fail(tp, MHC_ERR_NONFINITE, "mhc_scale: the factor is %g", s);
+    if (!mhc__finite(s)) return mhc__op_fail(tp, MHC_ERR_NONFINITE, "mhc_scale: the factor is %g", s);
     out = mhc__new_like(tp, a->ndim, a->shape, mhc__needs_grad(tp, a), "mhc_scale");
     if (!out) return NULL;
     for (i = 0; i < a->size; i++) out->data[i] = (mhc_real)s * a->data[i];
@@ -2335,7 +2343,7 @@ MHCDEF mhc_tensor *mhc_rmsnorm(mhc_tape *tp, mhc_tensor *x, mhc_tensor *w, doubl
     if (w && !(w->ndim == 1 && w->shape[0] == D))
         return mhc__op_fail(tp, MHC_ERR_SHAPE, "mhc_rmsnorm: x is %s and the weight is %s; expected weight [%d]",
                             mhc_shape_str(x, sx, sizeof sx), mhc_shape_str(w, sw, sizeof sw), D);
-    if (!(eps >= 0) || !isfinite(eps))
+    if (!mhc__finite(eps) || !(eps >= 0))
         return mhc__op_fail(tp, MHC_ERR_VALUE, "mhc_rmsnorm: eps is %g, expected a finite value >= 0", eps);
     out = mhc__new_like(tp, x->ndim, x->shape, mhc__needs_grad(tp, x) || mhc__needs_grad(tp, w), "mhc_rmsnorm");
     if (!out) return NULL;
@@ -2662,13 +2670,6 @@ done:
  * the output, in a fixed token order (bitwise identical for any thread count).
  * ========================================================================================= */
 
-/* Finite by the bit pattern (exponent not all ones): -ffast-math cannot fold this test away. */
-static int mhc__hc_finite(double v) {
-    uint64_t u;
-    memcpy(&u, &v, sizeof u);
-    return ((u >> 52) & 0x7ff) != 0x7ff;
-}
-
 static const char *const mhc__preset_names[MHC_PRESET_COUNT] = {"dsv4", "tilekernels", "paper", "lite"};
 static const char *const mhc__variant_names[MHC_VARIANT_COUNT] = {"preset", "none", "hc", "mhc", "lite"};
 static const char *const mhc__proj_names[MHC_PROJ_COUNT] = {"preset", "softmax", "exp", "log", "perm"};
@@ -2767,7 +2768,7 @@ static mhc__preset_row mhc__preset_get(mhc_hc_preset p) {
 /* One numeric knob: 0 -> the preset's value, MHC_ZERO -> 0, else a finite value >= 0. */
 static mhc_result mhc__knob(mhc_ctx *ctx, const char *name, double v, double preset, double *out) {
     /* finiteness first: under -ffinite-math-only a NaN may compare equal to 0 */
-    if (!mhc__hc_finite(v))
+    if (!mhc__finite(v))
         return mhc_fail(ctx, MHC_ERR_NONFINITE, "mhc_hc_resolve: %s = %g is not finite", name, v);
     if (v == 0.0) { *out = preset; return MHC_OK; }
     if (v == MHC_ZERO) { *out = 0.0; return MHC_OK; }
@@ -3086,7 +3087,7 @@ static mhc_result mhc__proj_args(mhc_ctx *ctx, const char *fn, mhc_projection pr
     }
     if (iters < 1 || iters > 100000)
         return mhc_fail(ctx, MHC_ERR_VALUE, "%s: iters = %d, expected 1..100000", fn, iters);
-    if (!mhc__hc_finite(eps) || eps < 0.0)
+    if (!mhc__finite(eps) || eps < 0.0)
         return mhc_fail(ctx, MHC_ERR_VALUE, "%s: eps = %g, expected a finite value >= 0", fn, eps);
     return MHC_OK;
 }
@@ -3665,8 +3666,8 @@ static mhc_result mhc__spec_check(mhc_ctx *ctx, const char *fname, const mhc_hc_
     default:
         return mhc_fail(ctx, MHC_ERR_VALUE, "%s: spec.variant = %d is not none, hc, mhc or lite", fname, (int)s->variant);
     }
-    if (!mhc__hc_finite(s->norm_eps) || !mhc__hc_finite(s->pre_eps) || !mhc__hc_finite(s->sinkhorn_eps) ||
-        !mhc__hc_finite(s->post_mult) || s->norm_eps < 0.0 || s->pre_eps < 0.0 || s->sinkhorn_eps < 0.0 ||
+    if (!mhc__finite(s->norm_eps) || !mhc__finite(s->pre_eps) || !mhc__finite(s->sinkhorn_eps) ||
+        !mhc__finite(s->post_mult) || s->norm_eps < 0.0 || s->pre_eps < 0.0 || s->sinkhorn_eps < 0.0 ||
         s->post_mult < 0.0)
         return mhc_fail(ctx, MHC_ERR_VALUE, "%s: spec epsilons and post_mult must be finite and >= 0", fname);
     return MHC_OK;
@@ -3929,7 +3930,7 @@ MHCDEF mhc_result mhc_hc_params_init(mhc_ctx *ctx, const mhc_hc_spec *s, int hea
     if (!head && s->variant == MHC_VARIANT_NONE) return MHC_OK;
     if (!w->fn || !w->scale || !w->base || !w->fn->data || !w->scale->data || !w->base->data)
         return mhc_fail(ctx, MHC_ERR_NULL, "mhc_hc_params_init: fn, scale and base tensors (with data) are required");
-    if (!mhc__hc_finite(fn_std) || fn_std < 0.0)
+    if (!mhc__finite(fn_std) || fn_std < 0.0)
         return mhc_fail(ctx, MHC_ERR_VALUE, "mhc_hc_params_init: fn_std = %g, expected a finite value >= 0", fn_std);
     n = s->n;
     if (head ? (w->base->size != (size_t)n || w->scale->size != 1)
@@ -4332,7 +4333,7 @@ MHCDEF mhc_result mhc_hc_ds_distance(mhc_ctx *ctx, const mhc_real *A, size_t cou
             double r = 0.0, c = 0.0;
             for (j = 0; j < n; j++) { r += (double)M[i * n + j]; c += (double)M[j * n + i]; }
             /* NaN and Inf count as infinitely far */
-            double dr = mhc__hc_finite(r) ? fabs(r - 1.0) : HUGE_VAL, dc = mhc__hc_finite(c) ? fabs(c - 1.0) : HUGE_VAL;
+            double dr = mhc__finite(r) ? fabs(r - 1.0) : HUGE_VAL, dc = mhc__finite(c) ? fabs(c - 1.0) : HUGE_VAL;
             if (dr > re) re = dr;
             if (dc > ce) ce = dc;
         }
@@ -4347,13 +4348,6 @@ MHCDEF mhc_result mhc_hc_ds_distance(mhc_ctx *ctx, const mhc_real *A, size_t cou
  * AdamW in double per element, the schedules, the global gradient norm in fixed chunks
  * (thread-count independent), and the trainer step that checks, clips and updates.
  * ========================================================================================= */
-
-/* Finite test on the bits (stays correct under -ffast-math, where isfinite may fold to 1). */
-static int mhc__opt_finite(double x) {
-    uint64_t u;
-    memcpy(&u, &x, sizeof u);
-    return ((u >> 52) & 0x7FFu) != 0x7FFu;
-}
 
 MHCDEF void mhc_adamw_step(mhc_real *param, const mhc_real *grad, mhc_real *m, mhc_real *v, size_t n,
                            double lr, double beta1, double beta2, double eps, double weight_decay,
@@ -4449,7 +4443,7 @@ static mhc_result mhc__adamw_validate(mhc_ctx *ctx, const char *fn, const mhc_ad
     if (s->kind < 0 || s->kind >= MHC_LR_KIND_COUNT)
         return mhc_fail(ctx, code, "%s: schedule.kind is %d; expected MHC_LR_CONSTANT (0), MHC_LR_COSINE (1) "
                         "or MHC_LR_STEP (2)", fn, s->kind);
-    if (!(s->lr >= 0.0) || !mhc__opt_finite(s->lr))
+    if (!(s->lr >= 0.0) || !mhc__finite(s->lr))
         return mhc_fail(ctx, code, "%s: schedule.lr is %g; expected a finite learning rate >= 0", fn, s->lr);
     if (s->warmup < 0)
         return mhc_fail(ctx, code, "%s: schedule.warmup is %ld; expected >= 0", fn, s->warmup);
@@ -4463,27 +4457,27 @@ static mhc_result mhc__adamw_validate(mhc_ctx *ctx, const char *fn, const mhc_ad
             return mhc_fail(ctx, code, "%s: schedule.warmup (%ld) exceeds schedule.total (%ld)", fn, s->warmup,
                             s->total);
     }
-    if (!mhc__opt_finite(s->min_lr_frac) || !(s->min_lr_frac >= 0.0 && s->min_lr_frac <= 1.0))
+    if (!mhc__finite(s->min_lr_frac) || !(s->min_lr_frac >= 0.0 && s->min_lr_frac <= 1.0))
         return mhc_fail(ctx, code, "%s: schedule.min_lr_frac is %g; expected 0 <= min_lr_frac <= 1", fn,
                         s->min_lr_frac);
-    if (!mhc__opt_finite(s->decay_at[0]) || !mhc__opt_finite(s->decay_at[1]) ||
+    if (!mhc__finite(s->decay_at[0]) || !mhc__finite(s->decay_at[1]) ||
         !(s->decay_at[0] > 0.0 && s->decay_at[0] <= s->decay_at[1] && s->decay_at[1] <= 1.0))
         return mhc_fail(ctx, code, "%s: schedule.decay_at is {%g, %g}; expected 0 < decay_at[0] <= decay_at[1] <= 1",
                         fn, s->decay_at[0], s->decay_at[1]);
-    if (!(s->decay_mult[0] > 0.0) || !mhc__opt_finite(s->decay_mult[0]) || !(s->decay_mult[1] > 0.0) ||
-        !mhc__opt_finite(s->decay_mult[1]))
+    if (!(s->decay_mult[0] > 0.0) || !mhc__finite(s->decay_mult[0]) || !(s->decay_mult[1] > 0.0) ||
+        !mhc__finite(s->decay_mult[1]))
         return mhc_fail(ctx, code, "%s: schedule.decay_mult is {%g, %g}; expected finite multipliers > 0", fn,
                         s->decay_mult[0], s->decay_mult[1]);
-    if (!mhc__opt_finite(c->beta1) || !(c->beta1 >= 0.0 && c->beta1 < 1.0))
+    if (!mhc__finite(c->beta1) || !(c->beta1 >= 0.0 && c->beta1 < 1.0))
         return mhc_fail(ctx, code, "%s: beta1 is %g; expected 0 <= beta1 < 1", fn, c->beta1);
-    if (!mhc__opt_finite(c->beta2) || !(c->beta2 >= 0.0 && c->beta2 < 1.0))
+    if (!mhc__finite(c->beta2) || !(c->beta2 >= 0.0 && c->beta2 < 1.0))
         return mhc_fail(ctx, code, "%s: beta2 is %g; expected 0 <= beta2 < 1", fn, c->beta2);
-    if (!(c->eps > 0.0) || !mhc__opt_finite(c->eps))
+    if (!(c->eps > 0.0) || !mhc__finite(c->eps))
         return mhc_fail(ctx, code, "%s: eps is %g; expected a finite eps > 0 (the paper uses 1e-20)", fn, c->eps);
-    if (!(c->weight_decay >= 0.0) || !mhc__opt_finite(c->weight_decay))
+    if (!(c->weight_decay >= 0.0) || !mhc__finite(c->weight_decay))
         return mhc_fail(ctx, code, "%s: weight_decay is %g; expected a finite value >= 0 (MHC_ADAMW_ZERO for none)",
                         fn, c->weight_decay);
-    if (!(c->grad_clip >= 0.0) || !mhc__opt_finite(c->grad_clip))
+    if (!(c->grad_clip >= 0.0) || !mhc__finite(c->grad_clip))
         return mhc_fail(ctx, code, "%s: grad_clip is %g; expected a finite norm > 0 (MHC_ADAMW_ZERO for no clipping)",
                         fn, c->grad_clip);
     return MHC_OK;
@@ -4550,10 +4544,10 @@ MHCDEF mhc_result mhc_trainer_step(mhc_trainer *tr, mhc_params *p) {
     t = tr->step + 1;
     lr = mhc_lr_at(&c->schedule, t);
     norm = mhc_grad_norm(p);
-    if (!mhc__opt_finite(norm)) {
+    if (!mhc__finite(norm)) {
         size_t j;
         for (j = 0; j < p->size; j++)
-            if (!mhc__opt_finite((double)p->grad[j])) break;
+            if (!mhc__finite((double)p->grad[j])) break;
         if (j < p->size) {
             int k = 0;
             while (k + 1 < p->count && p->offset[k + 1] <= j) k++;
