@@ -25,6 +25,8 @@ CLI_LIB    = $(BUILD)/mhc_impl.o $(BUILD)/compare.o
 VERIFY_OBJ = $(BUILD)/verify.o $(BUILD)/verify_impl_f32.o $(BUILD)/verify_impl_f64.o
 
 .PHONY: all test test-asan test-cli test-train check-compile demo clean valgrind bench
+# `make cuda` (optional, needs nvcc): mhc_cuda.o and build/test_cuda, see the CUDA rules at the end
+.PHONY: cuda
 .PHONY: examples test-examples check-examples ex1 ex2 ex3 ex4 ex5
 
 all: $(BUILD)/test $(BUILD)/mhc check-compile $(BUILD)/readme_example examples
@@ -199,6 +201,26 @@ $(BUILD)/bench: $(BENCH_SRC) $(HDR) | $(BUILD)
 	$(CC) -std=c99 $(BENCH_OPT) -g $(WARN) -I. $(OMPFLAGS) bench/bench_main.c bench/bench_all.c -o $@ $(BENCH_PEER) $(LDLIBS)
 bench: $(BUILD)/bench
 	./$(BUILD)/bench
+
+# ---- CUDA (optional): mhc_cuda.cu with nvcc, warnings as errors; build/test_cuda compares every
+# device kernel and a few GPT training steps with the CPU, and skips itself without a GPU.
+# Plain `make` / `make test` never need nvcc. ----
+CUDA_HOME  ?= /usr/local/cuda
+NVCC       ?= $(shell command -v nvcc 2>/dev/null || echo $(CUDA_HOME)/bin/nvcc)
+NVCC_WARN   = -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror
+NVCC_FLAGS ?= -O2 -std=c++14 -I. $(NVCC_WARN)
+CUDA_LIBS   = -L$(CUDA_HOME)/lib64 -Xlinker -rpath,$(CUDA_HOME)/lib64 -lcublas -lm
+$(BUILD)/mhc_cuda.o: mhc_cuda.cu $(HDR) | $(BUILD)
+	$(NVCC) $(NVCC_FLAGS) -c mhc_cuda.cu -o $@
+$(BUILD)/test_cuda.o: tests/test_cuda.c tests/test.h $(HDR) examples/gpt.h examples/gpt_cuda.h | $(BUILD)
+	$(CC) $(CFLAGS) -Werror -c tests/test_cuda.c -o $@
+$(BUILD)/test_cuda: $(BUILD)/test_cuda.o $(BUILD)/mhc_cuda.o
+	$(NVCC) $^ -o $@ $(CUDA_LIBS)
+$(BUILD)/bench_cuda.o: bench/bench_cuda.c $(HDR) examples/gpt.h examples/gpt_cuda.h | $(BUILD)
+	$(CC) $(CFLAGS) -Werror -c bench/bench_cuda.c -o $@
+$(BUILD)/bench_cuda: $(BUILD)/bench_cuda.o $(BUILD)/mhc_cuda.o
+	$(NVCC) $^ -o $@ $(CUDA_LIBS)
+cuda: $(BUILD)/test_cuda $(BUILD)/bench_cuda
 
 clean:
 	rm -rf build
