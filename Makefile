@@ -26,7 +26,7 @@ VERIFY_OBJ = $(BUILD)/verify.o $(BUILD)/verify_impl_f32.o $(BUILD)/verify_impl_f
 
 .PHONY: all test test-asan test-cli test-train check-compile demo clean valgrind bench
 # `make cuda` (optional, needs nvcc): mhc_cuda.o and build/test_cuda, see the CUDA rules at the end
-.PHONY: cuda
+.PHONY: cuda test-cuda-emu
 .PHONY: examples test-examples check-examples ex1 ex2 ex3 ex4 ex5
 
 all: $(BUILD)/test $(BUILD)/mhc check-compile $(BUILD)/readme_example examples
@@ -75,20 +75,20 @@ $(BUILD)/verify_impl_f32.o: examples/verify_impl.c examples/verify.h $(HDR) | $(
 $(BUILD)/mhc: $(BUILD)/mhc_cli.o $(VERIFY_OBJ) $(BUILD)/train.o $(CLI_LIB)
 	$(CC) $(CFLAGS) $(OMPFLAGS) $^ -o $@ $(LDLIBS)
 
-# ---- compile-only checks: C99 with gcc and clang (plain, static, double), C++ ----
+# ---- compile-only checks: C99 with gcc and clang (plain, static, double, the CUDA declarations), C++ ----
 CHECK_SRC = tests/compile_check.c
 check-compile: $(BUILD)/.compile-checked
 $(BUILD)/.compile-checked: $(HDR) $(CHECK_SRC) | $(BUILD)
 	@for cc in gcc clang; do \
 	  if command -v $$cc >/dev/null 2>&1; then \
-	    for d in "" "-DMHC_STATIC" "-DMHC_DOUBLE" "-DMHC_STATIC -DMHC_DOUBLE"; do \
+	    for d in "" "-DMHC_STATIC" "-DMHC_DOUBLE" "-DMHC_STATIC -DMHC_DOUBLE" "-DMHC_CUDA"; do \
 	      echo "$$cc -std=c99 -Werror $(WARN) $$d"; \
 	      $$cc -std=c99 -Werror $(WARN) -I. $$d -c $(CHECK_SRC) -o $(BUILD)/cc_check.o || exit 1; \
 	    done; \
 	  else echo "$$cc not installed: skipping its compile check"; fi; \
 	done
 	@if command -v $(CXX) >/dev/null 2>&1; then \
-	  for d in "" "-DMHC_DOUBLE -DMHC_STATIC"; do \
+	  for d in "" "-DMHC_DOUBLE -DMHC_STATIC" "-DMHC_CUDA"; do \
 	    echo "$(CXX) -x c++ -Werror $$d"; \
 	    $(CXX) -x c++ -std=c++11 -Werror -Wall -Wextra -I. $$d -c $(CHECK_SRC) -o $(BUILD)/cxx_check.o || exit 1; \
 	  done; \
@@ -159,7 +159,7 @@ test-examples: $(EXAMPLE_BINS)
 	done; \
 	echo "test_examples: $(words $(EXAMPLES)) passed"
 
-test: $(BUILD)/test check-compile $(BUILD)/readme_example test-cli test-train test-examples check-examples
+test: $(BUILD)/test check-compile $(BUILD)/readme_example test-cli test-train test-examples check-examples test-cuda-emu
 	./$(BUILD)/readme_example
 	./$(BUILD)/test
 
@@ -174,8 +174,9 @@ test-train: $(BUILD)/mhc
 # AddressSanitizer + UndefinedBehaviorSanitizer, in a separate build directory.
 test-asan:
 	$(MAKE) BUILD=build/asan OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
-	  LDLIBS="-lm -fsanitize=address,undefined" build/asan/test
+	  LDLIBS="-lm -fsanitize=address,undefined" build/asan/test build/asan/test_cuda_emu
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ./build/asan/test
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ./build/asan/test_cuda_emu > build/asan/test_cuda_emu.out && tail -n 1 build/asan/test_cuda_emu.out
 
 # valgrind on a build without OpenMP (libgomp's thread pool is reported as possibly lost).
 valgrind:
@@ -221,6 +222,19 @@ $(BUILD)/bench_cuda.o: bench/bench_cuda.c $(HDR) examples/gpt.h examples/gpt_cud
 $(BUILD)/bench_cuda: $(BUILD)/bench_cuda.o $(BUILD)/mhc_cuda.o
 	$(NVCC) $^ -o $@ $(CUDA_LIBS)
 cuda: $(BUILD)/test_cuda $(BUILD)/bench_cuda
+
+# The same test program on a CPU emulation of the device (no nvcc, no GPU; part of `make test`):
+# mhc_cuda.cu compiled by the host C++ compiler with -DMHC_CUDA_EMULATE (tests/cuda_emulate.h:
+# every launch runs its blocks and threads one after the other, cuBLAS is a naive GEMM). It checks
+# the kernels' arithmetic and indexing and the GPT step's orchestration against the CPU.
+$(BUILD)/mhc_cuda_emu.o: mhc_cuda.cu tests/cuda_emulate.h $(HDR) | $(BUILD)
+	$(CXX) -x c++ -std=c++11 $(OPT) -g -Wall -Wextra -Werror -I. -DMHC_CUDA_EMULATE -c mhc_cuda.cu -o $@
+$(BUILD)/test_cuda_emu: $(BUILD)/test_cuda.o $(BUILD)/mhc_cuda_emu.o
+	$(CXX) $^ -o $@ $(LDLIBS)
+test-cuda-emu: $(BUILD)/test_cuda_emu
+	@./$(BUILD)/test_cuda_emu > $(BUILD)/test_cuda_emu.out 2>&1 || { cat $(BUILD)/test_cuda_emu.out; \
+	  echo "FAIL test_cuda_emu"; exit 1; }
+	@echo "test_cuda_emu (the CUDA kernels on the CPU emulation): $$(tail -n 1 $(BUILD)/test_cuda_emu.out)"
 
 clean:
 	rm -rf build

@@ -13,8 +13,18 @@
 #define MHC_CUDA
 #include "mhc.h"
 
+#ifdef MHC_CUDA_EMULATE
+/* tests/cuda_emulate.h: CPU stand-ins for the CUDA runtime, cuBLAS and kernel launches, so the
+   kernels below can run (sequentially) on a machine without a GPU: `make test-cuda-emu` */
+#include "tests/cuda_emulate.h"
+#else
 #include <cuda_runtime.h>
 #include <cublas_v2.h>
+/* A kernel launch; _SYNC marks kernels that use __syncthreads (block reductions): the CPU
+   emulation runs those with one thread per block. */
+#define MHC_CU_LAUNCH(k, grid, block, ...) k<<<(grid), (block)>>>(__VA_ARGS__)
+#define MHC_CU_LAUNCH_SYNC(k, grid, block, ...) k<<<(grid), (block)>>>(__VA_ARGS__)
+#endif
 #include <math.h>
 #include <string.h>
 
@@ -248,7 +258,7 @@ MHCDEF mhc_result mhc_cuda_add_bias_forward(mhc_cuda *cu, float *y, const float 
     size_t count = (size_t)N * (size_t)D;
     MHC_CU_READY(fn);
     MHC_CU_NULL(fn, y); MHC_CU_NULL(fn, x); MHC_CU_NULL(fn, b); MHC_CU_POS(fn, N); MHC_CU_POS(fn, D);
-    mhc_cu__add_bias_k<<<mhc_cu__blocks(count, 256), 256>>>(y, x, b, count, D);
+    MHC_CU_LAUNCH(mhc_cu__add_bias_k, mhc_cu__blocks(count, 256), 256, y, x, b, count, D);
     MHC_CU_LAUNCHED(fn);
     return MHC_OK;
 }
@@ -256,7 +266,7 @@ MHCDEF mhc_result mhc_cuda_add_bias_backward(mhc_cuda *cu, float *db, const floa
     const char *fn = "mhc_cuda_add_bias_backward";
     MHC_CU_READY(fn);
     MHC_CU_NULL(fn, db); MHC_CU_NULL(fn, dy); MHC_CU_POS(fn, N); MHC_CU_POS(fn, D);
-    mhc_cu__bias_back_k<<<mhc_cu__blocks((size_t)D, 128), 128>>>(db, dy, N, D);
+    MHC_CU_LAUNCH(mhc_cu__bias_back_k, mhc_cu__blocks((size_t)D, 128), 128, db, dy, N, D);
     MHC_CU_LAUNCHED(fn);
     return MHC_OK;
 }
@@ -265,7 +275,7 @@ MHCDEF mhc_result mhc_cuda_add(mhc_cuda *cu, float *y, const float *x, const flo
     MHC_CU_READY(fn);
     MHC_CU_NULL(fn, y); MHC_CU_NULL(fn, x); MHC_CU_NULL(fn, z);
     if (count == 0) return mhc_fail(cu->ctx, MHC_ERR_SIZE, "%s: count is 0", fn);
-    mhc_cu__add_k<<<mhc_cu__blocks(count, 256), 256>>>(y, x, z, count);
+    MHC_CU_LAUNCH(mhc_cu__add_k, mhc_cu__blocks(count, 256), 256, y, x, z, count);
     MHC_CU_LAUNCHED(fn);
     return MHC_OK;
 }
@@ -274,7 +284,7 @@ MHCDEF mhc_result mhc_cuda_accumulate(mhc_cuda *cu, float *dst, const float *src
     MHC_CU_READY(fn);
     MHC_CU_NULL(fn, dst); MHC_CU_NULL(fn, src);
     if (count == 0) return mhc_fail(cu->ctx, MHC_ERR_SIZE, "%s: count is 0", fn);
-    mhc_cu__add_k<<<mhc_cu__blocks(count, 256), 256>>>(dst, dst, src, count);
+    MHC_CU_LAUNCH(mhc_cu__add_k, mhc_cu__blocks(count, 256), 256, dst, dst, src, count);
     MHC_CU_LAUNCHED(fn);
     return MHC_OK;
 }
@@ -294,7 +304,7 @@ MHCDEF mhc_result mhc_cuda_embedding_forward(mhc_cuda *cu, float *out, const int
     const char *fn = "mhc_cuda_embedding_forward";
     MHC_CU_READY(fn);
     MHC_CU_NULL(fn, out); MHC_CU_NULL(fn, ids); MHC_CU_NULL(fn, table); MHC_CU_POS(fn, T); MHC_CU_POS(fn, D);
-    mhc_cu__emb_fwd_k<<<mhc_cu__blocks((size_t)T * D, 256), 256>>>(out, ids, table, T, D);
+    MHC_CU_LAUNCH(mhc_cu__emb_fwd_k, mhc_cu__blocks((size_t)T * D, 256), 256, out, ids, table, T, D);
     MHC_CU_LAUNCHED(fn);
     return MHC_OK;
 }
@@ -302,7 +312,7 @@ MHCDEF mhc_result mhc_cuda_embedding_backward(mhc_cuda *cu, float *dtable, const
     const char *fn = "mhc_cuda_embedding_backward";
     MHC_CU_READY(fn);
     MHC_CU_NULL(fn, dtable); MHC_CU_NULL(fn, dout); MHC_CU_NULL(fn, ids); MHC_CU_POS(fn, T); MHC_CU_POS(fn, D);
-    mhc_cu__emb_bwd_k<<<mhc_cu__blocks((size_t)D, 128), 128>>>(dtable, dout, ids, T, D);
+    MHC_CU_LAUNCH(mhc_cu__emb_bwd_k, mhc_cu__blocks((size_t)D, 128), 128, dtable, dout, ids, T, D);
     MHC_CU_LAUNCHED(fn);
     return MHC_OK;
 }
@@ -348,7 +358,7 @@ MHCDEF mhc_result mhc_cuda_rmsnorm_forward(mhc_cuda *cu, float *y, float *rstd, 
     MHC_CU_READY(fn);
     MHC_CU_NULL(fn, y); MHC_CU_NULL(fn, x); MHC_CU_POS(fn, N); MHC_CU_POS(fn, D);
     if (!(eps >= 0.0)) return mhc_fail(cu->ctx, MHC_ERR_VALUE, "%s: eps is %g, expected >= 0", fn, eps);
-    mhc_cu__rms_fwd_k<<<(unsigned)N, MHC_CU_RT>>>(y, rstd, x, w, D, eps);
+    MHC_CU_LAUNCH_SYNC(mhc_cu__rms_fwd_k, (unsigned)N, MHC_CU_RT, y, rstd, x, w, D, eps);
     MHC_CU_LAUNCHED(fn);
     return MHC_OK;
 }
@@ -357,8 +367,8 @@ MHCDEF mhc_result mhc_cuda_rmsnorm_backward(mhc_cuda *cu, float *dx, float *dw, 
     const char *fn = "mhc_cuda_rmsnorm_backward";
     MHC_CU_READY(fn);
     MHC_CU_NULL(fn, dy); MHC_CU_NULL(fn, x); MHC_CU_NULL(fn, rstd); MHC_CU_POS(fn, N); MHC_CU_POS(fn, D);
-    if (dx) mhc_cu__rms_bwd_dx_k<<<(unsigned)N, MHC_CU_RT>>>(dx, dy, x, w, rstd, D);
-    if (dw) mhc_cu__rms_bwd_dw_k<<<mhc_cu__blocks((size_t)D, 128), 128>>>(dw, dy, x, rstd, N, D);
+    if (dx) MHC_CU_LAUNCH_SYNC(mhc_cu__rms_bwd_dx_k, (unsigned)N, MHC_CU_RT, dx, dy, x, w, rstd, D);
+    if (dw) MHC_CU_LAUNCH(mhc_cu__rms_bwd_dw_k, mhc_cu__blocks((size_t)D, 128), 128, dw, dy, x, rstd, N, D);
     MHC_CU_LAUNCHED(fn);
     return MHC_OK;
 }
@@ -386,7 +396,7 @@ MHCDEF mhc_result mhc_cuda_gelu_forward(mhc_cuda *cu, float *y, const float *x, 
     MHC_CU_READY(fn);
     MHC_CU_NULL(fn, y); MHC_CU_NULL(fn, x);
     if (count == 0) return mhc_fail(cu->ctx, MHC_ERR_SIZE, "%s: count is 0", fn);
-    mhc_cu__gelu_fwd_k<<<mhc_cu__blocks(count, 256), 256>>>(y, x, count);
+    MHC_CU_LAUNCH(mhc_cu__gelu_fwd_k, mhc_cu__blocks(count, 256), 256, y, x, count);
     MHC_CU_LAUNCHED(fn);
     return MHC_OK;
 }
@@ -395,7 +405,7 @@ MHCDEF mhc_result mhc_cuda_gelu_backward(mhc_cuda *cu, float *dx, const float *d
     MHC_CU_READY(fn);
     MHC_CU_NULL(fn, dx); MHC_CU_NULL(fn, dy); MHC_CU_NULL(fn, x);
     if (count == 0) return mhc_fail(cu->ctx, MHC_ERR_SIZE, "%s: count is 0", fn);
-    mhc_cu__gelu_bwd_k<<<mhc_cu__blocks(count, 256), 256>>>(dx, dy, x, count);
+    MHC_CU_LAUNCH(mhc_cu__gelu_bwd_k, mhc_cu__blocks(count, 256), 256, dx, dy, x, count);
     MHC_CU_LAUNCHED(fn);
     return MHC_OK;
 }
@@ -501,7 +511,7 @@ MHCDEF mhc_result mhc_cuda_attention_forward(mhc_cuda *cu, float *out, float *at
     MHC_CU_READY(fn);
     MHC_CU_NULL(fn, out); MHC_CU_NULL(fn, att); MHC_CU_NULL(fn, qkv);
     if ((r = mhc_cu__attn_args(cu, fn, B, T, C, H)) != MHC_OK) return r;
-    mhc_cu__attn_fwd_k<<<mhc_cu__blocks((size_t)B * H * T, 64), 64>>>(out, att, qkv, B, T, C, H);
+    MHC_CU_LAUNCH(mhc_cu__attn_fwd_k, mhc_cu__blocks((size_t)B * H * T, 64), 64, out, att, qkv, B, T, C, H);
     MHC_CU_LAUNCHED(fn);
     return MHC_OK;
 }
@@ -515,8 +525,8 @@ MHCDEF mhc_result mhc_cuda_attention_backward(mhc_cuda *cu, float *dqkv, const f
     MHC_CU_NULL(fn, dqkv); MHC_CU_NULL(fn, dout); MHC_CU_NULL(fn, att); MHC_CU_NULL(fn, qkv);
     if ((r = mhc_cu__attn_args(cu, fn, B, T, C, H)) != MHC_OK) return r;
     if ((r = mhc_cu__scratch(cu, fn, jobs * sizeof(double), &sc)) != MHC_OK) return r;
-    mhc_cu__attn_bwd_q_k<<<mhc_cu__blocks(jobs, 64), 64>>>(dqkv, (double *)sc, dout, att, qkv, B, T, C, H);
-    mhc_cu__attn_bwd_kv_k<<<mhc_cu__blocks(jobs, 64), 64>>>(dqkv, (const double *)sc, dout, att, qkv, B, T, C, H);
+    MHC_CU_LAUNCH(mhc_cu__attn_bwd_q_k, mhc_cu__blocks(jobs, 64), 64, dqkv, (double *)sc, dout, att, qkv, B, T, C, H);
+    MHC_CU_LAUNCH(mhc_cu__attn_bwd_kv_k, mhc_cu__blocks(jobs, 64), 64, dqkv, (const double *)sc, dout, att, qkv, B, T, C, H);
     MHC_CU_LAUNCHED(fn);
     return MHC_OK;
 }
@@ -545,7 +555,7 @@ MHCDEF mhc_result mhc_cuda_crossentropy_forward(mhc_cuda *cu, float *losses, con
     const char *fn = "mhc_cuda_crossentropy_forward";
     MHC_CU_READY(fn);
     MHC_CU_NULL(fn, losses); MHC_CU_NULL(fn, logits); MHC_CU_NULL(fn, targets); MHC_CU_POS(fn, N); MHC_CU_POS(fn, V);
-    mhc_cu__xent_k<<<(unsigned)N, MHC_CU_RT>>>(losses, NULL, NULL, logits, targets, V);
+    MHC_CU_LAUNCH_SYNC(mhc_cu__xent_k, (unsigned)N, MHC_CU_RT, losses, NULL, NULL, logits, targets, V);
     MHC_CU_LAUNCHED(fn);
     return MHC_OK;
 }
@@ -555,7 +565,7 @@ MHCDEF mhc_result mhc_cuda_crossentropy_backward(mhc_cuda *cu, float *dlogits, c
     MHC_CU_READY(fn);
     MHC_CU_NULL(fn, dlogits); MHC_CU_NULL(fn, dlosses); MHC_CU_NULL(fn, logits); MHC_CU_NULL(fn, targets);
     MHC_CU_POS(fn, N); MHC_CU_POS(fn, V);
-    mhc_cu__xent_k<<<(unsigned)N, MHC_CU_RT>>>(NULL, dlogits, dlosses, logits, targets, V);
+    MHC_CU_LAUNCH_SYNC(mhc_cu__xent_k, (unsigned)N, MHC_CU_RT, NULL, dlogits, dlosses, logits, targets, V);
     MHC_CU_LAUNCHED(fn);
     return MHC_OK;
 }
@@ -585,7 +595,7 @@ MHCDEF mhc_result mhc_cuda_adamw_step(mhc_cuda *cu, float *param, const float *g
     if (count == 0) return mhc_fail(cu->ctx, MHC_ERR_SIZE, "%s: count is 0", fn);
     if (!(beta1 >= 0.0 && beta1 < 1.0) || !(beta2 >= 0.0 && beta2 < 1.0))
         return mhc_fail(cu->ctx, MHC_ERR_VALUE, "%s: beta1 = %g, beta2 = %g, expected in [0, 1)", fn, beta1, beta2);
-    mhc_cu__adamw_k<<<mhc_cu__blocks(count, 256), 256>>>(param, grad, m, v, count, beta1, beta2, eps, grad_scale,
+    MHC_CU_LAUNCH(mhc_cu__adamw_k, mhc_cu__blocks(count, 256), 256, param, grad, m, v, count, beta1, beta2, eps, grad_scale,
                                                          lr / (1.0 - pow(beta1, t)), sqrt(1.0 - pow(beta2, t)),
                                                          1.0 - lr * weight_decay);
     MHC_CU_LAUNCHED(fn);
@@ -612,7 +622,7 @@ MHCDEF mhc_result mhc_cuda_sumsq(mhc_cuda *cu, double *out_host, const float *x,
     MHC_CU_NULL(fn, out_host); MHC_CU_NULL(fn, x);
     if (count == 0) return mhc_fail(cu->ctx, MHC_ERR_SIZE, "%s: count is 0", fn);
     if ((r = mhc_cu__scratch(cu, fn, NB * sizeof(double), &sc)) != MHC_OK) return r;
-    mhc_cu__sumsq_k<<<NB, 256>>>((double *)sc, x, count);
+    MHC_CU_LAUNCH_SYNC(mhc_cu__sumsq_k, NB, 256, (double *)sc, x, count);
     MHC_CU_LAUNCHED(fn);
     MHC_CU_CHECK(fn, cudaMemcpy(part, sc, sizeof part, cudaMemcpyDeviceToHost));
     for (i = 0; i < NB; i++) s += part[i];
@@ -840,7 +850,7 @@ static mhc_result mhc_cu__sinkhorn(mhc_cuda *cu, const char *fn, mhc_projection 
     if ((r = mhc_cu__proj_args(cu, fn, proj, n, iters, eps, T)) != MHC_OK) return r;
     per = mhc_cu__sk_tok(proj, n, iters);
     if ((r = mhc_cu__scratch(cu, fn, (size_t)T * per * sizeof(double), &sc)) != MHC_OK) return r;
-    mhc_cu__sk_k<<<mhc_cu__blocks((size_t)T, 64), 64>>>((int)proj, n, iters, eps, out, d_logits, d_out, logits, T,
+    MHC_CU_LAUNCH(mhc_cu__sk_k, mhc_cu__blocks((size_t)T, 64), 64, (int)proj, n, iters, eps, out, d_logits, d_out, logits, T,
                                                        (double *)sc);
     MHC_CU_LAUNCHED(fn);
     return MHC_OK;
@@ -942,7 +952,7 @@ MHCDEF mhc_result mhc_cuda_hc_expand_forward(mhc_cuda *cu, float *x, const float
     const char *fn = "mhc_cuda_hc_expand_forward";
     MHC_CU_READY(fn);
     MHC_CU_NULL(fn, x); MHC_CU_NULL(fn, e); MHC_CU_POS(fn, T); MHC_CU_POS(fn, n); MHC_CU_POS(fn, C);
-    mhc_cu__expand_fwd_k<<<mhc_cu__blocks((size_t)T * n * C, 256), 256>>>(x, e, T, n, C);
+    MHC_CU_LAUNCH(mhc_cu__expand_fwd_k, mhc_cu__blocks((size_t)T * n * C, 256), 256, x, e, T, n, C);
     MHC_CU_LAUNCHED(fn);
     return MHC_OK;
 }
@@ -950,7 +960,7 @@ MHCDEF mhc_result mhc_cuda_hc_expand_backward(mhc_cuda *cu, float *d_e, const fl
     const char *fn = "mhc_cuda_hc_expand_backward";
     MHC_CU_READY(fn);
     MHC_CU_NULL(fn, d_e); MHC_CU_NULL(fn, d_x); MHC_CU_POS(fn, T); MHC_CU_POS(fn, n); MHC_CU_POS(fn, C);
-    mhc_cu__expand_bwd_k<<<mhc_cu__blocks((size_t)T * C, 256), 256>>>(d_e, d_x, T, n, C);
+    MHC_CU_LAUNCH(mhc_cu__expand_bwd_k, mhc_cu__blocks((size_t)T * C, 256), 256, d_e, d_x, T, n, C);
     MHC_CU_LAUNCHED(fn);
     return MHC_OK;
 }
@@ -961,7 +971,7 @@ MHCDEF mhc_result mhc_cuda_hc_post_forward(mhc_cuda *cu, float *out, const float
     MHC_CU_NULL(fn, out); MHC_CU_NULL(fn, x); MHC_CU_NULL(fn, h_res);
     if (f_out) MHC_CU_NULL(fn, h_post);
     MHC_CU_POS(fn, T); MHC_CU_POS(fn, n); MHC_CU_POS(fn, C);
-    mhc_cu__post_fwd_k<<<mhc_cu__blocks((size_t)T * n * C, 256), 256>>>(out, x, h_res, h_post, f_out, T, n, C);
+    MHC_CU_LAUNCH(mhc_cu__post_fwd_k, mhc_cu__blocks((size_t)T * n * C, 256), 256, out, x, h_res, h_post, f_out, T, n, C);
     MHC_CU_LAUNCHED(fn);
     return MHC_OK;
 }
@@ -975,9 +985,9 @@ MHCDEF mhc_result mhc_cuda_hc_post_backward(mhc_cuda *cu, float *d_x, float *d_h
     MHC_CU_POS(fn, T); MHC_CU_POS(fn, n); MHC_CU_POS(fn, C);
     if (!f_out) d_f_out = NULL;
     if (d_x || d_f_out)
-        mhc_cu__post_bwd_x_k<<<mhc_cu__blocks((size_t)T * C, 256), 256>>>(d_x, d_f_out, d_out, h_res, h_post, T, n, C);
+        MHC_CU_LAUNCH(mhc_cu__post_bwd_x_k, mhc_cu__blocks((size_t)T * C, 256), 256, d_x, d_f_out, d_out, h_res, h_post, T, n, C);
     if (d_h_res || (d_h_post && f_out))
-        mhc_cu__post_bwd_h_k<<<mhc_cu__blocks((size_t)T * n * (n + 1), 128), 128>>>(d_h_res, d_h_post, d_out, x,
+        MHC_CU_LAUNCH(mhc_cu__post_bwd_h_k, mhc_cu__blocks((size_t)T * n * (n + 1), 128), 128, d_h_res, d_h_post, d_out, x,
                                                                                      f_out, T, n, C);
     MHC_CU_LAUNCHED(fn);
     return MHC_OK;
@@ -1259,21 +1269,21 @@ static mhc_result mhc_cu__pre_setup(mhc_cuda *cu, const char *fn, const mhc_hc_s
 }
 
 static mhc_result mhc_cu__pre_forward(mhc_cuda *cu, const char *fn, mhc_cu__pre *p) {
-    mhc_cu__pre_mix_k<<<(unsigned)p->T, MHC_CU_RT>>>(*p);
-    mhc_cu__pre_tok_fwd_k<<<mhc_cu__blocks((size_t)p->T, 64), 64>>>(*p);
-    mhc_cu__pre_li_k<<<mhc_cu__blocks((size_t)p->T * p->C, 256), 256>>>(*p);
+    MHC_CU_LAUNCH_SYNC(mhc_cu__pre_mix_k, (unsigned)p->T, MHC_CU_RT, *p);
+    MHC_CU_LAUNCH(mhc_cu__pre_tok_fwd_k, mhc_cu__blocks((size_t)p->T, 64), 64, *p);
+    MHC_CU_LAUNCH(mhc_cu__pre_li_k, mhc_cu__blocks((size_t)p->T * p->C, 256), 256, *p);
     MHC_CU_LAUNCHED(fn);
     return MHC_OK;
 }
 
 static mhc_result mhc_cu__pre_backward(mhc_cuda *cu, const char *fn, mhc_cu__pre *p) {
-    mhc_cu__pre_mix_k<<<(unsigned)p->T, MHC_CU_RT>>>(*p);
-    if (p->g_li) mhc_cu__pre_dlix_k<<<(unsigned)p->T, MHC_CU_RT>>>(*p);
-    mhc_cu__pre_tok_bwd_k<<<mhc_cu__blocks((size_t)p->T, 64), 64>>>(*p);
-    if (p->dx) mhc_cu__pre_dx_k<<<mhc_cu__blocks((size_t)p->T * p->D, 256), 256>>>(*p);
-    if (p->dfn || p->dnw) mhc_cu__pre_dfn_k<<<mhc_cu__blocks((size_t)p->mr * p->D, 256), 256>>>(*p);
-    if (p->dnw) mhc_cu__pre_dnw_k<<<mhc_cu__blocks((size_t)p->D, 128), 128>>>(*p);
-    if (p->dbase || p->dscale) mhc_cu__pre_dbase_k<<<mhc_cu__blocks((size_t)p->mr + 3, 128), 128>>>(*p);
+    MHC_CU_LAUNCH_SYNC(mhc_cu__pre_mix_k, (unsigned)p->T, MHC_CU_RT, *p);
+    if (p->g_li) MHC_CU_LAUNCH_SYNC(mhc_cu__pre_dlix_k, (unsigned)p->T, MHC_CU_RT, *p);
+    MHC_CU_LAUNCH(mhc_cu__pre_tok_bwd_k, mhc_cu__blocks((size_t)p->T, 64), 64, *p);
+    if (p->dx) MHC_CU_LAUNCH(mhc_cu__pre_dx_k, mhc_cu__blocks((size_t)p->T * p->D, 256), 256, *p);
+    if (p->dfn || p->dnw) MHC_CU_LAUNCH(mhc_cu__pre_dfn_k, mhc_cu__blocks((size_t)p->mr * p->D, 256), 256, *p);
+    if (p->dnw) MHC_CU_LAUNCH(mhc_cu__pre_dnw_k, mhc_cu__blocks((size_t)p->D, 128), 128, *p);
+    if (p->dbase || p->dscale) MHC_CU_LAUNCH(mhc_cu__pre_dbase_k, mhc_cu__blocks((size_t)p->mr + 3, 128), 128, *p);
     MHC_CU_LAUNCHED(fn);
     return MHC_OK;
 }
