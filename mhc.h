@@ -4675,7 +4675,7 @@ static mhc_result mhc__ckpt_check_store(mhc_ctx *ctx, const char *fn, const mhc_
     for (part = 0; part < 3; part++) {
         const mhc_real *x = part == 0 ? p->data : part == 1 ? p->m : p->v;
         for (k = 0; k < p->count; k++) {
-            const mhc_real *t = x + (p->tensors[k].data - p->data);
+            const mhc_real *t = x + p->offset[k];
             size_t i, n = p->tensors[k].size;
             for (i = 0; i < n; i++) {
                 uint64_t u;
@@ -5013,11 +5013,16 @@ static mhc_result mhc__ckpt_parse(mhc_ctx *ctx, const char *fn, const unsigned c
         mhc_trainer t;
         mhc_adamw_config *c = &t.cfg;
         int64_t st, wu, tot;
+        uint32_t kind;
         if (!mhc__r_has(&r, MHC__CKPT_TRAINER))
             return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: truncated in the trainer state", fn);
         memset(&t, 0, sizeof t);
         st = (int64_t)mhc__r_u64(&r);
-        c->schedule.kind = (int)(mhc__r_u32(&r) & 0x7FFFFFFFu);
+        kind = mhc__r_u32(&r);
+        if (kind >= (uint32_t)MHC_LR_KIND_COUNT)   /* (before the cast to int) */
+            return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: the stored trainer configuration is invalid: schedule.kind is %lu; "
+                            "expected 0, 1 or 2", fn, (unsigned long)kind);
+        c->schedule.kind = (int)kind;
         c->schedule.lr = mhc__r_f64(&r);
         wu = (int64_t)mhc__r_u64(&r);
         tot = (int64_t)mhc__r_u64(&r);

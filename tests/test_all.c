@@ -14,3 +14,4 @@
 #include "test_ckpt.c"
 #include "test_hc.c"
 #include "test_gpt.c"
+#include "test_fuzzseeds.c"

@@ -426,6 +426,8 @@ static void TP(ck_test_corruption)(void) {
             {nfield, 8, 49, MHC_ERR_FORMAT, "the file says 49 reals but its tensors hold 48"},
             {trn, 8, UINT64_MAX, MHC_ERR_FORMAT, "trainer step -1"},
             {trn + 8, 4, 9, MHC_ERR_FORMAT, "the stored trainer configuration is invalid: schedule.kind is 9"},
+            /* found by the fuzzer: the high bit used to be masked off, loading kind 2 from 0x80000002 */
+            {trn + 8, 4, 0x80000002u, MHC_ERR_FORMAT, "schedule.kind is 2147483650; expected 0, 1 or 2"},
             {trn + 12 + 8 + 16 + 8 * 5, 8, 0x4000000000000000ull, MHC_ERR_FORMAT,
              "the stored trainer configuration is invalid: beta1 is 2"},
         };
