@@ -426,6 +426,24 @@ MHCDEF mhc_result mhc_gradcheck(mhc_tape *tp, mhc_loss_fn fn, mhc_tensor **input
  * small per-thread scratch ((2 iters + 4) n^2 doubles), so nothing per iteration is stored
  * between forward and backward; the tape op saves only the pre step's matmul results and rstd
  * (m + 1 doubles per token).
+ *
+ * Numerical range (tested in tests/test_edge.c):
+ * - Exp start (MHC_PROJ_EXP, the paper preset) takes exp(z) in double with no shift. A logit above
+ *   log(DBL_MAX) ~ 709.78 overflows to +Inf and that token's whole matrix becomes NaN (Inf/Inf
+ *   spreads through the column and row steps); with eps = 0, a row or column whose logits are all
+ *   below ~ -745 underflows to 0 and gives 0/0 = NaN too (with eps > 0 it stays a zero line).
+ *   Nothing is clamped and no error is returned (a clamp would silently change the mathematics);
+ *   other tokens are unaffected. In the layer the logits are mix * scale[2] + base, and
+ *   |mix| <= sqrt(n C) ||w_k|| (the RMS division bounds it), so this takes very large weights.
+ *   MHC_PROJ_LOG runs the same iteration on log M with logsumexp: finite and exact for any finite
+ *   logits, equal to the exp start wherever that does not overflow. The softmax start and the
+ *   permutation mixture subtract the maximum first and are safe for any finite logits.
+ * - A token whose x is all zero: mix = 0 * rsqrt(0 + norm_eps) = 0, so the gates take their bias
+ *   values; the gradient with respect to that token's x is w_k * rsqrt(norm_eps) (the RMS factor
+ *   has zero derivative there): 1e10 w_k for the paper's norm_eps 1e-20, large but finite in
+ *   float. norm_eps = MHC_ZERO (an actual 0) leaves such a token undefined: its outputs are NaN
+ *   (0 * Inf); the other tokens are unaffected. Every preset has norm_eps > 0.
+ * - n = 1, T = 1 and C = 1 are valid sizes for every function here (n = 1: A is 1 x 1).
  * ========================================================================================= */
 
 #define MHC_ZERO (-1.0)        /* a knob set to MHC_ZERO means an actual 0 (0 means "preset") */

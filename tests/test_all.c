@@ -13,5 +13,6 @@
 #include "test_optim.c"
 #include "test_ckpt.c"
 #include "test_hc.c"
+#include "test_edge.c"
 #include "test_gpt.c"
 #include "test_fuzzseeds.c"
