@@ -162,6 +162,11 @@ fuzz-seeds: | $(BUILD)
 	mkdir -p tests/fuzz/ckpt tests/fuzz/npy
 	./$(BUILD)/make_seeds_f32 tests/fuzz && ./$(BUILD)/make_seeds_f64 tests/fuzz
 
+# `mhc train` under valgrind (tests/valgrind_train.sh), also on a build without OpenMP.
+valgrind-train:
+	$(MAKE) BUILD=build/noomp NO_OMP=1 build/noomp/mhc
+	sh tests/valgrind_train.sh build/noomp/mhc
+
 demo:
 	@echo "make demo: the training demo arrives with the training issue (see README)."
 
