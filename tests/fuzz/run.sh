@@ -6,7 +6,7 @@
 # blow-up; the input that triggered it is left in WORK_DIR/artifacts/. Prints the execution count.
 name=$1; bin=$2; seeds=$3; work=$4; secs=$5; runs=$6
 mkdir -p "$work/corpus" "$work/artifacts"
-if [ -n "$runs" ]; then limit="-runs=$runs"; what="$runs runs"; else limit="-max_total_time=$secs"; what="${secs}s"; fi
+if [ -n "$runs" ]; then limit="-runs=$runs"; what="-runs=$runs"; else limit="-max_total_time=$secs"; what="${secs}s"; fi
 ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1} \
 UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
 "$bin" $limit -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1024 -print_final_stats=1 \
@@ -20,4 +20,4 @@ if [ "$rc" -ne 0 ] || grep -q -E "ERROR: (Address|Leak|Undefined)Sanitizer|runti
     echo "FUZZ FAIL $name: exit $rc after ${execs:-?} executions; the input is in $work/artifacts/ (log: $work/log)"
     exit 1
 fi
-echo "fuzz $name: ${execs:-?} executions in $what (${rate:-?}/s), working corpus $units inputs, no findings"
+echo "fuzz $name: ${execs:-?} executions ($what, ${rate:-?}/s), working corpus $units inputs, no findings"
