@@ -13,16 +13,19 @@ else
 endif
 BUILD   ?= build
 HDR     = mhc.h
-TEST_SRC = $(wildcard tests/test_*.c) tests/test.h tests/test_groups.h examples/cli.h tests/fuzz/fuzz_store.h
+TEST_SRC = $(wildcard tests/test_*.c) tests/test.h tests/test_groups.h examples/cli.h examples/verify.h \
+           tests/fuzz/fuzz_store.h
 # build/mhc and its objects: float (the training precision; the verifier compiles its own float and
 # double copies), POSIX for dirent.h, isatty and clock_gettime (see the rules below)
 CLI_CFLAGS = $(CFLAGS) -D_POSIX_C_SOURCE=200809L
 CLI_LIB    = $(BUILD)/mhc_impl.o $(BUILD)/compare.o
+VERIFY_OBJ = $(BUILD)/verify.o $(BUILD)/verify_impl_f32.o $(BUILD)/verify_impl_f64.o
 
 .PHONY: all test test-asan test-cli test-train check-compile demo clean valgrind valgrind-train \
         fuzz fuzz-build fuzz-check fuzz-replay fuzz-seeds
+.PHONY: examples test-examples check-examples ex1 ex2 ex3 ex4 ex5
 
-all: $(BUILD)/test $(BUILD)/mhc check-compile $(BUILD)/readme_example
+all: $(BUILD)/test $(BUILD)/mhc check-compile $(BUILD)/readme_example examples
 
 $(BUILD):
 	mkdir -p $(BUILD)
@@ -34,7 +37,7 @@ $(BUILD)/test_f64.o: tests/test_all.c $(HDR) $(TEST_SRC) | $(BUILD)
 	$(CC) $(CFLAGS) $(OMPFLAGS) -DMHC_DOUBLE -c tests/test_all.c -o $@
 $(BUILD)/test_main.o: tests/test_main.c tests/test.h tests/test_groups.h | $(BUILD)
 	$(CC) $(CFLAGS) -c tests/test_main.c -o $@
-$(BUILD)/test: $(BUILD)/test_main.o $(BUILD)/test_f32.o $(BUILD)/test_f64.o $(CLI_LIB)
+$(BUILD)/test: $(BUILD)/test_main.o $(BUILD)/test_f32.o $(BUILD)/test_f64.o $(CLI_LIB) $(VERIFY_OBJ)
 	$(CC) $(CFLAGS) $(OMPFLAGS) $^ -o $@ $(LDLIBS)
 
 # ---- build/mhc, the command-line tool (examples/). mhc_impl.o holds the one float copy of the
@@ -42,7 +45,15 @@ $(BUILD)/test: $(BUILD)/test_main.o $(BUILD)/test_f32.o $(BUILD)/test_f64.o $(CL
 EX_HDRS = examples/cli.h examples/gpt.h examples/train.h examples/plot.h examples/corpus.h
 $(BUILD)/mhc_impl.o $(BUILD)/compare.o $(BUILD)/verify.o $(BUILD)/mhc_cli.o $(BUILD)/train.o: $(BUILD)/%.o: examples/%.c $(EX_HDRS) $(HDR) | $(BUILD)
 	$(CC) $(CLI_CFLAGS) $(OMPFLAGS) -c $< -o $@
-$(BUILD)/mhc: $(BUILD)/mhc_cli.o $(BUILD)/verify.o $(BUILD)/train.o $(CLI_LIB)
+# verify: verify.o reads and writes the case (all values as double); the computation
+# (verify_impl.c) is compiled twice with the implementation static, once per precision, because
+# a case's dtype chooses the precision it runs in. The test runner links them too (test_verify).
+$(BUILD)/verify.o: examples/verify.h
+$(BUILD)/verify_impl_f64.o: examples/verify_impl.c examples/verify.h $(HDR) | $(BUILD)
+	$(CC) $(CFLAGS) $(OMPFLAGS) -DMHC_DOUBLE -c examples/verify_impl.c -o $@
+$(BUILD)/verify_impl_f32.o: examples/verify_impl.c examples/verify.h $(HDR) | $(BUILD)
+	$(CC) $(CFLAGS) $(OMPFLAGS) -c examples/verify_impl.c -o $@
+$(BUILD)/mhc: $(BUILD)/mhc_cli.o $(VERIFY_OBJ) $(BUILD)/train.o $(CLI_LIB)
 	$(CC) $(CFLAGS) $(OMPFLAGS) $^ -o $@ $(LDLIBS)
 
 # ---- compile-only checks: C99 with gcc and clang (plain, static, double), C++ ----
@@ -70,7 +81,52 @@ $(BUILD)/readme_example: README.md $(HDR) | $(BUILD)
 	awk '/<!-- readme-example -->/{f=1;next} f&&/^```c/{g=1;next} g&&/^```/{exit} g' README.md > $(BUILD)/readme_example.c
 	$(CC) $(CFLAGS) -Werror $(OMPFLAGS) $(BUILD)/readme_example.c -o $@ $(LDLIBS)
 
-test: $(BUILD)/test check-compile $(BUILD)/readme_example test-cli test-train
+# ---- the ladder of examples (examples/ex*.c, see README "Learn mHC from the code"): each a
+# standalone program that includes mhc.h with MHC_IMPLEMENTATION, checks what it shows and exits
+# non-zero on failure. `make ex1` builds and runs example 1, and so on. ----
+EXAMPLES     = ex1_sinkhorn ex2_layer ex3_why_constraint ex4_dropin ex5_train_gpt
+EXAMPLE_BINS = $(EXAMPLES:%=$(BUILD)/%)
+examples: $(EXAMPLE_BINS) check-examples
+$(EXAMPLE_BINS): $(BUILD)/%: examples/%.c $(HDR) | $(BUILD)
+	$(CC) $(CFLAGS) -Werror $(OMPFLAGS) $< -o $@ $(LDLIBS)
+$(BUILD)/ex5_train_gpt: examples/gpt.h examples/corpus.h
+ex1: $(BUILD)/ex1_sinkhorn
+	./$<
+ex2: $(BUILD)/ex2_layer
+	./$<
+ex3: $(BUILD)/ex3_why_constraint
+	./$<
+ex4: $(BUILD)/ex4_dropin
+	./$<
+ex5: $(BUILD)/ex5_train_gpt
+	./$<
+# warning-free with gcc and clang (C99) and as C++
+check-examples: $(BUILD)/.examples-checked
+$(BUILD)/.examples-checked: $(EXAMPLES:%=examples/%.c) examples/gpt.h examples/corpus.h $(HDR) | $(BUILD)
+	@for cc in gcc clang; do \
+	  if command -v $$cc >/dev/null 2>&1; then \
+	    echo "$$cc -std=c99 -Werror $(WARN) examples/ex*.c"; \
+	    for e in $(EXAMPLES); do $$cc -std=c99 -Werror $(WARN) -I. -fsyntax-only examples/$$e.c || exit 1; done; \
+	  else echo "$$cc not installed: skipping its example check"; fi; \
+	done
+	@if command -v $(CXX) >/dev/null 2>&1; then \
+	  echo "$(CXX) -x c++ -Werror examples/ex*.c"; \
+	  for e in $(EXAMPLES); do $(CXX) -x c++ -std=c++11 -Werror -Wall -Wextra -I. -fsyntax-only examples/$$e.c || exit 1; done; \
+	fi
+	@touch $@
+# Run every example: exit code 0 and a last line starting with "ok:". (The examples are small:
+# passive OpenMP waiting keeps them fast when the machine is busy with other jobs.)
+test-examples: $(EXAMPLE_BINS)
+	@for e in $(EXAMPLES); do \
+	  OMP_WAIT_POLICY=passive ./$(BUILD)/$$e > $(BUILD)/$$e.out 2>&1 || { \
+	    rc=$$?; cat $(BUILD)/$$e.out; echo "FAIL test_examples: $$e exited $$rc"; exit 1; }; \
+	  tail -n 1 $(BUILD)/$$e.out | grep -q '^ok: ' || { \
+	    cat $(BUILD)/$$e.out; echo "FAIL test_examples: $$e did not end with an 'ok:' line"; exit 1; }; \
+	  echo "  $$e: $$(tail -n 1 $(BUILD)/$$e.out)"; \
+	done; \
+	echo "test_examples: $(words $(EXAMPLES)) passed"
+
+test: $(BUILD)/test check-compile $(BUILD)/readme_example test-cli test-train test-examples check-examples
 	./$(BUILD)/readme_example
 	./$(BUILD)/test
 
@@ -167,8 +223,11 @@ valgrind-train:
 	$(MAKE) BUILD=build/noomp NO_OMP=1 build/noomp/mhc
 	sh tests/valgrind_train.sh build/noomp/mhc
 
-demo:
-	@echo "make demo: the training demo arrives with the training issue (see README)."
+# The main job: none, hc and mhc trained side by side on the generated corpus (README, "The demo").
+# OMP_WAIT_POLICY=passive keeps OpenMP from spinning when the machine is shared.
+demo: $(BUILD)/mhc
+	mkdir -p build/demo
+	OMP_WAIT_POLICY=passive ./$(BUILD)/mhc demo
 
 clean:
 	rm -rf build

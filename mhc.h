@@ -259,7 +259,7 @@ MHCDEF void mhc_ref_matmul_abt(mhc_real *C, const mhc_real *A, const mhc_real *B
 MHCDEF void mhc_ref_matmul_atb(mhc_real *C, const mhc_real *A, const mhc_real *B, int M, int K, int N, int acc);
 
 /* RMSNorm over the last dimension: y = x * rsqrt(mean(x^2) + eps) * w   (w may be NULL).
-   rstd[N] is saved for the backward. */
+   rstd[N] is saved for the backward: dx += r w dy - x r^3/D sum(dy w x);  dw += sum_rows dy x r. */
 MHCDEF void mhc_k_rmsnorm_forward(mhc_real *y, mhc_real *rstd, const mhc_real *x, const mhc_real *w,
                                   int N, int D, double eps);
 MHCDEF void mhc_k_rmsnorm_backward(mhc_real *dx, mhc_real *dw, const mhc_real *dy, const mhc_real *x,
@@ -272,7 +272,8 @@ MHCDEF double mhc_act_deriv(mhc_act act, double x);   /* its derivative, in doub
 MHCDEF void mhc_k_act_forward(mhc_act act, mhc_real *y, const mhc_real *x, size_t n);
 MHCDEF void mhc_k_act_backward(mhc_act act, mhc_real *dx, const mhc_real *dy, const mhc_real *x, size_t n);
 
-/* Stable softmax over the last dimension of [N,D]: y = exp(x - max) / sum. */
+/* Stable softmax over the last dimension of [N,D]: y = exp(x - max) / sum.
+   Backward: dx += y (dy - sum(dy y)) per row. */
 MHCDEF void mhc_k_softmax_forward(mhc_real *y, const mhc_real *x, int N, int D);
 MHCDEF void mhc_k_softmax_backward(mhc_real *dx, const mhc_real *dy, const mhc_real *y, int N, int D);
 
@@ -349,15 +350,17 @@ MHCDEF mhc_tensor *mhc_matmul_ab(mhc_tape *tp, mhc_tensor *a, mhc_tensor *b);
 MHCDEF mhc_tensor *mhc_matmul_abt(mhc_tape *tp, mhc_tensor *a, mhc_tensor *b);
 /* out = a + b (same shape), or a[..,D] + b[D] when b is 1-D (bias broadcast over rows). */
 MHCDEF mhc_tensor *mhc_add(mhc_tape *tp, mhc_tensor *a, mhc_tensor *b);
-MHCDEF mhc_tensor *mhc_mul(mhc_tape *tp, mhc_tensor *a, mhc_tensor *b);     /* same shape, elementwise */
+MHCDEF mhc_tensor *mhc_mul(mhc_tape *tp, mhc_tensor *a, mhc_tensor *b);     /* out = a * b, same shape, elementwise */
 MHCDEF mhc_tensor *mhc_scale(mhc_tape *tp, mhc_tensor *a, double s);        /* out = s a */
-MHCDEF mhc_tensor *mhc_rmsnorm(mhc_tape *tp, mhc_tensor *x, mhc_tensor *w, double eps);   /* w may be NULL */
-MHCDEF mhc_tensor *mhc_activation(mhc_tape *tp, mhc_act act, mhc_tensor *x);
-MHCDEF mhc_tensor *mhc_sigmoid(mhc_tape *tp, mhc_tensor *x);
-MHCDEF mhc_tensor *mhc_tanh(mhc_tape *tp, mhc_tensor *x);
-MHCDEF mhc_tensor *mhc_gelu(mhc_tape *tp, mhc_tensor *x);                   /* tanh approximation */
-MHCDEF mhc_tensor *mhc_silu(mhc_tape *tp, mhc_tensor *x);
-MHCDEF mhc_tensor *mhc_softmax(mhc_tape *tp, mhc_tensor *x);                /* over the last dim */
+/* out = x * rsqrt(mean(x^2) + eps) * w over the last dimension (w [D] may be NULL: no weight) */
+MHCDEF mhc_tensor *mhc_rmsnorm(mhc_tape *tp, mhc_tensor *x, mhc_tensor *w, double eps);
+MHCDEF mhc_tensor *mhc_activation(mhc_tape *tp, mhc_act act, mhc_tensor *x);   /* out = f(x) elementwise */
+MHCDEF mhc_tensor *mhc_sigmoid(mhc_tape *tp, mhc_tensor *x);                /* 1 / (1 + exp(-x)) */
+MHCDEF mhc_tensor *mhc_tanh(mhc_tape *tp, mhc_tensor *x);                   /* tanh(x) */
+/* gelu, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
+MHCDEF mhc_tensor *mhc_gelu(mhc_tape *tp, mhc_tensor *x);
+MHCDEF mhc_tensor *mhc_silu(mhc_tape *tp, mhc_tensor *x);                   /* x sigmoid(x) */
+MHCDEF mhc_tensor *mhc_softmax(mhc_tape *tp, mhc_tensor *x);                /* exp(x - max) / sum, over the last dim */
 /* out[T,D] = table[ids[t]]; table is [V,D], ids copied into the arena. */
 MHCDEF mhc_tensor *mhc_embedding(mhc_tape *tp, mhc_tensor *table, const int *ids, int T);
 /* qkv [B,T,3C] (or [B*T,3C]) -> out [B,T,C], causal, H heads. */
@@ -365,8 +368,8 @@ MHCDEF mhc_tensor *mhc_attention(mhc_tape *tp, mhc_tensor *qkv, int B, int T, in
 /* Mean cross-entropy of logits [N,V] against targets[N] -> a 1-element tensor. */
 MHCDEF mhc_tensor *mhc_cross_entropy(mhc_tape *tp, mhc_tensor *logits, const int *targets);
 /* Reductions to a 1-element tensor (losses for tests and examples). */
-MHCDEF mhc_tensor *mhc_sum(mhc_tape *tp, mhc_tensor *x);
-MHCDEF mhc_tensor *mhc_mean(mhc_tape *tp, mhc_tensor *x);
+MHCDEF mhc_tensor *mhc_sum(mhc_tape *tp, mhc_tensor *x);                    /* sum_i x_i */
+MHCDEF mhc_tensor *mhc_mean(mhc_tape *tp, mhc_tensor *x);                   /* sum_i x_i / size */
 /* sum(x * w) where w is a constant array of x->size reals (copied): a "random projection" loss. */
 MHCDEF mhc_tensor *mhc_dot_const(mhc_tape *tp, mhc_tensor *x, const mhc_real *w);
 
@@ -399,33 +402,50 @@ MHCDEF mhc_result mhc_gradcheck(mhc_tape *tp, mhc_loss_fn fn, mhc_tensor **input
  * as tape ops (expand, the fused pre step, post, head), the parameters, and the diagnostics.
  *
  * Presets (every knob can be overridden on top; MHC_SPEC.md Sec. 4):
- *   MHC_PRESET_DSV4         DeepSeek-V4 production: the TileKernels torch reference
- *                           (tile_kernels/torch/mhc.py) with the V4 settings: norm_eps 1e-6,
- *                           pre_eps 1e-6, post_mult 2, softmax-start Sinkhorn, 20 iterations,
- *                           sinkhorn eps 1e-6, orientation comb_t (A = comb^T).
- *   MHC_PRESET_TILEKERNELS  the same functions with TileKernels' API defaults: post_mult 1,
- *                           10 iterations (other values as dsv4).
- *   MHC_PRESET_PAPER        the mHC paper, Eqs. 7-9 and Table 5: norm_eps 1e-20, pre_eps 0,
- *                           post_mult 2, exp-start Sinkhorn (T_r(T_c(M)) repeated), 20
- *                           iterations, sinkhorn eps 0, orientation h (A = comb).
+ *   MHC_PRESET_DSV4         DeepSeek-V4 production settings: norm_eps 1e-6, pre_eps 1e-6,
+ *                           post_mult 2, softmax-start Sinkhorn, 20 iterations, sinkhorn eps
+ *                           1e-6, orientation comb_t (A = comb^T), computed the way DeepSeek's
+ *                           TileKernels reference does (mhc_pre = norm_fn, split_mixes,
+ *                           sinkhorn_normalize, apply_mix; mhc_post; mhc_head).
+ *   MHC_PRESET_TILEKERNELS  the same functions with the defaults of TileKernels' mhc_pre
+ *                           (tile_kernels/modeling/mhc/functional.py): post_mult_value 1,
+ *                           sinkhorn_repeat 10 (norm_eps, pre_eps, sinkhorn_eps 1e-6 as dsv4).
+ *   MHC_PRESET_PAPER        the mHC paper (arXiv 2512.24880), Eqs. 7-9 and Table 5: norm_eps
+ *                           1e-20, pre_eps 0, post_mult 2, exp-start Sinkhorn (M = exp(z), then
+ *                           T_r(T_c(M)) 20 times), sinkhorn eps 0, orientation h (A = comb).
  *   MHC_PRESET_LITE         mHC-lite (arXiv 2601.05732): A = sum_k softmax(z)_k P_k over all n!
- *                           permutation matrices; norm_eps 1e-20, pre_eps 0, post_mult 2.
- *                           (If a Sinkhorn projection is forced on it: 20 iterations, eps 0.)
+ *                           permutation matrices (lexicographic order), built directly (no
+ *                           orientation); norm_eps 1e-20, pre_eps 0, post_mult 2. If a Sinkhorn
+ *                           projection is forced on it: 20 iterations, eps 0.
+ * Variants (MHC_SPEC.md Sec. 6): none (the plain residual, n = 1: layer_input = x,
+ * out = x + f_out); hc (Hyper-Connections as the mHC paper's Eq. 5 restates them: per-stream
+ * RMSNorm over C, tanh gates, unconstrained H_res; fn holds theta [n+2, C] = [pre | post | res]);
+ * mhc; lite. The head (Sec. 5) is the same for every variant.
  * Orientation: in both DeepSeek presets the last Sinkhorn step normalises columns of comb, and
  * A = comb^T, so the ROWS of A are the exact marginal (rowsum = s/(s+eps)); in the paper preset the
  * last step normalises rows and A = comb: again the rows of A are exact. The other marginal is
  * only approximately 1 after a truncated iteration. The permutation mixture is doubly stochastic
  * to rounding.
+ * Log domain (MHC_PROJ_LOG): the exp-start iteration on L = log M; the step M / (sum + eps)
+ * becomes L - logaddexp(logsumexp(L), log eps) (plain logsumexp for eps = 0). Same numbers as
+ * MHC_PROJ_EXP where exp does not overflow; finite for logits of any size.
  *
  * Zero means "the preset's value": every numeric knob of mhc_hc_config left at 0 takes the
  * preset's value. To ask for an actual zero, set the knob to MHC_ZERO. Negative values other
  * than MHC_ZERO are refused.
  *
  * Sinkhorn backward: exact for the truncated iteration that was run (not the implicit
- * fixed-point gradient). The backward RECOMPUTES the iterates per token from the logits into a
- * small per-thread scratch ((2 iters + 4) n^2 doubles), so nothing per iteration is stored
- * between forward and backward; the tape op saves only the pre step's matmul results and rstd
- * (m + 1 doubles per token).
+ * fixed-point gradient). Mode: RECOMPUTE. The backward recomputes the iterates of each token
+ * from its logits into a small per-thread scratch ((2 iters + 4) n^2 doubles) and runs the
+ * exact reverse of every normalisation step; nothing per iteration is stored between forward
+ * and backward. The tape op saves only the pre step's matmul results and rstd (m + 1 doubles
+ * per token); the raw-array backward recomputes those too.
+ *
+ * Threads and memory: the per-token work runs over chunks of tokens (one per OpenMP thread,
+ * each with its own scratch); reductions over tokens (d_fn, d_base, d_scale, d_norm_weight)
+ * run over the axis that owns the output, tokens summed in order: results are bitwise identical
+ * for any thread count. Nothing is allocated per token; the raw-array functions allocate their
+ * scratch once per call, the tape ops take it from the tape's arena.
  *
  * Numerical range (tested in tests/test_edge.c):
  * - Exp start (MHC_PROJ_EXP, the paper preset) takes exp(z) in double with no shift. A logit above
@@ -599,8 +619,18 @@ MHCDEF mhc_result mhc_hc_params_get(mhc_params *store, const int ids[4], mhc_hc_
 MHCDEF mhc_result mhc_hc_params_init(mhc_ctx *ctx, const mhc_hc_spec *s, int head, int layer_index,
                                      mhc_hc_params *w, mhc_rng *rng, double fn_std);
 
-/* ---- tape ops ---- */
-/* The pre step as ONE fused op: one pass over x per token for the matmul and the sum of squares
+/* ---- tape ops ----
+   A model (tests/test_hc_tape.c builds exactly this chain and gradchecks it):
+       mhc_hc_spec s;  mhc_hc_resolve(&ctx, NULL, 4, &s);                 dsv4 preset, n = 4
+       mhc_hc_params_declare(&store, &s, C, 0, 1, "l0", ids);            per layer (head: head = 1)
+       mhc_params_alloc(&store); mhc_hc_params_get(&store, ids, &w); mhc_hc_params_init(...);
+       x = mhc_hc_expand(tp, emb, 4);                                    [T,C] -> [T,4,C]
+       for each sublayer:
+           mhc_hc_pre(tp, &s, x, &w, &p);                                layer_input, h_pre, h_post, h_res
+           f = F(tp, p.layer_input);                                     attention or MLP, [T,C]
+           x = mhc_hc_post(tp, x, p.h_res, p.h_post, f);                 A x + h_post f
+       y = mhc_hc_head(tp, &s, x, &wh);                                  [T,C], then the output norm
+   The pre step as ONE fused op: one pass over x per token for the matmul and the sum of squares
    (matmul first, RMS division after, paper Sec. 4.3.1), gates, projection and layer_input, with
    a hand-written backward. Outputs (all with gradients when any input needs one):
    layer_input [T,C], h_pre [T,n], h_post [T,n], h_res [T,n,n]. x is [T,n,C] (or [T,n*C]). */
@@ -611,9 +641,10 @@ MHCDEF mhc_result mhc_hc_pre(mhc_tape *tp, const mhc_hc_spec *s, mhc_tensor *x, 
                              mhc_hc_pre_out *out);
 /* out[T,n,C] = A x + h_post f_out (f_out [T,C] may be NULL). */
 MHCDEF mhc_tensor *mhc_hc_post(mhc_tape *tp, mhc_tensor *x, mhc_tensor *h_res, mhc_tensor *h_post, mhc_tensor *f_out);
-/* e [T,C] -> x [T,n,C]. */
+/* e [T,C] -> x [T,n,C]: x[t,i,c] = e[t,c] (every stream a copy of the embedding). */
 MHCDEF mhc_tensor *mhc_hc_expand(mhc_tape *tp, mhc_tensor *e, int n);
-/* x [T,n,C] -> out [T,C] (the head parameters: fn [n,n*C], scale [1], base [n]). */
+/* x [T,n,C] -> out [T,C] = sum_i h[i] x[i], h = sigmoid(mix s0 + b) + pre_eps (the head parameters:
+   fn [n,n*C], scale [1], base [n]). */
 MHCDEF mhc_tensor *mhc_hc_head(mhc_tape *tp, const mhc_hc_spec *s, mhc_tensor *x, const mhc_hc_params *w);
 /* logits [T, nres] (or [T,n,n]) -> the projection [T,n,n], as a tape op. */
 MHCDEF mhc_tensor *mhc_sinkhorn(mhc_tape *tp, mhc_projection proj, int n, int iters, double eps, mhc_tensor *logits);
@@ -891,6 +922,7 @@ extern "C" {
 
 /* =========================================================================================
  * CONFIG AND PORTABILITY (implementation)
+ * The version string and the overflow-checked multiplication used by the size computations.
  * ========================================================================================= */
 
 MHCDEF const char *mhc_version(void) { return MHC_VERSION_STRING " (" MHC_REAL_NAME ")"; }
@@ -904,6 +936,8 @@ static int mhc__mul_ok(size_t a, size_t b, size_t *out) {
 
 /* =========================================================================================
  * RESULTS AND ERRORS (implementation)
+ * Result names and the context's message: mhc_fail formats into the caller's mhc_ctx (never a
+ * global), so each object reports its own last error.
  * ========================================================================================= */
 
 MHCDEF const char *mhc_result_string(mhc_result r) {
@@ -952,6 +986,9 @@ MHCDEF mhc_result mhc_fail(mhc_ctx *ctx, mhc_result r, const char *fmt, ...) {
 
 /* =========================================================================================
  * RNG (implementation)
+ * splitmix64 expands the seed into xoshiro256** state. The 64-bit stream is pure integer
+ * arithmetic (the same on every platform); uniforms take its top 53 bits; normals are
+ * Box-Muller in double.
  * ========================================================================================= */
 
 static uint64_t mhc__splitmix64(uint64_t *x) {
@@ -1021,6 +1058,8 @@ MHCDEF void mhc_rng_fill_uniform(mhc_rng *rng, mhc_real *x, size_t count, double
 
 /* =========================================================================================
  * TENSORS, ARENA, PARAMETER STORE (implementation)
+ * The arena's block chain (collapsed into one block of the peak size on reset, so steady-state
+ * steps do not allocate), shape helpers, and the parameter store's four flat arrays.
  * ========================================================================================= */
 
 struct mhc_arena_block {
@@ -1305,6 +1344,9 @@ MHCDEF void mhc_params_free(mhc_params *p) {
 
 /* =========================================================================================
  * KERNELS (implementation)
+ * Forward/backward pairs on raw arrays, each parallel over the axis that owns its output (rows,
+ * or columns for weight gradients) and summing in a fixed order, so the bits do not depend on
+ * the thread count. The naive mhc_ref_* loops (double accumulation) are the tests' references.
  * ========================================================================================= */
 
 /* Matmul. Each output row belongs to one thread; inside a row the k loop runs in a fixed order,
@@ -1634,6 +1676,9 @@ MHCDEF void mhc_k_crossentropy_backward(mhc_real *dlogits, const mhc_real *dloss
 
 /* =========================================================================================
  * AUTOGRAD TAPE AND OPS (implementation)
+ * Node recording and the checked ops: each op validates its inputs (the message names the
+ * shapes), runs its kernel, and records a node whose backward (mhc__bw_*) accumulates into the
+ * inputs' gradients, mostly through the kernel's backward.
  * ========================================================================================= */
 
 /* The tape is a linked list of nodes in the arena, newest first. An op:
@@ -1974,7 +2019,7 @@ MHCDEF mhc_tensor *mhc_scale(mhc_tape *tp, mhc_tensor *a, double s) {
 
 /* ---- rmsnorm --------------------------------------------------------------------------- */
 
-static void mhc__bw_rmsnorm(mhc_node *n) {
+static void mhc__bw_rmsnorm(mhc_node *n) {   /* dx += r w dy - x r^3/D sum(dy w x);  dw += sum_rows dy x r */
     mhc_tensor *x = n->in[0], *w = n->in[1];
     mhc_k_rmsnorm_backward(x->grad, w ? w->grad : NULL, n->out->grad, x->data, w ? w->data : NULL,
                            MHC__CAST(const mhc_real *, n->saved), n->iarg[0], n->iarg[1]);
@@ -2006,7 +2051,7 @@ MHCDEF mhc_tensor *mhc_rmsnorm(mhc_tape *tp, mhc_tensor *x, mhc_tensor *w, doubl
 
 /* ---- activations, softmax -------------------------------------------------------------- */
 
-static void mhc__bw_act(mhc_node *n) {
+static void mhc__bw_act(mhc_node *n) {   /* dx += f'(x) dout */
     mhc_k_act_backward((mhc_act)n->iarg[0], n->in[0]->grad, n->out->grad, n->in[0]->data, n->out->size);
 }
 
@@ -2029,7 +2074,7 @@ MHCDEF mhc_tensor *mhc_tanh(mhc_tape *tp, mhc_tensor *x) { return mhc_activation
 MHCDEF mhc_tensor *mhc_gelu(mhc_tape *tp, mhc_tensor *x) { return mhc_activation(tp, MHC_ACT_GELU, x); }
 MHCDEF mhc_tensor *mhc_silu(mhc_tape *tp, mhc_tensor *x) { return mhc_activation(tp, MHC_ACT_SILU, x); }
 
-static void mhc__bw_softmax(mhc_node *n) {
+static void mhc__bw_softmax(mhc_node *n) {   /* dx += y (dout - sum(dout y)) per row */
     mhc_k_softmax_backward(n->in[0]->grad, n->out->grad, n->out->data, n->iarg[0], n->iarg[1]);
 }
 
@@ -2050,7 +2095,7 @@ MHCDEF mhc_tensor *mhc_softmax(mhc_tape *tp, mhc_tensor *x) {
 
 /* ---- embedding ------------------------------------------------------------------------- */
 
-static void mhc__bw_embedding(mhc_node *n) {
+static void mhc__bw_embedding(mhc_node *n) {   /* dtable[ids[t]] += dout[t] */
     mhc_k_embedding_backward(n->in[0]->grad, n->out->grad, MHC__CAST(const int *, n->saved), n->iarg[0], n->iarg[1]);
 }
 
@@ -2084,7 +2129,7 @@ MHCDEF mhc_tensor *mhc_embedding(mhc_tape *tp, mhc_tensor *table, const int *ids
 
 /* ---- attention ------------------------------------------------------------------------- */
 
-static void mhc__bw_attention(mhc_node *n) {
+static void mhc__bw_attention(mhc_node *n) {   /* dqkv from dout through softmax(q k^T / sqrt(hs)) v */
     mhc_k_attention_backward(n->in[0]->grad, n->out->grad, MHC__CAST(const mhc_real *, n->saved), n->in[0]->data,
                              n->iarg[0], n->iarg[1], n->iarg[2], n->iarg[3]);
 }
@@ -2197,6 +2242,8 @@ MHCDEF mhc_tensor *mhc_dot_const(mhc_tape *tp, mhc_tensor *x, const mhc_real *w)
 
 /* =========================================================================================
  * GRADIENT CHECKER (implementation)
+ * Central differences of the loss (evaluated in no-grad mode) against the tape's gradients,
+ * per element and along one random direction through all inputs at once.
  * ========================================================================================= */
 
 /* Evaluate the loss without recording (no-grad): used for the finite differences. */
@@ -2317,6 +2364,13 @@ done:
  * the output, in a fixed token order (bitwise identical for any thread count).
  * ========================================================================================= */
 
+/* Finite by the bit pattern (exponent not all ones): -ffast-math cannot fold this test away. */
+static int mhc__hc_finite(double v) {
+    uint64_t u;
+    memcpy(&u, &v, sizeof u);
+    return ((u >> 52) & 0x7ff) != 0x7ff;
+}
+
 static const char *const mhc__preset_names[MHC_PRESET_COUNT] = {"dsv4", "tilekernels", "paper", "lite"};
 static const char *const mhc__variant_names[MHC_VARIANT_COUNT] = {"preset", "none", "hc", "mhc", "lite"};
 static const char *const mhc__proj_names[MHC_PROJ_COUNT] = {"preset", "softmax", "exp", "log", "perm"};
@@ -2414,10 +2468,11 @@ static mhc__preset_row mhc__preset_get(mhc_hc_preset p) {
 
 /* One numeric knob: 0 -> the preset's value, MHC_ZERO -> 0, else a finite value >= 0. */
 static mhc_result mhc__knob(mhc_ctx *ctx, const char *name, double v, double preset, double *out) {
+    /* finiteness first: under -ffinite-math-only a NaN may compare equal to 0 */
+    if (!mhc__hc_finite(v))
+        return mhc_fail(ctx, MHC_ERR_NONFINITE, "mhc_hc_resolve: %s = %g is not finite", name, v);
     if (v == 0.0) { *out = preset; return MHC_OK; }
     if (v == MHC_ZERO) { *out = 0.0; return MHC_OK; }
-    if (v != v || v > DBL_MAX || v < -DBL_MAX)
-        return mhc_fail(ctx, MHC_ERR_NONFINITE, "mhc_hc_resolve: %s = %g is not finite", name, v);
     if (v < 0.0)
         return mhc_fail(ctx, MHC_ERR_VALUE,
                         "mhc_hc_resolve: %s = %g is negative (0 means the preset's value, MHC_ZERO an actual 0)",
@@ -2733,7 +2788,7 @@ static mhc_result mhc__proj_args(mhc_ctx *ctx, const char *fn, mhc_projection pr
     }
     if (iters < 1 || iters > 100000)
         return mhc_fail(ctx, MHC_ERR_VALUE, "%s: iters = %d, expected 1..100000", fn, iters);
-    if (!(eps >= 0.0) || eps > DBL_MAX)
+    if (!mhc__hc_finite(eps) || eps < 0.0)
         return mhc_fail(ctx, MHC_ERR_VALUE, "%s: eps = %g, expected a finite value >= 0", fn, eps);
     return MHC_OK;
 }
@@ -2869,6 +2924,15 @@ static double mhc__pre_token_work(const mhc__pre_io *io) {
     }
 }
 
+/* y[0..len) += c x[0..len). In blocks of a fixed length so that -O2 (GCC's "very cheap"
+   vectorizer) vectorizes it; every y[j] still gets its terms in the same order. */
+static void mhc__axpy(double *y, double c, const mhc_real *x, int len) {
+    int j = 0, q;
+    for (; j + 16 <= len; j += 16)
+        for (q = 0; q < 16; q++) y[j + q] += c * (double)x[j + q];
+    for (; j < len; j++) y[j] += c * (double)x[j];
+}
+
 /* acc[k][j] = sum_r coef[r*m + k] X[r*D + j];  dW[k][j] += acc[k][j] (* nw[j]);
    dnw[j] += sum_k acc[k][j] W[k][j]. Parallel over column blocks j (each output owned by one
    block); rows r summed in order. */
@@ -2888,11 +2952,8 @@ static void mhc__acc_reduce(mhc_real *dW, mhc_real *dnw, const double *coef, con
             for (r = 0; r < R; r++) {
                 const double *cr = coef + (size_t)r * (size_t)m + (size_t)k0;
                 const mhc_real *xr = X + (size_t)r * (size_t)D + (size_t)j0;
-                for (k = 0; k < kn; k++) {
-                    double c = cr[k], *a = acc + k * JB;
-                    if (c == 0.0) continue;
-                    for (j = 0; j < jn; j++) a[j] += c * (double)xr[j];
-                }
+                for (k = 0; k < kn; k++)
+                    if (cr[k] != 0.0) mhc__axpy(acc + k * JB, cr[k], xr, jn);
             }
             for (k = 0; k < kn; k++) {
                 size_t row = (size_t)(k0 + k) * (size_t)D + (size_t)j0;
@@ -2924,7 +2985,17 @@ static void mhc__mix_token(const mhc__pre_io *io, int t, double *xw, double *dot
         ss += v * v;
         xw[j] = io->nw ? v * (double)io->nw[j] : v;
     }
-    for (k = 0; k < mr; k++) {
+    /* four rows per pass over xw: four independent sums (each still summed in order j) */
+    for (k = 0; k + 4 <= mr; k += 4) {
+        const mhc_real *r0 = io->fn + (size_t)k * (size_t)D, *r1 = r0 + D, *r2 = r1 + D, *r3 = r2 + D;
+        double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
+        for (j = 0; j < D; j++) {
+            double v = xw[j];
+            a0 += v * (double)r0[j]; a1 += v * (double)r1[j]; a2 += v * (double)r2[j]; a3 += v * (double)r3[j];
+        }
+        dot[k] = a0; dot[k + 1] = a1; dot[k + 2] = a2; dot[k + 3] = a3;
+    }
+    for (; k < mr; k++) {
         const mhc_real *row = io->fn + (size_t)k * (size_t)D;
         double a = 0.0;
         for (j = 0; j < D; j++) a += xw[j] * (double)row[j];
@@ -2948,6 +3019,8 @@ static void mhc__gates_token(const mhc__pre_io *io, const double *dot, double rs
     }
 }
 
+/* mHC/lite/head forward, per token: mix = (xf . w_k) r; h_pre = sigmoid(mix s0 + b) + pre_eps;
+   h_post = sigmoid(mix s1 + b) post_mult; A = orient(project(mix s2 + b)); li = sum_i h_pre[i] x_i */
 static void mhc__pre_fwd_mhc(const mhc__pre_io *io, double *work, int nch) {
     const mhc_hc_spec *s = io->s;
     int n = s->n, C = io->C, D = n * C, mr = mhc__pre_rows(io), nres = io->head ? 0 : s->nres, ch;
@@ -2993,6 +3066,10 @@ static void mhc__pre_fwd_mhc(const mhc__pre_io *io, double *work, int nch) {
     }
 }
 
+/* Its backward (derived in docs/tour.md Sec. 6): du_pre = (dh_pre + dli . x_i) s'(.), du_post =
+   dh_post post_mult s'(.), du_res = dz (mhc__proj_bwd); dbase += du; dscale[g] += du mix;
+   ddot = du s_g r; dr = sum du s_g dot; dx += sum_k ddot[k] w[k] - dr r^3 x / D + h_pre dli;
+   dfn, dnw from ddot x (mhc__acc_reduce) */
 static void mhc__pre_bwd_mhc(const mhc__pre_io *io, double *work, int nch, double *tok) {
     const mhc_hc_spec *s = io->s;
     int n = s->n, C = io->C, D = n * C, mr = mhc__pre_rows(io), nres = io->head ? 0 : s->nres, ch, k;
@@ -3055,8 +3132,7 @@ static void mhc__pre_bwd_mhc(const mhc__pre_io *io, double *work, int nch, doubl
                 for (kk = 0; kk < mr; kk++) {
                     const mhc_real *row = io->fn + (size_t)kk * (size_t)D;
                     double cf = coef[kk];
-                    if (cf == 0.0) continue;
-                    for (j = 0; j < D; j++) dxa[j] += cf * (double)row[j];
+                    if (cf != 0.0) mhc__axpy(dxa, cf, row, D);
                 }
                 for (i = 0; i < n; i++) {
                     double hp = sp[i] + s->pre_eps;
@@ -3108,6 +3184,8 @@ static void mhc__hcdyn_token(const mhc__pre_io *io, int t, double *rs, double *x
     }
 }
 
+/* HC forward, per token: h_pre[i] = a0 tanh(th_pre . xn_i) + b_pre[i]; h_post likewise;
+   A[i][j] = a2 tanh(th_res[i] . xn_j) + b_res[i][j]; li = sum_i h_pre[i] x_i */
 static void mhc__pre_fwd_hc(const mhc__pre_io *io, double *work, int nch) {
     int n = io->s->n, C = io->C, q = n + 2, ch;
     size_t per = mhc__pre_chunk_doubles(io);
@@ -3139,6 +3217,7 @@ static void mhc__pre_fwd_hc(const mhc__pre_io *io, double *work, int nch) {
     }
 }
 
+/* Its backward: tanh' = 1 - tanh^2 for the gates, then the per-stream RMSNorm backward into x */
 static void mhc__pre_bwd_hc(const mhc__pre_io *io, double *work, int nch, double *tok) {
     int n = io->s->n, C = io->C, q = n + 2, nb = 2 * n + n * n, ch, k;
     size_t per = mhc__pre_chunk_doubles(io);
@@ -3185,8 +3264,7 @@ static void mhc__pre_bwd_hc(const mhc__pre_io *io, double *work, int nch, double
                     for (k = 0; k < q; k++) {
                         const mhc_real *th = io->fn + (size_t)k * C;
                         double d = dd[i * q + k];
-                        if (d == 0.0) continue;
-                        for (c = 0; c < C; c++) dxn[c] += d * (double)th[c];
+                        if (d != 0.0) mhc__axpy(dxn, d, th, C);
                     }
                     for (c = 0; c < C; c++) {
                         if (io->nw) dxn[c] *= (double)io->nw[c];
@@ -3218,6 +3296,7 @@ static void mhc__pre_bwd_hc(const mhc__pre_io *io, double *work, int nch, double
     mhc__acc_reduce(io->dfn, io->dnw, coef_all, io->x, io->fn, io->nw, io->T * n, q, C);
 }
 
+/* none (the plain residual, n = 1): li = x, h_pre = h_post = A = 1;  backward dx += dli */
 static void mhc__pre_fwd_none(const mhc__pre_io *io) {
     size_t t, C = (size_t)io->C;
     for (t = 0; t < (size_t)io->T; t++) {
@@ -3288,8 +3367,9 @@ static mhc_result mhc__spec_check(mhc_ctx *ctx, const char *fname, const mhc_hc_
     default:
         return mhc_fail(ctx, MHC_ERR_VALUE, "%s: spec.variant = %d is not none, hc, mhc or lite", fname, (int)s->variant);
     }
-    if (!(s->norm_eps >= 0.0) || !(s->pre_eps >= 0.0) || !(s->sinkhorn_eps >= 0.0) || !(s->post_mult >= 0.0) ||
-        s->norm_eps > DBL_MAX || s->pre_eps > DBL_MAX || s->sinkhorn_eps > DBL_MAX || s->post_mult > DBL_MAX)
+    if (!mhc__hc_finite(s->norm_eps) || !mhc__hc_finite(s->pre_eps) || !mhc__hc_finite(s->sinkhorn_eps) ||
+        !mhc__hc_finite(s->post_mult) || s->norm_eps < 0.0 || s->pre_eps < 0.0 || s->sinkhorn_eps < 0.0 ||
+        s->post_mult < 0.0)
         return mhc_fail(ctx, MHC_ERR_VALUE, "%s: spec epsilons and post_mult must be finite and >= 0", fname);
     return MHC_OK;
 }
@@ -3551,7 +3631,7 @@ MHCDEF mhc_result mhc_hc_params_init(mhc_ctx *ctx, const mhc_hc_spec *s, int hea
     if (!head && s->variant == MHC_VARIANT_NONE) return MHC_OK;
     if (!w->fn || !w->scale || !w->base || !w->fn->data || !w->scale->data || !w->base->data)
         return mhc_fail(ctx, MHC_ERR_NULL, "mhc_hc_params_init: fn, scale and base tensors (with data) are required");
-    if (!(fn_std >= 0.0) || fn_std > 1e30)
+    if (!mhc__hc_finite(fn_std) || fn_std < 0.0)
         return mhc_fail(ctx, MHC_ERR_VALUE, "mhc_hc_params_init: fn_std = %g, expected a finite value >= 0", fn_std);
     n = s->n;
     if (head ? (w->base->size != (size_t)n || w->scale->size != 1)
@@ -3953,9 +4033,10 @@ MHCDEF mhc_result mhc_hc_ds_distance(mhc_ctx *ctx, const mhc_real *A, size_t cou
         for (i = 0; i < n; i++) {
             double r = 0.0, c = 0.0;
             for (j = 0; j < n; j++) { r += (double)M[i * n + j]; c += (double)M[j * n + i]; }
-            /* NaN counts as infinitely far */
-            if (!(fabs(r - 1.0) <= re)) re = r != r ? HUGE_VAL : fabs(r - 1.0);
-            if (!(fabs(c - 1.0) <= ce)) ce = c != c ? HUGE_VAL : fabs(c - 1.0);
+            /* NaN and Inf count as infinitely far */
+            double dr = mhc__hc_finite(r) ? fabs(r - 1.0) : HUGE_VAL, dc = mhc__hc_finite(c) ? fabs(c - 1.0) : HUGE_VAL;
+            if (dr > re) re = dr;
+            if (dc > ce) ce = dc;
         }
     }
     *max_row_err = re;
@@ -3965,6 +4046,8 @@ MHCDEF mhc_result mhc_hc_ds_distance(mhc_ctx *ctx, const mhc_real *A, size_t cou
 
 /* =========================================================================================
  * OPTIMIZER AND TRAINER (implementation)
+ * AdamW in double per element, the schedules, the global gradient norm in fixed chunks
+ * (thread-count independent), and the trainer step that checks, clips and updates.
  * ========================================================================================= */
 
 /* Finite test on the bits (stays correct under -ffast-math, where isfinite may fold to 1). */
@@ -4202,6 +4285,8 @@ MHCDEF mhc_result mhc_trainer_step(mhc_trainer *tr, mhc_params *p) {
 
 /* =========================================================================================
  * I/O: .npy AND CHECKPOINTS (implementation)
+ * File reading shared by both formats, the bounds-checked .npy parser and writer, and the
+ * checkpoint serialiser/verifier (all-or-nothing load, atomic save).
  * ========================================================================================= */
 
 /* ---------------------------------------- NPY ---------------------------------------------

@@ -1,5 +1,5 @@
 /* examples/mhc_cli.c - build/mhc, the command-line tool: a dispatcher for subcommands.
- *   mhc verify ...                      check the library against tests/vectors (verify.c)
+ *   mhc verify CASE_DIR --out OUT_DIR   run one golden-vector case through the library (verify.c)
  *   mhc compare OUT_DIR EXPECTED_DIR    compare two directories of .npy tensors (compare.c)
  *   mhc version                         print the library version and precision
  *   mhc help                            this text
@@ -13,7 +13,8 @@ static void mhc_cli_usage(FILE *f) {
     fprintf(f,
             "usage: mhc <command> [args]\n"
             "commands:\n"
-            "  verify [...]                      run the golden vectors in tests/vectors through the library\n"
+            "  verify CASE_DIR --out OUT_DIR     run one case of tests/vectors through the library and\n"
+            "                                    write its outputs as OUT_DIR/<name>.npy\n"
             "  compare OUT_DIR EXPECTED_DIR [--rtol R] [--atol A]\n"
             "                                    compare the .npy tensors of two directories\n"
             "  train [options]                   train the small GPT (mhc train --help)\n"

@@ -8,6 +8,8 @@
 #include <math.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
+#include <errno.h>
 #include "mhc.h"
 #include "examples/gpt.h"
 #include "examples/cli.h"
@@ -485,6 +487,8 @@ int mhc_cli_demo(int argc, char **argv) {
     base.lr = 4e-3;
     base.eval_every = 50;
     if (!train_parse(argc, argv, &base)) return 2;
+    if (mkdir("build", 0777) != 0 && errno != EEXIST) { fprintf(stderr, "demo: cannot create build/: %s\n", strerror(errno)); return 1; }
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST) { fprintf(stderr, "demo: cannot create %s: %s\n", dir, strerror(errno)); return 1; }
     memset(sum, 0, sizeof sum);
     for (i = 0; i < 3; i++) {
         train_opts o = base;

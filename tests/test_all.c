@@ -18,4 +18,6 @@
 #include "test_hc.c"
 #include "test_edge.c"
 #include "test_gpt.c"
+#include "test_hc_tape.c"
+#include "test_verify.c"
 #include "test_fuzzseeds.c"

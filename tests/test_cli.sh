@@ -32,5 +32,26 @@ for d in $v/*/; do
     cases=$((cases + 1))
 done
 [ $cases -gt 0 ] || { echo "FAIL test_cli: no vector cases under $v"; fail=1; }
-if [ $fail -eq 0 ]; then echo "test_cli: $((13 + 2 * cases)) passed ($cases vector cases parse)"; fi
+# verify: usage errors, then every golden vector through the library (verify, then compare)
+out=$(dirname "$mhc")/test_tmp/vectors
+rm -rf "$out"
+check 0 "verify --help" "$mhc" verify --help
+check 2 "verify without arguments" "$mhc" verify
+check 2 "verify without --out" "$mhc" verify $v/layer_dsv4_n4
+check 2 "verify --out without a directory" "$mhc" verify $v/layer_dsv4_n4 --out
+check 2 "verify unknown option" "$mhc" verify $v/layer_dsv4_n4 --out "$out/x" --frob
+check 2 "verify two case directories" "$mhc" verify $v/layer_dsv4_n4 $v/layer_dsv4_n2 --out "$out/x"
+check 2 "verify a missing case" "$mhc" verify /nonexistent_mhc_case --out "$out/x"
+check 0 "verify --out=DIR" "$mhc" verify $v/layer_dsv4_n4 --out="$out/x"
+golden=0
+for d in $v/*/; do
+    [ -f "$d/case.txt" ] || continue
+    c=$(basename "$d")
+    check 0 "verify $c" "$mhc" verify "$d" --out "$out/$c"
+    check 0 "golden vector $c (verify output vs expected)" "$mhc" compare "$out/$c" "$d/expected"
+    golden=$((golden + 1))
+done
+if [ $fail -eq 0 ]; then
+    echo "test_cli: $((21 + 2 * cases + 2 * golden)) passed ($cases vector cases parse, $golden golden vectors match)"
+fi
 exit $fail
