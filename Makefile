@@ -157,14 +157,17 @@ valgrind:
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_RUNS    ?=
-FUZZ_TARGETS = npy ckpt
+FUZZ_TARGETS = npy ckpt case
 FUZZ_DIR     = build/fuzz
 FUZZ_CFLAGS  = -std=c99 -g -O1 -fno-omit-frame-pointer $(WARN) -I. -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
 FUZZ_SAN     = -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_SRC_npy  = tests/fuzz/fuzz_npy.c
 FUZZ_SRC_ckpt = tests/fuzz/fuzz_ckpt_main.c
 FUZZ_OBJ_ckpt = $(FUZZ_DIR)/fuzz_ckpt_f32.o $(FUZZ_DIR)/fuzz_ckpt_f64.o
-FUZZ_DEPS    = $(HDR) tests/fuzz/fuzz_store.h
+FUZZ_SRC_case = tests/fuzz/fuzz_case.c
+FUZZ_EX_case  = ex_verify.o ex_verify_impl_f32.o ex_verify_impl_f64.o ex_mhc_impl.o
+FUZZ_OBJ_case = $(addprefix $(FUZZ_DIR)/,$(FUZZ_EX_case))
+FUZZ_DEPS    = $(HDR) tests/fuzz/fuzz_store.h examples/verify.h
 
 fuzz-check:
 	@mkdir -p $(FUZZ_DIR)
@@ -184,6 +187,17 @@ $(FUZZ_DIR)/fuzz_%: $(FUZZ_DEPS) tests/fuzz/fuzz_%.c
 	@mkdir -p $(FUZZ_DIR)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(FUZZ_SAN) $(FUZZ_SRC_$*) $(FUZZ_OBJ_$*) -o $@ -lm
 $(FUZZ_DIR)/fuzz_ckpt: $(FUZZ_OBJ_ckpt) tests/fuzz/fuzz_ckpt_main.c
+$(FUZZ_DIR)/fuzz_case: $(FUZZ_OBJ_case)
+# the verifier's objects (examples/), instrumented: the case target links the whole of verify.c
+$(FUZZ_DIR)/ex_%.o: examples/%.c $(FUZZ_DEPS)
+	@mkdir -p $(FUZZ_DIR)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -D_POSIX_C_SOURCE=200809L -fsanitize=fuzzer-no-link $(FUZZ_SAN) -c $< -o $@
+$(FUZZ_DIR)/ex_verify_impl_f32.o: examples/verify_impl.c $(FUZZ_DEPS)
+	@mkdir -p $(FUZZ_DIR)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(FUZZ_SAN) -c $< -o $@
+$(FUZZ_DIR)/ex_verify_impl_f64.o: examples/verify_impl.c $(FUZZ_DEPS)
+	@mkdir -p $(FUZZ_DIR)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -DMHC_DOUBLE -fsanitize=fuzzer-no-link $(FUZZ_SAN) -c $< -o $@
 
 fuzz-build: fuzz-check $(foreach t,$(FUZZ_TARGETS),$(FUZZ_DIR)/fuzz_$(t))
 
@@ -205,6 +219,17 @@ $(REPLAY_DIR)/replay_npy: tests/fuzz/fuzz_npy.c tests/fuzz/replay.c $(FUZZ_DEPS)
 	@mkdir -p $(REPLAY_DIR)
 	$(REPLAY_CC) tests/fuzz/fuzz_npy.c tests/fuzz/replay.c -o $@ -lm
 $(REPLAY_DIR)/replay_ckpt: tests/fuzz/fuzz_ckpt_main.c tests/fuzz/replay.c $(REPLAY_DIR)/fuzz_ckpt_f32.o $(REPLAY_DIR)/fuzz_ckpt_f64.o
+	$(REPLAY_CC) $^ -o $@ -lm
+$(REPLAY_DIR)/ex_%.o: examples/%.c $(FUZZ_DEPS)
+	@mkdir -p $(REPLAY_DIR)
+	$(REPLAY_CC) -D_POSIX_C_SOURCE=200809L -c $< -o $@
+$(REPLAY_DIR)/ex_verify_impl_f32.o: examples/verify_impl.c $(FUZZ_DEPS)
+	@mkdir -p $(REPLAY_DIR)
+	$(REPLAY_CC) -c $< -o $@
+$(REPLAY_DIR)/ex_verify_impl_f64.o: examples/verify_impl.c $(FUZZ_DEPS)
+	@mkdir -p $(REPLAY_DIR)
+	$(REPLAY_CC) -DMHC_DOUBLE -c $< -o $@
+$(REPLAY_DIR)/replay_case: tests/fuzz/fuzz_case.c tests/fuzz/replay.c $(addprefix $(REPLAY_DIR)/,$(FUZZ_EX_case))
 	$(REPLAY_CC) $^ -o $@ -lm
 fuzz-replay: $(foreach t,$(FUZZ_TARGETS),$(REPLAY_DIR)/replay_$(t))
 	@for t in $(FUZZ_TARGETS); do \

@@ -1,9 +1,11 @@
-/* tests/test_fuzzseeds.c - the committed fuzz seed corpora (tests/fuzz/) still behave as their
- * names say: valid_* files parse (a checkpoint into the fuzz targets' store, in the build of its
+/* tests/test_fuzzseeds.c - the fuzz targets' entry points and seed corpora (tests/fuzz/). The
+ * case.txt parser on memory buffers (mhc_verify_parse_case: reads only the bytes given, names
+ * the source). The committed seeds still behave as their names say: valid_* files parse (a checkpoint into the fuzz targets' store, in the build of its
  * precision; the other precision refuses it, naming both), broken_* files are refused with a
  * message. A format change that would leave the seeds stale (and the fuzzers starting from
  * nothing) fails here. `make fuzz-seeds` regenerates the generated ones. */
 #include "fuzz/fuzz_store.h"
+#include "../examples/verify.h"
 
 static void TP(fs_ckpt)(const char *name, int valid_here, mhc_result code, const char *msg) {
     mhc_ctx ctx;
@@ -43,6 +45,64 @@ static void TP(fs_npy)(const char *name, mhc_result code, const char *msg) {
     mhc_npy_free(&a);
 }
 
+/* A case.txt seed: parsed from memory, then resolved as `mhc verify` does. resolve_msg != NULL:
+   parses but mhc_hc_resolve refuses it with that message. */
+static void TP(fs_case)(const char *name, int valid, const char *parse_msg, const char *resolve_msg) {
+    mhc_ctx ctx;
+    void *buf = NULL;
+    size_t len = 0;
+    char path[256], err[512];
+    mhc_verify_case_txt c;
+    int rc;
+    mhc_ctx_init(&ctx);
+    snprintf(path, sizeof path, "tests/fuzz/case/%s", name);
+    CHECK_MSG(mhc_read_file(&ctx, path, &buf, &len) == MHC_OK, "%s: %s", path, mhc_ctx_message(&ctx));
+    if (!buf) return;
+    rc = mhc_verify_parse_case((const char *)buf, len, name, &c, err, sizeof err);
+    if (parse_msg) {
+        CHECK_MSG(rc == 2, "%s should be refused by the parser", name);
+        CHECK_STR_HAS(err, parse_msg);
+        CHECK_STR_HAS(err, name);
+    } else {
+        mhc_hc_config cfg;
+        mhc_hc_spec s;
+        CHECK_MSG(rc == 0, "%s should parse: %s", name, err);
+        memset(&cfg, 0, sizeof cfg);
+        cfg.preset = (mhc_hc_preset)c.preset; cfg.variant = (mhc_hc_variant)c.variant;
+        cfg.projection = (mhc_projection)c.projection; cfg.orient = (mhc_orient)c.orient;
+        cfg.sinkhorn_iters = c.sinkhorn_iters; cfg.sinkhorn_eps = c.sinkhorn_eps; cfg.norm_eps = c.norm_eps;
+        cfg.pre_eps = c.pre_eps; cfg.post_mult = c.post_mult;
+        if (valid) {
+            CHECK_MSG(mhc_hc_resolve(&ctx, &cfg, c.n, &s) == MHC_OK, "%s: %s", name, mhc_ctx_message(&ctx));
+        } else {
+            CHECK(mhc_hc_resolve(&ctx, &cfg, c.n, &s) != MHC_OK);
+            CHECK_STR_HAS(mhc_ctx_message(&ctx), resolve_msg);
+        }
+    }
+    MHC_FREE(buf);
+}
+
+static void TP(fs_case_api)(void) {
+    static const char text[] = "op = head\npreset = paper\nn = 2\ndtype = float32\nnorm_eps = 0\nn = 4\n";
+    mhc_verify_case_txt c;
+    char err[256];
+    size_t cut = strlen(text) - 6;   /* without the last line (a duplicate n) */
+    TEST_BEGIN("verify: case.txt parsed from memory reads only the bytes given");
+    CHECK(mhc_verify_parse_case(text, cut, "mem", &c, err, sizeof err) == 0);
+    CHECK(c.op == MHC_VERIFY_HEAD && c.preset == MHC_PRESET_PAPER && c.n == 2 && c.f32 == 1);
+    CHECK(c.norm_eps == MHC_ZERO && c.pre_eps == 0 && c.sinkhorn_iters == 0);
+    CHECK(mhc_verify_parse_case(text, strlen(text), "mem", &c, err, sizeof err) == 2);
+    CHECK_STR_HAS(err, "mem:6: key 'n' given twice (first on line 3)");
+    CHECK(c.op == 0 && c.n == 0);   /* zeroed on refusal */
+    CHECK(mhc_verify_parse_case(text, 10, NULL, &c, err, sizeof err) == 2);   /* "op = head\n" only */
+    CHECK_STR_HAS(err, "case.txt: the key 'preset' is missing");
+    CHECK(mhc_verify_parse_case(NULL, 0, "empty", &c, err, sizeof err) == 2);
+    CHECK_STR_HAS(err, "empty: the key 'op' is missing");
+    CHECK(mhc_verify_parse_case(NULL, 5, "null", &c, err, sizeof err) == 2);
+    CHECK_STR_HAS(err, "null: no text");
+    CHECK(mhc_verify_parse_case(text, cut, "mem", NULL, err, sizeof err) == 2);
+}
+
 void TP(test_fuzzseeds)(void); void TP(test_fuzzseeds)(void) {
     static const char *const kinds[3] = {"full", "bare", "rng"};
     char name[64];
@@ -68,6 +128,22 @@ void TP(test_fuzzseeds)(void); void TP(test_fuzzseeds)(void) {
     /* found by the fuzzer (a trainer schedule kind with the high bit set); the checksum is stale,
        so outside the fuzzing build it is refused for that first */
     TP(fs_ckpt)("broken_f32_kind_high_bit.ckpt", 0, MHC_ERR_FORMAT, sizeof(mhc_real) == 4 ? "checksum" : "but this build uses");
+
+    TP(fs_case_api)();
+    TEST_BEGIN("fuzz seeds: the committed case.txt seeds behave as named");
+    TP(fs_case)("valid_layer_all_knobs.txt", 1, NULL, NULL);
+    TP(fs_case)("valid_sinkhorn_log.txt", 1, NULL, NULL);
+    TP(fs_case)("valid_head_f32.txt", 1, NULL, NULL);
+    TP(fs_case)("valid_layer_lite.txt", 1, NULL, NULL);
+    TP(fs_case)("valid_comments_crlf_zero.txt", 1, NULL, NULL);
+    TP(fs_case)("broken_unknown_key.txt", 0, ":5: unknown key 'foo'", NULL);
+    TP(fs_case)("broken_duplicate_key.txt", 0, ":4: key 'n' given twice (first on line 3)", NULL);
+    TP(fs_case)("broken_missing_n.txt", 0, "the key 'n' is missing", NULL);
+    TP(fs_case)("broken_number_range.txt", 0, ":5: norm_eps = '1e999' is not a finite number >= 0", NULL);
+    TP(fs_case)("broken_no_equals.txt", 0, ":2: expected 'key = value'", NULL);
+    TP(fs_case)("broken_nul_byte.txt", 0, "contains a NUL byte", NULL);
+    TP(fs_case)("broken_variant_sinkhorn.txt", 0, ":6: sinkhorn_iters = '100001' is not an integer in 1..100000", NULL);
+    TP(fs_case)("broken_lite_n9.txt", 0, NULL, "n = 9 is too large");
 
     TEST_BEGIN("fuzz seeds: the committed .npy seeds behave as named");
     {
