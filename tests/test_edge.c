@@ -3,8 +3,10 @@
  *   - n = 1, T = 1, C = 1 (each alone and all together) through every op of the layer;
  *   - a token whose x is all zero, with the presets' norm_eps (1e-6, 1e-20) and with 0;
  *   - huge logits in the Sinkhorn: the exp start overflows / underflows (NaN, confined to the
- *     token, no error); the log domain, the softmax start and the permutation mixture do not.
- * Uses the naive references and helpers of tests/test_hc.c (included before this file). */
+ *     token, no error); the log domain, the softmax start and the permutation mixture do not;
+ *   - NaN or Inf in any input of `mhc verify` (every op): refused, naming the tensor and element.
+ * Uses the naive references and helpers of tests/test_hc.c, the tape chain of
+ * tests/test_hc_tape.c and the case writer of tests/test_verify.c (all included before this file). */
 
 static int edge_is_nan(double v) { return v != v; }
 static int edge_finite(double v) { return v == v && v <= DBL_MAX && v >= -DBL_MAX; }
@@ -83,6 +85,70 @@ static void edge_test_ones(void) {
         mhc_k_hc_expand_backward(&de, &dx, 1, 1, 1);
         CHECK_NEAR(de, 0.75, 1e-6);
     }
+}
+
+/* The tape chain of tests/test_hc_tape.c (expand -> 2 x (pre, F, post) -> head) with n, T, C = 1:
+   mhc_gradcheck in double, a finite backward in float. */
+static void edge_test_tape_ones(void) {
+    static const mhc_hc_preset presets[4] = {MHC_PRESET_DSV4, MHC_PRESET_TILEKERNELS, MHC_PRESET_PAPER, MHC_PRESET_LITE};
+    static const int dims[3][3] = {{1, 1, 1}, {3, 1, 1}, {1, 1, 5}};   /* n, T, C */
+    int d, p, count = 0;
+    TEST_BEGIN("edge n=1 T=1 C=1: the tape chain expand -> pre -> F -> post -> head (gradcheck in double)");
+    for (d = 0; d < 3; d++)
+        for (p = 0; p < 7; p++) {
+            mhc_ctx ctx;
+            mhc_arena ar;
+            mhc_tape tp;
+            mhc_rng rng;
+            hctt_inputs I;
+            hctt_user u;
+            int n = dims[d][0], T = dims[d][1], C = dims[d][2], k;
+            mhc_real rbuf[8], rh[8];
+            if (p < 4) u.s = hct_spec(presets[p], MHC_VARIANT_PRESET, MHC_PROJ_PRESET, n);
+            else if (p == 4) u.s = hct_spec(MHC_PRESET_PAPER, MHC_VARIANT_PRESET, MHC_PROJ_LOG, n);
+            else if (p == 5) u.s = hct_spec(MHC_PRESET_DSV4, MHC_VARIANT_HC, MHC_PROJ_PRESET, n);
+            else {
+                if (n != 1) continue;
+                u.s = hct_spec(MHC_PRESET_DSV4, MHC_VARIANT_NONE, MHC_PROJ_PRESET, 1);
+            }
+            mhc_ctx_init(&ctx);
+            mhc_arena_init(&ctx, &ar, 1 << 14);
+            mhc_tape_init(&ctx, &tp, &ar);
+            mhc_rng_seed(&rng, (uint64_t)(500 + 10 * d + p));
+            hctt_make(&I, &u.s, T, C, &rng);
+            u.n = n; u.C = C; u.T = T;
+            mhc_rng_fill_normal(&rng, rbuf, (size_t)T * C, 0, 0.3);
+            mhc_rng_fill_normal(&rng, rh, (size_t)T * n, 0, 0.3);
+            u.r_out = rbuf; u.r_hpre = rh;
+#ifdef MHC_DOUBLE
+            {
+                mhc_gradcheck_result gr;
+                CHECK_OK(mhc_gradcheck(&tp, hctt_chain, I.p, 12, &u, HCTT_H, 1e-3, (uint64_t)(77 + p), &gr));
+                CHECK_MSG(gr.max_rel_err <= 1e-6 && gr.dir_rel_err <= 1e-6,
+                          "%s/%s n=%d T=%d C=%d: gradcheck rel err %.3g (input %d, index %d), direction %.3g",
+                          mhc_hc_variant_name(u.s.variant), mhc_hc_preset_name(u.s.preset), n, T, C, gr.max_rel_err,
+                          gr.worst_input, gr.worst_index, gr.dir_rel_err);
+            }
+#else
+            {
+                mhc_tensor *loss = hctt_chain(&tp, I.p, 12, &u);
+                int bad = 0;
+                size_t i;
+                CHECK(loss != NULL);
+                CHECK_OK(mhc_tape_backward(&tp, loss));
+                for (k = 0; k < 12; k++)
+                    for (i = 0; i < I.t[k].size; i++) bad += !edge_finite((double)I.t[k].grad[i]);
+                CHECK(bad == 0);
+                mhc_tape_reset(&tp);
+            }
+#endif
+            (void)k;
+            count++;
+            hctt_free(&I);
+            mhc_tape_free(&tp);
+            mhc_arena_free(&ar);
+        }
+    CHECK(count == 3 * 6 + 2);
 }
 
 /* One zero token (t = 1 of T = 3) in a layer or head case: the forward against the naive
@@ -317,8 +383,93 @@ static void edge_test_huge_logits(void) {
     }
 }
 
+#ifdef MHC_DOUBLE
+/* NaN, +Inf or -Inf in any input of any op is refused by `mhc verify` (exit code 2), the message
+   naming the file, the element and the value. (The verifier runs both precisions; its tests live
+   in the f64 instance, with tests/test_verify.c's case writer.) */
+static void edge_test_verify_nonfinite(void) {
+    static const char *const kinds[3] = {"NaN", "+Inf", "-Inf"};
+    const double vals[3] = {HUGE_VAL - HUGE_VAL, HUGE_VAL, -HUGE_VAL};
+    const char *D = TV_ROOT "/edge_nf", *O = TV_ROOT "/edge_nf_out";
+    char err[1024], want[160];
+    hct_case k;
+    int head, q, count = 0;
+    TEST_BEGIN("edge NaN/Inf in every verifier input: refused, naming the tensor and the element");
+    for (head = 0; head < 2; head++) {
+        mhc_hc_spec s = hct_spec(MHC_PRESET_DSV4, MHC_VARIANT_PRESET, MHC_PROJ_PRESET, 3);
+        const char *good = head ? "op = head\npreset = dsv4\nn = 3\ndtype = float32\n"
+                                : "op = layer\npreset = dsv4\nn = 3\ndtype = float64\n";
+        struct { const char *name; double *a; int count; } in[8];
+        int nin, i;
+        hct_case_make(&k, &s, 2, 4, head, 1, (uint64_t)(31 + head));
+        in[0].name = "x"; in[0].a = k.x; in[0].count = 2 * 3 * 4;
+        in[1].name = "fn"; in[1].a = k.fn; in[1].count = k.nfn;
+        in[2].name = "scale"; in[2].a = k.scale; in[2].count = k.nscale;
+        in[3].name = "base"; in[3].a = k.base; in[3].count = k.nbase;
+        in[4].name = "norm_weight"; in[4].a = k.nw; in[4].count = k.nnw;
+        if (head) {
+            in[5].name = "d_out"; in[5].a = k.wli; in[5].count = 2 * 4;
+            nin = 6;
+        } else {
+            in[5].name = "f_out"; in[5].a = k.f; in[5].count = 2 * 4;
+            in[6].name = "d_layer_input"; in[6].a = k.wli; in[6].count = 2 * 4;
+            in[7].name = "d_out"; in[7].a = k.wout; in[7].count = 2 * 3 * 4;
+            nin = 8;
+        }
+        tv_write_case(D, &k, good, head ? "<f4" : "<f8", 1);
+        CHECK_MSG(mhc_verify_case(D, O, err, sizeof err) == 0, "the clean case fails: %s", err);
+        for (i = 0; i < nin; i++)
+            for (q = 0; q < 3; q++) {
+                int e = (i + q) % in[i].count;
+                double keep = in[i].a[e];
+                in[i].a[e] = vals[q];
+                tv_write_case(D, &k, good, head ? "<f4" : "<f8", 1);
+                in[i].a[e] = keep;
+                err[0] = 0;
+                CHECK_MSG(mhc_verify_case(D, O, err, sizeof err) == 2, "%s %s: not refused", in[i].name, kinds[q]);
+                snprintf(want, sizeof want, "edge_nf/%s.npy: element ", in[i].name);
+                CHECK_STR_HAS(err, want);
+                snprintf(want, sizeof want, "(flat index %d) is %s; inputs must be finite", e, kinds[q]);
+                CHECK_STR_HAS(err, want);
+                count++;
+            }
+        hct_case_free(&k);
+    }
+    {   /* sinkhorn: logits and d_out */
+        int sh[3] = {2, 9, 0}, i;
+        double logits[18], dout[18];
+        mhc_verify_mkdir(D);
+        for (i = 0; i < 18; i++) { logits[i] = 0.1 * i; dout[i] = 0.05 * i - 0.3; }
+        for (q = 0; q < 6; q++) {
+            double *a = q < 3 ? logits : dout, keep;
+            const char *name = q < 3 ? "logits" : "d_out";
+            int e = 4 + q;
+            tv_write_text(TV_ROOT "/edge_nf/case.txt", "op = sinkhorn\npreset = paper\nn = 3\ndtype = float64\n");
+            keep = a[e];
+            a[e] = vals[q % 3];
+            sh[0] = 2; sh[1] = 3; sh[2] = 3;
+            tv_write_npy(TV_ROOT "/edge_nf/logits.npy", "<f8", 3, sh, logits, 0);
+            tv_write_npy(TV_ROOT "/edge_nf/d_out.npy", "<f8", 3, sh, dout, 0);
+            a[e] = keep;
+            CHECK(mhc_verify_case(D, O, err, sizeof err) == 2);
+            snprintf(want, sizeof want, "edge_nf/%s.npy: element ", name);
+            CHECK_STR_HAS(err, want);
+            snprintf(want, sizeof want, "(flat index %d) is %s", e, kinds[q % 3]);
+            CHECK_STR_HAS(err, want);
+            count++;
+        }
+    }
+    CHECK(count == 3 * (6 + 8) + 6);
+}
+#endif
+
 void TP(test_edge)(void); void TP(test_edge)(void) {
     edge_test_ones();
+    edge_test_tape_ones();
     edge_test_zero_token();
     edge_test_huge_logits();
+#ifdef MHC_DOUBLE
+    CHECK(mhc_verify_mkdir(TV_ROOT) == 0);
+    edge_test_verify_nonfinite();
+#endif
 }
