@@ -2,7 +2,7 @@
 # tests/valgrind_train.sh MHC - `mhc train` under valgrind (run by `make valgrind-train` on a build
 # without OpenMP, so libgomp's thread pool is not reported): short runs of every residual variant,
 # save and resume, and the error paths (damaged checkpoint, NaN stop, bad input) must show
-# 0 errors and 0 leaks of any kind. valgrind's own findings exit 99, so they are told apart from
+# 0 errors and 0 leaks of any kind; so must `mhc verify` and `mhc compare` on a good and a bad case. valgrind's own findings exit 99, so they are told apart from
 # the program's exit codes, which are checked too.
 mhc=${1:-build/noomp/mhc}
 t=${TMPDIR:-/tmp}/mhc_valgrind_train.$$
@@ -34,6 +34,14 @@ vg 1 train $tiny --steps 8 --resume "$t/trunc.bin"
 vg 1 train $tiny --steps 4 --eval-every 2 --save "$t/nan.bin" --fault-nan-step 3
 vg 1 train $tiny --data "$t/does_not_exist.txt"
 vg 2 train --frobnicate
+# the verifier and the comparison (the other readers of build/mhc), a good and a bad case
+vg 0 verify tests/vectors/layer_paper_n4_f32 --out "$t/vout"
+vg 0 compare "$t/vout" tests/vectors/layer_paper_n4_f32/expected
+vg 0 verify tests/vectors/sinkhorn_lite_n3 --out "$t/vout2"
+mkdir -p "$t/badcase"
+printf 'op = layer\npreset = dsv4\nn = 3\ndtype = float64\nfoo = 1\n' > "$t/badcase/case.txt"
+vg 2 verify "$t/badcase" --out "$t/vout3"
+vg 1 compare "$t/vout2" tests/vectors/layer_paper_n4_f32/expected
 rm -rf "$t"
 echo "valgrind_train: $passed passed, $fail failed"
 [ "$fail" -eq 0 ]
