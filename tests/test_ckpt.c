@@ -2,7 +2,9 @@
  * bit-identically), every truncation, byte flips at every position (with and without a
  * recomputed checksum), each structural error behind a valid checksum, precision/version/magic
  * refusals, parameter-store mismatches, all-or-nothing loading, and atomic saving under real
- * (missing directory, directory in the way, RLIMIT_FSIZE) and simulated (test hook) failures. */
+ * (missing directory, directory in the way, RLIMIT_FSIZE) and simulated (test hook) failures,
+ * with and without a previous checkpoint; a writer process killed with SIGKILL mid-write (POSIX);
+ * non-finite values (and a negative v) refused on save and on load, naming the tensor. */
 
 #if defined(__unix__) || defined(__APPLE__)
 #include <unistd.h>
@@ -626,6 +628,44 @@ static void TP(ck_test_atomic)(void) {
         CHECK_OK(mhc_checkpoint_load(&ctx, path, cfg, sizeof cfg, NULL, &c, &tc, &rc));
         CHECK(strcmp(cfg, "v1") == 0 && TP(ck_same_params)(&a, &c));
         mhc_params_free(&c);
+    }
+#endif
+
+    TEST_BEGIN("checkpoint save: a failed first save leaves no file at all under the final name");
+    TP(ck_path)(other, sizeof other, "first_save.ckpt");
+    remove(other);
+    for (k = 0; k < 4; k++) {
+        mhc_result r;
+        memset(&faults, 0, sizeof faults);
+        faults.write_limit = SIZE_MAX;
+        if (k == 0) faults.write_limit = 0;
+        if (k == 1) faults.write_limit = 333;
+        if (k == 2) faults.fail_sync = 1;
+        if (k == 3) faults.fail_rename = 1;
+        r = mhc__checkpoint_save_impl(&ctx, other, NULL, 0, &a, &ta, &ra, &faults);
+        CHECK_RESULT(r, MHC_ERR_IO);
+        CHECK_STR_HAS(mhc_ctx_message(&ctx), "first_save.ckpt' is unchanged");
+        CHECK(!TP(ck_exists)(other));
+        CHECK(faults.tmp_path[0] && !TP(ck_exists)(faults.tmp_path));
+    }
+#if CK_RLIMIT
+    {
+        struct rlimit old, lim;
+        void (*prev)(int);
+        mhc_result r;
+        memset(&faults, 0, sizeof faults);
+        faults.write_limit = SIZE_MAX;
+        CHECK(getrlimit(RLIMIT_FSIZE, &old) == 0);
+        lim = old;
+        lim.rlim_cur = 200;   /* a disk that fills up after 200 bytes */
+        prev = signal(SIGXFSZ, SIG_IGN);
+        CHECK(setrlimit(RLIMIT_FSIZE, &lim) == 0);
+        r = mhc__checkpoint_save_impl(&ctx, other, NULL, 0, &a, &ta, &ra, &faults);
+        setrlimit(RLIMIT_FSIZE, &old);
+        signal(SIGXFSZ, prev);
+        CHECK_RESULT(r, MHC_ERR_IO);
+        CHECK_STR_HAS(mhc_ctx_message(&ctx), "File too large");
+        CHECK(!TP(ck_exists)(other) && !TP(ck_exists)(faults.tmp_path));
     }
 #endif
 
