@@ -1,8 +1,12 @@
 # mhc.h - build, test, demo.  `make` builds everything into build/, `make test` runs the tests.
-# NO_OMP=1 builds without OpenMP.  CC=clang works too.
+# NO_OMP=1 builds without OpenMP.  CC=clang works too.  NATIVE=1 optimises for this machine
+# (-O3 -march=native: the AVX2 / AVX-512 matmul kernels); the default flags build the portable ones.
 CC      ?= gcc
 CXX     ?= g++
 OPT     ?= -O2
+ifeq ($(NATIVE),1)
+  OPT = -O3 -march=native
+endif
 WARN    = -Wall -Wextra -Wpedantic
 CFLAGS  = -std=c99 $(OPT) -g $(WARN) -I.
 LDLIBS  = -lm
@@ -21,7 +25,7 @@ CLI_CFLAGS = $(CFLAGS) -D_POSIX_C_SOURCE=200809L
 CLI_LIB    = $(BUILD)/mhc_impl.o $(BUILD)/compare.o
 VERIFY_OBJ = $(BUILD)/verify.o $(BUILD)/verify_impl_f32.o $(BUILD)/verify_impl_f64.o
 
-.PHONY: all test test-asan test-cli test-train check-compile demo clean valgrind valgrind-train \
+.PHONY: all test test-asan test-cli test-train check-compile demo clean valgrind bench valgrind-train \
         fuzz fuzz-build fuzz-check fuzz-replay fuzz-seeds
 .PHONY: examples test-examples check-examples ex1 ex2 ex3 ex4 ex5
 
@@ -37,7 +41,22 @@ $(BUILD)/test_f64.o: tests/test_all.c $(HDR) $(TEST_SRC) | $(BUILD)
 	$(CC) $(CFLAGS) $(OMPFLAGS) -DMHC_DOUBLE -c tests/test_all.c -o $@
 $(BUILD)/test_main.o: tests/test_main.c tests/test.h tests/test_groups.h | $(BUILD)
 	$(CC) $(CFLAGS) -c tests/test_main.c -o $@
-$(BUILD)/test: $(BUILD)/test_main.o $(BUILD)/test_f32.o $(BUILD)/test_f64.o $(CLI_LIB) $(VERIFY_OBJ)
+
+# the matmul tests again, in objects built for each micro-kernel: portable (MHC_NO_SIMD), AVX2+FMA,
+# AVX-512 (the ISA flags only where the compiler takes them; the groups skip on CPUs without them)
+ISA_FLAGS = $(shell $(CC) $(1) -E -x c /dev/null >/dev/null 2>&1 && echo "$(1)")
+AVX2_FLAGS   := $(call ISA_FLAGS,-mavx2 -mfma -mno-avx512f)
+AVX512_FLAGS := $(call ISA_FLAGS,-mavx512f -mavx2 -mfma)
+MM_FLAGS_nosimd = -DMHC_NO_SIMD -DTEST_MATMUL_ISA='"portable"'
+MM_FLAGS_avx2   = $(AVX2_FLAGS) -DTEST_MATMUL_ISA='"$(if $(AVX2_FLAGS),avx2+fma,portable)"'
+MM_FLAGS_avx512 = $(AVX512_FLAGS) -DTEST_MATMUL_ISA='"$(if $(AVX512_FLAGS),avx512,portable)"'
+MM_OBJS = $(foreach g,nosimd avx2 avx512,$(BUILD)/test_mm_$(g)_f32.o $(BUILD)/test_mm_$(g)_f64.o)
+$(BUILD)/test_mm_%_f32.o: tests/test_matmul_isa.c $(HDR) $(TEST_SRC) | $(BUILD)
+	$(CC) $(CFLAGS) $(OMPFLAGS) $(MM_FLAGS_$*) -DTEST_MATMUL_GROUP=test_matmul_$* -c $< -o $@
+$(BUILD)/test_mm_%_f64.o: tests/test_matmul_isa.c $(HDR) $(TEST_SRC) | $(BUILD)
+	$(CC) $(CFLAGS) $(OMPFLAGS) $(MM_FLAGS_$*) -DTEST_MATMUL_GROUP=test_matmul_$* -DMHC_DOUBLE -c $< -o $@
+
+$(BUILD)/test: $(BUILD)/test_main.o $(BUILD)/test_f32.o $(BUILD)/test_f64.o $(MM_OBJS) $(CLI_LIB) $(VERIFY_OBJ)
 	$(CC) $(CFLAGS) $(OMPFLAGS) $^ -o $@ $(LDLIBS)
 
 # ---- build/mhc, the command-line tool (examples/). mhc_impl.o holds the one float copy of the
@@ -74,6 +93,20 @@ $(BUILD)/.compile-checked: $(HDR) $(CHECK_SRC) | $(BUILD)
 	    $(CXX) -x c++ -std=c++11 -Werror -Wall -Wextra -I. $$d -c $(CHECK_SRC) -o $(BUILD)/cxx_check.o || exit 1; \
 	  done; \
 	else echo "$(CXX) not installed: skipping the C++ compile check"; fi
+	@for isa in "-mavx2 -mfma -mno-avx512f" "-mavx512f -mavx2 -mfma"; do \
+	  for cc in gcc clang; do \
+	    if command -v $$cc >/dev/null 2>&1 && $$cc $$isa -E -x c /dev/null >/dev/null 2>&1; then \
+	      for d in "" "-DMHC_STATIC -DMHC_DOUBLE"; do \
+	        echo "$$cc -std=c99 -Werror $(WARN) $$isa $$d"; \
+	        $$cc -std=c99 -Werror $(WARN) $$isa -I. $$d -c $(CHECK_SRC) -o $(BUILD)/cc_check.o || exit 1; \
+	      done; \
+	    fi; \
+	  done; \
+	  if command -v $(CXX) >/dev/null 2>&1 && $(CXX) $$isa -E -x c++ /dev/null >/dev/null 2>&1; then \
+	    echo "$(CXX) -x c++ -Werror $$isa"; \
+	    $(CXX) -x c++ -std=c++11 -Werror -Wall -Wextra $$isa -I. -c $(CHECK_SRC) -o $(BUILD)/cxx_check.o || exit 1; \
+	  fi; \
+	done
 	@touch $@
 
 # the README's usage example, extracted from README.md, compiled warning-free and run
@@ -253,6 +286,20 @@ valgrind-train:
 demo: $(BUILD)/mhc
 	mkdir -p build/demo
 	OMP_WAIT_POLICY=passive ./$(BUILD)/mhc demo
+
+# ---- benchmarks: build/bench prints a table "name | ours | peer | ratio | note" ----
+# Built for this machine (BENCH_OPT). The peer is OpenBLAS when a test program with cblas.h and
+# -lopenblas links (Debian: libopenblas-dev), else the rows say it is not installed.
+BENCH_OPT ?= -O3 -march=native
+BENCH_SRC = $(wildcard bench/*.c bench/*.h)
+OPENBLAS_PROBE = printf '\043include <cblas.h>\nint main(void) { openblas_set_num_threads(1); return 0; }\n' | \
+  $(CC) -x c - -o /dev/null
+BENCH_PEER := $(shell $(OPENBLAS_PROBE) -lopenblas >/dev/null 2>&1 && echo "-DBENCH_OPENBLAS -lopenblas" || \
+  ($(OPENBLAS_PROBE) -I/usr/include/openblas -lopenblas >/dev/null 2>&1 && echo "-DBENCH_OPENBLAS -I/usr/include/openblas -lopenblas"))
+$(BUILD)/bench: $(BENCH_SRC) $(HDR) | $(BUILD)
+	$(CC) -std=c99 $(BENCH_OPT) -g $(WARN) -I. $(OMPFLAGS) bench/bench_main.c bench/bench_all.c -o $@ $(BENCH_PEER) $(LDLIBS)
+bench: $(BUILD)/bench
+	./$(BUILD)/bench
 
 clean:
 	rm -rf build

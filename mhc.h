@@ -247,12 +247,19 @@ MHCDEF void        mhc_params_free(mhc_params *p);
  * below validate first. Each fast kernel has a naive reference (mhc_ref_*) beside it.
  * ========================================================================================= */
 
+/* Matmul: a cache-blocked, packed GEMM with a register-blocked micro-kernel (AVX-512, AVX2+FMA or
+   portable C, chosen at compile time); threads own output tiles, so the bits do not depend on the
+   thread count. Uses about 250 KB of stack per thread for packing (no malloc). acc = 0 never
+   reads C. */
 /* C[M,N] (+)= A[M,K] B[K,N]          (acc = 0 overwrites, acc = 1 accumulates) */
 MHCDEF void mhc_k_matmul_ab (mhc_real *C, const mhc_real *A, const mhc_real *B, int M, int K, int N, int acc);
 /* C[M,N] (+)= A[M,K] B[N,K]^T */
 MHCDEF void mhc_k_matmul_abt(mhc_real *C, const mhc_real *A, const mhc_real *B, int M, int K, int N, int acc);
 /* C[M,N] (+)= A[K,M]^T B[K,N] */
 MHCDEF void mhc_k_matmul_atb(mhc_real *C, const mhc_real *A, const mhc_real *B, int M, int K, int N, int acc);
+/* Which matmul micro-kernel this build uses: "avx512", "avx2+fma" or "portable" (chosen at compile
+   time from the target ISA: e.g. -march=native; MHC_NO_SIMD forces "portable"). */
+MHCDEF const char *mhc_k_matmul_isa(void);
 /* Naive triple loops with double accumulation: the references the tests compare against. */
 MHCDEF void mhc_ref_matmul_ab (mhc_real *C, const mhc_real *A, const mhc_real *B, int M, int K, int N, int acc);
 MHCDEF void mhc_ref_matmul_abt(mhc_real *C, const mhc_real *A, const mhc_real *B, int M, int K, int N, int acc);
@@ -927,6 +934,14 @@ extern "C" {
 
 MHCDEF const char *mhc_version(void) { return MHC_VERSION_STRING " (" MHC_REAL_NAME ")"; }
 
+/* Finite by the bit pattern (exponent not all ones): -ffast-math cannot fold this test away,
+   as it may fold isfinite() to 1. Every finiteness check of the library uses it. */
+static int mhc__finite(double v) {
+    uint64_t u;
+    memcpy(&u, &v, sizeof u);
+    return ((u >> 52) & 0x7ff) != 0x7ff;
+}
+
 /* a*b into *out; returns 0 on overflow. */
 static int mhc__mul_ok(size_t a, size_t b, size_t *out) {
     if (a != 0 && b > SIZE_MAX / a) return 0;
@@ -1349,56 +1364,369 @@ MHCDEF void mhc_params_free(mhc_params *p) {
  * the thread count. The naive mhc_ref_* loops (double accumulation) are the tests' references.
  * ========================================================================================= */
 
-/* Matmul. Each output row belongs to one thread; inside a row the k loop runs in a fixed order,
-   so the bits do not depend on the thread count. Loop orders keep the innermost loop contiguous. */
+/* ---- matmul ------------------------------------------------------------------------------
+   The three variants are one blocked GEMM on strided views of A and B:
+       C[i,j] (+)= sum_k A(i,k) B(k,j),   A(i,k) = A[i*ars + k*acs],   B(k,j) = B[k*brs + j*bcs].
+   Goto/BLIS structure. The output is cut into tiles (a band of rows x a block of at most
+   MHC__MM_NC columns); each tile belongs to one thread (MHC__OMP_FOR over tiles). Inside a
+   tile K is walked in blocks of MHC__MM_KC, in order. For each K block the tile's block of B is
+   packed into micro-panels (kc x NR, one row of NR reals per k; the abt transpose uses 8 x 8
+   register transposes when AVX is on), then each strip of MR rows of A is swept against the B
+   micro-panels by the micro-kernel, which holds an MR x NR block of C in registers:
+   t[i][j] += a(i,k) b(k,j) for k in order. A strip is read in place when A's rows are contiguous
+   in k (ab, abt); for atb, MHC__MM_MC rows of A at a time are first copied row by row into a
+   contiguous block (strided columns would thrash the cache), and a last partial strip is packed
+   with zero rows.
+   Determinism: the micro-kernel always runs on a full MR x NR block (packing pads with zeros; a
+   partial block goes through a small buffer) and element (i,j) always gets t = its sum over one
+   K block in k order, then C = t (first K block when acc = 0) or C = C + t; the K blocks depend
+   on K alone. So no bit depends on where tile boundaries fall, and the tiling may follow the
+   thread count (for load balance) without changing any result. (Zero padding meets only lanes
+   that are thrown away, so an inf or NaN in A or B stays in its own rows and columns.)
+   Memory: the packing buffers are local arrays of mhc__mm_tile, i.e. on the stack of the thread
+   that owns the tile: MHC__MM_KC * (MHC__MM_NC + MHC__MM_MC) + MR * NR reals, about 245 KB in both
+   precisions (OpenMP worker stacks are 2 MB or more). No malloc, no static buffers.
+   Micro-kernels: AVX-512F when the compiler targets it (e.g. -march=native on a CPU that has it),
+   else AVX2 + FMA, else portable C that compilers auto-vectorise. MHC_NO_SIMD forces the
+   portable one. The SIMD kernels have float and double versions. */
 
-/* C[M,N] (+)= A[M,K] B[K,N] */
-MHCDEF void mhc_k_matmul_ab(mhc_real *C, const mhc_real *A, const mhc_real *B, int M, int K, int N, int acc) {
-    int i;
-    MHC__OMP_FOR((double)M * K * N > MHC__PAR_WORK)
-    for (i = 0; i < M; i++) {
-        mhc_real *c = C + (size_t)i * N;
-        const mhc_real *a = A + (size_t)i * K;
-        int k, j;
-        if (!acc) for (j = 0; j < N; j++) c[j] = 0;
-        for (k = 0; k < K; k++) {
-            const mhc_real aik = a[k];
-            const mhc_real *b = B + (size_t)k * N;
-            for (j = 0; j < N; j++) c[j] += aik * b[j];
+#if !defined(MHC_NO_SIMD) && defined(__AVX512F__)
+#define MHC__MM_SIMD 512
+#elif !defined(MHC_NO_SIMD) && defined(__AVX2__) && defined(__FMA__)
+#define MHC__MM_SIMD 256
+#else
+#define MHC__MM_SIMD 0
+#endif
+
+#if MHC__MM_SIMD
+#ifdef __cplusplus
+}
+#endif
+#include <immintrin.h>
+#ifdef __cplusplus
+extern "C" {
+#endif
+#endif
+
+#if MHC__MM_SIMD == 512 && !defined(MHC_DOUBLE)
+typedef __m512 mhc__v;
+#define MHC__V_W 16
+#define MHC__V_LOAD(p) _mm512_loadu_ps(p)
+#define MHC__V_STORE(p, v) _mm512_storeu_ps(p, v)
+#define MHC__V_SET1(x) _mm512_set1_ps(x)
+#define MHC__V_ZERO() _mm512_setzero_ps()
+#define MHC__V_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define MHC__V_ADD(a, b) _mm512_add_ps(a, b)
+#elif MHC__MM_SIMD == 512
+typedef __m512d mhc__v;
+#define MHC__V_W 8
+#define MHC__V_LOAD(p) _mm512_loadu_pd(p)
+#define MHC__V_STORE(p, v) _mm512_storeu_pd(p, v)
+#define MHC__V_SET1(x) _mm512_set1_pd(x)
+#define MHC__V_ZERO() _mm512_setzero_pd()
+#define MHC__V_FMA(a, b, c) _mm512_fmadd_pd(a, b, c)
+#define MHC__V_ADD(a, b) _mm512_add_pd(a, b)
+#elif MHC__MM_SIMD == 256 && !defined(MHC_DOUBLE)
+typedef __m256 mhc__v;
+#define MHC__V_W 8
+#define MHC__V_LOAD(p) _mm256_loadu_ps(p)
+#define MHC__V_STORE(p, v) _mm256_storeu_ps(p, v)
+#define MHC__V_SET1(x) _mm256_set1_ps(x)
+#define MHC__V_ZERO() _mm256_setzero_ps()
+#define MHC__V_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define MHC__V_ADD(a, b) _mm256_add_ps(a, b)
+#elif MHC__MM_SIMD == 256
+typedef __m256d mhc__v;
+#define MHC__V_W 4
+#define MHC__V_LOAD(p) _mm256_loadu_pd(p)
+#define MHC__V_STORE(p, v) _mm256_storeu_pd(p, v)
+#define MHC__V_SET1(x) _mm256_set1_pd(x)
+#define MHC__V_ZERO() _mm256_setzero_pd()
+#define MHC__V_FMA(a, b, c) _mm256_fmadd_pd(a, b, c)
+#define MHC__V_ADD(a, b) _mm256_add_pd(a, b)
+#endif
+
+/* Register block MR x NR (the SIMD kernels hold MR x 2 vectors), K block, column block. */
+#if MHC__MM_SIMD == 512
+#define MHC__MM_MR 8
+#else
+#define MHC__MM_MR 6
+#endif
+#if MHC__MM_SIMD
+#define MHC__MM_NR (2 * MHC__V_W)
+#else
+#define MHC__MM_NR 16
+#endif
+#ifdef MHC_DOUBLE
+#define MHC__MM_KC 128
+#else
+#define MHC__MM_KC 256
+#endif
+#define MHC__MM_NC 192          /* columns of a packed B block: a multiple of every NR */
+#define MHC__MM_MC 48           /* rows of a packed A block: a multiple of every MR */
+#define MHC__MM_ALIGN (64 / (int)sizeof(mhc_real))
+#define MHC__MM_PAR_WORK 262144.0
+
+MHCDEF const char *mhc_k_matmul_isa(void) {
+    return MHC__MM_SIMD == 512 ? "avx512" : MHC__MM_SIMD == 256 ? "avx2+fma" : "portable";
+}
+
+#if MHC__MM_SIMD
+#if MHC__MM_MR == 8
+#define MHC__MM_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+#else
+#define MHC__MM_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
+#endif
+#define MHC__MM_DECL(i) mhc__v t##i##0 = MHC__V_ZERO(), t##i##1 = MHC__V_ZERO();
+#define MHC__MM_APTR(i) const mhc_real *a##i = a + (size_t)(i) * ars;
+#define MHC__MM_FMA(i) { const mhc__v ai = MHC__V_SET1(a##i[p]); \
+    t##i##0 = MHC__V_FMA(ai, b0, t##i##0); t##i##1 = MHC__V_FMA(ai, b1, t##i##1); }
+#define MHC__MM_ADD(i) { mhc_real *ci = c + (size_t)(i) * ldc; \
+    MHC__V_STORE(ci, MHC__V_ADD(MHC__V_LOAD(ci), t##i##0)); \
+    MHC__V_STORE(ci + MHC__V_W, MHC__V_ADD(MHC__V_LOAD(ci + MHC__V_W), t##i##1)); }
+#define MHC__MM_SET(i) { mhc_real *ci = c + (size_t)(i) * ldc; \
+    MHC__V_STORE(ci, t##i##0); MHC__V_STORE(ci + MHC__V_W, t##i##1); }
+
+/* c[MR,NR] (+)= a[MR,kc] b-panel[kc,NR], a(r,k) = a[r*ars + k*acs]  (SIMD: MR x 2 vector accumulators,
+   fma in k order) */
+static void mhc__mm_kernel(int kc, const mhc_real *a, size_t ars, size_t acs, const mhc_real *b, mhc_real *c,
+                           size_t ldc, int add) {
+    int k;
+    size_t p = 0;
+    MHC__MM_ROWS(MHC__MM_APTR)
+    MHC__MM_ROWS(MHC__MM_DECL)
+    for (k = 0; k < kc; k++, p += acs, b += MHC__MM_NR) {
+        const mhc__v b0 = MHC__V_LOAD(b), b1 = MHC__V_LOAD(b + MHC__V_W);
+        MHC__MM_ROWS(MHC__MM_FMA)
+    }
+    if (add) { MHC__MM_ROWS(MHC__MM_ADD) } else { MHC__MM_ROWS(MHC__MM_SET) }
+}
+#else
+/* Portable: MR x NR named scalar accumulators, written out by the macros below so that the compiler's
+   straight-line (SLP) vectoriser turns each row into vectors and keeps them in registers. GCC at -O3
+   would instead vectorise the k loop as in-order reductions (several times slower), so its loop
+   vectoriser is switched off for this one function. */
+#define MHC__MM_PROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
+#define MHC__MM_PCOLS(X, i) X(i, 0) X(i, 1) X(i, 2) X(i, 3) X(i, 4) X(i, 5) X(i, 6) X(i, 7) \
+    X(i, 8) X(i, 9) X(i, 10) X(i, 11) X(i, 12) X(i, 13) X(i, 14) X(i, 15)
+#define MHC__MM_PDECL1(i, j) mhc_real t##i##_##j = 0;
+#define MHC__MM_PDECL(i) MHC__MM_PCOLS(MHC__MM_PDECL1, i) const mhc_real *a##i = a + (size_t)(i) * ars;
+#define MHC__MM_PFMA1(i, j) t##i##_##j += ai * b[j];
+#define MHC__MM_PFMA(i) { const mhc_real ai = a##i[p]; MHC__MM_PCOLS(MHC__MM_PFMA1, i) }
+#define MHC__MM_PADD1(i, j) ci[j] = ci[j] + t##i##_##j;
+#define MHC__MM_PSET1(i, j) ci[j] = t##i##_##j;
+#define MHC__MM_PSTORE(i) { mhc_real *ci = c + (size_t)(i) * ldc; \
+    if (add) { MHC__MM_PCOLS(MHC__MM_PADD1, i) } else { MHC__MM_PCOLS(MHC__MM_PSET1, i) } }
+
+/* c[MR,NR] (+)= a[MR,kc] b-panel[kc,NR], a(r,k) = a[r*ars + k*acs]  (portable: MR x NR scalars) */
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__INTEL_COMPILER)
+__attribute__((optimize("no-tree-loop-vectorize")))
+#endif
+static void mhc__mm_kernel(int kc, const mhc_real *a, size_t ars, size_t acs, const mhc_real *b, mhc_real *c,
+                           size_t ldc, int add) {
+    int k;
+    size_t p = 0;
+    MHC__MM_PROWS(MHC__MM_PDECL)
+    for (k = 0; k < kc; k++, p += acs, b += MHC__MM_NR) {
+        MHC__MM_PROWS(MHC__MM_PFMA)
+    }
+    MHC__MM_PROWS(MHC__MM_PSTORE)
+}
+#endif
+
+/* A strip [mr, kc] -> ap[k*MR + r] = A(r, k); rows mr..MR-1 are zero. */
+static void mhc__mm_pack_strip(mhc_real *ap, const mhc_real *A, size_t ars, size_t acs, int mr, int kc) {
+    int r, k;
+    for (r = 0; r < mr; r++) {
+        const mhc_real *a = A + (size_t)r * ars;
+        for (k = 0; k < kc; k++) ap[(size_t)k * MHC__MM_MR + r] = a[(size_t)k * acs];
+    }
+    for (; r < MHC__MM_MR; r++)
+        for (k = 0; k < kc; k++) ap[(size_t)k * MHC__MM_MR + r] = 0;
+}
+
+/* A block [mc, kc] (columns contiguous: atb) -> ap[k*MC + r] = A(r, k); rows up to the next multiple
+   of MR are zero. A row of the block is a plain copy, and a strip of it is read with stride MC. */
+static void mhc__mm_pack_block(mhc_real *ap, const mhc_real *A, size_t ars, size_t acs, int mc, int kc) {
+    const int mpad = (mc + MHC__MM_MR - 1) / MHC__MM_MR * MHC__MM_MR;
+    int r, k;
+    for (k = 0; k < kc; k++) {
+        const mhc_real *a = A + (size_t)k * acs;
+        mhc_real *d = ap + (size_t)k * MHC__MM_MC;
+        if (mc == MHC__MM_MC && ars == 1) {
+            for (r = 0; r < MHC__MM_MC; r++) d[r] = a[r];
+        } else {
+            for (r = 0; r < mc; r++) d[r] = a[(size_t)r * ars];
+            for (; r < mpad; r++) d[r] = 0;
         }
     }
 }
 
-/* C[M,N] (+)= A[M,K] B[N,K]^T   (row-by-row dot products) */
-MHCDEF void mhc_k_matmul_abt(mhc_real *C, const mhc_real *A, const mhc_real *B, int M, int K, int N, int acc) {
-    int i;
-    MHC__OMP_FOR((double)M * K * N > MHC__PAR_WORK)
-    for (i = 0; i < M; i++) {
-        const mhc_real *a = A + (size_t)i * K;
-        int j, k;
-        for (j = 0; j < N; j++) {
-            const mhc_real *b = B + (size_t)j * K;
-            mhc_real s = 0;
-            for (k = 0; k < K; k++) s += a[k] * b[k];
-            if (acc) C[(size_t)i * N + j] += s; else C[(size_t)i * N + j] = s;
+#if MHC__MM_SIMD && !defined(MHC_DOUBLE)
+#define MHC__MM_T8 1
+/* d[k*ldd + s] = b[s*ldb + k] for s, k < 8: an 8 x 8 transpose of floats in AVX registers. */
+static void mhc__mm_t8x8(mhc_real *d, size_t ldd, const mhc_real *b, size_t ldb) {
+    const __m256 r0 = _mm256_loadu_ps(b), r1 = _mm256_loadu_ps(b + ldb), r2 = _mm256_loadu_ps(b + 2 * ldb),
+                 r3 = _mm256_loadu_ps(b + 3 * ldb), r4 = _mm256_loadu_ps(b + 4 * ldb), r5 = _mm256_loadu_ps(b + 5 * ldb),
+                 r6 = _mm256_loadu_ps(b + 6 * ldb), r7 = _mm256_loadu_ps(b + 7 * ldb);
+    const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1), t2 = _mm256_unpacklo_ps(r2, r3),
+                 t3 = _mm256_unpackhi_ps(r2, r3), t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
+                 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE),
+                 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE),
+                 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE),
+                 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    _mm256_storeu_ps(d, _mm256_permute2f128_ps(u0, u4, 0x20));
+    _mm256_storeu_ps(d + ldd, _mm256_permute2f128_ps(u1, u5, 0x20));
+    _mm256_storeu_ps(d + 2 * ldd, _mm256_permute2f128_ps(u2, u6, 0x20));
+    _mm256_storeu_ps(d + 3 * ldd, _mm256_permute2f128_ps(u3, u7, 0x20));
+    _mm256_storeu_ps(d + 4 * ldd, _mm256_permute2f128_ps(u0, u4, 0x31));
+    _mm256_storeu_ps(d + 5 * ldd, _mm256_permute2f128_ps(u1, u5, 0x31));
+    _mm256_storeu_ps(d + 6 * ldd, _mm256_permute2f128_ps(u2, u6, 0x31));
+    _mm256_storeu_ps(d + 7 * ldd, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+#else
+#define MHC__MM_T8 0
+#endif
+
+/* B block [kc, nc] -> micro-panels of NR columns: bp[q*kc + k*NR + s] = B(k, q + s), q = 0, NR, ...;
+   columns past nc are zero. */
+static void mhc__mm_pack_b(mhc_real *bp, const mhc_real *B, size_t brs, size_t bcs, int kc, int nc) {
+    int q, k, s;
+    for (q = 0; q < nc; q += MHC__MM_NR) {
+        const int nr = nc - q < MHC__MM_NR ? nc - q : MHC__MM_NR;
+        mhc_real *d = bp + (size_t)q * kc;
+        if (bcs == 1) {        /* rows of B contiguous in j (ab, atb) */
+            for (k = 0; k < kc; k++) {
+                const mhc_real *b = B + (size_t)k * brs + q;
+                mhc_real *dk = d + (size_t)k * MHC__MM_NR;
+                if (nr == MHC__MM_NR) {
+                    for (s = 0; s < MHC__MM_NR; s++) dk[s] = b[s];
+                } else {
+                    for (s = 0; s < nr; s++) dk[s] = b[s];
+                    for (; s < MHC__MM_NR; s++) dk[s] = 0;
+                }
+            }
+        } else {               /* columns of B contiguous in k (abt): transpose */
+            int k8 = 0;
+#if MHC__MM_T8
+            if (nr == MHC__MM_NR && brs == 1) {
+                k8 = kc / 8 * 8;
+                for (s = 0; s < MHC__MM_NR; s += 8)
+                    for (k = 0; k < k8; k += 8)
+                        mhc__mm_t8x8(d + (size_t)k * MHC__MM_NR + s, MHC__MM_NR, B + (size_t)(q + s) * bcs + k, bcs);
+            }
+#endif
+            for (s = 0; s < nr; s++) {
+                const mhc_real *b = B + (size_t)(q + s) * bcs;
+                for (k = k8; k < kc; k++) d[(size_t)k * MHC__MM_NR + s] = b[(size_t)k * brs];
+            }
+            for (; s < MHC__MM_NR; s++)
+                for (k = 0; k < kc; k++) d[(size_t)k * MHC__MM_NR + s] = 0;
         }
     }
+}
+
+static mhc_real *mhc__mm_align(mhc_real *p) {
+    return p + ((64 - (size_t)((uintptr_t)p % 64)) % 64) / sizeof(mhc_real);
+}
+
+/* One output tile: rows [i0,i1) x columns [j0,j1) of C (row length ldc), over all of K. A strip of
+   MR rows of A is read in place when its rows are contiguous in k (ab, abt); otherwise (atb, and a
+   last partial strip) A is packed, MC rows at a time. */
+static void mhc__mm_tile(mhc_real *C, size_t ldc, const mhc_real *A, size_t ars, size_t acs,
+                         const mhc_real *B, size_t brs, size_t bcs, int i0, int i1, int j0, int j1,
+                         int K, int acc) {
+    mhc_real bbuf[MHC__MM_KC * MHC__MM_NC + MHC__MM_ALIGN];
+    mhc_real abuf[MHC__MM_KC * MHC__MM_MC + MHC__MM_ALIGN];
+    mhc_real tbuf[MHC__MM_MR * MHC__MM_NR + MHC__MM_ALIGN];
+    mhc_real *bp = mhc__mm_align(bbuf), *ap = mhc__mm_align(abuf), *tp = mhc__mm_align(tbuf);
+    const int pack_all = acs != 1;
+    int p0;
+    for (p0 = 0; p0 < K; p0 += MHC__MM_KC) {
+        const int kc = K - p0 < MHC__MM_KC ? K - p0 : MHC__MM_KC;
+        const int add = acc || p0 > 0;
+        int ic, i, j, r, s;
+        mhc__mm_pack_b(bp, B + (size_t)p0 * brs + (size_t)j0 * bcs, brs, bcs, kc, j1 - j0);
+        for (ic = i0; ic < i1; ic += MHC__MM_MC) {
+            const int mc = i1 - ic < MHC__MM_MC ? i1 - ic : MHC__MM_MC;
+            if (pack_all) mhc__mm_pack_block(ap, A + (size_t)ic * ars + (size_t)p0 * acs, ars, acs, mc, kc);
+            for (i = ic; i < ic + mc; i += MHC__MM_MR) {
+                const int mr = ic + mc - i < MHC__MM_MR ? ic + mc - i : MHC__MM_MR;
+                const mhc_real *a = A + (size_t)i * ars + (size_t)p0 * acs;
+                size_t rs = ars, cs = acs;
+                if (pack_all) {
+                    a = ap + (i - ic); rs = 1; cs = MHC__MM_MC;
+                } else if (mr < MHC__MM_MR) {
+                    mhc__mm_pack_strip(ap, a, ars, acs, mr, kc);
+                    a = ap; rs = 1; cs = MHC__MM_MR;
+                }
+                for (j = j0; j < j1; j += MHC__MM_NR) {
+                    const int nr = j1 - j < MHC__MM_NR ? j1 - j : MHC__MM_NR;
+                    const mhc_real *bj = bp + (size_t)(j - j0) * kc;
+                    mhc_real *c = C + (size_t)i * ldc + j;
+                    if (mr == MHC__MM_MR && nr == MHC__MM_NR) {
+                        mhc__mm_kernel(kc, a, rs, cs, bj, c, ldc, add);
+                    } else {   /* partial block: the same kernel into a buffer, then the same C update */
+                        mhc__mm_kernel(kc, a, rs, cs, bj, tp, MHC__MM_NR, 0);
+                        for (r = 0; r < mr; r++)
+                            for (s = 0; s < nr; s++) {
+                                mhc_real *cr = c + (size_t)r * ldc + s;
+                                *cr = add ? *cr + tp[r * MHC__MM_NR + s] : tp[r * MHC__MM_NR + s];
+                            }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* C[M,N] (+)= A(i,k) B(k,j) over the strided views above: plan the tiles, run them in parallel. */
+static void mhc__mm(mhc_real *C, const mhc_real *A, size_t ars, size_t acs, const mhc_real *B, size_t brs,
+                    size_t bcs, int M, int K, int N, int acc) {
+    int nt = 1, nbm = 1, nbn, ntiles, t;
+    const int mstrips = (M + MHC__MM_MR - 1) / MHC__MM_MR, nstrips = (N + MHC__MM_NR - 1) / MHC__MM_NR;
+    if (M < 1 || N < 1) return;
+    if (K < 1) {
+        if (!acc) memset(C, 0, (size_t)M * (size_t)N * sizeof *C);
+        return;
+    }
+#if MHC__OMP
+    if ((double)M * K * N > MHC__MM_PAR_WORK) nt = omp_get_max_threads();
+#endif
+    /* Column blocks: as few as fit MHC__MM_NC, their count rounded up to a multiple of the thread
+       count when there are micro-panels enough. Row bands: one, or one per thread when the column
+       blocks do not share evenly. Blocks and bands split the NR-wide panels and MR-high strips as
+       evenly as integers allow, so threads get equal work. Each packed B block serves a whole band:
+       few bands, little packing. (The tiling never changes results, see above.) */
+    nbn = (nstrips + MHC__MM_NC / MHC__MM_NR - 1) / (MHC__MM_NC / MHC__MM_NR);
+    if (nt > 1 && nbn % nt && (nbn + nt - 1) / nt * nt <= nstrips) nbn = (nbn + nt - 1) / nt * nt;
+    if (nt > 1 && nbn % nt) nbm = nt < mstrips ? nt : mstrips;
+    ntiles = nbm * nbn;
+    MHC__OMP_FOR(nt > 1 && ntiles > 1)
+    for (t = 0; t < ntiles; t++) {
+        const size_t bm = (size_t)(t / nbn), bn = (size_t)(t % nbn);
+        const int i0 = (int)(bm * (size_t)mstrips / (size_t)nbm) * MHC__MM_MR;
+        const int i1 = (int)((bm + 1) * (size_t)mstrips / (size_t)nbm) * MHC__MM_MR;
+        const int j0 = (int)(bn * (size_t)nstrips / (size_t)nbn) * MHC__MM_NR;
+        const int j1 = (int)((bn + 1) * (size_t)nstrips / (size_t)nbn) * MHC__MM_NR;
+        mhc__mm_tile(C, (size_t)N, A, ars, acs, B, brs, bcs, i0, i1 < M ? i1 : M, j0, j1 < N ? j1 : N, K, acc);
+    }
+}
+
+/* C[M,N] (+)= A[M,K] B[K,N] */
+MHCDEF void mhc_k_matmul_ab(mhc_real *C, const mhc_real *A, const mhc_real *B, int M, int K, int N, int acc) {
+    mhc__mm(C, A, (size_t)K, 1, B, (size_t)N, 1, M, K, N, acc);
+}
+
+/* C[M,N] (+)= A[M,K] B[N,K]^T */
+MHCDEF void mhc_k_matmul_abt(mhc_real *C, const mhc_real *A, const mhc_real *B, int M, int K, int N, int acc) {
+    mhc__mm(C, A, (size_t)K, 1, B, 1, (size_t)K, M, K, N, acc);
 }
 
 /* C[M,N] (+)= A[K,M]^T B[K,N] */
 MHCDEF void mhc_k_matmul_atb(mhc_real *C, const mhc_real *A, const mhc_real *B, int M, int K, int N, int acc) {
-    int i;
-    MHC__OMP_FOR((double)M * K * N > MHC__PAR_WORK)
-    for (i = 0; i < M; i++) {
-        mhc_real *c = C + (size_t)i * N;
-        int k, j;
-        if (!acc) for (j = 0; j < N; j++) c[j] = 0;
-        for (k = 0; k < K; k++) {
-            const mhc_real aki = A[(size_t)k * M + i];
-            const mhc_real *b = B + (size_t)k * N;
-            for (j = 0; j < N; j++) c[j] += aki * b[j];
-        }
-    }
+    mhc__mm(C, A, 1, (size_t)M, B, (size_t)N, 1, M, K, N, acc);
 }
 
 /* The naive references: one output at a time, accumulated in double. */
@@ -2008,7 +2336,7 @@ MHCDEF mhc_tensor *mhc_scale(mhc_tape *tp, mhc_tensor *a, double s) {
     mhc_node *n;
     size_t i;
     if (!mhc__op_begin(tp, "mhc_scale", 1, a, NULL)) return NULL;
-    if (!isfinite(s)) return mhc__op_fail(tp, MHC_ERR_NONFINITE, "mhc_scale: the factor is %g", s);
+    if (!mhc__finite(s)) return mhc__op_fail(tp, MHC_ERR_NONFINITE, "mhc_scale: the factor is %g", s);
     out = mhc__new_like(tp, a->ndim, a->shape, mhc__needs_grad(tp, a), "mhc_scale");
     if (!out) return NULL;
     for (i = 0; i < a->size; i++) out->data[i] = (mhc_real)s * a->data[i];
@@ -2037,7 +2365,7 @@ MHCDEF mhc_tensor *mhc_rmsnorm(mhc_tape *tp, mhc_tensor *x, mhc_tensor *w, doubl
     if (w && !(w->ndim == 1 && w->shape[0] == D))
         return mhc__op_fail(tp, MHC_ERR_SHAPE, "mhc_rmsnorm: x is %s and the weight is %s; expected weight [%d]",
                             mhc_shape_str(x, sx, sizeof sx), mhc_shape_str(w, sw, sizeof sw), D);
-    if (!(eps >= 0) || !isfinite(eps))
+    if (!mhc__finite(eps) || !(eps >= 0))
         return mhc__op_fail(tp, MHC_ERR_VALUE, "mhc_rmsnorm: eps is %g, expected a finite value >= 0", eps);
     out = mhc__new_like(tp, x->ndim, x->shape, mhc__needs_grad(tp, x) || mhc__needs_grad(tp, w), "mhc_rmsnorm");
     if (!out) return NULL;
@@ -2364,13 +2692,6 @@ done:
  * the output, in a fixed token order (bitwise identical for any thread count).
  * ========================================================================================= */
 
-/* Finite by the bit pattern (exponent not all ones): -ffast-math cannot fold this test away. */
-static int mhc__hc_finite(double v) {
-    uint64_t u;
-    memcpy(&u, &v, sizeof u);
-    return ((u >> 52) & 0x7ff) != 0x7ff;
-}
-
 static const char *const mhc__preset_names[MHC_PRESET_COUNT] = {"dsv4", "tilekernels", "paper", "lite"};
 static const char *const mhc__variant_names[MHC_VARIANT_COUNT] = {"preset", "none", "hc", "mhc", "lite"};
 static const char *const mhc__proj_names[MHC_PROJ_COUNT] = {"preset", "softmax", "exp", "log", "perm"};
@@ -2469,7 +2790,7 @@ static mhc__preset_row mhc__preset_get(mhc_hc_preset p) {
 /* One numeric knob: 0 -> the preset's value, MHC_ZERO -> 0, else a finite value >= 0. */
 static mhc_result mhc__knob(mhc_ctx *ctx, const char *name, double v, double preset, double *out) {
     /* finiteness first: under -ffinite-math-only a NaN may compare equal to 0 */
-    if (!mhc__hc_finite(v))
+    if (!mhc__finite(v))
         return mhc_fail(ctx, MHC_ERR_NONFINITE, "mhc_hc_resolve: %s = %g is not finite", name, v);
     if (v == 0.0) { *out = preset; return MHC_OK; }
     if (v == MHC_ZERO) { *out = 0.0; return MHC_OK; }
@@ -2788,7 +3109,7 @@ static mhc_result mhc__proj_args(mhc_ctx *ctx, const char *fn, mhc_projection pr
     }
     if (iters < 1 || iters > 100000)
         return mhc_fail(ctx, MHC_ERR_VALUE, "%s: iters = %d, expected 1..100000", fn, iters);
-    if (!mhc__hc_finite(eps) || eps < 0.0)
+    if (!mhc__finite(eps) || eps < 0.0)
         return mhc_fail(ctx, MHC_ERR_VALUE, "%s: eps = %g, expected a finite value >= 0", fn, eps);
     return MHC_OK;
 }
@@ -3080,7 +3401,7 @@ static void mhc__pre_bwd_mhc(const mhc__pre_io *io, double *work, int nch, doubl
         double *xw = work + (size_t)ch * per, *dxa = xw + D, *dot = xw + 2 * (size_t)D, *du = dot + mr;
         double *z = dot + 2 * (size_t)mr, *dz = z + nres, *otmp = z + 2 * (size_t)nres, *dcomb = otmp + nn;
         double *sp = otmp + 5 * nn, *spo = sp + n, *pw = spo + 3 * (size_t)n;
-        int t0 = (int)((long long)io->T * ch / nch), t1 = (int)((long long)io->T * (ch + 1) / nch), t, i, j, c, kk;
+        int t0 = (int)((long long)io->T * ch / nch), t1 = (int)((long long)io->T * (ch + 1) / nch), t, i, j, c, k, kk;
         double rstd;
         for (t = t0; t < t1; t++) {
             const mhc_real *xt = io->x + (size_t)t * (size_t)D;
@@ -3226,7 +3547,7 @@ static void mhc__pre_bwd_hc(const mhc__pre_io *io, double *work, int nch, double
     for (ch = 0; ch < nch; ch++) {
         double *xn = work + (size_t)ch * per, *dxn = xn + (size_t)n * C, *dots = dxn + C, *dd = dots + (size_t)n * q;
         double *rs = dd + (size_t)n * q, *hp = rs + n;
-        int t0 = (int)((long long)io->T * ch / nch), t1 = (int)((long long)io->T * (ch + 1) / nch), t, i, j, c;
+        int t0 = (int)((long long)io->T * ch / nch), t1 = (int)((long long)io->T * (ch + 1) / nch), t, i, j, c, k;
         double a0 = (double)io->scale[0], a1 = (double)io->scale[1], a2 = (double)io->scale[2];
         for (t = t0; t < t1; t++) {
             const mhc_real *xt = io->x + (size_t)t * (size_t)n * (size_t)C;
@@ -3367,8 +3688,8 @@ static mhc_result mhc__spec_check(mhc_ctx *ctx, const char *fname, const mhc_hc_
     default:
         return mhc_fail(ctx, MHC_ERR_VALUE, "%s: spec.variant = %d is not none, hc, mhc or lite", fname, (int)s->variant);
     }
-    if (!mhc__hc_finite(s->norm_eps) || !mhc__hc_finite(s->pre_eps) || !mhc__hc_finite(s->sinkhorn_eps) ||
-        !mhc__hc_finite(s->post_mult) || s->norm_eps < 0.0 || s->pre_eps < 0.0 || s->sinkhorn_eps < 0.0 ||
+    if (!mhc__finite(s->norm_eps) || !mhc__finite(s->pre_eps) || !mhc__finite(s->sinkhorn_eps) ||
+        !mhc__finite(s->post_mult) || s->norm_eps < 0.0 || s->pre_eps < 0.0 || s->sinkhorn_eps < 0.0 ||
         s->post_mult < 0.0)
         return mhc_fail(ctx, MHC_ERR_VALUE, "%s: spec epsilons and post_mult must be finite and >= 0", fname);
     return MHC_OK;
@@ -3631,7 +3952,7 @@ MHCDEF mhc_result mhc_hc_params_init(mhc_ctx *ctx, const mhc_hc_spec *s, int hea
     if (!head && s->variant == MHC_VARIANT_NONE) return MHC_OK;
     if (!w->fn || !w->scale || !w->base || !w->fn->data || !w->scale->data || !w->base->data)
         return mhc_fail(ctx, MHC_ERR_NULL, "mhc_hc_params_init: fn, scale and base tensors (with data) are required");
-    if (!mhc__hc_finite(fn_std) || fn_std < 0.0)
+    if (!mhc__finite(fn_std) || fn_std < 0.0)
         return mhc_fail(ctx, MHC_ERR_VALUE, "mhc_hc_params_init: fn_std = %g, expected a finite value >= 0", fn_std);
     n = s->n;
     if (head ? (w->base->size != (size_t)n || w->scale->size != 1)
@@ -4034,7 +4355,7 @@ MHCDEF mhc_result mhc_hc_ds_distance(mhc_ctx *ctx, const mhc_real *A, size_t cou
             double r = 0.0, c = 0.0;
             for (j = 0; j < n; j++) { r += (double)M[i * n + j]; c += (double)M[j * n + i]; }
             /* NaN and Inf count as infinitely far */
-            double dr = mhc__hc_finite(r) ? fabs(r - 1.0) : HUGE_VAL, dc = mhc__hc_finite(c) ? fabs(c - 1.0) : HUGE_VAL;
+            double dr = mhc__finite(r) ? fabs(r - 1.0) : HUGE_VAL, dc = mhc__finite(c) ? fabs(c - 1.0) : HUGE_VAL;
             if (dr > re) re = dr;
             if (dc > ce) ce = dc;
         }
@@ -4049,13 +4370,6 @@ MHCDEF mhc_result mhc_hc_ds_distance(mhc_ctx *ctx, const mhc_real *A, size_t cou
  * AdamW in double per element, the schedules, the global gradient norm in fixed chunks
  * (thread-count independent), and the trainer step that checks, clips and updates.
  * ========================================================================================= */
-
-/* Finite test on the bits (stays correct under -ffast-math, where isfinite may fold to 1). */
-static int mhc__opt_finite(double x) {
-    uint64_t u;
-    memcpy(&u, &x, sizeof u);
-    return ((u >> 52) & 0x7FFu) != 0x7FFu;
-}
 
 MHCDEF void mhc_adamw_step(mhc_real *param, const mhc_real *grad, mhc_real *m, mhc_real *v, size_t n,
                            double lr, double beta1, double beta2, double eps, double weight_decay,
@@ -4151,7 +4465,7 @@ static mhc_result mhc__adamw_validate(mhc_ctx *ctx, const char *fn, const mhc_ad
     if (s->kind < 0 || s->kind >= MHC_LR_KIND_COUNT)
         return mhc_fail(ctx, code, "%s: schedule.kind is %d; expected MHC_LR_CONSTANT (0), MHC_LR_COSINE (1) "
                         "or MHC_LR_STEP (2)", fn, s->kind);
-    if (!(s->lr >= 0.0) || !mhc__opt_finite(s->lr))
+    if (!(s->lr >= 0.0) || !mhc__finite(s->lr))
         return mhc_fail(ctx, code, "%s: schedule.lr is %g; expected a finite learning rate >= 0", fn, s->lr);
     if (s->warmup < 0)
         return mhc_fail(ctx, code, "%s: schedule.warmup is %ld; expected >= 0", fn, s->warmup);
@@ -4165,27 +4479,27 @@ static mhc_result mhc__adamw_validate(mhc_ctx *ctx, const char *fn, const mhc_ad
             return mhc_fail(ctx, code, "%s: schedule.warmup (%ld) exceeds schedule.total (%ld)", fn, s->warmup,
                             s->total);
     }
-    if (!mhc__opt_finite(s->min_lr_frac) || !(s->min_lr_frac >= 0.0 && s->min_lr_frac <= 1.0))
+    if (!mhc__finite(s->min_lr_frac) || !(s->min_lr_frac >= 0.0 && s->min_lr_frac <= 1.0))
         return mhc_fail(ctx, code, "%s: schedule.min_lr_frac is %g; expected 0 <= min_lr_frac <= 1", fn,
                         s->min_lr_frac);
-    if (!mhc__opt_finite(s->decay_at[0]) || !mhc__opt_finite(s->decay_at[1]) ||
+    if (!mhc__finite(s->decay_at[0]) || !mhc__finite(s->decay_at[1]) ||
         !(s->decay_at[0] > 0.0 && s->decay_at[0] <= s->decay_at[1] && s->decay_at[1] <= 1.0))
         return mhc_fail(ctx, code, "%s: schedule.decay_at is {%g, %g}; expected 0 < decay_at[0] <= decay_at[1] <= 1",
                         fn, s->decay_at[0], s->decay_at[1]);
-    if (!(s->decay_mult[0] > 0.0) || !mhc__opt_finite(s->decay_mult[0]) || !(s->decay_mult[1] > 0.0) ||
-        !mhc__opt_finite(s->decay_mult[1]))
+    if (!(s->decay_mult[0] > 0.0) || !mhc__finite(s->decay_mult[0]) || !(s->decay_mult[1] > 0.0) ||
+        !mhc__finite(s->decay_mult[1]))
         return mhc_fail(ctx, code, "%s: schedule.decay_mult is {%g, %g}; expected finite multipliers > 0", fn,
                         s->decay_mult[0], s->decay_mult[1]);
-    if (!mhc__opt_finite(c->beta1) || !(c->beta1 >= 0.0 && c->beta1 < 1.0))
+    if (!mhc__finite(c->beta1) || !(c->beta1 >= 0.0 && c->beta1 < 1.0))
         return mhc_fail(ctx, code, "%s: beta1 is %g; expected 0 <= beta1 < 1", fn, c->beta1);
-    if (!mhc__opt_finite(c->beta2) || !(c->beta2 >= 0.0 && c->beta2 < 1.0))
+    if (!mhc__finite(c->beta2) || !(c->beta2 >= 0.0 && c->beta2 < 1.0))
         return mhc_fail(ctx, code, "%s: beta2 is %g; expected 0 <= beta2 < 1", fn, c->beta2);
-    if (!(c->eps > 0.0) || !mhc__opt_finite(c->eps))
+    if (!(c->eps > 0.0) || !mhc__finite(c->eps))
         return mhc_fail(ctx, code, "%s: eps is %g; expected a finite eps > 0 (the paper uses 1e-20)", fn, c->eps);
-    if (!(c->weight_decay >= 0.0) || !mhc__opt_finite(c->weight_decay))
+    if (!(c->weight_decay >= 0.0) || !mhc__finite(c->weight_decay))
         return mhc_fail(ctx, code, "%s: weight_decay is %g; expected a finite value >= 0 (MHC_ADAMW_ZERO for none)",
                         fn, c->weight_decay);
-    if (!(c->grad_clip >= 0.0) || !mhc__opt_finite(c->grad_clip))
+    if (!(c->grad_clip >= 0.0) || !mhc__finite(c->grad_clip))
         return mhc_fail(ctx, code, "%s: grad_clip is %g; expected a finite norm > 0 (MHC_ADAMW_ZERO for no clipping)",
                         fn, c->grad_clip);
     return MHC_OK;
@@ -4252,10 +4566,10 @@ MHCDEF mhc_result mhc_trainer_step(mhc_trainer *tr, mhc_params *p) {
     t = tr->step + 1;
     lr = mhc_lr_at(&c->schedule, t);
     norm = mhc_grad_norm(p);
-    if (!mhc__opt_finite(norm)) {
+    if (!mhc__finite(norm)) {
         size_t j;
         for (j = 0; j < p->size; j++)
-            if (!mhc__opt_finite((double)p->grad[j])) break;
+            if (!mhc__finite((double)p->grad[j])) break;
         if (j < p->size) {
             int k = 0;
             while (k + 1 < p->count && p->offset[k + 1] <= j) k++;

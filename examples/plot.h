@@ -87,10 +87,11 @@ static void plot__panel(FILE *f, const plot_series *s, int ns, int which, int lo
         if (which == 0)   /* validation points */
             for (k = 0; k < s[i].count; k++)
                 if (isfinite(s[i].val[k]))
-                    fprintf(f, "<circle cx='%.1f' cy='%.1f' r='3' fill='%s'/>\n", px + w * (s[i].step[k] - x0) / (x1 - x0),
+                    fprintf(f, "<circle cx='%.1f' cy='%.1f' r='4' fill='white' stroke='%s' stroke-width='2'/>\n", px + w * (s[i].step[k] - x0) / (x1 - x0),
                             py + h - h * (s[i].val[k] - y0) / (y1 - y0), plot__colors[i % 6]);
-        fprintf(f, "<text x='%.1f' y='%.1f' font-size='12' fill='%s'>%s</text>\n", px + w - 70, py + 18 + 16 * i,
-                plot__colors[i % 6], labels[i]);
+        /* legend: bottom-left for the loss (curves fall to the right), top-left for the gain */
+        fprintf(f, "<text x='%.1f' y='%.1f' font-size='12' fill='%s'>%s</text>\n", px + 12,
+                which == 0 ? py + h - 12 - 16 * (ns - 1 - i) : py + 18 + 16 * i, plot__colors[i % 6], labels[i]);
     }
 }
 

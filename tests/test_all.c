@@ -21,3 +21,4 @@
 #include "test_verify.c"
 #include "test_edge.c"
 #include "test_fuzzseeds.c"
+#include "test_matmul.c"

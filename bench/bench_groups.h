@@ -1,0 +1,2 @@
+/* One line per benchmark group (a function void name(void) in a bench/bench_*.c file). */
+BENCH_GROUP(bench_matmul)

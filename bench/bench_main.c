@@ -1,0 +1,75 @@
+/* bench/bench_main.c - the benchmark runner: prints the table header, runs every group of
+ * bench/bench_groups.h, each printing its rows. `make bench` builds it with -O3 -march=native. */
+#define _POSIX_C_SOURCE 199309L
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include "bench.h"
+
+double bench_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+void bench_sleep(double s) {
+    struct timespec t;
+    t.tv_sec = (time_t)s;
+    t.tv_nsec = (long)((s - (double)t.tv_sec) * 1e9);
+    nanosleep(&t, NULL);
+}
+
+static int bench_cmp(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+double bench_median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, bench_cmp);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+int bench_threads(void) {
+    const char *s = getenv("MHC_BENCH_THREADS");
+    int n = s ? atoi(s) : 2;
+    return n >= 1 ? n : 2;
+}
+
+void bench_row(const char *name, double ours, double peer, const char *note) {
+    if (peer > 0) printf("| %-34s | %8.1f | %8.1f | %5.2f | %s\n", name, ours, peer, ours / peer, note);
+    else printf("| %-34s | %8.1f | %8s | %5s | %s\n", name, ours, "-", "-", note);
+    fflush(stdout);
+}
+
+#define BENCH_GROUP(name) void name(void);
+#include "bench_groups.h"
+#undef BENCH_GROUP
+
+/* The 1-minute load average (-1 when unknown): other processes running make every rate noisy. */
+static double bench_load(void) {
+    double l = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &l) != 1) l = -1;
+        fclose(f);
+    }
+    return l;
+}
+
+int main(void) {
+    const double load = bench_load();
+    const char *wait = getenv("OMP_WAIT_POLICY");
+    printf("mhc.h benchmarks: rates measured side by side in one run, %d threads; ratio = ours / peer\n",
+           bench_threads());
+    printf("load average at start %.2f%s; OMP_WAIT_POLICY=%s\n\n", load,
+           load > 0.5 ? " (the machine is busy: rates are noisy, and OpenMP's default spin-waiting suffers "
+                        "more than OpenBLAS's yielding; OMP_WAIT_POLICY=passive helps there)" : "",
+           wait ? wait : "(unset)");
+    printf("| %-34s | %8s | %8s | %5s | %s\n", "name", "ours", "peer", "ratio", "note");
+    printf("|%s|%s|%s|%s|%s\n", "------------------------------------", "----------", "----------", "-------",
+           "------");
+#define BENCH_GROUP(name) name();
+#include "bench_groups.h"
+#undef BENCH_GROUP
+    return 0;
+}

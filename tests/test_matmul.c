@@ -1,0 +1,173 @@
+/* tests/test_matmul.c - the blocked matmul kernels mhc_k_matmul_ab / _abt / _atb against the naive
+ * double references mhc_ref_matmul_*: all three variants, overwrite and accumulate, shapes at and
+ * around every block edge (1, micro-tile +- 1, K past the K block, N past the column block, M = 1
+ * vectors, M K N = 300 500 200), non-finite inputs, and bit-identical results for 1, 2 and 3
+ * threads (OpenMP builds).
+ *
+ * Tolerance: the error is measured relative to scale = sqrt(K) max|A| max|B| (+ max|C| when
+ * accumulating), the size of a sum of K random-sign products. The kernels sum in mhc_real (fma,
+ * in k order, per K block) where the reference sums in double and rounds once, so the expected
+ * error is about eps sqrt(K) scale: float (eps 6e-8) stays below 1e-5 relative for K ~ 1000,
+ * double below 1e-12. An indexing or packing mistake gives errors of order 1.
+ *
+ * The same file is compiled into several objects (see Makefile: tests/test_matmul_isa.c): in
+ * test_all.c with the build's flags as group test_matmul, and with -DMHC_NO_SIMD, -mavx2 -mfma and
+ * -mavx512f as groups test_matmul_nosimd / _avx2 / _avx512, so every micro-kernel is tested in
+ * one runner. TEST_MATMUL_GROUP names the group; TEST_MATMUL_ISA, when set, is the ISA string
+ * mhc_k_matmul_isa() must report in that object. */
+
+#ifndef TEST_MATMUL_GROUP
+#define TEST_MATMUL_GROUP test_matmul
+#endif
+#ifdef MHC_DOUBLE
+#define TMM_NAME2(g) g##_f64
+#else
+#define TMM_NAME2(g) g##_f32
+#endif
+#define TMM_NAME(g) TMM_NAME2(g)
+
+#define TMM_TOL (sizeof(mhc_real) == 8 ? 1e-12 : 1e-5)
+
+/* which: 0 = ab, 1 = abt, 2 = atb; fast != 0 runs the kernel under test, else the reference */
+static void TP(tmm_run)(int which, int fast, mhc_real *C, const mhc_real *A, const mhc_real *B, int M, int K,
+                        int N, int acc) {
+    if (which == 0) (fast ? mhc_k_matmul_ab : mhc_ref_matmul_ab)(C, A, B, M, K, N, acc);
+    else if (which == 1) (fast ? mhc_k_matmul_abt : mhc_ref_matmul_abt)(C, A, B, M, K, N, acc);
+    else (fast ? mhc_k_matmul_atb : mhc_ref_matmul_atb)(C, A, B, M, K, N, acc);
+}
+
+static double TP(tmm_maxabs)(const mhc_real *x, size_t n) {
+    double m = 0;
+    size_t i;
+    for (i = 0; i < n; i++) m = fabs((double)x[i]) > m ? fabs((double)x[i]) : m;
+    return m;
+}
+
+/* One shape, all three variants, acc 0 and 1: the worst relative error against the reference. */
+static void TP(tmm_shape)(mhc_rng *rng, int M, int K, int N) {
+    const size_t na = (size_t)M * K, nb = (size_t)K * N, nc = (size_t)M * N;
+    mhc_real *A = (mhc_real *)malloc(na * sizeof *A), *B = (mhc_real *)malloc(nb * sizeof *B);
+    mhc_real *C1 = (mhc_real *)malloc(nc * sizeof *C1), *C2 = (mhc_real *)malloc(nc * sizeof *C2);
+    int which, acc;
+    if (!A || !B || !C1 || !C2) { CHECK_MSG(0, "out of memory"); free(A); free(B); free(C1); free(C2); return; }
+    mhc_rng_fill_normal(rng, A, na, 0, 1);
+    mhc_rng_fill_normal(rng, B, nb, 0, 1);
+    for (which = 0; which < 3; which++)
+        for (acc = 0; acc < 2; acc++) {
+            double scale, e = 0;
+            size_t i;
+            if (acc) mhc_rng_fill_normal(rng, C1, nc, 0, 1);
+            else for (i = 0; i < nc; i++) C1[i] = (mhc_real)NAN;   /* acc = 0 must not read C */
+            memcpy(C2, C1, nc * sizeof *C1);
+            scale = sqrt((double)K) * TP(tmm_maxabs)(A, na) * TP(tmm_maxabs)(B, nb) + (acc ? TP(tmm_maxabs)(C1, nc) : 0);
+            TP(tmm_run)(which, 1, C1, A, B, M, K, N, acc);
+            TP(tmm_run)(which, 0, C2, A, B, M, K, N, acc);
+            for (i = 0; i < nc; i++) {
+                double d = fabs((double)C1[i] - (double)C2[i]) / scale;
+                if (!(d <= e)) e = d;          /* NaN propagates into e */
+            }
+            CHECK_MSG(e <= TMM_TOL, "%s %s M=%d K=%d N=%d acc=%d: relative error %.3g > %.3g",
+                      mhc_k_matmul_isa(), which == 0 ? "ab" : which == 1 ? "abt" : "atb", M, K, N, acc, e, TMM_TOL);
+        }
+    free(A); free(B); free(C1); free(C2);
+}
+
+/* Each variant on one shape with nthreads threads (when OpenMP is on): its output bits. */
+#if MHC__OMP
+static void TP(tmm_threads)(int which, int nthreads, mhc_real *C, const mhc_real *A, const mhc_real *B, int M,
+                            int K, int N) {
+    omp_set_num_threads(nthreads);
+    TP(tmm_run)(which, 1, C, A, B, M, K, N, 0);
+    TP(tmm_run)(which, 1, C, A, B, M, K, N, 1);    /* accumulate once more: C = 2 A B, bitwise */
+}
+#endif
+
+void TMM_NAME(TEST_MATMUL_GROUP)(void);
+void TMM_NAME(TEST_MATMUL_GROUP)(void) {
+    mhc_rng rng;
+    mhc_rng_seed(&rng, 20240611);
+    test_current = "matmul";
+
+#if defined(TEST_MATMUL_ISA)
+    /* an ISA group: skip (loudly) when the CPU cannot run what this object was compiled for */
+#if defined(__AVX512F__) && !defined(MHC_NO_SIMD)
+    if (!__builtin_cpu_supports("avx512f")) { printf("test_matmul (%s): CPU lacks AVX-512F, skipped\n", TEST_MATMUL_ISA); return; }
+#elif defined(__AVX2__) && !defined(MHC_NO_SIMD)
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) { printf("test_matmul (%s): CPU lacks AVX2/FMA, skipped\n", TEST_MATMUL_ISA); return; }
+#endif
+    TEST_BEGIN("matmul_isa");
+    CHECK_STR_HAS(mhc_k_matmul_isa(), TEST_MATMUL_ISA);
+#endif
+
+    TEST_BEGIN("matmul_shapes");
+    {
+        /* M, K, N: ones, micro-tile edges (MR 6/8, NR 16/32), K past the K block (256 float, 128
+           double), N past the column block (224), M = 1 and N = 1 vectors, a big-ish one */
+        static const int shapes[][3] = {
+            {1, 1, 1}, {1, 7, 1}, {1, 1, 9}, {5, 1, 3}, {1, 300, 1}, {1, 513, 37}, {37, 513, 1}, {2, 3, 70},
+            {7, 13, 5}, {6, 16, 16}, {8, 16, 32}, {9, 17, 33}, {5, 15, 31}, {16, 64, 64}, {25, 129, 47},
+            {23, 300, 50}, {64, 600, 70}, {70, 40, 230}, {130, 70, 500}, {60, 130, 400}
+        };
+        size_t s;
+        for (s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            TP(tmm_shape)(&rng, shapes[s][0], shapes[s][1], shapes[s][2]);
+#ifndef TEST_MATMUL_ISA
+        TP(tmm_shape)(&rng, 300, 500, 200);   /* the big one in the main group only (valgrind time) */
+#endif
+    }
+
+    TEST_BEGIN("matmul_k0");
+    {   /* K = 0: an empty sum; overwrite gives zeros, accumulate leaves C alone */
+        mhc_real A[1] = {1}, B[1] = {1}, C[6] = {1, 2, 3, 4, 5, 6};
+        mhc_k_matmul_abt(C, A, B, 2, 0, 3, 1);
+        CHECK(C[0] == 1 && C[5] == 6);
+        mhc_k_matmul_ab(C, A, B, 2, 0, 3, 0);
+        CHECK(C[0] == 0 && C[5] == 0);
+    }
+
+    TEST_BEGIN("matmul_nonfinite");
+    {   /* an inf in row 0 of A spoils row 0 of C only (zero padding must not leak it elsewhere) */
+        enum { M = 9, K = 20, N = 35 };
+        mhc_real A[M * K], B[K * N], C1[M * N], C2[M * N];
+        int which, i, same;
+        mhc_rng_fill_normal(&rng, A, M * K, 0, 1);
+        mhc_rng_fill_normal(&rng, B, K * N, 0, 1);
+        for (which = 0; which < 3; which++) {
+            same = 1;
+            A[0] = (mhc_real)INFINITY;         /* (row 0, k 0) for ab/abt; (k 0, row 0) for atb */
+            TP(tmm_run)(which, 1, C1, A, B, M, K, N, 0);
+            TP(tmm_run)(which, 0, C2, A, B, M, K, N, 0);
+            for (i = 0; i < M * N; i++) {
+                if (i < N) same &= !isfinite(C1[i]) && (isnan(C1[i]) == isnan(C2[i])) && (isnan(C1[i]) || C1[i] == C2[i]);
+                else same &= isfinite(C1[i]) && fabs((double)C1[i] - (double)C2[i]) <= 1e-4;
+            }
+            CHECK_MSG(same, "%s: non-finite values in the wrong place", which == 0 ? "ab" : which == 1 ? "abt" : "atb");
+        }
+    }
+
+#if MHC__OMP
+    TEST_BEGIN("matmul_threads");
+    {   /* 1, 2 and 3 threads (different tilings: column blocks, or row bands when N is narrow):
+           the same bits, for every variant */
+        enum { M = 301, K = 300, N = 250 };
+        mhc_real *A = (mhc_real *)malloc(sizeof(mhc_real) * M * K), *B = (mhc_real *)malloc(sizeof(mhc_real) * K * N);
+        mhc_real *C1 = (mhc_real *)malloc(sizeof(mhc_real) * M * N), *C2 = (mhc_real *)malloc(sizeof(mhc_real) * M * N);
+        int old = omp_get_max_threads(), which, nt, n;
+        if (A && B && C1 && C2) {
+            mhc_rng_fill_normal(&rng, A, (size_t)M * K, 0, 1);
+            mhc_rng_fill_normal(&rng, B, (size_t)K * N, 0, 1);
+            for (n = N; n >= 20; n -= N - 20)           /* N = 250, then N = 20 */
+                for (which = 0; which < 3; which++) {
+                    TP(tmm_threads)(which, 1, C1, A, B, M, K, n);
+                    for (nt = 2; nt <= 3; nt++) {
+                        TP(tmm_threads)(which, nt, C2, A, B, M, K, n);
+                        CHECK_MSG(memcmp(C1, C2, sizeof(mhc_real) * M * n) == 0, "%s N=%d: %d threads differ from 1",
+                                  which == 0 ? "ab" : which == 1 ? "abt" : "atb", n, nt);
+                    }
+                }
+        } else CHECK_MSG(0, "out of memory");
+        omp_set_num_threads(old);
+        free(A); free(B); free(C1); free(C2);
+    }
+#endif
+}
