@@ -5437,8 +5437,8 @@ static mhc_result mhc__ckpt_parse(mhc_ctx *ctx, const char *fn, const unsigned c
         st = (int64_t)mhc__r_u64(&r);
         kind = mhc__r_u32(&r);
         if (kind >= (uint32_t)MHC_LR_KIND_COUNT)   /* (before the cast to int) */
-            return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: the stored trainer configuration is invalid: schedule.kind is %lu; "
-                            "expected 0, 1 or 2", fn, (unsigned long)kind);
+            return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: the stored trainer configuration is invalid: schedule.kind is "
+                            "%lu; expected 0, 1 or 2", fn, (unsigned long)kind);
         c->schedule.kind = (int)kind;
         c->schedule.lr = mhc__r_f64(&r);
         wu = (int64_t)mhc__r_u64(&r);
@@ -5605,7 +5605,10 @@ static mhc_result mhc__write_atomic(mhc_ctx *ctx, const char *path, const unsign
         if (wr == 0) { why = "write() wrote nothing"; goto fail; }
         off += (size_t)wr;
     }
-    if (faults && faults->on_pause && !paused && off == faults->pause_at) { paused = 1; faults->on_pause(faults->pause_user); }
+    if (faults && faults->on_pause && !paused && off == faults->pause_at) {
+        paused = 1;
+        faults->on_pause(faults->pause_user);
+    }
     stage = "sync";
     if (faults && faults->fail_sync) { why = "simulated sync failure (test hook)"; goto fail; }
     if (fsync(fd) != 0) { err = errno; goto fail; }
