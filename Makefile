@@ -17,14 +17,16 @@ else
 endif
 BUILD   ?= build
 HDR     = mhc.h
-TEST_SRC = $(wildcard tests/test_*.c) tests/test.h tests/test_groups.h examples/cli.h examples/verify.h
+TEST_SRC = $(wildcard tests/test_*.c) tests/test.h tests/test_groups.h examples/cli.h examples/verify.h \
+           tests/fuzz/fuzz_store.h
 # build/mhc and its objects: float (the training precision; the verifier compiles its own float and
 # double copies), POSIX for dirent.h, isatty and clock_gettime (see the rules below)
 CLI_CFLAGS = $(CFLAGS) -D_POSIX_C_SOURCE=200809L
 CLI_LIB    = $(BUILD)/mhc_impl.o $(BUILD)/compare.o
 VERIFY_OBJ = $(BUILD)/verify.o $(BUILD)/verify_impl_f32.o $(BUILD)/verify_impl_f64.o
 
-.PHONY: all test test-asan test-cli test-train check-compile demo clean valgrind bench
+.PHONY: all test test-asan test-cli test-train check-compile demo clean valgrind bench valgrind-train \
+        fuzz fuzz-build fuzz-check fuzz-replay fuzz-seeds
 # `make cuda` (optional, needs nvcc): mhc_cuda.o and build/test_cuda, see the CUDA rules at the end
 .PHONY: cuda test-cuda-emu
 .PHONY: examples test-examples check-examples ex1 ex2 ex3 ex4 ex5
@@ -182,6 +184,105 @@ test-asan:
 valgrind:
 	$(MAKE) BUILD=build/noomp NO_OMP=1 build/noomp/test
 	valgrind --leak-check=full --errors-for-leak-kinds=all --error-exitcode=1 ./build/noomp/test
+
+# ---- fuzzing: libFuzzer targets for every file reader (tests/fuzz/README.md) ----
+# `make fuzz` runs each target for FUZZ_SECONDS seconds (or FUZZ_RUNS executions) with ASan, UBSan
+# and leak detection, and fails on any finding. Needs clang with libFuzzer (`make fuzz-check`).
+# `make fuzz-replay` runs the committed seeds (and any crash file) through the same targets with
+# $(CC) + ASan/UBSan and no libFuzzer. `make fuzz-seeds` regenerates the generated seeds.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_RUNS    ?=
+FUZZ_TARGETS = npy ckpt case
+FUZZ_DIR     = build/fuzz
+FUZZ_CFLAGS  = -std=c99 -g -O1 -fno-omit-frame-pointer $(WARN) -I. -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+FUZZ_SAN     = -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_SRC_npy  = tests/fuzz/fuzz_npy.c
+FUZZ_SRC_ckpt = tests/fuzz/fuzz_ckpt_main.c
+FUZZ_OBJ_ckpt = $(FUZZ_DIR)/fuzz_ckpt_f32.o $(FUZZ_DIR)/fuzz_ckpt_f64.o
+FUZZ_SRC_case = tests/fuzz/fuzz_case.c
+FUZZ_EX_case  = ex_verify.o ex_verify_impl_f32.o ex_verify_impl_f64.o ex_mhc_impl.o
+FUZZ_OBJ_case = $(addprefix $(FUZZ_DIR)/,$(FUZZ_EX_case))
+FUZZ_DEPS    = $(HDR) tests/fuzz/fuzz_store.h examples/verify.h
+
+fuzz-check:
+	@mkdir -p $(FUZZ_DIR)
+	@printf 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n);\nint LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { (void)d; (void)n; return 0; }\n' > $(FUZZ_DIR)/probe.c
+	@if $(FUZZ_CC) -fsanitize=fuzzer,address,undefined $(FUZZ_DIR)/probe.c -o $(FUZZ_DIR)/probe >$(FUZZ_DIR)/probe.log 2>&1; then \
+	  echo "fuzz-check: $(FUZZ_CC) with libFuzzer works"; \
+	else echo "fuzz-check: $(FUZZ_CC) cannot build a libFuzzer target (install clang and its compiler-rt runtime, e.g. apt-get install clang libclang-rt-14-dev):"; \
+	  head -3 $(FUZZ_DIR)/probe.log; exit 1; fi
+
+$(FUZZ_DIR)/fuzz_ckpt_f32.o: tests/fuzz/fuzz_ckpt.c $(FUZZ_DEPS)
+	@mkdir -p $(FUZZ_DIR)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(FUZZ_SAN) -c $< -o $@
+$(FUZZ_DIR)/fuzz_ckpt_f64.o: tests/fuzz/fuzz_ckpt.c $(FUZZ_DEPS)
+	@mkdir -p $(FUZZ_DIR)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -DMHC_DOUBLE -fsanitize=fuzzer-no-link $(FUZZ_SAN) -c $< -o $@
+$(FUZZ_DIR)/fuzz_%: $(FUZZ_DEPS) tests/fuzz/fuzz_%.c
+	@mkdir -p $(FUZZ_DIR)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(FUZZ_SAN) $(FUZZ_SRC_$*) $(FUZZ_OBJ_$*) -o $@ -lm
+$(FUZZ_DIR)/fuzz_ckpt: $(FUZZ_OBJ_ckpt) tests/fuzz/fuzz_ckpt_main.c
+$(FUZZ_DIR)/fuzz_case: $(FUZZ_OBJ_case)
+# the verifier's objects (examples/), instrumented: the case target links the whole of verify.c
+$(FUZZ_DIR)/ex_%.o: examples/%.c $(FUZZ_DEPS)
+	@mkdir -p $(FUZZ_DIR)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -D_POSIX_C_SOURCE=200809L -fsanitize=fuzzer-no-link $(FUZZ_SAN) -c $< -o $@
+$(FUZZ_DIR)/ex_verify_impl_f32.o: examples/verify_impl.c $(FUZZ_DEPS)
+	@mkdir -p $(FUZZ_DIR)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(FUZZ_SAN) -c $< -o $@
+$(FUZZ_DIR)/ex_verify_impl_f64.o: examples/verify_impl.c $(FUZZ_DEPS)
+	@mkdir -p $(FUZZ_DIR)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -DMHC_DOUBLE -fsanitize=fuzzer-no-link $(FUZZ_SAN) -c $< -o $@
+
+fuzz-build: fuzz-check $(foreach t,$(FUZZ_TARGETS),$(FUZZ_DIR)/fuzz_$(t))
+
+fuzz: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	  sh tests/fuzz/run.sh $$t $(FUZZ_DIR)/fuzz_$$t tests/fuzz/$$t $(FUZZ_DIR)/work_$$t $(FUZZ_SECONDS) $(FUZZ_RUNS) || exit 1; \
+	done
+
+# the same targets without libFuzzer: $(CC) + ASan/UBSan, a main() that replays files
+REPLAY_DIR = build/fuzz-replay
+REPLAY_CC  = $(CC) $(FUZZ_CFLAGS) $(FUZZ_SAN)
+$(REPLAY_DIR)/fuzz_ckpt_f32.o: tests/fuzz/fuzz_ckpt.c $(FUZZ_DEPS)
+	@mkdir -p $(REPLAY_DIR)
+	$(REPLAY_CC) -c $< -o $@
+$(REPLAY_DIR)/fuzz_ckpt_f64.o: tests/fuzz/fuzz_ckpt.c $(FUZZ_DEPS)
+	@mkdir -p $(REPLAY_DIR)
+	$(REPLAY_CC) -DMHC_DOUBLE -c $< -o $@
+$(REPLAY_DIR)/replay_npy: tests/fuzz/fuzz_npy.c tests/fuzz/replay.c $(FUZZ_DEPS)
+	@mkdir -p $(REPLAY_DIR)
+	$(REPLAY_CC) tests/fuzz/fuzz_npy.c tests/fuzz/replay.c -o $@ -lm
+$(REPLAY_DIR)/replay_ckpt: tests/fuzz/fuzz_ckpt_main.c tests/fuzz/replay.c $(REPLAY_DIR)/fuzz_ckpt_f32.o $(REPLAY_DIR)/fuzz_ckpt_f64.o
+	$(REPLAY_CC) $^ -o $@ -lm
+$(REPLAY_DIR)/ex_%.o: examples/%.c $(FUZZ_DEPS)
+	@mkdir -p $(REPLAY_DIR)
+	$(REPLAY_CC) -D_POSIX_C_SOURCE=200809L -c $< -o $@
+$(REPLAY_DIR)/ex_verify_impl_f32.o: examples/verify_impl.c $(FUZZ_DEPS)
+	@mkdir -p $(REPLAY_DIR)
+	$(REPLAY_CC) -c $< -o $@
+$(REPLAY_DIR)/ex_verify_impl_f64.o: examples/verify_impl.c $(FUZZ_DEPS)
+	@mkdir -p $(REPLAY_DIR)
+	$(REPLAY_CC) -DMHC_DOUBLE -c $< -o $@
+$(REPLAY_DIR)/replay_case: tests/fuzz/fuzz_case.c tests/fuzz/replay.c $(addprefix $(REPLAY_DIR)/,$(FUZZ_EX_case))
+	$(REPLAY_CC) $^ -o $@ -lm
+fuzz-replay: $(foreach t,$(FUZZ_TARGETS),$(REPLAY_DIR)/replay_$(t))
+	@for t in $(FUZZ_TARGETS); do \
+	  printf "replay %s: " $$t; \
+	  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(REPLAY_DIR)/replay_$$t tests/fuzz/$$t || exit 1; \
+	done
+
+fuzz-seeds: | $(BUILD)
+	$(CC) $(CFLAGS) tests/fuzz/make_seeds.c -o $(BUILD)/make_seeds_f32 $(LDLIBS)
+	$(CC) $(CFLAGS) -DMHC_DOUBLE tests/fuzz/make_seeds.c -o $(BUILD)/make_seeds_f64 $(LDLIBS)
+	mkdir -p tests/fuzz/ckpt tests/fuzz/npy
+	./$(BUILD)/make_seeds_f32 tests/fuzz && ./$(BUILD)/make_seeds_f64 tests/fuzz
+
+# `mhc train` under valgrind (tests/valgrind_train.sh), also on a build without OpenMP.
+valgrind-train:
+	$(MAKE) BUILD=build/noomp NO_OMP=1 build/noomp/mhc
+	sh tests/valgrind_train.sh build/noomp/mhc
 
 # The main job: none, hc and mhc trained side by side on the generated corpus (README, "The demo").
 # OMP_WAIT_POLICY=passive keeps OpenMP from spinning when the machine is shared.

@@ -453,6 +453,24 @@ MHCDEF mhc_result mhc_gradcheck(mhc_tape *tp, mhc_loss_fn fn, mhc_tensor **input
  * run over the axis that owns the output, tokens summed in order: results are bitwise identical
  * for any thread count. Nothing is allocated per token; the raw-array functions allocate their
  * scratch once per call, the tape ops take it from the tape's arena.
+ *
+ * Numerical range (tested in tests/test_edge.c):
+ * - Exp start (MHC_PROJ_EXP, the paper preset) takes exp(z) in double with no shift. A logit above
+ *   log(DBL_MAX) ~ 709.78 overflows to +Inf and that token's whole matrix becomes NaN (Inf/Inf
+ *   spreads through the column and row steps); with eps = 0, a row or column whose logits are all
+ *   below ~ -745 underflows to 0 and gives 0/0 = NaN too (with eps > 0 it stays a zero line).
+ *   Nothing is clamped and no error is returned (a clamp would silently change the mathematics);
+ *   other tokens are unaffected. In the layer the logits are mix * scale[2] + base, and
+ *   |mix| <= sqrt(n C) ||w_k|| (the RMS division bounds it), so this takes very large weights.
+ *   MHC_PROJ_LOG runs the same iteration on log M with logsumexp: finite and exact for any finite
+ *   logits, equal to the exp start wherever that does not overflow. The softmax start and the
+ *   permutation mixture subtract the maximum first and are safe for any finite logits.
+ * - A token whose x is all zero: mix = 0 * rsqrt(0 + norm_eps) = 0, so the gates take their bias
+ *   values; the gradient with respect to that token's x is w_k * rsqrt(norm_eps) (the RMS factor
+ *   has zero derivative there): 1e10 w_k for the paper's norm_eps 1e-20, large but finite in
+ *   float. norm_eps = MHC_ZERO (an actual 0) leaves such a token undefined: its outputs are NaN
+ *   (0 * Inf); the other tokens are unaffected. Every preset has norm_eps > 0.
+ * - n = 1, T = 1 and C = 1 are valid sizes for every function here (n = 1: A is 1 x 1).
  * ========================================================================================= */
 
 #define MHC_ZERO (-1.0)        /* a knob set to MHC_ZERO means an actual 0 (0 means "preset") */
@@ -934,6 +952,10 @@ MHCDEF mhc_result mhc_read_file(mhc_ctx *ctx, const char *path, void **buf, size
  *   last    8     u64 FNV-1a 64 hash of every byte before it
  * The config blob is opaque: if it is a struct, the file is portable only among builds that
  * lay the struct out the same way (serialise it explicitly for portability).
+ * Values: a checkpoint holds a state training can continue from. Every stored real (data, m, v)
+ * is finite and every v is >= 0; saving any other state is refused (MHC_ERR_NONFINITE, or
+ * MHC_ERR_VALUE for a negative v) and so is loading it (MHC_ERR_NONFINITE, or MHC_ERR_FORMAT for a
+ * negative v), naming the tensor, the element and which of data/m/v holds it.
  * Fuzzing: with FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION defined, a checksum mismatch is
  * ignored so that a fuzzer reaches the structure checks (which never trust a length).
  * ----------------------------------------------------------------------------------------- */
@@ -5157,6 +5179,104 @@ static int mhc__add_ok(size_t *acc, size_t b) {
     return 1;
 }
 
+/* The stored reals must be a state training can continue from: finite data, m and v, and v >= 0
+   (AdamW takes its square root). Checked on the bits (-ffast-math safe). kind: 0 ok, 1 NaN,
+   2 +Inf, 3 -Inf, 4 negative (only where neg_bad). */
+static int mhc__ckpt_real_kind(uint64_t u, uint32_t rsize, int neg_bad) {
+    uint64_t expo = rsize == 8 ? (u >> 52) & 0x7FFu : (u >> 23) & 0xFFu;
+    uint64_t emax = rsize == 8 ? 0x7FFu : 0xFFu;
+    uint64_t frac = rsize == 8 ? u & 0xFFFFFFFFFFFFFull : u & 0x7FFFFFu;
+    int neg = (int)((u >> (8 * rsize - 1)) & 1u);
+    if (expo == emax) return frac ? 1 : neg ? 3 : 2;
+    if (neg_bad && neg && (expo | frac)) return 4;   /* -0 is fine */
+    return 0;
+}
+static const char *const mhc__ckpt_part_name[3] = { "parameters", "AdamW first moment m", "AdamW second moment v" };
+static const char *const mhc__ckpt_kind_name[5] = { "finite", "NaN", "+Inf", "-Inf", "negative" };
+
+/* The message for a bad real at flat index idx of part `part` (0 data, 1 m, 2 v). */
+static mhc_result mhc__ckpt_bad_real(mhc_ctx *ctx, const char *fn, const char *name, uint64_t elem, int part,
+                                     int kind, double value, int saving) {
+    if (kind == 4)
+        return mhc_fail(ctx, saving ? MHC_ERR_VALUE : MHC_ERR_FORMAT, "%s: tensor '%s' element %llu of its %s is %g; "
+                        "it must be >= 0%s", fn, name, (unsigned long long)elem, mhc__ckpt_part_name[part], value,
+                        saving ? " (not saved)" : "");
+    return mhc_fail(ctx, MHC_ERR_NONFINITE, "%s: tensor '%s' element %llu of its %s is %s; a checkpoint holds finite "
+                    "values only%s", fn, name, (unsigned long long)elem, mhc__ckpt_part_name[part],
+                    mhc__ckpt_kind_name[kind], saving ? " (not saved)" : "");
+}
+
+/* Saving: every real of p (data, m, v) checked as the reader will check it. */
+static mhc_result mhc__ckpt_check_store(mhc_ctx *ctx, const char *fn, const mhc_params *p) {
+    int part, k;
+    for (part = 0; part < 3; part++) {
+        const mhc_real *x = part == 0 ? p->data : part == 1 ? p->m : p->v;
+        for (k = 0; k < p->count; k++) {
+            const mhc_real *t = x + p->offset[k];
+            size_t i, n = p->tensors[k].size;
+            for (i = 0; i < n; i++) {
+                uint64_t u;
+                int kind;
+#ifdef MHC_DOUBLE
+                memcpy(&u, &t[i], 8);
+#else
+                uint32_t u32;
+                memcpy(&u32, &t[i], 4);
+                u = u32;
+#endif
+                kind = mhc__ckpt_real_kind(u, (uint32_t)sizeof(mhc_real), part == 2);
+                if (kind) return mhc__ckpt_bad_real(ctx, fn, p->names[k], (uint64_t)i, part, kind, (double)t[i], 1);
+            }
+        }
+    }
+    return MHC_OK;
+}
+
+/* Loading: the 3 x nreals stored reals at b (already bounds-checked), with the tensor table
+   at b + table (count entries, already validated) to name the tensor of a bad value. */
+static mhc_result mhc__ckpt_check_reals(mhc_ctx *ctx, const char *fn, const unsigned char *buf, size_t table,
+                                        uint32_t count, const unsigned char *b, uint64_t nreals, uint32_t rsize) {
+    uint64_t i, total = 3 * nreals;
+    for (i = 0; i < total; i++) {
+        const unsigned char *q = b + i * rsize;
+        uint64_t u = 0, elem = i % nreals;
+        uint32_t j, k;
+        int kind, part = (int)(i / nreals);
+        double value = 0;
+        size_t pos = table;
+        char name[MHC__CKPT_NAME_MAX + 1];
+        for (j = 0; j < rsize; j++) u |= (uint64_t)q[j] << (8 * j);
+        kind = mhc__ckpt_real_kind(u, rsize, part == 2);
+        if (!kind) continue;
+        if (kind == 4) {
+            if (rsize == 8) { memcpy(&value, &u, 8); }
+            else { uint32_t u32 = (uint32_t)u; float f; memcpy(&f, &u32, 4); value = (double)f; }
+        }
+        /* walk the (validated) table to the tensor that holds elem */
+        name[0] = 0;
+        for (k = 0; k < count; k++) {
+            uint32_t nl = 0, ndim = 0, d;
+            uint64_t size = 1;
+            for (j = 0; j < 4; j++) nl |= (uint32_t)buf[pos + j] << (8 * j);
+            memcpy(name, buf + pos + 4, nl);
+            name[nl] = 0;
+            pos += 4 + nl;
+            for (j = 0; j < 4; j++) ndim |= (uint32_t)buf[pos + j] << (8 * j);
+            pos += 4;
+            for (d = 0; d < ndim; d++, pos += 4) {
+                uint32_t s = 0;
+                for (j = 0; j < 4; j++) s |= (uint32_t)buf[pos + j] << (8 * j);
+                size *= s;
+            }
+            pos += 4;   /* decay */
+            if (elem < size) break;
+            elem -= size;
+        }
+        return mhc__ckpt_bad_real(ctx, fn, name, elem, part, kind, value, 0);
+    }
+    return MHC_OK;
+}
+
 MHCDEF mhc_result mhc_checkpoint_serialize(mhc_ctx *ctx, void *buf, size_t cap, size_t *len,
                                            const void *config, size_t config_bytes, const mhc_params *p,
                                            const mhc_trainer *tr, const mhc_rng *rng) {
@@ -5185,6 +5305,8 @@ MHCDEF mhc_result mhc_checkpoint_serialize(mhc_ctx *ctx, void *buf, size_t cap, 
             return mhc_fail(ctx, MHC_ERR_VALUE, "%s: the rng state is all zero (not seeded)", fn);
         flags |= MHC__CKPT_FLAG_RNG;
     }
+    r = mhc__ckpt_check_store(ctx, fn, p);
+    if (r != MHC_OK) return r;
     /* size, overflow-checked */
     if (!mhc__add_ok(&total, config_bytes) || !mhc__add_ok(&total, 4)) goto overflow;
     for (i = 0; i < p->count; i++) {
@@ -5276,6 +5398,7 @@ static mhc_result mhc__ckpt_parse(mhc_ctx *ctx, const char *fn, const unsigned c
     mhc__rd r;
     uint32_t version, rsize, flags, count, k;
     uint64_t flen, cbytes, nreals, sum = 0;
+    size_t table;
     r.b = b;
     r.len = len;
     r.pos = 0;
@@ -5343,6 +5466,7 @@ static mhc_result mhc__ckpt_parse(mhc_ctx *ctx, const char *fn, const unsigned c
     if (!mhc__r_has(&r, 4)) return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: truncated before the tensor count", fn);
     count = mhc__r_u32(&r);
     if (count < 1) return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: the tensor count is 0", fn);
+    table = r.pos;
     for (k = 0; k < count; k++) {
         char name[MHC__CKPT_NAME_MAX + 1];
         uint32_t nl, ndim, d, decay, shape[MHC_MAX_DIMS];
@@ -5411,6 +5535,10 @@ static mhc_result mhc__ckpt_parse(mhc_ctx *ctx, const char *fn, const unsigned c
     if (nreals > (uint64_t)((r.len - r.pos) / (3 * (size_t)rsize)))
         return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: truncated: %llu reals (x3 for data, m, v) do not fit in the %zu "
                         "remaining bytes", fn, (unsigned long long)nreals, r.len - r.pos);
+    if (!commit) {
+        mhc_result res = mhc__ckpt_check_reals(ctx, fn, b, table, count, r.b + r.pos, nreals, rsize);
+        if (res != MHC_OK) return res;
+    }
     if (commit && p) {
         mhc__r_reals(&r, p->data, p->size);
         mhc__r_reals(&r, p->m, p->size);
@@ -5422,11 +5550,16 @@ static mhc_result mhc__ckpt_parse(mhc_ctx *ctx, const char *fn, const unsigned c
         mhc_trainer t;
         mhc_adamw_config *c = &t.cfg;
         int64_t st, wu, tot;
+        uint32_t kind;
         if (!mhc__r_has(&r, MHC__CKPT_TRAINER))
             return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: truncated in the trainer state", fn);
         memset(&t, 0, sizeof t);
         st = (int64_t)mhc__r_u64(&r);
-        c->schedule.kind = (int)(mhc__r_u32(&r) & 0x7FFFFFFFu);
+        kind = mhc__r_u32(&r);
+        if (kind >= (uint32_t)MHC_LR_KIND_COUNT)   /* (before the cast to int) */
+            return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: the stored trainer configuration is invalid: schedule.kind is "
+                            "%lu; expected 0, 1 or 2", fn, (unsigned long)kind);
+        c->schedule.kind = (int)kind;
         c->schedule.lr = mhc__r_f64(&r);
         wu = (int64_t)mhc__r_u64(&r);
         tot = (int64_t)mhc__r_u64(&r);
@@ -5525,6 +5658,12 @@ typedef struct mhc__ckpt_faults {
     size_t write_limit;   /* the write fails once this many bytes are written (SIZE_MAX: never) */
     int fail_sync;        /* the flush/fsync step fails */
     int fail_rename;      /* the final rename fails */
+    /* POSIX: once exactly pause_at bytes are in the temporary file (pause_at <= the file's
+       length; the file's length: all written, before the sync), on_pause(pause_user) is called
+       once, e.g. to stop the process there and have a test kill it (a crash mid-write). */
+    size_t pause_at;
+    void (*on_pause)(void *pause_user);
+    void *pause_user;
     char tmp_path[512];   /* out: the temporary file's name */
 } mhc__ckpt_faults;
 
@@ -5539,7 +5678,7 @@ static mhc_result mhc__write_atomic(mhc_ctx *ctx, const char *path, const unsign
     int err = 0, created = 0, attempt;
     unsigned long pid = 0;
 #if MHC__POSIX_IO
-    int fd = -1;
+    int fd = -1, paused = 0;
     pid = (unsigned long)getpid();
 #else
     FILE *f = NULL;
@@ -5569,6 +5708,10 @@ static mhc_result mhc__write_atomic(mhc_ctx *ctx, const char *path, const unsign
         size_t chunk = len - off;
         ssize_t wr;
         if (chunk > ((size_t)1 << 30)) chunk = (size_t)1 << 30;
+        if (faults && faults->on_pause && !paused) {
+            if (off == faults->pause_at) { paused = 1; faults->on_pause(faults->pause_user); }
+            else if (faults->pause_at > off && faults->pause_at - off < chunk) chunk = faults->pause_at - off;
+        }
         if (faults && faults->write_limit - off < chunk) {
             chunk = faults->write_limit > off ? faults->write_limit - off : 0;
             if (chunk == 0) { why = "simulated write failure (test hook)"; goto fail; }
@@ -5581,6 +5724,10 @@ static mhc_result mhc__write_atomic(mhc_ctx *ctx, const char *path, const unsign
         }
         if (wr == 0) { why = "write() wrote nothing"; goto fail; }
         off += (size_t)wr;
+    }
+    if (faults && faults->on_pause && !paused && off == faults->pause_at) {
+        paused = 1;
+        faults->on_pause(faults->pause_user);
     }
     stage = "sync";
     if (faults && faults->fail_sync) { why = "simulated sync failure (test hook)"; goto fail; }

@@ -79,23 +79,18 @@ static int vf_int(const char *v, int lo, int hi, int *out) {
     return 1;
 }
 
-/* Parse case.txt into c. 0 on success, else 2 with a message. */
-static int vf_parse(const char *path, vf_case *c, char *err, size_t cap) {
+/* Parse the text of a case.txt into c: buf holds len bytes and a terminating NUL (buf[len] == 0)
+   and is modified (lines are cut in place); path names it in messages. 0 on success, else 2
+   with a message. */
+static int vf_parse_text(char *buf, size_t len, const char *path, vf_case *c, char *err, size_t cap) {
     mhc_ctx ctx;
-    void *buf = NULL;
-    size_t len;
     char *p, *line;
     int seen[VF_NKEYS], lineno = 0, k;
     mhc_ctx_init(&ctx);
     memset(c, 0, sizeof *c);
     memset(seen, 0, sizeof seen);
-    if (mhc_read_file(&ctx, path, &buf, &len) != MHC_OK) {
-        snprintf(err, cap, "%s: cannot read the case file (%s)", path, mhc_ctx_message(&ctx));
-        return 2;
-    }
     if (memchr(buf, 0, len)) {
         snprintf(err, cap, "%s: contains a NUL byte; not a text file", path);
-        free(buf);
         return 2;
     }
     for (p = (char *)buf; p; ) {
@@ -178,7 +173,6 @@ static int vf_parse(const char *path, vf_case *c, char *err, size_t cap) {
         }
         }
     }
-    free(buf);
     for (k = 0; k < 4; k++)
         if (!seen[k]) {
             snprintf(err, cap, "%s: the key '%s' is missing (op, preset, n and dtype are required)", path, vf_keys[k]);
@@ -190,8 +184,51 @@ static int vf_parse(const char *path, vf_case *c, char *err, size_t cap) {
     }
     return 0;
 fail:
-    free(buf);
     return 2;
+}
+
+/* Read and parse the file case.txt at path. */
+static int vf_parse(const char *path, vf_case *c, char *err, size_t cap) {
+    mhc_ctx ctx;
+    void *buf = NULL;
+    size_t len = 0;
+    int rc;
+    mhc_ctx_init(&ctx);
+    memset(c, 0, sizeof *c);
+    if (mhc_read_file(&ctx, path, &buf, &len) != MHC_OK) {   /* buf[len] == 0 */
+        snprintf(err, cap, "%s: cannot read the case file (%s)", path, mhc_ctx_message(&ctx));
+        return 2;
+    }
+    rc = vf_parse_text((char *)buf, len, path, c, err, cap);
+    free(buf);
+    return rc;
+}
+
+int mhc_verify_parse_case(const char *text, size_t len, const char *name, mhc_verify_case_txt *out, char *err,
+                          size_t cap) {
+    vf_case c;
+    char *buf;
+    int rc;
+    if (!name) name = "case.txt";
+    if (!out || !err || cap < 1) return 2;
+    memset(out, 0, sizeof *out);
+    err[0] = 0;
+    if (!text && len > 0) { snprintf(err, cap, "%s: no text", name); return 2; }
+    if (len == (size_t)-1) { snprintf(err, cap, "%s: too large", name); return 2; }
+    buf = (char *)malloc(len + 1);
+    if (!buf) { snprintf(err, cap, "%s: out of memory (%zu bytes)", name, len); return 2; }
+    if (len) memcpy(buf, text, len);
+    buf[len] = 0;
+    rc = vf_parse_text(buf, len, name, &c, err, cap);
+    free(buf);
+    if (rc) return rc;
+    out->op = c.op; out->n = c.n; out->f32 = c.f32;
+    out->preset = (int)c.cfg.preset; out->variant = (int)c.cfg.variant;
+    out->projection = (int)c.cfg.projection; out->orient = (int)c.cfg.orient;
+    out->sinkhorn_iters = c.cfg.sinkhorn_iters;
+    out->sinkhorn_eps = c.cfg.sinkhorn_eps; out->norm_eps = c.cfg.norm_eps;
+    out->pre_eps = c.cfg.pre_eps; out->post_mult = c.cfg.post_mult;
+    return 0;
 }
 
 static int vf_exists(const char *path) {

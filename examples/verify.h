@@ -36,6 +36,22 @@ typedef struct mhc_verify_io {
 int mhc_verify_run_f32(const mhc_verify_io *io, char *err, size_t cap);
 int mhc_verify_run_f64(const mhc_verify_io *io, char *err, size_t cap);
 
+/* A parsed case.txt (format: examples/verify.c): op (MHC_VERIFY_*), n, f32 (1: dtype float32),
+   and the configuration as mhc_hc_config holds it (enums as int; 0 = the preset's value,
+   MHC_ZERO = an actual 0; mhc_hc_resolve has not been applied yet). */
+typedef struct mhc_verify_case_txt {
+    int op, n, f32;
+    int preset, variant, projection, orient, sinkhorn_iters;
+    double sinkhorn_eps, norm_eps, pre_eps, post_mult;
+} mhc_verify_case_txt;
+
+/* Parse the text of a case.txt held in memory: len bytes at text (need not be NUL-terminated;
+   a NUL byte inside is refused), name names it in messages ("name:line: ..."; NULL: "case.txt").
+   Returns 0, or 2 with a message in err (*out zeroed). Reads only inside [text, text + len): the
+   fuzz target tests/fuzz/fuzz_case.c calls it on arbitrary bytes. */
+int mhc_verify_parse_case(const char *text, size_t len, const char *name, mhc_verify_case_txt *out, char *err,
+                          size_t cap);
+
 /* `mhc verify CASE_DIR --out OUT_DIR` without the printing: reads CASE_DIR/case.txt and the
    inputs, checks them, runs, writes OUT_DIR/<output>.npy (creating OUT_DIR). Returns 0, or 2
    with a message naming the file and the problem in err. */

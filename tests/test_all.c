@@ -1,5 +1,8 @@
 /* tests/test_all.c - every test group, compiled once per precision (see Makefile):
  * the implementation is included static, so the f32 and f64 objects link side by side. */
+#if (defined(__unix__) || defined(__APPLE__)) && !defined(_POSIX_C_SOURCE)
+#define _POSIX_C_SOURCE 200809L   /* fork, kill, waitpid, pipe (tests/test_ckpt.c) under -std=c99 */
+#endif
 #define MHC_STATIC
 #define MHC_IMPLEMENTATION
 #include "../mhc.h"
@@ -16,4 +19,6 @@
 #include "test_gpt.c"
 #include "test_hc_tape.c"
 #include "test_verify.c"
+#include "test_edge.c"
+#include "test_fuzzseeds.c"
 #include "test_matmul.c"

@@ -2,11 +2,15 @@
  * bit-identically), every truncation, byte flips at every position (with and without a
  * recomputed checksum), each structural error behind a valid checksum, precision/version/magic
  * refusals, parameter-store mismatches, all-or-nothing loading, and atomic saving under real
- * (missing directory, directory in the way, RLIMIT_FSIZE) and simulated (test hook) failures. */
+ * (missing directory, directory in the way, RLIMIT_FSIZE) and simulated (test hook) failures,
+ * with and without a previous checkpoint; a writer process killed with SIGKILL mid-write (POSIX);
+ * non-finite values (and a negative v) refused on save and on load, naming the tensor. */
 
 #if defined(__unix__) || defined(__APPLE__)
 #include <unistd.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #define CK_POSIX 1
 #else
 #define CK_POSIX 0
@@ -424,6 +428,8 @@ static void TP(ck_test_corruption)(void) {
             {nfield, 8, 49, MHC_ERR_FORMAT, "the file says 49 reals but its tensors hold 48"},
             {trn, 8, UINT64_MAX, MHC_ERR_FORMAT, "trainer step -1"},
             {trn + 8, 4, 9, MHC_ERR_FORMAT, "the stored trainer configuration is invalid: schedule.kind is 9"},
+            /* found by the fuzzer: the high bit used to be masked off, loading kind 2 from 0x80000002 */
+            {trn + 8, 4, 0x80000002u, MHC_ERR_FORMAT, "schedule.kind is 2147483650; expected 0, 1 or 2"},
             {trn + 12 + 8 + 16 + 8 * 5, 8, 0x4000000000000000ull, MHC_ERR_FORMAT,
              "the stored trainer configuration is invalid: beta1 is 2"},
         };
@@ -625,6 +631,44 @@ static void TP(ck_test_atomic)(void) {
     }
 #endif
 
+    TEST_BEGIN("checkpoint save: a failed first save leaves no file at all under the final name");
+    TP(ck_path)(other, sizeof other, "first_save.ckpt");
+    remove(other);
+    for (k = 0; k < 4; k++) {
+        mhc_result r;
+        memset(&faults, 0, sizeof faults);
+        faults.write_limit = SIZE_MAX;
+        if (k == 0) faults.write_limit = 0;
+        if (k == 1) faults.write_limit = 333;
+        if (k == 2) faults.fail_sync = 1;
+        if (k == 3) faults.fail_rename = 1;
+        r = mhc__checkpoint_save_impl(&ctx, other, NULL, 0, &a, &ta, &ra, &faults);
+        CHECK_RESULT(r, MHC_ERR_IO);
+        CHECK_STR_HAS(mhc_ctx_message(&ctx), "first_save.ckpt' is unchanged");
+        CHECK(!TP(ck_exists)(other));
+        CHECK(faults.tmp_path[0] && !TP(ck_exists)(faults.tmp_path));
+    }
+#if CK_RLIMIT
+    {
+        struct rlimit old, lim;
+        void (*prev)(int);
+        mhc_result r;
+        memset(&faults, 0, sizeof faults);
+        faults.write_limit = SIZE_MAX;
+        CHECK(getrlimit(RLIMIT_FSIZE, &old) == 0);
+        lim = old;
+        lim.rlim_cur = 200;   /* a disk that fills up after 200 bytes */
+        prev = signal(SIGXFSZ, SIG_IGN);
+        CHECK(setrlimit(RLIMIT_FSIZE, &lim) == 0);
+        r = mhc__checkpoint_save_impl(&ctx, other, NULL, 0, &a, &ta, &ra, &faults);
+        setrlimit(RLIMIT_FSIZE, &old);
+        signal(SIGXFSZ, prev);
+        CHECK_RESULT(r, MHC_ERR_IO);
+        CHECK_STR_HAS(mhc_ctx_message(&ctx), "File too large");
+        CHECK(!TP(ck_exists)(other) && !TP(ck_exists)(faults.tmp_path));
+    }
+#endif
+
     TEST_BEGIN("checkpoint load: truncated files on disk are refused");
     {
         FILE *f = fopen(path, "rb");
@@ -680,9 +724,201 @@ static void TP(ck_test_atomic)(void) {
     mhc_params_free(&b);
 }
 
+
+/* Put value x (as a stored real) at flat index idx of part (0 data, 1 m, 2 v) of a buffer made by
+   ck_buffer(.., 1, 1) and reseal it. nreals is the store's size. */
+static void TP(ck_put_real)(unsigned char *b, size_t len, size_t nreals, int part, size_t idx, double x) {
+    size_t off = len - 8 - 32 - 140 - 3 * nreals * sizeof(mhc_real) + ((size_t)part * nreals + idx) * sizeof(mhc_real);
+    mhc_real r = (mhc_real)x;
+    memcpy(b + off, &r, sizeof r);   /* the test machines are little-endian, as the format */
+    TP(ck_reseal)(b, len);
+}
+
+static void TP(ck_test_values)(void) {
+    mhc_ctx ctx;
+    mhc_params p;
+    mhc_trainer tr;
+    mhc_rng rng;
+    size_t len;
+    unsigned char *good, *buf;
+    char path[512];
+    /* (part, flat index, value, code, tensor, element text) */
+    struct { int part; size_t idx; double x; mhc_result code; const char *msg1, *msg2; } cases[6];
+    int k;
+    double inf = HUGE_VAL, nan_ = HUGE_VAL - HUGE_VAL;
+    mhc_ctx_init(&ctx);
+    good = TP(ck_buffer)(&ctx, &len, 1, 1);
+    buf = (unsigned char *)malloc(len);
+    TP(ck_store)(&ctx, &p, 0);   /* embed [5,4] (20), blocks.0.norm [4] (4), blocks.0.fn [2,3,4] (24) */
+
+    TEST_BEGIN("checkpoint load: NaN or Inf in the parameters, m or v is refused, naming the tensor");
+    cases[0].part = 0; cases[0].idx = 29; cases[0].x = nan_; cases[0].code = MHC_ERR_NONFINITE;
+    cases[0].msg1 = "tensor 'blocks.0.fn' element 5 of its parameters is NaN"; cases[0].msg2 = "finite values only";
+    cases[1].part = 1; cases[1].idx = 0; cases[1].x = inf; cases[1].code = MHC_ERR_NONFINITE;
+    cases[1].msg1 = "tensor 'embed' element 0 of its AdamW first moment m is +Inf"; cases[1].msg2 = "finite";
+    cases[2].part = 2; cases[2].idx = 23; cases[2].x = -inf; cases[2].code = MHC_ERR_NONFINITE;
+    cases[2].msg1 = "tensor 'blocks.0.norm' element 3 of its AdamW second moment v is -Inf"; cases[2].msg2 = "finite";
+    cases[3].part = 0; cases[3].idx = 47; cases[3].x = -inf; cases[3].code = MHC_ERR_NONFINITE;
+    cases[3].msg1 = "tensor 'blocks.0.fn' element 23 of its parameters is -Inf"; cases[3].msg2 = "finite";
+    cases[4].part = 2; cases[4].idx = 2; cases[4].x = -0.5; cases[4].code = MHC_ERR_FORMAT;
+    cases[4].msg1 = "tensor 'embed' element 2 of its AdamW second moment v is -0.5"; cases[4].msg2 = "must be >= 0";
+    cases[5].part = 1; cases[5].idx = 2; cases[5].x = -0.5; cases[5].code = MHC_OK;   /* m may be negative */
+    cases[5].msg1 = cases[5].msg2 = NULL;
+    for (k = 0; k < 6; k++) {
+        memcpy(buf, good, len);
+        TP(ck_put_real)(buf, len, p.size, cases[k].part, cases[k].idx, cases[k].x);
+        TP(ck_sentinel)(&p, &tr, &rng);
+        CHECK_RESULT(mhc_checkpoint_parse(&ctx, buf, len, NULL, 0, NULL, &p, &tr, &rng), cases[k].code);
+        if (cases[k].code != MHC_OK) {
+            CHECK_STR_HAS(mhc_ctx_message(&ctx), cases[k].msg1);
+            CHECK_STR_HAS(mhc_ctx_message(&ctx), cases[k].msg2);
+            CHECK(TP(ck_is_sentinel)(&p, &tr, &rng));
+            /* also without a store to load into: the values are checked whatever is read */
+            CHECK_RESULT(mhc_checkpoint_parse(&ctx, buf, len, NULL, 0, NULL, NULL, NULL, NULL), cases[k].code);
+        }
+    }
+    TEST_BEGIN("checkpoint load: -0 in v and subnormal values are accepted");
+    memcpy(buf, good, len);
+    TP(ck_put_real)(buf, len, p.size, 2, 7, -0.0);
+    TP(ck_put_real)(buf, len, p.size, 0, 8, 1e-40);
+    CHECK_OK(mhc_checkpoint_parse(&ctx, buf, len, NULL, 0, NULL, &p, &tr, &rng));
+    CHECK(p.v[7] == 0 && p.data[8] > 0);
+
+    TEST_BEGIN("checkpoint save: a non-finite state is refused, naming the tensor, and no file is written");
+    TP(ck_path)(path, sizeof path, "nonfinite.ckpt");
+    remove(path);
+    mhc_ctx_init(&ctx);
+    mhc_trainer_init(&ctx, &tr, NULL);
+    mhc_rng_seed(&rng, 3);
+    memset(p.data, 0, p.size * sizeof(mhc_real));
+    memset(p.m, 0, p.size * sizeof(mhc_real));
+    memset(p.v, 0, p.size * sizeof(mhc_real));
+    CHECK_OK(mhc_checkpoint_save(&ctx, path, NULL, 0, &p, &tr, &rng));
+    remove(path);
+    p.data[21] = (mhc_real)nan_;
+    CHECK_RESULT(mhc_checkpoint_save(&ctx, path, NULL, 0, &p, &tr, &rng), MHC_ERR_NONFINITE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "tensor 'blocks.0.norm' element 1 of its parameters is NaN");
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "not saved");
+    CHECK(!TP(ck_exists)(path));
+    p.data[21] = 0;
+    p.m[44] = (mhc_real)inf;
+    CHECK_RESULT(mhc_checkpoint_save(&ctx, path, NULL, 0, &p, &tr, &rng), MHC_ERR_NONFINITE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "tensor 'blocks.0.fn' element 20 of its AdamW first moment m is +Inf");
+    {
+        size_t n = 0;
+        CHECK_RESULT(mhc_checkpoint_serialize(&ctx, NULL, 0, &n, NULL, 0, &p, NULL, NULL), MHC_ERR_NONFINITE);
+    }
+    p.m[44] = 0;
+    p.v[3] = (mhc_real)-1e-30;
+    CHECK_RESULT(mhc_checkpoint_save(&ctx, path, NULL, 0, &p, &tr, &rng), MHC_ERR_VALUE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "tensor 'embed' element 3 of its AdamW second moment v is -1e-30");
+    CHECK(!TP(ck_exists)(path));
+    p.v[3] = 0;
+    CHECK_OK(mhc_checkpoint_save(&ctx, path, NULL, 0, &p, &tr, &rng));
+    remove(path);
+    mhc_params_free(&p);
+    free(buf);
+    free(good);
+}
+
+#if CK_POSIX
+/* The child's pause hook: tell the parent "mid-write now", then wait to be killed. */
+static void TP(ck_pause_forever)(void *user) {
+    int fd = *(int *)user;
+    char c = 'p';
+    if (write(fd, &c, 1) != 1) _exit(3);
+    for (;;) pause();
+}
+
+static void TP(ck_test_killed)(void) {
+    mhc_ctx ctx;
+    mhc_params a, c;
+    mhc_trainer ta, tc;
+    mhc_rng ra, rc;
+    char path[512], tmp[600], cfg[8];
+    int sh[2] = {512, 512}, sh1[1] = {1000}, k;
+    size_t full = 0;
+    mhc_ctx_init(&ctx);
+    TP(ck_path)(path, sizeof path, "killed.ckpt");
+    mhc_params_init(&ctx, &a);
+    mhc_params_add(&a, "w", 2, sh, MHC_PARAM_DECAY);
+    mhc_params_add(&a, "b", 1, sh1, MHC_PARAM_NO_DECAY);
+    mhc_params_alloc(&a);
+    mhc_rng_seed(&ra, 99);
+    mhc_rng_fill_normal(&ra, a.data, a.size, 0.0, 1.0);
+    mhc_trainer_init(&ctx, &ta, NULL);
+    mhc_checkpoint_serialize(&ctx, NULL, 0, &full, "v1", 3, &a, &ta, &ra);
+
+    TEST_BEGIN("checkpoint save: a writer killed (SIGKILL) mid-write leaves the previous checkpoint loadable");
+    for (k = 0; k < 3; k++) {
+        /* kill points: after the header, half-way through the data, all written but not synced */
+        size_t at = k == 0 ? 40 : k == 1 ? full / 2 : full;
+        int fds[2], status = 0;
+        char ch = 0;
+        pid_t pid;
+        struct stat st;
+        CHECK_OK(mhc_checkpoint_save(&ctx, path, "v1", 3, &a, &ta, &ra));   /* the previous checkpoint */
+        CHECK(pipe(fds) == 0);
+        fflush(NULL);
+        pid = fork();
+        if (pid == 0) {   /* the child: a new state (a step further), saved with a pause inside write */
+            mhc__ckpt_faults f;
+            close(fds[0]);
+            memset(&f, 0, sizeof f);
+            f.write_limit = SIZE_MAX;
+            f.pause_at = at;
+            f.on_pause = TP(ck_pause_forever);
+            f.pause_user = &fds[1];
+            a.data[0] += 1;
+            (void)mhc__checkpoint_save_impl(&ctx, path, "v2", 3, &a, &ta, &ra, &f);
+            _exit(4);   /* not reached: the hook never returns */
+        }
+        CHECK(pid > 0);
+        if (pid <= 0) break;
+        close(fds[1]);
+        CHECK_MSG(read(fds[0], &ch, 1) == 1 && ch == 'p', "the child did not reach the pause (kill point %d)", k);
+        close(fds[0]);
+        /* the child is inside the save: its temporary file holds exactly `at` bytes */
+        snprintf(tmp, sizeof tmp, "%s.tmp.%lu.0", path, (unsigned long)pid);
+        CHECK_MSG(stat(tmp, &st) == 0 && (size_t)st.st_size == at, "temporary '%s' should hold %zu bytes", tmp, at);
+        CHECK(kill(pid, SIGKILL) == 0);
+        CHECK(waitpid(pid, &status, 0) == pid);
+        CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+        /* the final name still holds the previous checkpoint, complete and verified */
+        mhc_params_init(&ctx, &c);
+        mhc_params_add(&c, "w", 2, sh, MHC_PARAM_DECAY);
+        mhc_params_add(&c, "b", 1, sh1, MHC_PARAM_NO_DECAY);
+        mhc_params_alloc(&c);
+        memset(cfg, 0, sizeof cfg);
+        CHECK_OK(mhc_checkpoint_load(&ctx, path, cfg, sizeof cfg, NULL, &c, &tc, &rc));
+        CHECK(strcmp(cfg, "v1") == 0 && TP(ck_same_params)(&a, &c));
+        CHECK(TP(ck_same_trainer)(&ta, &tc) && memcmp(ra.s, rc.s, sizeof ra.s) == 0);
+        /* the crashed writer's temporary is what is left behind; it is not a loadable checkpoint
+           (except when killed after the last byte: then it is complete but was never renamed) */
+        if (k < 2) {
+            CHECK_RESULT(mhc_checkpoint_load(&ctx, tmp, NULL, 0, NULL, NULL, NULL, NULL), MHC_ERR_FORMAT);
+            CHECK_STR_HAS(mhc_ctx_message(&ctx), "truncated");
+        }
+        /* a later save by a live process succeeds beside the stale temporary */
+        CHECK_OK(mhc_checkpoint_save(&ctx, path, "v3", 3, &a, &ta, &ra));
+        CHECK_OK(mhc_checkpoint_load(&ctx, path, cfg, sizeof cfg, NULL, &c, &tc, &rc));
+        CHECK(strcmp(cfg, "v3") == 0);
+        mhc_params_free(&c);
+        remove(tmp);
+    }
+    CHECK(full > 1000000);   /* a large checkpoint: ~3 MB (float32) or ~6 MB (float64) */
+    remove(path);
+    mhc_params_free(&a);
+}
+#endif
+
 void TP(test_ckpt)(void); void TP(test_ckpt)(void) {
     TP(ck_test_roundtrip)();
     TP(ck_test_corruption)();
     TP(ck_test_mismatch)();
     TP(ck_test_atomic)();
+    TP(ck_test_values)();
+#if CK_POSIX
+    TP(ck_test_killed)();
+#endif
 }

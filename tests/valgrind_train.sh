@@ -1,0 +1,47 @@
+#!/bin/sh
+# tests/valgrind_train.sh MHC - `mhc train` under valgrind (run by `make valgrind-train` on a build
+# without OpenMP, so libgomp's thread pool is not reported): short runs of every residual variant,
+# save and resume, and the error paths (damaged checkpoint, NaN stop, bad input) must show
+# 0 errors and 0 leaks of any kind; so must `mhc verify` and `mhc compare` on a good and a bad case. valgrind's own findings exit 99, so they are told apart from
+# the program's exit codes, which are checked too.
+mhc=${1:-build/noomp/mhc}
+t=${TMPDIR:-/tmp}/mhc_valgrind_train.$$
+mkdir -p "$t"
+fail=0; passed=0
+vg() {   # vg WANT_EXIT ARGS...
+    want=$1; shift
+    valgrind -q --leak-check=full --show-leak-kinds=all --errors-for-leak-kinds=all --error-exitcode=99 \
+        "$mhc" "$@" >"$t/out" 2>"$t/err"
+    got=$?
+    if [ "$got" -eq 99 ] || grep -q "^==[0-9]*==" "$t/err"; then
+        echo "FAIL valgrind_train: valgrind reports errors or leaks for 'mhc $*':"; grep "^==" "$t/err" | head -40
+        fail=$((fail + 1))
+    elif [ "$got" -ne "$want" ]; then
+        echo "FAIL valgrind_train: 'mhc $*' exited $got, expected $want: $(head -c 300 "$t/err")"
+        fail=$((fail + 1))
+    else
+        passed=$((passed + 1))
+    fi
+}
+tiny="--layers 1 --dim 8 --heads 2 --seq 8 --batch 2 --eval-batches 1 --quiet"
+vg 0 train $tiny --steps 4 --eval-every 2 --save "$t/ck.bin" --log "$t/log.csv" --plot "$t/plot.svg"
+vg 0 train $tiny --steps 6 --eval-every 2 --resume "$t/ck.bin" --save "$t/ck.bin" --log "$t/log.csv"
+for res in hc none lite; do vg 0 train $tiny --steps 2 --residual $res; done
+vg 0 train $tiny --steps 2 --preset paper
+size=$(wc -c < "$t/ck.bin")
+head -c $((size / 2)) "$t/ck.bin" > "$t/trunc.bin"
+vg 1 train $tiny --steps 8 --resume "$t/trunc.bin"
+vg 1 train $tiny --steps 4 --eval-every 2 --save "$t/nan.bin" --fault-nan-step 3
+vg 1 train $tiny --data "$t/does_not_exist.txt"
+vg 2 train --frobnicate
+# the verifier and the comparison (the other readers of build/mhc), a good and a bad case
+vg 0 verify tests/vectors/layer_paper_n4_f32 --out "$t/vout"
+vg 0 compare "$t/vout" tests/vectors/layer_paper_n4_f32/expected
+vg 0 verify tests/vectors/sinkhorn_lite_n3 --out "$t/vout2"
+mkdir -p "$t/badcase"
+printf 'op = layer\npreset = dsv4\nn = 3\ndtype = float64\nfoo = 1\n' > "$t/badcase/case.txt"
+vg 2 verify "$t/badcase" --out "$t/vout3"
+vg 1 compare "$t/vout2" tests/vectors/layer_paper_n4_f32/expected
+rm -rf "$t"
+echo "valgrind_train: $passed passed, $fail failed"
+[ "$fail" -eq 0 ]
