@@ -28,7 +28,7 @@ VERIFY_OBJ = $(BUILD)/verify.o $(BUILD)/verify_impl_f32.o $(BUILD)/verify_impl_f
 .PHONY: all test test-asan test-cli test-train check-compile demo clean valgrind bench valgrind-train \
         fuzz fuzz-build fuzz-check fuzz-replay fuzz-seeds
 # `make cuda` (optional, needs nvcc): mhc_cuda.o and build/test_cuda, see the CUDA rules at the end
-.PHONY: cuda test-cuda-emu
+.PHONY: cuda test-cuda-emu test-cuda-tsan
 .PHONY: examples test-examples check-examples ex1 ex2 ex3 ex4 ex5
 
 all: $(BUILD)/test $(BUILD)/mhc check-compile $(BUILD)/readme_example examples
@@ -329,13 +329,19 @@ cuda: $(BUILD)/test_cuda $(BUILD)/bench_cuda
 # every launch runs its blocks and threads one after the other, cuBLAS is a naive GEMM). It checks
 # the kernels' arithmetic and indexing and the GPT step's orchestration against the CPU.
 $(BUILD)/mhc_cuda_emu.o: mhc_cuda.cu tests/cuda_emulate.h $(HDR) | $(BUILD)
-	$(CXX) -x c++ -std=c++11 $(OPT) -g -Wall -Wextra -Werror -I. -DMHC_CUDA_EMULATE -c mhc_cuda.cu -o $@
+	$(CXX) -x c++ -std=c++11 $(OPT) -g -Wall -Wextra -Werror -pthread -I. -DMHC_CUDA_EMULATE -c mhc_cuda.cu -o $@
 $(BUILD)/test_cuda_emu: $(BUILD)/test_cuda.o $(BUILD)/mhc_cuda_emu.o
-	$(CXX) $^ -o $@ $(LDLIBS)
+	$(CXX) -pthread $^ -o $@ $(LDLIBS)
 test-cuda-emu: $(BUILD)/test_cuda_emu
 	@./$(BUILD)/test_cuda_emu > $(BUILD)/test_cuda_emu.out 2>&1 || { cat $(BUILD)/test_cuda_emu.out; \
 	  echo "FAIL test_cuda_emu"; exit 1; }
 	@echo "test_cuda_emu (the CUDA kernels on the CPU emulation): $$(tail -n 1 $(BUILD)/test_cuda_emu.out)"
+# The emulation under ThreadSanitizer: the block reductions' threads share the static __shared__
+# arrays and meet at __syncthreads barriers; a missing barrier is reported as a data race.
+test-cuda-tsan:
+	$(MAKE) BUILD=build/tsan OPT="-O1 -fsanitize=thread" LDLIBS="-lm -fsanitize=thread" build/tsan/test_cuda_emu
+	./build/tsan/test_cuda_emu > build/tsan/test_cuda_emu.out 2>&1 || { cat build/tsan/test_cuda_emu.out; exit 1; }
+	@echo "test_cuda_emu under ThreadSanitizer: $$(tail -n 1 build/tsan/test_cuda_emu.out)"
 
 clean:
 	rm -rf build

@@ -2,13 +2,16 @@
  * mhc_cuda.cu uses, so that its kernels run on a machine without a GPU (`make test-cuda-emu`:
  * mhc_cuda.cu compiled by the host C++ compiler with -DMHC_CUDA_EMULATE, linked with
  * tests/test_cuda.c). A launch runs every block and every thread of the grid one after the
- * other; kernels that synchronise a block (MHC_CU_LAUNCH_SYNC: the block reductions) run with
- * one thread per block, which their strided loops handle. "Device" memory is host memory.
+ * other, except kernels that synchronise a block (MHC_CU_LAUNCH_SYNC: the block reductions):
+ * their blocks run one after the other with MHC_EMU_SYNC_THREADS real threads each (std::thread),
+ * __syncthreads a barrier between them and __shared__ arrays static (shared by the block's
+ * threads, one block at a time). "Device" memory is host memory.
  *
  * What this checks: the kernels' arithmetic and indexing, the host-side orchestration
  * (examples/gpt_cuda.h) and the scratch layouts, against the CPU implementation. What it
- * cannot check: anything that needs real parallel threads (races, barriers with many threads),
- * the device memory model, launch limits, and cuBLAS itself (replaced by a naive GEMM). */
+ * cannot check: races between the threads of the plain kernels (run one at a time), block
+ * reductions with 128 or 256 threads, the device memory model, launch limits, and cuBLAS itself
+ * (replaced by a naive GEMM). `make test-cuda-tsan` runs the emulation under ThreadSanitizer. */
 #ifndef MHC_CUDA_EMULATE_H
 #define MHC_CUDA_EMULATE_H
 
@@ -16,20 +19,46 @@
 #include <string.h>
 #include <math.h>
 
+#include <pthread.h>
+#include <thread>
+#include <vector>
+
 #define __global__
 #define __device__
 #define __host__
-#define __shared__
+#define __shared__ static
+
+/* threads per block of the emulated block reductions (a power of two; the real launches use
+   128 or 256: the reduction code is the same for any power of two) */
+#ifndef MHC_EMU_SYNC_THREADS
+#define MHC_EMU_SYNC_THREADS 4
+#endif
 
 struct mhc_emu_dim { unsigned x, y, z; };
-static mhc_emu_dim threadIdx, blockIdx, blockDim, gridDim;
-static inline void __syncthreads(void) {}
+static thread_local mhc_emu_dim threadIdx, blockIdx;
+static mhc_emu_dim blockDim, gridDim;
+static pthread_barrier_t mhc_emu_barrier;
+static inline void __syncthreads(void) { pthread_barrier_wait(&mhc_emu_barrier); }
 
+/* plain kernels: every (block, thread) in turn, on the calling thread */
 #define MHC_CU_LAUNCH(k, grid, block, ...) do { \
     gridDim.x = (unsigned)(grid); blockDim.x = (unsigned)(block); \
     for (blockIdx.x = 0; blockIdx.x < gridDim.x; blockIdx.x++) \
         for (threadIdx.x = 0; threadIdx.x < blockDim.x; threadIdx.x++) k(__VA_ARGS__); } while (0)
-#define MHC_CU_LAUNCH_SYNC(k, grid, block, ...) MHC_CU_LAUNCH(k, grid, 1, __VA_ARGS__)
+/* block-synchronising kernels: nt_ threads walk the blocks together, a barrier before each block
+   (so one block at a time uses the static __shared__ arrays) */
+#define MHC_CU_LAUNCH_SYNC(k, grid, block, ...) do { \
+    unsigned nt_ = (unsigned)(block) < MHC_EMU_SYNC_THREADS ? (unsigned)(block) : MHC_EMU_SYNC_THREADS; \
+    std::vector<std::thread> th_; \
+    gridDim.x = (unsigned)(grid); blockDim.x = nt_; \
+    pthread_barrier_init(&mhc_emu_barrier, NULL, nt_); \
+    for (unsigned q_ = 0; q_ < nt_; q_++) \
+        th_.emplace_back([=]() { \
+            threadIdx.x = q_; \
+            for (blockIdx.x = 0; blockIdx.x < gridDim.x; blockIdx.x++) { __syncthreads(); k(__VA_ARGS__); } \
+        }); \
+    for (size_t q_ = 0; q_ < th_.size(); q_++) th_[q_].join(); \
+    pthread_barrier_destroy(&mhc_emu_barrier); } while (0)
 
 typedef enum cudaError { cudaSuccess = 0, cudaErrorMemoryAllocation = 2 } cudaError_t;
 enum cudaMemcpyKind { cudaMemcpyHostToDevice = 1, cudaMemcpyDeviceToHost = 2 };
