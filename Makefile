@@ -306,11 +306,13 @@ bench: $(BUILD)/bench
 
 # ---- CUDA (optional): mhc_cuda.cu with nvcc, warnings as errors; build/test_cuda compares every
 # device kernel and a few GPT training steps with the CPU, and skips itself without a GPU.
-# Plain `make` / `make test` never need nvcc. ----
+# Plain `make` / `make test` never need nvcc. CUDA_ARCH=-arch=native builds for the GPU present
+# (the default: nvcc's default target, JIT-compiled from PTX on newer GPUs). ----
 CUDA_HOME  ?= /usr/local/cuda
 NVCC       ?= $(shell command -v nvcc 2>/dev/null || echo $(CUDA_HOME)/bin/nvcc)
 NVCC_WARN   = -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror
-NVCC_FLAGS ?= -O2 -std=c++14 -I. $(NVCC_WARN)
+CUDA_ARCH  ?=
+NVCC_FLAGS ?= -O2 -std=c++14 -I. $(CUDA_ARCH) $(NVCC_WARN)
 CUDA_LIBS   = -L$(CUDA_HOME)/lib64 -Xlinker -rpath,$(CUDA_HOME)/lib64 -lcublas -lm
 $(BUILD)/mhc_cuda.o: mhc_cuda.cu $(HDR) | $(BUILD)
 	$(NVCC) $(NVCC_FLAGS) -c mhc_cuda.cu -o $@

@@ -9,8 +9,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "== $(date -u '+%Y-%m-%d %H:%M:%S UTC')  $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
-echo "== make cuda"
-time make -j4 cuda
+ARCH=""
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then ARCH="-arch=native"; fi
+echo "== make cuda CUDA_ARCH=$ARCH"
+time make -j4 cuda CUDA_ARCH="$ARCH"
 echo "== build/test_cuda"
 time ./build/test_cuda
 echo "== build/bench_cuda ${*:-30 256 4 256 8}"
