@@ -2838,37 +2838,45 @@ static int mhc__name_find(const char *const *names, int first, int count, const 
     return -1;
 }
 
-MHCDEF mhc_result mhc_hc_preset_parse(mhc_ctx *ctx, const char *s, mhc_hc_preset *out) {
+/* The parsers below: index of s among names[first..count) into *out, or an error that names s
+   and the accepted values. */
+static mhc_result mhc__parse_name(mhc_ctx *ctx, const char *fn, const char *what, const char *const *names, int first,
+                                  int count, const char *expected, const char *s, int *out) {
     int i;
-    if (!s || !out) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_hc_preset_parse: NULL argument");
-    i = mhc__name_find(mhc__preset_names, 0, MHC_PRESET_COUNT, s);
-    if (i < 0) return mhc_fail(ctx, MHC_ERR_VALUE, "unknown preset '%s' (expected dsv4, tilekernels, paper or lite)", s);
-    *out = (mhc_hc_preset)i;
+    if (!s || !out) return mhc_fail(ctx, MHC_ERR_NULL, "%s: NULL argument", fn);
+    i = mhc__name_find(names, first, count, s);
+    if (i < 0) return mhc_fail(ctx, MHC_ERR_VALUE, "unknown %s '%s' (expected %s)", what, s, expected);
+    *out = i;
     return MHC_OK;
+}
+
+MHCDEF mhc_result mhc_hc_preset_parse(mhc_ctx *ctx, const char *s, mhc_hc_preset *out) {
+    int i = 0;
+    mhc_result r = mhc__parse_name(ctx, "mhc_hc_preset_parse", "preset", mhc__preset_names, 0, MHC_PRESET_COUNT,
+                                   "dsv4, tilekernels, paper or lite", s, out ? &i : NULL);
+    if (r == MHC_OK) *out = (mhc_hc_preset)i;
+    return r;
 }
 MHCDEF mhc_result mhc_hc_variant_parse(mhc_ctx *ctx, const char *s, mhc_hc_variant *out) {
-    int i;
-    if (!s || !out) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_hc_variant_parse: NULL argument");
-    i = mhc__name_find(mhc__variant_names, 1, MHC_VARIANT_COUNT, s);
-    if (i < 0) return mhc_fail(ctx, MHC_ERR_VALUE, "unknown variant '%s' (expected none, hc, mhc or lite)", s);
-    *out = (mhc_hc_variant)i;
-    return MHC_OK;
+    int i = 0;
+    mhc_result r = mhc__parse_name(ctx, "mhc_hc_variant_parse", "variant", mhc__variant_names, 1, MHC_VARIANT_COUNT,
+                                   "none, hc, mhc or lite", s, out ? &i : NULL);
+    if (r == MHC_OK) *out = (mhc_hc_variant)i;
+    return r;
 }
 MHCDEF mhc_result mhc_projection_parse(mhc_ctx *ctx, const char *s, mhc_projection *out) {
-    int i;
-    if (!s || !out) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_projection_parse: NULL argument");
-    i = mhc__name_find(mhc__proj_names, 1, MHC_PROJ_COUNT, s);
-    if (i < 0) return mhc_fail(ctx, MHC_ERR_VALUE, "unknown projection '%s' (expected softmax, exp, log or perm)", s);
-    *out = (mhc_projection)i;
-    return MHC_OK;
+    int i = 0;
+    mhc_result r = mhc__parse_name(ctx, "mhc_projection_parse", "projection", mhc__proj_names, 1, MHC_PROJ_COUNT,
+                                   "softmax, exp, log or perm", s, out ? &i : NULL);
+    if (r == MHC_OK) *out = (mhc_projection)i;
+    return r;
 }
 MHCDEF mhc_result mhc_orient_parse(mhc_ctx *ctx, const char *s, mhc_orient *out) {
-    int i;
-    if (!s || !out) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_orient_parse: NULL argument");
-    i = mhc__name_find(mhc__orient_names, 1, MHC_ORIENT_COUNT, s);
-    if (i < 0) return mhc_fail(ctx, MHC_ERR_VALUE, "unknown orientation '%s' (expected h or comb_t)", s);
-    *out = (mhc_orient)i;
-    return MHC_OK;
+    int i = 0;
+    mhc_result r = mhc__parse_name(ctx, "mhc_orient_parse", "orientation", mhc__orient_names, 1, MHC_ORIENT_COUNT,
+                                   "h or comb_t", s, out ? &i : NULL);
+    if (r == MHC_OK) *out = (mhc_orient)i;
+    return r;
 }
 
 MHCDEF long mhc_perm_count(int n) {

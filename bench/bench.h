@@ -14,6 +14,8 @@ void bench_sleep(double s);
 double bench_median(double *v, int n);
 /* The thread count every benchmark uses: MHC_BENCH_THREADS, default 2. */
 int bench_threads(void);
+/* Whether a row runs: every row unless MHC_BENCH_FILTER is set, then the rows whose name contains it. */
+int bench_selected(const char *name);
 /* One table row; peer <= 0 prints "-" and no ratio. */
 void bench_row(const char *name, double ours, double peer, const char *note);
 

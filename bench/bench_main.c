@@ -3,6 +3,7 @@
 #define _POSIX_C_SOURCE 199309L
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include "bench.h"
 
@@ -33,6 +34,11 @@ int bench_threads(void) {
     const char *s = getenv("MHC_BENCH_THREADS");
     int n = s ? atoi(s) : 2;
     return n >= 1 ? n : 2;
+}
+
+int bench_selected(const char *name) {
+    const char *f = getenv("MHC_BENCH_FILTER");
+    return !f || strstr(name, f) != NULL;
 }
 
 void bench_row(const char *name, double ours, double peer, const char *note) {

@@ -163,6 +163,9 @@ void bench_matmul(void) {
             const double flop = 2.0 * sh->M * sh->K * sh->N;
             double to[BM_ROUNDS], tp[BM_ROUNDS], ours, peer = 0;
             int n;
+            snprintf(name, sizeof name, "matmul %s %-8s %dx%dx%d", sh->op == 0 ? "ab " : sh->op == 1 ? "abt" : "atb",
+                     sh->what, sh->M, sh->K, sh->N);
+            if (!bench_selected(name)) continue;
             /* warm up both, size the batch from ours */
             bm_batch(0, 1, sh->op, C, A, B, sh->M, sh->K, sh->N, acc);
             n = (int)(BM_BATCH_S / bm_batch(0, 2, sh->op, C, A, B, sh->M, sh->K, sh->N, acc)) + 1;
@@ -191,8 +194,6 @@ void bench_matmul(void) {
             (void)tp;
             snprintf(note, sizeof note, "GFLOP/s, %.0f%% of peak; OpenBLAS not installed", 100 * ours / peak);
 #endif
-            snprintf(name, sizeof name, "matmul %s %-8s %dx%dx%d", sh->op == 0 ? "ab " : sh->op == 1 ? "abt" : "atb",
-                     sh->what, sh->M, sh->K, sh->N);
             bench_row(name, ours, peer, note);
         }
     }

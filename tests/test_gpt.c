@@ -37,8 +37,8 @@ static int TP(gpt_read_config)(const char *dir, gpt_config *c, int *batch, doubl
         else if (!strcmp(line, "lr")) *lr = atof(v);
         else if (!strcmp(line, "weight_decay")) *wd = atof(v);
         else if (!strcmp(line, "grad_clip")) *clip = atof(v);
-        else if (!strcmp(line, "residual")) { mhc_hc_variant x; mhc_hc_variant_parse(&ctx, v, &x); c->variant = (int)x; }
-        else if (!strcmp(line, "preset")) { mhc_hc_preset x; mhc_hc_preset_parse(&ctx, v, &x); c->preset = (int)x; }
+        else if (!strcmp(line, "residual")) { mhc_hc_variant x = MHC_VARIANT_COUNT; mhc_hc_variant_parse(&ctx, v, &x); c->variant = (int)x; }
+        else if (!strcmp(line, "preset")) { mhc_hc_preset x = MHC_PRESET_COUNT; mhc_hc_preset_parse(&ctx, v, &x); c->preset = (int)x; }
     }
     fclose(f);
     return 1;

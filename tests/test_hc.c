@@ -488,10 +488,10 @@ static void hct_test_config(void) {
     mhc_ctx ctx;
     mhc_hc_config cfg;
     mhc_hc_spec s;
-    mhc_hc_preset pr;
-    mhc_hc_variant va;
-    mhc_projection pj;
-    mhc_orient orr;
+    mhc_hc_preset pr = MHC_PRESET_COUNT;
+    mhc_hc_variant va = MHC_VARIANT_COUNT;
+    mhc_projection pj = MHC_PROJ_COUNT;
+    mhc_orient orr = MHC_ORIENT_COUNT;
     int i;
     mhc_ctx_init(&ctx);
     TEST_BEGIN("hc config: zeroed config is dsv4");
