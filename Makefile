@@ -288,9 +288,11 @@ valgrind-train:
 
 # The main job: none, hc and mhc trained side by side on the generated corpus (README, "The demo").
 # OMP_WAIT_POLICY=passive keeps OpenMP from spinning when the machine is shared.
-demo: $(BUILD)/mhc
+# Built for this machine (NATIVE=1: the AVX2 / AVX-512 matmul kernels) in its own directory.
+demo:
+	$(MAKE) BUILD=build/native NATIVE=1 build/native/mhc
 	mkdir -p build/demo
-	OMP_WAIT_POLICY=passive ./$(BUILD)/mhc demo
+	OMP_WAIT_POLICY=passive ./build/native/mhc demo
 
 # ---- benchmarks: build/bench prints a table "name | ours | peer | ratio | note" ----
 # Built for this machine (BENCH_OPT). The peer is OpenBLAS when a test program with cblas.h and
