@@ -35,6 +35,10 @@
  *   MHC_ASSERT(x)        internal invariant checks (default: assert from <assert.h>). Only for
  *                        programmer errors inside the library; bad input never reaches it.
  *   MHC_NO_OPENMP        ignore OpenMP even when the compiler enables it.
+ *   MHC_NO_SIMD          use the portable C matmul micro-kernel even when the target has AVX2+FMA
+ *                        or AVX-512 (chosen at compile time: build with -march=native or -mavx512f
+ *                        to get them; the default flags give the portable kernel).
+ *   MHC_CUDA             declare the optional CUDA API (implemented in mhc_cuda.cu, float only).
  *
  * ===========================================================================================
  * MEMORY
@@ -47,6 +51,8 @@
  *     mhc_arena_reset() makes everything free again; after the first step the arena holds one
  *     block of the peak size, so a training step does no malloc.
  *   - mhc_tape: the autograd tape, living in an arena.
+ *   The matmul kernels pack their operands into local arrays: about 250 KB of stack per thread
+ *   (OpenMP worker stacks must allow that; the defaults of glibc and libgomp do).
  *
  * ===========================================================================================
  * ERRORS
