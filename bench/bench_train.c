@@ -86,13 +86,16 @@ static double bt_step(bt_run *r) {
 }
 
 /* Runs `cmd` and returns the number after "median_s" in its output (seconds), or -1. */
+static char bt_torch_version[32] = "?";
 static double bt_popen_median(const char *cmd) {
     char line[256];
     double v = -1;
     FILE *f = popen(cmd, "r");
     if (!f) return -1;
-    while (fgets(line, sizeof line, f))
+    while (fgets(line, sizeof line, f)) {
         if (strncmp(line, "median_s ", 9) == 0) v = atof(line + 9);
+        if (strncmp(line, "torch ", 6) == 0 && sscanf(line + 6, "%31s", bt_torch_version) != 1) bt_torch_version[0] = 0;
+    }
     if (pclose(f) != 0) return -1;
     return v;
 }
@@ -119,7 +122,7 @@ static void bt_train_rows(const char *py, const char *why) {
     char name[96], note[256], cmd[512];
     for (w = 0; w < 2; w++) {
         bt_run a, b;
-        double ta[BT_REPS], tb[BT_REPS], ma, mb;
+        double ta[BT_REPS], tb[BT_REPS], ta0[BT_REPS], ma, mb;
         int ok = 1;
         snprintf(name, sizeof name, "train step mHC/none C=%d", dims[w]);
         if (!bench_selected(name) && !bench_selected("torch")) continue;
@@ -132,6 +135,7 @@ static void bt_train_rows(const char *py, const char *why) {
             if (ta[k] < 0 || tb[k] < 0) ok = 0;
         }
         if (!ok) { printf("bench_train: %s\n", mhc_ctx_message(&a.ctx)); bt_close(&a); bt_close(&b); return; }
+        memcpy(ta0, ta, sizeof ta);                 /* (bench_median reorders) */
         ma = bench_median(ta, BT_REPS);
         mb = bench_median(tb, BT_REPS);
         if (bench_selected(name)) {
@@ -148,10 +152,10 @@ static void bt_train_rows(const char *py, const char *why) {
                          "--variant mhc --threads %d --warmup 1 --reps 5", py, BT_SCRIPT, dims[w], heads[w],
                          BT_LAYERS, BT_SEQ, BT_BATCH, bench_threads());
                 torch_s = bt_popen_median(cmd);
-                for (k = 0; k < BT_REPS; k++) tc[k] = k < BT_REPS / 2 ? ta[k] : bt_step(&a);
+                for (k = 0; k < BT_REPS; k++) tc[k] = k < BT_REPS / 2 ? ta0[k] : bt_step(&a);
                 ma = bench_median(tc, BT_REPS);
                 snprintf(note, sizeof note, "ms/step, lower is better; PyTorch %s eager CPU fp32 AdamW, median of 5%s",
-                         "1.13", torch_s > 0 ? "; target < 1" : "; torch_gpt.py failed");
+                         bt_torch_version, torch_s > 0 ? "; target < 1" : "; torch_gpt.py failed");
             } else snprintf(note, sizeof note, "ms/step; %s", why);
             bt_row_ms(name, ma, torch_s, note);
         }

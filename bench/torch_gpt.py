@@ -181,6 +181,7 @@ def main():
         med = bench(step, a.warmup, a.reps)
     print("median_s %.6f" % med)
     print("threads %d" % torch.get_num_threads())
+    print("torch %s" % torch.__version__)
 
 
 if __name__ == "__main__":
