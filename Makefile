@@ -27,6 +27,8 @@ VERIFY_OBJ = $(BUILD)/verify.o $(BUILD)/verify_impl_f32.o $(BUILD)/verify_impl_f
 
 .PHONY: all test test-asan test-cli test-train check-compile demo clean valgrind bench valgrind-train \
         fuzz fuzz-build fuzz-check fuzz-replay fuzz-seeds
+# `make cuda` (optional, needs nvcc): mhc_cuda.o and build/test_cuda, see the CUDA rules at the end
+.PHONY: cuda test-cuda-emu test-cuda-tsan
 .PHONY: examples test-examples check-examples ex1 ex2 ex3 ex4 ex5
 
 all: $(BUILD)/test $(BUILD)/mhc check-compile $(BUILD)/readme_example examples
@@ -75,20 +77,20 @@ $(BUILD)/verify_impl_f32.o: examples/verify_impl.c examples/verify.h $(HDR) | $(
 $(BUILD)/mhc: $(BUILD)/mhc_cli.o $(VERIFY_OBJ) $(BUILD)/train.o $(CLI_LIB)
 	$(CC) $(CFLAGS) $(OMPFLAGS) $^ -o $@ $(LDLIBS)
 
-# ---- compile-only checks: C99 with gcc and clang (plain, static, double), C++ ----
+# ---- compile-only checks: C99 with gcc and clang (plain, static, double, the CUDA declarations), C++ ----
 CHECK_SRC = tests/compile_check.c
 check-compile: $(BUILD)/.compile-checked
 $(BUILD)/.compile-checked: $(HDR) $(CHECK_SRC) | $(BUILD)
 	@for cc in gcc clang; do \
 	  if command -v $$cc >/dev/null 2>&1; then \
-	    for d in "" "-DMHC_STATIC" "-DMHC_DOUBLE" "-DMHC_STATIC -DMHC_DOUBLE"; do \
+	    for d in "" "-DMHC_STATIC" "-DMHC_DOUBLE" "-DMHC_STATIC -DMHC_DOUBLE" "-DMHC_CUDA"; do \
 	      echo "$$cc -std=c99 -Werror $(WARN) $$d"; \
 	      $$cc -std=c99 -Werror $(WARN) -I. $$d -c $(CHECK_SRC) -o $(BUILD)/cc_check.o || exit 1; \
 	    done; \
 	  else echo "$$cc not installed: skipping its compile check"; fi; \
 	done
 	@if command -v $(CXX) >/dev/null 2>&1; then \
-	  for d in "" "-DMHC_DOUBLE -DMHC_STATIC"; do \
+	  for d in "" "-DMHC_DOUBLE -DMHC_STATIC" "-DMHC_CUDA"; do \
 	    echo "$(CXX) -x c++ -Werror $$d"; \
 	    $(CXX) -x c++ -std=c++11 -Werror -Wall -Wextra -I. $$d -c $(CHECK_SRC) -o $(BUILD)/cxx_check.o || exit 1; \
 	  done; \
@@ -159,7 +161,7 @@ test-examples: $(EXAMPLE_BINS)
 	done; \
 	echo "test_examples: $(words $(EXAMPLES)) passed"
 
-test: $(BUILD)/test check-compile $(BUILD)/readme_example test-cli test-train test-examples check-examples
+test: $(BUILD)/test check-compile $(BUILD)/readme_example test-cli test-train test-examples check-examples test-cuda-emu
 	./$(BUILD)/readme_example
 	./$(BUILD)/test
 
@@ -176,6 +178,9 @@ test-asan:
 	$(MAKE) BUILD=build/asan OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	  LDLIBS="-lm -fsanitize=address,undefined" build/asan/test
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ./build/asan/test
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $(MAKE) BUILD=build/asan OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	  LDLIBS="-lm -fsanitize=address,undefined" test-cuda-emu
 
 # valgrind on a build without OpenMP (libgomp's thread pool is reported as possibly lost).
 valgrind:
@@ -283,9 +288,11 @@ valgrind-train:
 
 # The main job: none, hc and mhc trained side by side on the generated corpus (README, "The demo").
 # OMP_WAIT_POLICY=passive keeps OpenMP from spinning when the machine is shared.
-demo: $(BUILD)/mhc
+# Built for this machine (NATIVE=1: the AVX2 / AVX-512 matmul kernels) in its own directory.
+demo:
+	$(MAKE) BUILD=build/native NATIVE=1 build/native/mhc
 	mkdir -p build/demo
-	OMP_WAIT_POLICY=passive ./$(BUILD)/mhc demo
+	OMP_WAIT_POLICY=passive ./build/native/mhc demo
 
 # ---- benchmarks: build/bench prints a table "name | ours | peer | ratio | note" ----
 # Built for this machine (BENCH_OPT). The peer is OpenBLAS when a test program with cblas.h and
@@ -300,6 +307,50 @@ $(BUILD)/bench: $(BENCH_SRC) $(HDR) | $(BUILD)
 	$(CC) -std=c99 $(BENCH_OPT) -g $(WARN) -I. $(OMPFLAGS) bench/bench_main.c bench/bench_all.c -o $@ $(BENCH_PEER) $(LDLIBS)
 bench: $(BUILD)/bench
 	./$(BUILD)/bench
+
+# ---- CUDA (optional): mhc_cuda.cu with nvcc, warnings as errors; build/test_cuda compares every
+# device kernel and a few GPT training steps with the CPU, and skips itself without a GPU.
+# Plain `make` / `make test` never need nvcc. CUDA_ARCH=-arch=native builds for the GPU present
+# (the default: nvcc's default target, JIT-compiled from PTX on newer GPUs). ----
+CUDA_HOME  ?= /usr/local/cuda
+NVCC       ?= $(shell command -v nvcc 2>/dev/null || echo $(CUDA_HOME)/bin/nvcc)
+NVCC_WARN   = -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror
+CUDA_ARCH  ?=
+NVCC_FLAGS ?= -O2 -std=c++14 -I. $(CUDA_ARCH) $(NVCC_WARN)
+CUDA_LIBS   = -L$(CUDA_HOME)/lib64 -Xlinker -rpath,$(CUDA_HOME)/lib64 -lcublas -lm
+$(BUILD)/mhc_cuda.o: mhc_cuda.cu $(HDR) | $(BUILD)
+	$(NVCC) $(NVCC_FLAGS) -c mhc_cuda.cu -o $@
+$(BUILD)/test_cuda.o: tests/test_cuda.c tests/test.h $(HDR) examples/gpt.h examples/gpt_cuda.h | $(BUILD)
+	$(CC) $(CFLAGS) -Werror -c tests/test_cuda.c -o $@
+$(BUILD)/test_cuda: $(BUILD)/test_cuda.o $(BUILD)/mhc_cuda.o
+	$(NVCC) $^ -o $@ $(CUDA_LIBS)
+$(BUILD)/bench_cuda.o: bench/bench_cuda.c $(HDR) examples/gpt.h examples/gpt_cuda.h | $(BUILD)
+	$(CC) $(CFLAGS) -Werror -c bench/bench_cuda.c -o $@
+$(BUILD)/bench_cuda: $(BUILD)/bench_cuda.o $(BUILD)/mhc_cuda.o
+	$(NVCC) $^ -o $@ $(CUDA_LIBS)
+cuda: $(BUILD)/test_cuda $(BUILD)/bench_cuda
+
+# The same test program on a CPU emulation of the device (no nvcc, no GPU; part of `make test`):
+# mhc_cuda.cu compiled by the host C++ compiler with -DMHC_CUDA_EMULATE (tests/cuda_emulate.h:
+# every launch runs its blocks and threads one after the other, cuBLAS is a naive GEMM). It checks
+# the kernels' arithmetic and indexing and the GPT step's orchestration against the CPU.
+$(BUILD)/mhc_cuda_emu.o: mhc_cuda.cu tests/cuda_emulate.h $(HDR) | $(BUILD)
+	$(CXX) -x c++ -std=c++11 $(OPT) -g -Wall -Wextra -Werror -pthread -I. -DMHC_CUDA_EMULATE -c mhc_cuda.cu -o $@
+$(BUILD)/test_cuda_emu: $(BUILD)/test_cuda.o $(BUILD)/mhc_cuda_emu.o
+	$(CXX) -pthread $^ -o $@ $(LDLIBS)
+test-cuda-emu:
+	@if command -v $(CXX) >/dev/null 2>&1; then \
+	  $(MAKE) --no-print-directory $(BUILD)/test_cuda_emu || exit 1; \
+	  ./$(BUILD)/test_cuda_emu > $(BUILD)/test_cuda_emu.out 2>&1 || { cat $(BUILD)/test_cuda_emu.out; \
+	    echo "FAIL test_cuda_emu"; exit 1; }; \
+	  echo "test_cuda_emu (the CUDA kernels on the CPU emulation): $$(tail -n 1 $(BUILD)/test_cuda_emu.out)"; \
+	else echo "$(CXX) not installed: skipping test_cuda_emu (the CUDA kernels on the CPU emulation)"; fi
+# The emulation under ThreadSanitizer: the block reductions' threads share the static __shared__
+# arrays and meet at __syncthreads barriers; a missing barrier is reported as a data race.
+test-cuda-tsan:
+	$(MAKE) BUILD=build/tsan OPT="-O1 -fsanitize=thread" LDLIBS="-lm -fsanitize=thread" build/tsan/test_cuda_emu
+	./build/tsan/test_cuda_emu > build/tsan/test_cuda_emu.out 2>&1 || { cat build/tsan/test_cuda_emu.out; exit 1; }
+	@echo "test_cuda_emu under ThreadSanitizer: $$(tail -n 1 build/tsan/test_cuda_emu.out)"
 
 clean:
 	rm -rf build

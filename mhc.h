@@ -762,6 +762,126 @@ MHCDEF double     mhc_grad_norm(const mhc_params *p);
 MHCDEF mhc_result mhc_trainer_step(mhc_trainer *tr, mhc_params *p);
 
 /* =========================================================================================
+ * CUDA (optional)
+ * Declarations only: the implementation is mhc_cuda.cu (compiled with nvcc, `make cuda`),
+ * linked only by programs that define MHC_CUDA before including mhc.h and link mhc_cuda.o,
+ * -lcublas and -lcudart. mhc.h itself never needs CUDA. float32 only (not under MHC_DOUBLE).
+ *
+ * Every mhc_cuda_* function below takes DEVICE pointers (from mhc_cuda_alloc), checks its
+ * arguments like the CPU functions (NULL, sizes < 1, unsupported spec) and returns an
+ * mhc_result with a message in cu->ctx; a CUDA or cuBLAS error becomes MHC_ERR_STATE naming the
+ * call and CUDA's error string. Kernels are launched on the default stream; the functions do
+ * not synchronise (mhc_cuda_sync does, and reports asynchronous errors). Semantics are exactly
+ * those of the CPU function of the same name (mhc_k_* / mhc_hc_* / mhc_adamw_step): same
+ * formulas, backward functions ACCUMULATE. Per-token sums are taken in double as on the CPU;
+ * the order differs (parallel reductions), so results agree to float rounding, not bitwise.
+ * The Birkhoff projections run one thread per token and keep the iterates in device scratch
+ * (the exact backward of the truncated iteration, as on the CPU). Supported: the MHC and LITE
+ * variants and the head; the HC and NONE variants of mhc_hc_pre_* are refused (MHC_ERR_VALUE).
+ * GEMMs go through cuBLAS (cublasSgemm on the row-major arrays, operands swapped).
+ * ========================================================================================= */
+#ifdef MHC_CUDA
+#ifdef MHC_DOUBLE
+#error "mhc.h: the CUDA path (MHC_CUDA) is float32 only; do not combine it with MHC_DOUBLE"
+#endif
+
+/* A device session: the cuBLAS handle and a growing scratch buffer. Zero it, then mhc_cuda_init. */
+typedef struct mhc_cuda {
+    mhc_ctx *ctx;
+    int device;            /* the CUDA device used */
+    void *blas;            /* cublasHandle_t */
+    void *scratch;         /* device scratch for the mHC and attention kernels */
+    size_t scratch_bytes;
+    int ready;             /* set by mhc_cuda_init */
+} mhc_cuda;
+
+/* Number of usable CUDA devices: 0 when there is none or no driver (never fails). */
+MHCDEF int        mhc_cuda_available(void);
+/* Select device `device` (0 for the first), create the cuBLAS handle. MHC_ERR_STATE when no
+   CUDA device exists ("no CUDA device") or the device index is out of range. */
+MHCDEF mhc_result mhc_cuda_init(mhc_ctx *ctx, mhc_cuda *cu, int device);
+MHCDEF void       mhc_cuda_free(mhc_cuda *cu);   /* frees the scratch and the handle; zeroes *cu */
+/* Device memory: *dptr receives `bytes` zeroed bytes; mhc_cuda_release(cu, NULL) is fine. */
+MHCDEF mhc_result mhc_cuda_alloc(mhc_cuda *cu, void **dptr, size_t bytes);
+MHCDEF mhc_result mhc_cuda_release(mhc_cuda *cu, void *dptr);
+MHCDEF mhc_result mhc_cuda_upload(mhc_cuda *cu, void *dst_device, const void *src_host, size_t bytes);
+MHCDEF mhc_result mhc_cuda_download(mhc_cuda *cu, void *dst_host, const void *src_device, size_t bytes);
+MHCDEF mhc_result mhc_cuda_memset0(mhc_cuda *cu, void *dptr, size_t bytes);
+MHCDEF mhc_result mhc_cuda_sync(mhc_cuda *cu);   /* waits for the device; reports launch errors */
+
+/* ---- kernels on device pointers (argument order and meaning as the CPU twins) ---- */
+/* C[M,N] (+)= A[M,K] B[K,N] / A[M,K] B[N,K]^T / A[K,M]^T B[K,N]  (cuBLAS; acc = 0 overwrites) */
+MHCDEF mhc_result mhc_cuda_matmul_ab (mhc_cuda *cu, float *C, const float *A, const float *B, int M, int K, int N, int acc);
+MHCDEF mhc_result mhc_cuda_matmul_abt(mhc_cuda *cu, float *C, const float *A, const float *B, int M, int K, int N, int acc);
+MHCDEF mhc_result mhc_cuda_matmul_atb(mhc_cuda *cu, float *C, const float *A, const float *B, int M, int K, int N, int acc);
+/* y[N,D] = x[N,D] + b[D] (bias broadcast over rows); backward db[D] += sum_rows dy */
+MHCDEF mhc_result mhc_cuda_add_bias_forward(mhc_cuda *cu, float *y, const float *x, const float *b, int N, int D);
+MHCDEF mhc_result mhc_cuda_add_bias_backward(mhc_cuda *cu, float *db, const float *dy, int N, int D);
+/* y = x + z elementwise (y may alias x); dst += src elementwise */
+MHCDEF mhc_result mhc_cuda_add(mhc_cuda *cu, float *y, const float *x, const float *z, size_t count);
+MHCDEF mhc_result mhc_cuda_accumulate(mhc_cuda *cu, float *dst, const float *src, size_t count);
+/* out[t,:] = table[ids[t],:] (ids: device ints in [0, V), not checked); backward dtable += (per
+   column, tokens in order: deterministic) */
+MHCDEF mhc_result mhc_cuda_embedding_forward(mhc_cuda *cu, float *out, const int *ids, const float *table, int T, int D);
+MHCDEF mhc_result mhc_cuda_embedding_backward(mhc_cuda *cu, float *dtable, const float *dout, const int *ids, int T, int D);
+/* RMSNorm as mhc_k_rmsnorm_forward/backward (w may be NULL; rstd [N]) */
+MHCDEF mhc_result mhc_cuda_rmsnorm_forward(mhc_cuda *cu, float *y, float *rstd, const float *x, const float *w,
+                                           int N, int D, double eps);
+MHCDEF mhc_result mhc_cuda_rmsnorm_backward(mhc_cuda *cu, float *dx, float *dw, const float *dy, const float *x,
+                                            const float *w, const float *rstd, int N, int D);
+/* GELU (tanh approximation) as mhc_k_act_forward/backward(MHC_ACT_GELU, ...) */
+MHCDEF mhc_result mhc_cuda_gelu_forward(mhc_cuda *cu, float *y, const float *x, size_t count);
+MHCDEF mhc_result mhc_cuda_gelu_backward(mhc_cuda *cu, float *dx, const float *dy, const float *x, size_t count);
+/* causal attention as mhc_k_attention_forward/backward: qkv [B,T,3C], out [B,T,C], att [B,H,T,T] */
+MHCDEF mhc_result mhc_cuda_attention_forward(mhc_cuda *cu, float *out, float *att, const float *qkv,
+                                             int B, int T, int C, int H);
+MHCDEF mhc_result mhc_cuda_attention_backward(mhc_cuda *cu, float *dqkv, const float *dout, const float *att,
+                                              const float *qkv, int B, int T, int C, int H);
+/* cross-entropy as mhc_k_crossentropy_forward/backward (targets: device ints in [0, V)) */
+MHCDEF mhc_result mhc_cuda_crossentropy_forward(mhc_cuda *cu, float *losses, const float *logits, const int *targets,
+                                                int N, int V);
+MHCDEF mhc_result mhc_cuda_crossentropy_backward(mhc_cuda *cu, float *dlogits, const float *dlosses,
+                                                 const float *logits, const int *targets, int N, int V);
+/* AdamW as mhc_adamw_step (per element in double, same arrangement) */
+MHCDEF mhc_result mhc_cuda_adamw_step(mhc_cuda *cu, float *param, const float *grad, float *m, float *v, size_t count,
+                                      double lr, double beta1, double beta2, double eps, double weight_decay,
+                                      double grad_scale, long step);
+/* sum of squares of x[count] into *out_host (double accumulation; for gradient clipping) */
+MHCDEF mhc_result mhc_cuda_sumsq(mhc_cuda *cu, double *out_host, const float *x, size_t count);
+
+/* ---- the mHC layer on device pointers (as mhc_sinkhorn_* / mhc_hc_* / mhc_k_hc_*) ---- */
+MHCDEF mhc_result mhc_cuda_sinkhorn_forward(mhc_cuda *cu, mhc_projection proj, int n, int iters, double eps,
+                                            float *out, const float *logits, int T);
+MHCDEF mhc_result mhc_cuda_sinkhorn_backward(mhc_cuda *cu, mhc_projection proj, int n, int iters, double eps,
+                                             float *d_logits, const float *d_out, const float *logits, int T);
+MHCDEF mhc_result mhc_cuda_hc_pre_forward(mhc_cuda *cu, const mhc_hc_spec *s,
+                                          float *layer_input, float *h_pre, float *h_post, float *h_res,
+                                          const float *x, const float *fn, const float *scale,
+                                          const float *base, const float *norm_weight, int T, int C);
+MHCDEF mhc_result mhc_cuda_hc_pre_backward(mhc_cuda *cu, const mhc_hc_spec *s,
+                                           float *d_x, float *d_fn, float *d_scale, float *d_base, float *d_norm_weight,
+                                           const float *d_layer_input, const float *d_h_pre,
+                                           const float *d_h_post, const float *d_h_res,
+                                           const float *x, const float *fn, const float *scale,
+                                           const float *base, const float *norm_weight, int T, int C);
+MHCDEF mhc_result mhc_cuda_hc_head_forward(mhc_cuda *cu, const mhc_hc_spec *s, float *out, float *h,
+                                           const float *x, const float *fn, const float *scale,
+                                           const float *base, const float *norm_weight, int T, int C);
+MHCDEF mhc_result mhc_cuda_hc_head_backward(mhc_cuda *cu, const mhc_hc_spec *s,
+                                            float *d_x, float *d_fn, float *d_scale, float *d_base, float *d_norm_weight,
+                                            const float *d_out, const float *d_h,
+                                            const float *x, const float *fn, const float *scale,
+                                            const float *base, const float *norm_weight, int T, int C);
+MHCDEF mhc_result mhc_cuda_hc_post_forward(mhc_cuda *cu, float *out, const float *x, const float *h_res,
+                                           const float *h_post, const float *f_out, int T, int n, int C);
+MHCDEF mhc_result mhc_cuda_hc_post_backward(mhc_cuda *cu, float *d_x, float *d_h_res, float *d_h_post, float *d_f_out,
+                                            const float *d_out, const float *x, const float *h_res,
+                                            const float *h_post, const float *f_out, int T, int n, int C);
+MHCDEF mhc_result mhc_cuda_hc_expand_forward(mhc_cuda *cu, float *x, const float *e, int T, int n, int C);
+MHCDEF mhc_result mhc_cuda_hc_expand_backward(mhc_cuda *cu, float *d_e, const float *d_x, int T, int n, int C);
+#endif /* MHC_CUDA */
+
+/* =========================================================================================
  * I/O: .npy AND CHECKPOINTS
  * ========================================================================================= */
 
