@@ -1,7 +1,8 @@
 /* bench/bench.h - the benchmark runner's helpers. Every benchmark group prints rows of one table:
  *     name | ours | peer | ratio | note
  * "ours" and "peer" are rates (higher is better) measured side by side in the same run; ratio is
- * ours / peer. A group is a function listed in bench/bench_groups.h and defined in a bench_*.c file
+ * ours / peer. (bench/bench_train.c's rows are times in ms or memory in MiB instead: lower is better
+ * there, as their notes say.) A group is a function listed in bench/bench_groups.h and defined in a bench_*.c file
  * included by bench/bench_all.c. */
 #ifndef MHC_BENCH_H
 #define MHC_BENCH_H

@@ -62,7 +62,11 @@ static double bench_load(void) {
     return l;
 }
 
-int main(void) {
+/* The child of bench_train's peak-RSS rows (bench/bench_train.c). */
+int bench_train_child(int argc, char **argv);
+
+int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "--child-rss") == 0) return bench_train_child(argc, argv);
     const double load = bench_load();
     const char *wait = getenv("OMP_WAIT_POLICY");
     printf("mhc.h benchmarks: rates measured side by side in one run, %d threads; ratio = ours / peer\n",
