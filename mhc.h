@@ -3352,20 +3352,35 @@ static size_t mhc__pre_chunk_doubles(const mhc__pre_io *io) {
     default: {
         size_t nres = io->head ? 0 : (size_t)s->nres;
         size_t pj = io->head ? 0 : mhc__proj_doubles(s->projection, s->n, s->iters);
-        return 2 * D + 2 * mr + 2 * nres + 5 * nn + 4 * n + pj + 8;
+        (void)D;
+        return 2 * mr + 2 * nres + 5 * nn + 4 * n + pj + 8;
     }
     }
 }
 
-/* Per-token reduction buffer for the backward (doubles, for all T tokens). */
-static size_t mhc__pre_tok_doubles(const mhc__pre_io *io, int *ok) {
-    size_t n = (size_t)io->s->n, per, tot;
+/* The scratch after the chunks (doubles): HC's per-token reduction buffer (backward only); for
+   mHC/lite/head the GEMM buffers and per-token reductions of mhc__pre_big_map (both directions). */
+static size_t mhc__pre_tok_doubles(const mhc__pre_io *io, int backward, int *ok) {
+    size_t n = (size_t)io->s->n, T = (size_t)io->T, mr = (size_t)mhc__pre_rows(io), D = n * (size_t)io->C;
+    size_t dbl = 0, reals = 0, a, tot = 0;
+    *ok = 1;
     switch (mhc__pre_kind(io)) {
-    case 0: per = 0; break;
-    case 1: per = (2 * n + n * n) + n * (n + 2) + 3; break;
-    default: per = 2 * (size_t)mhc__pre_rows(io) + 3; break;
+    case 0: return 0;
+    case 1:
+        if (!backward) return 0;
+        *ok = mhc__mul_ok((2 * n + n * n) + n * (n + 2) + 3, T, &dbl);
+        reals = 0;
+        break;
+    default:
+        *ok = mhc__mul_ok(mr, T, &a) && mhc__mul_ok(mr, D, &tot);
+        if (!*ok) return 0;
+        dbl = backward ? a + 3 * T : 0;                  /* du_all, dsc_all */
+        reals = a + (io->nw ? tot : 0);                  /* dotT, W */
+        if (backward) reals += a + (io->nw ? tot : 0);   /* coef, P */
+        break;
     }
-    *ok = mhc__mul_ok(per, (size_t)io->T, &tot) && tot < SIZE_MAX / (2 * sizeof(double));
+    tot = dbl + (reals * sizeof(mhc_real) + sizeof(double) - 1) / sizeof(double);
+    *ok = *ok && tot >= dbl && tot < SIZE_MAX / (4 * sizeof(double));
     return tot;
 }
 
@@ -3424,39 +3439,82 @@ static void mhc__acc_reduce(mhc_real *dW, mhc_real *dnw, const double *coef, con
     }
 }
 
-/* mHC/lite/head, one token: the dots and rstd (from the saved values, or one pass over x). */
-static void mhc__mix_token(const mhc__pre_io *io, int t, double *xw, double *dot, double *rstd) {
-    int n = io->s->n, C = io->C, D = n * C, mr = mhc__pre_rows(io), j, k;
-    const mhc_real *xt = io->x + (size_t)t * (size_t)D;
-    double ss = 0.0;
+/* ---- lane helpers: sums in double with a fixed lane split ----
+   Sixteen double lanes, each summing every 16th term in order, then the lanes in a fixed tree:
+   the same bits for any thread count, and loops of a fixed length that compilers vectorise. */
+#define MHC__LN 16
+/* Channel blocks for the elementwise sums over streams (a[MHC__CB] doubles per block; with GCC's -O3
+   a block of 16 is unrolled into scalars, 64 is vectorised). */
+#define MHC__CB 64
+
+static double mhc__lanes_sum(const double *a) {
+    double s[8];
+    int q;
+    for (q = 0; q < 8; q++) s[q] = a[q] + a[q + 8];
+    return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
+}
+
+/* sum_j a[j] b[j] (double) */
+static double mhc__dotd(const mhc_real *a, const mhc_real *b, int len) {
+    double acc[MHC__LN];
+    int j = 0, q;
+    for (q = 0; q < MHC__LN; q++) acc[q] = 0.0;
+    for (; j + MHC__LN <= len; j += MHC__LN)
+        for (q = 0; q < MHC__LN; q++) acc[q] += (double)a[j + q] * (double)b[j + q];
+    for (q = 0; j < len; j++, q++) acc[q] += (double)a[j] * (double)b[j];
+    return mhc__lanes_sum(acc);
+}
+
+/* mHC/lite/head: the scratch after the chunks (mhc__pre_tok_doubles), laid out as
+   doubles: du_all[T*mr], dsc_all[T*3] (backward); then reals: dotT[mr*T] (the GEMM's logits,
+   row k = logit k of every token), W[mr*D] (fn * norm_weight, only with a norm weight),
+   coef[T*mr] (backward: d dot), P[mr*D] (backward with a norm weight: coef^T x). */
+typedef struct mhc__pre_big {
+    double *du_all, *dsc_all;
+    mhc_real *dotT, *W, *coef, *P;
+} mhc__pre_big;
+
+static void mhc__pre_big_map(const mhc__pre_io *io, int backward, double *tok, mhc__pre_big *b) {
+    size_t T = (size_t)io->T, mr = (size_t)mhc__pre_rows(io), D = (size_t)io->s->n * (size_t)io->C;
+    mhc_real *r;
+    b->du_all = tok;
+    b->dsc_all = tok + (backward ? T * mr : 0);
+    r = (mhc_real *)(void *)(b->dsc_all + (backward ? T * 3 : 0));
+    b->dotT = r; r += mr * T;
+    b->W = io->nw ? r : NULL; r += io->nw ? mr * D : 0;
+    b->coef = backward ? r : NULL; r += backward ? T * mr : 0;
+    b->P = backward && io->nw ? r : NULL;
+}
+
+/* The logits' raw dots of every token, dotT[k*T + t] = sum_j x[t][j] w[k][j], as one packed
+   GEMM (mhc_k_matmul_abt, deterministic for any thread count); W = fn, or fn * norm_weight. */
+static const mhc_real *mhc__pre_dots(const mhc__pre_io *io, const mhc__pre_big *b) {
+    int mr = mhc__pre_rows(io), D = io->s->n * io->C, k, j;
+    const mhc_real *W = io->fn;
+    if (io->nw) {
+        for (k = 0; k < mr; k++)
+            for (j = 0; j < D; j++) b->W[(size_t)k * D + j] = io->fn[(size_t)k * D + j] * io->nw[j];
+        W = b->W;
+    }
+    if (!io->saved_in) mhc_k_matmul_abt(b->dotT, W, io->x, mr, D, io->T, 0);
+    return W;
+}
+
+/* mHC/lite/head, one token: the dots and rstd (saved by the forward, or the GEMM's dots and
+   one pass over x for the sum of squares). */
+static void mhc__mix_token(const mhc__pre_io *io, const mhc__pre_big *b, int t, double *dot, double *rstd) {
+    int D = io->s->n * io->C, mr = mhc__pre_rows(io), k;
     if (io->saved_in) {
         const double *sv = io->saved_in + (size_t)t * (size_t)(mr + 1);
         for (k = 0; k < mr; k++) dot[k] = sv[k];
         *rstd = sv[mr];
         return;
     }
-    for (j = 0; j < D; j++) {
-        double v = (double)xt[j];
-        ss += v * v;
-        xw[j] = io->nw ? v * (double)io->nw[j] : v;
+    {
+        const mhc_real *xt = io->x + (size_t)t * (size_t)D;
+        for (k = 0; k < mr; k++) dot[k] = (double)b->dotT[(size_t)k * (size_t)io->T + (size_t)t];
+        *rstd = 1.0 / sqrt(mhc__dotd(xt, xt, D) / (double)D + io->s->norm_eps);
     }
-    /* four rows per pass over xw: four independent sums (each still summed in order j) */
-    for (k = 0; k + 4 <= mr; k += 4) {
-        const mhc_real *r0 = io->fn + (size_t)k * (size_t)D, *r1 = r0 + D, *r2 = r1 + D, *r3 = r2 + D;
-        double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
-        for (j = 0; j < D; j++) {
-            double v = xw[j];
-            a0 += v * (double)r0[j]; a1 += v * (double)r1[j]; a2 += v * (double)r2[j]; a3 += v * (double)r3[j];
-        }
-        dot[k] = a0; dot[k + 1] = a1; dot[k + 2] = a2; dot[k + 3] = a3;
-    }
-    for (; k < mr; k++) {
-        const mhc_real *row = io->fn + (size_t)k * (size_t)D;
-        double a = 0.0;
-        for (j = 0; j < D; j++) a += xw[j] * (double)row[j];
-        dot[k] = a;
-    }
-    *rstd = 1.0 / sqrt(ss / (double)D + io->s->norm_eps);
 }
 
 /* mHC/lite/head, one token: gates and the residual logits from the dots.
@@ -3474,21 +3532,27 @@ static void mhc__gates_token(const mhc__pre_io *io, const double *dot, double rs
     }
 }
 
-/* mHC/lite/head forward, per token: mix = (xf . w_k) r; h_pre = sigmoid(mix s0 + b) + pre_eps;
-   h_post = sigmoid(mix s1 + b) post_mult; A = orient(project(mix s2 + b)); li = sum_i h_pre[i] x_i */
-static void mhc__pre_fwd_mhc(const mhc__pre_io *io, double *work, int nch) {
+/* mHC/lite/head forward: mix = (xf . w_k) r; h_pre = sigmoid(mix s0 + b) + pre_eps;
+   h_post = sigmoid(mix s1 + b) post_mult; A = orient(project(mix s2 + b)); li = sum_i h_pre[i] x_i.
+   The dots of all tokens are one GEMM (mhc__pre_dots); then one pass per token, parallel over
+   chunks of tokens: its sum of squares, gates, projection and li (x_t is then in L1). */
+static void mhc__pre_fwd_mhc(const mhc__pre_io *io, double *work, int nch, double *tok) {
     const mhc_hc_spec *s = io->s;
     int n = s->n, C = io->C, D = n * C, mr = mhc__pre_rows(io), nres = io->head ? 0 : s->nres, ch;
     size_t per = mhc__pre_chunk_doubles(io), nn = (size_t)n * (size_t)n;
+    mhc__pre_big b;
+    mhc__pre_big_map(io, 0, tok, &b);
+    mhc__pre_dots(io, &b);
     MHC__OMP_FOR(nch > 1)
     for (ch = 0; ch < nch; ch++) {
-        double *xw = work + (size_t)ch * per, *dot = xw + 2 * (size_t)D, *z = dot + 2 * (size_t)mr;
+        double *dot = work + (size_t)ch * per, *z = dot + 2 * (size_t)mr;
         double *comb = z + 2 * (size_t)nres, *sp = comb + 5 * nn, *spo = sp + n, *pw = spo + 3 * (size_t)n;
-        int t0 = (int)((long long)io->T * ch / nch), t1 = (int)((long long)io->T * (ch + 1) / nch), t, i, j, c;
+        int t0 = (int)((long long)io->T * ch / nch), t1 = (int)((long long)io->T * (ch + 1) / nch), t, i, j, c, q;
         double rstd;
         for (t = t0; t < t1; t++) {
             const mhc_real *xt = io->x + (size_t)t * (size_t)D;
-            mhc__mix_token(io, t, xw, dot, &rstd);
+            mhc_real *lt = io->li + (size_t)t * C;
+            mhc__mix_token(io, &b, t, dot, &rstd);
             if (io->saved) {
                 double *sv = io->saved + (size_t)t * (size_t)(mr + 1);
                 for (i = 0; i < mr; i++) sv[i] = dot[i];
@@ -3512,10 +3576,24 @@ static void mhc__pre_fwd_mhc(const mhc__pre_io *io, double *work, int nch) {
                     }
                 }
             }
-            for (c = 0; c < C; c++) {
-                double a = 0.0;
-                for (i = 0; i < n; i++) a += sp[i] * (double)xt[(size_t)i * C + c];
-                io->li[(size_t)t * C + c] = (mhc_real)a;
+            /* li[c] = sum_i h_pre[i] x_i[c], in double, i in order; MHC__CB channels at a time */
+            for (c = 0; c < C; c += MHC__CB) {
+                double a[MHC__CB];
+                if (C - c >= MHC__CB) {
+                    for (q = 0; q < MHC__CB; q++) a[q] = 0.0;
+                    for (i = 0; i < n; i++) {
+                        const mhc_real *xi = xt + (size_t)i * C + c;
+                        const double h = sp[i];
+                        for (q = 0; q < MHC__CB; q++) a[q] += h * (double)xi[q];
+                    }
+                    for (q = 0; q < MHC__CB; q++) lt[c + q] = (mhc_real)a[q];
+                } else {
+                    for (q = 0; c + q < C; q++) {
+                        a[0] = 0.0;
+                        for (i = 0; i < n; i++) a[0] += sp[i] * (double)xt[(size_t)i * C + c + q];
+                        lt[c + q] = (mhc_real)a[0];
+                    }
+                }
             }
         }
     }
@@ -3524,29 +3602,35 @@ static void mhc__pre_fwd_mhc(const mhc__pre_io *io, double *work, int nch) {
 /* Its backward (derived in docs/tour.md Sec. 6): du_pre = (dh_pre + dli . x_i) s'(.), du_post =
    dh_post post_mult s'(.), du_res = dz (mhc__proj_bwd); dbase += du; dscale[g] += du mix;
    ddot = du s_g r; dr = sum du s_g dot; dx += sum_k ddot[k] w[k] - dr r^3 x / D + h_pre dli;
-   dfn, dnw from ddot x (mhc__acc_reduce) */
+   dfn[k][j] += sum_t ddot[t][k] x[t][j] (* nw[j]); dnw[j] += sum_k fn[k][j] sum_t ddot[t][k] x[t][j].
+   One pass per token (parallel over chunks) for everything but the two products with ddot, which
+   are packed GEMMs over all tokens: dx += ddot W (mhc_k_matmul_ab) and dfn from ddot^T x
+   (mhc_k_matmul_atb). */
 static void mhc__pre_bwd_mhc(const mhc__pre_io *io, double *work, int nch, double *tok) {
     const mhc_hc_spec *s = io->s;
     int n = s->n, C = io->C, D = n * C, mr = mhc__pre_rows(io), nres = io->head ? 0 : s->nres, ch, k;
     size_t per = mhc__pre_chunk_doubles(io), nn = (size_t)n * (size_t)n;
-    double *du_all = tok, *coef_all = tok + (size_t)io->T * (size_t)mr, *dsc_all = coef_all + (size_t)io->T * (size_t)mr;
+    mhc__pre_big b;
+    const mhc_real *W;
+    mhc__pre_big_map(io, 1, tok, &b);
+    W = mhc__pre_dots(io, &b);
     MHC__OMP_FOR(nch > 1)
     for (ch = 0; ch < nch; ch++) {
-        double *xw = work + (size_t)ch * per, *dxa = xw + D, *dot = xw + 2 * (size_t)D, *du = dot + mr;
+        double *dot = work + (size_t)ch * per, *du = dot + mr;
         double *z = dot + 2 * (size_t)mr, *dz = z + nres, *otmp = z + 2 * (size_t)nres, *dcomb = otmp + nn;
         double *sp = otmp + 5 * nn, *spo = sp + n, *pw = spo + 3 * (size_t)n;
-        int t0 = (int)((long long)io->T * ch / nch), t1 = (int)((long long)io->T * (ch + 1) / nch), t, i, j, c, k, kk;
+        int t0 = (int)((long long)io->T * ch / nch), t1 = (int)((long long)io->T * (ch + 1) / nch), t, i, j, c, k;
         double rstd;
         for (t = t0; t < t1; t++) {
             const mhc_real *xt = io->x + (size_t)t * (size_t)D;
             const mhc_real *gli = io->g_li ? io->g_li + (size_t)t * C : NULL;
-            double *dsc = dsc_all + (size_t)t * 3, *coef = coef_all + (size_t)t * mr, drstd = 0.0, s0, sc;
-            mhc__mix_token(io, t, xw, dot, &rstd);
+            double *dsc = b.dsc_all + (size_t)t * 3, drstd = 0.0, s0, sc;
+            mhc_real *coef = b.coef + (size_t)t * mr;
+            mhc__mix_token(io, &b, t, dot, &rstd);
             mhc__gates_token(io, dot, rstd, sp, spo, z);
             for (i = 0; i < n; i++) {
                 double dh = io->g_hpre ? (double)io->g_hpre[(size_t)t * n + i] : 0.0;
-                if (gli)
-                    for (c = 0; c < C; c++) dh += (double)gli[c] * (double)xt[(size_t)i * C + c];
+                if (gli) dh += mhc__dotd(gli, xt + (size_t)i * C, C);
                 du[i] = dh * sp[i] * (1.0 - sp[i]);
             }
             if (!io->head) {
@@ -3575,37 +3659,34 @@ static void mhc__pre_bwd_mhc(const mhc__pre_io *io, double *work, int nch, doubl
                 int g = k < n ? 0 : (k < 2 * n ? 1 : 2);
                 sc = g == 0 ? s0 : (double)io->scale[g];
                 dsc[g] += du[k] * dot[k] * rstd;
-                coef[k] = du[k] * sc * rstd;          /* d dot[k] */
+                coef[k] = (mhc_real)(du[k] * sc * rstd);       /* d dot[k] */
                 drstd += du[k] * sc * dot[k];
-                du_all[(size_t)t * mr + k] = du[k];
+                b.du_all[(size_t)t * mr + k] = du[k];
             }
             if (io->dx) {
-                /* dx = h_pre g_li + sum_k ddot[k] w[k] + drstd * d rstd/dx,  d rstd/dx = -rstd^3 x / D */
+                /* the elementwise terms: dx += h_pre g_li + drstd * d rstd/dx, d rstd/dx = -rstd^3 x / D
+                   (the sum_k ddot[k] w[k] term is the GEMM after this loop) */
                 mhc_real *dxt = io->dx + (size_t)t * (size_t)D;
                 double f = -drstd * rstd * rstd * rstd / (double)D;
-                for (j = 0; j < D; j++) dxa[j] = 0.0;
-                for (kk = 0; kk < mr; kk++) {
-                    const mhc_real *row = io->fn + (size_t)kk * (size_t)D;
-                    double cf = coef[kk];
-                    if (cf != 0.0) mhc__axpy(dxa, cf, row, D);
-                }
                 for (i = 0; i < n; i++) {
-                    double hp = sp[i] + s->pre_eps;
-                    for (c = 0; c < C; c++) {
-                        j = i * C + c;
-                        dxt[j] += (mhc_real)((io->nw ? dxa[j] * (double)io->nw[j] : dxa[j]) + f * (double)xt[j] +
-                                             (gli ? hp * (double)gli[c] : 0.0));
-                    }
+                    const double hp = sp[i] + s->pre_eps;
+                    const mhc_real *xi = xt + (size_t)i * C;
+                    mhc_real *di = dxt + (size_t)i * C;
+                    if (gli)
+                        for (c = 0; c < C; c++) di[c] += (mhc_real)(f * (double)xi[c] + hp * (double)gli[c]);
+                    else
+                        for (c = 0; c < C; c++) di[c] += (mhc_real)(f * (double)xi[c]);
                 }
             }
         }
     }
+    if (io->dx) mhc_k_matmul_ab(io->dx, b.coef, W, io->T, mr, D, 1);
     if (io->dbase) {
         MHC__OMP_FOR((double)io->T * mr > MHC__PAR_WORK)
         for (k = 0; k < mr; k++) {
             double a = 0.0;
             int t;
-            for (t = 0; t < io->T; t++) a += du_all[(size_t)t * mr + k];
+            for (t = 0; t < io->T; t++) a += b.du_all[(size_t)t * mr + k];
             io->dbase[k] += (mhc_real)a;
         }
     }
@@ -3613,10 +3694,26 @@ static void mhc__pre_bwd_mhc(const mhc__pre_io *io, double *work, int nch, doubl
         double a[3] = {0.0, 0.0, 0.0};
         int t, g, ng = io->head ? 1 : 3;
         for (t = 0; t < io->T; t++)
-            for (g = 0; g < 3; g++) a[g] += dsc_all[(size_t)t * 3 + g];
+            for (g = 0; g < 3; g++) a[g] += b.dsc_all[(size_t)t * 3 + g];
         for (g = 0; g < ng; g++) io->dscale[g] += (mhc_real)a[g];
     }
-    mhc__acc_reduce(io->dfn, io->dnw, coef_all, io->x, io->fn, io->nw, io->T, mr, D);
+    if (!io->nw) {
+        if (io->dfn) mhc_k_matmul_atb(io->dfn, b.coef, io->x, mr, io->T, D, 1);
+    } else if (io->dfn || io->dnw) {
+        /* P = ddot^T x;  dfn[k][j] += P[k][j] nw[j];  dnw[j] += sum_k P[k][j] fn[k][j] (k in order) */
+        int j;
+        mhc_k_matmul_atb(b.P, b.coef, io->x, mr, io->T, D, 0);
+        MHC__OMP_FOR((double)mr * D > MHC__PAR_WORK)
+        for (j = 0; j < D; j++) {
+            double a = 0.0;
+            for (k = 0; k < mr; k++) {
+                const size_t o = (size_t)k * (size_t)D + (size_t)j;
+                if (io->dfn) io->dfn[o] += (mhc_real)((double)b.P[o] * (double)io->nw[j]);
+                a += (double)b.P[o] * (double)io->fn[o];
+            }
+            if (io->dnw) io->dnw[j] += (mhc_real)a;
+        }
+    }
 }
 
 /* HC (MHC_SPEC.md Sec. 6), one token: per-stream rstd rs[n], normalised xn[n*C], dots[n][n+2]. */
@@ -3769,12 +3866,12 @@ static void mhc__pre_bwd_none(const mhc__pre_io *io) {
 }
 
 /* Run the pre (or head) forward or backward with caller-provided scratch: work holds
-   nch * mhc__pre_chunk_doubles, tok (backward) mhc__pre_tok_doubles. */
+   nch * mhc__pre_chunk_doubles, then tok: mhc__pre_tok_doubles. */
 static void mhc__pre_exec(const mhc__pre_io *io, int backward, double *work, int nch, double *tok) {
     switch (mhc__pre_kind(io)) {
     case 0: if (backward) mhc__pre_bwd_none(io); else mhc__pre_fwd_none(io); break;
     case 1: if (backward) mhc__pre_bwd_hc(io, work, nch, tok); else mhc__pre_fwd_hc(io, work, nch); break;
-    default: if (backward) mhc__pre_bwd_mhc(io, work, nch, tok); else mhc__pre_fwd_mhc(io, work, nch); break;
+    default: if (backward) mhc__pre_bwd_mhc(io, work, nch, tok); else mhc__pre_fwd_mhc(io, work, nch, tok); break;
     }
 }
 
@@ -3784,7 +3881,7 @@ static size_t mhc__pre_scratch(const mhc__pre_io *io, int backward, int *nch) {
     int ok = 1;
     *nch = mhc__nchunks(io->T, mhc__pre_token_work(io));
     if (!mhc__mul_ok(per, (size_t)*nch, &w)) return 0;
-    if (backward) tk = mhc__pre_tok_doubles(io, &ok);
+    tk = mhc__pre_tok_doubles(io, backward, &ok);
     if (!ok || w > SIZE_MAX / (4 * sizeof(double)) - tk) return 0;
     tot = w + tk;
     return tot;
@@ -3931,6 +4028,9 @@ MHCDEF mhc_result mhc_hc_head_backward(mhc_ctx *ctx, const mhc_hc_spec *s,
 
 /* ---- post and expand (raw kernels) ---- */
 
+/* out[t][i][c] = sum_j A[t][i][j] x[t][j][c] + h_post[t][i] f_out[t][c]: one pass per token,
+   parallel over tokens; each output summed in double (the h_post term first, then j in order),
+   MHC__CB channels at a time so that the loops vectorise. */
 MHCDEF void mhc_k_hc_post_forward(mhc_real *out, const mhc_real *x, const mhc_real *h_res, const mhc_real *h_post,
                                   const mhc_real *f_out, int T, int n, int C) {
     int t;
@@ -3939,18 +4039,33 @@ MHCDEF void mhc_k_hc_post_forward(mhc_real *out, const mhc_real *x, const mhc_re
         const mhc_real *xt = x + (size_t)t * n * C, *A = h_res + (size_t)t * n * n;
         const mhc_real *f = f_out ? f_out + (size_t)t * C : NULL;
         mhc_real *ot = out + (size_t)t * n * C;
-        int i, j, c;
+        int i, j, c, q;
         for (i = 0; i < n; i++) {
-            double hp = f ? (double)h_post[(size_t)t * n + i] : 0.0;
-            for (c = 0; c < C; c++) {
+            const double hp = f ? (double)h_post[(size_t)t * n + i] : 0.0;
+            const mhc_real *Ai = A + (size_t)i * n;
+            mhc_real *oi = ot + (size_t)i * C;
+            for (c = 0; c + MHC__CB <= C; c += MHC__CB) {
+                double a[MHC__CB];
+                for (q = 0; q < MHC__CB; q++) a[q] = f ? hp * (double)f[c + q] : 0.0;
+                for (j = 0; j < n; j++) {
+                    const double w = (double)Ai[j];
+                    const mhc_real *xj = xt + (size_t)j * C + c;
+                    for (q = 0; q < MHC__CB; q++) a[q] += w * (double)xj[q];
+                }
+                for (q = 0; q < MHC__CB; q++) oi[c + q] = (mhc_real)a[q];
+            }
+            for (; c < C; c++) {
                 double a = f ? hp * (double)f[c] : 0.0;
-                for (j = 0; j < n; j++) a += (double)A[i * n + j] * (double)xt[(size_t)j * C + c];
-                ot[(size_t)i * C + c] = (mhc_real)a;
+                for (j = 0; j < n; j++) a += (double)Ai[j] * (double)xt[(size_t)j * C + c];
+                oi[c] = (mhc_real)a;
             }
         }
     }
 }
 
+/* Its backward, one pass per token (parallel over tokens; each output summed in double, in order):
+   dx[j][c] += sum_i A[i][j] dout[i][c];  dA[i][j] += dout_i . x_j;  dh_post[i] += dout_i . f;
+   df[c] += sum_i h_post[i] dout[i][c]. */
 MHCDEF void mhc_k_hc_post_backward(mhc_real *d_x, mhc_real *d_h_res, mhc_real *d_h_post, mhc_real *d_f_out,
                                    const mhc_real *d_out, const mhc_real *x, const mhc_real *h_res,
                                    const mhc_real *h_post, const mhc_real *f_out, int T, int n, int C) {
@@ -3959,35 +4074,53 @@ MHCDEF void mhc_k_hc_post_backward(mhc_real *d_x, mhc_real *d_h_res, mhc_real *d
     for (t = 0; t < T; t++) {
         const mhc_real *xt = x + (size_t)t * n * C, *A = h_res + (size_t)t * n * n, *go = d_out + (size_t)t * n * C;
         const mhc_real *f = f_out ? f_out + (size_t)t * C : NULL;
-        int i, j, c;
+        int i, j, c, q;
         if (d_x) {
             mhc_real *dxt = d_x + (size_t)t * n * C;
-            for (j = 0; j < n; j++)
-                for (c = 0; c < C; c++) {
+            for (j = 0; j < n; j++) {
+                mhc_real *dj = dxt + (size_t)j * C;
+                for (c = 0; c + MHC__CB <= C; c += MHC__CB) {
+                    double a[MHC__CB];
+                    for (q = 0; q < MHC__CB; q++) a[q] = 0.0;
+                    for (i = 0; i < n; i++) {
+                        const double w = (double)A[i * n + j];
+                        const mhc_real *gi = go + (size_t)i * C + c;
+                        for (q = 0; q < MHC__CB; q++) a[q] += w * (double)gi[q];
+                    }
+                    for (q = 0; q < MHC__CB; q++) dj[c + q] += (mhc_real)a[q];
+                }
+                for (; c < C; c++) {
                     double a = 0.0;
                     for (i = 0; i < n; i++) a += (double)A[i * n + j] * (double)go[(size_t)i * C + c];
-                    dxt[(size_t)j * C + c] += (mhc_real)a;
+                    dj[c] += (mhc_real)a;
                 }
+            }
         }
         if (d_h_res)
             for (i = 0; i < n; i++)
-                for (j = 0; j < n; j++) {
-                    double a = 0.0;
-                    for (c = 0; c < C; c++) a += (double)go[(size_t)i * C + c] * (double)xt[(size_t)j * C + c];
-                    d_h_res[(size_t)t * n * n + (size_t)i * n + j] += (mhc_real)a;
-                }
+                for (j = 0; j < n; j++)
+                    d_h_res[(size_t)t * n * n + (size_t)i * n + j] +=
+                        (mhc_real)mhc__dotd(go + (size_t)i * C, xt + (size_t)j * C, C);
         if (f && d_h_post)
-            for (i = 0; i < n; i++) {
-                double a = 0.0;
-                for (c = 0; c < C; c++) a += (double)go[(size_t)i * C + c] * (double)f[c];
-                d_h_post[(size_t)t * n + i] += (mhc_real)a;
+            for (i = 0; i < n; i++) d_h_post[(size_t)t * n + i] += (mhc_real)mhc__dotd(go + (size_t)i * C, f, C);
+        if (f && d_f_out) {
+            mhc_real *df = d_f_out + (size_t)t * C;
+            for (c = 0; c + MHC__CB <= C; c += MHC__CB) {
+                double a[MHC__CB];
+                for (q = 0; q < MHC__CB; q++) a[q] = 0.0;
+                for (i = 0; i < n; i++) {
+                    const double w = (double)h_post[(size_t)t * n + i];
+                    const mhc_real *gi = go + (size_t)i * C + c;
+                    for (q = 0; q < MHC__CB; q++) a[q] += w * (double)gi[q];
+                }
+                for (q = 0; q < MHC__CB; q++) df[c + q] += (mhc_real)a[q];
             }
-        if (f && d_f_out)
-            for (c = 0; c < C; c++) {
+            for (; c < C; c++) {
                 double a = 0.0;
                 for (i = 0; i < n; i++) a += (double)h_post[(size_t)t * n + i] * (double)go[(size_t)i * C + c];
-                d_f_out[(size_t)t * C + c] += (mhc_real)a;
+                df[c] += (mhc_real)a;
             }
+        }
     }
 }
 
@@ -4267,7 +4400,7 @@ static mhc_result mhc__hc_pre_op(mhc_tape *tp, const char *op, const mhc_hc_spec
     }
     work = MHC__CAST(double *, mhc_arena_alloc(tp->arena, nd * sizeof(double)));
     if (!work) goto fail;
-    mhc__pre_exec(&io, 0, work, nch, NULL);
+    mhc__pre_exec(&io, 0, work, nch, work + (size_t)nch * mhc__pre_chunk_doubles(&io));
     node = mhc__tape_record(tp, op, mhc__bw_hc_pre, packed);
     if (node) {
         p->spec = *s;
