@@ -336,10 +336,28 @@ typedef struct mhc_tape {
     int no_grad;                /* nonzero: ops record nothing and outputs need no gradient */
     int backward_done;          /* set by mhc_tape_backward until the next reset */
     int failed;                 /* an op failed since the last reset (its message is in ctx) */
+    int hc_recompute;           /* mHC recomputation block L_r, 0 = off (mhc_tape_set_hc_recompute) */
+    void *hc_rc;                /* its state for the current step (arena memory; NULL until the first post) */
 } mhc_tape;
 
 MHCDEF mhc_result mhc_tape_init(mhc_ctx *ctx, mhc_tape *tp, mhc_arena *arena);
 MHCDEF int        mhc_tape_set_no_grad(mhc_tape *tp, int no_grad);   /* returns the old value */
+/* Recomputation of the mHC stream states (paper Sec. 4.3.2). block = L_r >= 1 turns it on, 0 off
+   (the default); it must be set while the tape is empty (after init or reset) and stays set across
+   resets. With it on, of the stream states x_1, x_2, ... that mhc_hc_post returns in one step,
+   only every L_r-th (x_{L_r}, x_{2 L_r}, ...) keeps its own memory; the others share L_r - 1
+   buffers that the next block overwrites, and the backward pass recomputes them (A x + h_post f,
+   the same kernel, so every result is bit for bit the same as without recomputation) when it
+   reaches their block. All stream-state gradients share two buffers, each cleared once consumed.
+   Contract: a stream state returned by mhc_hc_post may be used only as the x of the next
+   mhc_hc_pre / mhc_hc_post / mhc_hc_head, in the usual order (pre, F, post per sublayer); its
+   data and gradient are not kept for you after the step. mhc_hc_post refuses a state used out
+   of order, and states of different shapes in one step. Peak memory: about (L/L_r + L_r) stream
+   states instead of L. mhc_hc_recompute_block gives the paper's L_r. */
+MHCDEF mhc_result mhc_tape_set_hc_recompute(mhc_tape *tp, int block);
+/* The paper's block length L_r = sqrt(n L / (n + 2)) rounded, at least 1 (L = number of
+   sublayers, i.e. of mhc_hc_post calls per step). */
+MHCDEF int        mhc_hc_recompute_block(int n, int sublayers);
 /* Seed d(loss)/d(loss) = 1 for a 1-element loss and run every node's backward, newest first.
    Gradients accumulate into parameter gradients (zero them yourself between steps). */
 MHCDEF mhc_result mhc_tape_backward(mhc_tape *tp, mhc_tensor *loss);
@@ -2259,6 +2277,27 @@ MHCDEF int mhc_tape_set_no_grad(mhc_tape *tp, int no_grad) {
     return old;
 }
 
+MHCDEF mhc_result mhc_tape_set_hc_recompute(mhc_tape *tp, int block) {
+    if (!tp) return MHC_ERR_NULL;
+    if (!tp->arena) return mhc_fail(tp->ctx, MHC_ERR_STATE, "mhc_tape_set_hc_recompute: the tape is not initialised");
+    if (block < 0 || block > 1000000)
+        return mhc_fail(tp->ctx, MHC_ERR_VALUE, "mhc_tape_set_hc_recompute: block = %d, expected 0 (off) or 1..1000000",
+                        block);
+    if (tp->nodes > 0 || tp->hc_rc)
+        return mhc_fail(tp->ctx, MHC_ERR_STATE,
+                        "mhc_tape_set_hc_recompute: the tape holds %d nodes; set it before the forward pass "
+                        "(after mhc_tape_init or mhc_tape_reset)", tp->nodes);
+    tp->hc_recompute = block;
+    return MHC_OK;
+}
+
+MHCDEF int mhc_hc_recompute_block(int n, int sublayers) {
+    double v;
+    if (n < 1 || sublayers < 1) return 1;
+    v = floor(sqrt((double)n * (double)sublayers / ((double)n + 2.0)) + 0.5);
+    return v < 1.0 ? 1 : (int)v;
+}
+
 MHCDEF mhc_result mhc_tape_backward(mhc_tape *tp, mhc_tensor *loss) {
     mhc_node *n;
     if (!tp) return MHC_ERR_NULL;
@@ -2292,6 +2331,7 @@ MHCDEF mhc_result mhc_tape_reset(mhc_tape *tp) {
     tp->nodes = 0;
     tp->backward_done = 0;
     tp->failed = 0;
+    tp->hc_rc = NULL;
     return mhc_arena_reset(tp->arena);
 }
 
@@ -2299,6 +2339,7 @@ MHCDEF void mhc_tape_free(mhc_tape *tp) {
     if (!tp) return;
     tp->last = NULL;
     tp->nodes = 0;
+    tp->hc_rc = NULL;
     tp->arena = NULL;
 }
 
@@ -4242,6 +4283,100 @@ MHCDEF mhc_result mhc_hc_params_init(mhc_ctx *ctx, const mhc_hc_spec *s, int hea
 
 /* ---- tape ops ---- */
 
+/* ---- recomputation of the stream states (mhc_tape_set_hc_recompute) ----
+   Positions: the p-th mhc_hc_post of a step returns x_p (p = 1, 2, ...). x_p with p % L_r == 0 is
+   a checkpoint (its own arena memory); the others live in slot (p % L_r) - 1 of L_r - 1 shared
+   buffers, which the next block overwrites. slot_pos[s] says which x_p slot s holds now. The
+   backward of post p-1... reads x_{p-1}: mhc__rc_ensure recomputes it (and, first, the states
+   before it in its block) from the block's checkpoint when its slot holds another position.
+   Gradients: d x_p lives in ring[p % 2]; post p's backward reads d x_{p+1} and then clears it for
+   d x_{p-1}, the next state to accumulate into that buffer. */
+typedef struct mhc__post_node mhc__post_node;
+typedef struct mhc__rc {
+    int block, count, T, n, C;
+    mhc_real **slot;            /* block - 1 buffers of T*n*C */
+    int *slot_pos;              /* the position each slot holds (0: none) */
+    mhc_real *ring[2];          /* gradient buffers of T*n*C */
+    mhc__post_node *last;       /* the newest post of this step */
+} mhc__rc;
+
+struct mhc__post_node {
+    mhc__rc *rc;                /* NULL: recomputation off for this node */
+    int pos, slot;              /* slot -1: checkpoint (own memory) */
+    mhc__post_node *prev;       /* the post that made x when x is a stream state, else NULL */
+    mhc__post_node *next;       /* the post that took this one's output as x, else NULL */
+    mhc_tensor *x, *A, *hp, *f, *out;
+    int T, n, C;
+};
+
+static int mhc__rc_stale(const mhc__post_node *q) {
+    return q && q->rc && q->slot >= 0 && q->rc->slot_pos[q->slot] != q->pos;
+}
+
+/* Make q's output data current: walk back to the oldest stale state of its block (the one after
+   a checkpoint, or after a state still in its slot), then recompute forward up to q. */
+static void mhc__rc_ensure(mhc__post_node *q) {
+    mhc__post_node *r = q;
+    if (!mhc__rc_stale(q)) return;
+    while (mhc__rc_stale(r->prev)) r = r->prev;
+    for (;; r = r->next) {
+        mhc_k_hc_post_forward(r->out->data, r->x->data, r->A->data, r->f ? r->hp->data : NULL,
+                              r->f ? r->f->data : NULL, r->T, r->n, r->C);
+        r->rc->slot_pos[r->slot] = r->pos;
+        if (r == q) break;
+    }
+}
+
+/* out = A x + h_post f_out:  dx += A^T dout, dA += dout x^T, dh_post += dout . f, df += h_post . dout */
+static void mhc__bw_hc_post(mhc_node *nd) {
+    mhc__post_node *p = MHC__CAST(mhc__post_node *, nd->saved);
+    mhc_tensor *x = p->x, *A = p->A, *hp = p->hp, *f = p->f;
+    mhc__rc_ensure(p->prev);
+    mhc_k_hc_post_backward(x->grad, A->grad, hp ? hp->grad : NULL, f ? f->grad : NULL, nd->out->grad, x->data, A->data,
+                           hp ? hp->data : NULL, f ? f->data : NULL, p->T, p->n, p->C);
+    if (p->rc) memset(nd->out->grad, 0, (size_t)p->T * (size_t)p->n * (size_t)p->C * sizeof(mhc_real));
+}
+
+/* The recomputation state of this step, created by its first post (NULL + message on failure). */
+static mhc__rc *mhc__rc_get(mhc_tape *tp, const char *op, int T, int n, int C) {
+    mhc__rc *rc = MHC__CAST(mhc__rc *, tp->hc_rc);
+    size_t sz = (size_t)T * (size_t)n * (size_t)C;
+    int k;
+    if (rc) {
+        if (rc->T != T || rc->n != n || rc->C != C) {
+            mhc__op_fail(tp, MHC_ERR_SHAPE, "%s: recomputation needs every stream state of a step to have one shape: "
+                         "x is [%d,%d,%d], earlier states were [%d,%d,%d]", op, T, n, C, rc->T, rc->n, rc->C);
+            return NULL;
+        }
+        return rc;
+    }
+    rc = MHC__CAST(mhc__rc *, mhc_arena_calloc(tp->arena, 1, sizeof(mhc__rc)));
+    if (!rc) { tp->failed = 1; return NULL; }
+    rc->block = tp->hc_recompute; rc->T = T; rc->n = n; rc->C = C;
+    if (rc->block > 1) {
+        rc->slot = MHC__CAST(mhc_real **, mhc_arena_calloc(tp->arena, (size_t)rc->block - 1, sizeof(mhc_real *)));
+        rc->slot_pos = MHC__CAST(int *, mhc_arena_calloc(tp->arena, (size_t)rc->block - 1, sizeof(int)));
+        if (!rc->slot || !rc->slot_pos) { tp->failed = 1; return NULL; }
+    }
+    for (k = 0; k < 2; k++) {
+        rc->ring[k] = MHC__CAST(mhc_real *, mhc_arena_calloc(tp->arena, sz, sizeof(mhc_real)));
+        if (!rc->ring[k]) { tp->failed = 1; return NULL; }
+    }
+    tp->hc_rc = rc;
+    return rc;
+}
+
+/* With recomputation on, x may be a stream state of this step only if it is the newest one
+   (older states share their data and gradient buffers with newer ones). */
+static mhc_result mhc__rc_check_x(mhc_tape *tp, const char *op, const mhc_tensor *x) {
+    const mhc__rc *rc = MHC__CAST(const mhc__rc *, tp->hc_rc);
+    if (!rc || !x->grad || (x->grad != rc->ring[0] && x->grad != rc->ring[1])) return MHC_OK;
+    if (rc->last && rc->last->out == x) return MHC_OK;
+    mhc__op_fail(tp, MHC_ERR_STATE, "%s: recomputation is on and x is a stream state that a later mhc_hc_post has "
+                 "already replaced (each state may feed only the next pre, post or head)", op);
+    return MHC_ERR_STATE;
+}
+
 /* What the fused pre/head node keeps (arena memory). */
 typedef struct mhc__pre_node {
     mhc_hc_spec spec;                 /* a copy: the caller's spec may not outlive the step */
@@ -4339,6 +4474,7 @@ static mhc_result mhc__hc_pre_op(mhc_tape *tp, const char *op, const mhc_hc_spec
         return MHC_ERR_SHAPE;
     }
     if (!mhc__fits_int(tp, x, op)) return MHC_ERR_OVERFLOW;
+    if (mhc__rc_check_x(tp, op, x) != MHC_OK) return MHC_ERR_STATE;
     D = n * C;
     io.T = T; io.C = C;
     rows = mhc__pre_rows(&io);
@@ -4435,18 +4571,13 @@ MHCDEF mhc_tensor *mhc_hc_head(mhc_tape *tp, const mhc_hc_spec *s, mhc_tensor *x
     return mhc__hc_pre_op(tp, "mhc_hc_head", s, 1, x, w, o) == MHC_OK ? o[0] : NULL;
 }
 
-/* out = A x + h_post f_out:  dx += A^T dout, dA += dout x^T, dh_post += dout . f, df += h_post . dout */
-static void mhc__bw_hc_post(mhc_node *nd) {
-    mhc_tensor *x = nd->in[0], *A = nd->in[1], *hp = nd->in[2], *f = nd->in[3];
-    mhc_k_hc_post_backward(x->grad, A->grad, hp ? hp->grad : NULL, f ? f->grad : NULL, nd->out->grad, x->data, A->data,
-                           hp ? hp->data : NULL, f ? f->data : NULL, nd->iarg[0], nd->iarg[1], nd->iarg[2]);
-}
-
 MHCDEF mhc_tensor *mhc_hc_post(mhc_tape *tp, mhc_tensor *x, mhc_tensor *h_res, mhc_tensor *h_post, mhc_tensor *f_out) {
     const char *op = "mhc_hc_post";
     mhc_tensor *out;
     mhc_node *nd;
-    int T, n, C;
+    mhc__post_node *pn;
+    mhc__rc *rc = NULL;
+    int T, n, C, need;
     char s1[64], s2[64];
     if (!mhc__op_begin(tp, op, 2, x, h_res)) return NULL;
     if (tp->failed && (!h_post || !f_out)) return NULL;   /* an optional input may be missing from a failed op */
@@ -4463,15 +4594,57 @@ MHCDEF mhc_tensor *mhc_hc_post(mhc_tape *tp, mhc_tensor *x, mhc_tensor *h_res, m
     if (f_out && f_out->size != (size_t)T * C)
         return mhc__op_fail(tp, MHC_ERR_SHAPE, "%s: f_out has shape %s, expected [%d,%d]", op,
                             mhc_shape_str(f_out, s1, sizeof s1), T, C);
-    out = mhc__new_like(tp, 3, x->shape,
-                        mhc__needs_grad(tp, x) || mhc__needs_grad(tp, h_res) ||
-                            (f_out && (mhc__needs_grad(tp, h_post) || mhc__needs_grad(tp, f_out))), op);
-    if (!out) return NULL;
+    need = mhc__needs_grad(tp, x) || mhc__needs_grad(tp, h_res) ||
+           (f_out && (mhc__needs_grad(tp, h_post) || mhc__needs_grad(tp, f_out)));
+    if (tp->hc_recompute > 0 && need && !tp->no_grad) {
+        rc = mhc__rc_get(tp, op, T, n, C);
+        if (!rc) return NULL;
+    }
+    if (rc) {
+        /* x must be a checkpoint (or not a stream state of this step), or the newest post's output */
+        int pos = rc->count + 1, slot = rc->block > 1 && pos % rc->block ? pos % rc->block - 1 : -1;
+        mhc__post_node *prev = NULL;
+        if (mhc__rc_check_x(tp, op, x) != MHC_OK) return NULL;
+        if (rc->last && rc->last->out == x) prev = rc->last;
+        out = MHC__CAST(mhc_tensor *, mhc_arena_calloc(tp->arena, 1, sizeof(mhc_tensor)));
+        if (!out) { tp->failed = 1; return NULL; }
+        *out = *x;
+        out->name = op;
+        if (slot >= 0) {
+            if (!rc->slot[slot]) {
+                rc->slot[slot] = MHC__CAST(mhc_real *, mhc_arena_alloc(tp->arena, x->size * sizeof(mhc_real)));
+                if (!rc->slot[slot]) { tp->failed = 1; return NULL; }
+            }
+            out->data = rc->slot[slot];
+            rc->slot_pos[slot] = pos;
+        } else {
+            out->data = MHC__CAST(mhc_real *, mhc_arena_alloc(tp->arena, x->size * sizeof(mhc_real)));
+            if (!out->data) { tp->failed = 1; return NULL; }
+        }
+        out->grad = rc->ring[pos & 1];
+        pn = MHC__CAST(mhc__post_node *, mhc_arena_calloc(tp->arena, 1, sizeof(mhc__post_node)));
+        if (!pn) { tp->failed = 1; return NULL; }
+        pn->rc = rc; pn->pos = pos; pn->slot = slot; pn->prev = prev;
+        if (prev) prev->next = pn;
+        rc->count = pos;
+        rc->last = pn;
+    } else {
+        out = mhc__new_like(tp, 3, x->shape, need, op);
+        if (!out) return NULL;
+        pn = NULL;
+        if (out->grad) {
+            pn = MHC__CAST(mhc__post_node *, mhc_arena_calloc(tp->arena, 1, sizeof(mhc__post_node)));
+            if (!pn) { tp->failed = 1; return NULL; }
+            pn->slot = -1;
+        }
+    }
     mhc_k_hc_post_forward(out->data, x->data, h_res->data, f_out ? h_post->data : NULL, f_out ? f_out->data : NULL, T, n, C);
     nd = mhc__tape_record(tp, op, mhc__bw_hc_post, out);
     if (nd) {
+        pn->x = x; pn->A = h_res; pn->hp = f_out ? h_post : NULL; pn->f = f_out; pn->out = out;
+        pn->T = T; pn->n = n; pn->C = C;
         nd->in[0] = x; nd->in[1] = h_res; nd->in[2] = f_out ? h_post : NULL; nd->in[3] = f_out;
-        nd->iarg[0] = T; nd->iarg[1] = n; nd->iarg[2] = C;
+        nd->saved = pn;
     }
     return tp->failed ? NULL : out;
 }

@@ -18,6 +18,7 @@
 #include "test_hc.c"
 #include "test_gpt.c"
 #include "test_hc_tape.c"
+#include "test_recompute.c"
 #include "test_verify.c"
 #include "test_edge.c"
 #include "test_fuzzseeds.c"
