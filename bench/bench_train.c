@@ -7,8 +7,10 @@
  *                         halves of our repetitions; ratio = ours / torch time (target < 1).
  *   mhc layer fwd+bwd     pre forward + post forward + post backward + pre backward at T = 1024,
  *                         n = 4, C = 512 against the same in PyTorch eager ops (torch_gpt.py layer).
+ *   train step mHC+recompute/none  the same with mhc_tape_set_hc_recompute (block L_r of the paper).
  *   peak RSS mHC/none     VmHWM of a child process (this binary, re-executed with --child-rss) that
- *                         builds the model and runs two training steps; ratio = mHC / none.
+ *                         builds the model and runs two training steps; ratio = mHC / none; again
+ *                         with recomputation (mHC+recompute/none).
  * Times are medians of several repetitions; the "ours" and "peer" columns of these rows are
  * milliseconds (or MiB for RSS): LOWER is better here, and the ratio is ours / peer. */
 #include <stdio.h>
@@ -34,6 +36,14 @@ typedef struct bt_run {
     int ok;
 } bt_run;
 
+static void bt_close_parts(bt_run *r) {
+    mhc_tape_free(&r->tape);
+    mhc_arena_free(&r->arena);
+    gpt_destroy(&r->m);
+    free(r->tok); free(r->tgt);
+}
+
+/* mhc: 0 the plain residual, 1 mHC n = 4, 2 mHC n = 4 with recomputation (the paper's L_r) */
 static int bt_open(bt_run *r, int dim, int heads, int mhc) {
     gpt_config c;
     mhc_rng rng;
@@ -59,6 +69,10 @@ static int bt_open(bt_run *r, int dim, int heads, int mhc) {
         return 0;
     }
     mhc_tape_init(&r->ctx, &r->tape, &r->arena);
+    if (mhc == 2 && mhc_tape_set_hc_recompute(&r->tape, mhc_hc_recompute_block(4, 2 * BT_LAYERS)) != MHC_OK) {
+        bt_close_parts(r);
+        return 0;
+    }
     for (i = 0; i < N; i++) { r->tok[i] = (int)mhc_rng_below(&rng, 256); r->tgt[i] = (int)mhc_rng_below(&rng, 256); }
     r->ok = 1;
     return 1;
@@ -121,27 +135,43 @@ static void bt_train_rows(const char *py, const char *why) {
     int w, k;
     char name[96], note[256], cmd[512];
     for (w = 0; w < 2; w++) {
-        bt_run a, b;
-        double ta[BT_REPS], tb[BT_REPS], ta0[BT_REPS], ma, mb;
+        bt_run a, b, c;
+        double ta[BT_REPS], tb[BT_REPS], tc3[BT_REPS], ta0[BT_REPS], ma, mb, mc;
         int ok = 1;
+        char name_rc[96];
         snprintf(name, sizeof name, "train step mHC/none C=%d", dims[w]);
-        if (!bench_selected(name) && !bench_selected("torch")) continue;
+        snprintf(name_rc, sizeof name_rc, "train step mHC+recompute/none C=%d", dims[w]);
+        if (!bench_selected(name) && !bench_selected(name_rc) && !bench_selected("torch")) continue;
         if (!bt_open(&a, dims[w], heads[w], 1)) { printf("bench_train: %s\n", mhc_ctx_message(&a.ctx)); return; }
         if (!bt_open(&b, dims[w], heads[w], 0)) { printf("bench_train: %s\n", mhc_ctx_message(&b.ctx)); bt_close(&a); return; }
-        if (bt_step(&a) < 0 || bt_step(&b) < 0) ok = 0;   /* warm-up (arena growth, first touch) */
-        for (k = 0; ok && k < BT_REPS; k++) {       /* interleaved, alternating who goes first */
-            if (k % 2) { tb[k] = bt_step(&b); ta[k] = bt_step(&a); }
-            else { ta[k] = bt_step(&a); tb[k] = bt_step(&b); }
-            if (ta[k] < 0 || tb[k] < 0) ok = 0;
+        if (!bt_open(&c, dims[w], heads[w], 2)) {
+            printf("bench_train: %s\n", mhc_ctx_message(&c.ctx)); bt_close(&a); bt_close(&b); return;
         }
-        if (!ok) { printf("bench_train: %s\n", mhc_ctx_message(&a.ctx)); bt_close(&a); bt_close(&b); return; }
+        if (bt_step(&a) < 0 || bt_step(&b) < 0 || bt_step(&c) < 0) ok = 0;   /* warm-up (arena growth, first touch) */
+        for (k = 0; ok && k < BT_REPS; k++) {       /* interleaved, rotating who goes first */
+            if (k % 3 == 0) { ta[k] = bt_step(&a); tb[k] = bt_step(&b); tc3[k] = bt_step(&c); }
+            else if (k % 3 == 1) { tb[k] = bt_step(&b); tc3[k] = bt_step(&c); ta[k] = bt_step(&a); }
+            else { tc3[k] = bt_step(&c); ta[k] = bt_step(&a); tb[k] = bt_step(&b); }
+            if (ta[k] < 0 || tb[k] < 0 || tc3[k] < 0) ok = 0;
+        }
+        if (!ok) {
+            printf("bench_train: %s\n", mhc_ctx_message(&a.ctx));
+            bt_close(&a); bt_close(&b); bt_close(&c);
+            return;
+        }
         memcpy(ta0, ta, sizeof ta);                 /* (bench_median reorders) */
         ma = bench_median(ta, BT_REPS);
         mb = bench_median(tb, BT_REPS);
+        mc = bench_median(tc3, BT_REPS);
         if (bench_selected(name)) {
             snprintf(note, sizeof note, "ms/step, lower is better; L=%d H=%d T=%d B=%d, median of %d interleaved; "
                      "paper target <= 1.067", BT_LAYERS, heads[w], BT_SEQ, BT_BATCH, BT_REPS);
             bt_row_ms(name, ma, mb, note);
+        }
+        if (bench_selected(name_rc)) {
+            snprintf(note, sizeof note, "ms/step, lower is better; the same, recompute block L_r = %d "
+                     "(mhc_tape_set_hc_recompute)", mhc_hc_recompute_block(4, 2 * BT_LAYERS));
+            bt_row_ms(name_rc, mc, mb, note);
         }
         snprintf(name, sizeof name, "train step mHC vs torch C=%d", dims[w]);
         if (bench_selected(name)) {
@@ -161,6 +191,7 @@ static void bt_train_rows(const char *py, const char *why) {
         }
         bt_close(&a);
         bt_close(&b);
+        bt_close(&c);
     }
 }
 
@@ -240,7 +271,7 @@ int bench_train_child(int argc, char **argv) {
     FILE *f;
     int dim, mhc;
     if (argc < 4) return 2;
-    mhc = strcmp(argv[2], "mhc") == 0;
+    mhc = strcmp(argv[2], "mhc") == 0 ? 1 : strcmp(argv[2], "mhc-rc") == 0 ? 2 : 0;
     dim = atoi(argv[3]);
 #if MHC__OMP
     omp_set_num_threads(bench_threads());
@@ -267,18 +298,29 @@ static void bt_rss_rows(void) {
     if (len <= 0) { printf("bench_train: cannot find this executable for the RSS rows\n"); return; }
     exe[len] = 0;
     for (w = 0; w < 2; w++) {
-        double kib[2];
-        int v;
+        static const char *const kinds[3] = {"none", "mhc", "mhc-rc"};
+        double kib[3];
+        int v, any = 0;
+        char name_rc[96];
         snprintf(name, sizeof name, "peak RSS mHC/none C=%d", dims[w]);
-        if (!bench_selected(name)) continue;
-        for (v = 0; v < 2; v++) {
-            snprintf(cmd, sizeof cmd, "'%s' --child-rss %s %d", exe, v == 0 ? "mhc" : "none", dims[w]);
+        snprintf(name_rc, sizeof name_rc, "peak RSS mHC+recompute/none C=%d", dims[w]);
+        if (!bench_selected(name) && !bench_selected(name_rc)) continue;
+        for (v = 0; v < 3; v++) {
+            snprintf(cmd, sizeof cmd, "'%s' --child-rss %s %d", exe, kinds[v], dims[w]);
             kib[v] = bt_popen_median(cmd);
+            if (kib[v] <= 0) any = 1;
         }
-        snprintf(note, sizeof note, "MiB VmHWM of a child: model + 2 train steps, L=%d T=%d B=%d; "
-                 "recomputation: not implemented (target 1.15 is with it)", BT_LAYERS, BT_SEQ, BT_BATCH);
-        if (kib[0] <= 0 || kib[1] <= 0) { printf("bench_train: the RSS child failed\n"); continue; }
-        bench_row(name, kib[0] / 1024.0, kib[1] / 1024.0, note);
+        if (any) { printf("bench_train: the RSS child failed\n"); continue; }
+        if (bench_selected(name)) {
+            snprintf(note, sizeof note, "MiB VmHWM of a child: model + 2 train steps, L=%d T=%d B=%d; recomputation off",
+                     BT_LAYERS, BT_SEQ, BT_BATCH);
+            bench_row(name, kib[1] / 1024.0, kib[0] / 1024.0, note);
+        }
+        if (bench_selected(name_rc)) {
+            snprintf(note, sizeof note, "MiB; the same with recompute block L_r = %d; target <= 1.15",
+                     mhc_hc_recompute_block(4, 2 * BT_LAYERS));
+            bench_row(name_rc, kib[2] / 1024.0, kib[0] / 1024.0, note);
+        }
     }
 }
 

@@ -35,6 +35,7 @@ typedef struct train_opts {
     int batch, steps, threads, eval_every, eval_batches, warmup, quiet;
     int fault_nan_step;            /* testing aid: the loss of this step is taken as NaN */
     int stop_after;                /* stop (and save) after this step of the --steps schedule */
+    int recompute;                 /* mHC recomputation block (0 off, -1 auto: the paper's L_r) */
     int schedule;                  /* mhc_lr_kind */
     double lr, weight_decay, grad_clip;
     unsigned long long seed;
@@ -104,6 +105,8 @@ static void train_usage(FILE *f) {
         "  --seed S  --threads K  --eval-every K (0 = never)  --eval-batches N\n"
         "  --save FILE  --resume FILE  --log FILE.csv  --plot FILE.svg  --quiet\n"
         "  --stop-after K       stop (and --save) after step K of the --steps schedule; resume later\n"
+        "  --recompute K|auto   recompute the stream states in blocks of K sublayers in the backward\n"
+        "                       (auto: the paper's sqrt(nL/(n+2)); 0 = off, the default); same results, less memory\n"
         "  --fault-nan-step K   testing aid: treat the loss of step K as NaN (checks the stop path)\n");
 }
 
@@ -149,6 +152,10 @@ static int train_parse(int argc, char **argv, train_opts *o) {
         else if (!strcmp(a, "--eval-batches")) ok = train__int(a, v, 1, 1 << 16, &o->eval_batches);
         else if (!strcmp(a, "--warmup")) ok = train__int(a, v, 0, 1 << 30, &o->warmup);
         else if (!strcmp(a, "--stop-after")) ok = train__int(a, v, 1, 1 << 30, &o->stop_after);
+        else if (!strcmp(a, "--recompute")) {
+            if (v && !strcmp(v, "auto")) o->recompute = -1;
+            else ok = train__int(a, v, 0, 1000000, &o->recompute);
+        }
         else if (!strcmp(a, "--fault-nan-step")) ok = train__int(a, v, 1, 1 << 30, &o->fault_nan_step);
         else if (!strcmp(a, "--lr")) ok = train__num(a, v, 0, 10, &o->lr);
         else if (!strcmp(a, "--weight-decay")) ok = train__num(a, v, 0, 10, &o->weight_decay);
@@ -353,6 +360,12 @@ static int train_run(const train_opts *o_in, train_summary *summary) {
         goto done;
     }
     mhc_tape_init(&ctx, &tape, &arena);
+    if (o.recompute != 0 && o.cfg.variant != MHC_VARIANT_NONE &&
+        mhc_tape_set_hc_recompute(&tape, o.recompute > 0 ? o.recompute
+                                                         : mhc_hc_recompute_block(o.cfg.n, 2 * o.cfg.layers)) != MHC_OK) {
+        fprintf(stderr, "train: %s\n", mhc_ctx_message(&ctx));
+        goto done_tape;
+    }
     if (o.log) {
         logf = fopen(o.log, trainer.step > 0 ? "a" : "w");
         if (!logf) { fprintf(stderr, "train: cannot open --log '%s' for writing\n", o.log); goto done_tape; }

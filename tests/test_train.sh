@@ -35,6 +35,16 @@ expect 0 "" "$mhc" train $medium --steps 3 --threads 1 --log "$t/th1.csv"
 expect 0 "" "$mhc" train $medium --steps 3 --threads 2 --log "$t/th2.csv"
 [ "$(cut -d, -f1-3 "$t/th1.csv")" = "$(cut -d, -f1-3 "$t/th2.csv")" ] && ok || bad "losses differ between --threads 1 and 2"
 
+# recomputation (--recompute): the same losses bit for bit, for every block length
+for res in mhc lite hc; do
+    expect 0 "" "$mhc" train $small --layers 3 --residual $res --steps 3 --log "$t/rc0.csv"
+    for k in 1 2 auto; do
+        expect 0 "" "$mhc" train $small --layers 3 --residual $res --steps 3 --recompute $k --log "$t/rck.csv"
+        [ "$(cut -d, -f1-3 "$t/rc0.csv")" = "$(cut -d, -f1-3 "$t/rck.csv")" ] && ok || bad "$res: --recompute $k changes the losses"
+    done
+done
+expect 2 "not an integer" "$mhc" train $small --recompute sometimes
+
 # damaged checkpoints are refused with a clear message
 expect 0 "" "$mhc" train $small --steps 2 --save "$t/good.bin"
 size=$(wc -c < "$t/good.bin")
