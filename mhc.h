@@ -80,8 +80,12 @@
  * PRECISION
  * ===========================================================================================
  *   mhc_real is float by default and double under MHC_DOUBLE. Sums of squares, softmax and
- *   Sinkhorn normalisers are accumulated in double in both builds. The double build is the one
- *   used for finite-difference gradient checks and for golden vectors.
+ *   Sinkhorn normalisers, and the per-token sums of the mHC layer (stream mixes, dot products
+ *   over C) are accumulated in double in both builds. Matrix products go through the packed GEMM
+ *   (mhc_k_matmul_*), which accumulates in mhc_real: in the float build that includes the three
+ *   big products of the mHC pre step (the logits x fn^T over n*C, and their two backward products
+ *   into dx and dfn). The double build is the one used for finite-difference gradient checks and
+ *   for golden vectors.
  */
 
 #ifndef MHC_H_INCLUDE
@@ -661,9 +665,9 @@ MHCDEF mhc_result mhc_hc_params_init(mhc_ctx *ctx, const mhc_hc_spec *s, int hea
            f = F(tp, p.layer_input);                                     attention or MLP, [T,C]
            x = mhc_hc_post(tp, x, p.h_res, p.h_post, f);                 A x + h_post f
        y = mhc_hc_head(tp, &s, x, &wh);                                  [T,C], then the output norm
-   The pre step as ONE fused op: one pass over x per token for the matmul and the sum of squares
-   (matmul first, RMS division after, paper Sec. 4.3.1), gates, projection and layer_input, with
-   a hand-written backward. Outputs (all with gradients when any input needs one):
+   The pre step as ONE fused op (matmul first, RMS division after, paper Sec. 4.3.1): the logits'
+   dots of all tokens as one packed GEMM, then one pass per token for the sum of squares, gates,
+   projection and layer_input, with a hand-written backward (two more GEMMs for dx and dfn). Outputs (all with gradients when any input needs one):
    layer_input [T,C], h_pre [T,n], h_post [T,n], h_res [T,n,n]. x is [T,n,C] (or [T,n*C]). */
 typedef struct mhc_hc_pre_out {
     mhc_tensor *layer_input, *h_pre, *h_post, *h_res;
@@ -3506,6 +3510,34 @@ static double mhc__dotd(const mhc_real *a, const mhc_real *b, int len) {
     return mhc__lanes_sum(acc);
 }
 
+/* out[r] = sum_j g[j] rows[r*stride + j] for r < nr: mhc__dotd of g against each row, bit for bit,
+   but for up to 8 rows in one sweep over g (g loaded once, 8 x 16 independent lanes). */
+static void mhc__dots(double *out, const mhc_real *g, const mhc_real *rows, size_t stride, int nr, int len) {
+    enum { R = 8 };
+    double acc[R][MHC__LN];
+    int r0, r, j, q;
+    for (r0 = 0; r0 < nr; r0 += R) {
+        const int rn = nr - r0 < R ? nr - r0 : R;
+        const mhc_real *rb = rows + (size_t)r0 * stride;
+        for (r = 0; r < R; r++)
+            for (q = 0; q < MHC__LN; q++) acc[r][q] = 0.0;
+        for (j = 0; j + MHC__LN <= len; j += MHC__LN) {
+            double gv[MHC__LN];
+            for (q = 0; q < MHC__LN; q++) gv[q] = (double)g[j + q];
+            for (r = 0; r < rn; r++) {
+                const mhc_real *x = rb + (size_t)r * stride + j;
+                for (q = 0; q < MHC__LN; q++) acc[r][q] += gv[q] * (double)x[q];
+            }
+        }
+        for (r = 0; r < rn; r++) {
+            const mhc_real *x = rb + (size_t)r * stride;
+            int jj;
+            for (q = 0, jj = j; jj < len; jj++, q++) acc[r][q] += (double)g[jj] * (double)x[jj];
+            out[r0 + r] = mhc__lanes_sum(acc[r]);
+        }
+    }
+}
+
 /* mHC/lite/head: the scratch after the chunks (mhc__pre_tok_doubles), laid out as
    doubles: du_all[T*mr], dsc_all[T*3] (backward); then reals: dotT[mr*T] (the GEMM's logits,
    row k = logit k of every token), W[mr*D] (fn * norm_weight, only with a norm weight),
@@ -3669,9 +3701,10 @@ static void mhc__pre_bwd_mhc(const mhc__pre_io *io, double *work, int nch, doubl
             mhc_real *coef = b.coef + (size_t)t * mr;
             mhc__mix_token(io, &b, t, dot, &rstd);
             mhc__gates_token(io, dot, rstd, sp, spo, z);
+            if (gli) mhc__dots(du, gli, xt, (size_t)C, n, C);         /* du[i] = g_li . x_i, for now */
             for (i = 0; i < n; i++) {
                 double dh = io->g_hpre ? (double)io->g_hpre[(size_t)t * n + i] : 0.0;
-                if (gli) dh += mhc__dotd(gli, xt + (size_t)i * C, C);
+                if (gli) dh += du[i];
                 du[i] = dh * sp[i] * (1.0 - sp[i]);
             }
             if (!io->head) {
@@ -4138,12 +4171,21 @@ MHCDEF void mhc_k_hc_post_backward(mhc_real *d_x, mhc_real *d_h_res, mhc_real *d
             }
         }
         if (d_h_res)
-            for (i = 0; i < n; i++)
-                for (j = 0; j < n; j++)
-                    d_h_res[(size_t)t * n * n + (size_t)i * n + j] +=
-                        (mhc_real)mhc__dotd(go + (size_t)i * C, xt + (size_t)j * C, C);
+            for (i = 0; i < n; i++) {
+                double dr[8];
+                for (j = 0; j < n; j += 8) {
+                    const int jn = n - j < 8 ? n - j : 8;
+                    mhc__dots(dr, go + (size_t)i * C, xt + (size_t)j * C, (size_t)C, jn, C);
+                    for (q = 0; q < jn; q++) d_h_res[(size_t)t * n * n + (size_t)i * n + j + q] += (mhc_real)dr[q];
+                }
+            }
         if (f && d_h_post)
-            for (i = 0; i < n; i++) d_h_post[(size_t)t * n + i] += (mhc_real)mhc__dotd(go + (size_t)i * C, f, C);
+            for (i = 0; i < n; i += 8) {
+                double dp[8];
+                const int in = n - i < 8 ? n - i : 8;
+                mhc__dots(dp, f, go + (size_t)i * C, (size_t)C, in, C);
+                for (q = 0; q < in; q++) d_h_post[(size_t)t * n + i + q] += (mhc_real)dp[q];
+            }
         if (f && d_f_out) {
             mhc_real *df = d_f_out + (size_t)t * C;
             for (c = 0; c + MHC__CB <= C; c += MHC__CB) {
