@@ -2040,6 +2040,32 @@ MHCDEF void mhc_k_embedding_backward(mhc_real *dtable, const mhc_real *dout, con
     }
 }
 
+/* ---- lane helpers: sums in double with a fixed lane split ----
+   Sixteen double lanes, each summing every 16th term in order, then the lanes in a fixed tree:
+   the same bits for any thread count, and loops of a fixed length that compilers vectorise. */
+#define MHC__LN 16
+/* Channel blocks for the elementwise sums over streams (a[MHC__CB] doubles per block; with GCC's -O3
+   a block of 16 is unrolled into scalars, 64 is vectorised). */
+#define MHC__CB 64
+
+static double mhc__lanes_sum(const double *a) {
+    double s[8];
+    int q;
+    for (q = 0; q < 8; q++) s[q] = a[q] + a[q + 8];
+    return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
+}
+
+/* sum_j a[j] b[j] (double) */
+static double mhc__dotd(const mhc_real *a, const mhc_real *b, int len) {
+    double acc[MHC__LN];
+    int j = 0, q;
+    for (q = 0; q < MHC__LN; q++) acc[q] = 0.0;
+    for (; j + MHC__LN <= len; j += MHC__LN)
+        for (q = 0; q < MHC__LN; q++) acc[q] += (double)a[j + q] * (double)b[j + q];
+    for (q = 0; j < len; j++, q++) acc[q] += (double)a[j] * (double)b[j];
+    return mhc__lanes_sum(acc);
+}
+
 /* Causal attention per (b, h, t): p = softmax_{t2 <= t}(q_t . k_t2 / sqrt(hs)), out_t = sum p v_t2 */
 MHCDEF void mhc_k_attention_forward(mhc_real *out, mhc_real *att, const mhc_real *qkv, int B, int T, int C, int H) {
     const int hs = C / H, C3 = 3 * C;
@@ -2055,9 +2081,7 @@ MHCDEF void mhc_k_attention_forward(mhc_real *out, mhc_real *att, const mhc_real
         int t2, i;
         for (t2 = 0; t2 <= t; t2++) {
             const mhc_real *k = qkv + ((size_t)b * T + t2) * C3 + C + (size_t)h * hs;
-            double d = 0.0;
-            for (i = 0; i < hs; i++) d += (double)q[i] * (double)k[i];
-            d *= scale;
+            double d = mhc__dotd(q, k, hs) * scale;
             a[t2] = (mhc_real)d;
             if (d > mx) mx = d;
         }
@@ -2093,19 +2117,14 @@ MHCDEF void mhc_k_attention_backward(mhc_real *dqkv, const mhc_real *dout, const
             double sum_pdp = 0.0;
             for (t2 = 0; t2 <= t; t2++) {
                 const mhc_real *v = qkv + ((size_t)b * T + t2) * C3 + 2 * (size_t)C + (size_t)h * hs;
-                double dp = 0.0;
-                for (i = 0; i < hs; i++) dp += (double)v[i] * (double)g[i];
-                sum_pdp += (double)a[t2] * dp;
+                sum_pdp += (double)a[t2] * mhc__dotd(v, g, hs);
             }
             for (t2 = 0; t2 <= t; t2++) {
                 const mhc_real *k = qkv + ((size_t)b * T + t2) * C3 + C + (size_t)h * hs;
                 const mhc_real *v = qkv + ((size_t)b * T + t2) * C3 + 2 * (size_t)C + (size_t)h * hs;
                 mhc_real *dk = dqkv + ((size_t)b * T + t2) * C3 + C + (size_t)h * hs;
                 mhc_real *dv = dqkv + ((size_t)b * T + t2) * C3 + 2 * (size_t)C + (size_t)h * hs;
-                double dp = 0.0, ds;
-                const double p = (double)a[t2];
-                for (i = 0; i < hs; i++) dp += (double)v[i] * (double)g[i];
-                ds = p * (dp - sum_pdp) * scale;
+                const double p = (double)a[t2], ds = p * (mhc__dotd(v, g, hs) - sum_pdp) * scale;
                 for (i = 0; i < hs; i++) {
                     dv[i] += (mhc_real)(p * (double)g[i]);
                     dq[i] += (mhc_real)(ds * (double)k[i]);
@@ -3482,32 +3501,6 @@ static void mhc__acc_reduce(mhc_real *dW, mhc_real *dnw, const double *coef, con
         if (dnw)
             for (j = 0; j < jn; j++) dnw[j0 + j] += (mhc_real)nwacc[j];
     }
-}
-
-/* ---- lane helpers: sums in double with a fixed lane split ----
-   Sixteen double lanes, each summing every 16th term in order, then the lanes in a fixed tree:
-   the same bits for any thread count, and loops of a fixed length that compilers vectorise. */
-#define MHC__LN 16
-/* Channel blocks for the elementwise sums over streams (a[MHC__CB] doubles per block; with GCC's -O3
-   a block of 16 is unrolled into scalars, 64 is vectorised). */
-#define MHC__CB 64
-
-static double mhc__lanes_sum(const double *a) {
-    double s[8];
-    int q;
-    for (q = 0; q < 8; q++) s[q] = a[q] + a[q + 8];
-    return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
-}
-
-/* sum_j a[j] b[j] (double) */
-static double mhc__dotd(const mhc_real *a, const mhc_real *b, int len) {
-    double acc[MHC__LN];
-    int j = 0, q;
-    for (q = 0; q < MHC__LN; q++) acc[q] = 0.0;
-    for (; j + MHC__LN <= len; j += MHC__LN)
-        for (q = 0; q < MHC__LN; q++) acc[q] += (double)a[j + q] * (double)b[j + q];
-    for (q = 0; j < len; j++, q++) acc[q] += (double)a[j] * (double)b[j];
-    return mhc__lanes_sum(acc);
 }
 
 /* out[r] = sum_j g[j] rows[r*stride + j] for r < nr: mhc__dotd of g against each row, bit for bit,
