@@ -1068,6 +1068,16 @@ MHCDEF mhc_result mhc_checkpoint_serialize(mhc_ctx *ctx, void *buf, size_t cap, 
 #define MHC__CAST(T, x) ((T)(x))
 #endif
 
+/* restrict (C99) where the language has it: the batched Sinkhorn loops vectorise without
+   run-time alias checks */
+#if defined(__cplusplus) && (defined(__GNUC__) || defined(_MSC_VER))
+#define MHC__RESTRICT __restrict
+#elif !defined(__cplusplus) && defined(__STDC_VERSION__) && __STDC_VERSION__ >= 199901L
+#define MHC__RESTRICT restrict
+#else
+#define MHC__RESTRICT
+#endif
+
 /* Work (in multiply-adds) below which a loop stays on one thread. */
 #define MHC__PAR_WORK 32768
 
@@ -3278,6 +3288,160 @@ static void mhc__proj_bwd(mhc_projection proj, int n, int iters, double eps, con
     }
 }
 
+/* ---- the projection of a group of tokens (batched) ----
+   Every token projects its own small n x n matrix: ~40 Sinkhorn steps, each n sums and n*n
+   divisions, too short along a row to vectorise. So MHC__SKG tokens are projected together, in a
+   structure-of-arrays layout: element k of token (lane) g is a[k*MHC__SKG + g], and every
+   innermost loop runs over the lanes, for (g = 0; g < MHC__SKG; g++), a compile-time trip count
+   the compiler turns into vector instructions (8 doubles: one AVX-512 register, two AVX2 ones).
+   Each lane does the scalar code's IEEE operations in the same order (mhc__sk_step,
+   mhc__sk_step_back, mhc__proj_fwd/bwd), so a token's result is bit-identical on either path;
+   lanes never mix. For the softmax and exp starts with n <= MHC__SKG_MAXN (the scratch grows
+   with MHC__SKG n^2 iters); log and perm stay per token. */
+#define MHC__SKG 8
+#define MHC__SKG_MAXN 8
+
+/* Set by the tests to force the per-token path (its results must be the same bits). */
+static int mhc__sk_group_off = 0;
+
+/* Whether the projection proj of n x n can run in groups (sizes the scratch; the toggle aside). */
+static int mhc__proj_group_ok(mhc_projection proj, int n) {
+    return (proj == MHC_PROJ_SOFTMAX || proj == MHC_PROJ_EXP) && n <= MHC__SKG_MAXN;
+}
+
+/* Tokens per projection call: MHC__SKG, or 1 for the per-token path. */
+static int mhc__proj_group(mhc_projection proj, int n) {
+    return mhc__proj_group_ok(proj, n) && !mhc__sk_group_off ? MHC__SKG : 1;
+}
+
+/* Lanes gn..MHC__SKG-1 of a[len*MHC__SKG] := lane gn-1 (a short last group computes a real
+   token's values again in the unused lanes, which are never read). */
+static void mhc__group_pad(double *a, size_t len, int gn) {
+    size_t k;
+    int g;
+    for (k = 0; k < len; k++)
+        for (g = gn; g < MHC__SKG; g++) a[k * MHC__SKG + g] = a[k * MHC__SKG + gn - 1];
+}
+
+/* mhc__sk_step (exp/softmax forms) in every lane: Y = X / (sum + eps) along rows (cols = 0) or
+   columns (cols = 1); den [n * MHC__SKG] receives the denominators. */
+static void mhc__sk_step_g(double *MHC__RESTRICT Y, const double *MHC__RESTRICT X, int n, int cols, double eps,
+                           double *MHC__RESTRICT den) {
+    enum { G = MHC__SKG };
+    int i, j, g;
+    if (!cols) {
+        for (i = 0; i < n; i++) {
+            double s[G], *d = den + (size_t)i * G;
+            const double *x = X + (size_t)i * n * G;
+            double *y = Y + (size_t)i * n * G;
+            for (g = 0; g < G; g++) s[g] = 0.0;
+            for (j = 0; j < n; j++)
+                for (g = 0; g < G; g++) s[g] += x[j * G + g];
+            for (g = 0; g < G; g++) d[g] = s[g] + eps;
+            for (j = 0; j < n; j++)
+                for (g = 0; g < G; g++) y[j * G + g] = x[j * G + g] / d[g];
+        }
+    } else {
+        for (j = 0; j < n; j++) {
+            double s[G];
+            for (g = 0; g < G; g++) s[g] = 0.0;
+            for (i = 0; i < n; i++)
+                for (g = 0; g < G; g++) s[g] += X[((size_t)i * n + j) * G + g];
+            for (g = 0; g < G; g++) den[(size_t)j * G + g] = s[g] + eps;
+        }
+        for (i = 0; i < n; i++)
+            for (j = 0; j < n; j++)
+                for (g = 0; g < G; g++)
+                    Y[((size_t)i * n + j) * G + g] = X[((size_t)i * n + j) * G + g] / den[(size_t)j * G + g];
+    }
+}
+
+/* mhc__sk_step_back (exp/softmax forms) in every lane: dX = (dY - sum(dY Y)) / den per line. */
+static void mhc__sk_step_back_g(double *MHC__RESTRICT dX, const double *MHC__RESTRICT dY, const double *MHC__RESTRICT Y,
+                                int n, int cols, const double *MHC__RESTRICT den) {
+    enum { G = MHC__SKG };
+    int a, j, g;
+    size_t si = cols ? (size_t)n : 1;
+    for (a = 0; a < n; a++) {
+        size_t o = cols ? (size_t)a : (size_t)a * n;
+        double dot[G];
+        const double *d = den + (size_t)a * G;
+        for (g = 0; g < G; g++) dot[g] = 0.0;
+        for (j = 0; j < n; j++)
+            for (g = 0; g < G; g++) dot[g] += dY[(o + j * si) * G + g] * Y[(o + j * si) * G + g];
+        for (j = 0; j < n; j++)
+            for (g = 0; g < G; g++) dX[(o + j * si) * G + g] = (dY[(o + j * si) * G + g] - dot[g]) / d[g];
+    }
+}
+
+/* Doubles of scratch one group's projection needs (mhc__proj_fwd_g, mhc__proj_bwd_g). */
+static size_t mhc__proj_group_doubles(mhc_projection proj, int n, int iters) {
+    return (size_t)MHC__SKG * mhc__proj_doubles(proj, n, iters);
+}
+
+/* mhc__proj_fwd for a group: z, out [n*n*MHC__SKG] in the lane layout; w: scratch
+   (mhc__proj_group_doubles) laid out as the scalar one, times MHC__SKG. keep = 1 leaves every
+   iterate in w (for mhc__proj_bwd_g); keep = 0 alternates two buffers. out may be NULL. */
+static void mhc__proj_fwd_g(mhc_projection proj, int n, int iters, double eps, const double *z, double *out,
+                            double *w, int keep) {
+    enum { G = MHC__SKG };
+    size_t nn = (size_t)n * (size_t)n, nG = (size_t)n * G, nnG = nn * G, k;
+    int i, j, g, s, nsteps = mhc__proj_steps(proj, iters);
+    double *it = w, *P = w + (size_t)(nsteps + 1) * nnG, *den = P + 3 * nnG, *last;
+    if (proj == MHC_PROJ_SOFTMAX) {
+        for (i = 0; i < n; i++) {
+            const double *zi = z + (size_t)i * nG;
+            double *pi = P + (size_t)i * nG, *ii = it + (size_t)i * nG, mx[G], sum[G];
+            for (g = 0; g < G; g++) { mx[g] = zi[g]; sum[g] = 0.0; }
+            for (j = 1; j < n; j++)
+                for (g = 0; g < G; g++) mx[g] = zi[j * G + g] > mx[g] ? zi[j * G + g] : mx[g];
+            for (j = 0; j < n; j++)
+                for (g = 0; g < G; g++) { pi[j * G + g] = exp(zi[j * G + g] - mx[g]); sum[g] += pi[j * G + g]; }
+            for (j = 0; j < n; j++)
+                for (g = 0; g < G; g++) { pi[j * G + g] /= sum[g]; ii[j * G + g] = pi[j * G + g] + eps; }
+        }
+    } else {
+        for (k = 0; k < nnG; k++) it[k] = exp(z[k]);
+    }
+    for (s = 1; s <= nsteps; s++) {
+        const double *X = it + (size_t)(keep ? s - 1 : (s - 1) & 1) * nnG;
+        double *Y = it + (size_t)(keep ? s : s & 1) * nnG;
+        mhc__sk_step_g(Y, X, n, s & 1, eps, den + (keep ? (size_t)(s - 1) * nG : 0));
+    }
+    last = it + (size_t)(keep ? nsteps : nsteps & 1) * nnG;
+    if (out)
+        for (k = 0; k < nnG; k++) out[k] = last[k];
+}
+
+/* mhc__proj_bwd for a group: dz = d(sum dout * out)/dz, all [n*n*MHC__SKG] in the lane layout. */
+static void mhc__proj_bwd_g(mhc_projection proj, int n, int iters, double eps, const double *z, const double *dout,
+                            double *dz, double *w) {
+    enum { G = MHC__SKG };
+    size_t nn = (size_t)n * (size_t)n, nG = (size_t)n * G, nnG = nn * G, k;
+    int i, j, g, s, nsteps = mhc__proj_steps(proj, iters);
+    double *it = w, *P = w + (size_t)(nsteps + 1) * nnG, *gr = P + nnG, *gr2 = P + 2 * nnG, *den = P + 3 * nnG;
+    mhc__proj_fwd_g(proj, n, iters, eps, z, NULL, w, 1);
+    for (k = 0; k < nnG; k++) gr[k] = dout[k];
+    for (s = nsteps; s >= 1; s--) {
+        double *t;
+        mhc__sk_step_back_g(gr2, gr, it + (size_t)s * nnG, n, s & 1, den + (size_t)(s - 1) * nG);
+        t = gr; gr = gr2; gr2 = t;
+    }
+    if (proj == MHC_PROJ_SOFTMAX) {
+        for (i = 0; i < n; i++) {
+            const double *pi = P + (size_t)i * nG, *gi = gr + (size_t)i * nG;
+            double *di = dz + (size_t)i * nG, dot[G];
+            for (g = 0; g < G; g++) dot[g] = 0.0;
+            for (j = 0; j < n; j++)
+                for (g = 0; g < G; g++) dot[g] += gi[j * G + g] * pi[j * G + g];
+            for (j = 0; j < n; j++)
+                for (g = 0; g < G; g++) di[j * G + g] = pi[j * G + g] * (gi[j * G + g] - dot[g]);
+        }
+    } else {
+        for (k = 0; k < nnG; k++) dz[k] = gr[k] * it[k];
+    }
+}
+
 /* Chunks of tokens for the parallel loops: one per thread when the work is large enough. */
 static int mhc__nchunks(int T, double work_per_token) {
 #if MHC__OMP
@@ -3312,10 +3476,14 @@ static mhc_result mhc__proj_args(mhc_ctx *ctx, const char *fn, mhc_projection pr
     return MHC_OK;
 }
 
-/* Doubles of scratch per chunk of tokens for the raw-array projections. */
+/* Doubles of scratch per chunk of tokens for the raw-array projections (per-token: w, z, o, g, dz;
+   in groups: w, then z, dout and out/dz in the lane layout). */
 static size_t mhc__sk_per(mhc_projection proj, int n, int iters) {
     size_t nn = (size_t)n * (size_t)n, nres = proj == MHC_PROJ_PERM ? (size_t)mhc_perm_count(n) : nn;
-    return mhc__proj_doubles(proj, n, iters) + 2 * nres + 2 * nn;
+    size_t per = mhc__proj_doubles(proj, n, iters) + 2 * nres + 2 * nn, grp;
+    if (!mhc__proj_group_ok(proj, n)) return per;
+    grp = mhc__proj_group_doubles(proj, n, iters) + 3 * nn * MHC__SKG;
+    return grp > per ? grp : per;
 }
 
 /* Scratch for the raw-array projections: nch chunks of *per doubles (0 on overflow). */
@@ -3328,26 +3496,50 @@ static size_t mhc__sk_scratch(mhc_projection proj, int n, int iters, int T, int 
 }
 
 /* Forward (y = out [T,n,n]) or backward (y = d_logits [T,nres] += ..., dy = d_out) over tokens,
-   one chunk of tokens per thread, each with its own scratch. */
+   one chunk of tokens per thread, each with its own scratch; softmax/exp in groups of MHC__SKG
+   tokens of the chunk (mhc__proj_fwd_g), the rest per token. */
 static void mhc__sk_exec(mhc_projection proj, int n, int iters, double eps, mhc_real *y, const mhc_real *dy,
                          const mhc_real *logits, int T, int backward, double *work, int nch, size_t per) {
     size_t nn = (size_t)n * (size_t)n, nres = proj == MHC_PROJ_PERM ? (size_t)mhc_perm_count(n) : nn;
-    int ch;
+    int ch, gs = mhc__proj_group(proj, n);
     MHC__OMP_FOR(nch > 1)
     for (ch = 0; ch < nch; ch++) {
         double *w = work + (size_t)ch * per;
-        double *z = w + mhc__proj_doubles(proj, n, iters), *o = z + nres, *g = o + nn, *dz = g + nn;
         int t0 = (int)((long long)T * ch / nch), t1 = (int)((long long)T * (ch + 1) / nch), t;
         size_t k;
-        for (t = t0; t < t1; t++) {
-            for (k = 0; k < nres; k++) z[k] = (double)logits[(size_t)t * nres + k];
-            if (!backward) {
-                mhc__proj_fwd(proj, n, iters, eps, z, o, w);
-                for (k = 0; k < nn; k++) y[(size_t)t * nn + k] = (mhc_real)o[k];
-            } else {
-                for (k = 0; k < nn; k++) g[k] = (double)dy[(size_t)t * nn + k];
-                mhc__proj_bwd(proj, n, iters, eps, z, g, dz, w, o);
-                for (k = 0; k < nres; k++) y[(size_t)t * nres + k] += (mhc_real)dz[k];
+        if (gs > 1) {
+            double *zg = w + mhc__proj_group_doubles(proj, n, iters), *dg = zg + nn * MHC__SKG, *og = dg + nn * MHC__SKG;
+            int gn, u;
+            for (t = t0; t < t1; t += gn) {
+                gn = t1 - t < MHC__SKG ? t1 - t : MHC__SKG;
+                for (u = 0; u < gn; u++)
+                    for (k = 0; k < nn; k++) zg[k * MHC__SKG + u] = (double)logits[(size_t)(t + u) * nn + k];
+                mhc__group_pad(zg, nn, gn);
+                if (!backward) {
+                    mhc__proj_fwd_g(proj, n, iters, eps, zg, og, w, 0);
+                    for (u = 0; u < gn; u++)
+                        for (k = 0; k < nn; k++) y[(size_t)(t + u) * nn + k] = (mhc_real)og[k * MHC__SKG + u];
+                } else {
+                    for (u = 0; u < gn; u++)
+                        for (k = 0; k < nn; k++) dg[k * MHC__SKG + u] = (double)dy[(size_t)(t + u) * nn + k];
+                    mhc__group_pad(dg, nn, gn);
+                    mhc__proj_bwd_g(proj, n, iters, eps, zg, dg, og, w);
+                    for (u = 0; u < gn; u++)
+                        for (k = 0; k < nn; k++) y[(size_t)(t + u) * nn + k] += (mhc_real)og[k * MHC__SKG + u];
+                }
+            }
+        } else {
+            double *z = w + mhc__proj_doubles(proj, n, iters), *o = z + nres, *g = o + nn, *dz = g + nn;
+            for (t = t0; t < t1; t++) {
+                for (k = 0; k < nres; k++) z[k] = (double)logits[(size_t)t * nres + k];
+                if (!backward) {
+                    mhc__proj_fwd(proj, n, iters, eps, z, o, w);
+                    for (k = 0; k < nn; k++) y[(size_t)t * nn + k] = (mhc_real)o[k];
+                } else {
+                    for (k = 0; k < nn; k++) g[k] = (double)dy[(size_t)t * nn + k];
+                    mhc__proj_bwd(proj, n, iters, eps, z, g, dz, w, o);
+                    for (k = 0; k < nres; k++) y[(size_t)t * nres + k] += (mhc_real)dz[k];
+                }
             }
         }
     }
@@ -3406,19 +3598,58 @@ static int mhc__pre_kind(const mhc__pre_io *io) {
 
 static int mhc__pre_rows(const mhc__pre_io *io) { return io->head ? io->s->n : io->s->m; }
 
+/* mHC/lite/head: one chunk's scratch, for a group of tokens (lanes = MHC__SKG where the
+   projection runs in groups, mhc__proj_group_ok; else 1): lane u's values dot + u*mr, du + u*mr,
+   z + u*nres, sp + u*n, spo + u*n, rstd[u]; one token's dz [nres], otmp, comb, dcomb [n*n]; the
+   group's logits, incoming gradients and projections (or their gradients) zg, dg, og in the
+   lane layout [n*n*MHC__SKG]; pw, the projection's scratch. */
+typedef struct mhc__pre_chunk {
+    double *dot, *du, *z, *sp, *spo, *rstd;
+    double *dz, *otmp, *comb, *dcomb;
+    double *zg, *dg, *og, *pw;
+} mhc__pre_chunk;
+
+/* len doubles at offset *o of w (NULL while only counting), *o += len */
+static double *mhc__carve(double *w, size_t *o, size_t len) {
+    double *p = w ? w + *o : NULL;
+    *o += len;
+    return p;
+}
+
+/* Lays one chunk's scratch out at w (mhc__pre_chunk); returns its size in doubles (w may be NULL). */
+static size_t mhc__pre_chunk_map(const mhc__pre_io *io, double *w, mhc__pre_chunk *c) {
+    const mhc_hc_spec *s = io->s;
+    size_t n = (size_t)s->n, nn = n * n, mr = (size_t)mhc__pre_rows(io), nres = io->head ? 0 : (size_t)s->nres, o = 0;
+    int grp = !io->head && mhc__proj_group_ok(s->projection, s->n);
+    size_t L = grp ? MHC__SKG : 1, G = grp ? nn * MHC__SKG : 0;
+    size_t pj = io->head ? 0 : grp ? mhc__proj_group_doubles(s->projection, s->n, s->iters)
+                                   : mhc__proj_doubles(s->projection, s->n, s->iters);
+    c->dot = mhc__carve(w, &o, L * mr);
+    c->du = mhc__carve(w, &o, L * mr);
+    c->z = mhc__carve(w, &o, L * nres);
+    c->sp = mhc__carve(w, &o, L * n);
+    c->spo = mhc__carve(w, &o, L * n);
+    c->rstd = mhc__carve(w, &o, L);
+    c->dz = mhc__carve(w, &o, nres);
+    c->otmp = mhc__carve(w, &o, nn);
+    c->comb = mhc__carve(w, &o, nn);
+    c->dcomb = mhc__carve(w, &o, nn);
+    c->zg = mhc__carve(w, &o, G);
+    c->dg = mhc__carve(w, &o, G);
+    c->og = mhc__carve(w, &o, G);
+    c->pw = mhc__carve(w, &o, pj);
+    return o + 8;
+}
+
 /* Per-chunk scratch (doubles). */
 static size_t mhc__pre_chunk_doubles(const mhc__pre_io *io) {
     const mhc_hc_spec *s = io->s;
-    size_t n = (size_t)s->n, C = (size_t)io->C, D = n * C, nn = n * n, mr = (size_t)mhc__pre_rows(io);
+    size_t n = (size_t)s->n, C = (size_t)io->C, nn = n * n;
+    mhc__pre_chunk c;
     switch (mhc__pre_kind(io)) {
     case 0: return 8;
     case 1: return n * C + C + 2 * n * (n + 2) + n + 3 * nn + 8;
-    default: {
-        size_t nres = io->head ? 0 : (size_t)s->nres;
-        size_t pj = io->head ? 0 : mhc__proj_doubles(s->projection, s->n, s->iters);
-        (void)D;
-        return 2 * mr + 2 * nres + 5 * nn + 4 * n + pj + 8;
-    }
+    default: return mhc__pre_chunk_map(io, NULL, &c);
     }
 }
 
@@ -3598,67 +3829,103 @@ static void mhc__gates_token(const mhc__pre_io *io, const double *dot, double rs
     }
 }
 
+/* h_res of token t from its projection comb [n*n] (orientation comb_t: the transpose). */
+static void mhc__pre_put_A(const mhc__pre_io *io, int t, const double *comb) {
+    int n = io->s->n, i, j;
+    size_t nn = (size_t)n * (size_t)n;
+    mhc_real *A = io->hres + (size_t)t * nn;
+    if (io->s->projection != MHC_PROJ_PERM && io->s->orient == MHC_ORIENT_COMB_T) {
+        for (i = 0; i < n; i++)
+            for (j = 0; j < n; j++) A[i * n + j] = (mhc_real)comb[j * n + i];
+    } else {
+        for (i = 0; i < (int)nn; i++) A[i] = (mhc_real)comb[i];
+    }
+}
+
+/* The incoming gradient of token t's projection, dcomb [n*n], from d h_res (undoing the orientation). */
+static void mhc__pre_get_dcomb(const mhc__pre_io *io, int t, double *dcomb) {
+    int n = io->s->n, i, j;
+    size_t nn = (size_t)n * (size_t)n;
+    const mhc_real *gA = io->g_hres + (size_t)t * nn;
+    if (io->s->projection != MHC_PROJ_PERM && io->s->orient == MHC_ORIENT_COMB_T) {
+        for (i = 0; i < n; i++)
+            for (j = 0; j < n; j++) dcomb[i * n + j] = (double)gA[j * n + i];
+    } else {
+        for (i = 0; i < (int)nn; i++) dcomb[i] = (double)gA[i];
+    }
+}
+
 /* mHC/lite/head forward: mix = (xf . w_k) r; h_pre = sigmoid(mix s0 + b) + pre_eps;
    h_post = sigmoid(mix s1 + b) post_mult; A = orient(project(mix s2 + b)); li = sum_i h_pre[i] x_i.
    The dots of all tokens are one GEMM (mhc__pre_dots); then one pass per token, parallel over
-   chunks of tokens: its sum of squares, gates, projection and li (x_t is then in L1). */
+   chunks of tokens: its sum of squares, gates and li (x_t is then in L1), and the projections,
+   MHC__SKG tokens of the chunk at a time where they run in groups (mhc__proj_fwd_g). */
 static void mhc__pre_fwd_mhc(const mhc__pre_io *io, double *work, int nch, double *tok) {
     const mhc_hc_spec *s = io->s;
-    int n = s->n, C = io->C, D = n * C, mr = mhc__pre_rows(io), nres = io->head ? 0 : s->nres, ch;
+    int n = s->n, C = io->C, D = n * C, mr = mhc__pre_rows(io), ch;
+    int proj = !io->head && io->hres, gs = proj ? mhc__proj_group(s->projection, n) : 1;
     size_t per = mhc__pre_chunk_doubles(io), nn = (size_t)n * (size_t)n;
     mhc__pre_big b;
     mhc__pre_big_map(io, 0, tok, &b);
     mhc__pre_dots(io, &b);
     MHC__OMP_FOR(nch > 1)
     for (ch = 0; ch < nch; ch++) {
-        double *dot = work + (size_t)ch * per, *z = dot + 2 * (size_t)mr;
-        double *comb = z + 2 * (size_t)nres, *sp = comb + 5 * nn, *spo = sp + n, *pw = spo + 3 * (size_t)n;
-        int t0 = (int)((long long)io->T * ch / nch), t1 = (int)((long long)io->T * (ch + 1) / nch), t, i, j, c, q;
-        double rstd;
-        for (t = t0; t < t1; t++) {
-            const mhc_real *xt = io->x + (size_t)t * (size_t)D;
-            mhc_real *lt = io->li + (size_t)t * C;
-            mhc__mix_token(io, &b, t, dot, &rstd);
-            if (io->saved) {
-                double *sv = io->saved + (size_t)t * (size_t)(mr + 1);
-                for (i = 0; i < mr; i++) sv[i] = dot[i];
-                sv[mr] = rstd;
-            }
-            mhc__gates_token(io, dot, rstd, sp, spo, z);
-            for (i = 0; i < n; i++) sp[i] += s->pre_eps;               /* h_pre */
-            if (io->hpre)
-                for (i = 0; i < n; i++) io->hpre[(size_t)t * n + i] = (mhc_real)sp[i];
-            if (!io->head) {
-                if (io->hpost)
+        mhc__pre_chunk w;
+        double *dot, *z, *sp, *spo, rstd;
+        int t0 = (int)((long long)io->T * ch / nch), t1 = (int)((long long)io->T * (ch + 1) / nch), tg, gn, u, i, c, q;
+        size_t k;
+        mhc__pre_chunk_map(io, work + (size_t)ch * per, &w);
+        dot = w.dot; z = w.z; sp = w.sp; spo = w.spo;
+        for (tg = t0; tg < t1; tg += gn) {
+            gn = t1 - tg < gs ? t1 - tg : gs;
+            for (u = 0; u < gn; u++) {
+                int t = tg + u;
+                const mhc_real *xt = io->x + (size_t)t * (size_t)D;
+                mhc_real *lt = io->li + (size_t)t * C;
+                mhc__mix_token(io, &b, t, dot, &rstd);
+                if (io->saved) {
+                    double *sv = io->saved + (size_t)t * (size_t)(mr + 1);
+                    for (i = 0; i < mr; i++) sv[i] = dot[i];
+                    sv[mr] = rstd;
+                }
+                mhc__gates_token(io, dot, rstd, sp, spo, z);
+                for (i = 0; i < n; i++) sp[i] += s->pre_eps;               /* h_pre */
+                if (io->hpre)
+                    for (i = 0; i < n; i++) io->hpre[(size_t)t * n + i] = (mhc_real)sp[i];
+                if (!io->head && io->hpost)
                     for (i = 0; i < n; i++) io->hpost[(size_t)t * n + i] = (mhc_real)(spo[i] * s->post_mult);
-                if (io->hres) {
-                    mhc_real *A = io->hres + (size_t)t * nn;
-                    mhc__proj_fwd(s->projection, n, s->iters, s->sinkhorn_eps, z, comb, pw);
-                    if (s->projection != MHC_PROJ_PERM && s->orient == MHC_ORIENT_COMB_T) {
-                        for (i = 0; i < n; i++)
-                            for (j = 0; j < n; j++) A[i * n + j] = (mhc_real)comb[j * n + i];
+                if (proj && gs > 1) {
+                    for (k = 0; k < nn; k++) w.zg[k * MHC__SKG + u] = z[k];   /* into lane u */
+                } else if (proj) {
+                    mhc__proj_fwd(s->projection, n, s->iters, s->sinkhorn_eps, z, w.comb, w.pw);
+                    mhc__pre_put_A(io, t, w.comb);
+                }
+                /* li[c] = sum_i h_pre[i] x_i[c], in double, i in order; MHC__CB channels at a time */
+                for (c = 0; c < C; c += MHC__CB) {
+                    double a[MHC__CB];
+                    if (C - c >= MHC__CB) {
+                        for (q = 0; q < MHC__CB; q++) a[q] = 0.0;
+                        for (i = 0; i < n; i++) {
+                            const mhc_real *xi = xt + (size_t)i * C + c;
+                            const double h = sp[i];
+                            for (q = 0; q < MHC__CB; q++) a[q] += h * (double)xi[q];
+                        }
+                        for (q = 0; q < MHC__CB; q++) lt[c + q] = (mhc_real)a[q];
                     } else {
-                        for (i = 0; i < (int)nn; i++) A[i] = (mhc_real)comb[i];
+                        for (q = 0; c + q < C; q++) {
+                            a[0] = 0.0;
+                            for (i = 0; i < n; i++) a[0] += sp[i] * (double)xt[(size_t)i * C + c + q];
+                            lt[c + q] = (mhc_real)a[0];
+                        }
                     }
                 }
             }
-            /* li[c] = sum_i h_pre[i] x_i[c], in double, i in order; MHC__CB channels at a time */
-            for (c = 0; c < C; c += MHC__CB) {
-                double a[MHC__CB];
-                if (C - c >= MHC__CB) {
-                    for (q = 0; q < MHC__CB; q++) a[q] = 0.0;
-                    for (i = 0; i < n; i++) {
-                        const mhc_real *xi = xt + (size_t)i * C + c;
-                        const double h = sp[i];
-                        for (q = 0; q < MHC__CB; q++) a[q] += h * (double)xi[q];
-                    }
-                    for (q = 0; q < MHC__CB; q++) lt[c + q] = (mhc_real)a[q];
-                } else {
-                    for (q = 0; c + q < C; q++) {
-                        a[0] = 0.0;
-                        for (i = 0; i < n; i++) a[0] += sp[i] * (double)xt[(size_t)i * C + c + q];
-                        lt[c + q] = (mhc_real)a[0];
-                    }
+            if (proj && gs > 1) {
+                mhc__group_pad(w.zg, nn, gn);
+                mhc__proj_fwd_g(s->projection, n, s->iters, s->sinkhorn_eps, w.zg, w.og, w.pw, 0);
+                for (u = 0; u < gn; u++) {
+                    for (k = 0; k < nn; k++) w.comb[k] = w.og[k * MHC__SKG + u];
+                    mhc__pre_put_A(io, tg + u, w.comb);
                 }
             }
         }
@@ -3675,6 +3942,7 @@ static void mhc__pre_fwd_mhc(const mhc__pre_io *io, double *work, int nch, doubl
 static void mhc__pre_bwd_mhc(const mhc__pre_io *io, double *work, int nch, double *tok) {
     const mhc_hc_spec *s = io->s;
     int n = s->n, C = io->C, D = n * C, mr = mhc__pre_rows(io), nres = io->head ? 0 : s->nres, ch, k;
+    int proj = !io->head && io->g_hres, gs = proj ? mhc__proj_group(s->projection, n) : 1;
     size_t per = mhc__pre_chunk_doubles(io), nn = (size_t)n * (size_t)n;
     mhc__pre_big b;
     const mhc_real *W;
@@ -3682,67 +3950,87 @@ static void mhc__pre_bwd_mhc(const mhc__pre_io *io, double *work, int nch, doubl
     W = mhc__pre_dots(io, &b);
     MHC__OMP_FOR(nch > 1)
     for (ch = 0; ch < nch; ch++) {
-        double *dot = work + (size_t)ch * per, *du = dot + mr;
-        double *z = dot + 2 * (size_t)mr, *dz = z + nres, *otmp = z + 2 * (size_t)nres, *dcomb = otmp + nn;
-        double *sp = otmp + 5 * nn, *spo = sp + n, *pw = spo + 3 * (size_t)n;
-        int t0 = (int)((long long)io->T * ch / nch), t1 = (int)((long long)io->T * (ch + 1) / nch), t, i, j, c, k;
-        double rstd;
-        for (t = t0; t < t1; t++) {
-            const mhc_real *xt = io->x + (size_t)t * (size_t)D;
-            const mhc_real *gli = io->g_li ? io->g_li + (size_t)t * C : NULL;
-            double *dsc = b.dsc_all + (size_t)t * 3, drstd = 0.0, s0, sc;
-            mhc_real *coef = b.coef + (size_t)t * mr;
-            mhc__mix_token(io, &b, t, dot, &rstd);
-            mhc__gates_token(io, dot, rstd, sp, spo, z);
-            if (gli) mhc__dots(du, gli, xt, (size_t)C, n, C);         /* du[i] = g_li . x_i, for now */
-            for (i = 0; i < n; i++) {
-                double dh = io->g_hpre ? (double)io->g_hpre[(size_t)t * n + i] : 0.0;
-                if (gli) dh += du[i];
-                du[i] = dh * sp[i] * (1.0 - sp[i]);
-            }
-            if (!io->head) {
+        mhc__pre_chunk w;
+        int t0 = (int)((long long)io->T * ch / nch), t1 = (int)((long long)io->T * (ch + 1) / nch), tg, gn, u, i, c, k;
+        size_t q;
+        mhc__pre_chunk_map(io, work + (size_t)ch * per, &w);
+        for (tg = t0; tg < t1; tg += gn) {
+            gn = t1 - tg < gs ? t1 - tg : gs;
+            /* each token of the group (lane u): gates, du of the pre and post gates, the logits and
+               incoming gradient of its projection */
+            for (u = 0; u < gn; u++) {
+                int t = tg + u;
+                const mhc_real *xt = io->x + (size_t)t * (size_t)D;
+                const mhc_real *gli = io->g_li ? io->g_li + (size_t)t * C : NULL;
+                double *dot = w.dot + (size_t)u * mr, *du = w.du + (size_t)u * mr, *z = w.z + (size_t)u * nres;
+                double *sp = w.sp + (size_t)u * n, *spo = w.spo + (size_t)u * n;
+                mhc__mix_token(io, &b, t, dot, &w.rstd[u]);
+                mhc__gates_token(io, dot, w.rstd[u], sp, spo, z);
+                if (gli) mhc__dots(du, gli, xt, (size_t)C, n, C);     /* du[i] = g_li . x_i, for now */
+                for (i = 0; i < n; i++) {
+                    double dh = io->g_hpre ? (double)io->g_hpre[(size_t)t * n + i] : 0.0;
+                    if (gli) dh += du[i];
+                    du[i] = dh * sp[i] * (1.0 - sp[i]);
+                }
+                if (io->head) continue;
                 for (i = 0; i < n; i++) {
                     double dh = io->g_hpost ? (double)io->g_hpost[(size_t)t * n + i] : 0.0;
                     du[n + i] = dh * s->post_mult * spo[i] * (1.0 - spo[i]);
                 }
-                if (io->g_hres) {
-                    const mhc_real *gA = io->g_hres + (size_t)t * nn;
-                    if (s->projection != MHC_PROJ_PERM && s->orient == MHC_ORIENT_COMB_T) {
-                        for (i = 0; i < n; i++)
-                            for (j = 0; j < n; j++) dcomb[i * n + j] = (double)gA[j * n + i];
-                    } else {
-                        for (i = 0; i < (int)nn; i++) dcomb[i] = (double)gA[i];
-                    }
-                    mhc__proj_bwd(s->projection, n, s->iters, s->sinkhorn_eps, z, dcomb, dz, pw, otmp);
-                    for (k = 0; k < nres; k++) du[2 * n + k] = dz[k];
-                } else {
+                if (!proj) {
                     for (k = 0; k < nres; k++) du[2 * n + k] = 0.0;
+                } else if (gs > 1) {
+                    mhc__pre_get_dcomb(io, t, w.dcomb);
+                    for (q = 0; q < nn; q++) {
+                        w.zg[q * MHC__SKG + u] = z[q];
+                        w.dg[q * MHC__SKG + u] = w.dcomb[q];
+                    }
+                } else {
+                    mhc__pre_get_dcomb(io, t, w.dcomb);
+                    mhc__proj_bwd(s->projection, n, s->iters, s->sinkhorn_eps, z, w.dcomb, w.dz, w.pw, w.otmp);
+                    for (k = 0; k < nres; k++) du[2 * n + k] = w.dz[k];
                 }
             }
-            /* gate scales: d scale[g] = sum du * mix; d mix = du * scale[g] */
-            dsc[0] = dsc[1] = dsc[2] = 0.0;
-            s0 = (double)io->scale[0];
-            for (k = 0; k < mr; k++) {
-                int g = k < n ? 0 : (k < 2 * n ? 1 : 2);
-                sc = g == 0 ? s0 : (double)io->scale[g];
-                dsc[g] += du[k] * dot[k] * rstd;
-                coef[k] = (mhc_real)(du[k] * sc * rstd);       /* d dot[k] */
-                drstd += du[k] * sc * dot[k];
-                b.du_all[(size_t)t * mr + k] = du[k];
+            /* du of the residual logits: the group's projections backward together */
+            if (proj && gs > 1) {
+                mhc__group_pad(w.zg, nn, gn);
+                mhc__group_pad(w.dg, nn, gn);
+                mhc__proj_bwd_g(s->projection, n, s->iters, s->sinkhorn_eps, w.zg, w.dg, w.og, w.pw);
+                for (u = 0; u < gn; u++)
+                    for (k = 0; k < nres; k++) w.du[(size_t)u * mr + 2 * n + k] = w.og[(size_t)k * MHC__SKG + u];
             }
-            if (io->dx) {
-                /* the elementwise terms: dx += h_pre g_li + drstd * d rstd/dx, d rstd/dx = -rstd^3 x / D
-                   (the sum_k ddot[k] w[k] term is the GEMM after this loop) */
-                mhc_real *dxt = io->dx + (size_t)t * (size_t)D;
-                double f = -drstd * rstd * rstd * rstd / (double)D;
-                for (i = 0; i < n; i++) {
-                    const double hp = sp[i] + s->pre_eps;
-                    const mhc_real *xi = xt + (size_t)i * C;
-                    mhc_real *di = dxt + (size_t)i * C;
-                    if (gli)
-                        for (c = 0; c < C; c++) di[c] += (mhc_real)(f * (double)xi[c] + hp * (double)gli[c]);
-                    else
-                        for (c = 0; c < C; c++) di[c] += (mhc_real)(f * (double)xi[c]);
+            for (u = 0; u < gn; u++) {
+                int t = tg + u;
+                const mhc_real *xt = io->x + (size_t)t * (size_t)D;
+                const mhc_real *gli = io->g_li ? io->g_li + (size_t)t * C : NULL;
+                const double *dot = w.dot + (size_t)u * mr, *du = w.du + (size_t)u * mr, *sp = w.sp + (size_t)u * n;
+                double *dsc = b.dsc_all + (size_t)t * 3, drstd = 0.0, s0, sc, rstd = w.rstd[u];
+                mhc_real *coef = b.coef + (size_t)t * mr;
+                /* gate scales: d scale[g] = sum du * mix; d mix = du * scale[g] */
+                dsc[0] = dsc[1] = dsc[2] = 0.0;
+                s0 = (double)io->scale[0];
+                for (k = 0; k < mr; k++) {
+                    int g = k < n ? 0 : (k < 2 * n ? 1 : 2);
+                    sc = g == 0 ? s0 : (double)io->scale[g];
+                    dsc[g] += du[k] * dot[k] * rstd;
+                    coef[k] = (mhc_real)(du[k] * sc * rstd);       /* d dot[k] */
+                    drstd += du[k] * sc * dot[k];
+                    b.du_all[(size_t)t * mr + k] = du[k];
+                }
+                if (io->dx) {
+                    /* the elementwise terms: dx += h_pre g_li + drstd * d rstd/dx, d rstd/dx = -rstd^3 x / D
+                       (the sum_k ddot[k] w[k] term is the GEMM after this loop) */
+                    mhc_real *dxt = io->dx + (size_t)t * (size_t)D;
+                    double f = -drstd * rstd * rstd * rstd / (double)D;
+                    for (i = 0; i < n; i++) {
+                        const double hp = sp[i] + s->pre_eps;
+                        const mhc_real *xi = xt + (size_t)i * C;
+                        mhc_real *di = dxt + (size_t)i * C;
+                        if (gli)
+                            for (c = 0; c < C; c++) di[c] += (mhc_real)(f * (double)xi[c] + hp * (double)gli[c]);
+                        else
+                            for (c = 0; c < C; c++) di[c] += (mhc_real)(f * (double)xi[c]);
+                    }
                 }
             }
         }

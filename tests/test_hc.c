@@ -1095,6 +1095,138 @@ static void hct_test_errors(void) {
 /* libgomp keeps its thread pool alive until exit, and valgrind reports the pool threads' TLS as
    "possibly lost". OpenMP 5.0's omp_pause_resource_all releases the pool (libgomp has it since
    GCC 10, while still defining _OPENMP as 4.5). */
+/* ---- the grouped Sinkhorn path (mhc__proj_fwd_g/bwd_g, MHC__SKG tokens at a time) against the
+   per-token one (mhc__sk_group_off = 1): the same bits, for groups that are full, short and padded ---- */
+
+static double *hct_dup(const mhc_real *a, size_t len) {   /* a snapshot as doubles, for memcmp */
+    double *d = (double *)malloc((len ? len : 1) * sizeof(double));
+    size_t k;
+    for (k = 0; k < len; k++) d[k] = (double)a[k];
+    return d;
+}
+
+/* One layer configuration: pre forward and backward, grouped and per token; 1 when all bits match. */
+static int hct_group_case(const mhc_hc_spec *s, int T, int C, int with_nw, uint64_t seed) {
+    int n = s->n, m = s->m, D = n * C, run, same = 1;
+    size_t nn = (size_t)n * n, nx = (size_t)T * D, nfn = (size_t)m * D, k;
+    mhc_real *x = (mhc_real *)malloc(nx * sizeof(mhc_real)), *fn = (mhc_real *)malloc(nfn * sizeof(mhc_real));
+    mhc_real *nw = (mhc_real *)malloc((size_t)D * sizeof(mhc_real)), scale[3], *base = (mhc_real *)malloc((size_t)m * sizeof(mhc_real));
+    mhc_real *gli = (mhc_real *)malloc((size_t)T * C * sizeof(mhc_real)), *ghp = (mhc_real *)malloc((size_t)T * n * sizeof(mhc_real));
+    mhc_real *ghq = (mhc_real *)malloc((size_t)T * n * sizeof(mhc_real)), *ghr = (mhc_real *)malloc((size_t)T * nn * sizeof(mhc_real));
+    mhc_real *li = (mhc_real *)malloc((size_t)T * C * sizeof(mhc_real)), *hpre = (mhc_real *)malloc((size_t)T * n * sizeof(mhc_real));
+    mhc_real *hpost = (mhc_real *)malloc((size_t)T * n * sizeof(mhc_real)), *hres = (mhc_real *)malloc((size_t)T * nn * sizeof(mhc_real));
+    mhc_real *dx = (mhc_real *)malloc(nx * sizeof(mhc_real)), *dfn = (mhc_real *)malloc(nfn * sizeof(mhc_real));
+    mhc_real dscale[3], *dbase = (mhc_real *)malloc((size_t)m * sizeof(mhc_real)), *dnw = (mhc_real *)malloc((size_t)D * sizeof(mhc_real));
+    double *ref[9] = {0};
+    size_t len[9];
+    mhc_ctx ctx;
+    mhc_rng rng;
+    mhc_ctx_init(&ctx);
+    mhc_rng_seed(&rng, seed);
+    mhc_rng_fill_normal(&rng, x, nx, 0.0, 1.0);
+    mhc_rng_fill_normal(&rng, fn, nfn, 0.0, 2.0 / sqrt((double)D));   /* logits of order 2 */
+    mhc_rng_fill_normal(&rng, nw, (size_t)D, 1.0, 0.3);
+    mhc_rng_fill_normal(&rng, scale, 3, 1.0, 0.3);
+    mhc_rng_fill_normal(&rng, base, (size_t)m, 0.0, 1.0);
+    mhc_rng_fill_normal(&rng, gli, (size_t)T * C, 0.0, 1.0);
+    mhc_rng_fill_normal(&rng, ghp, (size_t)T * n, 0.0, 1.0);
+    mhc_rng_fill_normal(&rng, ghq, (size_t)T * n, 0.0, 1.0);
+    mhc_rng_fill_normal(&rng, ghr, (size_t)T * nn, 0.0, 1.0);
+    len[0] = (size_t)T * C; len[1] = (size_t)T * n; len[2] = (size_t)T * n; len[3] = (size_t)T * nn;
+    len[4] = nx; len[5] = nfn; len[6] = 3; len[7] = (size_t)m; len[8] = (size_t)D;
+    for (run = 0; run < 2; run++) {   /* run 0: per token (the reference), run 1: grouped */
+        mhc_real *outs[9];
+        int o;
+        outs[0] = li; outs[1] = hpre; outs[2] = hpost; outs[3] = hres;
+        outs[4] = dx; outs[5] = dfn; outs[6] = dscale; outs[7] = dbase; outs[8] = dnw;
+        mhc__sk_group_off = run == 0;
+        for (k = 0; k < nx; k++) dx[k] = (mhc_real)0.5;       /* the backward accumulates */
+        for (k = 0; k < nfn; k++) dfn[k] = (mhc_real)0.25;
+        for (k = 0; k < 3; k++) dscale[k] = 0;
+        for (k = 0; k < (size_t)m; k++) dbase[k] = 0;
+        for (k = 0; k < (size_t)D; k++) dnw[k] = 0;
+        if (mhc_hc_pre_forward(&ctx, s, li, hpre, hpost, hres, x, fn, scale, base, with_nw ? nw : NULL, T, C) != MHC_OK ||
+            mhc_hc_pre_backward(&ctx, s, dx, dfn, dscale, dbase, with_nw ? dnw : NULL, gli, ghp, ghq, ghr, x, fn,
+                                scale, base, with_nw ? nw : NULL, T, C) != MHC_OK) {
+            same = 0;
+            break;
+        }
+        for (o = 0; o < 9; o++) {
+            if (run == 0) ref[o] = hct_dup(outs[o], len[o]);
+            else {
+                double *d = hct_dup(outs[o], len[o]);
+                if (memcmp(d, ref[o], len[o] * sizeof(double)) != 0) same = 0;
+                free(d);
+            }
+        }
+    }
+    mhc__sk_group_off = 0;
+    for (k = 0; k < 9; k++) free(ref[k]);
+    free(x); free(fn); free(nw); free(base); free(gli); free(ghp); free(ghq); free(ghr);
+    free(li); free(hpre); free(hpost); free(hres); free(dx); free(dfn); free(dbase); free(dnw);
+    return same;
+}
+
+/* The standalone projection (mhc_sinkhorn_forward/backward), grouped and per token; 1 when all bits match.
+   Some logits are very negative (exp underflows to 0: with eps = 0, 0/0 in that token). */
+static int hct_group_sinkhorn(mhc_projection proj, int n, int iters, double eps, int T, uint64_t seed) {
+    size_t nn = (size_t)n * n, N = (size_t)T * nn, k;
+    mhc_real *z = (mhc_real *)malloc(N * sizeof(mhc_real)), *dout = (mhc_real *)malloc(N * sizeof(mhc_real));
+    mhc_real *out[2], *dz[2];
+    mhc_ctx ctx;
+    mhc_rng rng;
+    int run, same;
+    mhc_ctx_init(&ctx);
+    mhc_rng_seed(&rng, seed);
+    mhc_rng_fill_normal(&rng, z, N, 0.0, 3.0);
+    mhc_rng_fill_normal(&rng, dout, N, 0.0, 1.0);
+    for (k = 0; k < N; k += 7) if ((k / 7) % 5 == 0) z[k] = (mhc_real)-800.0;
+    for (run = 0; run < 2; run++) {
+        out[run] = (mhc_real *)malloc(N * sizeof(mhc_real));
+        dz[run] = (mhc_real *)malloc(N * sizeof(mhc_real));
+        for (k = 0; k < N; k++) dz[run][k] = (mhc_real)0.125;
+        mhc__sk_group_off = run == 0;
+        if (mhc_sinkhorn_forward(&ctx, proj, n, iters, eps, out[run], z, T) != MHC_OK ||
+            mhc_sinkhorn_backward(&ctx, proj, n, iters, eps, dz[run], dout, z, T) != MHC_OK)
+            memset(out[run], run, N * sizeof(mhc_real));  /* a failure cannot match */
+    }
+    mhc__sk_group_off = 0;
+    same = memcmp(out[0], out[1], N * sizeof(mhc_real)) == 0 && memcmp(dz[0], dz[1], N * sizeof(mhc_real)) == 0;
+    for (run = 0; run < 2; run++) { free(out[run]); free(dz[run]); }
+    free(z); free(dout);
+    return same;
+}
+
+static void hct_test_sk_group(void) {
+    static const int Ts[] = {1, 7, 8, 9, 33}, ns[] = {1, 2, 3, 4, 8}, its[] = {1, 20};
+    static const double epss[] = {0.0, 1e-6};
+    static const mhc_projection projs[] = {MHC_PROJ_SOFTMAX, MHC_PROJ_EXP};
+    static const mhc_orient ors[] = {MHC_ORIENT_H, MHC_ORIENT_COMB_T};
+    int ti, ni, pi, oi, ii, ei, cnt = 0;
+    TEST_BEGIN("hc: grouped Sinkhorn bitwise identical to the per-token path");
+    CHECK(mhc__proj_group(MHC_PROJ_SOFTMAX, 4) == MHC__SKG && mhc__proj_group(MHC_PROJ_EXP, 8) == MHC__SKG);
+    CHECK(mhc__proj_group(MHC_PROJ_LOG, 4) == 1 && mhc__proj_group(MHC_PROJ_SOFTMAX, MHC__SKG_MAXN + 1) == 1);
+    for (ti = 0; ti < 5; ti++)
+        for (ni = 0; ni < 5; ni++)
+            for (pi = 0; pi < 2; pi++)
+                for (ii = 0; ii < 2; ii++)
+                    for (ei = 0; ei < 2; ei++) {
+                        mhc_hc_spec s = hct_spec(MHC_PRESET_DSV4, MHC_VARIANT_MHC, projs[pi], ns[ni]);
+                        s.iters = its[ii];
+                        s.sinkhorn_eps = epss[ei];
+                        for (oi = 0; oi < 2; oi++) {
+                            s.orient = ors[oi];
+                            cnt++;
+                            CHECK_MSG(hct_group_case(&s, Ts[ti], 3, cnt & 1, (uint64_t)(1000 + cnt)),
+                                      "pre: T %d n %d %s orient %d iters %d eps %g differ", Ts[ti], ns[ni],
+                                      mhc_projection_name(projs[pi]), (int)ors[oi], its[ii], epss[ei]);
+                        }
+                        CHECK_MSG(hct_group_sinkhorn(projs[pi], ns[ni], its[ii], epss[ei], Ts[ti], (uint64_t)(5000 + cnt)),
+                                  "sinkhorn: T %d n %d %s iters %d eps %g differ", Ts[ti], ns[ni],
+                                  mhc_projection_name(projs[pi]), its[ii], epss[ei]);
+                    }
+}
+
 static void hct_omp_release(void) {
 #if defined(_OPENMP) && (_OPENMP >= 201811 || (defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 10))
     omp_pause_resource_all(omp_pause_hard);
@@ -1114,6 +1246,7 @@ void TP(test_hc)(void); void TP(test_hc)(void) {
     hct_test_params();
     hct_test_errors();
     hct_test_layer_grads();
+    hct_test_sk_group();
     hct_omp_release();
     printf("  [%s] hc: worst forward diff %.3g, worst grad rel err vs FD(reference) %.3g, vs FD(library) %.3g\n",
            TEST_PREC, TP(hct_worst_fwd), TP(hct_worst_grad_ref), TP(hct_worst_grad_lib));
