@@ -80,12 +80,14 @@
  * PRECISION
  * ===========================================================================================
  *   mhc_real is float by default and double under MHC_DOUBLE. Sums of squares, softmax and
- *   Sinkhorn normalisers, and the per-token sums of the mHC layer (stream mixes, dot products
- *   over C) are accumulated in double in both builds. Matrix products go through the packed GEMM
- *   (mhc_k_matmul_*), which accumulates in mhc_real: in the float build that includes the three
- *   big products of the mHC pre step (the logits x fn^T over n*C, and their two backward products
- *   into dx and dfn). The double build is the one used for finite-difference gradient checks and
- *   for golden vectors.
+ *   Sinkhorn normalisers, the mHC layer's gates and projection, and its dot products over C
+ *   (dA, dh_post, the pre gates' gradients, attention scores) are accumulated in double in both
+ *   builds. The stream mixes of the mHC layer (sums of n terms per element: A x + h_post f,
+ *   sum_i h_pre[i] x_i and their backward counterparts) are computed in mhc_real. Matrix
+ *   products go through the packed GEMM (mhc_k_matmul_*), which accumulates in mhc_real: in the
+ *   float build that includes the three big products of the mHC pre step (the logits x fn^T over
+ *   n*C, and their two backward products into dx and dfn). The double build is the one used for
+ *   finite-difference gradient checks and for golden vectors.
  */
 
 #ifndef MHC_H_INCLUDE
@@ -2054,8 +2056,8 @@ MHCDEF void mhc_k_embedding_backward(mhc_real *dtable, const mhc_real *dout, con
    Sixteen double lanes, each summing every 16th term in order, then the lanes in a fixed tree:
    the same bits for any thread count, and loops of a fixed length that compilers vectorise. */
 #define MHC__LN 16
-/* Channel blocks for the elementwise sums over streams (a[MHC__CB] doubles per block; with GCC's -O3
-   a block of 16 is unrolled into scalars, 64 is vectorised). */
+/* Channel blocks for the elementwise sums over streams (a[MHC__CB] per block; with GCC's -O3 a
+   block of 16 is unrolled into scalars, 64 is vectorised). */
 #define MHC__CB 64
 
 static double mhc__lanes_sum(const double *a) {
@@ -3900,22 +3902,23 @@ static void mhc__pre_fwd_mhc(const mhc__pre_io *io, double *work, int nch, doubl
                     mhc__proj_fwd(s->projection, n, s->iters, s->sinkhorn_eps, z, w.comb, w.pw);
                     mhc__pre_put_A(io, t, w.comb);
                 }
-                /* li[c] = sum_i h_pre[i] x_i[c], in double, i in order; MHC__CB channels at a time */
+                /* li[c] = sum_i h_pre[i] x_i[c], i in order (a stream mix: in mhc_real, see PRECISION);
+                   MHC__CB channels at a time */
                 for (c = 0; c < C; c += MHC__CB) {
-                    double a[MHC__CB];
+                    mhc_real a[MHC__CB], h;
                     if (C - c >= MHC__CB) {
-                        for (q = 0; q < MHC__CB; q++) a[q] = 0.0;
+                        for (q = 0; q < MHC__CB; q++) a[q] = 0;
                         for (i = 0; i < n; i++) {
                             const mhc_real *xi = xt + (size_t)i * C + c;
-                            const double h = sp[i];
-                            for (q = 0; q < MHC__CB; q++) a[q] += h * (double)xi[q];
+                            h = (mhc_real)sp[i];
+                            for (q = 0; q < MHC__CB; q++) a[q] += h * xi[q];
                         }
-                        for (q = 0; q < MHC__CB; q++) lt[c + q] = (mhc_real)a[q];
+                        for (q = 0; q < MHC__CB; q++) lt[c + q] = a[q];
                     } else {
                         for (q = 0; c + q < C; q++) {
-                            a[0] = 0.0;
-                            for (i = 0; i < n; i++) a[0] += sp[i] * (double)xt[(size_t)i * C + c + q];
-                            lt[c + q] = (mhc_real)a[0];
+                            a[0] = 0;
+                            for (i = 0; i < n; i++) a[0] += (mhc_real)sp[i] * xt[(size_t)i * C + c + q];
+                            lt[c + q] = a[0];
                         }
                     }
                 }
@@ -4021,15 +4024,15 @@ static void mhc__pre_bwd_mhc(const mhc__pre_io *io, double *work, int nch, doubl
                     /* the elementwise terms: dx += h_pre g_li + drstd * d rstd/dx, d rstd/dx = -rstd^3 x / D
                        (the sum_k ddot[k] w[k] term is the GEMM after this loop) */
                     mhc_real *dxt = io->dx + (size_t)t * (size_t)D;
-                    double f = -drstd * rstd * rstd * rstd / (double)D;
+                    const mhc_real f = (mhc_real)(-drstd * rstd * rstd * rstd / (double)D);
                     for (i = 0; i < n; i++) {
-                        const double hp = sp[i] + s->pre_eps;
+                        const mhc_real hp = (mhc_real)(sp[i] + s->pre_eps);
                         const mhc_real *xi = xt + (size_t)i * C;
                         mhc_real *di = dxt + (size_t)i * C;
                         if (gli)
-                            for (c = 0; c < C; c++) di[c] += (mhc_real)(f * (double)xi[c] + hp * (double)gli[c]);
+                            for (c = 0; c < C; c++) di[c] += f * xi[c] + hp * gli[c];
                         else
-                            for (c = 0; c < C; c++) di[c] += (mhc_real)(f * (double)xi[c]);
+                            for (c = 0; c < C; c++) di[c] += f * xi[c];
                     }
                 }
             }
@@ -4384,8 +4387,8 @@ MHCDEF mhc_result mhc_hc_head_backward(mhc_ctx *ctx, const mhc_hc_spec *s,
 /* ---- post and expand (raw kernels) ---- */
 
 /* out[t][i][c] = sum_j A[t][i][j] x[t][j][c] + h_post[t][i] f_out[t][c]: one pass per token,
-   parallel over tokens; each output summed in double (the h_post term first, then j in order),
-   MHC__CB channels at a time so that the loops vectorise. */
+   parallel over tokens; each output summed in mhc_real (a stream mix, see PRECISION: the h_post
+   term first, then j in order), MHC__CB channels at a time so that the loops vectorise. */
 MHCDEF void mhc_k_hc_post_forward(mhc_real *out, const mhc_real *x, const mhc_real *h_res, const mhc_real *h_post,
                                   const mhc_real *f_out, int T, int n, int C) {
     int t;
@@ -4396,18 +4399,18 @@ MHCDEF void mhc_k_hc_post_forward(mhc_real *out, const mhc_real *x, const mhc_re
         mhc_real *ot = out + (size_t)t * n * C;
         int i, j, c, q;
         for (i = 0; i < n; i++) {
-            const double hp = f ? (double)h_post[(size_t)t * n + i] : 0.0;
+            const mhc_real hp = f ? h_post[(size_t)t * n + i] : 0;
             const mhc_real *Ai = A + (size_t)i * n;
             mhc_real *oi = ot + (size_t)i * C;
             for (c = 0; c + MHC__CB <= C; c += MHC__CB) {
-                double a[MHC__CB];
-                for (q = 0; q < MHC__CB; q++) a[q] = f ? hp * (double)f[c + q] : 0.0;
+                mhc_real a[MHC__CB];
+                for (q = 0; q < MHC__CB; q++) a[q] = f ? hp * f[c + q] : 0;
                 for (j = 0; j < n; j++) {
-                    const double w = (double)Ai[j];
+                    const mhc_real w = Ai[j];
                     const mhc_real *xj = xt + (size_t)j * C + c;
-                    for (q = 0; q < MHC__CB; q++) a[q] += w * (double)xj[q];
+                    for (q = 0; q < MHC__CB; q++) a[q] += w * xj[q];
                 }
-                for (q = 0; q < MHC__CB; q++) oi[c + q] = (mhc_real)a[q];
+                for (q = 0; q < MHC__CB; q++) oi[c + q] = a[q];
             }
             for (; c < C; c++) {
                 double a = f ? hp * (double)f[c] : 0.0;
@@ -4418,9 +4421,10 @@ MHCDEF void mhc_k_hc_post_forward(mhc_real *out, const mhc_real *x, const mhc_re
     }
 }
 
-/* Its backward, one pass per token (parallel over tokens; each output summed in double, in order):
+/* Its backward, one pass per token (parallel over tokens; every sum in a fixed order):
    dx[j][c] += sum_i A[i][j] dout[i][c];  dA[i][j] += dout_i . x_j;  dh_post[i] += dout_i . f;
-   df[c] += sum_i h_post[i] dout[i][c]. */
+   df[c] += sum_i h_post[i] dout[i][c]. The dot products over C sum in double (mhc__dots), the
+   stream mixes over i in mhc_real. */
 MHCDEF void mhc_k_hc_post_backward(mhc_real *d_x, mhc_real *d_h_res, mhc_real *d_h_post, mhc_real *d_f_out,
                                    const mhc_real *d_out, const mhc_real *x, const mhc_real *h_res,
                                    const mhc_real *h_post, const mhc_real *f_out, int T, int n, int C) {
@@ -4435,14 +4439,14 @@ MHCDEF void mhc_k_hc_post_backward(mhc_real *d_x, mhc_real *d_h_res, mhc_real *d
             for (j = 0; j < n; j++) {
                 mhc_real *dj = dxt + (size_t)j * C;
                 for (c = 0; c + MHC__CB <= C; c += MHC__CB) {
-                    double a[MHC__CB];
-                    for (q = 0; q < MHC__CB; q++) a[q] = 0.0;
+                    mhc_real a[MHC__CB];
+                    for (q = 0; q < MHC__CB; q++) a[q] = 0;
                     for (i = 0; i < n; i++) {
-                        const double w = (double)A[i * n + j];
+                        const mhc_real w = A[i * n + j];
                         const mhc_real *gi = go + (size_t)i * C + c;
-                        for (q = 0; q < MHC__CB; q++) a[q] += w * (double)gi[q];
+                        for (q = 0; q < MHC__CB; q++) a[q] += w * gi[q];
                     }
-                    for (q = 0; q < MHC__CB; q++) dj[c + q] += (mhc_real)a[q];
+                    for (q = 0; q < MHC__CB; q++) dj[c + q] += a[q];
                 }
                 for (; c < C; c++) {
                     double a = 0.0;
@@ -4470,14 +4474,14 @@ MHCDEF void mhc_k_hc_post_backward(mhc_real *d_x, mhc_real *d_h_res, mhc_real *d
         if (f && d_f_out) {
             mhc_real *df = d_f_out + (size_t)t * C;
             for (c = 0; c + MHC__CB <= C; c += MHC__CB) {
-                double a[MHC__CB];
-                for (q = 0; q < MHC__CB; q++) a[q] = 0.0;
+                mhc_real a[MHC__CB];
+                for (q = 0; q < MHC__CB; q++) a[q] = 0;
                 for (i = 0; i < n; i++) {
-                    const double w = (double)h_post[(size_t)t * n + i];
+                    const mhc_real w = h_post[(size_t)t * n + i];
                     const mhc_real *gi = go + (size_t)i * C + c;
-                    for (q = 0; q < MHC__CB; q++) a[q] += w * (double)gi[q];
+                    for (q = 0; q < MHC__CB; q++) a[q] += w * gi[q];
                 }
-                for (q = 0; q < MHC__CB; q++) df[c + q] += (mhc_real)a[q];
+                for (q = 0; q < MHC__CB; q++) df[c + q] += a[q];
             }
             for (; c < C; c++) {
                 double a = 0.0;
