@@ -602,7 +602,7 @@ MHCDEF mhc_result mhc_sinkhorn_backward(mhc_ctx *ctx, mhc_projection proj, int n
          h_post = sigmoid(mix s1 + b) post_mult; A = orient(project(mix s2 + b));
          layer_input = sum_i h_pre[i] x[i]                                  (MHC_SPEC.md Sec. 2)
    The backward ACCUMULATES into every non-NULL gradient; NULL incoming gradients count as 0.
-   It recomputes the forward per token (nothing saved). */
+   It recomputes the forward (the logits GEMM, then per token; nothing saved). */
 MHCDEF mhc_result mhc_hc_pre_forward(mhc_ctx *ctx, const mhc_hc_spec *s,
                                      mhc_real *layer_input, mhc_real *h_pre, mhc_real *h_post, mhc_real *h_res,
                                      const mhc_real *x, const mhc_real *fn, const mhc_real *scale,
@@ -3736,6 +3736,19 @@ static void mhc__acc_reduce(mhc_real *dW, mhc_real *dnw, const double *coef, con
     }
 }
 
+/* sum_j x[j]^2 (double) in MHC__CB lanes (eight independent vector chains: a sum of squares
+   over n*C is latency-bound with fewer), then the lanes in a fixed order. */
+static double mhc__sumsq(const mhc_real *x, int len) {
+    double acc[MHC__CB], s = 0.0;
+    int j = 0, q;
+    for (q = 0; q < MHC__CB; q++) acc[q] = 0.0;
+    for (; j + MHC__CB <= len; j += MHC__CB)
+        for (q = 0; q < MHC__CB; q++) acc[q] += (double)x[j + q] * (double)x[j + q];
+    for (q = 0; j < len; j++, q++) acc[q] += (double)x[j] * (double)x[j];
+    for (q = 0; q < MHC__CB; q += MHC__LN) s += mhc__lanes_sum(acc + q);
+    return s;
+}
+
 /* out[r] = sum_j g[j] rows[r*stride + j] for r < nr: mhc__dotd of g against each row, bit for bit,
    but for up to 8 rows in one sweep over g (g loaded once, 8 x 16 independent lanes). */
 static void mhc__dots(double *out, const mhc_real *g, const mhc_real *rows, size_t stride, int nr, int len) {
@@ -3812,7 +3825,7 @@ static void mhc__mix_token(const mhc__pre_io *io, const mhc__pre_big *b, int t, 
     {
         const mhc_real *xt = io->x + (size_t)t * (size_t)D;
         for (k = 0; k < mr; k++) dot[k] = (double)b->dotT[(size_t)k * (size_t)io->T + (size_t)t];
-        *rstd = 1.0 / sqrt(mhc__dotd(xt, xt, D) / (double)D + io->s->norm_eps);
+        *rstd = 1.0 / sqrt(mhc__sumsq(xt, D) / (double)D + io->s->norm_eps);
     }
 }
 
@@ -5300,7 +5313,8 @@ static double mhc__sumsq_fixed(const mhc_real *x, size_t n) {
         double s = 0.0;
         if (lo > n) lo = n;
         if (hi > n) hi = n;
-        for (i = lo; i < hi; i++) s += (double)x[i] * (double)x[i];
+        for (i = lo; i < hi; i += (size_t)1 << 20)     /* mhc__sumsq: vectorised lanes, fixed order */
+            s += mhc__sumsq(x + i, (int)(hi - i < ((size_t)1 << 20) ? hi - i : ((size_t)1 << 20)));
         part[c] = s;
     }
     for (c = 0; c < MHC__SUMSQ_CHUNKS; c++) total += part[c];
