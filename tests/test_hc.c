@@ -9,6 +9,7 @@
 
 #define HCT_MAXN 6
 #define HCT_MAXP 720          /* 6! */
+#define HCT_MAXC 128          /* the reference's per-token buffers hold C <= HCT_MAXC channels */
 
 /* permutations of 0..n-1 in lexicographic order, by counting n-digit base-n numbers */
 static int hct_perms(int n, int perms[][HCT_MAXN]) {
@@ -108,11 +109,11 @@ static double hct_ref_loss(const hct_case *k, double *li_o, double *hpre_o, doub
     double L = 0;
     for (t = 0; t < k->T; t++) {
         const double *x = k->x + (size_t)t * D;
-        double hpre[HCT_MAXN], hpost[HCT_MAXN], A[HCT_MAXN * HCT_MAXN], comb[HCT_MAXN * HCT_MAXN], li[64], out[HCT_MAXN * 64];
+        double hpre[HCT_MAXN], hpost[HCT_MAXN], A[HCT_MAXN * HCT_MAXN], comb[HCT_MAXN * HCT_MAXN], li[HCT_MAXC], out[HCT_MAXN * HCT_MAXC];
         if (!k->head && s->variant == MHC_VARIANT_NONE) {
             hpre[0] = hpost[0] = A[0] = 1;
         } else if (!k->head && s->variant == MHC_VARIANT_HC) {
-            double xn[HCT_MAXN][64], d[HCT_MAXN][HCT_MAXN + 2];
+            double xn[HCT_MAXN][HCT_MAXC], d[HCT_MAXN][HCT_MAXN + 2];
             for (i = 0; i < n; i++) {
                 double ms = 0;
                 for (c = 0; c < C; c++) ms += x[i * C + c] * x[i * C + c];
@@ -130,7 +131,7 @@ static double hct_ref_loss(const hct_case *k, double *li_o, double *hpre_o, doub
             }
         } else {
             /* RMSNorm first, then the matmul */
-            double ms = 0, xn[6 * 64], mix[2 * HCT_MAXN + HCT_MAXP];
+            double ms = 0, xn[HCT_MAXN * HCT_MAXC], mix[2 * HCT_MAXN + HCT_MAXP];
             int rows = k->head ? n : s->m;
             for (j = 0; j < D; j++) ms += x[j] * x[j];
             ms /= D;
@@ -187,6 +188,11 @@ static void hct_case_make(hct_case *k, const mhc_hc_spec *s, int T, int C, int h
     int n = s->n, fs[2] = {0, 0}, D = n * C;
     size_t i;
     memset(k, 0, sizeof *k);
+    if (C > HCT_MAXC || n > HCT_MAXN) {   /* (a test's own mistake: the reference would overflow) */
+        fprintf(stderr, "hct_case_make: C = %d, n = %d exceed the reference's HCT_MAXC = %d, HCT_MAXN = %d\n", C, n,
+                HCT_MAXC, HCT_MAXN);
+        exit(1);
+    }
     k->s = *s; k->T = T; k->C = C; k->head = head; k->use_nw = use_nw; k->use_f = !head;
     mhc_hc_param_shapes(NULL, s, C, head, fs, &k->nscale, &k->nbase, &k->nnw);
     k->nfn = fs[0] * fs[1];

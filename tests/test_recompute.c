@@ -1,7 +1,7 @@
 /* tests/test_recompute.c - recomputation of the mHC stream states (mhc_tape_set_hc_recompute):
  * a GPT of examples/gpt.h gives bit-identical loss and parameter gradients for every block length
  * (1, 2, 3, one longer than the stack) against recomputation off, for mhc, lite and hc, on a tape
- * reused over steps; the arena's peak falls by at least the stream states it no longer keeps;
+ * reused over steps (the second step allocates nothing); the arena's peak falls by at least the stream states it no longer keeps;
  * misuse (a replaced state used again, mixed shapes, setting it mid-step, bad values) is refused
  * with a message that names it. */
 
@@ -17,7 +17,7 @@ static int TP(rc_steps)(gpt_model *m, int block, const int *tok, const int *tgt,
     mhc_arena ar;
     mhc_tape tp;
     mhc_tensor *loss = NULL;
-    int step, ok = 1;
+    int step, ok = 1, g0 = 0;
     mhc_ctx_init(&ctx);
     if (mhc_arena_init(&ctx, &ar, 1 << 12) != MHC_OK) return 0;
     mhc_tape_init(&ctx, &tp, &ar);
@@ -32,7 +32,10 @@ static int TP(rc_steps)(gpt_model *m, int block, const int *tok, const int *tgt,
         }
         out->loss = loss->data[0];
         mhc_tape_reset(&tp);
+        if (step == 0) g0 = ar.growths;
     }
+    CHECK_MSG(!ok || ar.growths == g0, "recompute block %d: the arena grew in the second step (%d -> %d growths): "
+              "a step after the first must not allocate", block, g0, ar.growths);
     CHECK_MSG(tp.hc_recompute == block, "the block setting survives mhc_tape_reset (%d, set %d)", tp.hc_recompute, block);
     out->peak = ar.peak;
     out->grads = (mhc_real *)malloc(m->params.size * sizeof(mhc_real));
