@@ -17,7 +17,8 @@ static int TP(rc_steps)(gpt_model *m, int block, const int *tok, const int *tgt,
     mhc_arena ar;
     mhc_tape tp;
     mhc_tensor *loss = NULL;
-    int step, ok = 1, g0 = 0;
+    int step, ok = 1;
+    size_t g0 = 0;
     mhc_ctx_init(&ctx);
     if (mhc_arena_init(&ctx, &ar, 1 << 12) != MHC_OK) return 0;
     mhc_tape_init(&ctx, &tp, &ar);
@@ -34,7 +35,7 @@ static int TP(rc_steps)(gpt_model *m, int block, const int *tok, const int *tgt,
         mhc_tape_reset(&tp);
         if (step == 0) g0 = ar.growths;
     }
-    CHECK_MSG(!ok || ar.growths == g0, "recompute block %d: the arena grew in the second step (%d -> %d growths): "
+    CHECK_MSG(!ok || ar.growths == g0, "recompute block %d: the arena grew in the second step (%zu -> %zu growths): "
               "a step after the first must not allocate", block, g0, ar.growths);
     CHECK_MSG(tp.hc_recompute == block, "the block setting survives mhc_tape_reset (%d, set %d)", tp.hc_recompute, block);
     out->peak = ar.peak;
