@@ -50,7 +50,10 @@
  *   - mhc_arena: a bump allocator for one step's activations, tape nodes and saved values.
  *     mhc_arena_reset() makes everything free again; after the first step the arena holds one
  *     block of the peak size, so a training step does no malloc.
- *   - mhc_tape: the autograd tape, living in an arena.
+ *   - mhc_tape: the autograd tape, living in an arena. mhc_tape_set_hc_recompute trades some
+ *     recomputation in the backward for keeping fewer mHC stream states (paper Sec. 4.3.2).
+ *   The raw-array mHC functions (mhc_hc_pre_forward, mhc_sinkhorn_forward, ...) allocate their
+ *   scratch once per call with MHC_MALLOC; the tape ops take theirs from the arena.
  *   The matmul kernels pack their operands into local arrays: about 250 KB of stack per thread
  *   (OpenMP worker stacks must allow that; the defaults of glibc and libgomp do).
  *
