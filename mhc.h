@@ -3306,8 +3306,13 @@ static void mhc__proj_bwd(mhc_projection proj, int n, int iters, double eps, con
 #define MHC__SKG 8
 #define MHC__SKG_MAXN 8
 
-/* Set by the tests to force the per-token path (its results must be the same bits). */
+/* The tests (which define MHC_TEST_HOOKS) set this to force the per-token path, whose results must
+   be the same bits; in every other build it is the constant 0 (no mutable global state). */
+#ifdef MHC_TEST_HOOKS
 static int mhc__sk_group_off = 0;
+#else
+#define mhc__sk_group_off 0
+#endif
 
 /* Whether the projection proj of n x n can run in groups (sizes the scratch; the toggle aside). */
 static int mhc__proj_group_ok(mhc_projection proj, int n) {
@@ -3672,8 +3677,8 @@ static size_t mhc__pre_tok_doubles(const mhc__pre_io *io, int backward, int *ok)
         reals = 0;
         break;
     default:
-        *ok = mhc__mul_ok(mr, T, &a) && mhc__mul_ok(mr, D, &tot);
-        if (!*ok) return 0;
+        *ok = mhc__mul_ok(mr, T, &a) && mhc__mul_ok(mr, D, &tot) && a < SIZE_MAX / 64 && tot < SIZE_MAX / 64;
+        if (!*ok) return 0;                              /* (then no sum below can wrap) */
         dbl = backward ? a + 3 * T : 0;                  /* du_all, dsc_all */
         reals = a + (io->nw ? tot : 0);                  /* dotT, W */
         if (backward) reals += a + (io->nw ? tot : 0);   /* coef, P */
