@@ -28,6 +28,7 @@ vg 0 train $tiny --steps 4 --eval-every 2 --save "$t/ck.bin" --log "$t/log.csv" 
 vg 0 train $tiny --steps 6 --eval-every 2 --resume "$t/ck.bin" --save "$t/ck.bin" --log "$t/log.csv"
 for res in hc none lite; do vg 0 train $tiny --steps 2 --residual $res; done
 vg 0 train $tiny --steps 2 --preset paper
+vg 0 train $tiny --layers 3 --steps 2 --recompute 2      # recomputation: slots, checkpoints, gradient ring
 size=$(wc -c < "$t/ck.bin")
 head -c $((size / 2)) "$t/ck.bin" > "$t/trunc.bin"
 vg 1 train $tiny --steps 8 --resume "$t/trunc.bin"
