@@ -2238,7 +2238,8 @@ static int mhc__needs_grad(mhc_tape *tp, const mhc_tensor *t) {
 }
 
 /* A new arena tensor with zeroed data (and zeroed gradient when with_grad and grads are on). */
-static mhc_tensor *mhc__new_like(mhc_tape *tp, int ndim, const int *shape, int with_grad, const char *op) {
+static mhc_tensor *mhc__new_tensor(mhc_tape *tp, int ndim, const int *shape, int with_grad, const char *op,
+                                   int zero_data) {
     mhc_tensor *t;
     size_t size;
     int d;
@@ -2250,13 +2251,26 @@ static mhc_tensor *mhc__new_like(mhc_tape *tp, int ndim, const int *shape, int w
     for (d = 0; d < MHC_MAX_DIMS; d++) t->shape[d] = d < ndim ? shape[d] : 1;
     t->size = size;
     t->name = op;
-    t->data = MHC__CAST(mhc_real *, mhc_arena_calloc(tp->arena, size, sizeof(mhc_real)));
+    t->data = MHC__CAST(mhc_real *, zero_data ? mhc_arena_calloc(tp->arena, size, sizeof(mhc_real))
+                                              : mhc_arena_alloc(tp->arena, size * sizeof(mhc_real)));
     if (!t->data) { tp->failed = 1; return NULL; }
     if (with_grad && !tp->no_grad) {
         t->grad = MHC__CAST(mhc_real *, mhc_arena_calloc(tp->arena, size, sizeof(mhc_real)));
         if (!t->grad) { tp->failed = 1; return NULL; }
     }
     return t;
+}
+
+/* A new arena tensor with zeroed data (and a zeroed gradient when with_grad). */
+static mhc_tensor *mhc__new_like(mhc_tape *tp, int ndim, const int *shape, int with_grad, const char *op) {
+    return mhc__new_tensor(tp, ndim, shape, with_grad, op, 1);
+}
+
+/* The same with the data left uninitialised, for ops whose forward writes every element of it
+   (the mHC expand, pre and post steps: their [T, n, C]-sized outputs are not zeroed just to be
+   overwritten). */
+static mhc_tensor *mhc__new_out(mhc_tape *tp, int ndim, const int *shape, int with_grad, const char *op) {
+    return mhc__new_tensor(tp, ndim, shape, with_grad, op, 0);
 }
 
 /* Records a node for out (NULL, with no error, when out has no gradient to propagate). */
@@ -4852,7 +4866,7 @@ static mhc_result mhc__hc_pre_op(mhc_tape *tp, const char *op, const mhc_hc_spec
            mhc__needs_grad(tp, base) || mhc__needs_grad(tp, nw);
     shape[0] = T;
     shape[1] = C + n + (head ? 0 : n + n * n);    /* the packed outputs (laid out block by block) */
-    packed = mhc__new_like(tp, 2, shape, need, op);
+    packed = mhc__new_out(tp, 2, shape, need, op);     /* every element is written by mhc__pre_exec */
     if (!packed) return mhc__tape_last(tp, MHC_ERR_NOMEM);
     shape[1] = C;
     outs[0] = mhc__subview(tp, packed, 0, 2, shape, head ? "hc_head.out" : "hc_pre.layer_input");
@@ -4977,7 +4991,7 @@ MHCDEF mhc_tensor *mhc_hc_post(mhc_tape *tp, mhc_tensor *x, mhc_tensor *h_res, m
         rc->count = pos;
         rc->last = pn;
     } else {
-        out = mhc__new_like(tp, 3, x->shape, need, op);
+        out = mhc__new_out(tp, 3, x->shape, need, op);     /* mhc_k_hc_post_forward writes all of it */
         if (!out) return NULL;
         pn = NULL;
         if (out->grad) {
@@ -5013,7 +5027,7 @@ MHCDEF mhc_tensor *mhc_hc_expand(mhc_tape *tp, mhc_tensor *e, int n) {
     if (e->size > (size_t)0x7fffffff / (size_t)n)
         return mhc__op_fail(tp, MHC_ERR_OVERFLOW, "%s: %zu elements x %d streams exceeds the kernels' int range", op, e->size, n);
     shape[0] = T; shape[1] = n; shape[2] = C;
-    out = mhc__new_like(tp, 3, shape, mhc__needs_grad(tp, e), op);
+    out = mhc__new_out(tp, 3, shape, mhc__needs_grad(tp, e), op);   /* every element is a copy */
     if (!out) return NULL;
     mhc_k_hc_expand_forward(out->data, e->data, T, n, C);
     nd = mhc__tape_record(tp, op, mhc__bw_hc_expand, out);
