@@ -2070,15 +2070,64 @@ static double mhc__lanes_sum(const double *a) {
     return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
 }
 
-/* sum_j a[j] b[j] (double) */
+/* out[r] = sum_j g[j] rows[r*stride + j] (double) for r < nr, in MHC__LN lanes per row, up to 8
+   rows in one sweep over g (g loaded once, 8 x 16 independent lanes). */
+static void mhc__dots(double *out, const mhc_real *g, const mhc_real *rows, size_t stride, int nr, int len) {
+    enum { R = 8 };
+    double acc[R][MHC__LN];
+    int r0, r, j, q;
+    for (r0 = 0; r0 < nr; r0 += R) {
+        const int rn = nr - r0 < R ? nr - r0 : R;
+        const mhc_real *rb = rows + (size_t)r0 * stride;
+        for (r = 0; r < rn; r++)
+            for (q = 0; q < MHC__LN; q++) acc[r][q] = 0.0;
+        for (j = 0; j + MHC__LN <= len; j += MHC__LN) {
+            double gv[MHC__LN];
+            for (q = 0; q < MHC__LN; q++) gv[q] = (double)g[j + q];
+            for (r = 0; r < rn; r++) {
+                const mhc_real *x = rb + (size_t)r * stride + j;
+                for (q = 0; q < MHC__LN; q++) acc[r][q] += gv[q] * (double)x[q];
+            }
+        }
+        for (r = 0; r < rn; r++) {
+            const mhc_real *x = rb + (size_t)r * stride;
+            int jj;
+            for (q = 0, jj = j; jj < len; jj++, q++) acc[r][q] += (double)g[jj] * (double)x[jj];
+            out[r0 + r] = mhc__lanes_sum(acc[r]);
+        }
+    }
+}
+
+/* sum_j a[j] b[j] (double): mhc__dots with one row */
 static double mhc__dotd(const mhc_real *a, const mhc_real *b, int len) {
-    double acc[MHC__LN];
-    int j = 0, q;
-    for (q = 0; q < MHC__LN; q++) acc[q] = 0.0;
-    for (; j + MHC__LN <= len; j += MHC__LN)
-        for (q = 0; q < MHC__LN; q++) acc[q] += (double)a[j + q] * (double)b[j + q];
-    for (q = 0; j < len; j++, q++) acc[q] += (double)a[j] * (double)b[j];
-    return mhc__lanes_sum(acc);
+    double d;
+    mhc__dots(&d, a, b, 0, 1, len);
+    return d;
+}
+
+/* A stream mix: out[c] = (f ? hf f[c] : 0) + sum_r w[r*ws] rows[r*rs + c], or out[c] += the sum
+   (without the f term) when acc; summed in mhc_real, r in order, MHC__CB channels at a time. */
+static void mhc__mix_rows(mhc_real *out, int acc, const mhc_real *w, size_t ws, const mhc_real *rows, size_t rs, int nr,
+                          const mhc_real *f, mhc_real hf, int C) {
+    int c, r, q;
+    for (c = 0; c + MHC__CB <= C; c += MHC__CB) {
+        mhc_real a[MHC__CB];
+        for (q = 0; q < MHC__CB; q++) a[q] = f ? hf * f[c + q] : 0;
+        for (r = 0; r < nr; r++) {
+            const mhc_real wr = w[(size_t)r * ws], *xr = rows + (size_t)r * rs + c;
+            for (q = 0; q < MHC__CB; q++) a[q] += wr * xr[q];
+        }
+        if (acc)
+            for (q = 0; q < MHC__CB; q++) out[c + q] += a[q];
+        else
+            for (q = 0; q < MHC__CB; q++) out[c + q] = a[q];
+    }
+    for (; c < C; c++) {
+        mhc_real a = f ? hf * f[c] : 0;
+        for (r = 0; r < nr; r++) a += w[(size_t)r * ws] * rows[(size_t)r * rs + c];
+        if (acc) out[c] += a;
+        else out[c] = a;
+    }
 }
 
 /* Causal attention per (b, h, t): p = softmax_{t2 <= t}(q_t . k_t2 / sqrt(hs)), out_t = sum p v_t2 */
@@ -3631,6 +3680,7 @@ typedef struct mhc__pre_chunk {
     double *dot, *du, *z, *sp, *spo, *rstd;
     double *dz, *otmp, *comb, *dcomb;
     double *zg, *dg, *og, *pw;
+    mhc_real *hr;               /* one token's h_pre in mhc_real (the weights of its stream mix) */
 } mhc__pre_chunk;
 
 /* len doubles at offset *o of w (NULL while only counting), *o += len */
@@ -3662,6 +3712,7 @@ static size_t mhc__pre_chunk_map(const mhc__pre_io *io, double *w, mhc__pre_chun
     c->dg = mhc__carve(w, &o, G);
     c->og = mhc__carve(w, &o, G);
     c->pw = mhc__carve(w, &o, pj);
+    c->hr = (mhc_real *)(void *)mhc__carve(w, &o, n);   /* n doubles hold n mhc_real */
     return o + 8;
 }
 
@@ -3769,34 +3820,6 @@ static double mhc__sumsq(const mhc_real *x, int len) {
     for (q = 0; j < len; j++, q++) acc[q] += (double)x[j] * (double)x[j];
     for (q = 0; q < MHC__CB; q += MHC__LN) s += mhc__lanes_sum(acc + q);
     return s;
-}
-
-/* out[r] = sum_j g[j] rows[r*stride + j] for r < nr: mhc__dotd of g against each row, bit for bit,
-   but for up to 8 rows in one sweep over g (g loaded once, 8 x 16 independent lanes). */
-static void mhc__dots(double *out, const mhc_real *g, const mhc_real *rows, size_t stride, int nr, int len) {
-    enum { R = 8 };
-    double acc[R][MHC__LN];
-    int r0, r, j, q;
-    for (r0 = 0; r0 < nr; r0 += R) {
-        const int rn = nr - r0 < R ? nr - r0 : R;
-        const mhc_real *rb = rows + (size_t)r0 * stride;
-        for (r = 0; r < R; r++)
-            for (q = 0; q < MHC__LN; q++) acc[r][q] = 0.0;
-        for (j = 0; j + MHC__LN <= len; j += MHC__LN) {
-            double gv[MHC__LN];
-            for (q = 0; q < MHC__LN; q++) gv[q] = (double)g[j + q];
-            for (r = 0; r < rn; r++) {
-                const mhc_real *x = rb + (size_t)r * stride + j;
-                for (q = 0; q < MHC__LN; q++) acc[r][q] += gv[q] * (double)x[q];
-            }
-        }
-        for (r = 0; r < rn; r++) {
-            const mhc_real *x = rb + (size_t)r * stride;
-            int jj;
-            for (q = 0, jj = j; jj < len; jj++, q++) acc[r][q] += (double)g[jj] * (double)x[jj];
-            out[r0 + r] = mhc__lanes_sum(acc[r]);
-        }
-    }
 }
 
 /* mHC/lite/head: the scratch after the chunks (mhc__pre_tok_doubles), laid out as
@@ -3909,7 +3932,7 @@ static void mhc__pre_fwd_mhc(const mhc__pre_io *io, double *work, int nch, doubl
     for (ch = 0; ch < nch; ch++) {
         mhc__pre_chunk w;
         double *dot, *z, *sp, *spo, rstd;
-        int t0 = (int)((long long)io->T * ch / nch), t1 = (int)((long long)io->T * (ch + 1) / nch), tg, gn, u, i, c, q;
+        int t0 = (int)((long long)io->T * ch / nch), t1 = (int)((long long)io->T * (ch + 1) / nch), tg, gn, u, i;
         size_t k;
         mhc__pre_chunk_map(io, work + (size_t)ch * per, &w);
         dot = w.dot; z = w.z; sp = w.sp; spo = w.spo;
@@ -3937,26 +3960,9 @@ static void mhc__pre_fwd_mhc(const mhc__pre_io *io, double *work, int nch, doubl
                     mhc__proj_fwd(s->projection, n, s->iters, s->sinkhorn_eps, z, w.comb, w.pw);
                     mhc__pre_put_A(io, t, w.comb);
                 }
-                /* li[c] = sum_i h_pre[i] x_i[c], i in order (a stream mix: in mhc_real, see PRECISION);
-                   MHC__CB channels at a time */
-                for (c = 0; c < C; c += MHC__CB) {
-                    mhc_real a[MHC__CB], h;
-                    if (C - c >= MHC__CB) {
-                        for (q = 0; q < MHC__CB; q++) a[q] = 0;
-                        for (i = 0; i < n; i++) {
-                            const mhc_real *xi = xt + (size_t)i * C + c;
-                            h = (mhc_real)sp[i];
-                            for (q = 0; q < MHC__CB; q++) a[q] += h * xi[q];
-                        }
-                        for (q = 0; q < MHC__CB; q++) lt[c + q] = a[q];
-                    } else {
-                        for (q = 0; c + q < C; q++) {
-                            a[0] = 0;
-                            for (i = 0; i < n; i++) a[0] += (mhc_real)sp[i] * xt[(size_t)i * C + c + q];
-                            lt[c + q] = a[0];
-                        }
-                    }
-                }
+                /* li = sum_i h_pre[i] x_i (a stream mix, in mhc_real: see PRECISION) */
+                for (i = 0; i < n; i++) w.hr[i] = (mhc_real)sp[i];
+                mhc__mix_rows(lt, 0, w.hr, 1, xt, (size_t)C, n, NULL, 0, C);
             }
             if (proj && gs > 1) {
                 mhc__group_pad(w.zg, nn, gn);
@@ -4432,27 +4438,10 @@ MHCDEF void mhc_k_hc_post_forward(mhc_real *out, const mhc_real *x, const mhc_re
         const mhc_real *xt = x + (size_t)t * n * C, *A = h_res + (size_t)t * n * n;
         const mhc_real *f = f_out ? f_out + (size_t)t * C : NULL;
         mhc_real *ot = out + (size_t)t * n * C;
-        int i, j, c, q;
-        for (i = 0; i < n; i++) {
-            const mhc_real hp = f ? h_post[(size_t)t * n + i] : 0;
-            const mhc_real *Ai = A + (size_t)i * n;
-            mhc_real *oi = ot + (size_t)i * C;
-            for (c = 0; c + MHC__CB <= C; c += MHC__CB) {
-                mhc_real a[MHC__CB];
-                for (q = 0; q < MHC__CB; q++) a[q] = f ? hp * f[c + q] : 0;
-                for (j = 0; j < n; j++) {
-                    const mhc_real w = Ai[j];
-                    const mhc_real *xj = xt + (size_t)j * C + c;
-                    for (q = 0; q < MHC__CB; q++) a[q] += w * xj[q];
-                }
-                for (q = 0; q < MHC__CB; q++) oi[c + q] = a[q];
-            }
-            for (; c < C; c++) {
-                double a = f ? hp * (double)f[c] : 0.0;
-                for (j = 0; j < n; j++) a += (double)Ai[j] * (double)xt[(size_t)j * C + c];
-                oi[c] = (mhc_real)a;
-            }
-        }
+        int i;
+        for (i = 0; i < n; i++)
+            mhc__mix_rows(ot + (size_t)i * C, 0, A + (size_t)i * n, 1, xt, (size_t)C, n, f,
+                          f ? h_post[(size_t)t * n + i] : 0, C);
     }
 }
 
@@ -4468,28 +4457,10 @@ MHCDEF void mhc_k_hc_post_backward(mhc_real *d_x, mhc_real *d_h_res, mhc_real *d
     for (t = 0; t < T; t++) {
         const mhc_real *xt = x + (size_t)t * n * C, *A = h_res + (size_t)t * n * n, *go = d_out + (size_t)t * n * C;
         const mhc_real *f = f_out ? f_out + (size_t)t * C : NULL;
-        int i, j, c, q;
-        if (d_x) {
-            mhc_real *dxt = d_x + (size_t)t * n * C;
-            for (j = 0; j < n; j++) {
-                mhc_real *dj = dxt + (size_t)j * C;
-                for (c = 0; c + MHC__CB <= C; c += MHC__CB) {
-                    mhc_real a[MHC__CB];
-                    for (q = 0; q < MHC__CB; q++) a[q] = 0;
-                    for (i = 0; i < n; i++) {
-                        const mhc_real w = A[i * n + j];
-                        const mhc_real *gi = go + (size_t)i * C + c;
-                        for (q = 0; q < MHC__CB; q++) a[q] += w * gi[q];
-                    }
-                    for (q = 0; q < MHC__CB; q++) dj[c + q] += a[q];
-                }
-                for (; c < C; c++) {
-                    double a = 0.0;
-                    for (i = 0; i < n; i++) a += (double)A[i * n + j] * (double)go[(size_t)i * C + c];
-                    dj[c] += (mhc_real)a;
-                }
-            }
-        }
+        int i, j, q;
+        if (d_x)
+            for (j = 0; j < n; j++)        /* dx_j += sum_i A[i][j] dout_i: column j of A, stride n */
+                mhc__mix_rows(d_x + ((size_t)t * n + j) * C, 1, A + j, (size_t)n, go, (size_t)C, n, NULL, 0, C);
         if (d_h_res)
             for (i = 0; i < n; i++) {
                 double dr[8];
@@ -4506,24 +4477,8 @@ MHCDEF void mhc_k_hc_post_backward(mhc_real *d_x, mhc_real *d_h_res, mhc_real *d
                 mhc__dots(dp, f, go + (size_t)i * C, (size_t)C, in, C);
                 for (q = 0; q < in; q++) d_h_post[(size_t)t * n + i + q] += (mhc_real)dp[q];
             }
-        if (f && d_f_out) {
-            mhc_real *df = d_f_out + (size_t)t * C;
-            for (c = 0; c + MHC__CB <= C; c += MHC__CB) {
-                mhc_real a[MHC__CB];
-                for (q = 0; q < MHC__CB; q++) a[q] = 0;
-                for (i = 0; i < n; i++) {
-                    const mhc_real w = h_post[(size_t)t * n + i];
-                    const mhc_real *gi = go + (size_t)i * C + c;
-                    for (q = 0; q < MHC__CB; q++) a[q] += w * gi[q];
-                }
-                for (q = 0; q < MHC__CB; q++) df[c + q] += a[q];
-            }
-            for (; c < C; c++) {
-                double a = 0.0;
-                for (i = 0; i < n; i++) a += (double)h_post[(size_t)t * n + i] * (double)go[(size_t)i * C + c];
-                df[c] += (mhc_real)a;
-            }
-        }
+        if (f && d_f_out)
+            mhc__mix_rows(d_f_out + (size_t)t * C, 1, h_post + (size_t)t * n, 1, go, (size_t)C, n, NULL, 0, C);
     }
 }
 
