@@ -4617,17 +4617,25 @@ typedef struct mhc__rc {
     mhc__post_node *last;       /* the newest post of this step */
 } mhc__rc;
 
+/* A post's place in the recomputation (its tape node keeps the inputs: in[0..3] = x, A, h_post, f;
+   iarg = T, n, C; nd->saved points here, and is NULL when recomputation is off). */
 struct mhc__post_node {
-    mhc__rc *rc;                /* NULL: recomputation off for this node */
+    mhc__rc *rc;
     int pos, slot;              /* slot -1: checkpoint (own memory) */
     mhc__post_node *prev;       /* the post that made x when x is a stream state, else NULL */
     mhc__post_node *next;       /* the post that took this one's output as x, else NULL */
-    mhc_tensor *x, *A, *hp, *f, *out;
-    int T, n, C;
+    mhc_node *nd;               /* its tape node */
 };
 
 static int mhc__rc_stale(const mhc__post_node *q) {
-    return q && q->rc && q->slot >= 0 && q->rc->slot_pos[q->slot] != q->pos;
+    return q && q->slot >= 0 && q->rc->slot_pos[q->slot] != q->pos;
+}
+
+/* out = A x + h_post f of a recorded post node, into its output's data */
+static void mhc__post_node_forward(const mhc_node *nd) {
+    const mhc_tensor *x = nd->in[0], *A = nd->in[1], *hp = nd->in[2], *f = nd->in[3];
+    mhc_k_hc_post_forward(nd->out->data, x->data, A->data, f ? hp->data : NULL, f ? f->data : NULL, nd->iarg[0],
+                          nd->iarg[1], nd->iarg[2]);
 }
 
 /* Make q's output data current: walk back to the oldest stale state of its block (the one after
@@ -4637,8 +4645,7 @@ static void mhc__rc_ensure(mhc__post_node *q) {
     if (!mhc__rc_stale(q)) return;
     while (mhc__rc_stale(r->prev)) r = r->prev;
     for (;; r = r->next) {
-        mhc_k_hc_post_forward(r->out->data, r->x->data, r->A->data, r->f ? r->hp->data : NULL,
-                              r->f ? r->f->data : NULL, r->T, r->n, r->C);
+        mhc__post_node_forward(r->nd);
         r->rc->slot_pos[r->slot] = r->pos;
         if (r == q) break;
     }
@@ -4647,11 +4654,11 @@ static void mhc__rc_ensure(mhc__post_node *q) {
 /* out = A x + h_post f_out:  dx += A^T dout, dA += dout x^T, dh_post += dout . f, df += h_post . dout */
 static void mhc__bw_hc_post(mhc_node *nd) {
     mhc__post_node *p = MHC__CAST(mhc__post_node *, nd->saved);
-    mhc_tensor *x = p->x, *A = p->A, *hp = p->hp, *f = p->f;
-    mhc__rc_ensure(p->prev);
+    mhc_tensor *x = nd->in[0], *A = nd->in[1], *hp = nd->in[2], *f = nd->in[3];
+    if (p) mhc__rc_ensure(p->prev);
     mhc_k_hc_post_backward(x->grad, A->grad, hp ? hp->grad : NULL, f ? f->grad : NULL, nd->out->grad, x->data, A->data,
-                           hp ? hp->data : NULL, f ? f->data : NULL, p->T, p->n, p->C);
-    if (p->rc) memset(nd->out->grad, 0, (size_t)p->T * (size_t)p->n * (size_t)p->C * sizeof(mhc_real));
+                           hp ? hp->data : NULL, f ? f->data : NULL, nd->iarg[0], nd->iarg[1], nd->iarg[2]);
+    if (p) memset(nd->out->grad, 0, nd->out->size * sizeof(mhc_real));   /* the ring buffer, for d x_{p-2} */
 }
 
 /* The recomputation state of this step, created by its first post (NULL + message on failure). */
@@ -4688,7 +4695,7 @@ static mhc__rc *mhc__rc_get(mhc_tape *tp, const char *op, int T, int n, int C) {
 static mhc_result mhc__rc_check_x(mhc_tape *tp, const char *op, const mhc_tensor *x) {
     const mhc__rc *rc = MHC__CAST(const mhc__rc *, tp->hc_rc);
     if (!rc || !x->grad || (x->grad != rc->ring[0] && x->grad != rc->ring[1])) return MHC_OK;
-    if (rc->last && rc->last->out == x) return MHC_OK;
+    if (rc->last && rc->last->nd->out == x) return MHC_OK;
     mhc__op_fail(tp, MHC_ERR_STATE, "%s: recomputation is on and x is a stream state that a later mhc_hc_post has "
                  "already replaced (each state may feed only the next pre, post or head)", op);
     return MHC_ERR_STATE;
@@ -4892,7 +4899,7 @@ MHCDEF mhc_tensor *mhc_hc_post(mhc_tape *tp, mhc_tensor *x, mhc_tensor *h_res, m
     const char *op = "mhc_hc_post";
     mhc_tensor *out;
     mhc_node *nd;
-    mhc__post_node *pn;
+    mhc__post_node *pn = NULL;
     mhc__rc *rc = NULL;
     int T, n, C, need;
     char s1[64], s2[64];
@@ -4922,7 +4929,7 @@ MHCDEF mhc_tensor *mhc_hc_post(mhc_tape *tp, mhc_tensor *x, mhc_tensor *h_res, m
         int pos = rc->count + 1, slot = rc->block > 1 && pos % rc->block ? pos % rc->block - 1 : -1;
         mhc__post_node *prev = NULL;
         if (mhc__rc_check_x(tp, op, x) != MHC_OK) return NULL;
-        if (rc->last && rc->last->out == x) prev = rc->last;
+        if (rc->last && rc->last->nd->out == x) prev = rc->last;
         out = MHC__CAST(mhc_tensor *, mhc_arena_calloc(tp->arena, 1, sizeof(mhc_tensor)));
         if (!out) { tp->failed = 1; return NULL; }
         *out = *x;
@@ -4942,26 +4949,22 @@ MHCDEF mhc_tensor *mhc_hc_post(mhc_tape *tp, mhc_tensor *x, mhc_tensor *h_res, m
         pn = MHC__CAST(mhc__post_node *, mhc_arena_calloc(tp->arena, 1, sizeof(mhc__post_node)));
         if (!pn) { tp->failed = 1; return NULL; }
         pn->rc = rc; pn->pos = pos; pn->slot = slot; pn->prev = prev;
-        if (prev) prev->next = pn;
-        rc->count = pos;
-        rc->last = pn;
     } else {
         out = mhc__new_out(tp, 3, x->shape, need, op);     /* mhc_k_hc_post_forward writes all of it */
         if (!out) return NULL;
-        pn = NULL;
-        if (out->grad) {
-            pn = MHC__CAST(mhc__post_node *, mhc_arena_calloc(tp->arena, 1, sizeof(mhc__post_node)));
-            if (!pn) { tp->failed = 1; return NULL; }
-            pn->slot = -1;
-        }
     }
     mhc_k_hc_post_forward(out->data, x->data, h_res->data, f_out ? h_post->data : NULL, f_out ? f_out->data : NULL, T, n, C);
     nd = mhc__tape_record(tp, op, mhc__bw_hc_post, out);
     if (nd) {
-        pn->x = x; pn->A = h_res; pn->hp = f_out ? h_post : NULL; pn->f = f_out; pn->out = out;
-        pn->T = T; pn->n = n; pn->C = C;
         nd->in[0] = x; nd->in[1] = h_res; nd->in[2] = f_out ? h_post : NULL; nd->in[3] = f_out;
+        nd->iarg[0] = T; nd->iarg[1] = n; nd->iarg[2] = C;
         nd->saved = pn;
+        if (pn) {                  /* (recorded: the next post may take this output as its x) */
+            pn->nd = nd;
+            if (pn->prev) pn->prev->next = pn;
+            rc->count = pn->pos;
+            rc->last = pn;
+        }
     }
     return tp->failed ? NULL : out;
 }
