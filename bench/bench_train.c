@@ -80,10 +80,7 @@ static int bt_open(bt_run *r, int dim, int heads, int mhc) {
 
 static void bt_close(bt_run *r) {
     if (!r->ok) return;
-    mhc_tape_free(&r->tape);
-    mhc_arena_free(&r->arena);
-    gpt_destroy(&r->m);
-    free(r->tok); free(r->tgt);
+    bt_close_parts(r);
     r->ok = 0;
 }
 
