@@ -13,11 +13,9 @@
 #define MHC_CUDA
 #include "mhc.h"
 
-#ifdef MHC_CUDA_EMULATE
-/* tests/cuda_emulate.h: CPU stand-ins for the CUDA runtime, cuBLAS and kernel launches, so the
-   kernels below can run (sequentially) on a machine without a GPU: `make test-cuda-emu` */
-#include "tests/cuda_emulate.h"
-#else
+/* MHC_CUDA_EMULATE: a test (tests/cuda_emu.cc) has already defined CPU stand-ins for the CUDA
+   runtime, cuBLAS and the launch macros below, and includes this file after them. */
+#ifndef MHC_CUDA_EMULATE
 #include <cuda_runtime.h>
 #include <cublas_v2.h>
 /* A kernel launch; _SYNC marks kernels that use __syncthreads (block reductions): the CPU

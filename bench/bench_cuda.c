@@ -7,8 +7,8 @@
 #define MHC_CUDA
 #define MHC_IMPLEMENTATION
 #include "mhc.h"
-#include "../examples/gpt.h"
-#include "../examples/gpt_cuda.h"
+#include "../gpt/gpt.h"
+#include "../gpt/gpt_cuda.h"
 
 #include <stdlib.h>
 #include <time.h>
@@ -33,7 +33,7 @@ static double bc_run(mhc_cuda *cu, int variant, int n, int steps, int dim, int l
     double t0, t1, loss = 0.0;
     memset(&cfg, 0, sizeof cfg);
     cfg.vocab = 256; cfg.seq = seq; cfg.dim = dim; cfg.heads = dim / 64 > 0 ? dim / 64 : 1; cfg.layers = layers;
-    cfg.n = n; cfg.variant = variant; cfg.preset = MHC_PRESET_DSV4;
+    cfg.n = n; cfg.hc.variant = (mhc_hc_variant)variant; cfg.hc.preset = MHC_PRESET_DSV4;
     memset(&acfg, 0, sizeof acfg);
     acfg.schedule.lr = 1e-3;
     if (gpt_create(ctx, &m, &cfg) != MHC_OK) return -1.0;

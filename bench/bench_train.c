@@ -1,4 +1,4 @@
-/* bench/bench_train.c - training-step benchmarks of the GPT of examples/gpt.h and of the mHC layer:
+/* bench/bench_train.c - training-step benchmarks of the GPT of gpt/gpt.h and of the mHC layer:
  *   train step mHC/none   one step (zero_grad, forward, backward, mhc_trainer_step) of the model
  *                         with mHC n = 4 (dsv4) against the plain residual at the same sizes,
  *                         interleaved step by step; ratio = mHC time / none time (paper: <= 1.067).
@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "../examples/gpt.h"
+#include "../gpt/gpt.h"
 
 #define BT_LAYERS 4
 #define BT_SEQ 128
@@ -54,8 +54,8 @@ static int bt_open(bt_run *r, int dim, int heads, int mhc) {
     memset(&c, 0, sizeof c);
     c.vocab = 256; c.seq = BT_SEQ; c.dim = dim; c.heads = heads; c.layers = BT_LAYERS;
     c.n = mhc ? 4 : 1;
-    c.variant = mhc ? MHC_VARIANT_MHC : MHC_VARIANT_NONE;
-    c.preset = MHC_PRESET_DSV4;
+    c.hc.variant = mhc ? MHC_VARIANT_MHC : MHC_VARIANT_NONE;
+    c.hc.preset = MHC_PRESET_DSV4;
     if (gpt_create(&r->ctx, &r->m, &c) != MHC_OK) return 0;
     mhc_rng_seed(&rng, 7);
     memset(&a, 0, sizeof a);

@@ -4,7 +4,7 @@
 The same computations as mhc.h, in PyTorch eager mode on the CPU, float32:
 
   gpt    one training step (forward + backward + clip_grad_norm_(1.0) + AdamW) of the GPT of
-         examples/gpt.h: embeddings wte + wpe; x = expand(e) to n streams (none: x = e); per
+         gpt/gpt.h: embeddings wte + wpe; x = expand(e) to n streams (none: x = e); per
          sublayer (attention, MLP) the dsv4 mHC pre step (mix = x W^T * rsqrt(mean(x^2) + 1e-6),
          h_pre = sigmoid(.) + 1e-6, h_post = 2 sigmoid(.), A = (softmax-start Sinkhorn, 20
          iterations, eps 1e-6)^T, layer_input = sum_i h_pre[i] x[i]), f = F(rmsnorm(layer_input)

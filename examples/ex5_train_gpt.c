@@ -1,9 +1,9 @@
 /* examples/ex5_train_gpt.c - step 5 of the ladder: training a small GPT with mHC streams.
  *
- * The model is examples/gpt.h (the one `build/mhc train` and `build/mhc demo` train): a
+ * The model is gpt/gpt.h (the one `build/mhc train` and `build/mhc demo` train): a
  * byte-level GPT whose residual stream is n = 4 streams, every attention and MLP sublayer wrapped
  * in mhc_hc_pre / mhc_hc_post, the streams collapsed by mhc_hc_head before the output norm. The
- * data is the generated corpus of examples/corpus.h. This file is the whole training loop: data
+ * data is the generated corpus of gpt/corpus.h. This file is the whole training loop: data
  * batches, forward, backward, one AdamW step (mhc_trainer_step), in a tiny configuration that
  * runs in a few seconds. It prints the loss going down and the Amax gain of the residual map
  * (gpt_gain: the composite of all sublayers' A matrices), and checks that the loss falls.
@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #define MHC_IMPLEMENTATION
 #include "mhc.h"
-#include "examples/gpt.h"
-#include "examples/corpus.h"
+#include "gpt/gpt.h"
+#include "gpt/corpus.h"
 
 enum { BATCH = 4, STEPS = 60, CORPUS_BYTES = 1 << 16 };
 
@@ -37,7 +37,7 @@ int main(void) {
     /* 1. a tiny model: 2 blocks (4 sublayers), width 32, context 32, n = 4 streams, preset dsv4 */
     memset(&cfg, 0, sizeof cfg);
     cfg.vocab = 256; cfg.seq = 32; cfg.dim = 32; cfg.heads = 2; cfg.layers = 2;
-    cfg.n = 4; cfg.variant = MHC_VARIANT_MHC; cfg.preset = MHC_PRESET_DSV4;
+    cfg.n = 4; cfg.hc.variant = MHC_VARIANT_MHC; cfg.hc.preset = MHC_PRESET_DSV4;
     mhc_ctx_init(&ctx);
     mhc_rng_seed(&rng, 1337);
     if (gpt_create(&ctx, &model, &cfg) != MHC_OK) { fprintf(stderr, "error: %s\n", mhc_ctx_message(&ctx)); return 1; }
@@ -46,7 +46,7 @@ int main(void) {
            mhc_hc_variant_name(model.spec.variant), mhc_hc_preset_name(model.spec.preset), model.params.size);
 
     /* 2. data: bytes of the generated corpus */
-    corpus_generate(text, sizeof text, 20261128u);
+    gpt_corpus_generate(text, sizeof text, 20261128u);
     printf("corpus: \"%.60s...\"\n\n", text);
 
     /* 3. AdamW with a linear warmup and a cosine decay (zero fields take the defaults) */

@@ -1,14 +1,14 @@
 /* tests/cuda_emulate.h - CPU stand-ins for the parts of the CUDA runtime and cuBLAS that
  * mhc_cuda.cu uses, so that its kernels run on a machine without a GPU (`make test-cuda-emu`:
- * mhc_cuda.cu compiled by the host C++ compiler with -DMHC_CUDA_EMULATE, linked with
- * tests/test_cuda.c). A launch runs every block and every thread of the grid one after the
+ * tests/cuda_emu.cc includes this file, then mhc_cuda.cu, compiled by the host C++ compiler and
+ * linked with tests/test_cuda.c). A launch runs every block and every thread of the grid one after the
  * other, except kernels that synchronise a block (MHC_CU_LAUNCH_SYNC: the block reductions):
  * their blocks run one after the other with MHC_EMU_SYNC_THREADS real threads each (std::thread),
  * __syncthreads a barrier between them and __shared__ arrays static (shared by the block's
  * threads, one block at a time). "Device" memory is host memory.
  *
  * What this checks: the kernels' arithmetic and indexing, the host-side orchestration
- * (examples/gpt_cuda.h) and the scratch layouts, against the CPU implementation. What it
+ * (gpt/gpt_cuda.h) and the scratch layouts, against the CPU implementation. What it
  * cannot check: races between the threads of the plain kernels (run one at a time), block
  * reductions with 128 or 256 threads, the device memory model, launch limits, and cuBLAS itself
  * (replaced by a naive GEMM). `make test-cuda-tsan` runs the emulation under ThreadSanitizer. */

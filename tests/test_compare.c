@@ -1,11 +1,11 @@
-/* tests/test_compare.c - mhc_compare_dirs (examples/compare.c, linked into the runner): pass,
+/* tests/test_compare.c - tool_compare_dirs (tools/compare.c, linked into the runner): pass,
  * fail, the tensor-scaled atol rule, missing file, bad file, shape mismatch, NaN on either side,
  * and the -1 error paths. The directories are made under $TMPDIR (or /tmp) with mhc_npy_write.
  * Precision-independent (the comparison runs in double), so it runs in the f64 pass only. */
 #include <sys/types.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "../examples/cli.h"
+#include "../tools/tool.h"
 
 #ifdef MHC_DOUBLE
 typedef struct cmpt_dirs { char root[256], out[300], exp[300]; } cmpt_dirs;
@@ -43,7 +43,7 @@ static const char *cmpt_run(const char *out, const char *exp, double rtol, doubl
     size_t n = 0;
     text[0] = 0;
     if (!f) { *res = -99; return text; }
-    *res = mhc_compare_dirs(out, exp, rtol, atol, f);
+    *res = tool_compare_dirs(out, exp, rtol, atol, f);
     rewind(f);
     n = fread(text, 1, sizeof text - 1, f);
     text[n] = 0;
@@ -173,7 +173,7 @@ void TP(test_compare)(void); void TP(test_compare)(void) {
     cmpt_put(d.out, "e.npy", 2, s23, b);
     rep = cmpt_run(d.out, d.exp, 1e-10, 1e-12, &res);
     CHECK(res == 5);
-    CHECK(mhc_compare_dirs(d.out, d.exp, 1e-10, 1e-12, NULL) == 5);   /* report NULL: silent */
+    CHECK(tool_compare_dirs(d.out, d.exp, 1e-10, 1e-12, NULL) == 5);   /* report NULL: silent */
 
     TEST_BEGIN("compare: errors give -1");
     rep = cmpt_run(d.out, "/nonexistent_mhc_dir", 1e-10, 1e-12, &res);

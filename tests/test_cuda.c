@@ -6,15 +6,15 @@
  *    a session marked ready by hand: every one of these calls is refused before any CUDA call).
  * 2. With a CUDA device: every kernel on random inputs against its CPU twin, tolerances per
  *    kernel (the device sums in double like the CPU, in a different order; cuBLAS sums in float).
- * 3. With a CUDA device: a few GPT training steps on the device (examples/gpt_cuda.h) against
- *    the same steps on the CPU (examples/gpt.h): the losses must agree.
+ * 3. With a CUDA device: a few GPT training steps on the device (gpt/gpt_cuda.h) against
+ *    the same steps on the CPU (gpt/gpt.h): the losses must agree.
  * Without a device it prints "no CUDA device: skipped ..." and exits 0 when part 1 passed. */
 #define MHC_CUDA
 #define MHC_IMPLEMENTATION
 #include "mhc.h"
 #include "test.h"
-#include "../examples/gpt.h"
-#include "../examples/gpt_cuda.h"
+#include "../gpt/gpt.h"
+#include "../gpt/gpt_cuda.h"
 
 #include <stdlib.h>
 
@@ -437,8 +437,8 @@ static void tc_gpt_steps(int variant, int n) {
     double cpu_loss[5], gpu_loss[5];
     mhc_ctx_init(&ctx);
     memset(&cfg, 0, sizeof cfg);
-    cfg.vocab = 64; cfg.seq = T; cfg.dim = 32; cfg.heads = 4; cfg.layers = 2; cfg.n = n; cfg.variant = variant;
-    cfg.preset = MHC_PRESET_DSV4;
+    cfg.vocab = 64; cfg.seq = T; cfg.dim = 32; cfg.heads = 4; cfg.layers = 2; cfg.n = n; cfg.hc.variant = (mhc_hc_variant)variant;
+    cfg.hc.preset = MHC_PRESET_DSV4;
     memset(&acfg, 0, sizeof acfg);
     acfg.schedule.lr = 3e-3;
     if (gpt_create(&ctx, &m, &cfg) != MHC_OK) { CHECK_MSG(0, "gpt_create: %s", mhc_ctx_message(&ctx)); return; }

@@ -417,7 +417,7 @@ static void edge_test_verify_nonfinite(void) {
             nin = 8;
         }
         tv_write_case(D, &k, good, head ? "<f4" : "<f8", 1);
-        CHECK_MSG(mhc_verify_case(D, O, err, sizeof err) == 0, "the clean case fails: %s", err);
+        CHECK_MSG(tool_verify_case(D, O, err, sizeof err) == 0, "the clean case fails: %s", err);
         for (i = 0; i < nin; i++)
             for (q = 0; q < 3; q++) {
                 int e = (i + q) % in[i].count;
@@ -426,7 +426,7 @@ static void edge_test_verify_nonfinite(void) {
                 tv_write_case(D, &k, good, head ? "<f4" : "<f8", 1);
                 in[i].a[e] = keep;
                 err[0] = 0;
-                CHECK_MSG(mhc_verify_case(D, O, err, sizeof err) == 2, "%s %s: not refused", in[i].name, kinds[q]);
+                CHECK_MSG(tool_verify_case(D, O, err, sizeof err) == 2, "%s %s: not refused", in[i].name, kinds[q]);
                 snprintf(want, sizeof want, "edge_nf/%s.npy: element ", in[i].name);
                 CHECK_STR_HAS(err, want);
                 snprintf(want, sizeof want, "(flat index %d) is %s; inputs must be finite", e, kinds[q]);
@@ -438,7 +438,7 @@ static void edge_test_verify_nonfinite(void) {
     {   /* sinkhorn: logits and d_out */
         int sh[3] = {2, 9, 0}, i;
         double logits[18], dout[18];
-        mhc_verify_mkdir(D);
+        tool_mkdir_p(D);
         for (i = 0; i < 18; i++) { logits[i] = 0.1 * i; dout[i] = 0.05 * i - 0.3; }
         for (q = 0; q < 6; q++) {
             double *a = q < 3 ? logits : dout, keep;
@@ -451,7 +451,7 @@ static void edge_test_verify_nonfinite(void) {
             tv_write_npy(TV_ROOT "/edge_nf/logits.npy", "<f8", 3, sh, logits, 0);
             tv_write_npy(TV_ROOT "/edge_nf/d_out.npy", "<f8", 3, sh, dout, 0);
             a[e] = keep;
-            CHECK(mhc_verify_case(D, O, err, sizeof err) == 2);
+            CHECK(tool_verify_case(D, O, err, sizeof err) == 2);
             snprintf(want, sizeof want, "edge_nf/%s.npy: element ", name);
             CHECK_STR_HAS(err, want);
             snprintf(want, sizeof want, "(flat index %d) is %s", e, kinds[q % 3]);
@@ -469,7 +469,7 @@ void TP(test_edge)(void); void TP(test_edge)(void) {
     edge_test_zero_token();
     edge_test_huge_logits();
 #ifdef MHC_DOUBLE
-    CHECK(mhc_verify_mkdir(TV_ROOT) == 0);
+    CHECK(tool_mkdir_p(TV_ROOT) == 0);
     edge_test_verify_nonfinite();
 #endif
 }

@@ -1,11 +1,11 @@
 /* tests/test_fuzzseeds.c - the fuzz targets' entry points and seed corpora (tests/fuzz/). The
- * case.txt parser on memory buffers (mhc_verify_parse_case: reads only the bytes given, names
+ * case.txt parser on memory buffers (tool_verify_parse_case: reads only the bytes given, names
  * the source). The committed seeds still behave as their names say: valid_* files parse (a checkpoint into the fuzz targets' store, in the build of its
  * precision; the other precision refuses it, naming both), broken_* files are refused with a
  * message. A format change that would leave the seeds stale (and the fuzzers starting from
  * nothing) fails here. `make fuzz-seeds` regenerates the generated ones. */
 #include "fuzz/fuzz_store.h"
-#include "../examples/verify.h"
+#include "../tools/verify.h"
 
 static void TP(fs_ckpt)(const char *name, int valid_here, mhc_result code, const char *msg) {
     mhc_ctx ctx;
@@ -52,30 +52,24 @@ static void TP(fs_case)(const char *name, int valid, const char *parse_msg, cons
     void *buf = NULL;
     size_t len = 0;
     char path[256], err[512];
-    mhc_verify_case_txt c;
+    tool_verify_case_txt c;
     int rc;
     mhc_ctx_init(&ctx);
     snprintf(path, sizeof path, "tests/fuzz/case/%s", name);
     CHECK_MSG(mhc_read_file(&ctx, path, &buf, &len) == MHC_OK, "%s: %s", path, mhc_ctx_message(&ctx));
     if (!buf) return;
-    rc = mhc_verify_parse_case((const char *)buf, len, name, &c, err, sizeof err);
+    rc = tool_verify_parse_case((const char *)buf, len, name, &c, err, sizeof err);
     if (parse_msg) {
         CHECK_MSG(rc == 2, "%s should be refused by the parser", name);
         CHECK_STR_HAS(err, parse_msg);
         CHECK_STR_HAS(err, name);
     } else {
-        mhc_hc_config cfg;
         mhc_hc_spec s;
         CHECK_MSG(rc == 0, "%s should parse: %s", name, err);
-        memset(&cfg, 0, sizeof cfg);
-        cfg.preset = (mhc_hc_preset)c.preset; cfg.variant = (mhc_hc_variant)c.variant;
-        cfg.projection = (mhc_projection)c.projection; cfg.orient = (mhc_orient)c.orient;
-        cfg.sinkhorn_iters = c.sinkhorn_iters; cfg.sinkhorn_eps = c.sinkhorn_eps; cfg.norm_eps = c.norm_eps;
-        cfg.pre_eps = c.pre_eps; cfg.post_mult = c.post_mult;
         if (valid) {
-            CHECK_MSG(mhc_hc_resolve(&ctx, &cfg, c.n, &s) == MHC_OK, "%s: %s", name, mhc_ctx_message(&ctx));
+            CHECK_MSG(mhc_hc_resolve(&ctx, &c.cfg, c.n, &s) == MHC_OK, "%s: %s", name, mhc_ctx_message(&ctx));
         } else {
-            CHECK(mhc_hc_resolve(&ctx, &cfg, c.n, &s) != MHC_OK);
+            CHECK(mhc_hc_resolve(&ctx, &c.cfg, c.n, &s) != MHC_OK);
             CHECK_STR_HAS(mhc_ctx_message(&ctx), resolve_msg);
         }
     }
@@ -84,23 +78,23 @@ static void TP(fs_case)(const char *name, int valid, const char *parse_msg, cons
 
 static void TP(fs_case_api)(void) {
     static const char text[] = "op = head\npreset = paper\nn = 2\ndtype = float32\nnorm_eps = 0\nn = 4\n";
-    mhc_verify_case_txt c;
+    tool_verify_case_txt c;
     char err[256];
     size_t cut = strlen(text) - 6;   /* without the last line (a duplicate n) */
     TEST_BEGIN("verify: case.txt parsed from memory reads only the bytes given");
-    CHECK(mhc_verify_parse_case(text, cut, "mem", &c, err, sizeof err) == 0);
-    CHECK(c.op == MHC_VERIFY_HEAD && c.preset == MHC_PRESET_PAPER && c.n == 2 && c.f32 == 1);
-    CHECK(c.norm_eps == MHC_ZERO && c.pre_eps == 0 && c.sinkhorn_iters == 0);
-    CHECK(mhc_verify_parse_case(text, strlen(text), "mem", &c, err, sizeof err) == 2);
+    CHECK(tool_verify_parse_case(text, cut, "mem", &c, err, sizeof err) == 0);
+    CHECK(c.op == TOOL_VERIFY_HEAD && c.cfg.preset == MHC_PRESET_PAPER && c.n == 2 && c.f32 == 1);
+    CHECK(c.cfg.norm_eps == MHC_ZERO && c.cfg.pre_eps == 0 && c.cfg.sinkhorn_iters == 0);
+    CHECK(tool_verify_parse_case(text, strlen(text), "mem", &c, err, sizeof err) == 2);
     CHECK_STR_HAS(err, "mem:6: key 'n' given twice (first on line 3)");
     CHECK(c.op == 0 && c.n == 0);   /* zeroed on refusal */
-    CHECK(mhc_verify_parse_case(text, 10, NULL, &c, err, sizeof err) == 2);   /* "op = head\n" only */
+    CHECK(tool_verify_parse_case(text, 10, NULL, &c, err, sizeof err) == 2);   /* "op = head\n" only */
     CHECK_STR_HAS(err, "case.txt: the key 'preset' is missing");
-    CHECK(mhc_verify_parse_case(NULL, 0, "empty", &c, err, sizeof err) == 2);
+    CHECK(tool_verify_parse_case(NULL, 0, "empty", &c, err, sizeof err) == 2);
     CHECK_STR_HAS(err, "empty: the key 'op' is missing");
-    CHECK(mhc_verify_parse_case(NULL, 5, "null", &c, err, sizeof err) == 2);
+    CHECK(tool_verify_parse_case(NULL, 5, "null", &c, err, sizeof err) == 2);
     CHECK_STR_HAS(err, "null: no text");
-    CHECK(mhc_verify_parse_case(text, cut, "mem", NULL, err, sizeof err) == 2);
+    CHECK(tool_verify_parse_case(text, cut, "mem", NULL, err, sizeof err) == 2);
 }
 
 void TP(test_fuzzseeds)(void); void TP(test_fuzzseeds)(void) {

@@ -1,4 +1,4 @@
-/* tests/test_gpt.c - the GPT of examples/gpt.h against its PyTorch reference
+/* tests/test_gpt.c - the GPT of gpt/gpt.h against its PyTorch reference
  * (tests/reference/gpt_reference.py, float64), as llm.c checks GPT-2: the C model loads the
  * exported initial weights (tests/vectors/gpt_<residual>/params), then logits, loss, every
  * parameter gradient and the losses of 10 AdamW steps are compared with the saved results.
@@ -6,7 +6,7 @@
  * Tolerances. An element passes when |c - ref| <= tol * max(1, max|ref| over the tensor):
  *   double build: 1e-12 for logits, loss, every gradient and the 10 losses (measured: ~3e-16);
  *   float build:  5e-6 for the same (measured: up to ~2e-7). */
-#include "../examples/gpt.h"
+#include "../gpt/gpt.h"
 
 static int TP(gpt_read_config)(const char *dir, gpt_config *c, int *batch, double *lr, double *wd, double *clip) {
     char path[512], line[4096];
@@ -37,8 +37,8 @@ static int TP(gpt_read_config)(const char *dir, gpt_config *c, int *batch, doubl
         else if (!strcmp(line, "lr")) *lr = atof(v);
         else if (!strcmp(line, "weight_decay")) *wd = atof(v);
         else if (!strcmp(line, "grad_clip")) *clip = atof(v);
-        else if (!strcmp(line, "residual")) { mhc_hc_variant x = MHC_VARIANT_COUNT; mhc_hc_variant_parse(&ctx, v, &x); c->variant = (int)x; }
-        else if (!strcmp(line, "preset")) { mhc_hc_preset x = MHC_PRESET_COUNT; mhc_hc_preset_parse(&ctx, v, &x); c->preset = (int)x; }
+        else if (!strcmp(line, "residual")) { mhc_hc_variant x = MHC_VARIANT_COUNT; mhc_hc_variant_parse(&ctx, v, &x); c->hc.variant = x; }
+        else if (!strcmp(line, "preset")) { mhc_hc_preset x = MHC_PRESET_COUNT; mhc_hc_preset_parse(&ctx, v, &x); c->hc.preset = x; }
     }
     fclose(f);
     return 1;
@@ -163,14 +163,14 @@ void TP(test_gpt)(void) {
         test_current = "gpt_config";
         mhc_ctx_init(&ctx);
         memset(&c, 0, sizeof c);
-        c.vocab = 256; c.seq = 8; c.dim = 10; c.heads = 3; c.layers = 1; c.n = 4; c.variant = MHC_VARIANT_MHC;
+        c.vocab = 256; c.seq = 8; c.dim = 10; c.heads = 3; c.layers = 1; c.n = 4; c.hc.variant = MHC_VARIANT_MHC;
         CHECK_RESULT(gpt_create(&ctx, &m, &c), MHC_ERR_SIZE);
         CHECK_STR_HAS(mhc_ctx_message(&ctx), "3 heads do not divide dim 10");
         c.heads = 2; c.n = 0;
         CHECK_RESULT(gpt_create(&ctx, &m, &c), MHC_ERR_SIZE);
-        CHECK_STR_HAS(mhc_ctx_message(&ctx), "n is 0");
-        c.n = 2; c.variant = MHC_VARIANT_NONE;
+        CHECK_STR_HAS(mhc_ctx_message(&ctx), "n = 0 streams");   /* the library decides (mhc_hc_resolve) */
+        c.n = 2; c.hc.variant = MHC_VARIANT_NONE;
         CHECK_RESULT(gpt_create(&ctx, &m, &c), MHC_ERR_VALUE);
-        CHECK_STR_HAS(mhc_ctx_message(&ctx), "none) has n = 1");
+        CHECK_STR_HAS(mhc_ctx_message(&ctx), "variant none is the plain residual and needs n = 1");
     }
 }

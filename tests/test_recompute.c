@@ -1,5 +1,5 @@
 /* tests/test_recompute.c - recomputation of the mHC stream states (mhc_tape_set_hc_recompute):
- * a GPT of examples/gpt.h gives bit-identical loss and parameter gradients for every block length
+ * a GPT of gpt/gpt.h gives bit-identical loss and parameter gradients for every block length
  * (1, 2, 3, one longer than the stack) against recomputation off, for mhc, lite and hc, on a tape
  * reused over steps (the second step allocates nothing); the arena's peak falls by at least the stream states it no longer keeps;
  * misuse (a replaced state used again, mixed shapes, setting it mid-step, bad values) is refused
@@ -59,7 +59,7 @@ static void TP(rc_model_case)(int variant, int n) {
     mhc_ctx_init(&ctx);
     memset(&c, 0, sizeof c);
     c.vocab = 32; c.seq = T; c.dim = 16; c.heads = 2; c.layers = L; c.n = n;
-    c.variant = variant; c.preset = MHC_PRESET_DSV4;
+    c.hc.variant = (mhc_hc_variant)variant; c.hc.preset = MHC_PRESET_DSV4;
     if (gpt_create(&ctx, &m, &c) != MHC_OK) { CHECK_MSG(0, "gpt_create: %s", mhc_ctx_message(&ctx)); return; }
     mhc_rng_seed(&rng, 11);
     CHECK_OK(gpt_init(&ctx, &m, &rng));

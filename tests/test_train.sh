@@ -68,6 +68,13 @@ expect 1 "No such file" "$mhc" train $small --data "$t/missing.txt"
 expect 1 "seq+1" "$mhc" train $small --data "$t/tiny.txt"
 expect 1 "do not divide dim" "$mhc" train $small --heads 3
 expect 2 "not an integer" "$mhc" train $small --n 0
+# the residual's rules are the library's: none with 4 streams is refused (not silently made n = 1);
+# the tool's defaults only fill options not given (lite: the lite preset unless --preset says otherwise)
+expect 1 "variant none is the plain residual and needs n = 1" "$mhc" train $small --residual none --n 4
+one="--layers 1 --dim 16 --heads 2 --seq 16 --batch 2 --eval-every 0 --steps 1"
+expect 0 "residual lite, preset lite, n 4" "$mhc" train $one --residual lite
+expect 0 "residual lite, preset dsv4, n 4" "$mhc" train $one --residual lite --preset dsv4
+expect 0 "residual none, preset dsv4, n 1" "$mhc" train $one --residual none
 expect 2 "unknown option" "$mhc" train --frobnicate
 expect 2 "residual" "$mhc" train --residual sideways
 expect 2 "needs a value" "$mhc" train --steps

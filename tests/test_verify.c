@@ -1,9 +1,9 @@
-/* tests/test_verify.c - `mhc verify` (examples/verify.c + verify_impl.c, linked into the test
+/* tests/test_verify.c - `mhc verify` (tools/verify.c + verify_impl.c, linked into the test
  * runner): cases written here into build/test_tmp/verify/ with an independent little .npy writer;
  * outputs against the naive reference of tests/test_hc.c and the raw-array library calls; every
  * bad-case path (the code and the message naming the file and the problem). Runs in the f64
  * instance only (the verifier itself runs both precisions). */
-#include "../examples/verify.h"
+#include "../tools/verify.h"
 #ifdef MHC_DOUBLE
 
 #define TV_ROOT "build/test_tmp/verify"
@@ -58,7 +58,7 @@ static void tv_path(char *buf, size_t cap, const char *dir, const char *name) {
 static void tv_write_case(const char *dir, const hct_case *k, const char *casetxt, const char *descr, int with_opt) {
     char p[512];
     int n = k->s.n, sh[3], fs[2] = {0, 0};
-    mhc_verify_mkdir(dir);
+    tool_mkdir_p(dir);
     tv_path(p, sizeof p, dir, "case.txt"); tv_write_text(p, casetxt);
     sh[0] = k->T; sh[1] = n; sh[2] = k->C;
     tv_path(p, sizeof p, dir, "x.npy"); tv_write_npy(p, descr, 3, sh, k->x, 0);
@@ -125,7 +125,7 @@ static void tv_success(void) {
     CHECK_OK(hct_lib_backward(&ctx, &k, &l));
     hct_ref_loss(&k, li, hp, hq, A, out);
     tv_write_case(TV_ROOT "/layer", &k, "# a test case\nop = layer\npreset = dsv4\n\nn = 3  # streams\ndtype = float64\n", "<f8", 1);
-    CHECK(mhc_verify_case(TV_ROOT "/layer", TV_ROOT "/layer_out/sub", err, sizeof err) == 0);
+    CHECK(tool_verify_case(TV_ROOT "/layer", TV_ROOT "/layer_out/sub", err, sizeof err) == 0);
     snprintf(outd, sizeof outd, "%s", TV_ROOT "/layer_out/sub");
     CHECK(tv_cmp(outd, "layer_input", l.li, (size_t)T * C) == 0);
     CHECK(tv_cmp(outd, "h_pre", l.hpre, (size_t)T * n) == 0);
@@ -146,7 +146,7 @@ static void tv_success(void) {
     }
     TEST_BEGIN("verify: the same case in float32");
     tv_write_case(TV_ROOT "/layer32", &k, "op = layer\npreset = dsv4\nn = 3\ndtype = float32\n", "<f8", 1);
-    CHECK(mhc_verify_case(TV_ROOT "/layer32", TV_ROOT "/layer32_out", err, sizeof err) == 0);
+    CHECK(tool_verify_case(TV_ROOT "/layer32", TV_ROOT "/layer32_out", err, sizeof err) == 0);
     e = tv_cmp(TV_ROOT "/layer32_out", "d_fn", l.dfn, (size_t)k.nfn);
     CHECK(e > 0 && e < 1e-4);                     /* ran in float: close, not equal */
     e = tv_cmp(TV_ROOT "/layer32_out", "out", l.out, (size_t)T * n * C);
@@ -155,7 +155,7 @@ static void tv_success(void) {
     tv_write_case(TV_ROOT "/layer_min", &k,
                   "op = layer\npreset = paper\nn = 3\ndtype = float64\nsinkhorn_iters = 3\nprojection = log\n"
                   "sinkhorn_eps = 0.001\npre_eps = 0\norient = comb_t\npost_mult = 1.5\nnorm_eps = 1e-5\n", "<f4", 0);
-    CHECK(mhc_verify_case(TV_ROOT "/layer_min", TV_ROOT "/layer_min_out", err, sizeof err) == 0);
+    CHECK(tool_verify_case(TV_ROOT "/layer_min", TV_ROOT "/layer_min_out", err, sizeof err) == 0);
     CHECK(tv_exists(TV_ROOT "/layer_min_out", "d_f_out") && tv_exists(TV_ROOT "/layer_min_out", "d_norm_weight"));
     {
         /* the same settings through the library: forward outputs agree */
@@ -198,7 +198,7 @@ static void tv_other_ops(void) {
     TEST_BEGIN("verify: sinkhorn case (perm)");
     for (k = 0; k < 18; k++) { z[k] = mhc_rng_normal(&rng); zr[k] = (mhc_real)z[k]; dz[k] = 0; }
     for (k = 0; k < 27; k++) { d[k] = mhc_rng_normal(&rng); dr[k] = (mhc_real)d[k]; }
-    mhc_verify_mkdir(TV_ROOT "/sk");
+    tool_mkdir_p(TV_ROOT "/sk");
     tv_write_text(TV_ROOT "/sk/case.txt", "op = sinkhorn\npreset = lite\nn = 3\ndtype = float64\n");
     sh[0] = T; sh[1] = 6;
     tv_write_npy(TV_ROOT "/sk/logits.npy", "<f8", 2, sh, z, 0);
@@ -206,7 +206,7 @@ static void tv_other_ops(void) {
         int s3[3] = {3, 3, 3};
         tv_write_npy(TV_ROOT "/sk/d_out.npy", "<f8", 3, s3, d, 0);
     }
-    CHECK(mhc_verify_case(TV_ROOT "/sk", TV_ROOT "/sk_out", err, sizeof err) == 0);
+    CHECK(tool_verify_case(TV_ROOT "/sk", TV_ROOT "/sk_out", err, sizeof err) == 0);
     CHECK_OK(mhc_sinkhorn_forward(&ctx, MHC_PROJ_PERM, 3, 1, 0, o, zr, T));
     CHECK_OK(mhc_sinkhorn_backward(&ctx, MHC_PROJ_PERM, 3, 1, 0, dz, dr, zr, T));
     CHECK(tv_cmp(TV_ROOT "/sk_out", "out", o, 27) == 0);
@@ -224,7 +224,7 @@ static void tv_other_ops(void) {
         CHECK_OK(hct_lib_forward(&ctx, &kc, &l, &L));
         CHECK_OK(hct_lib_backward(&ctx, &kc, &l));
         tv_write_case(TV_ROOT "/head", &kc, "op = head\npreset = paper\nn = 2\ndtype = float64\n", "<f8", 1);
-        CHECK(mhc_verify_case(TV_ROOT "/head", TV_ROOT "/head_out", err, sizeof err) == 0);
+        CHECK(tool_verify_case(TV_ROOT "/head", TV_ROOT "/head_out", err, sizeof err) == 0);
         CHECK(tv_cmp(TV_ROOT "/head_out", "out", l.li, 6) == 0);
         CHECK(tv_cmp(TV_ROOT "/head_out", "h_pre", l.hpre, 4) == 0);
         CHECK(tv_cmp(TV_ROOT "/head_out", "d_x", l.dx, 12) == 0);
@@ -241,10 +241,10 @@ static void tv_other_ops(void) {
         hct_case kc;
         hct_case_make(&kc, &s, 2, 3, 0, 1, 78);
         tv_write_case(TV_ROOT "/hc", &kc, "op = layer\npreset = dsv4\nvariant = hc\nn = 2\ndtype = float64\n", "<f8", 1);
-        CHECK(mhc_verify_case(TV_ROOT "/hc", TV_ROOT "/hc_out", err, sizeof err) == 0);
+        CHECK(tool_verify_case(TV_ROOT "/hc", TV_ROOT "/hc_out", err, sizeof err) == 0);
         CHECK(tv_exists(TV_ROOT "/hc_out", "d_fn") && tv_exists(TV_ROOT "/hc_out", "d_norm_weight"));
         hct_case_free(&kc);
-        mhc_verify_mkdir(TV_ROOT "/none");
+        tool_mkdir_p(TV_ROOT "/none");
         tv_write_text(TV_ROOT "/none/case.txt", "op = layer\npreset = dsv4\nvariant = none\nn = 1\ndtype = float64\n");
         tv_path(p, sizeof p, TV_ROOT "/none", "x.npy");
         {
@@ -252,7 +252,7 @@ static void tv_other_ops(void) {
             double xv[6] = {1, 2, 3, 4, 5, 6};
             tv_write_npy(p, "<f8", 3, s3, xv, 0);
         }
-        CHECK(mhc_verify_case(TV_ROOT "/none", TV_ROOT "/none_out", err, sizeof err) == 0);
+        CHECK(tool_verify_case(TV_ROOT "/none", TV_ROOT "/none_out", err, sizeof err) == 0);
         CHECK(tv_exists(TV_ROOT "/none_out", "out") && !tv_exists(TV_ROOT "/none_out", "d_fn"));
     }
 }
@@ -269,7 +269,7 @@ static void tv_errors(void) {
 #define TV_BAD(casetxt, sub1, sub2) do { \
         tv_write_case(D, &k, (casetxt), "<f8", 1); \
         err[0] = 0; \
-        CHECK(mhc_verify_case(D, O, err, sizeof err) == 2); \
+        CHECK(tool_verify_case(D, O, err, sizeof err) == 2); \
         CHECK_STR_HAS(err, sub1); CHECK_STR_HAS(err, sub2); } while (0)
     TEST_BEGIN("verify errors: case.txt");
     TV_BAD("op = layer\npreset = dsv4\nn = 3\ndtype = float64\nfoo = 1\n", "case.txt:5", "unknown key 'foo'");
@@ -290,43 +290,43 @@ static void tv_errors(void) {
     TV_BAD("op = layer\npreset = dsv4\nn = 3\ndtype = float64\nvariant = none\n", "case.txt", "needs n = 1, not n = 3");
     tv_write_case(D, &k, good, "<f8", 1);
     tv_write_npy(TV_ROOT "/bad/case.txt", "<f8", 1, &k.nscale, k.scale, 0);    /* binary junk with NUL bytes */
-    CHECK(mhc_verify_case(D, O, err, sizeof err) == 2);
+    CHECK(tool_verify_case(D, O, err, sizeof err) == 2);
     CHECK_STR_HAS(err, "case.txt: contains a NUL byte");
-    CHECK(mhc_verify_case(TV_ROOT "/no_such_case", O, err, sizeof err) == 2);
+    CHECK(tool_verify_case(TV_ROOT "/no_such_case", O, err, sizeof err) == 2);
     CHECK_STR_HAS(err, "no_such_case/case.txt: cannot read the case file");
     TEST_BEGIN("verify errors: inputs");
     tv_write_case(D, &k, good, "<f8", 1);
     remove(TV_ROOT "/bad/fn.npy");
-    CHECK(mhc_verify_case(D, O, err, sizeof err) == 2);
+    CHECK(tool_verify_case(D, O, err, sizeof err) == 2);
     CHECK_STR_HAS(err, "bad/fn.npy: missing (a required input)");
     tv_write_case(D, &k, good, "<f8", 1);
     sh[0] = 2; sh[1] = 2; sh[2] = 4;
     tv_write_npy(TV_ROOT "/bad/x.npy", "<f8", 3, sh, k.x, 0);
-    CHECK(mhc_verify_case(D, O, err, sizeof err) == 2);
+    CHECK(tool_verify_case(D, O, err, sizeof err) == 2);
     CHECK_STR_HAS(err, "bad/x.npy: shape [2,2,4], expected [T,3,C] (n = 3 from case.txt)");
     tv_write_case(D, &k, good, "<f8", 1);
     sh[0] = 15; sh[1] = 8;
     tv_write_npy(TV_ROOT "/bad/fn.npy", "<f8", 2, sh, k.fn, 0);
-    CHECK(mhc_verify_case(D, O, err, sizeof err) == 2);
+    CHECK(tool_verify_case(D, O, err, sizeof err) == 2);
     CHECK_STR_HAS(err, "bad/fn.npy: shape [15,8], expected [15,12] (2n + n*n = 15 rows, n*C = 12 columns for n = 3)");
     tv_write_case(D, &k, good, "<f8", 1);
     sh[0] = 2;
     tv_write_npy(TV_ROOT "/bad/scale.npy", "<f8", 1, sh, k.scale, 0);
-    CHECK(mhc_verify_case(D, O, err, sizeof err) == 2);
+    CHECK(tool_verify_case(D, O, err, sizeof err) == 2);
     CHECK_STR_HAS(err, "bad/scale.npy: shape [2], expected [3]");
     tv_write_case(D, &k, good, "<f8", 1);
     sh[0] = 2; sh[1] = 5;
     tv_write_npy(TV_ROOT "/bad/f_out.npy", "<f8", 2, sh, k.x, 0);   /* 10 values of x (24) */
-    CHECK(mhc_verify_case(D, O, err, sizeof err) == 2);
+    CHECK(tool_verify_case(D, O, err, sizeof err) == 2);
     CHECK_STR_HAS(err, "bad/f_out.npy: shape [2,5], expected [2,4]");
     tv_write_case(D, &k, good, "<f8", 1);
     tv_write_npy(TV_ROOT "/bad/base.npy", "<i4", 1, &k.nbase, k.base, 0);
-    CHECK(mhc_verify_case(D, O, err, sizeof err) == 2);
+    CHECK(tool_verify_case(D, O, err, sizeof err) == 2);
     CHECK_STR_HAS(err, "bad/base.npy");
     CHECK_STR_HAS(err, "'<i4' is not supported");
     tv_write_case(D, &k, good, "<f8", 1);
     tv_write_npy(TV_ROOT "/bad/base.npy", "<f8", 1, &k.nbase, k.base, 3);
-    CHECK(mhc_verify_case(D, O, err, sizeof err) == 2);
+    CHECK(tool_verify_case(D, O, err, sizeof err) == 2);
     CHECK_STR_HAS(err, "bad/base.npy");
     CHECK_STR_HAS(err, "truncated");
     tv_write_case(D, &k, good, "<f8", 1);
@@ -334,37 +334,37 @@ static void tv_errors(void) {
     sh[0] = 15; sh[1] = 12;
     tv_write_npy(TV_ROOT "/bad/fn.npy", "<f8", 2, sh, k.fn, 0);
     k.fn[13] = 0.1;
-    CHECK(mhc_verify_case(D, O, err, sizeof err) == 2);
+    CHECK(tool_verify_case(D, O, err, sizeof err) == 2);
     CHECK_STR_HAS(err, "bad/fn.npy: element [1,1] (flat index 13) is NaN");
     tv_write_case(D, &k, good, "<f8", 1);
     k.wout[5] = HUGE_VAL;
     sh[0] = 2; sh[1] = 3; sh[2] = 4;
     tv_write_npy(TV_ROOT "/bad/d_out.npy", "<f8", 3, sh, k.wout, 0);
     k.wout[5] = 0;
-    CHECK(mhc_verify_case(D, O, err, sizeof err) == 2);
+    CHECK(tool_verify_case(D, O, err, sizeof err) == 2);
     CHECK_STR_HAS(err, "bad/d_out.npy: element [0,1,1] (flat index 5) is +Inf");
     tv_write_case(D, &k, good, "<f4", 1);
     k.nw[2] = -HUGE_VAL;
     tv_write_npy(TV_ROOT "/bad/norm_weight.npy", "<f4", 1, &k.nnw, k.nw, 0);
     k.nw[2] = 1;
-    CHECK(mhc_verify_case(D, O, err, sizeof err) == 2);
+    CHECK(tool_verify_case(D, O, err, sizeof err) == 2);
     CHECK_STR_HAS(err, "bad/norm_weight.npy: element [2] (flat index 2) is -Inf");
     TEST_BEGIN("verify errors: sinkhorn and head inputs");
-    mhc_verify_mkdir(TV_ROOT "/bad_sk");
+    tool_mkdir_p(TV_ROOT "/bad_sk");
     tv_write_text(TV_ROOT "/bad_sk/case.txt", "op = sinkhorn\npreset = lite\nn = 3\ndtype = float32\n");
     sh[0] = 2; sh[1] = 3; sh[2] = 3;
     tv_write_npy(TV_ROOT "/bad_sk/logits.npy", "<f4", 3, sh, k.x, 0);
-    CHECK(mhc_verify_case(TV_ROOT "/bad_sk", O, err, sizeof err) == 2);
+    CHECK(tool_verify_case(TV_ROOT "/bad_sk", O, err, sizeof err) == 2);
     CHECK_STR_HAS(err, "bad_sk/logits.npy: shape [2,3,3], expected [T,6] (n = 3, projection perm: n! logits per token)");
     sh[1] = 6;
     tv_write_npy(TV_ROOT "/bad_sk/logits.npy", "<f4", 2, sh, k.x, 0);
-    CHECK(mhc_verify_case(TV_ROOT "/bad_sk", O, err, sizeof err) == 2);
+    CHECK(tool_verify_case(TV_ROOT "/bad_sk", O, err, sizeof err) == 2);
     CHECK_STR_HAS(err, "bad_sk/d_out.npy: missing");
     TEST_BEGIN("verify errors: output directory");
     tv_write_case(D, &k, good, "<f8", 1);
-    CHECK(mhc_verify_case(D, TV_ROOT "/bad/case.txt/out", err, sizeof err) == 2);   /* a file in the way */
+    CHECK(tool_verify_case(D, TV_ROOT "/bad/case.txt/out", err, sizeof err) == 2);   /* a file in the way */
     CHECK_STR_HAS(err, "bad/case.txt/out: cannot create the output directory");
-    CHECK(mhc_verify_case(D, TV_ROOT "/bad_out_ok", err, sizeof err) == 0);
+    CHECK(tool_verify_case(D, TV_ROOT "/bad_out_ok", err, sizeof err) == 0);
 #undef TV_BAD
     hct_case_free(&k);
 }
@@ -374,7 +374,7 @@ static void tv_errors(void) {
 void TP(test_verify)(void); void TP(test_verify)(void) {
 #ifdef MHC_DOUBLE
     TEST_BEGIN("verify: scratch directory");
-    CHECK(mhc_verify_mkdir(TV_ROOT) == 0);
+    CHECK(tool_mkdir_p(TV_ROOT) == 0);
     tv_success();
     tv_other_ops();
     tv_errors();

@@ -1,11 +1,11 @@
 /* tests/fuzz/fuzz_case.c - libFuzzer target for the verifier's case.txt parser
- * (mhc_verify_parse_case in examples/verify.c, on a memory buffer), followed by mhc_hc_resolve
+ * (tool_verify_parse_case in tools/verify.c, on a memory buffer), followed by mhc_hc_resolve
  * on what it accepted, as `mhc verify` does. Properties checked (abort() = a finding): the
  * result is 0 or 2; a refusal leaves a terminated, non-empty message and a zeroed output; an
  * accepted case has op, dtype, n and every knob in their documented ranges (numbers finite and
  * >= 0, or MHC_ZERO); mhc_hc_resolve either accepts it (with the same n) or says why. */
 #include "mhc.h"
-#include "examples/verify.h"
+#include "tools/verify.h"
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,11 +17,11 @@ static int fc_knob_ok(double v) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    mhc_verify_case_txt c, zero;
+    tool_verify_case_txt c, zero;
     char err[512];
     int rc;
     memset(err, 'x', sizeof err);
-    rc = mhc_verify_parse_case((const char *)data, size, "case.txt", &c, err, sizeof err);
+    rc = tool_verify_parse_case((const char *)data, size, "case.txt", &c, err, sizeof err);
     if (!memchr(err, 0, sizeof err)) abort();
     memset(&zero, 0, sizeof zero);
     if (rc == 2) {
@@ -29,31 +29,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         return 0;
     }
     if (rc != 0) abort();
-    if (c.op < MHC_VERIFY_LAYER || c.op > MHC_VERIFY_HEAD) abort();
+    if (c.op < TOOL_VERIFY_LAYER || c.op > TOOL_VERIFY_HEAD) abort();
     if (c.n < 1 || c.n > 1024 || (c.f32 != 0 && c.f32 != 1)) abort();
-    if (c.preset < 0 || c.preset >= MHC_PRESET_COUNT || c.variant < 0 || c.variant >= MHC_VARIANT_COUNT) abort();
-    if (c.projection < 0 || c.projection >= MHC_PROJ_COUNT || c.orient < 0 || c.orient >= MHC_ORIENT_COUNT) abort();
-    if (c.sinkhorn_iters < 0 || c.sinkhorn_iters > 100000) abort();
-    if (!fc_knob_ok(c.sinkhorn_eps) || !fc_knob_ok(c.norm_eps) || !fc_knob_ok(c.pre_eps) || !fc_knob_ok(c.post_mult))
-        abort();
-    if (c.variant != 0 && c.op != MHC_VERIFY_LAYER) abort();
+    {
+        const mhc_hc_config *cfg = &c.cfg;
+        if ((int)cfg->preset < 0 || cfg->preset >= MHC_PRESET_COUNT || (int)cfg->variant < 0 ||
+            cfg->variant >= MHC_VARIANT_COUNT) abort();
+        if ((int)cfg->projection < 0 || cfg->projection >= MHC_PROJ_COUNT || (int)cfg->orient < 0 ||
+            cfg->orient >= MHC_ORIENT_COUNT) abort();
+        if (cfg->sinkhorn_iters < 0 || cfg->sinkhorn_iters > 100000) abort();
+        if (!fc_knob_ok(cfg->sinkhorn_eps) || !fc_knob_ok(cfg->norm_eps) || !fc_knob_ok(cfg->pre_eps) ||
+            !fc_knob_ok(cfg->post_mult))
+            abort();
+        if (cfg->variant != 0 && c.op != TOOL_VERIFY_LAYER) abort();
+    }
     {
         mhc_ctx ctx;
-        mhc_hc_config cfg;
         mhc_hc_spec s;
         mhc_result r;
         mhc_ctx_init(&ctx);
-        memset(&cfg, 0, sizeof cfg);
-        cfg.preset = (mhc_hc_preset)c.preset;
-        cfg.variant = (mhc_hc_variant)c.variant;
-        cfg.projection = (mhc_projection)c.projection;
-        cfg.orient = (mhc_orient)c.orient;
-        cfg.sinkhorn_iters = c.sinkhorn_iters;
-        cfg.sinkhorn_eps = c.sinkhorn_eps;
-        cfg.norm_eps = c.norm_eps;
-        cfg.pre_eps = c.pre_eps;
-        cfg.post_mult = c.post_mult;
-        r = mhc_hc_resolve(&ctx, &cfg, c.n, &s);
+        r = mhc_hc_resolve(&ctx, &c.cfg, c.n, &s);
         if (r != MHC_OK && !ctx.msg[0]) abort();
         if (r == MHC_OK && (s.n != c.n || s.iters < 1 || s.m < 0)) abort();
     }

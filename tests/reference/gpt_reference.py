@@ -1,11 +1,11 @@
 #!/usr/bin/python3
-"""PyTorch reference of the GPT in examples/gpt.h, in float64, checked as llm.c checks GPT-2.
+"""PyTorch reference of the GPT in gpt/gpt.h, in float64, checked as llm.c checks GPT-2.
 
 Usage: /usr/bin/python3 tests/reference/gpt_reference.py DIR [DIR ...]
 
 Each DIR was written by `build/mhc gpt-export DIR ...` and holds config.txt, params/<name>.npy
 (the C model's initial weights), tokens.npy and targets.npy. This script rebuilds the same model
-from the spec (docs/MHC_SPEC.md) and examples/gpt.h's description, loads those weights, and writes
+from the spec (docs/MHC_SPEC.md) and gpt/gpt.h's description, loads those weights, and writes
 DIR/expected/: logits.npy, loss.npy, d_<param>.npy (every parameter gradient at the initial
 weights) and losses10.npy (the losses of 10 AdamW steps on the same batch, with
 torch.optim.AdamW and torch.nn.utils.clip_grad_norm_). `make test` compares the C model with these
@@ -21,7 +21,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_vectors import PRESETS, mixing_logits, project  # noqa: E402  (the spec's mHC layer)
 
-NORM_EPS = 1e-5  # GPT_NORM_EPS in examples/gpt.h
+NORM_EPS = 1e-5  # GPT_NORM_EPS in gpt/gpt.h
 ADAM = dict(betas=(0.9, 0.95), eps=1e-8)  # mhc_adamw_config defaults
 
 

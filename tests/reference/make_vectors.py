@@ -532,7 +532,7 @@ head), exact for the truncated iteration that was run.
 
 ## Tolerances
 
-Compare with `build/mhc compare OUT EXPECTED` (examples/compare.c): element k fails when
+Compare with `build/mhc compare OUT EXPECTED` (tools/compare.c): element k fails when
 |out - exp| > atol * max(1, max|exp| over the tensor) + rtol * |exp|; defaults rtol 1e-10,
 atol 1e-12 for float64 cases and rtol 1e-4, atol 1e-6 for float32 cases. `--check` reports, per
 case, (a) how far a random 4e-16 relative perturbation of the inputs moves the outputs, as a

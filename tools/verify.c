@@ -1,4 +1,4 @@
-/* examples/verify.c - `mhc verify CASE_DIR --out OUT_DIR`: run one golden-vector case
+/* tools/verify.c - `mhc verify CASE_DIR --out OUT_DIR`: run one golden-vector case
  * (tests/vectors/<case>/, format in tests/vectors/README.md) through the library and write
  * every output as OUT_DIR/<name>.npy ('<f8'); `mhc compare OUT_DIR CASE_DIR/expected` then
  * checks them.
@@ -21,8 +21,8 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include "mhc.h"
-#include "cli.h"
-#include "verify.h"
+#include "tools/tool.h"
+#include "tools/verify.h"
 
 #define VF_PATH 4096
 
@@ -123,9 +123,9 @@ static int vf_parse_text(char *buf, size_t len, const char *path, vf_case *c, ch
         seen[k] = lineno;
         switch (k) {
         case VF_OP:
-            if (strcmp(val, "layer") == 0) c->op = MHC_VERIFY_LAYER;
-            else if (strcmp(val, "sinkhorn") == 0) c->op = MHC_VERIFY_SINKHORN;
-            else if (strcmp(val, "head") == 0) c->op = MHC_VERIFY_HEAD;
+            if (strcmp(val, "layer") == 0) c->op = TOOL_VERIFY_LAYER;
+            else if (strcmp(val, "sinkhorn") == 0) c->op = TOOL_VERIFY_SINKHORN;
+            else if (strcmp(val, "head") == 0) c->op = TOOL_VERIFY_HEAD;
             else {
                 snprintf(err, cap, "%s:%d: unknown op '%.60s' (expected layer, sinkhorn or head)", path, lineno, val);
                 goto fail;
@@ -178,7 +178,7 @@ static int vf_parse_text(char *buf, size_t len, const char *path, vf_case *c, ch
             snprintf(err, cap, "%s: the key '%s' is missing (op, preset, n and dtype are required)", path, vf_keys[k]);
             return 2;
         }
-    if (seen[VF_VARIANT] && c->op != MHC_VERIFY_LAYER) {
+    if (seen[VF_VARIANT] && c->op != TOOL_VERIFY_LAYER) {
         snprintf(err, cap, "%s:%d: variant applies to op = layer only", path, seen[VF_VARIANT]);
         return 2;
     }
@@ -204,7 +204,7 @@ static int vf_parse(const char *path, vf_case *c, char *err, size_t cap) {
     return rc;
 }
 
-int mhc_verify_parse_case(const char *text, size_t len, const char *name, mhc_verify_case_txt *out, char *err,
+int tool_verify_parse_case(const char *text, size_t len, const char *name, tool_verify_case_txt *out, char *err,
                           size_t cap) {
     vf_case c;
     char *buf;
@@ -223,11 +223,7 @@ int mhc_verify_parse_case(const char *text, size_t len, const char *name, mhc_ve
     free(buf);
     if (rc) return rc;
     out->op = c.op; out->n = c.n; out->f32 = c.f32;
-    out->preset = (int)c.cfg.preset; out->variant = (int)c.cfg.variant;
-    out->projection = (int)c.cfg.projection; out->orient = (int)c.cfg.orient;
-    out->sinkhorn_iters = c.cfg.sinkhorn_iters;
-    out->sinkhorn_eps = c.cfg.sinkhorn_eps; out->norm_eps = c.cfg.norm_eps;
-    out->pre_eps = c.cfg.pre_eps; out->post_mult = c.cfg.post_mult;
+    out->cfg = c.cfg;
     return 0;
 }
 
@@ -294,7 +290,7 @@ static int vf_load(const char *dir, const char *name, int required, int ndim, co
     return 0;
 }
 
-int mhc_verify_mkdir(const char *path) {
+int tool_mkdir_p(const char *path) {
     char buf[VF_PATH];
     size_t len = strlen(path), i;
     struct stat st;
@@ -315,12 +311,12 @@ int mhc_verify_mkdir(const char *path) {
 enum { VI_X, VI_FN, VI_SCALE, VI_BASE, VI_NW, VI_FOUT, VI_DOUT, VI_DLI, VI_LOGITS, VI_N };
 static const char *const vf_in_names[VI_N] = {"x", "fn", "scale", "base", "norm_weight", "f_out", "d_out",
                                               "d_layer_input", "logits"};
-/* The outputs, by name (the order of mhc_verify_io's output pointers). */
+/* The outputs, by name (the order of tool_verify_io's output pointers). */
 enum { VO_LI, VO_HPRE, VO_HPOST, VO_HRES, VO_OUT, VO_DX, VO_DFN, VO_DSCALE, VO_DBASE, VO_DNW, VO_DF, VO_DLOGITS, VO_N };
 static const char *const vf_out_names[VO_N] = {"layer_input", "h_pre", "h_post", "h_res", "out", "d_x", "d_fn",
                                                "d_scale", "d_base", "d_norm_weight", "d_f_out", "d_logits"};
 
-int mhc_verify_case(const char *case_dir, const char *out_dir, char *err, size_t cap) {
+int tool_verify_case(const char *case_dir, const char *out_dir, char *err, size_t cap) {
     static const char *const lab_x[3] = {"T", NULL, "C"};
     static const char *const lab_t[3] = {"T", NULL, NULL};
     char path[VF_PATH], why[160];
@@ -330,7 +326,7 @@ int mhc_verify_case(const char *case_dir, const char *out_dir, char *err, size_t
     mhc_npy in[VI_N];
     double *outp[VO_N];
     int oshape[VO_N][3], ondim[VO_N];
-    mhc_verify_io io;
+    tool_verify_io io;
     int rc = 2, k, T = 0, C = 0, n, fs[2] = {0, 0}, ns = 0, nb = 0, nw = 0, sh[3];
     size_t nres = 0;
     memset(in, 0, sizeof in);
@@ -349,7 +345,7 @@ int mhc_verify_case(const char *case_dir, const char *out_dir, char *err, size_t
     }
     n = c.n;
     /* ---- inputs ---- */
-    if (c.op == MHC_VERIFY_SINKHORN) {
+    if (c.op == TOOL_VERIFY_SINKHORN) {
         int perm = s.projection == MHC_PROJ_PERM;
         nres = perm ? (size_t)mhc_perm_count(n) : (size_t)n * n;
         sh[0] = -1; sh[1] = perm ? (int)nres : n; sh[2] = n;
@@ -360,7 +356,7 @@ int mhc_verify_case(const char *case_dir, const char *out_dir, char *err, size_t
         sh[0] = T; sh[1] = n; sh[2] = n;
         if (vf_load(case_dir, "d_out", 1, 3, sh, NULL, NULL, &in[VI_DOUT], err, cap)) goto done;
     } else {
-        int head = c.op == MHC_VERIFY_HEAD, params = head || s.variant != MHC_VARIANT_NONE;
+        int head = c.op == TOOL_VERIFY_HEAD, params = head || s.variant != MHC_VARIANT_NONE;
         sh[0] = -1; sh[1] = n; sh[2] = -1;
         snprintf(why, sizeof why, "(n = %d from case.txt)", n);
         if (vf_load(case_dir, "x", 1, 3, sh, lab_x, why, &in[VI_X], err, cap)) goto done;
@@ -396,11 +392,11 @@ int mhc_verify_case(const char *case_dir, const char *out_dir, char *err, size_t
     }
     /* ---- outputs ---- */
 #define VF_OUT(k, d0, d1, d2, nd) (ondim[k] = (nd), oshape[k][0] = (d0), oshape[k][1] = (d1), oshape[k][2] = (d2))
-    if (c.op == MHC_VERIFY_SINKHORN) {
+    if (c.op == TOOL_VERIFY_SINKHORN) {
         VF_OUT(VO_OUT, T, n, n, 3);
         if (s.projection == MHC_PROJ_PERM) VF_OUT(VO_DLOGITS, T, (int)nres, 1, 2);
         else VF_OUT(VO_DLOGITS, T, n, n, 3);
-    } else if (c.op == MHC_VERIFY_HEAD) {
+    } else if (c.op == TOOL_VERIFY_HEAD) {
         VF_OUT(VO_OUT, T, C, 1, 2);
         VF_OUT(VO_HPRE, T, n, 1, 2);
     } else {
@@ -411,7 +407,7 @@ int mhc_verify_case(const char *case_dir, const char *out_dir, char *err, size_t
         VF_OUT(VO_OUT, T, n, C, 3);
         VF_OUT(VO_DF, T, C, 1, 2);
     }
-    if (c.op != MHC_VERIFY_SINKHORN) {
+    if (c.op != TOOL_VERIFY_SINKHORN) {
         VF_OUT(VO_DX, T, n, C, 3);
         if (in[VI_FN].data) {
             VF_OUT(VO_DFN, fs[0], fs[1], 1, 2);
@@ -430,10 +426,7 @@ int mhc_verify_case(const char *case_dir, const char *out_dir, char *err, size_t
     /* ---- run ---- */
     memset(&io, 0, sizeof io);
     io.op = c.op;
-    io.preset = (int)c.cfg.preset; io.variant = (int)c.cfg.variant; io.projection = (int)c.cfg.projection;
-    io.orient = (int)c.cfg.orient; io.sinkhorn_iters = c.cfg.sinkhorn_iters;
-    io.sinkhorn_eps = c.cfg.sinkhorn_eps; io.norm_eps = c.cfg.norm_eps; io.pre_eps = c.cfg.pre_eps;
-    io.post_mult = c.cfg.post_mult;
+    io.cfg = c.cfg;
     io.n = n; io.T = T; io.C = C;
     io.x = in[VI_X].data; io.fn = in[VI_FN].data; io.scale = in[VI_SCALE].data; io.base = in[VI_BASE].data;
     io.norm_weight = in[VI_NW].data; io.f_out = in[VI_FOUT].data; io.d_out = in[VI_DOUT].data;
@@ -443,13 +436,13 @@ int mhc_verify_case(const char *case_dir, const char *out_dir, char *err, size_t
     io.d_base = outp[VO_DBASE]; io.d_norm_weight = outp[VO_DNW]; io.d_f_out = outp[VO_DF]; io.d_logits = outp[VO_DLOGITS];
     {
         char msg[512];
-        if ((c.f32 ? mhc_verify_run_f32(&io, msg, sizeof msg) : mhc_verify_run_f64(&io, msg, sizeof msg)) != 0) {
+        if ((c.f32 ? tool_verify_run_f32(&io, msg, sizeof msg) : tool_verify_run_f64(&io, msg, sizeof msg)) != 0) {
             snprintf(err, cap, "%s: %s", case_dir, msg);
             goto done;
         }
     }
     /* ---- write ---- */
-    if (mhc_verify_mkdir(out_dir) != 0) {
+    if (tool_mkdir_p(out_dir) != 0) {
         snprintf(err, cap, "%s: cannot create the output directory (%s)", out_dir, strerror(errno));
         goto done;
     }
@@ -481,7 +474,7 @@ static void vf_usage(FILE *f) {
             "  Exit codes: 0 success, 2 bad case, I/O or usage error.\n");
 }
 
-int mhc_cli_verify(int argc, char **argv) {
+int tool_cmd_verify(int argc, char **argv) {
     const char *case_dir = NULL, *out_dir = NULL;
     char err[1024];
     int i, rc;
@@ -516,7 +509,7 @@ int mhc_cli_verify(int argc, char **argv) {
         vf_usage(stderr);
         return 2;
     }
-    rc = mhc_verify_case(case_dir, out_dir, err, sizeof err);
+    rc = tool_verify_case(case_dir, out_dir, err, sizeof err);
     if (rc != 0) fprintf(stderr, "verify: %s\n", err);
     return rc;
 }

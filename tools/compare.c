@@ -1,4 +1,4 @@
-/* examples/compare.c - `mhc compare OUT_DIR EXPECTED_DIR [--rtol R] [--atol A]`.
+/* tools/compare.c - `mhc compare OUT_DIR EXPECTED_DIR [--rtol R] [--atol A]`.
  *
  * For every EXPECTED_DIR/<name>.npy (sorted by name) it reads OUT_DIR/<name>.npy and prints one
  * row: name, shape, max abs error, max rel error, the worst error as a fraction of its
@@ -25,27 +25,27 @@
 #include <stdlib.h>
 #include <string.h>
 #include "mhc.h"
-#include "cli.h"
+#include "tools/tool.h"
 
 /* Finite by the bit pattern (exponent not all ones), so -ffast-math cannot fold the test away. */
-static int mhc__cmp_finite(double v) {
+static int cmp_finite(double v) {
     uint64_t u;
     memcpy(&u, &v, sizeof u);
     return ((u >> 52) & 0x7ff) != 0x7ff;
 }
 
-static int mhc__cmp_strcmp(const void *a, const void *b) {
+static int cmp_strcmp(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static void mhc__cmp_free_names(char **names, int count) {
+static void cmp_free_names(char **names, int count) {
     int i;
     for (i = 0; i < count; i++) free(names[i]);
     free(names);
 }
 
 /* The sorted names of the *.npy entries of dir; NULL + *count = -1 on error. */
-static char **mhc__cmp_list(const char *dir, int *count, FILE *report) {
+static char **cmp_list(const char *dir, int *count, FILE *report) {
     DIR *d = opendir(dir);
     struct dirent *e;
     char **names = NULL;
@@ -67,24 +67,24 @@ static char **mhc__cmp_list(const char *dir, int *count, FILE *report) {
         memcpy(names[n++], e->d_name, len + 1);
     }
     closedir(d);
-    if (n) qsort(names, (size_t)n, sizeof *names, mhc__cmp_strcmp);
+    if (n) qsort(names, (size_t)n, sizeof *names, cmp_strcmp);
     *count = n;
     return names;
 nomem:
     closedir(d);
-    mhc__cmp_free_names(names, n);
+    cmp_free_names(names, n);
     if (report) fprintf(report, "compare: out of memory listing '%s'\n", dir);
     return NULL;
 }
 
-static void mhc__cmp_shape(char *buf, size_t cap, const mhc_npy *a) {
+static void cmp_shape(char *buf, size_t cap, const mhc_npy *a) {
     size_t len = (size_t)snprintf(buf, cap, "[");
     int i;
     for (i = 0; i < a->ndim && len < cap; i++) len += (size_t)snprintf(buf + len, cap - len, i ? ",%d" : "%d", a->shape[i]);
     if (len < cap) snprintf(buf + len, cap - len, "]");
 }
 
-static int mhc__cmp_same_shape(const mhc_npy *a, const mhc_npy *b) {
+static int cmp_same_shape(const mhc_npy *a, const mhc_npy *b) {
     int i;
     if (a->ndim != b->ndim) return 0;
     for (i = 0; i < a->ndim; i++)
@@ -92,18 +92,18 @@ static int mhc__cmp_same_shape(const mhc_npy *a, const mhc_npy *b) {
     return 1;
 }
 
-int mhc_compare_dirs(const char *out_dir, const char *exp_dir, double rtol, double atol, FILE *report) {
+int tool_compare_dirs(const char *out_dir, const char *exp_dir, double rtol, double atol, FILE *report) {
     char **names;
     int count, i, mismatches = 0;
     if (!out_dir || !exp_dir) {
         if (report) fprintf(report, "compare: %s is NULL\n", !out_dir ? "out_dir" : "exp_dir");
         return -1;
     }
-    if (!mhc__cmp_finite(rtol) || rtol < 0 || !mhc__cmp_finite(atol) || atol < 0) {
+    if (!cmp_finite(rtol) || rtol < 0 || !cmp_finite(atol) || atol < 0) {
         if (report) fprintf(report, "compare: tolerances must be finite and >= 0 (rtol %g, atol %g)\n", rtol, atol);
         return -1;
     }
-    names = mhc__cmp_list(exp_dir, &count, report);
+    names = cmp_list(exp_dir, &count, report);
     if (!names && count < 0) return -1;
     if (count == 0) {
         if (report) fprintf(report, "compare: '%s' holds no .npy files\n", exp_dir);
@@ -125,28 +125,28 @@ int mhc_compare_dirs(const char *out_dir, const char *exp_dir, double rtol, doub
         snprintf(path, sizeof path, "%s/%s", exp_dir, names[i]);
         if (mhc_npy_read(&ctx, path, &e) != MHC_OK) {
             if (report) fprintf(report, "compare: expected tensor: %s\n", mhc_ctx_message(&ctx));
-            mhc__cmp_free_names(names, count);
+            cmp_free_names(names, count);
             return -1;
         }
-        mhc__cmp_shape(shape, sizeof shape, &e);
+        cmp_shape(shape, sizeof shape, &e);
         snprintf(path, sizeof path, "%s/%s", out_dir, names[i]);
         r = mhc_npy_read(&ctx, path, &o);
         if (r == MHC_ERR_IO) {
             snprintf(status, sizeof status, "MISSING (%.480s)", path);
         } else if (r != MHC_OK) {
             snprintf(status, sizeof status, "BADFILE (%.480s)", mhc_ctx_message(&ctx));
-        } else if (!mhc__cmp_same_shape(&e, &o)) {
+        } else if (!cmp_same_shape(&e, &o)) {
             char oshape[64];
-            mhc__cmp_shape(oshape, sizeof oshape, &o);
+            cmp_shape(oshape, sizeof oshape, &o);
             snprintf(status, sizeof status, "SHAPE (output is %s)", oshape);
         } else {
             double tol_abs;
             for (k = 0; k < e.size; k++)
-                if (mhc__cmp_finite(e.data[k]) && fabs(e.data[k]) > scale) scale = fabs(e.data[k]);
+                if (cmp_finite(e.data[k]) && fabs(e.data[k]) > scale) scale = fabs(e.data[k]);
             tol_abs = atol * (scale > 1 ? scale : 1);
             for (k = 0; k < e.size; k++) {
                 double ev = e.data[k], ov = o.data[k], d = fabs(ov - ev), tol = tol_abs + rtol * fabs(ev), ratio;
-                if (!mhc__cmp_finite(ev) || !mhc__cmp_finite(ov)) {
+                if (!cmp_finite(ev) || !cmp_finite(ov)) {
                     nonfinite++;
                     continue;
                 }
@@ -165,7 +165,7 @@ int mhc_compare_dirs(const char *out_dir, const char *exp_dir, double rtol, doub
         }
         if (strcmp(status, "ok") != 0) mismatches++;
         if (report) {
-            if (r == MHC_OK && mhc__cmp_same_shape(&e, &o))
+            if (r == MHC_OK && cmp_same_shape(&e, &o))
                 fprintf(report, "%-20.*s %-14s %12.3e %12.3e %10.3g  %s\n", namelen, names[i], shape, max_abs, max_rel,
                         worst, status);
             else
@@ -177,11 +177,11 @@ int mhc_compare_dirs(const char *out_dir, const char *exp_dir, double rtol, doub
     if (report)
         fprintf(report, "compare: %d tensors, %d mismatched (element fails if |out-exp| > atol*max(1,max|exp|) + "
                         "rtol*|exp|; rtol %g, atol %g)\n", count, mismatches, rtol, atol);
-    mhc__cmp_free_names(names, count);
+    cmp_free_names(names, count);
     return mismatches;
 }
 
-static void mhc__cmp_usage(FILE *f) {
+static void cmp_usage(FILE *f) {
     fprintf(f,
             "usage: mhc compare OUT_DIR EXPECTED_DIR [--rtol R] [--atol A]\n"
             "  Compares every EXPECTED_DIR/<name>.npy with OUT_DIR/<name>.npy. An element fails when\n"
@@ -189,11 +189,11 @@ static void mhc__cmp_usage(FILE *f) {
             "  or either value is NaN/Inf; a missing output file or a shape mismatch also fails.\n"
             "  Defaults: rtol %g, atol %g; rtol %g, atol %g when EXPECTED_DIR/../case.txt has\n"
             "  'dtype = float32'. Exit code 0: all match, 1: mismatch, 2: usage or I/O error.\n",
-            MHC_COMPARE_RTOL_F64, MHC_COMPARE_ATOL_F64, MHC_COMPARE_RTOL_F32, MHC_COMPARE_ATOL_F32);
+            TOOL_COMPARE_RTOL_F64, TOOL_COMPARE_ATOL_F64, TOOL_COMPARE_RTOL_F32, TOOL_COMPARE_ATOL_F32);
 }
 
 /* Does EXPECTED_DIR/../case.txt have a line "dtype = float32"? */
-static int mhc__cmp_case_is_f32(const char *exp_dir) {
+static int cmp_case_is_f32(const char *exp_dir) {
     char path[4096];
     void *buf;
     size_t len;
@@ -212,57 +212,57 @@ static int mhc__cmp_case_is_f32(const char *exp_dir) {
     return f32;
 }
 
-static int mhc__cmp_number(const char *opt, const char *s, double *v) {
+static int cmp_number(const char *opt, const char *s, double *v) {
     char *end;
     if (!s) {
         fprintf(stderr, "compare: %s needs a value\n", opt);
         return 0;
     }
     *v = strtod(s, &end);
-    if (end == s || *end || !mhc__cmp_finite(*v) || *v < 0) {
+    if (end == s || *end || !cmp_finite(*v) || *v < 0) {
         fprintf(stderr, "compare: %s '%s' is not a finite number >= 0\n", opt, s);
         return 0;
     }
     return 1;
 }
 
-int mhc_cli_compare(int argc, char **argv) {
+int tool_cmd_compare(int argc, char **argv) {
     const char *dirs[2] = {NULL, NULL};
     double rtol = -1, atol = -1;
     int i, ndirs = 0, f32, result;
     for (i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            mhc__cmp_usage(stdout);
+            cmp_usage(stdout);
             return 0;
         } else if (strcmp(a, "--rtol") == 0 || strcmp(a, "--atol") == 0) {
-            if (!mhc__cmp_number(a, i + 1 < argc ? argv[i + 1] : NULL, a[2] == 'r' ? &rtol : &atol)) return 2;
+            if (!cmp_number(a, i + 1 < argc ? argv[i + 1] : NULL, a[2] == 'r' ? &rtol : &atol)) return 2;
             i++;
         } else if (strncmp(a, "--rtol=", 7) == 0 || strncmp(a, "--atol=", 7) == 0) {
             char opt[7];
             memcpy(opt, a, 6);
             opt[6] = 0;
-            if (!mhc__cmp_number(opt, a + 7, a[2] == 'r' ? &rtol : &atol)) return 2;
+            if (!cmp_number(opt, a + 7, a[2] == 'r' ? &rtol : &atol)) return 2;
         } else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "compare: unknown option '%s'\n", a);
-            mhc__cmp_usage(stderr);
+            cmp_usage(stderr);
             return 2;
         } else if (ndirs < 2) {
             dirs[ndirs++] = a;
         } else {
             fprintf(stderr, "compare: unexpected argument '%s'\n", a);
-            mhc__cmp_usage(stderr);
+            cmp_usage(stderr);
             return 2;
         }
     }
     if (ndirs != 2) {
         fprintf(stderr, "compare: expected OUT_DIR and EXPECTED_DIR\n");
-        mhc__cmp_usage(stderr);
+        cmp_usage(stderr);
         return 2;
     }
-    f32 = mhc__cmp_case_is_f32(dirs[1]);
-    if (rtol < 0) rtol = f32 ? MHC_COMPARE_RTOL_F32 : MHC_COMPARE_RTOL_F64;
-    if (atol < 0) atol = f32 ? MHC_COMPARE_ATOL_F32 : MHC_COMPARE_ATOL_F64;
-    result = mhc_compare_dirs(dirs[0], dirs[1], rtol, atol, stdout);
+    f32 = cmp_case_is_f32(dirs[1]);
+    if (rtol < 0) rtol = f32 ? TOOL_COMPARE_RTOL_F32 : TOOL_COMPARE_RTOL_F64;
+    if (atol < 0) atol = f32 ? TOOL_COMPARE_ATOL_F32 : TOOL_COMPARE_ATOL_F64;
+    result = tool_compare_dirs(dirs[0], dirs[1], rtol, atol, stdout);
     return result < 0 ? 2 : result > 0 ? 1 : 0;
 }

@@ -1,15 +1,19 @@
-/* examples/mhc_cli.c - build/mhc, the command-line tool: a dispatcher for subcommands.
- *   mhc verify CASE_DIR --out OUT_DIR   run one golden-vector case through the library (verify.c)
- *   mhc compare OUT_DIR EXPECTED_DIR    compare two directories of .npy tensors (compare.c)
+/* tools/main.c - build/mhc, the command-line tool: a dispatcher for its subcommands.
+ *   mhc train [options]                 train the small GPT of gpt/gpt.h (tools/train.c)
+ *   mhc demo [options]                  train none, hc and mhc side by side (tools/train.c)
+ *   mhc verify CASE_DIR --out OUT_DIR   run one verification case through the library (tools/verify.c)
+ *   mhc compare OUT_DIR EXPECTED_DIR    compare two directories of .npy tensors (tools/compare.c)
+ *   mhc gpt-export DIR [options]        a GPT's initial weights and a batch (tools/train.c)
  *   mhc version                         print the library version and precision
- *   mhc help                            this text
- * Exit codes: 0 success, 1 a check failed, 2 usage or I/O error (unknown subcommand included). */
+ *   mhc help                            the usage text
+ * Exit codes: 0 success, 1 a check or a run failed, 2 usage or I/O error (an unknown
+ * subcommand included). */
 #include <stdio.h>
 #include <string.h>
 #include "mhc.h"
-#include "cli.h"
+#include "tools/tool.h"
 
-static void mhc_cli_usage(FILE *f) {
+static void tool_usage(FILE *f) {
     fprintf(f,
             "usage: mhc <command> [args]\n"
             "commands:\n"
@@ -28,23 +32,23 @@ static void mhc_cli_usage(FILE *f) {
 int main(int argc, char **argv) {
     const char *cmd = argc > 1 ? argv[1] : NULL;
     if (!cmd) {
-        mhc_cli_usage(stderr);
+        tool_usage(stderr);
         return 2;
     }
-    if (strcmp(cmd, "verify") == 0) return mhc_cli_verify(argc - 1, argv + 1);
-    if (strcmp(cmd, "compare") == 0) return mhc_cli_compare(argc - 1, argv + 1);
-    if (strcmp(cmd, "train") == 0) return mhc_cli_train(argc - 1, argv + 1);
-    if (strcmp(cmd, "demo") == 0) return mhc_cli_demo(argc - 1, argv + 1);
-    if (strcmp(cmd, "gpt-export") == 0) return mhc_cli_gpt_export(argc - 1, argv + 1);
+    if (strcmp(cmd, "verify") == 0) return tool_cmd_verify(argc - 1, argv + 1);
+    if (strcmp(cmd, "compare") == 0) return tool_cmd_compare(argc - 1, argv + 1);
+    if (strcmp(cmd, "train") == 0) return tool_cmd_train(argc - 1, argv + 1);
+    if (strcmp(cmd, "demo") == 0) return tool_cmd_demo(argc - 1, argv + 1);
+    if (strcmp(cmd, "gpt-export") == 0) return tool_cmd_gpt_export(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("mhc %s\n", mhc_version());
         return 0;
     }
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
-        mhc_cli_usage(stdout);
+        tool_usage(stdout);
         return 0;
     }
     fprintf(stderr, "mhc: unknown command '%s'\n", cmd);
-    mhc_cli_usage(stderr);
+    tool_usage(stderr);
     return 2;
 }

@@ -1,7 +1,7 @@
-/* examples/gpt_cuda.h - the GPT of examples/gpt.h trained on a CUDA device (float32).
+/* gpt/gpt_cuda.h - the GPT of gpt/gpt.h trained on a CUDA device (float32).
  *
  * Plain C on top of mhc.h's CUDA API (define MHC_CUDA before including mhc.h, link mhc_cuda.o,
- * -lcublas -lcudart; `make cuda`). Include it after examples/gpt.h. The forward pass is exactly
+ * -lcublas -lcudart; `make cuda`). Include it after gpt/gpt.h. The forward pass is exactly
  * gpt_forward's (the same ops, in the same order, on device pointers) and the backward pass is
  * written out by hand in reverse; the optimizer step is mhc_trainer_step's (global-norm
  * clipping, AdamW with decay only on MHC_PARAM_DECAY tensors) on the device copies.
@@ -13,11 +13,11 @@
  *     gpt_cuda_destroy(&gc);
  *
  * Supported variants: none, mhc and lite (the device has no HC kernels). */
-#ifndef MHC_GPT_CUDA_H
-#define MHC_GPT_CUDA_H
+#ifndef GPT_CUDA_H
+#define GPT_CUDA_H
 
 #ifndef MHC_CUDA
-#error "examples/gpt_cuda.h needs MHC_CUDA defined before mhc.h is included"
+#error "gpt/gpt_cuda.h needs MHC_CUDA defined before mhc.h is included"
 #endif
 
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-/* examples/train.c - `build/mhc train` and `build/mhc demo`: train the small GPT of gpt.h on
+/* tools/train.c - `build/mhc train` and `build/mhc demo`: train the small GPT of gpt.h on
  * byte-level text with AdamW, log CSV, plot SVG, save and resume checkpoints.
  * POSIX (isatty, clock_gettime); the library itself stays plain C99. */
 #define _POSIX_C_SOURCE 200809L
@@ -11,11 +11,10 @@
 #include <sys/stat.h>
 #include <errno.h>
 #include "mhc.h"
-#include "examples/gpt.h"
-#include "examples/cli.h"
-#include "examples/corpus.h"
-#include "examples/plot.h"
-#include "examples/train.h"
+#include "gpt/gpt.h"
+#include "tools/tool.h"
+#include "gpt/corpus.h"
+#include "tools/plot.h"
 
 #if defined(_OPENMP)
 #include <omp.h>
@@ -33,6 +32,7 @@ typedef struct train_opts {
     const char *data, *save, *resume, *log, *plot, *label;
     gpt_config cfg;
     int batch, steps, threads, eval_every, eval_batches, warmup, quiet;
+    int n_given, preset_given;     /* --n / --preset were given (else the defaults for the residual) */
     int fault_nan_step;            /* testing aid: the loss of this step is taken as NaN */
     int stop_after;                /* stop (and save) after this step of the --steps schedule */
     int recompute;                 /* mHC recomputation block (0 off, -1 auto: the paper's L_r) */
@@ -49,8 +49,8 @@ static void train_defaults(train_opts *o) {
     o->cfg.heads = 4;
     o->cfg.layers = 4;
     o->cfg.n = 4;
-    o->cfg.variant = MHC_VARIANT_MHC;
-    o->cfg.preset = MHC_PRESET_DSV4;
+    o->cfg.hc.variant = MHC_VARIANT_MHC;
+    o->cfg.hc.preset = MHC_PRESET_DSV4;
     o->batch = 8;
     o->steps = 200;
     o->lr = 3e-3;
@@ -127,12 +127,12 @@ static int train_parse(int argc, char **argv, train_opts *o) {
         else if (!strcmp(a, "--residual")) {
             mhc_hc_variant var;
             ok = v && mhc_hc_variant_parse(&ctx, v, &var) == MHC_OK;
-            if (ok) o->cfg.variant = (int)var;
+            if (ok) o->cfg.hc.variant = var;
             else fprintf(stderr, "train: --residual: %s\n", v ? mhc_ctx_message(&ctx) : "needs a value");
         } else if (!strcmp(a, "--preset")) {
             mhc_hc_preset p;
             ok = v && mhc_hc_preset_parse(&ctx, v, &p) == MHC_OK;
-            if (ok) o->cfg.preset = (int)p;
+            if (ok) { o->cfg.hc.preset = p; o->preset_given = 1; }
             else fprintf(stderr, "train: --preset: %s\n", v ? mhc_ctx_message(&ctx) : "needs a value");
         } else if (!strcmp(a, "--schedule")) {
             if (v && !strcmp(v, "cosine")) o->schedule = MHC_LR_COSINE;
@@ -140,7 +140,7 @@ static int train_parse(int argc, char **argv, train_opts *o) {
             else if (v && !strcmp(v, "constant")) o->schedule = MHC_LR_CONSTANT;
             else { fprintf(stderr, "train: --schedule '%s': expected cosine, step or constant\n", v ? v : ""); ok = 0; }
         }
-        else if (!strcmp(a, "--n")) ok = train__int(a, v, 1, 64, &o->cfg.n);
+        else if (!strcmp(a, "--n")) { ok = train__int(a, v, 1, 64, &o->cfg.n); o->n_given = 1; }
         else if (!strcmp(a, "--layers")) ok = train__int(a, v, 1, GPT_MAX_LAYERS, &o->cfg.layers);
         else if (!strcmp(a, "--dim")) ok = train__int(a, v, 1, 1 << 14, &o->cfg.dim);
         else if (!strcmp(a, "--heads")) ok = train__int(a, v, 1, 1 << 14, &o->cfg.heads);
@@ -170,8 +170,10 @@ static int train_parse(int argc, char **argv, train_opts *o) {
             i++;
         }
     }
-    if (o->cfg.variant == MHC_VARIANT_NONE) o->cfg.n = 1;
-    if (o->cfg.variant == MHC_VARIANT_LITE) o->cfg.preset = MHC_PRESET_LITE;
+    /* the tool's defaults for options not given (the library decides what is valid: --residual none
+       --n 4 is refused by mhc_hc_resolve, not corrected here) */
+    if (!o->n_given && o->cfg.hc.variant == MHC_VARIANT_NONE) o->cfg.n = 1;
+    if (!o->preset_given && o->cfg.hc.variant == MHC_VARIANT_LITE) o->cfg.hc.preset = MHC_PRESET_LITE;
     if (o->warmup < 0) o->warmup = o->steps / 10;
     return 1;
 }
@@ -202,10 +204,10 @@ static int train_load_data(const char *path, int seq, train_data *d) {
         d->bytes = (unsigned char *)buf;
         d->len = len;
     } else {
-        d->len = CORPUS_DEFAULT_BYTES;
+        d->len = GPT_CORPUS_DEFAULT_BYTES;
         d->bytes = (unsigned char *)malloc(d->len);
         if (!d->bytes) { fprintf(stderr, "train: out of memory for the corpus\n"); return 0; }
-        corpus_generate((char *)d->bytes, d->len, 20261128u);
+        gpt_corpus_generate((char *)d->bytes, d->len, 20261128u);
     }
     d->split = d->len - d->len / 10;
     if (d->split < (size_t)seq + 2 || d->len - d->split < (size_t)seq + 2) {
@@ -237,7 +239,7 @@ static void train_batch(const train_data *d, size_t lo, size_t hi, int B, int T,
 static void train_blob_write(unsigned char *p, const gpt_config *c, unsigned long long seed) {
     int v[TRAIN_BLOB_INTS], i, k;
     v[0] = c->vocab; v[1] = c->seq; v[2] = c->dim; v[3] = c->heads;
-    v[4] = c->layers; v[5] = c->n; v[6] = c->variant; v[7] = c->preset;
+    v[4] = c->layers; v[5] = c->n; v[6] = (int)c->hc.variant; v[7] = (int)c->hc.preset;
     for (i = 0; i < TRAIN_BLOB_INTS; i++)
         for (k = 0; k < 4; k++) p[4 * i + k] = (unsigned char)(((unsigned)v[i] >> (8 * k)) & 0xff);
     for (k = 0; k < 8; k++) p[4 * TRAIN_BLOB_INTS + k] = (unsigned char)((seed >> (8 * k)) & 0xff);
@@ -250,7 +252,10 @@ static void train_blob_read(const unsigned char *p, gpt_config *c, unsigned long
         v[i] = (int)u;
     }
     c->vocab = v[0]; c->seq = v[1]; c->dim = v[2]; c->heads = v[3];
-    c->layers = v[4]; c->n = v[5]; c->variant = v[6]; c->preset = v[7];
+    c->layers = v[4]; c->n = v[5];
+    memset(&c->hc, 0, sizeof c->hc);
+    c->hc.variant = (mhc_hc_variant)v[6];
+    c->hc.preset = (mhc_hc_preset)v[7];
     *seed = 0;
     for (k = 0; k < 8; k++) *seed |= (unsigned long long)p[4 * TRAIN_BLOB_INTS + k] << (8 * k);
 }
@@ -268,6 +273,13 @@ static mhc_result train_read_config(mhc_ctx *ctx, const char *path, unsigned cha
 }
 
 /* ---- the run ------------------------------------------------------------------------------- */
+
+/* What a run reports to the demo. */
+typedef struct train_summary {
+    double final_loss, final_val, seconds, max_gain_fwd, max_gain_bwd;
+    size_t params;
+    plot_series series;            /* the run's curves (free with plot_series_free) */
+} train_summary;
 
 /* Mean validation loss over eval_batches fixed batches (the same batches every time). */
 static double train_eval(mhc_tape *tp, gpt_model *m, const train_data *d, const train_opts *o, int *inp, int *tgt) {
@@ -360,7 +372,7 @@ static int train_run(const train_opts *o_in, train_summary *summary) {
         goto done;
     }
     mhc_tape_init(&ctx, &tape, &arena);
-    if (o.recompute != 0 && o.cfg.variant != MHC_VARIANT_NONE &&
+    if (o.recompute != 0 && model.spec.variant != MHC_VARIANT_NONE &&
         mhc_tape_set_hc_recompute(&tape, o.recompute > 0 ? o.recompute
                                                          : mhc_hc_recompute_block(o.cfg.n, 2 * o.cfg.layers)) != MHC_OK) {
         fprintf(stderr, "train: %s\n", mhc_ctx_message(&ctx));
@@ -375,7 +387,7 @@ static int train_run(const train_opts *o_in, train_summary *summary) {
     if (!o.quiet)
         fprintf(stderr, "%s: residual %s, preset %s, n %d, layers %d (%d sublayers), dim %d, heads %d, seq %d, batch %d, "
                         "%zu parameters, steps %d\n", o.label ? o.label : "train",
-                mhc_hc_variant_name((mhc_hc_variant)o.cfg.variant), mhc_hc_preset_name((mhc_hc_preset)o.cfg.preset),
+                mhc_hc_variant_name(model.spec.variant), mhc_hc_preset_name(model.spec.preset),
                 o.cfg.n, o.cfg.layers, 2 * o.cfg.layers, o.cfg.dim, o.cfg.heads, o.cfg.seq, o.batch,
                 model.params.size, o.steps);
     t0 = train__now();
@@ -474,7 +486,7 @@ done:
     return rc;
 }
 
-int mhc_cli_train(int argc, char **argv) {
+int tool_cmd_train(int argc, char **argv) {
     train_opts o;
     train_defaults(&o);
     if (!train_parse(argc, argv, &o)) return 2;
@@ -483,13 +495,14 @@ int mhc_cli_train(int argc, char **argv) {
 
 /* ---- the demo: none, hc and mhc side by side ------------------------------------------------ */
 
-int mhc_cli_demo(int argc, char **argv) {
-    static const int variants[3] = {MHC_VARIANT_NONE, MHC_VARIANT_HC, MHC_VARIANT_MHC};
+int tool_cmd_demo(int argc, char **argv) {
+    static const mhc_hc_variant variants[3] = {MHC_VARIANT_NONE, MHC_VARIANT_HC, MHC_VARIANT_MHC};
     static const char *labels[3] = {"none", "hc", "mhc"};
     const char *svg = "build/demo/demo.svg", *dir = "build/demo";
     train_opts base;
     train_summary sum[3];
     plot_series all[3];
+    int ns[3];
     char path[512];
     int i, rc = 0;
     train_defaults(&base);
@@ -508,8 +521,8 @@ int mhc_cli_demo(int argc, char **argv) {
     memset(sum, 0, sizeof sum);
     for (i = 0; i < 3; i++) {
         train_opts o = base;
-        o.cfg.variant = variants[i];
-        o.cfg.n = variants[i] == MHC_VARIANT_NONE ? 1 : (base.cfg.n > 1 ? base.cfg.n : 4);
+        o.cfg.hc.variant = variants[i];
+        o.cfg.n = ns[i] = variants[i] == MHC_VARIANT_NONE ? 1 : (base.cfg.n > 1 ? base.cfg.n : 4);
         o.label = labels[i];
         snprintf(path, sizeof path, "%s/%s.csv", dir, labels[i]);
         o.log = base.log ? base.log : path;
@@ -522,7 +535,7 @@ int mhc_cli_demo(int argc, char **argv) {
         printf("| residual | n | train loss (mean of last 10 steps) | val loss | max Amax fwd gain | max Amax bwd gain | wall time |\n");
         printf("|---|---|---|---|---|---|---|\n");
         for (i = 0; i < 3; i++)
-            printf("| %s | %d | %.4f | %.4f | %.6g | %.6g | %.1f s |\n", labels[i], variants[i] == MHC_VARIANT_NONE ? 1 : 4,
+            printf("| %s | %d | %.4f | %.4f | %.6g | %.6g | %.1f s |\n", labels[i], ns[i],
                    sum[i].final_loss, sum[i].final_val, sum[i].max_gain_fwd, sum[i].max_gain_bwd, sum[i].seconds);
         if (plot_write_svg(svg, "none vs hc vs mhc", all, 3) != 0) { fprintf(stderr, "demo: cannot write %s\n", svg); rc = 1; }
         else printf("\nloss and gain curves: %s (CSV logs in %s/)\n", svg, dir);
@@ -536,7 +549,7 @@ int mhc_cli_demo(int argc, char **argv) {
 /* mhc gpt-export DIR [train options]: writes DIR/config.txt, DIR/params/<name>.npy (the initial
    weights), DIR/tokens.npy and DIR/targets.npy ([B,T], as float64). The test suite and
    tests/reference/gpt_reference.py read them. */
-int mhc_cli_gpt_export(int argc, char **argv) {
+int tool_cmd_gpt_export(int argc, char **argv) {
     train_opts o;
     mhc_ctx ctx;
     gpt_model model;
@@ -562,7 +575,7 @@ int mhc_cli_gpt_export(int argc, char **argv) {
     fprintf(f, "vocab = %d\nseq = %d\ndim = %d\nheads = %d\nlayers = %d\nn = %d\nresidual = %s\npreset = %s\n"
                "batch = %d\nseed = %llu\nlr = %.17g\nweight_decay = %.17g\ngrad_clip = %.17g\n",
             o.cfg.vocab, o.cfg.seq, o.cfg.dim, o.cfg.heads, o.cfg.layers, o.cfg.n,
-            mhc_hc_variant_name((mhc_hc_variant)o.cfg.variant), mhc_hc_preset_name((mhc_hc_preset)o.cfg.preset),
+            mhc_hc_variant_name(model.spec.variant), mhc_hc_preset_name(model.spec.preset),
             o.batch, o.seed, o.lr, o.weight_decay, o.grad_clip);
     fprintf(f, "params =");
     for (i = 0; i < model.params.count; i++) fprintf(f, " %s", model.params.names[i]);

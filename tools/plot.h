@@ -1,7 +1,7 @@
-/* examples/plot.h - training curves as a self-contained SVG (no dependencies): loss against
+/* tools/plot.h - training curves as a self-contained SVG (no dependencies): loss against
  * step on the left, the Amax forward gain (log scale) on the right, one colour per run. */
-#ifndef MHC_PLOT_H
-#define MHC_PLOT_H
+#ifndef TOOL_PLOT_H
+#define TOOL_PLOT_H
 #include <stdio.h>
 #include <stdlib.h>
 #include <math.h>

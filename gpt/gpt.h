@@ -1,4 +1,4 @@
-/* examples/gpt.h - a small GPT with hyper-connection streams, built from mhc.h's ops.
+/* gpt/gpt.h - a small GPT with hyper-connection streams, built from mhc.h's ops.
  *
  * Shared by the command-line tool (build/mhc train / demo), the tests and the benchmarks.
  * Include it after mhc.h (with or without the implementation). Everything here is static.
@@ -17,8 +17,8 @@
  *   attention: qkv = h W_qkv^T + b_qkv; causal multi-head attention; out W_o^T + b_o
  *   MLP:       gelu(h W_fc^T + b_fc) W_proj^T + b_proj   (hidden 4C)
  */
-#ifndef MHC_GPT_H
-#define MHC_GPT_H
+#ifndef GPT_H
+#define GPT_H
 
 #include <stdio.h>
 #include <string.h>
@@ -30,7 +30,7 @@
 #define GPT_FN static
 #endif
 
-/* The model configuration: stored verbatim (field by field) in checkpoints. */
+/* The model configuration (tools/train.c writes it into its checkpoints field by field). */
 typedef struct gpt_config {
     int vocab;        /* 256 for bytes */
     int seq;          /* context length T */
@@ -38,8 +38,8 @@ typedef struct gpt_config {
     int heads;        /* attention heads H (divides C) */
     int layers;       /* blocks L (2 sublayers each) */
     int n;            /* streams (1 for none) */
-    int variant;      /* mhc_hc_variant: NONE, HC, MHC, LITE */
-    int preset;       /* mhc_hc_preset */
+    mhc_hc_config hc; /* the residual (variant, preset, knobs): mhc_hc_resolve(hc, n) decides what
+                         runs, gpt_create keeps the result in gpt_model.spec */
 } gpt_config;
 
 typedef struct gpt_sublayer {
@@ -62,7 +62,8 @@ typedef struct gpt_model {
     int nA;
 } gpt_model;
 
-/* Checks a configuration; returns MHC_OK or an error naming the problem. */
+/* Checks the model's own sizes; returns MHC_OK or an error naming the problem. The residual
+   (n and cfg.hc) is the library's to check: gpt_create passes it to mhc_hc_resolve. */
 GPT_FN mhc_result gpt_config_check(mhc_ctx *ctx, const gpt_config *c) {
     if (c->vocab < 2) return mhc_fail(ctx, MHC_ERR_SIZE, "gpt: vocab is %d, expected >= 2", c->vocab);
     if (c->seq < 1) return mhc_fail(ctx, MHC_ERR_SIZE, "gpt: seq is %d, expected >= 1", c->seq);
@@ -72,9 +73,6 @@ GPT_FN mhc_result gpt_config_check(mhc_ctx *ctx, const gpt_config *c) {
         return mhc_fail(ctx, MHC_ERR_SIZE, "gpt: %d heads do not divide dim %d", c->heads, c->dim);
     if (c->layers < 1 || c->layers > GPT_MAX_LAYERS)
         return mhc_fail(ctx, MHC_ERR_SIZE, "gpt: layers is %d, expected 1..%d", c->layers, GPT_MAX_LAYERS);
-    if (c->n < 1) return mhc_fail(ctx, MHC_ERR_SIZE, "gpt: n is %d, expected >= 1", c->n);
-    if (c->variant == MHC_VARIANT_NONE && c->n != 1)
-        return mhc_fail(ctx, MHC_ERR_VALUE, "gpt: the plain residual (none) has n = 1, got n = %d", c->n);
     if ((double)c->dim * 4 * c->dim > 2e9 || (double)c->vocab * c->dim > 2e9 || (double)c->seq * c->seq > 2e9)
         return mhc_fail(ctx, MHC_ERR_OVERFLOW, "gpt: sizes too large (dim %d, vocab %d, seq %d)", c->dim, c->vocab, c->seq);
     return MHC_OK;
@@ -89,7 +87,6 @@ GPT_FN int gpt__add(mhc_params *p, const char *name, int d0, int d1, int decay) 
 
 /* Declare and allocate the parameters; weights are zero until gpt_init. */
 GPT_FN mhc_result gpt_create(mhc_ctx *ctx, gpt_model *m, const gpt_config *cfg) {
-    mhc_hc_config hc;
     mhc_result r;
     int l, s, C;
     char name[48];
@@ -97,10 +94,7 @@ GPT_FN mhc_result gpt_create(mhc_ctx *ctx, gpt_model *m, const gpt_config *cfg) 
     if ((r = gpt_config_check(ctx, cfg)) != MHC_OK) return r;
     m->cfg = *cfg;
     C = cfg->dim;
-    memset(&hc, 0, sizeof hc);
-    hc.preset = (mhc_hc_preset)cfg->preset;
-    hc.variant = (mhc_hc_variant)cfg->variant;
-    if ((r = mhc_hc_resolve(ctx, &hc, cfg->n, &m->spec)) != MHC_OK) return r;
+    if ((r = mhc_hc_resolve(ctx, &cfg->hc, cfg->n, &m->spec)) != MHC_OK) return r;
     mhc_params_init(ctx, &m->params);
 #define GPT__ADD(var, nm, d0, d1, decay) do { if (((var) = gpt__add(&m->params, (nm), (d0), (d1), (decay))) < 0) goto fail; } while (0)
     GPT__ADD(m->wte, "wte", cfg->vocab, C, MHC_PARAM_DECAY);

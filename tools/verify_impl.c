@@ -1,5 +1,5 @@
-/* examples/verify_impl.c - the computation of `mhc verify`, compiled twice (see the Makefile):
- * with -DMHC_DOUBLE it defines mhc_verify_run_f64, without it mhc_verify_run_f32. Each copy
+/* tools/verify_impl.c - the computation of `mhc verify`, compiled twice (see the Makefile):
+ * with -DMHC_DOUBLE it defines tool_verify_run_f64, without it tool_verify_run_f32. Each copy
  * includes the implementation static, so both live in one program next to the double-precision
  * mhc_impl.o. Inputs and outputs are double; everything in between is mhc_real.
  * It uses the raw-array layer functions of mhc.h: pre forward, post forward, post backward, pre
@@ -7,15 +7,15 @@
 #define MHC_STATIC
 #define MHC_IMPLEMENTATION
 #include "mhc.h"
-#include "verify.h"
+#include "tools/verify.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #ifdef MHC_DOUBLE
-#define MHC_VERIFY_RUN mhc_verify_run_f64
+#define TOOL_VERIFY_RUN tool_verify_run_f64
 #else
-#define MHC_VERIFY_RUN mhc_verify_run_f32
+#define TOOL_VERIFY_RUN tool_verify_run_f32
 #endif
 
 #define VI_MAXBUF 32
@@ -44,36 +44,25 @@ static void vi_store(double *dst, const mhc_real *src, size_t count) {
     for (i = 0; i < count; i++) dst[i] = (double)src[i];
 }
 
-int MHC_VERIFY_RUN(const mhc_verify_io *io, char *err, size_t cap) {
+int TOOL_VERIFY_RUN(const tool_verify_io *io, char *err, size_t cap) {
     mhc_ctx ctx;
-    mhc_hc_config cfg;
     mhc_hc_spec s;
     vi_bufs b;
     int i, rc = 0, fs[2] = {0, 0}, ns = 0, nb = 0, nw = 0;
     size_t T, n, C, D, nn, nres;
     mhc_ctx_init(&ctx);
     memset(&b, 0, sizeof b);
-    memset(&cfg, 0, sizeof cfg);
-    cfg.preset = (mhc_hc_preset)io->preset;
-    cfg.variant = (mhc_hc_variant)io->variant;
-    cfg.projection = (mhc_projection)io->projection;
-    cfg.orient = (mhc_orient)io->orient;
-    cfg.sinkhorn_iters = io->sinkhorn_iters;
-    cfg.sinkhorn_eps = io->sinkhorn_eps;
-    cfg.norm_eps = io->norm_eps;
-    cfg.pre_eps = io->pre_eps;
-    cfg.post_mult = io->post_mult;
-    if (mhc_hc_resolve(&ctx, &cfg, io->n, &s) != MHC_OK) {
+    if (mhc_hc_resolve(&ctx, &io->cfg, io->n, &s) != MHC_OK) {
         snprintf(err, cap, "%s", mhc_ctx_message(&ctx));
         return 1;
     }
     T = (size_t)io->T; n = (size_t)io->n; C = (size_t)io->C; D = n * C; nn = n * n;
-    if (io->op != MHC_VERIFY_SINKHORN &&
-        mhc_hc_param_shapes(&ctx, &s, io->C, io->op == MHC_VERIFY_HEAD, fs, &ns, &nb, &nw) != MHC_OK) {
+    if (io->op != TOOL_VERIFY_SINKHORN &&
+        mhc_hc_param_shapes(&ctx, &s, io->C, io->op == TOOL_VERIFY_HEAD, fs, &ns, &nb, &nw) != MHC_OK) {
         snprintf(err, cap, "%s", mhc_ctx_message(&ctx));
         return 1;
     }
-    if (io->op == MHC_VERIFY_SINKHORN) {
+    if (io->op == TOOL_VERIFY_SINKHORN) {
         mhc_real *z, *o, *g, *dz;
         nres = s.projection == MHC_PROJ_PERM ? (size_t)mhc_perm_count(io->n) : nn;
         z = vi_alloc(&b, io->logits, T * nres);
@@ -86,7 +75,7 @@ int MHC_VERIFY_RUN(const mhc_verify_io *io, char *err, size_t cap) {
             goto fail;
         vi_store(io->out, o, T * nn);
         vi_store(io->d_logits, dz, T * nres);
-    } else if (io->op == MHC_VERIFY_HEAD) {
+    } else if (io->op == TOOL_VERIFY_HEAD) {
         mhc_real *x, *fn, *sc, *ba, *nwt, *g, *o, *h, *dx, *dfn, *dsc, *dba, *dnw;
         x = vi_alloc(&b, io->x, T * D);
         fn = vi_alloc(&b, io->fn, (size_t)fs[0] * fs[1]);
