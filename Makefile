@@ -217,7 +217,7 @@ FUZZ_MAIN_case = tests/fuzz/fuzz_case.c
 FUZZ_DRIVER  ?= -fsanitize=fuzzer
 # (internal) the targets of one fuzz build; FUZZ_DRIVER is libFuzzer or tests/fuzz/replay.c
 fuzz-targets: $(foreach t,$(FUZZ_TARGETS),$(BUILD)/fuzz_$(t))
-$(foreach t,$(FUZZ_TARGETS),$(BUILD)/fuzz_$(t)): $(BUILD)/fuzz_%: $$(FUZZ_MAIN_$$*) $$(FUZZ_OBJ_$$*) tests/fuzz/replay.c
+$(foreach t,$(FUZZ_TARGETS),$(BUILD)/fuzz_$(t)): $(BUILD)/fuzz_%: $$(FUZZ_MAIN_$$*) $$(FUZZ_OBJ_$$*) tests/fuzz/replay.c | $(BUILD)
 	$(CC) $(CFLAGS) $(FUZZ_DRIVER) $(FUZZ_MAIN_$*) $(FUZZ_OBJ_$*) -o $@ $(LDLIBS) $(SAN_LINK)
 
 fuzz-check: ## can clang (FUZZ_CC) build libFuzzer targets here?
