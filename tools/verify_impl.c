@@ -1,7 +1,7 @@
 /* tools/verify_impl.c - the computation of `mhc verify`, compiled twice (see the Makefile):
  * with -DMHC_DOUBLE it defines tool_verify_run_f64, without it tool_verify_run_f32. Each copy
- * includes the implementation static, so both live in one program next to the double-precision
- * mhc_impl.o. Inputs and outputs are double; everything in between is mhc_real.
+ * includes the implementation static, so both live in one program next to the float
+ * implementation of tools/impl.c. Inputs and outputs are double; everything in between is mhc_real.
  * It uses the raw-array layer functions of mhc.h: pre forward, post forward, post backward, pre
  * backward (sinkhorn: the standalone projection; head: the head). */
 #define MHC_STATIC
