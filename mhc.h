@@ -39,6 +39,10 @@
  *                        or AVX-512 (chosen at compile time: build with -march=native or -mavx512f
  *                        to get them; the default flags give the portable kernel).
  *   MHC_CUDA             declare the optional CUDA API (implemented in mhc_cuda.cu, float only).
+ *   MHC_SHARED_IMPLEMENTATION
+ *                        emit only the static block "SHARED WITH THE CUDA UNIT" (AdamW on one
+ *                        element, the per-token Birkhoff projection, the mHC gates): mhc_cuda.cu
+ *                        compiles it for the device. MHC_IMPLEMENTATION emits it too.
  *
  * ===========================================================================================
  * MEMORY
@@ -809,7 +813,8 @@ MHCDEF mhc_result mhc_trainer_step(mhc_trainer *tr, mhc_params *p);
  * formulas, backward functions ACCUMULATE. Per-token sums are taken in double as on the CPU;
  * the order differs (parallel reductions), so results agree to float rounding, not bitwise.
  * The Birkhoff projections run one thread per token and keep the iterates in device scratch
- * (the exact backward of the truncated iteration, as on the CPU). Supported: the MHC and LITE
+ * (the exact backward of the truncated iteration: the CPU's own per-token code, compiled for
+ * the device from the block "SHARED WITH THE CUDA UNIT"). Supported: the MHC and LITE
  * variants and the head; the HC and NONE variants of mhc_hc_pre_* are refused (MHC_ERR_VALUE).
  * GEMMs go through cuBLAS (cublasSgemm on the row-major arrays, operands swapped).
  * ========================================================================================= */
@@ -1026,6 +1031,320 @@ MHCDEF mhc_result mhc_checkpoint_serialize(mhc_ctx *ctx, void *buf, size_t cap, 
 }
 #endif
 #endif /* MHC_H_INCLUDE */
+
+/* =========================================================================================
+ * SHARED WITH THE CUDA UNIT (host and device)
+ * The per-element and per-token code that mhc_cuda.cu runs on the device exactly as the CPU
+ * runs it: this block is its only copy.
+ *   mhc__adamw_elem                   AdamW on one element (the loop of mhc_adamw_step)
+ *   mhc__sk_step, mhc__sk_step_back   one Sinkhorn row or column normalisation, and its reverse
+ *   mhc__proj_fwd, mhc__proj_bwd      one token's Birkhoff projection of its residual logits, in
+ *                                     double (softmax or exp start, the log domain, the
+ *                                     permutation mixture), and its exact backward
+ *                                     (MHC_SPEC.md Sec. 3; derived in docs/tour.md Sec. 5 and 7)
+ *   mhc__proj_token                   one token of the standalone projection (mhc_sinkhorn_*)
+ *   mhc__gates_token                  one token's mHC gates and residual logits from its dots
+ * The implementation (MHC_IMPLEMENTATION) calls them, and its grouped CPU path (mhc__proj_fwd_g,
+ * 8 tokens in SIMD lanes, CPU only) repeats the projection's operations lane by lane.
+ * mhc_cuda.cu defines MHC_SHARED_IMPLEMENTATION and includes mhc.h a second time: that emits
+ * this block alone, and under nvcc MHC__HD is __host__ __device__. Every function here is
+ * static, so the CUDA unit and an implementation unit link side by side.
+ * ========================================================================================= */
+#if defined(MHC_IMPLEMENTATION) || defined(MHC_SHARED_IMPLEMENTATION)
+#ifndef MHC__SHARED_INCLUDED
+#define MHC__SHARED_INCLUDED
+#include <math.h>
+#include <stddef.h>
+
+#ifdef __CUDACC__
+#define MHC__HD __host__ __device__
+#else
+#define MHC__HD
+#endif
+#if defined(__GNUC__) || defined(__clang__)
+#define MHC__SHARED_FN static __attribute__((unused)) MHC__HD   /* a unit need not call every one */
+#else
+#define MHC__SHARED_FN static MHC__HD
+#endif
+
+/* ---- AdamW, one element ----
+   The update of mhc_adamw_step (see its declaration for the formula), with the per-step
+   constants step_size = lr / (1 - beta1^t), bc2_sqrt = sqrt(1 - beta2^t), decay = 1 - lr wd. */
+MHC__SHARED_FN void mhc__adamw_elem(mhc_real *param, const mhc_real *grad, mhc_real *m, mhc_real *v, size_t i,
+                                    double beta1, double beta2, double eps, double grad_scale,
+                                    double step_size, double bc2_sqrt, double decay) {
+    double g = (double)grad[i] * grad_scale;
+    double p = (double)param[i] * decay;
+    mhc_real mi = (mhc_real)(beta1 * (double)m[i] + (1.0 - beta1) * g);
+    mhc_real vi = (mhc_real)(beta2 * (double)v[i] + (1.0 - beta2) * g * g);
+    m[i] = mi;
+    v[i] = vi;
+    param[i] = (mhc_real)(p - step_size * (double)mi / (sqrt((double)vi) / bc2_sqrt + eps));
+}
+
+/* ---- mHC: the per-token Birkhoff projection (double) ---- */
+
+/* sigmoid(x) = 1/(1+e^-x), computed without overflow on either side */
+MHC__SHARED_FN double mhc__sigmoid(double x) {
+    if (x >= 0) return 1.0 / (1.0 + exp(-x));
+    else { double e = exp(x); return e / (1.0 + e); }
+}
+
+/* n! for 1 <= n <= 12, else -1 (the public mhc_perm_count) */
+MHC__SHARED_FN long mhc__perm_count(int n) {
+    long f = 1;
+    int i;
+    if (n < 1 || n > 12) return -1;
+    for (i = 2; i <= n; i++) f *= i;
+    return f;
+}
+
+/* log(exp(a) + exp(b)), b may be -inf */
+MHC__SHARED_FN double mhc__logaddexp(double a, double b) {
+    double mx = a > b ? a : b, mn = a > b ? b : a;
+    if (mn == -HUGE_VAL) return mx;
+    return mx + log1p(exp(mn - mx));
+}
+
+/* Next permutation in lexicographic order (wraps to the identity after the last). */
+MHC__SHARED_FN void mhc__next_perm(int *p, int n) {
+    int i = n - 2, j, t;
+    while (i >= 0 && p[i] > p[i + 1]) i--;
+    if (i >= 0) {
+        j = n - 1;
+        while (p[j] < p[i]) j--;
+        t = p[i]; p[i] = p[j]; p[j] = t;
+    }
+    for (i = i + 1, j = n - 1; i < j; i++, j--) { t = p[i]; p[i] = p[j]; p[j] = t; }
+}
+
+/* Normalisation steps in the Sinkhorn schedule (step s = 1..nsteps; odd s: columns, even: rows). */
+MHC__SHARED_FN int mhc__proj_steps(mhc_projection proj, int iters) {
+    return proj == MHC_PROJ_SOFTMAX ? 2 * iters - 1 : 2 * iters;
+}
+
+/* Doubles of scratch one token's projection needs (forward and backward). */
+MHC__SHARED_FN size_t mhc__proj_doubles(mhc_projection proj, int n, int iters) {
+    size_t nn = (size_t)n * (size_t)n;
+    if (proj == MHC_PROJ_PERM) return 2 * (size_t)mhc__perm_count(n) + 8;
+    return ((size_t)mhc__proj_steps(proj, iters) + 4) * nn + (size_t)mhc__proj_steps(proj, iters) * (size_t)n + 8;
+}
+
+/* One Sinkhorn step: Y = X / (sum + eps) along rows (cols = 0) or columns (cols = 1) for the
+   exp/softmax forms, or Y = X - logaddexp(logsumexp(X), log eps) for the log form. den[n]
+   receives the denominators (log form: the logsumexp). */
+MHC__SHARED_FN void mhc__sk_step(double *Y, const double *X, int n, int cols, double eps, int logd, double *den) {
+    int i, j;
+    if (!logd) {
+        if (!cols) {
+            for (i = 0; i < n; i++) {
+                double s = 0.0;
+                for (j = 0; j < n; j++) s += X[i * n + j];
+                den[i] = s + eps;
+                for (j = 0; j < n; j++) Y[i * n + j] = X[i * n + j] / den[i];
+            }
+        } else {
+            for (j = 0; j < n; j++) {
+                double s = 0.0;
+                for (i = 0; i < n; i++) s += X[i * n + j];
+                den[j] = s + eps;
+            }
+            for (i = 0; i < n; i++)
+                for (j = 0; j < n; j++) Y[i * n + j] = X[i * n + j] / den[j];
+        }
+    } else {
+        double leps = eps > 0.0 ? log(eps) : -HUGE_VAL;
+        int a;
+        for (a = 0; a < n; a++) {
+            /* line a: row a (cols = 0) or column a (cols = 1) */
+            int si = cols ? n : 1, o = cols ? a : a * n;
+            double mx = -HUGE_VAL, s = 0.0, lse, g;
+            for (j = 0; j < n; j++) if (X[o + j * si] > mx) mx = X[o + j * si];
+            if (mx == -HUGE_VAL) lse = -HUGE_VAL;
+            else {
+                for (j = 0; j < n; j++) s += exp(X[o + j * si] - mx);
+                lse = mx + log(s);
+            }
+            den[a] = lse;
+            g = mhc__logaddexp(lse, leps);
+            for (j = 0; j < n; j++) Y[o + j * si] = X[o + j * si] - g;
+        }
+    }
+}
+
+/* Reverse of one step: dX from dY (X, Y, den as the forward left them). */
+MHC__SHARED_FN void mhc__sk_step_back(double *dX, const double *dY, const double *X, const double *Y, int n, int cols,
+                              double eps, int logd, const double *den) {
+    int a, j;
+    int si = cols ? n : 1;
+    for (a = 0; a < n; a++) {
+        int o = cols ? a : a * n;
+        double dot = 0.0;
+        if (!logd) {
+            /* Y = X / d, d = sum(X) + eps:  dX = (dY - sum(dY Y)) / d */
+            for (j = 0; j < n; j++) dot += dY[o + j * si] * Y[o + j * si];
+            for (j = 0; j < n; j++) dX[o + j * si] = (dY[o + j * si] - dot) / den[a];
+        } else {
+            /* Y = X - g(lse), g' = exp(lse) / (exp(lse) + eps):  dX = dY - softmax(X) g' sum(dY) */
+            double lse = den[a], gp;
+            if (eps > 0.0) gp = lse == -HUGE_VAL ? 0.0 : mhc__sigmoid(lse - log(eps));
+            else gp = 1.0;
+            for (j = 0; j < n; j++) dot += dY[o + j * si];
+            for (j = 0; j < n; j++) {
+                double p = lse == -HUGE_VAL ? 0.0 : exp(X[o + j * si] - lse);
+                dX[o + j * si] = dY[o + j * si] - p * gp * dot;
+            }
+        }
+    }
+}
+
+/* Forward of one token's projection: z [nres] -> out [n*n]; w: scratch (mhc__proj_doubles)
+   left holding the iterates for mhc__proj_bwd. */
+MHC__SHARED_FN void mhc__proj_fwd(mhc_projection proj, int n, int iters, double eps, const double *z, double *out, double *w) {
+    size_t nn = (size_t)n * (size_t)n, k;
+    int i, j, s, nsteps;
+    double *it, *den, *P;
+    if (proj == MHC_PROJ_PERM) {
+        long K = mhc__perm_count(n), q;
+        double mx = -HUGE_VAL, sum = 0.0;
+        int p[MHC_LITE_MAX_N];
+        double *a = w;
+        for (q = 0; q < K; q++) if (z[q] > mx) mx = z[q];
+        for (q = 0; q < K; q++) { a[q] = exp(z[q] - mx); sum += a[q]; }
+        for (q = 0; q < K; q++) a[q] /= sum;
+        for (k = 0; k < nn; k++) out[k] = 0.0;
+        for (i = 0; i < n; i++) p[i] = i;
+        for (q = 0; q < K; q++) {
+            for (i = 0; i < n; i++) out[i * n + p[i]] += a[q];
+            mhc__next_perm(p, n);
+        }
+        return;
+    }
+    nsteps = mhc__proj_steps(proj, iters);
+    it = w;                                   /* (nsteps + 1) matrices */
+    P = w + (size_t)(nsteps + 1) * nn;        /* softmax probabilities */
+    den = P + 3 * nn;                         /* nsteps vectors of n (after 2 gradient buffers) */
+    if (proj == MHC_PROJ_SOFTMAX) {
+        for (i = 0; i < n; i++) {
+            double mx = z[i * n], sum = 0.0;
+            for (j = 1; j < n; j++) if (z[i * n + j] > mx) mx = z[i * n + j];
+            for (j = 0; j < n; j++) { P[i * n + j] = exp(z[i * n + j] - mx); sum += P[i * n + j]; }
+            for (j = 0; j < n; j++) { P[i * n + j] /= sum; it[i * n + j] = P[i * n + j] + eps; }
+        }
+    } else if (proj == MHC_PROJ_EXP) {
+        for (k = 0; k < nn; k++) it[k] = exp(z[k]);
+    } else {
+        for (k = 0; k < nn; k++) it[k] = z[k];
+    }
+    for (s = 1; s <= nsteps; s++)
+        mhc__sk_step(it + (size_t)s * nn, it + (size_t)(s - 1) * nn, n, s & 1, eps, proj == MHC_PROJ_LOG,
+                     den + (size_t)(s - 1) * (size_t)n);
+    if (proj == MHC_PROJ_LOG)
+        for (k = 0; k < nn; k++) out[k] = exp(it[(size_t)nsteps * nn + k]);
+    else
+        for (k = 0; k < nn; k++) out[k] = it[(size_t)nsteps * nn + k];
+}
+
+/* Backward of one token's projection: dz [nres] = d(sum dout * out)/dz, written (not added).
+   Recomputes the forward iterates into w first. out_tmp: n*n doubles. */
+MHC__SHARED_FN void mhc__proj_bwd(mhc_projection proj, int n, int iters, double eps, const double *z, const double *dout,
+                          double *dz, double *w, double *out_tmp) {
+    size_t nn = (size_t)n * (size_t)n, k;
+    int i, j, s, nsteps;
+    double *it, *den, *P, *g, *g2;
+    mhc__proj_fwd(proj, n, iters, eps, z, out_tmp, w);
+    if (proj == MHC_PROJ_PERM) {
+        long K = mhc__perm_count(n), q;
+        int p[MHC_LITE_MAX_N];
+        double *a = w, *da = w + K, dot = 0.0;
+        for (i = 0; i < n; i++) p[i] = i;
+        for (q = 0; q < K; q++) {
+            double d = 0.0;
+            for (i = 0; i < n; i++) d += dout[i * n + p[i]];
+            da[q] = d;
+            dot += d * a[q];
+            mhc__next_perm(p, n);
+        }
+        for (q = 0; q < K; q++) dz[q] = a[q] * (da[q] - dot);
+        return;
+    }
+    nsteps = mhc__proj_steps(proj, iters);
+    it = w;
+    P = w + (size_t)(nsteps + 1) * nn;
+    g = P + nn;
+    g2 = P + 2 * nn;
+    den = P + 3 * nn;
+    if (proj == MHC_PROJ_LOG)
+        for (k = 0; k < nn; k++) g[k] = dout[k] * out_tmp[k];   /* out = exp(L) */
+    else
+        for (k = 0; k < nn; k++) g[k] = dout[k];
+    for (s = nsteps; s >= 1; s--) {
+        double *t;
+        mhc__sk_step_back(g2, g, it + (size_t)(s - 1) * nn, it + (size_t)s * nn, n, s & 1, eps,
+                          proj == MHC_PROJ_LOG, den + (size_t)(s - 1) * (size_t)n);
+        t = g; g = g2; g2 = t;
+    }
+    if (proj == MHC_PROJ_SOFTMAX) {
+        /* it0 = P + eps, P = softmax_row(z) */
+        for (i = 0; i < n; i++) {
+            double dot = 0.0;
+            for (j = 0; j < n; j++) dot += g[i * n + j] * P[i * n + j];
+            for (j = 0; j < n; j++) dz[i * n + j] = P[i * n + j] * (g[i * n + j] - dot);
+        }
+    } else if (proj == MHC_PROJ_EXP) {
+        for (k = 0; k < nn; k++) dz[k] = g[k] * it[k];      /* it0 = exp(z) */
+    } else {
+        for (k = 0; k < nn; k++) dz[k] = g[k];
+    }
+}
+
+/* ---- mHC: one token of the standalone projection, and one token's gates ---- */
+
+/* Doubles of scratch mhc__proj_token needs: the projection's (mhc__proj_doubles), then z [nres],
+   out [n*n], dout [n*n], dz [nres]. */
+MHC__SHARED_FN size_t mhc__proj_token_doubles(mhc_projection proj, int n, int iters) {
+    size_t nn = (size_t)n * (size_t)n, nres = proj == MHC_PROJ_PERM ? (size_t)mhc__perm_count(n) : nn;
+    return mhc__proj_doubles(proj, n, iters) + 2 * nres + 2 * nn;
+}
+
+/* One token of mhc_sinkhorn_forward / _backward (and of their CUDA twins): out [n*n] =
+   project(logits [nres]), or, when d_out [n*n] is given, d_logits [nres] += the gradient;
+   w: mhc__proj_token_doubles scratch. */
+MHC__SHARED_FN void mhc__proj_token(mhc_projection proj, int n, int iters, double eps, const mhc_real *logits,
+                                    mhc_real *out, mhc_real *d_logits, const mhc_real *d_out, double *w) {
+    size_t nn = (size_t)n * (size_t)n, nres = proj == MHC_PROJ_PERM ? (size_t)mhc__perm_count(n) : nn, k;
+    double *z = w + mhc__proj_doubles(proj, n, iters), *o = z + nres, *g = o + nn, *dz = g + nn;
+    for (k = 0; k < nres; k++) z[k] = (double)logits[k];
+    if (!d_out) {
+        mhc__proj_fwd(proj, n, iters, eps, z, o, w);
+        for (k = 0; k < nn; k++) out[k] = (mhc_real)o[k];
+    } else {
+        for (k = 0; k < nn; k++) g[k] = (double)d_out[k];
+        mhc__proj_bwd(proj, n, iters, eps, z, g, dz, w, o);
+        for (k = 0; k < nres; k++) d_logits[k] += (mhc_real)dz[k];
+    }
+}
+
+/* mHC/lite/head, one token: the gates and the residual logits from its dots dot[m] and rstd
+   (MHC_SPEC.md Sec. 2, steps 1-2, with mix[k] = dot[k] rstd): sp[i] = sigmoid(mix[i] s0 + base[i]),
+   the pre gates without pre_eps; unless head: spo[i] = sigmoid(mix[n+i] s1 + base[n+i]), the post
+   gates before post_mult, and z[k] = mix[2n+k] s2 + base[2n+k], the nres residual logits. */
+MHC__SHARED_FN void mhc__gates_token(int n, int nres, int head, const mhc_real *scale, const mhc_real *base,
+                                   const double *dot, double rstd, double *sp, double *spo, double *z) {
+    int i, k;
+    double s0 = (double)scale[0];
+    for (i = 0; i < n; i++) sp[i] = mhc__sigmoid(dot[i] * rstd * s0 + (double)base[i]);
+    if (head) return;
+    {
+        double s1 = (double)scale[1], s2 = (double)scale[2];
+        for (i = 0; i < n; i++) spo[i] = mhc__sigmoid(dot[n + i] * rstd * s1 + (double)base[n + i]);
+        for (k = 0; k < nres; k++) z[k] = dot[2 * n + k] * rstd * s2 + (double)base[2 * n + k];
+    }
+}
+
+#endif /* MHC__SHARED_INCLUDED */
+#endif /* MHC_IMPLEMENTATION || MHC_SHARED_IMPLEMENTATION */
+
 
 /* ******************************************************************************************
  *                                    IMPLEMENTATION
@@ -1968,12 +2287,6 @@ MHCDEF void mhc_k_rmsnorm_backward(mhc_real *dx, mhc_real *dw, const mhc_real *d
 
 #define MHC__GELU_K 0.7978845608028654   /* sqrt(2/pi) */
 #define MHC__GELU_C 0.044715
-
-/* sigmoid(x) = 1/(1+e^-x), computed without overflow on either side */
-static double mhc__sigmoid(double x) {
-    if (x >= 0) return 1.0 / (1.0 + exp(-x));
-    else { double e = exp(x); return e / (1.0 + e); }
-}
 
 MHCDEF double mhc_act_value(mhc_act act, double x) {
     switch (act) {
@@ -3027,13 +3340,7 @@ MHCDEF mhc_result mhc_orient_parse(mhc_ctx *ctx, const char *s, mhc_orient *out)
     return r;
 }
 
-MHCDEF long mhc_perm_count(int n) {
-    long f = 1;
-    int i;
-    if (n < 1 || n > 12) return -1;
-    for (i = 2; i <= n; i++) f *= i;
-    return f;
-}
+MHCDEF long mhc_perm_count(int n) { return mhc__perm_count(n); }
 
 /* The preset table (MHC_SPEC.md Sec. 4). */
 typedef struct mhc__preset_row {
@@ -3155,206 +3462,11 @@ MHCDEF int mhc_hc_fn_rows(const mhc_hc_spec *s, int head) {
     return head ? s->n : s->m;
 }
 
-/* ---- per-token projections (double) ---- */
-
-/* log(exp(a) + exp(b)), b may be -inf */
-static double mhc__logaddexp(double a, double b) {
-    double mx = a > b ? a : b, mn = a > b ? b : a;
-    if (mn == -HUGE_VAL) return mx;
-    return mx + log1p(exp(mn - mx));
-}
-
-/* Next permutation in lexicographic order (wraps to the identity after the last). */
-static void mhc__next_perm(int *p, int n) {
-    int i = n - 2, j, t;
-    while (i >= 0 && p[i] > p[i + 1]) i--;
-    if (i >= 0) {
-        j = n - 1;
-        while (p[j] < p[i]) j--;
-        t = p[i]; p[i] = p[j]; p[j] = t;
-    }
-    for (i = i + 1, j = n - 1; i < j; i++, j--) { t = p[i]; p[i] = p[j]; p[j] = t; }
-}
-
-/* Normalisation steps in the Sinkhorn schedule (step s = 1..nsteps; odd s: columns, even: rows). */
-static int mhc__proj_steps(mhc_projection proj, int iters) {
-    return proj == MHC_PROJ_SOFTMAX ? 2 * iters - 1 : 2 * iters;
-}
-
-/* Doubles of scratch one token's projection needs (forward and backward). */
-static size_t mhc__proj_doubles(mhc_projection proj, int n, int iters) {
-    size_t nn = (size_t)n * (size_t)n;
-    if (proj == MHC_PROJ_PERM) return 2 * (size_t)mhc_perm_count(n) + 8;
-    return ((size_t)mhc__proj_steps(proj, iters) + 4) * nn + (size_t)mhc__proj_steps(proj, iters) * (size_t)n + 8;
-}
-
-/* One Sinkhorn step: Y = X / (sum + eps) along rows (cols = 0) or columns (cols = 1) for the
-   exp/softmax forms, or Y = X - logaddexp(logsumexp(X), log eps) for the log form. den[n]
-   receives the denominators (log form: the logsumexp). */
-static void mhc__sk_step(double *Y, const double *X, int n, int cols, double eps, int logd, double *den) {
-    int i, j;
-    if (!logd) {
-        if (!cols) {
-            for (i = 0; i < n; i++) {
-                double s = 0.0;
-                for (j = 0; j < n; j++) s += X[i * n + j];
-                den[i] = s + eps;
-                for (j = 0; j < n; j++) Y[i * n + j] = X[i * n + j] / den[i];
-            }
-        } else {
-            for (j = 0; j < n; j++) {
-                double s = 0.0;
-                for (i = 0; i < n; i++) s += X[i * n + j];
-                den[j] = s + eps;
-            }
-            for (i = 0; i < n; i++)
-                for (j = 0; j < n; j++) Y[i * n + j] = X[i * n + j] / den[j];
-        }
-    } else {
-        double leps = eps > 0.0 ? log(eps) : -HUGE_VAL;
-        int a;
-        for (a = 0; a < n; a++) {
-            /* line a: row a (cols = 0) or column a (cols = 1) */
-            int si = cols ? n : 1, o = cols ? a : a * n;
-            double mx = -HUGE_VAL, s = 0.0, lse, g;
-            for (j = 0; j < n; j++) if (X[o + j * si] > mx) mx = X[o + j * si];
-            if (mx == -HUGE_VAL) lse = -HUGE_VAL;
-            else {
-                for (j = 0; j < n; j++) s += exp(X[o + j * si] - mx);
-                lse = mx + log(s);
-            }
-            den[a] = lse;
-            g = mhc__logaddexp(lse, leps);
-            for (j = 0; j < n; j++) Y[o + j * si] = X[o + j * si] - g;
-        }
-    }
-}
-
-/* Reverse of one step: dX from dY (X, Y, den as the forward left them). */
-static void mhc__sk_step_back(double *dX, const double *dY, const double *X, const double *Y, int n, int cols,
-                              double eps, int logd, const double *den) {
-    int a, j;
-    int si = cols ? n : 1;
-    for (a = 0; a < n; a++) {
-        int o = cols ? a : a * n;
-        double dot = 0.0;
-        if (!logd) {
-            /* Y = X / d, d = sum(X) + eps:  dX = (dY - sum(dY Y)) / d */
-            for (j = 0; j < n; j++) dot += dY[o + j * si] * Y[o + j * si];
-            for (j = 0; j < n; j++) dX[o + j * si] = (dY[o + j * si] - dot) / den[a];
-        } else {
-            /* Y = X - g(lse), g' = exp(lse) / (exp(lse) + eps):  dX = dY - softmax(X) g' sum(dY) */
-            double lse = den[a], gp;
-            if (eps > 0.0) gp = lse == -HUGE_VAL ? 0.0 : mhc__sigmoid(lse - log(eps));
-            else gp = 1.0;
-            for (j = 0; j < n; j++) dot += dY[o + j * si];
-            for (j = 0; j < n; j++) {
-                double p = lse == -HUGE_VAL ? 0.0 : exp(X[o + j * si] - lse);
-                dX[o + j * si] = dY[o + j * si] - p * gp * dot;
-            }
-        }
-    }
-}
-
-/* Forward of one token's projection: z [nres] -> out [n*n]; w: scratch (mhc__proj_doubles)
-   left holding the iterates for mhc__proj_bwd. */
-static void mhc__proj_fwd(mhc_projection proj, int n, int iters, double eps, const double *z, double *out, double *w) {
-    size_t nn = (size_t)n * (size_t)n, k;
-    int i, j, s, nsteps;
-    double *it, *den, *P;
-    if (proj == MHC_PROJ_PERM) {
-        long K = mhc_perm_count(n), q;
-        double mx = -HUGE_VAL, sum = 0.0;
-        int p[MHC_LITE_MAX_N];
-        double *a = w;
-        for (q = 0; q < K; q++) if (z[q] > mx) mx = z[q];
-        for (q = 0; q < K; q++) { a[q] = exp(z[q] - mx); sum += a[q]; }
-        for (q = 0; q < K; q++) a[q] /= sum;
-        for (k = 0; k < nn; k++) out[k] = 0.0;
-        for (i = 0; i < n; i++) p[i] = i;
-        for (q = 0; q < K; q++) {
-            for (i = 0; i < n; i++) out[i * n + p[i]] += a[q];
-            mhc__next_perm(p, n);
-        }
-        return;
-    }
-    nsteps = mhc__proj_steps(proj, iters);
-    it = w;                                   /* (nsteps + 1) matrices */
-    P = w + (size_t)(nsteps + 1) * nn;        /* softmax probabilities */
-    den = P + 3 * nn;                         /* nsteps vectors of n (after 2 gradient buffers) */
-    if (proj == MHC_PROJ_SOFTMAX) {
-        for (i = 0; i < n; i++) {
-            double mx = z[i * n], sum = 0.0;
-            for (j = 1; j < n; j++) if (z[i * n + j] > mx) mx = z[i * n + j];
-            for (j = 0; j < n; j++) { P[i * n + j] = exp(z[i * n + j] - mx); sum += P[i * n + j]; }
-            for (j = 0; j < n; j++) { P[i * n + j] /= sum; it[i * n + j] = P[i * n + j] + eps; }
-        }
-    } else if (proj == MHC_PROJ_EXP) {
-        for (k = 0; k < nn; k++) it[k] = exp(z[k]);
-    } else {
-        for (k = 0; k < nn; k++) it[k] = z[k];
-    }
-    for (s = 1; s <= nsteps; s++)
-        mhc__sk_step(it + (size_t)s * nn, it + (size_t)(s - 1) * nn, n, s & 1, eps, proj == MHC_PROJ_LOG,
-                     den + (size_t)(s - 1) * (size_t)n);
-    if (proj == MHC_PROJ_LOG)
-        for (k = 0; k < nn; k++) out[k] = exp(it[(size_t)nsteps * nn + k]);
-    else
-        for (k = 0; k < nn; k++) out[k] = it[(size_t)nsteps * nn + k];
-}
-
-/* Backward of one token's projection: dz [nres] = d(sum dout * out)/dz, written (not added).
-   Recomputes the forward iterates into w first. out_tmp: n*n doubles. */
-static void mhc__proj_bwd(mhc_projection proj, int n, int iters, double eps, const double *z, const double *dout,
-                          double *dz, double *w, double *out_tmp) {
-    size_t nn = (size_t)n * (size_t)n, k;
-    int i, j, s, nsteps;
-    double *it, *den, *P, *g, *g2;
-    mhc__proj_fwd(proj, n, iters, eps, z, out_tmp, w);
-    if (proj == MHC_PROJ_PERM) {
-        long K = mhc_perm_count(n), q;
-        int p[MHC_LITE_MAX_N];
-        double *a = w, *da = w + K, dot = 0.0;
-        for (i = 0; i < n; i++) p[i] = i;
-        for (q = 0; q < K; q++) {
-            double d = 0.0;
-            for (i = 0; i < n; i++) d += dout[i * n + p[i]];
-            da[q] = d;
-            dot += d * a[q];
-            mhc__next_perm(p, n);
-        }
-        for (q = 0; q < K; q++) dz[q] = a[q] * (da[q] - dot);
-        return;
-    }
-    nsteps = mhc__proj_steps(proj, iters);
-    it = w;
-    P = w + (size_t)(nsteps + 1) * nn;
-    g = P + nn;
-    g2 = P + 2 * nn;
-    den = P + 3 * nn;
-    if (proj == MHC_PROJ_LOG)
-        for (k = 0; k < nn; k++) g[k] = dout[k] * out_tmp[k];   /* out = exp(L) */
-    else
-        for (k = 0; k < nn; k++) g[k] = dout[k];
-    for (s = nsteps; s >= 1; s--) {
-        double *t;
-        mhc__sk_step_back(g2, g, it + (size_t)(s - 1) * nn, it + (size_t)s * nn, n, s & 1, eps,
-                          proj == MHC_PROJ_LOG, den + (size_t)(s - 1) * (size_t)n);
-        t = g; g = g2; g2 = t;
-    }
-    if (proj == MHC_PROJ_SOFTMAX) {
-        /* it0 = P + eps, P = softmax_row(z) */
-        for (i = 0; i < n; i++) {
-            double dot = 0.0;
-            for (j = 0; j < n; j++) dot += g[i * n + j] * P[i * n + j];
-            for (j = 0; j < n; j++) dz[i * n + j] = P[i * n + j] * (g[i * n + j] - dot);
-        }
-    } else if (proj == MHC_PROJ_EXP) {
-        for (k = 0; k < nn; k++) dz[k] = g[k] * it[k];      /* it0 = exp(z) */
-    } else {
-        for (k = 0; k < nn; k++) dz[k] = g[k];
-    }
-}
+/* ---- per-token projections ----
+   mhc__proj_fwd / mhc__proj_bwd and their helpers (mhc__sk_step, mhc__sk_step_back, mhc__logaddexp,
+   mhc__next_perm, mhc__proj_steps, mhc__proj_doubles, mhc__sigmoid) are the shared block
+   "SHARED WITH THE CUDA UNIT" above the implementation (with mhc__proj_token and
+   mhc__gates_token): the one copy, which mhc_cuda.cu compiles for the device too. */
 
 /* ---- the projection of a group of tokens (batched) ----
    Every token projects its own small n x n matrix: ~40 Sinkhorn steps, each n sums and n*n
@@ -3552,8 +3664,7 @@ static mhc_result mhc__proj_args(mhc_ctx *ctx, const char *fn, mhc_projection pr
 /* Doubles of scratch per chunk of tokens for the raw-array projections (per-token: w, z, o, g, dz;
    in groups: w, then z, dout and out/dz in the lane layout). */
 static size_t mhc__sk_per(mhc_projection proj, int n, int iters) {
-    size_t nn = (size_t)n * (size_t)n, nres = proj == MHC_PROJ_PERM ? (size_t)mhc_perm_count(n) : nn;
-    size_t per = mhc__proj_doubles(proj, n, iters) + 2 * nres + 2 * nn, grp;
+    size_t nn = (size_t)n * (size_t)n, per = mhc__proj_token_doubles(proj, n, iters), grp;
     if (!mhc__proj_group_ok(proj, n)) return per;
     grp = mhc__proj_group_doubles(proj, n, iters) + 3 * nn * MHC__SKG;
     return grp > per ? grp : per;
@@ -3602,18 +3713,9 @@ static void mhc__sk_exec(mhc_projection proj, int n, int iters, double eps, mhc_
                 }
             }
         } else {
-            double *z = w + mhc__proj_doubles(proj, n, iters), *o = z + nres, *g = o + nn, *dz = g + nn;
-            for (t = t0; t < t1; t++) {
-                for (k = 0; k < nres; k++) z[k] = (double)logits[(size_t)t * nres + k];
-                if (!backward) {
-                    mhc__proj_fwd(proj, n, iters, eps, z, o, w);
-                    for (k = 0; k < nn; k++) y[(size_t)t * nn + k] = (mhc_real)o[k];
-                } else {
-                    for (k = 0; k < nn; k++) g[k] = (double)dy[(size_t)t * nn + k];
-                    mhc__proj_bwd(proj, n, iters, eps, z, g, dz, w, o);
-                    for (k = 0; k < nres; k++) y[(size_t)t * nres + k] += (mhc_real)dz[k];
-                }
-            }
+            for (t = t0; t < t1; t++)
+                mhc__proj_token(proj, n, iters, eps, logits + (size_t)t * nres, backward ? NULL : y + (size_t)t * nn,
+                                backward ? y + (size_t)t * nres : NULL, backward ? dy + (size_t)t * nn : NULL, w);
         }
     }
 }
@@ -3874,21 +3976,6 @@ static void mhc__mix_token(const mhc__pre_io *io, const mhc__pre_big *b, int t, 
     }
 }
 
-/* mHC/lite/head, one token: gates and the residual logits from the dots.
-   sp[n]: pre sigmoids, spo[n]: post sigmoids, z[nres]: logits. */
-static void mhc__gates_token(const mhc__pre_io *io, const double *dot, double rstd, double *sp, double *spo, double *z) {
-    const mhc_hc_spec *s = io->s;
-    int n = s->n, i, k;
-    double s0 = (double)io->scale[0];
-    for (i = 0; i < n; i++) sp[i] = mhc__sigmoid(dot[i] * rstd * s0 + (double)io->base[i]);
-    if (io->head) return;
-    {
-        double s1 = (double)io->scale[1], s2 = (double)io->scale[2];
-        for (i = 0; i < n; i++) spo[i] = mhc__sigmoid(dot[n + i] * rstd * s1 + (double)io->base[n + i]);
-        for (k = 0; k < s->nres; k++) z[k] = dot[2 * n + k] * rstd * s2 + (double)io->base[2 * n + k];
-    }
-}
-
 /* h_res of token t from its projection comb [n*n] (orientation comb_t: the transpose). */
 static void mhc__pre_put_A(const mhc__pre_io *io, int t, const double *comb) {
     int n = io->s->n, i, j;
@@ -3948,7 +4035,7 @@ static void mhc__pre_fwd_mhc(const mhc__pre_io *io, double *work, int nch, doubl
                     for (i = 0; i < mr; i++) sv[i] = dot[i];
                     sv[mr] = rstd;
                 }
-                mhc__gates_token(io, dot, rstd, sp, spo, z);
+                mhc__gates_token(n, s->nres, io->head, io->scale, io->base, dot, rstd, sp, spo, z);
                 for (i = 0; i < n; i++) sp[i] += s->pre_eps;               /* h_pre */
                 if (io->hpre)
                     for (i = 0; i < n; i++) io->hpre[(size_t)t * n + i] = (mhc_real)sp[i];
@@ -4009,7 +4096,7 @@ static void mhc__pre_bwd_mhc(const mhc__pre_io *io, double *work, int nch, doubl
                 double *dot = w.dot + (size_t)u * mr, *du = w.du + (size_t)u * mr, *z = w.z + (size_t)u * nres;
                 double *sp = w.sp + (size_t)u * n, *spo = w.spo + (size_t)u * n;
                 mhc__mix_token(io, &b, t, dot, &w.rstd[u]);
-                mhc__gates_token(io, dot, w.rstd[u], sp, spo, z);
+                mhc__gates_token(n, s->nres, io->head, io->scale, io->base, dot, w.rstd[u], sp, spo, z);
                 if (gli) mhc__dots(du, gli, xt, (size_t)C, n, C);     /* du[i] = g_li . x_i, for now */
                 for (i = 0; i < n; i++) {
                     double dh = io->g_hpre ? (double)io->g_hpre[(size_t)t * n + i] : 0.0;
@@ -5140,15 +5227,8 @@ MHCDEF void mhc_adamw_step(mhc_real *param, const mhc_real *grad, mhc_real *m, m
     double decay = 1.0 - lr * weight_decay;
     size_t i;
     MHC__OMP_FOR(n > (size_t)MHC__PAR_WORK)
-    for (i = 0; i < n; i++) {
-        double g = (double)grad[i] * grad_scale;
-        double p = (double)param[i] * decay;
-        mhc_real mi = (mhc_real)(beta1 * (double)m[i] + (1.0 - beta1) * g);
-        mhc_real vi = (mhc_real)(beta2 * (double)v[i] + (1.0 - beta2) * g * g);
-        m[i] = mi;
-        v[i] = vi;
-        param[i] = (mhc_real)(p - step_size * (double)mi / (sqrt((double)vi) / bc2_sqrt + eps));
-    }
+    for (i = 0; i < n; i++)
+        mhc__adamw_elem(param, grad, m, v, i, beta1, beta2, eps, grad_scale, step_size, bc2_sqrt, decay);
 }
 
 /* floor(frac * total), robust to frac being stored a hair below its decimal value. */
