@@ -445,6 +445,15 @@ MHCDEF mhc_result mhc_gradcheck(mhc_tape *tp, mhc_loss_fn fn, mhc_tensor **input
  * mHC-lite permutation mixture) as raw-array functions, the layer as raw-array functions and
  * as tape ops (expand, the fused pre step, post, head), the parameters, and the diagnostics.
  *
+ * Read first: the plain references of the layer, mhc_ref_hc_pre_forward / _backward,
+ * mhc_ref_hc_head_forward / _backward and mhc_ref_hc_post_forward / _backward. They compute it
+ * one token at a time, every step of MHC_SPEC.md Sec. 2, 5 and 6 a loop in double under its
+ * formula, with the per-token projection mhc__proj_fwd / mhc__proj_bwd (block "SHARED WITH
+ * THE CUDA UNIT"). Then the fast path with the same arguments and results, which the tape ops
+ * and the trainer run: mhc_hc_pre_* / mhc_hc_head_* (the fused pre step: one GEMM for the
+ * logits of all tokens, threads, 8-token Sinkhorn groups) and mhc_k_hc_post_*. The tests hold
+ * the two together (tests/test_hc_ref.c) and each against an independent naive reference.
+ *
  * Presets (every knob can be overridden on top; MHC_SPEC.md Sec. 4):
  *   MHC_PRESET_DSV4         DeepSeek-V4 production settings: norm_eps 1e-6, pre_eps 1e-6,
  *                           post_mult 2, softmax-start Sinkhorn, 20 iterations, sinkhorn eps
@@ -604,12 +613,53 @@ MHCDEF mhc_result mhc_sinkhorn_backward(mhc_ctx *ctx, mhc_projection proj, int n
    x [T, n, C]; fn [m, n*C] (HC: theta [n+2, C]); scale [3]; base [m] (HC: [2n + n*n]);
    norm_weight [n*C] (HC: [C]) or NULL. Outputs: layer_input [T, C], h_pre [T, n],
    h_post [T, n], h_res [T, n, n] (the matrix A: out = A x + h_post f_out); h_pre, h_post and
-   h_res may be NULL. Scratch is allocated once per call (MHC_MALLOC), never per token.
+   h_res may be NULL.
    pre:  mix = (xf . w_k) * rsqrt(mean(xf^2) + norm_eps); h_pre = sigmoid(mix s0 + b) + pre_eps;
          h_post = sigmoid(mix s1 + b) post_mult; A = orient(project(mix s2 + b));
          layer_input = sum_i h_pre[i] x[i]                                  (MHC_SPEC.md Sec. 2)
-   The backward ACCUMULATES into every non-NULL gradient; NULL incoming gradients count as 0.
-   It recomputes the forward (the logits GEMM, then per token; nothing saved). */
+   The backward functions ACCUMULATE into every non-NULL gradient; NULL incoming gradients
+   count as 0; they recompute the forward (nothing is saved between the two).
+   Every function comes twice, with the same arguments, checks and results:
+   - mhc_ref_hc_*, the plain references: read these first. One token at a time, every step in
+     double, a plain loop for each step of MHC_SPEC.md Sec. 2, 5 and 6 with its formula beside
+     it (the backward: docs/tour.md Sec. 6). For reading and for checking an implementation
+     against, not for speed. Scratch is allocated once per call.
+   - mhc_hc_pre_*, mhc_hc_head_*, mhc_k_hc_post_*, the fast path (what the tape ops and the
+     trainer run): the logits of all tokens as one GEMM, threads over chunks of tokens, the
+     projection of 8 tokens at a time in SIMD lanes, vector blocks over the channels. It
+     computes the same numbers as the references, to rounding (the float build sums its GEMMs
+     and stream mixes in float, see PRECISION); tests/test_hc_ref.c holds the two together for
+     every variant, preset and projection. */
+
+/* The plain references, arguments as the fast functions below (post: no checks, as
+   mhc_k_hc_post_*). */
+MHCDEF mhc_result mhc_ref_hc_pre_forward(mhc_ctx *ctx, const mhc_hc_spec *s,
+                                         mhc_real *layer_input, mhc_real *h_pre, mhc_real *h_post, mhc_real *h_res,
+                                         const mhc_real *x, const mhc_real *fn, const mhc_real *scale,
+                                         const mhc_real *base, const mhc_real *norm_weight, int T, int C);
+MHCDEF mhc_result mhc_ref_hc_pre_backward(mhc_ctx *ctx, const mhc_hc_spec *s,
+                                          mhc_real *d_x, mhc_real *d_fn, mhc_real *d_scale, mhc_real *d_base,
+                                          mhc_real *d_norm_weight,
+                                          const mhc_real *d_layer_input, const mhc_real *d_h_pre,
+                                          const mhc_real *d_h_post, const mhc_real *d_h_res,
+                                          const mhc_real *x, const mhc_real *fn, const mhc_real *scale,
+                                          const mhc_real *base, const mhc_real *norm_weight, int T, int C);
+MHCDEF mhc_result mhc_ref_hc_head_forward(mhc_ctx *ctx, const mhc_hc_spec *s, mhc_real *out, mhc_real *h,
+                                          const mhc_real *x, const mhc_real *fn, const mhc_real *scale,
+                                          const mhc_real *base, const mhc_real *norm_weight, int T, int C);
+MHCDEF mhc_result mhc_ref_hc_head_backward(mhc_ctx *ctx, const mhc_hc_spec *s,
+                                           mhc_real *d_x, mhc_real *d_fn, mhc_real *d_scale, mhc_real *d_base,
+                                           mhc_real *d_norm_weight, const mhc_real *d_out, const mhc_real *d_h,
+                                           const mhc_real *x, const mhc_real *fn, const mhc_real *scale,
+                                           const mhc_real *base, const mhc_real *norm_weight, int T, int C);
+MHCDEF void mhc_ref_hc_post_forward(mhc_real *out, const mhc_real *x, const mhc_real *h_res, const mhc_real *h_post,
+                                    const mhc_real *f_out, int T, int n, int C);
+MHCDEF void mhc_ref_hc_post_backward(mhc_real *d_x, mhc_real *d_h_res, mhc_real *d_h_post, mhc_real *d_f_out,
+                                     const mhc_real *d_out, const mhc_real *x, const mhc_real *h_res,
+                                     const mhc_real *h_post, const mhc_real *f_out, int T, int n, int C);
+
+/* The fast path: the same functions fused, threaded and vectorised. Scratch is allocated once
+   per call (MHC_MALLOC), never per token; the backward recomputes the logits GEMM. */
 MHCDEF mhc_result mhc_hc_pre_forward(mhc_ctx *ctx, const mhc_hc_spec *s,
                                      mhc_real *layer_input, mhc_real *h_pre, mhc_real *h_post, mhc_real *h_res,
                                      const mhc_real *x, const mhc_real *fn, const mhc_real *scale,
@@ -3266,11 +3316,15 @@ done:
 
 /* =========================================================================================
  * HYPER-CONNECTIONS (mHC) (implementation)
- * Names and config resolution; per-token projections in double (forward fills the iterates
- * into a scratch, backward recomputes them and runs the exact reverse of each step); the
- * fused pre/head kernels (mHC, lite, HC, none) over chunks of tokens, one chunk per thread,
- * each with its own scratch; token reductions (d_fn, d_base, ...) over the axis that owns
- * the output, in a fixed token order (bitwise identical for any thread count).
+ * Names and config resolution; then the layer twice. First the plain references
+ * (mhc_ref_hc_*): one token at a time, each step of MHC_SPEC.md a loop in double, calling the
+ * per-token projection (mhc__proj_fwd / mhc__proj_bwd: forward fills the iterates into a
+ * scratch, backward recomputes them and runs the exact reverse of each step; block "SHARED
+ * WITH THE CUDA UNIT"). Then the fast path, which computes the same numbers: the projection of
+ * 8 tokens at a time in SIMD lanes, the fused pre/head kernels (mHC, lite, HC, none) with the
+ * logits GEMM over all tokens, over chunks of tokens, one chunk per thread, each with its own
+ * scratch; token reductions (d_fn, d_base, ...) over the axis that owns the output, in a fixed
+ * token order (bitwise identical for any thread count).
  * ========================================================================================= */
 
 static const char *const mhc__preset_names[MHC_PRESET_COUNT] = {"dsv4", "tilekernels", "paper", "lite"};
@@ -3467,6 +3521,448 @@ MHCDEF int mhc_hc_fn_rows(const mhc_hc_spec *s, int head) {
    mhc__next_perm, mhc__proj_steps, mhc__proj_doubles, mhc__sigmoid) are the shared block
    "SHARED WITH THE CUDA UNIT" above the implementation (with mhc__proj_token and
    mhc__gates_token): the one copy, which mhc_cuda.cu compiles for the device too. */
+
+/* ---- the layer, plainly: the references (read these first) ----
+   mhc_ref_hc_pre_forward / _backward, mhc_ref_hc_head_forward / _backward and
+   mhc_ref_hc_post_forward / _backward compute the layer the way MHC_SPEC.md writes it: one
+   token at a time, every step in double, each step a plain loop under its formula. The fast
+   functions further down (the fused pre step, mhc_k_hc_post_*) compute the same numbers with
+   a GEMM over all tokens, threads, 8-token Sinkhorn groups and vector blocks;
+   tests/test_hc_ref.c holds the two against each other for every variant. The references call
+   the per-token projection mhc__proj_fwd / mhc__proj_bwd (plain per-token code itself) and
+   share the fast functions' argument checks; they allocate one scratch block per call. */
+
+/* The argument checks of the raw-array pre/head functions (mhc__pre_args, defined with them). */
+static mhc_result mhc__pre_check(mhc_ctx *ctx, const char *fname, const mhc_hc_spec *s, int head,
+                                 const mhc_real *x, const mhc_real *fn, const mhc_real *scale, const mhc_real *base,
+                                 int T, int C);
+
+/* The references' scratch: count doubles, zeroed (NULL with the error in ctx). */
+static double *mhc__ref_scratch(mhc_ctx *ctx, const char *fname, size_t count) {
+    double *w;
+    size_t k;
+    if (count > SIZE_MAX / sizeof(double)) {
+        mhc_fail(ctx, MHC_ERR_OVERFLOW, "%s: scratch size overflows", fname);
+        return NULL;
+    }
+    w = MHC__CAST(double *, MHC_MALLOC(count * sizeof(double)));
+    if (!w) {
+        mhc_fail(ctx, MHC_ERR_NOMEM, "%s: cannot allocate %zu bytes of scratch", fname, count * sizeof(double));
+        return NULL;
+    }
+    for (k = 0; k < count; k++) w[k] = 0.0;
+    return w;
+}
+
+/* mHC, lite and the head, one token, MHC_SPEC.md Sec. 2 steps 1-2 (Sec. 5 for the head: only
+   the pre block). From xt = x[t] (xf, D = n*C values) it computes
+     r        = 1 / sqrt(mean_j xf[j]^2 + norm_eps)
+     dot[k]   = sum_j xf[j] w[k][j],   w[k][j] = fn[k][j] * norm_weight[j]  (or fn[k][j])
+     mix[k]   = dot[k] * r                                                  (k < m)
+     sp[i]    = sigmoid(mix[i] scale[0] + base[i])              h_pre  = sp + pre_eps
+     so[i]    = sigmoid(mix[n+i] scale[1] + base[n+i])          h_post = so * post_mult
+     z[k]     = mix[2n+k] scale[2] + base[2n+k]                 the residual logits (k < nres)
+   (the last two not for the head) and returns r. */
+static double mhc__ref_mix_token(const mhc_hc_spec *s, int head, int C, const mhc_real *xt, const mhc_real *fn,
+                                 const mhc_real *scale, const mhc_real *base, const mhc_real *nw,
+                                 double *dot, double *mix, double *sp, double *so, double *z) {
+    int n = s->n, D = n * C, m = head ? n : s->m, i, j, k;
+    double ss = 0.0, r;
+    for (j = 0; j < D; j++) ss += (double)xt[j] * (double)xt[j];
+    r = 1.0 / sqrt(ss / (double)D + s->norm_eps);
+    for (k = 0; k < m; k++) {
+        double a = 0.0;
+        for (j = 0; j < D; j++) a += (double)xt[j] * (double)fn[(size_t)k * D + j] * (nw ? (double)nw[j] : 1.0);
+        dot[k] = a;
+        mix[k] = a * r;
+    }
+    for (i = 0; i < n; i++) sp[i] = mhc__sigmoid(mix[i] * (double)scale[0] + (double)base[i]);
+    if (head) return r;
+    for (i = 0; i < n; i++) so[i] = mhc__sigmoid(mix[n + i] * (double)scale[1] + (double)base[n + i]);
+    for (k = 0; k < s->nres; k++) z[k] = mix[2 * n + k] * (double)scale[2] + (double)base[2 * n + k];
+    return r;
+}
+
+/* Whether A = comb^T (MHC_SPEC.md Sec. 2 step 4: orientation comb_t; the permutation mixture
+   builds A directly). */
+static int mhc__ref_transposed(const mhc_hc_spec *s) {
+    return s->projection != MHC_PROJ_PERM && s->orient == MHC_ORIENT_COMB_T;
+}
+
+/* layer_input[c] = sum_i h[i] x[i][c] for one token (MHC_SPEC.md Sec. 2 step 5, Sec. 5). */
+static void mhc__ref_collapse(mhc_real *out, const double *h, const mhc_real *xt, int n, int C) {
+    int i, c;
+    for (c = 0; c < C; c++) {
+        double a = 0.0;
+        for (i = 0; i < n; i++) a += h[i] * (double)xt[(size_t)i * C + c];
+        out[c] = (mhc_real)a;
+    }
+}
+
+/* mHC / lite / head forward, token by token (MHC_SPEC.md Sec. 2 steps 1-5, Sec. 5). */
+static mhc_result mhc__ref_pre_fwd_mhc(mhc_ctx *ctx, const char *fname, const mhc_hc_spec *s, int head,
+                                       mhc_real *li, mhc_real *h_pre, mhc_real *h_post, mhc_real *h_res,
+                                       const mhc_real *x, const mhc_real *fn, const mhc_real *scale,
+                                       const mhc_real *base, const mhc_real *nw, int T, int C) {
+    int n = s->n, m = head ? n : s->m, nres = head ? 0 : s->nres, t, i, j;
+    size_t nn = (size_t)n * n, pj = head ? 0 : mhc__proj_doubles(s->projection, n, s->iters);
+    double *w = mhc__ref_scratch(ctx, fname, 2 * (size_t)m + 3 * (size_t)n + (size_t)nres + nn + pj);
+    double *dot, *mix, *sp, *so, *hp, *z, *comb, *pw;
+    if (!w) return ctx ? ctx->last : MHC_ERR_NOMEM;
+    dot = w; mix = dot + m; sp = mix + m; so = sp + n; hp = so + n; z = hp + n; comb = z + nres; pw = comb + nn;
+    for (t = 0; t < T; t++) {
+        const mhc_real *xt = x + (size_t)t * n * C;
+        /* steps 1-2: mix, the gates, the residual logits */
+        mhc__ref_mix_token(s, head, C, xt, fn, scale, base, nw, dot, mix, sp, so, z);
+        for (i = 0; i < n; i++) hp[i] = sp[i] + s->pre_eps;                     /* h_pre */
+        if (h_pre) for (i = 0; i < n; i++) h_pre[(size_t)t * n + i] = (mhc_real)hp[i];
+        if (!head && h_post)
+            for (i = 0; i < n; i++) h_post[(size_t)t * n + i] = (mhc_real)(so[i] * s->post_mult);
+        /* steps 3-4: comb = project(z); A = comb, or comb^T */
+        if (!head && h_res) {
+            mhc__proj_fwd(s->projection, n, s->iters, s->sinkhorn_eps, z, comb, pw);
+            for (i = 0; i < n; i++)
+                for (j = 0; j < n; j++)
+                    h_res[(size_t)t * nn + (size_t)i * n + j] =
+                        (mhc_real)(mhc__ref_transposed(s) ? comb[j * n + i] : comb[i * n + j]);
+        }
+        /* step 5: layer_input = sum_i h_pre[i] x_i */
+        mhc__ref_collapse(li + (size_t)t * C, hp, xt, n, C);
+    }
+    MHC_FREE(w);
+    return MHC_OK;
+}
+
+/* mHC / lite / head backward, token by token (derived in docs/tour.md Sec. 6). Per token, from
+   the incoming gradients dli, dh_pre, dh_post, dA (NULL = 0):
+     du[i]    = (dh_pre[i] + sum_c dli[c] x[i][c]) sp[i] (1 - sp[i])       (sigmoid' = s (1 - s))
+     du[n+i]  = dh_post[i] post_mult so[i] (1 - so[i])
+     du[2n+k] = dz[k], the projection's backward of dcomb = dA (comb_t: dA^T)
+     dbase[k] += du[k];   dscale[g] += du[k] mix[k]      (g = 0, 1, 2: the block of row k)
+     dmix[k]  = du[k] scale[g];   ddot[k] = dmix[k] r;   dr = sum_k dmix[k] dot[k]
+     dxf[j]  += sum_k ddot[k] w[k][j]  -  dr r^3 xf[j] / D  +  h_pre[i] dli[c]   (j = i*C + c)
+     dfn[k][j] += ddot[k] xf[j] nw[j];   dnw[j] += sum_k ddot[k] xf[j] fn[k][j]
+   The parameter gradients are summed over tokens in double and added once at the end. */
+static mhc_result mhc__ref_pre_bwd_mhc(mhc_ctx *ctx, const char *fname, const mhc_hc_spec *s, int head,
+                                       mhc_real *d_x, mhc_real *d_fn, mhc_real *d_scale, mhc_real *d_base,
+                                       mhc_real *d_nw, const mhc_real *g_li, const mhc_real *g_hpre,
+                                       const mhc_real *g_hpost, const mhc_real *g_hres,
+                                       const mhc_real *x, const mhc_real *fn, const mhc_real *scale,
+                                       const mhc_real *base, const mhc_real *nw, int T, int C) {
+    int n = s->n, D = n * C, m = head ? n : s->m, nres = head ? 0 : s->nres, t, i, j, k, c;
+    size_t nn = (size_t)n * n, pj = head ? 0 : mhc__proj_doubles(s->projection, n, s->iters);
+    double *w = mhc__ref_scratch(ctx, fname, 4 * (size_t)m + 2 * (size_t)n + 2 * (size_t)nres + 2 * nn + pj +
+                                             (size_t)m * D + (size_t)D + (size_t)m + 3);
+    double *dot, *mix, *sp, *so, *z, *du, *ddot, *dz, *dcomb, *otmp, *pw, *acc_fn, *acc_nw, *acc_base, *acc_scale;
+    if (!w) return ctx ? ctx->last : MHC_ERR_NOMEM;
+    dot = w; mix = dot + m; du = mix + m; ddot = du + m; sp = ddot + m; so = sp + n; z = so + n; dz = z + nres;
+    dcomb = dz + nres; otmp = dcomb + nn; pw = otmp + nn; acc_fn = pw + pj; acc_nw = acc_fn + (size_t)m * D;
+    acc_base = acc_nw + D; acc_scale = acc_base + m;
+    for (t = 0; t < T; t++) {
+        const mhc_real *xt = x + (size_t)t * D, *dli = g_li ? g_li + (size_t)t * C : NULL;
+        double r, dr = 0.0;
+        /* the forward of this token again */
+        r = mhc__ref_mix_token(s, head, C, xt, fn, scale, base, nw, dot, mix, sp, so, z);
+        /* du: the gradient reaching each gate's argument */
+        for (i = 0; i < n; i++) {
+            double dh = g_hpre ? (double)g_hpre[(size_t)t * n + i] : 0.0;
+            if (dli)
+                for (c = 0; c < C; c++) dh += (double)dli[c] * (double)xt[(size_t)i * C + c];
+            du[i] = dh * sp[i] * (1.0 - sp[i]);
+        }
+        if (!head) {
+            for (i = 0; i < n; i++)
+                du[n + i] = (g_hpost ? (double)g_hpost[(size_t)t * n + i] : 0.0) * s->post_mult * so[i] * (1.0 - so[i]);
+            for (k = 0; k < nres; k++) du[2 * n + k] = 0.0;
+            if (g_hres) {
+                const mhc_real *dA = g_hres + (size_t)t * nn;
+                for (i = 0; i < n; i++)
+                    for (j = 0; j < n; j++)
+                        dcomb[i * n + j] = (double)(mhc__ref_transposed(s) ? dA[j * n + i] : dA[i * n + j]);
+                mhc__proj_bwd(s->projection, n, s->iters, s->sinkhorn_eps, z, dcomb, dz, pw, otmp);
+                for (k = 0; k < nres; k++) du[2 * n + k] = dz[k];
+            }
+        }
+        /* the biases and scales; then back through mix = dot * r */
+        for (k = 0; k < m; k++) {
+            int g = k < n ? 0 : (k < 2 * n ? 1 : 2);
+            double dmix = du[k] * (double)scale[g];
+            acc_base[k] += du[k];
+            acc_scale[g] += du[k] * mix[k];
+            ddot[k] = dmix * r;
+            dr += dmix * dot[k];
+        }
+        /* into x: through the dots, through r (dr/dxf[j] = -r^3 xf[j] / D), through layer_input */
+        if (d_x)
+            for (j = 0; j < D; j++) {   /* xf[j] is x[i][c] with i = j / C, c = j % C */
+                double a = -dr * r * r * r * (double)xt[j] / (double)D;
+                for (k = 0; k < m; k++) a += ddot[k] * (double)fn[(size_t)k * D + j] * (nw ? (double)nw[j] : 1.0);
+                if (dli) a += (sp[j / C] + s->pre_eps) * (double)dli[j % C];
+                d_x[(size_t)t * D + j] += (mhc_real)a;
+            }
+        /* into fn and norm_weight */
+        for (k = 0; k < m; k++)
+            for (j = 0; j < D; j++) {
+                acc_fn[(size_t)k * D + j] += ddot[k] * (double)xt[j] * (nw ? (double)nw[j] : 1.0);
+                acc_nw[j] += ddot[k] * (double)xt[j] * (double)fn[(size_t)k * D + j];
+            }
+    }
+    if (d_fn) for (k = 0; k < m * D; k++) d_fn[k] += (mhc_real)acc_fn[k];
+    if (d_nw && nw) for (j = 0; j < D; j++) d_nw[j] += (mhc_real)acc_nw[j];
+    if (d_base) for (k = 0; k < m; k++) d_base[k] += (mhc_real)acc_base[k];
+    if (d_scale) for (k = 0; k < (head ? 1 : 3); k++) d_scale[k] += (mhc_real)acc_scale[k];
+    MHC_FREE(w);
+    return MHC_OK;
+}
+
+/* HC (MHC_SPEC.md Sec. 6), one token: per stream i, with theta = fn [n+2][C] (row 0 pre, row 1
+   post, rows 2.. res),
+     r[i]     = 1 / sqrt(mean_c x_i[c]^2 + norm_eps)
+     xn_i[c]  = x_i[c] r[i] norm_weight[c]             (RMSNorm of the stream)
+     d[i][q]  = sum_c theta[q][c] xn_i[c]              (q < n + 2)
+   and the gates
+     h_pre[i] = scale[0] tanh(d[i][0]) + base[i],    h_post[i] = scale[1] tanh(d[i][1]) + base[n+i],
+     A[i][j]  = scale[2] tanh(d[j][2+i]) + base[2n + i*n + j]. */
+static void mhc__ref_hc_token(const mhc_hc_spec *s, int C, const mhc_real *xt, const mhc_real *fn, const mhc_real *scale,
+                              const mhc_real *base, const mhc_real *nw, double *r, double *xn, double *d, double *hp,
+                              double *hq, double *A) {
+    int n = s->n, q = n + 2, i, j, c, k;
+    for (i = 0; i < n; i++) {
+        const mhc_real *xi = xt + (size_t)i * C;
+        double ss = 0.0;
+        for (c = 0; c < C; c++) ss += (double)xi[c] * (double)xi[c];
+        r[i] = 1.0 / sqrt(ss / (double)C + s->norm_eps);
+        for (c = 0; c < C; c++) xn[(size_t)i * C + c] = (double)xi[c] * r[i] * (nw ? (double)nw[c] : 1.0);
+        for (k = 0; k < q; k++) {
+            double a = 0.0;
+            for (c = 0; c < C; c++) a += (double)fn[(size_t)k * C + c] * xn[(size_t)i * C + c];
+            d[i * q + k] = a;
+        }
+    }
+    for (i = 0; i < n; i++) {
+        hp[i] = (double)scale[0] * tanh(d[i * q]) + (double)base[i];
+        hq[i] = (double)scale[1] * tanh(d[i * q + 1]) + (double)base[n + i];
+        for (j = 0; j < n; j++) A[i * n + j] = (double)scale[2] * tanh(d[j * q + 2 + i]) + (double)base[2 * n + i * n + j];
+    }
+}
+
+/* HC forward, token by token (MHC_SPEC.md Sec. 6, then Sec. 2 step 5). */
+static mhc_result mhc__ref_pre_fwd_hc(mhc_ctx *ctx, const char *fname, const mhc_hc_spec *s,
+                                      mhc_real *li, mhc_real *h_pre, mhc_real *h_post, mhc_real *h_res,
+                                      const mhc_real *x, const mhc_real *fn, const mhc_real *scale,
+                                      const mhc_real *base, const mhc_real *nw, int T, int C) {
+    int n = s->n, t, i;
+    size_t nn = (size_t)n * n;
+    double *w = mhc__ref_scratch(ctx, fname, (size_t)n * C + (size_t)n * (n + 2) + 3 * (size_t)n + nn);
+    double *xn, *d, *r, *hp, *hq, *A;
+    if (!w) return ctx ? ctx->last : MHC_ERR_NOMEM;
+    xn = w; d = xn + (size_t)n * C; r = d + (size_t)n * (n + 2); hp = r + n; hq = hp + n; A = hq + n;
+    for (t = 0; t < T; t++) {
+        const mhc_real *xt = x + (size_t)t * n * C;
+        mhc__ref_hc_token(s, C, xt, fn, scale, base, nw, r, xn, d, hp, hq, A);
+        for (i = 0; i < n; i++) {
+            if (h_pre) h_pre[(size_t)t * n + i] = (mhc_real)hp[i];
+            if (h_post) h_post[(size_t)t * n + i] = (mhc_real)hq[i];
+        }
+        if (h_res) for (i = 0; i < (int)nn; i++) h_res[(size_t)t * nn + i] = (mhc_real)A[i];
+        mhc__ref_collapse(li + (size_t)t * C, hp, xt, n, C);
+    }
+    MHC_FREE(w);
+    return MHC_OK;
+}
+
+/* HC backward, token by token. With G the incoming gradient of a gate (for h_pre: dh_pre[i] +
+   dli . x_i) and th its tanh:
+     dbase += G;   dscale[g] += G th;   dd[i][q] = G scale[g] (1 - th^2)       (d d[i][q])
+     dtheta[q][c] += dd[i][q] xn_i[c];   dxn_i[c] = sum_q dd[i][q] theta[q][c]
+     dnw[c] += dxn_i[c] x_i[c] r[i]
+     dx_i[c] += r[i] nw[c] dxn_i[c] - r[i]^3 / C x_i[c] sum_c' x_i[c'] nw[c'] dxn_i[c'] + h_pre[i] dli[c]
+   (the RMSNorm backward per stream). Parameter gradients are summed in double. */
+static mhc_result mhc__ref_pre_bwd_hc(mhc_ctx *ctx, const char *fname, const mhc_hc_spec *s,
+                                      mhc_real *d_x, mhc_real *d_fn, mhc_real *d_scale, mhc_real *d_base,
+                                      mhc_real *d_nw, const mhc_real *g_li, const mhc_real *g_hpre,
+                                      const mhc_real *g_hpost, const mhc_real *g_hres,
+                                      const mhc_real *x, const mhc_real *fn, const mhc_real *scale,
+                                      const mhc_real *base, const mhc_real *nw, int T, int C) {
+    int n = s->n, q = n + 2, nb = 2 * n + n * n, t, i, j, c, k;
+    size_t nn = (size_t)n * n;
+    double *w = mhc__ref_scratch(ctx, fname, (size_t)n * C + 2 * (size_t)n * q + 3 * (size_t)n + nn + (size_t)C +
+                                             (size_t)q * C + (size_t)C + (size_t)nb + 3);
+    double *xn, *d, *dd, *r, *hp, *hq, *A, *dxn, *acc_fn, *acc_nw, *acc_base, *acc_scale;
+    if (!w) return ctx ? ctx->last : MHC_ERR_NOMEM;
+    xn = w; d = xn + (size_t)n * C; dd = d + (size_t)n * q; r = dd + (size_t)n * q; hp = r + n; hq = hp + n;
+    A = hq + n; dxn = A + nn; acc_fn = dxn + C; acc_nw = acc_fn + (size_t)q * C; acc_base = acc_nw + C;
+    acc_scale = acc_base + nb;
+    for (t = 0; t < T; t++) {
+        const mhc_real *xt = x + (size_t)t * n * C, *dli = g_li ? g_li + (size_t)t * C : NULL;
+        mhc__ref_hc_token(s, C, xt, fn, scale, base, nw, r, xn, d, hp, hq, A);
+        for (i = 0; i < n; i++) {
+            double G = g_hpre ? (double)g_hpre[(size_t)t * n + i] : 0.0, th = tanh(d[i * q]);
+            if (dli)
+                for (c = 0; c < C; c++) G += (double)dli[c] * (double)xt[(size_t)i * C + c];
+            acc_base[i] += G; acc_scale[0] += G * th; dd[i * q] = G * (double)scale[0] * (1.0 - th * th);
+            G = g_hpost ? (double)g_hpost[(size_t)t * n + i] : 0.0;
+            th = tanh(d[i * q + 1]);
+            acc_base[n + i] += G; acc_scale[1] += G * th; dd[i * q + 1] = G * (double)scale[1] * (1.0 - th * th);
+        }
+        for (i = 0; i < n; i++)
+            for (j = 0; j < n; j++) {   /* A[i][j] = scale[2] tanh(d[j][2+i]) + base[2n + i*n + j] */
+                double G = g_hres ? (double)g_hres[(size_t)t * nn + (size_t)i * n + j] : 0.0, th = tanh(d[j * q + 2 + i]);
+                acc_base[2 * n + i * n + j] += G; acc_scale[2] += G * th;
+                dd[j * q + 2 + i] = G * (double)scale[2] * (1.0 - th * th);
+            }
+        for (i = 0; i < n; i++) {
+            const mhc_real *xi = xt + (size_t)i * C;
+            double sdot = 0.0;
+            for (c = 0; c < C; c++) {
+                double a = 0.0;
+                for (k = 0; k < q; k++) {
+                    a += dd[i * q + k] * (double)fn[(size_t)k * C + c];
+                    acc_fn[(size_t)k * C + c] += dd[i * q + k] * xn[(size_t)i * C + c];
+                }
+                dxn[c] = a;
+                acc_nw[c] += a * (double)xi[c] * r[i];
+                sdot += (double)xi[c] * (nw ? (double)nw[c] : 1.0) * a;
+            }
+            if (d_x)
+                for (c = 0; c < C; c++)
+                    d_x[((size_t)t * n + i) * C + c] +=
+                        (mhc_real)(r[i] * (nw ? (double)nw[c] : 1.0) * dxn[c] - r[i] * r[i] * r[i] / (double)C * (double)xi[c] * sdot +
+                                   (dli ? hp[i] * (double)dli[c] : 0.0));
+        }
+    }
+    if (d_fn) for (k = 0; k < q * C; k++) d_fn[k] += (mhc_real)acc_fn[k];
+    if (d_nw && nw) for (c = 0; c < C; c++) d_nw[c] += (mhc_real)acc_nw[c];
+    if (d_base) for (k = 0; k < nb; k++) d_base[k] += (mhc_real)acc_base[k];
+    if (d_scale) for (k = 0; k < 3; k++) d_scale[k] += (mhc_real)acc_scale[k];
+    MHC_FREE(w);
+    return MHC_OK;
+}
+
+MHCDEF mhc_result mhc_ref_hc_pre_forward(mhc_ctx *ctx, const mhc_hc_spec *s,
+                                         mhc_real *layer_input, mhc_real *h_pre, mhc_real *h_post, mhc_real *h_res,
+                                         const mhc_real *x, const mhc_real *fn, const mhc_real *scale,
+                                         const mhc_real *base, const mhc_real *norm_weight, int T, int C) {
+    const char *fname = "mhc_ref_hc_pre_forward";
+    mhc_result r = mhc__pre_check(ctx, fname, s, 0, x, fn, scale, base, T, C);
+    size_t t;
+    if (r != MHC_OK) return r;
+    if (!layer_input) return mhc_fail(ctx, MHC_ERR_NULL, "%s: layer_input is NULL", fname);
+    switch (s->variant) {
+    case MHC_VARIANT_NONE:   /* the plain residual: layer_input = x, h_pre = h_post = A = 1 */
+        for (t = 0; t < (size_t)T * C; t++) layer_input[t] = x[t];
+        for (t = 0; t < (size_t)T; t++) {
+            if (h_pre) h_pre[t] = 1;
+            if (h_post) h_post[t] = 1;
+            if (h_res) h_res[t] = 1;
+        }
+        return MHC_OK;
+    case MHC_VARIANT_HC:
+        return mhc__ref_pre_fwd_hc(ctx, fname, s, layer_input, h_pre, h_post, h_res, x, fn, scale, base, norm_weight, T, C);
+    default:
+        return mhc__ref_pre_fwd_mhc(ctx, fname, s, 0, layer_input, h_pre, h_post, h_res, x, fn, scale, base, norm_weight,
+                                    T, C);
+    }
+}
+
+MHCDEF mhc_result mhc_ref_hc_pre_backward(mhc_ctx *ctx, const mhc_hc_spec *s,
+                                          mhc_real *d_x, mhc_real *d_fn, mhc_real *d_scale, mhc_real *d_base,
+                                          mhc_real *d_norm_weight,
+                                          const mhc_real *d_layer_input, const mhc_real *d_h_pre,
+                                          const mhc_real *d_h_post, const mhc_real *d_h_res,
+                                          const mhc_real *x, const mhc_real *fn, const mhc_real *scale,
+                                          const mhc_real *base, const mhc_real *norm_weight, int T, int C) {
+    const char *fname = "mhc_ref_hc_pre_backward";
+    mhc_result r = mhc__pre_check(ctx, fname, s, 0, x, fn, scale, base, T, C);
+    size_t k;
+    if (r != MHC_OK) return r;
+    switch (s->variant) {
+    case MHC_VARIANT_NONE:   /* dx += d layer_input */
+        if (d_x && d_layer_input)
+            for (k = 0; k < (size_t)T * C; k++) d_x[k] += d_layer_input[k];
+        return MHC_OK;
+    case MHC_VARIANT_HC:
+        return mhc__ref_pre_bwd_hc(ctx, fname, s, d_x, d_fn, d_scale, d_base, d_norm_weight, d_layer_input, d_h_pre,
+                                   d_h_post, d_h_res, x, fn, scale, base, norm_weight, T, C);
+    default:
+        return mhc__ref_pre_bwd_mhc(ctx, fname, s, 0, d_x, d_fn, d_scale, d_base, d_norm_weight, d_layer_input, d_h_pre,
+                                    d_h_post, d_h_res, x, fn, scale, base, norm_weight, T, C);
+    }
+}
+
+MHCDEF mhc_result mhc_ref_hc_head_forward(mhc_ctx *ctx, const mhc_hc_spec *s, mhc_real *out, mhc_real *h,
+                                          const mhc_real *x, const mhc_real *fn, const mhc_real *scale,
+                                          const mhc_real *base, const mhc_real *norm_weight, int T, int C) {
+    const char *fname = "mhc_ref_hc_head_forward";
+    mhc_result r = mhc__pre_check(ctx, fname, s, 1, x, fn, scale, base, T, C);
+    if (r != MHC_OK) return r;
+    if (!out) return mhc_fail(ctx, MHC_ERR_NULL, "%s: out is NULL", fname);
+    return mhc__ref_pre_fwd_mhc(ctx, fname, s, 1, out, h, NULL, NULL, x, fn, scale, base, norm_weight, T, C);
+}
+
+MHCDEF mhc_result mhc_ref_hc_head_backward(mhc_ctx *ctx, const mhc_hc_spec *s,
+                                           mhc_real *d_x, mhc_real *d_fn, mhc_real *d_scale, mhc_real *d_base,
+                                           mhc_real *d_norm_weight, const mhc_real *d_out, const mhc_real *d_h,
+                                           const mhc_real *x, const mhc_real *fn, const mhc_real *scale,
+                                           const mhc_real *base, const mhc_real *norm_weight, int T, int C) {
+    const char *fname = "mhc_ref_hc_head_backward";
+    mhc_result r = mhc__pre_check(ctx, fname, s, 1, x, fn, scale, base, T, C);
+    if (r != MHC_OK) return r;
+    return mhc__ref_pre_bwd_mhc(ctx, fname, s, 1, d_x, d_fn, d_scale, d_base, d_norm_weight, d_out, d_h, NULL, NULL, x,
+                                fn, scale, base, norm_weight, T, C);
+}
+
+/* post (MHC_SPEC.md Sec. 2 step 5): out[t][i][c] = sum_j A[t][i][j] x[t][j][c] + h_post[t][i] f_out[t][c] */
+MHCDEF void mhc_ref_hc_post_forward(mhc_real *out, const mhc_real *x, const mhc_real *h_res, const mhc_real *h_post,
+                                    const mhc_real *f_out, int T, int n, int C) {
+    int t, i, j, c;
+    for (t = 0; t < T; t++)
+        for (i = 0; i < n; i++)
+            for (c = 0; c < C; c++) {
+                double a = f_out ? (double)h_post[(size_t)t * n + i] * (double)f_out[(size_t)t * C + c] : 0.0;
+                for (j = 0; j < n; j++)
+                    a += (double)h_res[((size_t)t * n + i) * n + j] * (double)x[((size_t)t * n + j) * C + c];
+                out[((size_t)t * n + i) * C + c] = (mhc_real)a;
+            }
+}
+
+/* Its backward, token by token: dx_j += sum_i A[i][j] dout_i;  dA[i][j] += dout_i . x_j;
+   dh_post[i] += dout_i . f_out;  df_out += sum_i h_post[i] dout_i. */
+MHCDEF void mhc_ref_hc_post_backward(mhc_real *d_x, mhc_real *d_h_res, mhc_real *d_h_post, mhc_real *d_f_out,
+                                     const mhc_real *d_out, const mhc_real *x, const mhc_real *h_res,
+                                     const mhc_real *h_post, const mhc_real *f_out, int T, int n, int C) {
+    int t, i, j, c;
+    for (t = 0; t < T; t++) {
+        const mhc_real *A = h_res + (size_t)t * n * n, *xt = x + (size_t)t * n * C, *go = d_out + (size_t)t * n * C;
+        const mhc_real *f = f_out ? f_out + (size_t)t * C : NULL;
+        if (d_x)
+            for (j = 0; j < n; j++)
+                for (c = 0; c < C; c++) {
+                    double a = 0.0;
+                    for (i = 0; i < n; i++) a += (double)A[i * n + j] * (double)go[(size_t)i * C + c];
+                    d_x[((size_t)t * n + j) * C + c] += (mhc_real)a;
+                }
+        for (i = 0; i < n; i++) {
+            if (d_h_res)
+                for (j = 0; j < n; j++) {
+                    double a = 0.0;
+                    for (c = 0; c < C; c++) a += (double)go[(size_t)i * C + c] * (double)xt[(size_t)j * C + c];
+                    d_h_res[(size_t)t * n * n + (size_t)i * n + j] += (mhc_real)a;
+                }
+            if (f && d_h_post) {
+                double a = 0.0;
+                for (c = 0; c < C; c++) a += (double)go[(size_t)i * C + c] * (double)f[c];
+                d_h_post[(size_t)t * n + i] += (mhc_real)a;
+            }
+        }
+        if (f && d_f_out)
+            for (c = 0; c < C; c++) {
+                double a = 0.0;
+                for (i = 0; i < n; i++) a += (double)h_post[(size_t)t * n + i] * (double)go[(size_t)i * C + c];
+                d_f_out[(size_t)t * C + c] += (mhc_real)a;
+            }
+    }
+}
 
 /* ---- the projection of a group of tokens (batched) ----
    Every token projects its own small n x n matrix: ~40 Sinkhorn steps, each n sums and n*n
@@ -3750,7 +4246,10 @@ MHCDEF mhc_result mhc_sinkhorn_backward(mhc_ctx *ctx, mhc_projection proj, int n
     return mhc__sinkhorn_run(ctx, "mhc_sinkhorn_backward", proj, n, iters, eps, d_logits, d_out, logits, T, 1);
 }
 
-/* ---- the fused pre step (mHC, lite, head), HC and none ---- */
+/* ---- the fused pre step (mHC, lite, head), HC and none ----
+   The fast path of mhc_ref_hc_pre_* and mhc_ref_hc_head_* above: the same numbers (to
+   rounding; tests/test_hc_ref.c), computed with the logits of all tokens as one GEMM, the
+   tokens in chunks over threads, the projection in 8-token groups. Read the references first. */
 
 typedef struct mhc__pre_io {
     const mhc_hc_spec *s;
@@ -4435,6 +4934,17 @@ static mhc_result mhc__pre_args(mhc_ctx *ctx, const char *fname, const mhc__pre_
     return MHC_OK;
 }
 
+/* mhc__pre_args on plain arguments: the checks of the references (mhc_ref_hc_*). */
+static mhc_result mhc__pre_check(mhc_ctx *ctx, const char *fname, const mhc_hc_spec *s, int head,
+                                 const mhc_real *x, const mhc_real *fn, const mhc_real *scale, const mhc_real *base,
+                                 int T, int C) {
+    mhc__pre_io io;
+    memset(&io, 0, sizeof io);
+    io.s = s; io.head = head; io.T = T; io.C = C;
+    io.x = x; io.fn = fn; io.scale = scale; io.base = base;
+    return mhc__pre_args(ctx, fname, &io);
+}
+
 /* Allocate scratch, run, free (the raw-array entry points). */
 static mhc_result mhc__pre_call(mhc_ctx *ctx, const char *fname, const mhc__pre_io *io, int backward) {
     int nch;
@@ -4512,7 +5022,8 @@ MHCDEF mhc_result mhc_hc_head_backward(mhc_ctx *ctx, const mhc_hc_spec *s,
     return mhc__pre_call(ctx, "mhc_hc_head_backward", &io, 1);
 }
 
-/* ---- post and expand (raw kernels) ---- */
+/* ---- post and expand (raw kernels) ----
+   mhc_k_hc_post_* are the fast twins of mhc_ref_hc_post_* (the plain references above). */
 
 /* out[t][i][c] = sum_j A[t][i][j] x[t][j][c] + h_post[t][i] f_out[t][c]: one pass per token,
    parallel over tokens; each output summed in mhc_real (a stream mix, see PRECISION: the h_post
