@@ -39,6 +39,10 @@
  *                        or AVX-512 (chosen at compile time: build with -march=native or -mavx512f
  *                        to get them; the default flags give the portable kernel).
  *   MHC_CUDA             declare the optional CUDA API (implemented in mhc_cuda.cu, float only).
+ *   MHC_SHARED_IMPLEMENTATION
+ *                        emit only the static block "SHARED WITH THE CUDA UNIT" (AdamW on one
+ *                        element, the per-token Birkhoff projection, the mHC gates): mhc_cuda.cu
+ *                        compiles it for the device. MHC_IMPLEMENTATION emits it too.
  *
  * ===========================================================================================
  * MEMORY
@@ -441,6 +445,15 @@ MHCDEF mhc_result mhc_gradcheck(mhc_tape *tp, mhc_loss_fn fn, mhc_tensor **input
  * mHC-lite permutation mixture) as raw-array functions, the layer as raw-array functions and
  * as tape ops (expand, the fused pre step, post, head), the parameters, and the diagnostics.
  *
+ * Read first: the plain references of the layer, mhc_ref_hc_pre_forward / _backward,
+ * mhc_ref_hc_head_forward / _backward and mhc_ref_hc_post_forward / _backward. They compute it
+ * one token at a time, every step of MHC_SPEC.md Sec. 2, 5 and 6 a loop in double under its
+ * formula, with the per-token projection mhc__proj_fwd / mhc__proj_bwd (block "SHARED WITH
+ * THE CUDA UNIT"). Then the fast path with the same arguments and results, which the tape ops
+ * and the trainer run: mhc_hc_pre_* / mhc_hc_head_* (the fused pre step: one GEMM for the
+ * logits of all tokens, threads, 8-token Sinkhorn groups) and mhc_k_hc_post_*. The tests hold
+ * the two together (tests/test_hc_ref.c) and each against an independent naive reference.
+ *
  * Presets (every knob can be overridden on top; MHC_SPEC.md Sec. 4):
  *   MHC_PRESET_DSV4         DeepSeek-V4 production settings: norm_eps 1e-6, pre_eps 1e-6,
  *                           post_mult 2, softmax-start Sinkhorn, 20 iterations, sinkhorn eps
@@ -600,12 +613,53 @@ MHCDEF mhc_result mhc_sinkhorn_backward(mhc_ctx *ctx, mhc_projection proj, int n
    x [T, n, C]; fn [m, n*C] (HC: theta [n+2, C]); scale [3]; base [m] (HC: [2n + n*n]);
    norm_weight [n*C] (HC: [C]) or NULL. Outputs: layer_input [T, C], h_pre [T, n],
    h_post [T, n], h_res [T, n, n] (the matrix A: out = A x + h_post f_out); h_pre, h_post and
-   h_res may be NULL. Scratch is allocated once per call (MHC_MALLOC), never per token.
+   h_res may be NULL.
    pre:  mix = (xf . w_k) * rsqrt(mean(xf^2) + norm_eps); h_pre = sigmoid(mix s0 + b) + pre_eps;
          h_post = sigmoid(mix s1 + b) post_mult; A = orient(project(mix s2 + b));
          layer_input = sum_i h_pre[i] x[i]                                  (MHC_SPEC.md Sec. 2)
-   The backward ACCUMULATES into every non-NULL gradient; NULL incoming gradients count as 0.
-   It recomputes the forward (the logits GEMM, then per token; nothing saved). */
+   The backward functions ACCUMULATE into every non-NULL gradient; NULL incoming gradients
+   count as 0; they recompute the forward (nothing is saved between the two).
+   Every function comes twice, with the same arguments, checks and results:
+   - mhc_ref_hc_*, the plain references: read these first. One token at a time, every step in
+     double, a plain loop for each step of MHC_SPEC.md Sec. 2, 5 and 6 with its formula beside
+     it (the backward: docs/tour.md Sec. 6). For reading and for checking an implementation
+     against, not for speed. Scratch is allocated once per call.
+   - mhc_hc_pre_*, mhc_hc_head_*, mhc_k_hc_post_*, the fast path (what the tape ops and the
+     trainer run): the logits of all tokens as one GEMM, threads over chunks of tokens, the
+     projection of 8 tokens at a time in SIMD lanes, vector blocks over the channels. It
+     computes the same numbers as the references, to rounding (the float build sums its GEMMs
+     and stream mixes in float, see PRECISION); tests/test_hc_ref.c holds the two together for
+     every variant, preset and projection. */
+
+/* The plain references, arguments as the fast functions below (post: no checks, as
+   mhc_k_hc_post_*). */
+MHCDEF mhc_result mhc_ref_hc_pre_forward(mhc_ctx *ctx, const mhc_hc_spec *s,
+                                         mhc_real *layer_input, mhc_real *h_pre, mhc_real *h_post, mhc_real *h_res,
+                                         const mhc_real *x, const mhc_real *fn, const mhc_real *scale,
+                                         const mhc_real *base, const mhc_real *norm_weight, int T, int C);
+MHCDEF mhc_result mhc_ref_hc_pre_backward(mhc_ctx *ctx, const mhc_hc_spec *s,
+                                          mhc_real *d_x, mhc_real *d_fn, mhc_real *d_scale, mhc_real *d_base,
+                                          mhc_real *d_norm_weight,
+                                          const mhc_real *d_layer_input, const mhc_real *d_h_pre,
+                                          const mhc_real *d_h_post, const mhc_real *d_h_res,
+                                          const mhc_real *x, const mhc_real *fn, const mhc_real *scale,
+                                          const mhc_real *base, const mhc_real *norm_weight, int T, int C);
+MHCDEF mhc_result mhc_ref_hc_head_forward(mhc_ctx *ctx, const mhc_hc_spec *s, mhc_real *out, mhc_real *h,
+                                          const mhc_real *x, const mhc_real *fn, const mhc_real *scale,
+                                          const mhc_real *base, const mhc_real *norm_weight, int T, int C);
+MHCDEF mhc_result mhc_ref_hc_head_backward(mhc_ctx *ctx, const mhc_hc_spec *s,
+                                           mhc_real *d_x, mhc_real *d_fn, mhc_real *d_scale, mhc_real *d_base,
+                                           mhc_real *d_norm_weight, const mhc_real *d_out, const mhc_real *d_h,
+                                           const mhc_real *x, const mhc_real *fn, const mhc_real *scale,
+                                           const mhc_real *base, const mhc_real *norm_weight, int T, int C);
+MHCDEF void mhc_ref_hc_post_forward(mhc_real *out, const mhc_real *x, const mhc_real *h_res, const mhc_real *h_post,
+                                    const mhc_real *f_out, int T, int n, int C);
+MHCDEF void mhc_ref_hc_post_backward(mhc_real *d_x, mhc_real *d_h_res, mhc_real *d_h_post, mhc_real *d_f_out,
+                                     const mhc_real *d_out, const mhc_real *x, const mhc_real *h_res,
+                                     const mhc_real *h_post, const mhc_real *f_out, int T, int n, int C);
+
+/* The fast path: the same functions fused, threaded and vectorised. Scratch is allocated once
+   per call (MHC_MALLOC), never per token; the backward recomputes the logits GEMM. */
 MHCDEF mhc_result mhc_hc_pre_forward(mhc_ctx *ctx, const mhc_hc_spec *s,
                                      mhc_real *layer_input, mhc_real *h_pre, mhc_real *h_post, mhc_real *h_res,
                                      const mhc_real *x, const mhc_real *fn, const mhc_real *scale,
@@ -809,7 +863,8 @@ MHCDEF mhc_result mhc_trainer_step(mhc_trainer *tr, mhc_params *p);
  * formulas, backward functions ACCUMULATE. Per-token sums are taken in double as on the CPU;
  * the order differs (parallel reductions), so results agree to float rounding, not bitwise.
  * The Birkhoff projections run one thread per token and keep the iterates in device scratch
- * (the exact backward of the truncated iteration, as on the CPU). Supported: the MHC and LITE
+ * (the exact backward of the truncated iteration: the CPU's own per-token code, compiled for
+ * the device from the block "SHARED WITH THE CUDA UNIT"). Supported: the MHC and LITE
  * variants and the head; the HC and NONE variants of mhc_hc_pre_* are refused (MHC_ERR_VALUE).
  * GEMMs go through cuBLAS (cublasSgemm on the row-major arrays, operands swapped).
  * ========================================================================================= */
@@ -1026,6 +1081,320 @@ MHCDEF mhc_result mhc_checkpoint_serialize(mhc_ctx *ctx, void *buf, size_t cap, 
 }
 #endif
 #endif /* MHC_H_INCLUDE */
+
+/* =========================================================================================
+ * SHARED WITH THE CUDA UNIT (host and device)
+ * The per-element and per-token code that mhc_cuda.cu runs on the device exactly as the CPU
+ * runs it: this block is its only copy.
+ *   mhc__adamw_elem                   AdamW on one element (the loop of mhc_adamw_step)
+ *   mhc__sk_step, mhc__sk_step_back   one Sinkhorn row or column normalisation, and its reverse
+ *   mhc__proj_fwd, mhc__proj_bwd      one token's Birkhoff projection of its residual logits, in
+ *                                     double (softmax or exp start, the log domain, the
+ *                                     permutation mixture), and its exact backward
+ *                                     (MHC_SPEC.md Sec. 3; derived in docs/tour.md Sec. 5 and 7)
+ *   mhc__proj_token                   one token of the standalone projection (mhc_sinkhorn_*)
+ *   mhc__gates_token                  one token's mHC gates and residual logits from its dots
+ * The implementation (MHC_IMPLEMENTATION) calls them, and its grouped CPU path (mhc__proj_fwd_g,
+ * 8 tokens in SIMD lanes, CPU only) repeats the projection's operations lane by lane.
+ * mhc_cuda.cu defines MHC_SHARED_IMPLEMENTATION and includes mhc.h a second time: that emits
+ * this block alone, and under nvcc MHC__HD is __host__ __device__. Every function here is
+ * static, so the CUDA unit and an implementation unit link side by side.
+ * ========================================================================================= */
+#if defined(MHC_IMPLEMENTATION) || defined(MHC_SHARED_IMPLEMENTATION)
+#ifndef MHC__SHARED_INCLUDED
+#define MHC__SHARED_INCLUDED
+#include <math.h>
+#include <stddef.h>
+
+#ifdef __CUDACC__
+#define MHC__HD __host__ __device__
+#else
+#define MHC__HD
+#endif
+#if defined(__GNUC__) || defined(__clang__)
+#define MHC__SHARED_FN static __attribute__((unused)) MHC__HD   /* a unit need not call every one */
+#else
+#define MHC__SHARED_FN static MHC__HD
+#endif
+
+/* ---- AdamW, one element ----
+   The update of mhc_adamw_step (see its declaration for the formula), with the per-step
+   constants step_size = lr / (1 - beta1^t), bc2_sqrt = sqrt(1 - beta2^t), decay = 1 - lr wd. */
+MHC__SHARED_FN void mhc__adamw_elem(mhc_real *param, const mhc_real *grad, mhc_real *m, mhc_real *v, size_t i,
+                                    double beta1, double beta2, double eps, double grad_scale,
+                                    double step_size, double bc2_sqrt, double decay) {
+    double g = (double)grad[i] * grad_scale;
+    double p = (double)param[i] * decay;
+    mhc_real mi = (mhc_real)(beta1 * (double)m[i] + (1.0 - beta1) * g);
+    mhc_real vi = (mhc_real)(beta2 * (double)v[i] + (1.0 - beta2) * g * g);
+    m[i] = mi;
+    v[i] = vi;
+    param[i] = (mhc_real)(p - step_size * (double)mi / (sqrt((double)vi) / bc2_sqrt + eps));
+}
+
+/* ---- mHC: the per-token Birkhoff projection (double) ---- */
+
+/* sigmoid(x) = 1/(1+e^-x), computed without overflow on either side */
+MHC__SHARED_FN double mhc__sigmoid(double x) {
+    if (x >= 0) return 1.0 / (1.0 + exp(-x));
+    else { double e = exp(x); return e / (1.0 + e); }
+}
+
+/* n! for 1 <= n <= 12, else -1 (the public mhc_perm_count) */
+MHC__SHARED_FN long mhc__perm_count(int n) {
+    long f = 1;
+    int i;
+    if (n < 1 || n > 12) return -1;
+    for (i = 2; i <= n; i++) f *= i;
+    return f;
+}
+
+/* log(exp(a) + exp(b)), b may be -inf */
+MHC__SHARED_FN double mhc__logaddexp(double a, double b) {
+    double mx = a > b ? a : b, mn = a > b ? b : a;
+    if (mn == -HUGE_VAL) return mx;
+    return mx + log1p(exp(mn - mx));
+}
+
+/* Next permutation in lexicographic order (wraps to the identity after the last). */
+MHC__SHARED_FN void mhc__next_perm(int *p, int n) {
+    int i = n - 2, j, t;
+    while (i >= 0 && p[i] > p[i + 1]) i--;
+    if (i >= 0) {
+        j = n - 1;
+        while (p[j] < p[i]) j--;
+        t = p[i]; p[i] = p[j]; p[j] = t;
+    }
+    for (i = i + 1, j = n - 1; i < j; i++, j--) { t = p[i]; p[i] = p[j]; p[j] = t; }
+}
+
+/* Normalisation steps in the Sinkhorn schedule (step s = 1..nsteps; odd s: columns, even: rows). */
+MHC__SHARED_FN int mhc__proj_steps(mhc_projection proj, int iters) {
+    return proj == MHC_PROJ_SOFTMAX ? 2 * iters - 1 : 2 * iters;
+}
+
+/* Doubles of scratch one token's projection needs (forward and backward). */
+MHC__SHARED_FN size_t mhc__proj_doubles(mhc_projection proj, int n, int iters) {
+    size_t nn = (size_t)n * (size_t)n;
+    if (proj == MHC_PROJ_PERM) return 2 * (size_t)mhc__perm_count(n) + 8;
+    return ((size_t)mhc__proj_steps(proj, iters) + 4) * nn + (size_t)mhc__proj_steps(proj, iters) * (size_t)n + 8;
+}
+
+/* One Sinkhorn step: Y = X / (sum + eps) along rows (cols = 0) or columns (cols = 1) for the
+   exp/softmax forms, or Y = X - logaddexp(logsumexp(X), log eps) for the log form. den[n]
+   receives the denominators (log form: the logsumexp). */
+MHC__SHARED_FN void mhc__sk_step(double *Y, const double *X, int n, int cols, double eps, int logd, double *den) {
+    int i, j;
+    if (!logd) {
+        if (!cols) {
+            for (i = 0; i < n; i++) {
+                double s = 0.0;
+                for (j = 0; j < n; j++) s += X[i * n + j];
+                den[i] = s + eps;
+                for (j = 0; j < n; j++) Y[i * n + j] = X[i * n + j] / den[i];
+            }
+        } else {
+            for (j = 0; j < n; j++) {
+                double s = 0.0;
+                for (i = 0; i < n; i++) s += X[i * n + j];
+                den[j] = s + eps;
+            }
+            for (i = 0; i < n; i++)
+                for (j = 0; j < n; j++) Y[i * n + j] = X[i * n + j] / den[j];
+        }
+    } else {
+        double leps = eps > 0.0 ? log(eps) : -HUGE_VAL;
+        int a;
+        for (a = 0; a < n; a++) {
+            /* line a: row a (cols = 0) or column a (cols = 1) */
+            int si = cols ? n : 1, o = cols ? a : a * n;
+            double mx = -HUGE_VAL, s = 0.0, lse, g;
+            for (j = 0; j < n; j++) if (X[o + j * si] > mx) mx = X[o + j * si];
+            if (mx == -HUGE_VAL) lse = -HUGE_VAL;
+            else {
+                for (j = 0; j < n; j++) s += exp(X[o + j * si] - mx);
+                lse = mx + log(s);
+            }
+            den[a] = lse;
+            g = mhc__logaddexp(lse, leps);
+            for (j = 0; j < n; j++) Y[o + j * si] = X[o + j * si] - g;
+        }
+    }
+}
+
+/* Reverse of one step: dX from dY (X, Y, den as the forward left them). */
+MHC__SHARED_FN void mhc__sk_step_back(double *dX, const double *dY, const double *X, const double *Y, int n, int cols,
+                              double eps, int logd, const double *den) {
+    int a, j;
+    int si = cols ? n : 1;
+    for (a = 0; a < n; a++) {
+        int o = cols ? a : a * n;
+        double dot = 0.0;
+        if (!logd) {
+            /* Y = X / d, d = sum(X) + eps:  dX = (dY - sum(dY Y)) / d */
+            for (j = 0; j < n; j++) dot += dY[o + j * si] * Y[o + j * si];
+            for (j = 0; j < n; j++) dX[o + j * si] = (dY[o + j * si] - dot) / den[a];
+        } else {
+            /* Y = X - g(lse), g' = exp(lse) / (exp(lse) + eps):  dX = dY - softmax(X) g' sum(dY) */
+            double lse = den[a], gp;
+            if (eps > 0.0) gp = lse == -HUGE_VAL ? 0.0 : mhc__sigmoid(lse - log(eps));
+            else gp = 1.0;
+            for (j = 0; j < n; j++) dot += dY[o + j * si];
+            for (j = 0; j < n; j++) {
+                double p = lse == -HUGE_VAL ? 0.0 : exp(X[o + j * si] - lse);
+                dX[o + j * si] = dY[o + j * si] - p * gp * dot;
+            }
+        }
+    }
+}
+
+/* Forward of one token's projection: z [nres] -> out [n*n]; w: scratch (mhc__proj_doubles)
+   left holding the iterates for mhc__proj_bwd. */
+MHC__SHARED_FN void mhc__proj_fwd(mhc_projection proj, int n, int iters, double eps, const double *z, double *out, double *w) {
+    size_t nn = (size_t)n * (size_t)n, k;
+    int i, j, s, nsteps;
+    double *it, *den, *P;
+    if (proj == MHC_PROJ_PERM) {
+        long K = mhc__perm_count(n), q;
+        double mx = -HUGE_VAL, sum = 0.0;
+        int p[MHC_LITE_MAX_N];
+        double *a = w;
+        for (q = 0; q < K; q++) if (z[q] > mx) mx = z[q];
+        for (q = 0; q < K; q++) { a[q] = exp(z[q] - mx); sum += a[q]; }
+        for (q = 0; q < K; q++) a[q] /= sum;
+        for (k = 0; k < nn; k++) out[k] = 0.0;
+        for (i = 0; i < n; i++) p[i] = i;
+        for (q = 0; q < K; q++) {
+            for (i = 0; i < n; i++) out[i * n + p[i]] += a[q];
+            mhc__next_perm(p, n);
+        }
+        return;
+    }
+    nsteps = mhc__proj_steps(proj, iters);
+    it = w;                                   /* (nsteps + 1) matrices */
+    P = w + (size_t)(nsteps + 1) * nn;        /* softmax probabilities */
+    den = P + 3 * nn;                         /* nsteps vectors of n (after 2 gradient buffers) */
+    if (proj == MHC_PROJ_SOFTMAX) {
+        for (i = 0; i < n; i++) {
+            double mx = z[i * n], sum = 0.0;
+            for (j = 1; j < n; j++) if (z[i * n + j] > mx) mx = z[i * n + j];
+            for (j = 0; j < n; j++) { P[i * n + j] = exp(z[i * n + j] - mx); sum += P[i * n + j]; }
+            for (j = 0; j < n; j++) { P[i * n + j] /= sum; it[i * n + j] = P[i * n + j] + eps; }
+        }
+    } else if (proj == MHC_PROJ_EXP) {
+        for (k = 0; k < nn; k++) it[k] = exp(z[k]);
+    } else {
+        for (k = 0; k < nn; k++) it[k] = z[k];
+    }
+    for (s = 1; s <= nsteps; s++)
+        mhc__sk_step(it + (size_t)s * nn, it + (size_t)(s - 1) * nn, n, s & 1, eps, proj == MHC_PROJ_LOG,
+                     den + (size_t)(s - 1) * (size_t)n);
+    if (proj == MHC_PROJ_LOG)
+        for (k = 0; k < nn; k++) out[k] = exp(it[(size_t)nsteps * nn + k]);
+    else
+        for (k = 0; k < nn; k++) out[k] = it[(size_t)nsteps * nn + k];
+}
+
+/* Backward of one token's projection: dz [nres] = d(sum dout * out)/dz, written (not added).
+   Recomputes the forward iterates into w first. out_tmp: n*n doubles. */
+MHC__SHARED_FN void mhc__proj_bwd(mhc_projection proj, int n, int iters, double eps, const double *z, const double *dout,
+                          double *dz, double *w, double *out_tmp) {
+    size_t nn = (size_t)n * (size_t)n, k;
+    int i, j, s, nsteps;
+    double *it, *den, *P, *g, *g2;
+    mhc__proj_fwd(proj, n, iters, eps, z, out_tmp, w);
+    if (proj == MHC_PROJ_PERM) {
+        long K = mhc__perm_count(n), q;
+        int p[MHC_LITE_MAX_N];
+        double *a = w, *da = w + K, dot = 0.0;
+        for (i = 0; i < n; i++) p[i] = i;
+        for (q = 0; q < K; q++) {
+            double d = 0.0;
+            for (i = 0; i < n; i++) d += dout[i * n + p[i]];
+            da[q] = d;
+            dot += d * a[q];
+            mhc__next_perm(p, n);
+        }
+        for (q = 0; q < K; q++) dz[q] = a[q] * (da[q] - dot);
+        return;
+    }
+    nsteps = mhc__proj_steps(proj, iters);
+    it = w;
+    P = w + (size_t)(nsteps + 1) * nn;
+    g = P + nn;
+    g2 = P + 2 * nn;
+    den = P + 3 * nn;
+    if (proj == MHC_PROJ_LOG)
+        for (k = 0; k < nn; k++) g[k] = dout[k] * out_tmp[k];   /* out = exp(L) */
+    else
+        for (k = 0; k < nn; k++) g[k] = dout[k];
+    for (s = nsteps; s >= 1; s--) {
+        double *t;
+        mhc__sk_step_back(g2, g, it + (size_t)(s - 1) * nn, it + (size_t)s * nn, n, s & 1, eps,
+                          proj == MHC_PROJ_LOG, den + (size_t)(s - 1) * (size_t)n);
+        t = g; g = g2; g2 = t;
+    }
+    if (proj == MHC_PROJ_SOFTMAX) {
+        /* it0 = P + eps, P = softmax_row(z) */
+        for (i = 0; i < n; i++) {
+            double dot = 0.0;
+            for (j = 0; j < n; j++) dot += g[i * n + j] * P[i * n + j];
+            for (j = 0; j < n; j++) dz[i * n + j] = P[i * n + j] * (g[i * n + j] - dot);
+        }
+    } else if (proj == MHC_PROJ_EXP) {
+        for (k = 0; k < nn; k++) dz[k] = g[k] * it[k];      /* it0 = exp(z) */
+    } else {
+        for (k = 0; k < nn; k++) dz[k] = g[k];
+    }
+}
+
+/* ---- mHC: one token of the standalone projection, and one token's gates ---- */
+
+/* Doubles of scratch mhc__proj_token needs: the projection's (mhc__proj_doubles), then z [nres],
+   out [n*n], dout [n*n], dz [nres]. */
+MHC__SHARED_FN size_t mhc__proj_token_doubles(mhc_projection proj, int n, int iters) {
+    size_t nn = (size_t)n * (size_t)n, nres = proj == MHC_PROJ_PERM ? (size_t)mhc__perm_count(n) : nn;
+    return mhc__proj_doubles(proj, n, iters) + 2 * nres + 2 * nn;
+}
+
+/* One token of mhc_sinkhorn_forward / _backward (and of their CUDA twins): out [n*n] =
+   project(logits [nres]), or, when d_out [n*n] is given, d_logits [nres] += the gradient;
+   w: mhc__proj_token_doubles scratch. */
+MHC__SHARED_FN void mhc__proj_token(mhc_projection proj, int n, int iters, double eps, const mhc_real *logits,
+                                    mhc_real *out, mhc_real *d_logits, const mhc_real *d_out, double *w) {
+    size_t nn = (size_t)n * (size_t)n, nres = proj == MHC_PROJ_PERM ? (size_t)mhc__perm_count(n) : nn, k;
+    double *z = w + mhc__proj_doubles(proj, n, iters), *o = z + nres, *g = o + nn, *dz = g + nn;
+    for (k = 0; k < nres; k++) z[k] = (double)logits[k];
+    if (!d_out) {
+        mhc__proj_fwd(proj, n, iters, eps, z, o, w);
+        for (k = 0; k < nn; k++) out[k] = (mhc_real)o[k];
+    } else {
+        for (k = 0; k < nn; k++) g[k] = (double)d_out[k];
+        mhc__proj_bwd(proj, n, iters, eps, z, g, dz, w, o);
+        for (k = 0; k < nres; k++) d_logits[k] += (mhc_real)dz[k];
+    }
+}
+
+/* mHC/lite/head, one token: the gates and the residual logits from its dots dot[m] and rstd
+   (MHC_SPEC.md Sec. 2, steps 1-2, with mix[k] = dot[k] rstd): sp[i] = sigmoid(mix[i] s0 + base[i]),
+   the pre gates without pre_eps; unless head: spo[i] = sigmoid(mix[n+i] s1 + base[n+i]), the post
+   gates before post_mult, and z[k] = mix[2n+k] s2 + base[2n+k], the nres residual logits. */
+MHC__SHARED_FN void mhc__gates_token(int n, int nres, int head, const mhc_real *scale, const mhc_real *base,
+                                   const double *dot, double rstd, double *sp, double *spo, double *z) {
+    int i, k;
+    double s0 = (double)scale[0];
+    for (i = 0; i < n; i++) sp[i] = mhc__sigmoid(dot[i] * rstd * s0 + (double)base[i]);
+    if (head) return;
+    {
+        double s1 = (double)scale[1], s2 = (double)scale[2];
+        for (i = 0; i < n; i++) spo[i] = mhc__sigmoid(dot[n + i] * rstd * s1 + (double)base[n + i]);
+        for (k = 0; k < nres; k++) z[k] = dot[2 * n + k] * rstd * s2 + (double)base[2 * n + k];
+    }
+}
+
+#endif /* MHC__SHARED_INCLUDED */
+#endif /* MHC_IMPLEMENTATION || MHC_SHARED_IMPLEMENTATION */
+
 
 /* ******************************************************************************************
  *                                    IMPLEMENTATION
@@ -1968,12 +2337,6 @@ MHCDEF void mhc_k_rmsnorm_backward(mhc_real *dx, mhc_real *dw, const mhc_real *d
 
 #define MHC__GELU_K 0.7978845608028654   /* sqrt(2/pi) */
 #define MHC__GELU_C 0.044715
-
-/* sigmoid(x) = 1/(1+e^-x), computed without overflow on either side */
-static double mhc__sigmoid(double x) {
-    if (x >= 0) return 1.0 / (1.0 + exp(-x));
-    else { double e = exp(x); return e / (1.0 + e); }
-}
 
 MHCDEF double mhc_act_value(mhc_act act, double x) {
     switch (act) {
@@ -2953,11 +3316,15 @@ done:
 
 /* =========================================================================================
  * HYPER-CONNECTIONS (mHC) (implementation)
- * Names and config resolution; per-token projections in double (forward fills the iterates
- * into a scratch, backward recomputes them and runs the exact reverse of each step); the
- * fused pre/head kernels (mHC, lite, HC, none) over chunks of tokens, one chunk per thread,
- * each with its own scratch; token reductions (d_fn, d_base, ...) over the axis that owns
- * the output, in a fixed token order (bitwise identical for any thread count).
+ * Names and config resolution; then the layer twice. First the plain references
+ * (mhc_ref_hc_*): one token at a time, each step of MHC_SPEC.md a loop in double, calling the
+ * per-token projection (mhc__proj_fwd / mhc__proj_bwd: forward fills the iterates into a
+ * scratch, backward recomputes them and runs the exact reverse of each step; block "SHARED
+ * WITH THE CUDA UNIT"). Then the fast path, which computes the same numbers: the projection of
+ * 8 tokens at a time in SIMD lanes, the fused pre/head kernels (mHC, lite, HC, none) with the
+ * logits GEMM over all tokens, over chunks of tokens, one chunk per thread, each with its own
+ * scratch; token reductions (d_fn, d_base, ...) over the axis that owns the output, in a fixed
+ * token order (bitwise identical for any thread count).
  * ========================================================================================= */
 
 static const char *const mhc__preset_names[MHC_PRESET_COUNT] = {"dsv4", "tilekernels", "paper", "lite"};
@@ -3027,13 +3394,7 @@ MHCDEF mhc_result mhc_orient_parse(mhc_ctx *ctx, const char *s, mhc_orient *out)
     return r;
 }
 
-MHCDEF long mhc_perm_count(int n) {
-    long f = 1;
-    int i;
-    if (n < 1 || n > 12) return -1;
-    for (i = 2; i <= n; i++) f *= i;
-    return f;
-}
+MHCDEF long mhc_perm_count(int n) { return mhc__perm_count(n); }
 
 /* The preset table (MHC_SPEC.md Sec. 4). */
 typedef struct mhc__preset_row {
@@ -3155,204 +3516,451 @@ MHCDEF int mhc_hc_fn_rows(const mhc_hc_spec *s, int head) {
     return head ? s->n : s->m;
 }
 
-/* ---- per-token projections (double) ---- */
+/* ---- per-token projections ----
+   mhc__proj_fwd / mhc__proj_bwd and their helpers (mhc__sk_step, mhc__sk_step_back, mhc__logaddexp,
+   mhc__next_perm, mhc__proj_steps, mhc__proj_doubles, mhc__sigmoid) are the shared block
+   "SHARED WITH THE CUDA UNIT" above the implementation (with mhc__proj_token and
+   mhc__gates_token): the one copy, which mhc_cuda.cu compiles for the device too. */
 
-/* log(exp(a) + exp(b)), b may be -inf */
-static double mhc__logaddexp(double a, double b) {
-    double mx = a > b ? a : b, mn = a > b ? b : a;
-    if (mn == -HUGE_VAL) return mx;
-    return mx + log1p(exp(mn - mx));
-}
+/* ---- the layer, plainly: the references (read these first) ----
+   mhc_ref_hc_pre_forward / _backward, mhc_ref_hc_head_forward / _backward and
+   mhc_ref_hc_post_forward / _backward compute the layer the way MHC_SPEC.md writes it: one
+   token at a time, every step in double, each step a plain loop under its formula. The fast
+   functions further down (the fused pre step, mhc_k_hc_post_*) compute the same numbers with
+   a GEMM over all tokens, threads, 8-token Sinkhorn groups and vector blocks;
+   tests/test_hc_ref.c holds the two against each other for every variant. The references call
+   the per-token projection mhc__proj_fwd / mhc__proj_bwd (plain per-token code itself) and
+   share the fast functions' argument checks; they allocate one scratch block per call. */
 
-/* Next permutation in lexicographic order (wraps to the identity after the last). */
-static void mhc__next_perm(int *p, int n) {
-    int i = n - 2, j, t;
-    while (i >= 0 && p[i] > p[i + 1]) i--;
-    if (i >= 0) {
-        j = n - 1;
-        while (p[j] < p[i]) j--;
-        t = p[i]; p[i] = p[j]; p[j] = t;
+/* The argument checks of the raw-array pre/head functions (mhc__pre_args, defined with them). */
+static mhc_result mhc__pre_check(mhc_ctx *ctx, const char *fname, const mhc_hc_spec *s, int head,
+                                 const mhc_real *x, const mhc_real *fn, const mhc_real *scale, const mhc_real *base,
+                                 int T, int C);
+
+/* The references' scratch: count doubles, zeroed (NULL with the error in ctx). */
+static double *mhc__ref_scratch(mhc_ctx *ctx, const char *fname, size_t count) {
+    double *w;
+    size_t k;
+    if (count > SIZE_MAX / sizeof(double)) {
+        mhc_fail(ctx, MHC_ERR_OVERFLOW, "%s: scratch size overflows", fname);
+        return NULL;
     }
-    for (i = i + 1, j = n - 1; i < j; i++, j--) { t = p[i]; p[i] = p[j]; p[j] = t; }
+    w = MHC__CAST(double *, MHC_MALLOC(count * sizeof(double)));
+    if (!w) {
+        mhc_fail(ctx, MHC_ERR_NOMEM, "%s: cannot allocate %zu bytes of scratch", fname, count * sizeof(double));
+        return NULL;
+    }
+    for (k = 0; k < count; k++) w[k] = 0.0;
+    return w;
 }
 
-/* Normalisation steps in the Sinkhorn schedule (step s = 1..nsteps; odd s: columns, even: rows). */
-static int mhc__proj_steps(mhc_projection proj, int iters) {
-    return proj == MHC_PROJ_SOFTMAX ? 2 * iters - 1 : 2 * iters;
+/* mHC, lite and the head, one token, MHC_SPEC.md Sec. 2 steps 1-2 (Sec. 5 for the head: only
+   the pre block). From xt = x[t] (xf, D = n*C values) it computes
+     r        = 1 / sqrt(mean_j xf[j]^2 + norm_eps)
+     dot[k]   = sum_j xf[j] w[k][j],   w[k][j] = fn[k][j] * norm_weight[j]  (or fn[k][j])
+     mix[k]   = dot[k] * r                                                  (k < m)
+     sp[i]    = sigmoid(mix[i] scale[0] + base[i])              h_pre  = sp + pre_eps
+     so[i]    = sigmoid(mix[n+i] scale[1] + base[n+i])          h_post = so * post_mult
+     z[k]     = mix[2n+k] scale[2] + base[2n+k]                 the residual logits (k < nres)
+   (the last two not for the head) and returns r. */
+static double mhc__ref_mix_token(const mhc_hc_spec *s, int head, int C, const mhc_real *xt, const mhc_real *fn,
+                                 const mhc_real *scale, const mhc_real *base, const mhc_real *nw,
+                                 double *dot, double *mix, double *sp, double *so, double *z) {
+    int n = s->n, D = n * C, m = head ? n : s->m, i, j, k;
+    double ss = 0.0, r;
+    for (j = 0; j < D; j++) ss += (double)xt[j] * (double)xt[j];
+    r = 1.0 / sqrt(ss / (double)D + s->norm_eps);
+    for (k = 0; k < m; k++) {
+        double a = 0.0;
+        for (j = 0; j < D; j++) a += (double)xt[j] * (double)fn[(size_t)k * D + j] * (nw ? (double)nw[j] : 1.0);
+        dot[k] = a;
+        mix[k] = a * r;
+    }
+    for (i = 0; i < n; i++) sp[i] = mhc__sigmoid(mix[i] * (double)scale[0] + (double)base[i]);
+    if (head) return r;
+    for (i = 0; i < n; i++) so[i] = mhc__sigmoid(mix[n + i] * (double)scale[1] + (double)base[n + i]);
+    for (k = 0; k < s->nres; k++) z[k] = mix[2 * n + k] * (double)scale[2] + (double)base[2 * n + k];
+    return r;
 }
 
-/* Doubles of scratch one token's projection needs (forward and backward). */
-static size_t mhc__proj_doubles(mhc_projection proj, int n, int iters) {
-    size_t nn = (size_t)n * (size_t)n;
-    if (proj == MHC_PROJ_PERM) return 2 * (size_t)mhc_perm_count(n) + 8;
-    return ((size_t)mhc__proj_steps(proj, iters) + 4) * nn + (size_t)mhc__proj_steps(proj, iters) * (size_t)n + 8;
+/* Whether A = comb^T (MHC_SPEC.md Sec. 2 step 4: orientation comb_t; the permutation mixture
+   builds A directly). */
+static int mhc__ref_transposed(const mhc_hc_spec *s) {
+    return s->projection != MHC_PROJ_PERM && s->orient == MHC_ORIENT_COMB_T;
 }
 
-/* One Sinkhorn step: Y = X / (sum + eps) along rows (cols = 0) or columns (cols = 1) for the
-   exp/softmax forms, or Y = X - logaddexp(logsumexp(X), log eps) for the log form. den[n]
-   receives the denominators (log form: the logsumexp). */
-static void mhc__sk_step(double *Y, const double *X, int n, int cols, double eps, int logd, double *den) {
-    int i, j;
-    if (!logd) {
-        if (!cols) {
-            for (i = 0; i < n; i++) {
-                double s = 0.0;
-                for (j = 0; j < n; j++) s += X[i * n + j];
-                den[i] = s + eps;
-                for (j = 0; j < n; j++) Y[i * n + j] = X[i * n + j] / den[i];
-            }
-        } else {
-            for (j = 0; j < n; j++) {
-                double s = 0.0;
-                for (i = 0; i < n; i++) s += X[i * n + j];
-                den[j] = s + eps;
-            }
+/* layer_input[c] = sum_i h[i] x[i][c] for one token (MHC_SPEC.md Sec. 2 step 5, Sec. 5). */
+static void mhc__ref_collapse(mhc_real *out, const double *h, const mhc_real *xt, int n, int C) {
+    int i, c;
+    for (c = 0; c < C; c++) {
+        double a = 0.0;
+        for (i = 0; i < n; i++) a += h[i] * (double)xt[(size_t)i * C + c];
+        out[c] = (mhc_real)a;
+    }
+}
+
+/* mHC / lite / head forward, token by token (MHC_SPEC.md Sec. 2 steps 1-5, Sec. 5). */
+static mhc_result mhc__ref_pre_fwd_mhc(mhc_ctx *ctx, const char *fname, const mhc_hc_spec *s, int head,
+                                       mhc_real *li, mhc_real *h_pre, mhc_real *h_post, mhc_real *h_res,
+                                       const mhc_real *x, const mhc_real *fn, const mhc_real *scale,
+                                       const mhc_real *base, const mhc_real *nw, int T, int C) {
+    int n = s->n, m = head ? n : s->m, nres = head ? 0 : s->nres, t, i, j;
+    size_t nn = (size_t)n * n, pj = head ? 0 : mhc__proj_doubles(s->projection, n, s->iters);
+    double *w = mhc__ref_scratch(ctx, fname, 2 * (size_t)m + 3 * (size_t)n + (size_t)nres + nn + pj);
+    double *dot, *mix, *sp, *so, *hp, *z, *comb, *pw;
+    if (!w) return ctx ? ctx->last : MHC_ERR_NOMEM;
+    dot = w; mix = dot + m; sp = mix + m; so = sp + n; hp = so + n; z = hp + n; comb = z + nres; pw = comb + nn;
+    for (t = 0; t < T; t++) {
+        const mhc_real *xt = x + (size_t)t * n * C;
+        /* steps 1-2: mix, the gates, the residual logits */
+        mhc__ref_mix_token(s, head, C, xt, fn, scale, base, nw, dot, mix, sp, so, z);
+        for (i = 0; i < n; i++) hp[i] = sp[i] + s->pre_eps;                     /* h_pre */
+        if (h_pre) for (i = 0; i < n; i++) h_pre[(size_t)t * n + i] = (mhc_real)hp[i];
+        if (!head && h_post)
+            for (i = 0; i < n; i++) h_post[(size_t)t * n + i] = (mhc_real)(so[i] * s->post_mult);
+        /* steps 3-4: comb = project(z); A = comb, or comb^T */
+        if (!head && h_res) {
+            mhc__proj_fwd(s->projection, n, s->iters, s->sinkhorn_eps, z, comb, pw);
             for (i = 0; i < n; i++)
-                for (j = 0; j < n; j++) Y[i * n + j] = X[i * n + j] / den[j];
+                for (j = 0; j < n; j++)
+                    h_res[(size_t)t * nn + (size_t)i * n + j] =
+                        (mhc_real)(mhc__ref_transposed(s) ? comb[j * n + i] : comb[i * n + j]);
         }
-    } else {
-        double leps = eps > 0.0 ? log(eps) : -HUGE_VAL;
-        int a;
-        for (a = 0; a < n; a++) {
-            /* line a: row a (cols = 0) or column a (cols = 1) */
-            int si = cols ? n : 1, o = cols ? a : a * n;
-            double mx = -HUGE_VAL, s = 0.0, lse, g;
-            for (j = 0; j < n; j++) if (X[o + j * si] > mx) mx = X[o + j * si];
-            if (mx == -HUGE_VAL) lse = -HUGE_VAL;
-            else {
-                for (j = 0; j < n; j++) s += exp(X[o + j * si] - mx);
-                lse = mx + log(s);
-            }
-            den[a] = lse;
-            g = mhc__logaddexp(lse, leps);
-            for (j = 0; j < n; j++) Y[o + j * si] = X[o + j * si] - g;
-        }
+        /* step 5: layer_input = sum_i h_pre[i] x_i */
+        mhc__ref_collapse(li + (size_t)t * C, hp, xt, n, C);
     }
+    MHC_FREE(w);
+    return MHC_OK;
 }
 
-/* Reverse of one step: dX from dY (X, Y, den as the forward left them). */
-static void mhc__sk_step_back(double *dX, const double *dY, const double *X, const double *Y, int n, int cols,
-                              double eps, int logd, const double *den) {
-    int a, j;
-    int si = cols ? n : 1;
-    for (a = 0; a < n; a++) {
-        int o = cols ? a : a * n;
-        double dot = 0.0;
-        if (!logd) {
-            /* Y = X / d, d = sum(X) + eps:  dX = (dY - sum(dY Y)) / d */
-            for (j = 0; j < n; j++) dot += dY[o + j * si] * Y[o + j * si];
-            for (j = 0; j < n; j++) dX[o + j * si] = (dY[o + j * si] - dot) / den[a];
-        } else {
-            /* Y = X - g(lse), g' = exp(lse) / (exp(lse) + eps):  dX = dY - softmax(X) g' sum(dY) */
-            double lse = den[a], gp;
-            if (eps > 0.0) gp = lse == -HUGE_VAL ? 0.0 : mhc__sigmoid(lse - log(eps));
-            else gp = 1.0;
-            for (j = 0; j < n; j++) dot += dY[o + j * si];
-            for (j = 0; j < n; j++) {
-                double p = lse == -HUGE_VAL ? 0.0 : exp(X[o + j * si] - lse);
-                dX[o + j * si] = dY[o + j * si] - p * gp * dot;
-            }
-        }
-    }
-}
-
-/* Forward of one token's projection: z [nres] -> out [n*n]; w: scratch (mhc__proj_doubles)
-   left holding the iterates for mhc__proj_bwd. */
-static void mhc__proj_fwd(mhc_projection proj, int n, int iters, double eps, const double *z, double *out, double *w) {
-    size_t nn = (size_t)n * (size_t)n, k;
-    int i, j, s, nsteps;
-    double *it, *den, *P;
-    if (proj == MHC_PROJ_PERM) {
-        long K = mhc_perm_count(n), q;
-        double mx = -HUGE_VAL, sum = 0.0;
-        int p[MHC_LITE_MAX_N];
-        double *a = w;
-        for (q = 0; q < K; q++) if (z[q] > mx) mx = z[q];
-        for (q = 0; q < K; q++) { a[q] = exp(z[q] - mx); sum += a[q]; }
-        for (q = 0; q < K; q++) a[q] /= sum;
-        for (k = 0; k < nn; k++) out[k] = 0.0;
-        for (i = 0; i < n; i++) p[i] = i;
-        for (q = 0; q < K; q++) {
-            for (i = 0; i < n; i++) out[i * n + p[i]] += a[q];
-            mhc__next_perm(p, n);
-        }
-        return;
-    }
-    nsteps = mhc__proj_steps(proj, iters);
-    it = w;                                   /* (nsteps + 1) matrices */
-    P = w + (size_t)(nsteps + 1) * nn;        /* softmax probabilities */
-    den = P + 3 * nn;                         /* nsteps vectors of n (after 2 gradient buffers) */
-    if (proj == MHC_PROJ_SOFTMAX) {
+/* mHC / lite / head backward, token by token (derived in docs/tour.md Sec. 6). Per token, from
+   the incoming gradients dli, dh_pre, dh_post, dA (NULL = 0):
+     du[i]    = (dh_pre[i] + sum_c dli[c] x[i][c]) sp[i] (1 - sp[i])       (sigmoid' = s (1 - s))
+     du[n+i]  = dh_post[i] post_mult so[i] (1 - so[i])
+     du[2n+k] = dz[k], the projection's backward of dcomb = dA (comb_t: dA^T)
+     dbase[k] += du[k];   dscale[g] += du[k] mix[k]      (g = 0, 1, 2: the block of row k)
+     dmix[k]  = du[k] scale[g];   ddot[k] = dmix[k] r;   dr = sum_k dmix[k] dot[k]
+     dxf[j]  += sum_k ddot[k] w[k][j]  -  dr r^3 xf[j] / D  +  h_pre[i] dli[c]   (j = i*C + c)
+     dfn[k][j] += ddot[k] xf[j] nw[j];   dnw[j] += sum_k ddot[k] xf[j] fn[k][j]
+   The parameter gradients are summed over tokens in double and added once at the end. */
+static mhc_result mhc__ref_pre_bwd_mhc(mhc_ctx *ctx, const char *fname, const mhc_hc_spec *s, int head,
+                                       mhc_real *d_x, mhc_real *d_fn, mhc_real *d_scale, mhc_real *d_base,
+                                       mhc_real *d_nw, const mhc_real *g_li, const mhc_real *g_hpre,
+                                       const mhc_real *g_hpost, const mhc_real *g_hres,
+                                       const mhc_real *x, const mhc_real *fn, const mhc_real *scale,
+                                       const mhc_real *base, const mhc_real *nw, int T, int C) {
+    int n = s->n, D = n * C, m = head ? n : s->m, nres = head ? 0 : s->nres, t, i, j, k, c;
+    size_t nn = (size_t)n * n, pj = head ? 0 : mhc__proj_doubles(s->projection, n, s->iters);
+    double *w = mhc__ref_scratch(ctx, fname, 4 * (size_t)m + 2 * (size_t)n + 2 * (size_t)nres + 2 * nn + pj +
+                                             (size_t)m * D + (size_t)D + (size_t)m + 3);
+    double *dot, *mix, *sp, *so, *z, *du, *ddot, *dz, *dcomb, *otmp, *pw, *acc_fn, *acc_nw, *acc_base, *acc_scale;
+    if (!w) return ctx ? ctx->last : MHC_ERR_NOMEM;
+    dot = w; mix = dot + m; du = mix + m; ddot = du + m; sp = ddot + m; so = sp + n; z = so + n; dz = z + nres;
+    dcomb = dz + nres; otmp = dcomb + nn; pw = otmp + nn; acc_fn = pw + pj; acc_nw = acc_fn + (size_t)m * D;
+    acc_base = acc_nw + D; acc_scale = acc_base + m;
+    for (t = 0; t < T; t++) {
+        const mhc_real *xt = x + (size_t)t * D, *dli = g_li ? g_li + (size_t)t * C : NULL;
+        double r, dr = 0.0;
+        /* the forward of this token again */
+        r = mhc__ref_mix_token(s, head, C, xt, fn, scale, base, nw, dot, mix, sp, so, z);
+        /* du: the gradient reaching each gate's argument */
         for (i = 0; i < n; i++) {
-            double mx = z[i * n], sum = 0.0;
-            for (j = 1; j < n; j++) if (z[i * n + j] > mx) mx = z[i * n + j];
-            for (j = 0; j < n; j++) { P[i * n + j] = exp(z[i * n + j] - mx); sum += P[i * n + j]; }
-            for (j = 0; j < n; j++) { P[i * n + j] /= sum; it[i * n + j] = P[i * n + j] + eps; }
+            double dh = g_hpre ? (double)g_hpre[(size_t)t * n + i] : 0.0;
+            if (dli)
+                for (c = 0; c < C; c++) dh += (double)dli[c] * (double)xt[(size_t)i * C + c];
+            du[i] = dh * sp[i] * (1.0 - sp[i]);
         }
-    } else if (proj == MHC_PROJ_EXP) {
-        for (k = 0; k < nn; k++) it[k] = exp(z[k]);
-    } else {
-        for (k = 0; k < nn; k++) it[k] = z[k];
+        if (!head) {
+            for (i = 0; i < n; i++)
+                du[n + i] = (g_hpost ? (double)g_hpost[(size_t)t * n + i] : 0.0) * s->post_mult * so[i] * (1.0 - so[i]);
+            for (k = 0; k < nres; k++) du[2 * n + k] = 0.0;
+            if (g_hres) {
+                const mhc_real *dA = g_hres + (size_t)t * nn;
+                for (i = 0; i < n; i++)
+                    for (j = 0; j < n; j++)
+                        dcomb[i * n + j] = (double)(mhc__ref_transposed(s) ? dA[j * n + i] : dA[i * n + j]);
+                mhc__proj_bwd(s->projection, n, s->iters, s->sinkhorn_eps, z, dcomb, dz, pw, otmp);
+                for (k = 0; k < nres; k++) du[2 * n + k] = dz[k];
+            }
+        }
+        /* the biases and scales; then back through mix = dot * r */
+        for (k = 0; k < m; k++) {
+            int g = k < n ? 0 : (k < 2 * n ? 1 : 2);
+            double dmix = du[k] * (double)scale[g];
+            acc_base[k] += du[k];
+            acc_scale[g] += du[k] * mix[k];
+            ddot[k] = dmix * r;
+            dr += dmix * dot[k];
+        }
+        /* into x: through the dots, through r (dr/dxf[j] = -r^3 xf[j] / D), through layer_input */
+        if (d_x)
+            for (j = 0; j < D; j++) {   /* xf[j] is x[i][c] with i = j / C, c = j % C */
+                double a = -dr * r * r * r * (double)xt[j] / (double)D;
+                for (k = 0; k < m; k++) a += ddot[k] * (double)fn[(size_t)k * D + j] * (nw ? (double)nw[j] : 1.0);
+                if (dli) a += (sp[j / C] + s->pre_eps) * (double)dli[j % C];
+                d_x[(size_t)t * D + j] += (mhc_real)a;
+            }
+        /* into fn and norm_weight */
+        for (k = 0; k < m; k++)
+            for (j = 0; j < D; j++) {
+                acc_fn[(size_t)k * D + j] += ddot[k] * (double)xt[j] * (nw ? (double)nw[j] : 1.0);
+                acc_nw[j] += ddot[k] * (double)xt[j] * (double)fn[(size_t)k * D + j];
+            }
     }
-    for (s = 1; s <= nsteps; s++)
-        mhc__sk_step(it + (size_t)s * nn, it + (size_t)(s - 1) * nn, n, s & 1, eps, proj == MHC_PROJ_LOG,
-                     den + (size_t)(s - 1) * (size_t)n);
-    if (proj == MHC_PROJ_LOG)
-        for (k = 0; k < nn; k++) out[k] = exp(it[(size_t)nsteps * nn + k]);
-    else
-        for (k = 0; k < nn; k++) out[k] = it[(size_t)nsteps * nn + k];
+    if (d_fn) for (k = 0; k < m * D; k++) d_fn[k] += (mhc_real)acc_fn[k];
+    if (d_nw && nw) for (j = 0; j < D; j++) d_nw[j] += (mhc_real)acc_nw[j];
+    if (d_base) for (k = 0; k < m; k++) d_base[k] += (mhc_real)acc_base[k];
+    if (d_scale) for (k = 0; k < (head ? 1 : 3); k++) d_scale[k] += (mhc_real)acc_scale[k];
+    MHC_FREE(w);
+    return MHC_OK;
 }
 
-/* Backward of one token's projection: dz [nres] = d(sum dout * out)/dz, written (not added).
-   Recomputes the forward iterates into w first. out_tmp: n*n doubles. */
-static void mhc__proj_bwd(mhc_projection proj, int n, int iters, double eps, const double *z, const double *dout,
-                          double *dz, double *w, double *out_tmp) {
-    size_t nn = (size_t)n * (size_t)n, k;
-    int i, j, s, nsteps;
-    double *it, *den, *P, *g, *g2;
-    mhc__proj_fwd(proj, n, iters, eps, z, out_tmp, w);
-    if (proj == MHC_PROJ_PERM) {
-        long K = mhc_perm_count(n), q;
-        int p[MHC_LITE_MAX_N];
-        double *a = w, *da = w + K, dot = 0.0;
-        for (i = 0; i < n; i++) p[i] = i;
-        for (q = 0; q < K; q++) {
-            double d = 0.0;
-            for (i = 0; i < n; i++) d += dout[i * n + p[i]];
-            da[q] = d;
-            dot += d * a[q];
-            mhc__next_perm(p, n);
+/* HC (MHC_SPEC.md Sec. 6), one token: per stream i, with theta = fn [n+2][C] (row 0 pre, row 1
+   post, rows 2.. res),
+     r[i]     = 1 / sqrt(mean_c x_i[c]^2 + norm_eps)
+     xn_i[c]  = x_i[c] r[i] norm_weight[c]             (RMSNorm of the stream)
+     d[i][q]  = sum_c theta[q][c] xn_i[c]              (q < n + 2)
+   and the gates
+     h_pre[i] = scale[0] tanh(d[i][0]) + base[i],    h_post[i] = scale[1] tanh(d[i][1]) + base[n+i],
+     A[i][j]  = scale[2] tanh(d[j][2+i]) + base[2n + i*n + j]. */
+static void mhc__ref_hc_token(const mhc_hc_spec *s, int C, const mhc_real *xt, const mhc_real *fn, const mhc_real *scale,
+                              const mhc_real *base, const mhc_real *nw, double *r, double *xn, double *d, double *hp,
+                              double *hq, double *A) {
+    int n = s->n, q = n + 2, i, j, c, k;
+    for (i = 0; i < n; i++) {
+        const mhc_real *xi = xt + (size_t)i * C;
+        double ss = 0.0;
+        for (c = 0; c < C; c++) ss += (double)xi[c] * (double)xi[c];
+        r[i] = 1.0 / sqrt(ss / (double)C + s->norm_eps);
+        for (c = 0; c < C; c++) xn[(size_t)i * C + c] = (double)xi[c] * r[i] * (nw ? (double)nw[c] : 1.0);
+        for (k = 0; k < q; k++) {
+            double a = 0.0;
+            for (c = 0; c < C; c++) a += (double)fn[(size_t)k * C + c] * xn[(size_t)i * C + c];
+            d[i * q + k] = a;
         }
-        for (q = 0; q < K; q++) dz[q] = a[q] * (da[q] - dot);
-        return;
     }
-    nsteps = mhc__proj_steps(proj, iters);
-    it = w;
-    P = w + (size_t)(nsteps + 1) * nn;
-    g = P + nn;
-    g2 = P + 2 * nn;
-    den = P + 3 * nn;
-    if (proj == MHC_PROJ_LOG)
-        for (k = 0; k < nn; k++) g[k] = dout[k] * out_tmp[k];   /* out = exp(L) */
-    else
-        for (k = 0; k < nn; k++) g[k] = dout[k];
-    for (s = nsteps; s >= 1; s--) {
-        double *t;
-        mhc__sk_step_back(g2, g, it + (size_t)(s - 1) * nn, it + (size_t)s * nn, n, s & 1, eps,
-                          proj == MHC_PROJ_LOG, den + (size_t)(s - 1) * (size_t)n);
-        t = g; g = g2; g2 = t;
+    for (i = 0; i < n; i++) {
+        hp[i] = (double)scale[0] * tanh(d[i * q]) + (double)base[i];
+        hq[i] = (double)scale[1] * tanh(d[i * q + 1]) + (double)base[n + i];
+        for (j = 0; j < n; j++) A[i * n + j] = (double)scale[2] * tanh(d[j * q + 2 + i]) + (double)base[2 * n + i * n + j];
     }
-    if (proj == MHC_PROJ_SOFTMAX) {
-        /* it0 = P + eps, P = softmax_row(z) */
+}
+
+/* HC forward, token by token (MHC_SPEC.md Sec. 6, then Sec. 2 step 5). */
+static mhc_result mhc__ref_pre_fwd_hc(mhc_ctx *ctx, const char *fname, const mhc_hc_spec *s,
+                                      mhc_real *li, mhc_real *h_pre, mhc_real *h_post, mhc_real *h_res,
+                                      const mhc_real *x, const mhc_real *fn, const mhc_real *scale,
+                                      const mhc_real *base, const mhc_real *nw, int T, int C) {
+    int n = s->n, t, i;
+    size_t nn = (size_t)n * n;
+    double *w = mhc__ref_scratch(ctx, fname, (size_t)n * C + (size_t)n * (n + 2) + 3 * (size_t)n + nn);
+    double *xn, *d, *r, *hp, *hq, *A;
+    if (!w) return ctx ? ctx->last : MHC_ERR_NOMEM;
+    xn = w; d = xn + (size_t)n * C; r = d + (size_t)n * (n + 2); hp = r + n; hq = hp + n; A = hq + n;
+    for (t = 0; t < T; t++) {
+        const mhc_real *xt = x + (size_t)t * n * C;
+        mhc__ref_hc_token(s, C, xt, fn, scale, base, nw, r, xn, d, hp, hq, A);
         for (i = 0; i < n; i++) {
-            double dot = 0.0;
-            for (j = 0; j < n; j++) dot += g[i * n + j] * P[i * n + j];
-            for (j = 0; j < n; j++) dz[i * n + j] = P[i * n + j] * (g[i * n + j] - dot);
+            if (h_pre) h_pre[(size_t)t * n + i] = (mhc_real)hp[i];
+            if (h_post) h_post[(size_t)t * n + i] = (mhc_real)hq[i];
         }
-    } else if (proj == MHC_PROJ_EXP) {
-        for (k = 0; k < nn; k++) dz[k] = g[k] * it[k];      /* it0 = exp(z) */
-    } else {
-        for (k = 0; k < nn; k++) dz[k] = g[k];
+        if (h_res) for (i = 0; i < (int)nn; i++) h_res[(size_t)t * nn + i] = (mhc_real)A[i];
+        mhc__ref_collapse(li + (size_t)t * C, hp, xt, n, C);
+    }
+    MHC_FREE(w);
+    return MHC_OK;
+}
+
+/* HC backward, token by token. With G the incoming gradient of a gate (for h_pre: dh_pre[i] +
+   dli . x_i) and th its tanh:
+     dbase += G;   dscale[g] += G th;   dd[i][q] = G scale[g] (1 - th^2)       (d d[i][q])
+     dtheta[q][c] += dd[i][q] xn_i[c];   dxn_i[c] = sum_q dd[i][q] theta[q][c]
+     dnw[c] += dxn_i[c] x_i[c] r[i]
+     dx_i[c] += r[i] nw[c] dxn_i[c] - r[i]^3 / C x_i[c] sum_c' x_i[c'] nw[c'] dxn_i[c'] + h_pre[i] dli[c]
+   (the RMSNorm backward per stream). Parameter gradients are summed in double. */
+static mhc_result mhc__ref_pre_bwd_hc(mhc_ctx *ctx, const char *fname, const mhc_hc_spec *s,
+                                      mhc_real *d_x, mhc_real *d_fn, mhc_real *d_scale, mhc_real *d_base,
+                                      mhc_real *d_nw, const mhc_real *g_li, const mhc_real *g_hpre,
+                                      const mhc_real *g_hpost, const mhc_real *g_hres,
+                                      const mhc_real *x, const mhc_real *fn, const mhc_real *scale,
+                                      const mhc_real *base, const mhc_real *nw, int T, int C) {
+    int n = s->n, q = n + 2, nb = 2 * n + n * n, t, i, j, c, k;
+    size_t nn = (size_t)n * n;
+    double *w = mhc__ref_scratch(ctx, fname, (size_t)n * C + 2 * (size_t)n * q + 3 * (size_t)n + nn + (size_t)C +
+                                             (size_t)q * C + (size_t)C + (size_t)nb + 3);
+    double *xn, *d, *dd, *r, *hp, *hq, *A, *dxn, *acc_fn, *acc_nw, *acc_base, *acc_scale;
+    if (!w) return ctx ? ctx->last : MHC_ERR_NOMEM;
+    xn = w; d = xn + (size_t)n * C; dd = d + (size_t)n * q; r = dd + (size_t)n * q; hp = r + n; hq = hp + n;
+    A = hq + n; dxn = A + nn; acc_fn = dxn + C; acc_nw = acc_fn + (size_t)q * C; acc_base = acc_nw + C;
+    acc_scale = acc_base + nb;
+    for (t = 0; t < T; t++) {
+        const mhc_real *xt = x + (size_t)t * n * C, *dli = g_li ? g_li + (size_t)t * C : NULL;
+        mhc__ref_hc_token(s, C, xt, fn, scale, base, nw, r, xn, d, hp, hq, A);
+        for (i = 0; i < n; i++) {
+            double G = g_hpre ? (double)g_hpre[(size_t)t * n + i] : 0.0, th = tanh(d[i * q]);
+            if (dli)
+                for (c = 0; c < C; c++) G += (double)dli[c] * (double)xt[(size_t)i * C + c];
+            acc_base[i] += G; acc_scale[0] += G * th; dd[i * q] = G * (double)scale[0] * (1.0 - th * th);
+            G = g_hpost ? (double)g_hpost[(size_t)t * n + i] : 0.0;
+            th = tanh(d[i * q + 1]);
+            acc_base[n + i] += G; acc_scale[1] += G * th; dd[i * q + 1] = G * (double)scale[1] * (1.0 - th * th);
+        }
+        for (i = 0; i < n; i++)
+            for (j = 0; j < n; j++) {   /* A[i][j] = scale[2] tanh(d[j][2+i]) + base[2n + i*n + j] */
+                double G = g_hres ? (double)g_hres[(size_t)t * nn + (size_t)i * n + j] : 0.0, th = tanh(d[j * q + 2 + i]);
+                acc_base[2 * n + i * n + j] += G; acc_scale[2] += G * th;
+                dd[j * q + 2 + i] = G * (double)scale[2] * (1.0 - th * th);
+            }
+        for (i = 0; i < n; i++) {
+            const mhc_real *xi = xt + (size_t)i * C;
+            double sdot = 0.0;
+            for (c = 0; c < C; c++) {
+                double a = 0.0;
+                for (k = 0; k < q; k++) {
+                    a += dd[i * q + k] * (double)fn[(size_t)k * C + c];
+                    acc_fn[(size_t)k * C + c] += dd[i * q + k] * xn[(size_t)i * C + c];
+                }
+                dxn[c] = a;
+                acc_nw[c] += a * (double)xi[c] * r[i];
+                sdot += (double)xi[c] * (nw ? (double)nw[c] : 1.0) * a;
+            }
+            if (d_x)
+                for (c = 0; c < C; c++)
+                    d_x[((size_t)t * n + i) * C + c] +=
+                        (mhc_real)(r[i] * (nw ? (double)nw[c] : 1.0) * dxn[c] - r[i] * r[i] * r[i] / (double)C * (double)xi[c] * sdot +
+                                   (dli ? hp[i] * (double)dli[c] : 0.0));
+        }
+    }
+    if (d_fn) for (k = 0; k < q * C; k++) d_fn[k] += (mhc_real)acc_fn[k];
+    if (d_nw && nw) for (c = 0; c < C; c++) d_nw[c] += (mhc_real)acc_nw[c];
+    if (d_base) for (k = 0; k < nb; k++) d_base[k] += (mhc_real)acc_base[k];
+    if (d_scale) for (k = 0; k < 3; k++) d_scale[k] += (mhc_real)acc_scale[k];
+    MHC_FREE(w);
+    return MHC_OK;
+}
+
+MHCDEF mhc_result mhc_ref_hc_pre_forward(mhc_ctx *ctx, const mhc_hc_spec *s,
+                                         mhc_real *layer_input, mhc_real *h_pre, mhc_real *h_post, mhc_real *h_res,
+                                         const mhc_real *x, const mhc_real *fn, const mhc_real *scale,
+                                         const mhc_real *base, const mhc_real *norm_weight, int T, int C) {
+    const char *fname = "mhc_ref_hc_pre_forward";
+    mhc_result r = mhc__pre_check(ctx, fname, s, 0, x, fn, scale, base, T, C);
+    size_t t;
+    if (r != MHC_OK) return r;
+    if (!layer_input) return mhc_fail(ctx, MHC_ERR_NULL, "%s: layer_input is NULL", fname);
+    switch (s->variant) {
+    case MHC_VARIANT_NONE:   /* the plain residual: layer_input = x, h_pre = h_post = A = 1 */
+        for (t = 0; t < (size_t)T * C; t++) layer_input[t] = x[t];
+        for (t = 0; t < (size_t)T; t++) {
+            if (h_pre) h_pre[t] = 1;
+            if (h_post) h_post[t] = 1;
+            if (h_res) h_res[t] = 1;
+        }
+        return MHC_OK;
+    case MHC_VARIANT_HC:
+        return mhc__ref_pre_fwd_hc(ctx, fname, s, layer_input, h_pre, h_post, h_res, x, fn, scale, base, norm_weight, T, C);
+    default:
+        return mhc__ref_pre_fwd_mhc(ctx, fname, s, 0, layer_input, h_pre, h_post, h_res, x, fn, scale, base, norm_weight,
+                                    T, C);
+    }
+}
+
+MHCDEF mhc_result mhc_ref_hc_pre_backward(mhc_ctx *ctx, const mhc_hc_spec *s,
+                                          mhc_real *d_x, mhc_real *d_fn, mhc_real *d_scale, mhc_real *d_base,
+                                          mhc_real *d_norm_weight,
+                                          const mhc_real *d_layer_input, const mhc_real *d_h_pre,
+                                          const mhc_real *d_h_post, const mhc_real *d_h_res,
+                                          const mhc_real *x, const mhc_real *fn, const mhc_real *scale,
+                                          const mhc_real *base, const mhc_real *norm_weight, int T, int C) {
+    const char *fname = "mhc_ref_hc_pre_backward";
+    mhc_result r = mhc__pre_check(ctx, fname, s, 0, x, fn, scale, base, T, C);
+    size_t k;
+    if (r != MHC_OK) return r;
+    switch (s->variant) {
+    case MHC_VARIANT_NONE:   /* dx += d layer_input */
+        if (d_x && d_layer_input)
+            for (k = 0; k < (size_t)T * C; k++) d_x[k] += d_layer_input[k];
+        return MHC_OK;
+    case MHC_VARIANT_HC:
+        return mhc__ref_pre_bwd_hc(ctx, fname, s, d_x, d_fn, d_scale, d_base, d_norm_weight, d_layer_input, d_h_pre,
+                                   d_h_post, d_h_res, x, fn, scale, base, norm_weight, T, C);
+    default:
+        return mhc__ref_pre_bwd_mhc(ctx, fname, s, 0, d_x, d_fn, d_scale, d_base, d_norm_weight, d_layer_input, d_h_pre,
+                                    d_h_post, d_h_res, x, fn, scale, base, norm_weight, T, C);
+    }
+}
+
+MHCDEF mhc_result mhc_ref_hc_head_forward(mhc_ctx *ctx, const mhc_hc_spec *s, mhc_real *out, mhc_real *h,
+                                          const mhc_real *x, const mhc_real *fn, const mhc_real *scale,
+                                          const mhc_real *base, const mhc_real *norm_weight, int T, int C) {
+    const char *fname = "mhc_ref_hc_head_forward";
+    mhc_result r = mhc__pre_check(ctx, fname, s, 1, x, fn, scale, base, T, C);
+    if (r != MHC_OK) return r;
+    if (!out) return mhc_fail(ctx, MHC_ERR_NULL, "%s: out is NULL", fname);
+    return mhc__ref_pre_fwd_mhc(ctx, fname, s, 1, out, h, NULL, NULL, x, fn, scale, base, norm_weight, T, C);
+}
+
+MHCDEF mhc_result mhc_ref_hc_head_backward(mhc_ctx *ctx, const mhc_hc_spec *s,
+                                           mhc_real *d_x, mhc_real *d_fn, mhc_real *d_scale, mhc_real *d_base,
+                                           mhc_real *d_norm_weight, const mhc_real *d_out, const mhc_real *d_h,
+                                           const mhc_real *x, const mhc_real *fn, const mhc_real *scale,
+                                           const mhc_real *base, const mhc_real *norm_weight, int T, int C) {
+    const char *fname = "mhc_ref_hc_head_backward";
+    mhc_result r = mhc__pre_check(ctx, fname, s, 1, x, fn, scale, base, T, C);
+    if (r != MHC_OK) return r;
+    return mhc__ref_pre_bwd_mhc(ctx, fname, s, 1, d_x, d_fn, d_scale, d_base, d_norm_weight, d_out, d_h, NULL, NULL, x,
+                                fn, scale, base, norm_weight, T, C);
+}
+
+/* post (MHC_SPEC.md Sec. 2 step 5): out[t][i][c] = sum_j A[t][i][j] x[t][j][c] + h_post[t][i] f_out[t][c] */
+MHCDEF void mhc_ref_hc_post_forward(mhc_real *out, const mhc_real *x, const mhc_real *h_res, const mhc_real *h_post,
+                                    const mhc_real *f_out, int T, int n, int C) {
+    int t, i, j, c;
+    for (t = 0; t < T; t++)
+        for (i = 0; i < n; i++)
+            for (c = 0; c < C; c++) {
+                double a = f_out ? (double)h_post[(size_t)t * n + i] * (double)f_out[(size_t)t * C + c] : 0.0;
+                for (j = 0; j < n; j++)
+                    a += (double)h_res[((size_t)t * n + i) * n + j] * (double)x[((size_t)t * n + j) * C + c];
+                out[((size_t)t * n + i) * C + c] = (mhc_real)a;
+            }
+}
+
+/* Its backward, token by token: dx_j += sum_i A[i][j] dout_i;  dA[i][j] += dout_i . x_j;
+   dh_post[i] += dout_i . f_out;  df_out += sum_i h_post[i] dout_i. */
+MHCDEF void mhc_ref_hc_post_backward(mhc_real *d_x, mhc_real *d_h_res, mhc_real *d_h_post, mhc_real *d_f_out,
+                                     const mhc_real *d_out, const mhc_real *x, const mhc_real *h_res,
+                                     const mhc_real *h_post, const mhc_real *f_out, int T, int n, int C) {
+    int t, i, j, c;
+    for (t = 0; t < T; t++) {
+        const mhc_real *A = h_res + (size_t)t * n * n, *xt = x + (size_t)t * n * C, *go = d_out + (size_t)t * n * C;
+        const mhc_real *f = f_out ? f_out + (size_t)t * C : NULL;
+        if (d_x)
+            for (j = 0; j < n; j++)
+                for (c = 0; c < C; c++) {
+                    double a = 0.0;
+                    for (i = 0; i < n; i++) a += (double)A[i * n + j] * (double)go[(size_t)i * C + c];
+                    d_x[((size_t)t * n + j) * C + c] += (mhc_real)a;
+                }
+        for (i = 0; i < n; i++) {
+            if (d_h_res)
+                for (j = 0; j < n; j++) {
+                    double a = 0.0;
+                    for (c = 0; c < C; c++) a += (double)go[(size_t)i * C + c] * (double)xt[(size_t)j * C + c];
+                    d_h_res[(size_t)t * n * n + (size_t)i * n + j] += (mhc_real)a;
+                }
+            if (f && d_h_post) {
+                double a = 0.0;
+                for (c = 0; c < C; c++) a += (double)go[(size_t)i * C + c] * (double)f[c];
+                d_h_post[(size_t)t * n + i] += (mhc_real)a;
+            }
+        }
+        if (f && d_f_out)
+            for (c = 0; c < C; c++) {
+                double a = 0.0;
+                for (i = 0; i < n; i++) a += (double)h_post[(size_t)t * n + i] * (double)go[(size_t)i * C + c];
+                d_f_out[(size_t)t * C + c] += (mhc_real)a;
+            }
     }
 }
 
@@ -3552,8 +4160,7 @@ static mhc_result mhc__proj_args(mhc_ctx *ctx, const char *fn, mhc_projection pr
 /* Doubles of scratch per chunk of tokens for the raw-array projections (per-token: w, z, o, g, dz;
    in groups: w, then z, dout and out/dz in the lane layout). */
 static size_t mhc__sk_per(mhc_projection proj, int n, int iters) {
-    size_t nn = (size_t)n * (size_t)n, nres = proj == MHC_PROJ_PERM ? (size_t)mhc_perm_count(n) : nn;
-    size_t per = mhc__proj_doubles(proj, n, iters) + 2 * nres + 2 * nn, grp;
+    size_t nn = (size_t)n * (size_t)n, per = mhc__proj_token_doubles(proj, n, iters), grp;
     if (!mhc__proj_group_ok(proj, n)) return per;
     grp = mhc__proj_group_doubles(proj, n, iters) + 3 * nn * MHC__SKG;
     return grp > per ? grp : per;
@@ -3602,18 +4209,9 @@ static void mhc__sk_exec(mhc_projection proj, int n, int iters, double eps, mhc_
                 }
             }
         } else {
-            double *z = w + mhc__proj_doubles(proj, n, iters), *o = z + nres, *g = o + nn, *dz = g + nn;
-            for (t = t0; t < t1; t++) {
-                for (k = 0; k < nres; k++) z[k] = (double)logits[(size_t)t * nres + k];
-                if (!backward) {
-                    mhc__proj_fwd(proj, n, iters, eps, z, o, w);
-                    for (k = 0; k < nn; k++) y[(size_t)t * nn + k] = (mhc_real)o[k];
-                } else {
-                    for (k = 0; k < nn; k++) g[k] = (double)dy[(size_t)t * nn + k];
-                    mhc__proj_bwd(proj, n, iters, eps, z, g, dz, w, o);
-                    for (k = 0; k < nres; k++) y[(size_t)t * nres + k] += (mhc_real)dz[k];
-                }
-            }
+            for (t = t0; t < t1; t++)
+                mhc__proj_token(proj, n, iters, eps, logits + (size_t)t * nres, backward ? NULL : y + (size_t)t * nn,
+                                backward ? y + (size_t)t * nres : NULL, backward ? dy + (size_t)t * nn : NULL, w);
         }
     }
 }
@@ -3648,7 +4246,10 @@ MHCDEF mhc_result mhc_sinkhorn_backward(mhc_ctx *ctx, mhc_projection proj, int n
     return mhc__sinkhorn_run(ctx, "mhc_sinkhorn_backward", proj, n, iters, eps, d_logits, d_out, logits, T, 1);
 }
 
-/* ---- the fused pre step (mHC, lite, head), HC and none ---- */
+/* ---- the fused pre step (mHC, lite, head), HC and none ----
+   The fast path of mhc_ref_hc_pre_* and mhc_ref_hc_head_* above: the same numbers (to
+   rounding; tests/test_hc_ref.c), computed with the logits of all tokens as one GEMM, the
+   tokens in chunks over threads, the projection in 8-token groups. Read the references first. */
 
 typedef struct mhc__pre_io {
     const mhc_hc_spec *s;
@@ -3874,21 +4475,6 @@ static void mhc__mix_token(const mhc__pre_io *io, const mhc__pre_big *b, int t, 
     }
 }
 
-/* mHC/lite/head, one token: gates and the residual logits from the dots.
-   sp[n]: pre sigmoids, spo[n]: post sigmoids, z[nres]: logits. */
-static void mhc__gates_token(const mhc__pre_io *io, const double *dot, double rstd, double *sp, double *spo, double *z) {
-    const mhc_hc_spec *s = io->s;
-    int n = s->n, i, k;
-    double s0 = (double)io->scale[0];
-    for (i = 0; i < n; i++) sp[i] = mhc__sigmoid(dot[i] * rstd * s0 + (double)io->base[i]);
-    if (io->head) return;
-    {
-        double s1 = (double)io->scale[1], s2 = (double)io->scale[2];
-        for (i = 0; i < n; i++) spo[i] = mhc__sigmoid(dot[n + i] * rstd * s1 + (double)io->base[n + i]);
-        for (k = 0; k < s->nres; k++) z[k] = dot[2 * n + k] * rstd * s2 + (double)io->base[2 * n + k];
-    }
-}
-
 /* h_res of token t from its projection comb [n*n] (orientation comb_t: the transpose). */
 static void mhc__pre_put_A(const mhc__pre_io *io, int t, const double *comb) {
     int n = io->s->n, i, j;
@@ -3948,7 +4534,7 @@ static void mhc__pre_fwd_mhc(const mhc__pre_io *io, double *work, int nch, doubl
                     for (i = 0; i < mr; i++) sv[i] = dot[i];
                     sv[mr] = rstd;
                 }
-                mhc__gates_token(io, dot, rstd, sp, spo, z);
+                mhc__gates_token(n, s->nres, io->head, io->scale, io->base, dot, rstd, sp, spo, z);
                 for (i = 0; i < n; i++) sp[i] += s->pre_eps;               /* h_pre */
                 if (io->hpre)
                     for (i = 0; i < n; i++) io->hpre[(size_t)t * n + i] = (mhc_real)sp[i];
@@ -4009,7 +4595,7 @@ static void mhc__pre_bwd_mhc(const mhc__pre_io *io, double *work, int nch, doubl
                 double *dot = w.dot + (size_t)u * mr, *du = w.du + (size_t)u * mr, *z = w.z + (size_t)u * nres;
                 double *sp = w.sp + (size_t)u * n, *spo = w.spo + (size_t)u * n;
                 mhc__mix_token(io, &b, t, dot, &w.rstd[u]);
-                mhc__gates_token(io, dot, w.rstd[u], sp, spo, z);
+                mhc__gates_token(n, s->nres, io->head, io->scale, io->base, dot, w.rstd[u], sp, spo, z);
                 if (gli) mhc__dots(du, gli, xt, (size_t)C, n, C);     /* du[i] = g_li . x_i, for now */
                 for (i = 0; i < n; i++) {
                     double dh = io->g_hpre ? (double)io->g_hpre[(size_t)t * n + i] : 0.0;
@@ -4348,6 +4934,17 @@ static mhc_result mhc__pre_args(mhc_ctx *ctx, const char *fname, const mhc__pre_
     return MHC_OK;
 }
 
+/* mhc__pre_args on plain arguments: the checks of the references (mhc_ref_hc_*). */
+static mhc_result mhc__pre_check(mhc_ctx *ctx, const char *fname, const mhc_hc_spec *s, int head,
+                                 const mhc_real *x, const mhc_real *fn, const mhc_real *scale, const mhc_real *base,
+                                 int T, int C) {
+    mhc__pre_io io;
+    memset(&io, 0, sizeof io);
+    io.s = s; io.head = head; io.T = T; io.C = C;
+    io.x = x; io.fn = fn; io.scale = scale; io.base = base;
+    return mhc__pre_args(ctx, fname, &io);
+}
+
 /* Allocate scratch, run, free (the raw-array entry points). */
 static mhc_result mhc__pre_call(mhc_ctx *ctx, const char *fname, const mhc__pre_io *io, int backward) {
     int nch;
@@ -4425,7 +5022,8 @@ MHCDEF mhc_result mhc_hc_head_backward(mhc_ctx *ctx, const mhc_hc_spec *s,
     return mhc__pre_call(ctx, "mhc_hc_head_backward", &io, 1);
 }
 
-/* ---- post and expand (raw kernels) ---- */
+/* ---- post and expand (raw kernels) ----
+   mhc_k_hc_post_* are the fast twins of mhc_ref_hc_post_* (the plain references above). */
 
 /* out[t][i][c] = sum_j A[t][i][j] x[t][j][c] + h_post[t][i] f_out[t][c]: one pass per token,
    parallel over tokens; each output summed in mhc_real (a stream mix, see PRECISION: the h_post
@@ -5140,15 +5738,8 @@ MHCDEF void mhc_adamw_step(mhc_real *param, const mhc_real *grad, mhc_real *m, m
     double decay = 1.0 - lr * weight_decay;
     size_t i;
     MHC__OMP_FOR(n > (size_t)MHC__PAR_WORK)
-    for (i = 0; i < n; i++) {
-        double g = (double)grad[i] * grad_scale;
-        double p = (double)param[i] * decay;
-        mhc_real mi = (mhc_real)(beta1 * (double)m[i] + (1.0 - beta1) * g);
-        mhc_real vi = (mhc_real)(beta2 * (double)v[i] + (1.0 - beta2) * g * g);
-        m[i] = mi;
-        v[i] = vi;
-        param[i] = (mhc_real)(p - step_size * (double)mi / (sqrt((double)vi) / bc2_sqrt + eps));
-    }
+    for (i = 0; i < n; i++)
+        mhc__adamw_elem(param, grad, m, v, i, beta1, beta2, eps, grad_scale, step_size, bc2_sqrt, decay);
 }
 
 /* floor(frac * total), robust to frac being stored a hair below its decimal value. */

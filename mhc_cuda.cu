@@ -2,14 +2,16 @@
  *
  * Build: nvcc -O2 -std=c++14 -I. -c mhc_cuda.cu -o mhc_cuda.o   (`make cuda` does it)
  * Link it with one translation unit that defines MHC_IMPLEMENTATION (this file includes only
- * the declarations of mhc.h, with MHC_CUDA) and with -lcublas -lcudart.
+ * the declarations of mhc.h, with MHC_CUDA, and mhc.h's static block of code shared with the
+ * device, with MHC_SHARED_IMPLEMENTATION) and with -lcublas -lcudart.
  *
- * The kernels mirror the CPU functions of mhc.h one for one (see the CUDA section there):
- * per-row/per-token sums are accumulated in double; Birkhoff projections run one thread per
- * token with their iterates in device scratch (exact backward of the truncated iteration,
- * recomputed from the logits); reductions over tokens (parameter gradients) run one thread per
- * output element with tokens summed in order, so results are deterministic run to run (no
- * atomics anywhere). */
+ * The kernels mirror the CPU functions of mhc.h one for one (see the CUDA section there), and
+ * run the CPU's own code where the work is per element or per token (AdamW, the Birkhoff
+ * projection and its backward, the mHC gates). Per-row/per-token sums are accumulated in
+ * double; Birkhoff projections run one thread per token with their iterates in device scratch
+ * (exact backward of the truncated iteration, recomputed from the logits); reductions over
+ * tokens (parameter gradients) run one thread per output element with tokens summed in order,
+ * so results are deterministic run to run (no atomics anywhere). */
 #define MHC_CUDA
 #include "mhc.h"
 
@@ -169,6 +171,14 @@ MHCDEF mhc_result mhc_cuda_sync(mhc_cuda *cu) {
     return MHC_OK;
 }
 
+/* ---- device code shared with mhc.h ----
+   mhc.h's block "SHARED WITH THE CUDA UNIT" (AdamW on one element, the per-token Birkhoff
+   projection and its backward, the mHC gates): the CPU's code itself, not a port. Included a
+   second time with MHC_SHARED_IMPLEMENTATION, it emits that block alone, compiled for host and
+   device (MHC__HD is __host__ __device__ under nvcc). */
+#define MHC_SHARED_IMPLEMENTATION
+#include "mhc.h"
+
 /* ---- block reduction (double): blockDim.x a power of two <= 256 ---- */
 
 __device__ static double mhc_cu__block_sum(double v, double *sh) {
@@ -196,11 +206,6 @@ __device__ static double mhc_cu__block_max(double v, double *sh) {
 }
 
 #define MHC_CU_RT 128   /* threads of the per-row reduction kernels */
-
-__device__ static double mhc_cu__sigmoid(double x) {
-    if (x >= 0) return 1.0 / (1.0 + exp(-x));
-    else { double e = exp(x); return e / (1.0 + e); }
-}
 
 /* ---- GEMM (cuBLAS, column-major): a row-major [R,S] array is the column-major [S,R] transpose,
    so row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands. ---- */
@@ -568,20 +573,12 @@ MHCDEF mhc_result mhc_cuda_crossentropy_backward(mhc_cuda *cu, float *dlogits, c
     return MHC_OK;
 }
 
-/* AdamW per element, arranged as mhc_adamw_step */
+/* AdamW per element: mhc_adamw_step's own update (mhc__adamw_elem) */
 __global__ static void mhc_cu__adamw_k(float *param, const float *grad, float *m, float *v, size_t count,
                                        double beta1, double beta2, double eps, double grad_scale,
                                        double step_size, double bc2_sqrt, double decay) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, st = (size_t)gridDim.x * blockDim.x;
-    for (; i < count; i += st) {
-        double g = (double)grad[i] * grad_scale;
-        double p = (double)param[i] * decay;
-        float mi = (float)(beta1 * (double)m[i] + (1.0 - beta1) * g);
-        float vi = (float)(beta2 * (double)v[i] + (1.0 - beta2) * g * g);
-        m[i] = mi;
-        v[i] = vi;
-        param[i] = (float)(p - step_size * (double)mi / (sqrt((double)vi) / bc2_sqrt + eps));
-    }
+    for (; i < count; i += st) mhc__adamw_elem(param, grad, m, v, i, beta1, beta2, eps, grad_scale, step_size, bc2_sqrt, decay);
 }
 MHCDEF mhc_result mhc_cuda_adamw_step(mhc_cuda *cu, float *param, const float *grad, float *m, float *v, size_t count,
                                       double lr, double beta1, double beta2, double eps, double weight_decay,
@@ -629,202 +626,22 @@ MHCDEF mhc_result mhc_cuda_sumsq(mhc_cuda *cu, double *out_host, const float *x,
 }
 
 /* =========================================================================================
- * The mHC layer. Per-token projection code is the CPU's (mhc.h, mhc__proj_fwd/bwd), ported to
- * device functions that keep one token's iterates in its slice of the device scratch.
+ * The mHC layer. The per-token projection and gates are mhc.h's own code (mhc__proj_token,
+ * mhc__proj_fwd / mhc__proj_bwd, mhc__gates_token: its block "SHARED WITH THE CUDA UNIT",
+ * included at the top of this file); each token keeps its iterates in its slice of the device
+ * scratch.
  * ========================================================================================= */
 
 #define MHC_CU_MAX_N 8   /* streams supported on the device (the permutation mixture: n <= 8 too) */
 
-__device__ static double mhc_cu__logaddexp(double a, double b) {
-    double mx = a > b ? a : b, mn = a > b ? b : a;
-    if (mn == -HUGE_VAL) return mx;
-    return mx + log1p(exp(mn - mx));
-}
-__device__ static void mhc_cu__next_perm(int *p, int n) {
-    int i = n - 2, j, t;
-    while (i >= 0 && p[i] > p[i + 1]) i--;
-    if (i >= 0) {
-        j = n - 1;
-        while (p[j] < p[i]) j--;
-        t = p[i]; p[i] = p[j]; p[j] = t;
-    }
-    for (i = i + 1, j = n - 1; i < j; i++, j--) { t = p[i]; p[i] = p[j]; p[j] = t; }
-}
-__host__ __device__ static long mhc_cu__perm_count(int n) {
-    long k = 1;
-    int i;
-    for (i = 2; i <= n; i++) k *= i;
-    return k;
-}
-__host__ __device__ static int mhc_cu__proj_steps(int proj, int iters) {
-    return proj == MHC_PROJ_SOFTMAX ? 2 * iters - 1 : 2 * iters;
-}
-/* doubles of one token's projection scratch (as mhc__proj_doubles) */
-__host__ __device__ static size_t mhc_cu__proj_doubles(int proj, int n, int iters) {
-    size_t nn = (size_t)n * (size_t)n;
-    if (proj == MHC_PROJ_PERM) return 2 * (size_t)mhc_cu__perm_count(n) + 8;
-    return ((size_t)mhc_cu__proj_steps(proj, iters) + 4) * nn + (size_t)mhc_cu__proj_steps(proj, iters) * (size_t)n + 8;
-}
-
-/* One Sinkhorn step Y = X / (sum + eps) along rows (cols = 0) or columns, or the log form. */
-__device__ static void mhc_cu__sk_step(double *Y, const double *X, int n, int cols, double eps, int logd, double *den) {
-    int a, j, si = cols ? n : 1;
-    double leps = eps > 0.0 ? log(eps) : -HUGE_VAL;
-    for (a = 0; a < n; a++) {
-        int o = cols ? a : a * n;
-        if (!logd) {
-            double s = 0.0;
-            for (j = 0; j < n; j++) s += X[o + j * si];
-            den[a] = s + eps;
-            for (j = 0; j < n; j++) Y[o + j * si] = X[o + j * si] / den[a];
-        } else {
-            double mx = -HUGE_VAL, s = 0.0, lse, g;
-            for (j = 0; j < n; j++) if (X[o + j * si] > mx) mx = X[o + j * si];
-            if (mx == -HUGE_VAL) lse = -HUGE_VAL;
-            else {
-                for (j = 0; j < n; j++) s += exp(X[o + j * si] - mx);
-                lse = mx + log(s);
-            }
-            den[a] = lse;
-            g = mhc_cu__logaddexp(lse, leps);
-            for (j = 0; j < n; j++) Y[o + j * si] = X[o + j * si] - g;
-        }
-    }
-}
-__device__ static void mhc_cu__sk_step_back(double *dX, const double *dY, const double *X, const double *Y, int n,
-                                            int cols, double eps, int logd, const double *den) {
-    int a, j, si = cols ? n : 1;
-    for (a = 0; a < n; a++) {
-        int o = cols ? a : a * n;
-        double dot = 0.0;
-        if (!logd) {
-            for (j = 0; j < n; j++) dot += dY[o + j * si] * Y[o + j * si];
-            for (j = 0; j < n; j++) dX[o + j * si] = (dY[o + j * si] - dot) / den[a];
-        } else {
-            double lse = den[a], gp;
-            if (eps > 0.0) gp = lse == -HUGE_VAL ? 0.0 : mhc_cu__sigmoid(lse - log(eps));
-            else gp = 1.0;
-            for (j = 0; j < n; j++) dot += dY[o + j * si];
-            for (j = 0; j < n; j++) {
-                double p = lse == -HUGE_VAL ? 0.0 : exp(X[o + j * si] - lse);
-                dX[o + j * si] = dY[o + j * si] - p * gp * dot;
-            }
-        }
-    }
-}
-/* z [nres] -> out [n*n]; w: this token's scratch, left holding the iterates */
-__device__ static void mhc_cu__proj_fwd(int proj, int n, int iters, double eps, const double *z, double *out, double *w) {
-    int nn = n * n, k, i, j, s, nsteps;
-    double *it, *den, *P;
-    if (proj == MHC_PROJ_PERM) {
-        long K = mhc_cu__perm_count(n), q;
-        double mx = -HUGE_VAL, sum = 0.0, *a = w;
-        int p[MHC_CU_MAX_N];
-        for (q = 0; q < K; q++) if (z[q] > mx) mx = z[q];
-        for (q = 0; q < K; q++) { a[q] = exp(z[q] - mx); sum += a[q]; }
-        for (q = 0; q < K; q++) a[q] /= sum;
-        for (k = 0; k < nn; k++) out[k] = 0.0;
-        for (i = 0; i < n; i++) p[i] = i;
-        for (q = 0; q < K; q++) {
-            for (i = 0; i < n; i++) out[i * n + p[i]] += a[q];
-            mhc_cu__next_perm(p, n);
-        }
-        return;
-    }
-    nsteps = mhc_cu__proj_steps(proj, iters);
-    it = w;
-    P = w + (size_t)(nsteps + 1) * nn;
-    den = P + 3 * nn;
-    if (proj == MHC_PROJ_SOFTMAX) {
-        for (i = 0; i < n; i++) {
-            double mx = z[i * n], sum = 0.0;
-            for (j = 1; j < n; j++) if (z[i * n + j] > mx) mx = z[i * n + j];
-            for (j = 0; j < n; j++) { P[i * n + j] = exp(z[i * n + j] - mx); sum += P[i * n + j]; }
-            for (j = 0; j < n; j++) { P[i * n + j] /= sum; it[i * n + j] = P[i * n + j] + eps; }
-        }
-    } else if (proj == MHC_PROJ_EXP) {
-        for (k = 0; k < nn; k++) it[k] = exp(z[k]);
-    } else {
-        for (k = 0; k < nn; k++) it[k] = z[k];
-    }
-    for (s = 1; s <= nsteps; s++)
-        mhc_cu__sk_step(it + (size_t)s * nn, it + (size_t)(s - 1) * nn, n, s & 1, eps, proj == MHC_PROJ_LOG,
-                        den + (size_t)(s - 1) * n);
-    for (k = 0; k < nn; k++) out[k] = proj == MHC_PROJ_LOG ? exp(it[(size_t)nsteps * nn + k]) : it[(size_t)nsteps * nn + k];
-}
-/* dz [nres] (written) from dout [n*n]; recomputes the iterates into w; out_tmp: n*n doubles */
-__device__ static void mhc_cu__proj_bwd(int proj, int n, int iters, double eps, const double *z, const double *dout,
-                                        double *dz, double *w, double *out_tmp) {
-    int nn = n * n, k, i, j, s, nsteps;
-    double *it, *den, *P, *g, *g2;
-    mhc_cu__proj_fwd(proj, n, iters, eps, z, out_tmp, w);
-    if (proj == MHC_PROJ_PERM) {
-        long K = mhc_cu__perm_count(n), q;
-        int p[MHC_CU_MAX_N];
-        double *a = w, *da = w + K, dot = 0.0;
-        for (i = 0; i < n; i++) p[i] = i;
-        for (q = 0; q < K; q++) {
-            double d = 0.0;
-            for (i = 0; i < n; i++) d += dout[i * n + p[i]];
-            da[q] = d;
-            dot += d * a[q];
-            mhc_cu__next_perm(p, n);
-        }
-        for (q = 0; q < K; q++) dz[q] = a[q] * (da[q] - dot);
-        return;
-    }
-    nsteps = mhc_cu__proj_steps(proj, iters);
-    it = w;
-    P = w + (size_t)(nsteps + 1) * nn;
-    g = P + nn;
-    g2 = P + 2 * nn;
-    den = P + 3 * nn;
-    for (k = 0; k < nn; k++) g[k] = proj == MHC_PROJ_LOG ? dout[k] * out_tmp[k] : dout[k];
-    for (s = nsteps; s >= 1; s--) {
-        double *t;
-        mhc_cu__sk_step_back(g2, g, it + (size_t)(s - 1) * nn, it + (size_t)s * nn, n, s & 1, eps,
-                             proj == MHC_PROJ_LOG, den + (size_t)(s - 1) * n);
-        t = g; g = g2; g2 = t;
-    }
-    if (proj == MHC_PROJ_SOFTMAX) {
-        for (i = 0; i < n; i++) {
-            double dot = 0.0;
-            for (j = 0; j < n; j++) dot += g[i * n + j] * P[i * n + j];
-            for (j = 0; j < n; j++) dz[i * n + j] = P[i * n + j] * (g[i * n + j] - dot);
-        }
-    } else if (proj == MHC_PROJ_EXP) {
-        for (k = 0; k < nn; k++) dz[k] = g[k] * it[k];
-    } else {
-        for (k = 0; k < nn; k++) dz[k] = g[k];
-    }
-}
-
-/* Per-token scratch of the standalone projection kernels: pw, then z/dz (nres), out/dout (2 n*n). */
-__host__ __device__ static size_t mhc_cu__sk_tok(int proj, int n, int iters) {
-    size_t nres = proj == MHC_PROJ_PERM ? (size_t)mhc_cu__perm_count(n) : (size_t)n * n;
-    return mhc_cu__proj_doubles(proj, n, iters) + 2 * nres + 3 * (size_t)n * n;
-}
-/* one thread per token: out = project(logits)  or  d_logits += d project^T d_out */
-__global__ static void mhc_cu__sk_k(int proj, int n, int iters, double eps, float *out, float *d_logits,
+/* one thread per token: out = project(logits)  or  d_logits += d project^T d_out (mhc__proj_token) */
+__global__ static void mhc_cu__sk_k(mhc_projection proj, int n, int iters, double eps, float *out, float *d_logits,
                                     const float *d_out, const float *logits, int T, double *scratch) {
-    int t = blockIdx.x * blockDim.x + threadIdx.x, k, nn = n * n;
-    int nres = proj == MHC_PROJ_PERM ? (int)mhc_cu__perm_count(n) : nn;
-    double *pw, *z, *dz, *o, *dout;
-    if (t >= T) return;
-    pw = scratch + (size_t)t * mhc_cu__sk_tok(proj, n, iters);
-    z = pw + mhc_cu__proj_doubles(proj, n, iters);
-    dz = z + nres;
-    o = dz + nres;
-    dout = o + nn;
-    for (k = 0; k < nres; k++) z[k] = (double)logits[(size_t)t * nres + k];
-    if (out) {
-        mhc_cu__proj_fwd(proj, n, iters, eps, z, o, pw);
-        for (k = 0; k < nn; k++) out[(size_t)t * nn + k] = (float)o[k];
-    } else {
-        for (k = 0; k < nn; k++) dout[k] = (double)d_out[(size_t)t * nn + k];
-        mhc_cu__proj_bwd(proj, n, iters, eps, z, dout, dz, pw, o);
-        for (k = 0; k < nres; k++) d_logits[(size_t)t * nres + k] += (float)dz[k];
-    }
+    size_t t = (size_t)blockIdx.x * blockDim.x + threadIdx.x, nn = (size_t)n * n;
+    size_t nres = proj == MHC_PROJ_PERM ? (size_t)mhc__perm_count(n) : nn;
+    if (t >= (size_t)T) return;
+    mhc__proj_token(proj, n, iters, eps, logits + t * nres, out ? out + t * nn : NULL, out ? NULL : d_logits + t * nres,
+                    out ? NULL : d_out + t * nn, scratch + t * mhc__proj_token_doubles(proj, n, iters));
 }
 
 static mhc_result mhc_cu__proj_args(mhc_cuda *cu, const char *fn, mhc_projection proj, int n, int iters, double eps, int T) {
@@ -846,9 +663,9 @@ static mhc_result mhc_cu__sinkhorn(mhc_cuda *cu, const char *fn, mhc_projection 
     void *sc;
     size_t per;
     if ((r = mhc_cu__proj_args(cu, fn, proj, n, iters, eps, T)) != MHC_OK) return r;
-    per = mhc_cu__sk_tok(proj, n, iters);
+    per = mhc__proj_token_doubles(proj, n, iters);
     if ((r = mhc_cu__scratch(cu, fn, (size_t)T * per * sizeof(double), &sc)) != MHC_OK) return r;
-    MHC_CU_LAUNCH(mhc_cu__sk_k, mhc_cu__blocks((size_t)T, 64), 64, (int)proj, n, iters, eps, out, d_logits, d_out, logits, T,
+    MHC_CU_LAUNCH(mhc_cu__sk_k, mhc_cu__blocks((size_t)T, 64), 64, proj, n, iters, eps, out, d_logits, d_out, logits, T,
                                                        (double *)sc);
     MHC_CU_LAUNCHED(fn);
     return MHC_OK;
@@ -999,7 +816,8 @@ MHCDEF mhc_result mhc_cuda_hc_post_backward(mhc_cuda *cu, float *d_x, float *d_h
      reduce   one thread per parameter element, tokens summed in order ---- */
 
 typedef struct mhc_cu__pre {
-    int n, C, D, T, mr, nres, head, proj, iters, orient;
+    int n, C, D, T, mr, nres, head, iters, orient;
+    mhc_projection proj;
     double norm_eps, pre_eps, post_mult, sk_eps;
     const float *x, *fn, *scale, *base, *nw;
     float *li, *hpre, *hpost, *hres;
@@ -1030,19 +848,6 @@ __global__ static void mhc_cu__pre_mix_k(mhc_cu__pre p) {
     }
 }
 
-/* gates of one token: sp[n] pre sigmoids, spo[n] post sigmoids, z[nres] residual logits */
-__device__ static void mhc_cu__gates(const mhc_cu__pre *p, const double *dot, double rstd, double *sp, double *spo, double *z) {
-    int n = p->n, i, k;
-    double s0 = (double)p->scale[0];
-    for (i = 0; i < n; i++) sp[i] = mhc_cu__sigmoid(dot[i] * rstd * s0 + (double)p->base[i]);
-    if (p->head) return;
-    {
-        double s1 = (double)p->scale[1], s2 = (double)p->scale[2];
-        for (i = 0; i < n; i++) spo[i] = mhc_cu__sigmoid(dot[n + i] * rstd * s1 + (double)p->base[n + i]);
-        for (k = 0; k < p->nres; k++) z[k] = dot[2 * n + k] * rstd * s2 + (double)p->base[2 * n + k];
-    }
-}
-
 /* forward, one thread per token: h_pre (also kept in double for li), h_post, A = orient(project(z)) */
 __global__ static void mhc_cu__pre_tok_fwd_k(mhc_cu__pre p) {
     int t = blockIdx.x * blockDim.x + threadIdx.x, n = p.n, nn = n * n, i, j;
@@ -1052,7 +857,7 @@ __global__ static void mhc_cu__pre_tok_fwd_k(mhc_cu__pre p) {
     rstd = dot[p.mr];
     z = p.tmp + (size_t)t * p.tmpd;
     comb = z + 2 * (size_t)p.nres;
-    mhc_cu__gates(&p, dot, rstd, sp, spo, z);
+    mhc__gates_token(n, p.nres, p.head, p.scale, p.base, dot, rstd, sp, spo, z);
     for (i = 0; i < n; i++) {
         sp[i] += p.pre_eps;
         p.hp[(size_t)t * n + i] = sp[i];
@@ -1063,7 +868,7 @@ __global__ static void mhc_cu__pre_tok_fwd_k(mhc_cu__pre p) {
         for (i = 0; i < n; i++) p.hpost[(size_t)t * n + i] = (float)(spo[i] * p.post_mult);
     if (p.hres) {
         float *A = p.hres + (size_t)t * nn;
-        mhc_cu__proj_fwd(p.proj, n, p.iters, p.sk_eps, z, comb, p.pw + (size_t)t * p.pj);
+        mhc__proj_fwd(p.proj, n, p.iters, p.sk_eps, z, comb, p.pw + (size_t)t * p.pj);
         if (p.proj != MHC_PROJ_PERM && p.orient == MHC_ORIENT_COMB_T) {
             for (i = 0; i < n; i++)
                 for (j = 0; j < n; j++) A[i * n + j] = (float)comb[j * n + i];
@@ -1114,7 +919,7 @@ __global__ static void mhc_cu__pre_tok_bwd_k(mhc_cu__pre p) {
     du = p.du + (size_t)t * p.mr;
     coef = p.coef + (size_t)t * p.mr;
     dsc = p.dsc + (size_t)t * 3;
-    mhc_cu__gates(&p, dot, rstd, sp, spo, z);
+    mhc__gates_token(n, p.nres, p.head, p.scale, p.base, dot, rstd, sp, spo, z);
     for (i = 0; i < n; i++) {
         double dh = (p.g_hpre ? (double)p.g_hpre[(size_t)t * n + i] : 0.0) + (p.g_li ? p.dlix[(size_t)t * n + i] : 0.0);
         du[i] = dh * sp[i] * (1.0 - sp[i]);
@@ -1133,7 +938,7 @@ __global__ static void mhc_cu__pre_tok_bwd_k(mhc_cu__pre p) {
             } else {
                 for (i = 0; i < nn; i++) dcomb[i] = (double)gA[i];
             }
-            mhc_cu__proj_bwd(p.proj, n, p.iters, p.sk_eps, z, dcomb, dz, p.pw + (size_t)t * p.pj, otmp);
+            mhc__proj_bwd(p.proj, n, p.iters, p.sk_eps, z, dcomb, dz, p.pw + (size_t)t * p.pj, otmp);
             for (k = 0; k < p.nres; k++) du[2 * n + k] = dz[k];
         } else {
             for (k = 0; k < p.nres; k++) du[2 * n + k] = 0.0;
@@ -1220,7 +1025,7 @@ static mhc_result mhc_cu__pre_setup(mhc_cuda *cu, const char *fn, const mhc_hc_s
                                            : (s->projection < MHC_PROJ_SOFTMAX || s->projection > MHC_PROJ_LOG))
             return mhc_fail(cu->ctx, MHC_ERR_VALUE, "%s: variant %s does not go with projection %s (use mhc_hc_resolve)", fn,
                             mhc_hc_variant_name(s->variant), mhc_projection_name(s->projection));
-        if (s->nres != (s->projection == MHC_PROJ_PERM ? (int)mhc_cu__perm_count(s->n) : s->n * s->n) ||
+        if (s->nres != (s->projection == MHC_PROJ_PERM ? (int)mhc__perm_count(s->n) : s->n * s->n) ||
             s->m != 2 * s->n + s->nres)
             return mhc_fail(cu->ctx, MHC_ERR_VALUE, "%s: spec.nres = %d / spec.m = %d do not match n = %d (use mhc_hc_resolve)",
                             fn, s->nres, s->m, s->n);
@@ -1239,9 +1044,9 @@ static mhc_result mhc_cu__pre_setup(mhc_cuda *cu, const char *fn, const mhc_hc_s
     p->n = s->n; p->C = C; p->D = s->n * C; p->T = T; p->head = head;
     p->mr = head ? s->n : s->m;
     p->nres = head ? 0 : s->nres;
-    p->proj = (int)s->projection; p->iters = s->iters; p->orient = (int)s->orient;
+    p->proj = s->projection; p->iters = s->iters; p->orient = (int)s->orient;
     p->norm_eps = s->norm_eps; p->pre_eps = s->pre_eps; p->post_mult = s->post_mult; p->sk_eps = s->sinkhorn_eps;
-    p->pj = head ? 0 : mhc_cu__proj_doubles(p->proj, p->n, p->iters);
+    p->pj = head ? 0 : mhc__proj_doubles(p->proj, p->n, p->iters);
     p->tmpd = 2 * (size_t)p->nres + 3 * (size_t)p->n * p->n;
     Tz = (size_t)T;
     mr1 = (size_t)p->mr + 1;

@@ -17,6 +17,7 @@
 #include "test_optim.c"
 #include "test_ckpt.c"
 #include "test_hc.c"
+#include "test_hc_ref.c"     /* (uses test_hc.c's naive reference) */
 #include "test_gpt.c"
 #include "test_hc_tape.c"
 #include "test_recompute.c"

@@ -3,7 +3,8 @@
  * References are naive double re-implementations written here (RMSNorm FIRST then matmul,
  * explicit row/column sums, permutations enumerated by counting), so they share no code with
  * mhc.h. Gradients are checked against central differences of the naive double reference (both
- * builds) and of the library's own forward (double build). */
+ * builds) and of the library's own forward (double build). tests/test_hc_ref.c runs the layer
+ * checks again on the library's plain references (hct_use_ref). */
 
 /* ---- naive references (double) ---- */
 
@@ -252,16 +253,36 @@ static void hct_lib_free(hct_lib *l) {
     free(l->dx); free(l->dfn); free(l->dscale); free(l->dbase); free(l->dnw); free(l->df);
 }
 
+/* Set by tests/test_hc_ref.c: the checks below then run the plain references (mhc_ref_hc_*)
+   instead of the fast path (the same arguments, checks and results). */
+static int TP(hct_use_ref);
+#define HCT_PRE_FWD  (TP(hct_use_ref) ? mhc_ref_hc_pre_forward : mhc_hc_pre_forward)
+#define HCT_PRE_BWD  (TP(hct_use_ref) ? mhc_ref_hc_pre_backward : mhc_hc_pre_backward)
+#define HCT_HEAD_FWD (TP(hct_use_ref) ? mhc_ref_hc_head_forward : mhc_hc_head_forward)
+#define HCT_HEAD_BWD (TP(hct_use_ref) ? mhc_ref_hc_head_backward : mhc_hc_head_backward)
+#define HCT_POST_FWD (TP(hct_use_ref) ? mhc_ref_hc_post_forward : mhc_k_hc_post_forward)
+#define HCT_POST_BWD (TP(hct_use_ref) ? mhc_ref_hc_post_backward : mhc_k_hc_post_backward)
+
+/* An expected message "mhc_hc_...: ..." with the name of the function under test (mhc_ref_hc_...). */
+static const char *hct_msg(const char *fast_msg) {
+    static char b[256];
+    if (!TP(hct_use_ref)) return fast_msg;
+    snprintf(b, sizeof b, "mhc_ref_%s", fast_msg + 4);
+    return b;
+}
+
 static mhc_result hct_lib_forward(mhc_ctx *ctx, const hct_case *k, hct_lib *l, double *loss) {
     int n = k->s.n, D = n * k->C;
     size_t t, i;
     double L = 0;
     mhc_result r;
     const mhc_real *nw = k->use_nw ? l->nw : NULL;
-    if (k->head) r = mhc_hc_head_forward(ctx, &k->s, l->li, l->hpre, l->x, l->fn, l->scale, l->base, nw, k->T, k->C);
-    else r = mhc_hc_pre_forward(ctx, &k->s, l->li, l->hpre, l->hpost, l->A, l->x, l->fn, l->scale, l->base, nw, k->T, k->C);
+    if (k->head)
+        r = HCT_HEAD_FWD(ctx, &k->s, l->li, l->hpre, l->x, l->fn, l->scale, l->base, nw, k->T, k->C);
+    else
+        r = HCT_PRE_FWD(ctx, &k->s, l->li, l->hpre, l->hpost, l->A, l->x, l->fn, l->scale, l->base, nw, k->T, k->C);
     if (r != MHC_OK) return r;
-    if (!k->head) mhc_k_hc_post_forward(l->out, l->x, l->A, l->hpost, k->use_f ? l->f : NULL, k->T, n, k->C);
+    if (!k->head) HCT_POST_FWD(l->out, l->x, l->A, l->hpost, k->use_f ? l->f : NULL, k->T, n, k->C);
     for (t = 0; t < (size_t)k->T; t++) {
         for (i = 0; i < (size_t)k->C; i++) L += k->wli[t * k->C + i] * (double)l->li[t * k->C + i];
         for (i = 0; i < (size_t)n; i++) L += k->whpre[t * n + i] * (double)l->hpre[t * n + i];
@@ -289,12 +310,12 @@ static mhc_result hct_lib_backward(mhc_ctx *ctx, const hct_case *k, hct_lib *l) 
     for (i = 0; i < (size_t)k->nnw; i++) l->dnw[i] = 0;
     for (i = 0; i < T * k->C; i++) l->df[i] = 0;
     if (k->head) {
-        r = mhc_hc_head_backward(ctx, &k->s, l->dx, l->dfn, l->dscale, l->dbase, l->dnw, wli, whpre, l->x, l->fn,
-                                 l->scale, l->base, nw, k->T, k->C);
+        r = HCT_HEAD_BWD(ctx, &k->s, l->dx, l->dfn, l->dscale, l->dbase, l->dnw, wli, whpre, l->x, l->fn,
+                         l->scale, l->base, nw, k->T, k->C);
     } else {
-        mhc_k_hc_post_backward(l->dx, dA, dhpost, l->df, wout, l->x, l->A, l->hpost, k->use_f ? l->f : NULL, k->T, n, k->C);
-        r = mhc_hc_pre_backward(ctx, &k->s, l->dx, l->dfn, l->dscale, l->dbase, l->dnw, wli, whpre, dhpost, dA, l->x, l->fn,
-                                l->scale, l->base, nw, k->T, k->C);
+        HCT_POST_BWD(l->dx, dA, dhpost, l->df, wout, l->x, l->A, l->hpost, k->use_f ? l->f : NULL, k->T, n, k->C);
+        r = HCT_PRE_BWD(ctx, &k->s, l->dx, l->dfn, l->dscale, l->dbase, l->dnw, wli, whpre, dhpost, dA, l->x, l->fn,
+                        l->scale, l->base, nw, k->T, k->C);
     }
     free(wout); free(wli); free(whpre); free(dhpost); free(dA);
     return r;
@@ -379,7 +400,8 @@ static double TP(hct_worst_fwd), TP(hct_worst_grad_ref), TP(hct_worst_grad_lib);
 
 /* One full check of a configuration: forward vs the naive reference, gradients vs finite
    differences of the reference (and of the library forward in double). */
-static void hct_check_case(const mhc_hc_spec *s, int T, int C, int head, int use_nw, uint64_t seed, const char *label) {
+static void hct_check_case(const mhc_hc_spec *s, int T, int C, int head, int use_nw, uint64_t seed, const char *name) {
+    static char label[192];   /* (static: test_current keeps pointing at it) */
     hct_case k;
     hct_lib l;
     mhc_ctx ctx;
@@ -391,6 +413,7 @@ static void hct_check_case(const mhc_hc_spec *s, int T, int C, int head, int use
 #else
     tolf = 2e-5; tolg = TP(hct_scaled) ? 1e-5 : 2e-3;
 #endif
+    snprintf(label, sizeof label, "%s%s", TP(hct_use_ref) ? "reference (mhc_ref_hc_*): " : "", name);
     mhc_ctx_init(&ctx);
     TEST_BEGIN(label);
     hct_case_make(&k, s, T, C, head, use_nw, seed);
@@ -1047,11 +1070,69 @@ static void hct_test_params(void) {
     mhc_params_free(&ps);
 }
 
+/* Error paths of the raw-array pre/head functions (with hct_use_ref: of the references, which
+   share the checks). */
+static void hct_test_pre_errors(void) {
+    mhc_ctx ctx;
+    mhc_hc_spec s = hct_spec(MHC_PRESET_DSV4, MHC_VARIANT_PRESET, MHC_PROJ_PRESET, 2), bad;
+    mhc_real x[16] = {0}, fn[8 * 8] = {0}, sc[3] = {1, 1, 1}, b[8] = {0}, li[8];
+    mhc_ctx_init(&ctx);
+    TEST_BEGIN("pre/head errors");
+    CHECK_RESULT(HCT_PRE_FWD(&ctx, NULL, li, 0, 0, 0, x, fn, sc, b, 0, 2, 2), MHC_ERR_NULL);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), hct_msg("mhc_hc_pre_forward: spec is NULL"));
+    CHECK_RESULT(HCT_PRE_FWD(&ctx, &s, li, 0, 0, 0, NULL, fn, sc, b, 0, 2, 2), MHC_ERR_NULL);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "x is NULL");
+    CHECK_RESULT(HCT_PRE_FWD(&ctx, &s, NULL, 0, 0, 0, x, fn, sc, b, 0, 2, 2), MHC_ERR_NULL);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "layer_input is NULL");
+    CHECK_RESULT(HCT_PRE_FWD(&ctx, &s, li, 0, 0, 0, x, NULL, sc, b, 0, 2, 2), MHC_ERR_NULL);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "fn, scale and base are required (fn NULL, scale given, base given)");
+    CHECK_RESULT(HCT_PRE_FWD(&ctx, &s, li, 0, 0, 0, x, fn, sc, b, 0, 0, 2), MHC_ERR_SIZE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "T = 0, C = 2");
+    CHECK_RESULT(HCT_PRE_FWD(&ctx, &s, li, 0, 0, 0, x, fn, sc, b, 0, 1 << 30, 1 << 30), MHC_ERR_OVERFLOW);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "overflows");
+    CHECK_RESULT(HCT_PRE_BWD(&ctx, &s, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, fn, sc, b, 0, 2, 2), MHC_ERR_NULL);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), hct_msg("mhc_hc_pre_backward: x is NULL"));
+    CHECK_RESULT(HCT_HEAD_FWD(&ctx, &s, NULL, 0, x, fn, sc, b, 0, 2, 2), MHC_ERR_NULL);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), hct_msg("mhc_hc_head_forward: out is NULL"));
+    CHECK_RESULT(HCT_HEAD_BWD(&ctx, &s, 0, 0, 0, 0, 0, 0, 0, x, fn, NULL, b, 0, 2, 2), MHC_ERR_NULL);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), hct_msg("mhc_hc_head_backward: fn, scale and base are required"));
+    TEST_BEGIN("hand-built spec errors");
+    bad = s; bad.n = 0;
+    CHECK_RESULT(HCT_PRE_FWD(&ctx, &bad, li, 0, 0, 0, x, fn, sc, b, 0, 2, 2), MHC_ERR_SIZE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "spec.n = 0");
+    bad = s; bad.variant = MHC_VARIANT_NONE;
+    CHECK_RESULT(HCT_PRE_FWD(&ctx, &bad, li, 0, 0, 0, x, fn, sc, b, 0, 2, 2), MHC_ERR_VALUE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "variant none needs n = 1, not 2");
+    bad = s; bad.variant = MHC_VARIANT_HC;
+    CHECK_RESULT(HCT_PRE_FWD(&ctx, &bad, li, 0, 0, 0, x, fn, sc, b, 0, 2, 2), MHC_ERR_VALUE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "spec.m = 8, expected n + 2 = 4 for hc");
+    bad = s; bad.projection = MHC_PROJ_PERM;
+    CHECK_RESULT(HCT_PRE_FWD(&ctx, &bad, li, 0, 0, 0, x, fn, sc, b, 0, 2, 2), MHC_ERR_VALUE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "variant mhc does not go with projection perm");
+    bad = s; bad.variant = MHC_VARIANT_LITE; bad.projection = MHC_PROJ_PERM; bad.n = 9;
+    CHECK_RESULT(HCT_PRE_FWD(&ctx, &bad, li, 0, 0, 0, x, fn, sc, b, 0, 2, 2), MHC_ERR_VALUE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "supports n <= 8, not 9");
+    bad = s; bad.nres = 5;
+    CHECK_RESULT(HCT_PRE_FWD(&ctx, &bad, li, 0, 0, 0, x, fn, sc, b, 0, 2, 2), MHC_ERR_VALUE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "spec.nres = 5 / spec.m = 8 do not match n = 2");
+    bad = s; bad.iters = 0;
+    CHECK_RESULT(HCT_PRE_FWD(&ctx, &bad, li, 0, 0, 0, x, fn, sc, b, 0, 2, 2), MHC_ERR_VALUE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "spec.iters = 0");
+    bad = s; bad.orient = MHC_ORIENT_PRESET;
+    CHECK_RESULT(HCT_PRE_FWD(&ctx, &bad, li, 0, 0, 0, x, fn, sc, b, 0, 2, 2), MHC_ERR_VALUE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "spec.orient = 0");
+    bad = s; bad.norm_eps = -1;
+    CHECK_RESULT(HCT_PRE_FWD(&ctx, &bad, li, 0, 0, 0, x, fn, sc, b, 0, 2, 2), MHC_ERR_VALUE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "epsilons and post_mult must be finite");
+    bad = s; bad.variant = (mhc_hc_variant)42;
+    CHECK_RESULT(HCT_PRE_FWD(&ctx, &bad, li, 0, 0, 0, x, fn, sc, b, 0, 2, 2), MHC_ERR_VALUE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "spec.variant = 42");
+}
+
 /* Error paths of the raw-array layer and projection functions. */
 static void hct_test_errors(void) {
     mhc_ctx ctx;
-    mhc_hc_spec s = hct_spec(MHC_PRESET_DSV4, MHC_VARIANT_PRESET, MHC_PROJ_PRESET, 2), bad;
-    mhc_real x[16] = {0}, fn[8 * 8] = {0}, sc[3] = {1, 1, 1}, b[8] = {0}, li[8], o[64];
+    mhc_real x[16] = {0}, o[64];
     mhc_ctx_init(&ctx);
     TEST_BEGIN("sinkhorn errors");
     CHECK_RESULT(mhc_sinkhorn_forward(&ctx, MHC_PROJ_EXP, 2, 3, 0, NULL, x, 2), MHC_ERR_NULL);
@@ -1072,56 +1153,7 @@ static void hct_test_errors(void) {
     CHECK_STR_HAS(mhc_ctx_message(&ctx), "mhc_sinkhorn_backward: d_out is NULL");
     CHECK_RESULT(mhc_sinkhorn_backward(&ctx, MHC_PROJ_SOFTMAX, 2, 3, 0, o, x, NULL, 2), MHC_ERR_NULL);
     CHECK_STR_HAS(mhc_ctx_message(&ctx), "mhc_sinkhorn_backward: an array argument is NULL");
-    TEST_BEGIN("pre/head errors");
-    CHECK_RESULT(mhc_hc_pre_forward(&ctx, NULL, li, 0, 0, 0, x, fn, sc, b, 0, 2, 2), MHC_ERR_NULL);
-    CHECK_STR_HAS(mhc_ctx_message(&ctx), "mhc_hc_pre_forward: spec is NULL");
-    CHECK_RESULT(mhc_hc_pre_forward(&ctx, &s, li, 0, 0, 0, NULL, fn, sc, b, 0, 2, 2), MHC_ERR_NULL);
-    CHECK_STR_HAS(mhc_ctx_message(&ctx), "x is NULL");
-    CHECK_RESULT(mhc_hc_pre_forward(&ctx, &s, NULL, 0, 0, 0, x, fn, sc, b, 0, 2, 2), MHC_ERR_NULL);
-    CHECK_STR_HAS(mhc_ctx_message(&ctx), "layer_input is NULL");
-    CHECK_RESULT(mhc_hc_pre_forward(&ctx, &s, li, 0, 0, 0, x, NULL, sc, b, 0, 2, 2), MHC_ERR_NULL);
-    CHECK_STR_HAS(mhc_ctx_message(&ctx), "fn, scale and base are required (fn NULL, scale given, base given)");
-    CHECK_RESULT(mhc_hc_pre_forward(&ctx, &s, li, 0, 0, 0, x, fn, sc, b, 0, 0, 2), MHC_ERR_SIZE);
-    CHECK_STR_HAS(mhc_ctx_message(&ctx), "T = 0, C = 2");
-    CHECK_RESULT(mhc_hc_pre_forward(&ctx, &s, li, 0, 0, 0, x, fn, sc, b, 0, 1 << 30, 1 << 30), MHC_ERR_OVERFLOW);
-    CHECK_STR_HAS(mhc_ctx_message(&ctx), "overflows");
-    CHECK_RESULT(mhc_hc_pre_backward(&ctx, &s, 0, 0, 0, 0, 0, 0, 0, 0, 0, NULL, fn, sc, b, 0, 2, 2), MHC_ERR_NULL);
-    CHECK_STR_HAS(mhc_ctx_message(&ctx), "mhc_hc_pre_backward: x is NULL");
-    CHECK_RESULT(mhc_hc_head_forward(&ctx, &s, NULL, 0, x, fn, sc, b, 0, 2, 2), MHC_ERR_NULL);
-    CHECK_STR_HAS(mhc_ctx_message(&ctx), "mhc_hc_head_forward: out is NULL");
-    CHECK_RESULT(mhc_hc_head_backward(&ctx, &s, 0, 0, 0, 0, 0, 0, 0, x, fn, NULL, b, 0, 2, 2), MHC_ERR_NULL);
-    CHECK_STR_HAS(mhc_ctx_message(&ctx), "mhc_hc_head_backward: fn, scale and base are required");
-    TEST_BEGIN("hand-built spec errors");
-    bad = s; bad.n = 0;
-    CHECK_RESULT(mhc_hc_pre_forward(&ctx, &bad, li, 0, 0, 0, x, fn, sc, b, 0, 2, 2), MHC_ERR_SIZE);
-    CHECK_STR_HAS(mhc_ctx_message(&ctx), "spec.n = 0");
-    bad = s; bad.variant = MHC_VARIANT_NONE;
-    CHECK_RESULT(mhc_hc_pre_forward(&ctx, &bad, li, 0, 0, 0, x, fn, sc, b, 0, 2, 2), MHC_ERR_VALUE);
-    CHECK_STR_HAS(mhc_ctx_message(&ctx), "variant none needs n = 1, not 2");
-    bad = s; bad.variant = MHC_VARIANT_HC;
-    CHECK_RESULT(mhc_hc_pre_forward(&ctx, &bad, li, 0, 0, 0, x, fn, sc, b, 0, 2, 2), MHC_ERR_VALUE);
-    CHECK_STR_HAS(mhc_ctx_message(&ctx), "spec.m = 8, expected n + 2 = 4 for hc");
-    bad = s; bad.projection = MHC_PROJ_PERM;
-    CHECK_RESULT(mhc_hc_pre_forward(&ctx, &bad, li, 0, 0, 0, x, fn, sc, b, 0, 2, 2), MHC_ERR_VALUE);
-    CHECK_STR_HAS(mhc_ctx_message(&ctx), "variant mhc does not go with projection perm");
-    bad = s; bad.variant = MHC_VARIANT_LITE; bad.projection = MHC_PROJ_PERM; bad.n = 9;
-    CHECK_RESULT(mhc_hc_pre_forward(&ctx, &bad, li, 0, 0, 0, x, fn, sc, b, 0, 2, 2), MHC_ERR_VALUE);
-    CHECK_STR_HAS(mhc_ctx_message(&ctx), "supports n <= 8, not 9");
-    bad = s; bad.nres = 5;
-    CHECK_RESULT(mhc_hc_pre_forward(&ctx, &bad, li, 0, 0, 0, x, fn, sc, b, 0, 2, 2), MHC_ERR_VALUE);
-    CHECK_STR_HAS(mhc_ctx_message(&ctx), "spec.nres = 5 / spec.m = 8 do not match n = 2");
-    bad = s; bad.iters = 0;
-    CHECK_RESULT(mhc_hc_pre_forward(&ctx, &bad, li, 0, 0, 0, x, fn, sc, b, 0, 2, 2), MHC_ERR_VALUE);
-    CHECK_STR_HAS(mhc_ctx_message(&ctx), "spec.iters = 0");
-    bad = s; bad.orient = MHC_ORIENT_PRESET;
-    CHECK_RESULT(mhc_hc_pre_forward(&ctx, &bad, li, 0, 0, 0, x, fn, sc, b, 0, 2, 2), MHC_ERR_VALUE);
-    CHECK_STR_HAS(mhc_ctx_message(&ctx), "spec.orient = 0");
-    bad = s; bad.norm_eps = -1;
-    CHECK_RESULT(mhc_hc_pre_forward(&ctx, &bad, li, 0, 0, 0, x, fn, sc, b, 0, 2, 2), MHC_ERR_VALUE);
-    CHECK_STR_HAS(mhc_ctx_message(&ctx), "epsilons and post_mult must be finite");
-    bad = s; bad.variant = (mhc_hc_variant)42;
-    CHECK_RESULT(mhc_hc_pre_forward(&ctx, &bad, li, 0, 0, 0, x, fn, sc, b, 0, 2, 2), MHC_ERR_VALUE);
-    CHECK_STR_HAS(mhc_ctx_message(&ctx), "spec.variant = 42");
+    hct_test_pre_errors();
 }
 
 /* libgomp keeps its thread pool alive until exit, and valgrind reports the pool threads' TLS as
@@ -1137,14 +1169,41 @@ static double *hct_dup(const mhc_real *a, size_t len) {   /* a snapshot as doubl
     return d;
 }
 
+/* The inputs of a pre or head call, random from a seed: x [T,n,C] ~ N(0, 1); fn [rows][cols] ~
+   N(0, 2/sqrt(cols)) (logits of order 2); norm_weight [cols] ~ N(1, 0.3); scale [3] ~ N(1, 0.3);
+   base [nbase] ~ N(0, 1); the incoming gradients gli [T,C], ghp, ghq [T,n], ghr [T,n,n] ~ N(0, 1). */
+typedef struct hct_pre_in {
+    mhc_real *x, *fn, *nw, scale[3], *base, *gli, *ghp, *ghq, *ghr;
+} hct_pre_in;
+
+static void hct_pre_in_make(hct_pre_in *a, int T, int n, int C, size_t rows, size_t cols, size_t nbase, uint64_t seed) {
+    size_t nx = (size_t)T * n * C, nn = (size_t)n * n;
+    mhc_rng rng;
+    mhc_rng_seed(&rng, seed);
+    a->x = hct_real(NULL, nx); a->fn = hct_real(NULL, rows * cols); a->nw = hct_real(NULL, cols);
+    a->base = hct_real(NULL, nbase); a->gli = hct_real(NULL, (size_t)T * C); a->ghp = hct_real(NULL, (size_t)T * n);
+    a->ghq = hct_real(NULL, (size_t)T * n); a->ghr = hct_real(NULL, (size_t)T * nn);
+    mhc_rng_fill_normal(&rng, a->x, nx, 0.0, 1.0);
+    mhc_rng_fill_normal(&rng, a->fn, rows * cols, 0.0, 2.0 / sqrt((double)cols));
+    mhc_rng_fill_normal(&rng, a->nw, cols, 1.0, 0.3);
+    mhc_rng_fill_normal(&rng, a->scale, 3, 1.0, 0.3);
+    mhc_rng_fill_normal(&rng, a->base, nbase, 0.0, 1.0);
+    mhc_rng_fill_normal(&rng, a->gli, (size_t)T * C, 0.0, 1.0);
+    mhc_rng_fill_normal(&rng, a->ghp, (size_t)T * n, 0.0, 1.0);
+    mhc_rng_fill_normal(&rng, a->ghq, (size_t)T * n, 0.0, 1.0);
+    mhc_rng_fill_normal(&rng, a->ghr, (size_t)T * nn, 0.0, 1.0);
+}
+
+static void hct_pre_in_free(hct_pre_in *a) {
+    free(a->x); free(a->fn); free(a->nw); free(a->base); free(a->gli); free(a->ghp); free(a->ghq); free(a->ghr);
+}
+
 /* One layer configuration: pre forward and backward, grouped and per token; 1 when all bits match. */
 static int hct_group_case(const mhc_hc_spec *s, int T, int C, int with_nw, uint64_t seed) {
     int n = s->n, m = s->m, D = n * C, run, same = 1;
     size_t nn = (size_t)n * n, nx = (size_t)T * D, nfn = (size_t)m * D, k;
-    mhc_real *x = (mhc_real *)malloc(nx * sizeof(mhc_real)), *fn = (mhc_real *)malloc(nfn * sizeof(mhc_real));
-    mhc_real *nw = (mhc_real *)malloc((size_t)D * sizeof(mhc_real)), scale[3], *base = (mhc_real *)malloc((size_t)m * sizeof(mhc_real));
-    mhc_real *gli = (mhc_real *)malloc((size_t)T * C * sizeof(mhc_real)), *ghp = (mhc_real *)malloc((size_t)T * n * sizeof(mhc_real));
-    mhc_real *ghq = (mhc_real *)malloc((size_t)T * n * sizeof(mhc_real)), *ghr = (mhc_real *)malloc((size_t)T * nn * sizeof(mhc_real));
+    hct_pre_in in;
+    mhc_real *x, *fn, *nw, *scale, *base, *gli, *ghp, *ghq, *ghr;
     mhc_real *li = (mhc_real *)malloc((size_t)T * C * sizeof(mhc_real)), *hpre = (mhc_real *)malloc((size_t)T * n * sizeof(mhc_real));
     mhc_real *hpost = (mhc_real *)malloc((size_t)T * n * sizeof(mhc_real)), *hres = (mhc_real *)malloc((size_t)T * nn * sizeof(mhc_real));
     mhc_real *dx = (mhc_real *)malloc(nx * sizeof(mhc_real)), *dfn = (mhc_real *)malloc(nfn * sizeof(mhc_real));
@@ -1152,18 +1211,10 @@ static int hct_group_case(const mhc_hc_spec *s, int T, int C, int with_nw, uint6
     double *ref[9] = {0};
     size_t len[9];
     mhc_ctx ctx;
-    mhc_rng rng;
     mhc_ctx_init(&ctx);
-    mhc_rng_seed(&rng, seed);
-    mhc_rng_fill_normal(&rng, x, nx, 0.0, 1.0);
-    mhc_rng_fill_normal(&rng, fn, nfn, 0.0, 2.0 / sqrt((double)D));   /* logits of order 2 */
-    mhc_rng_fill_normal(&rng, nw, (size_t)D, 1.0, 0.3);
-    mhc_rng_fill_normal(&rng, scale, 3, 1.0, 0.3);
-    mhc_rng_fill_normal(&rng, base, (size_t)m, 0.0, 1.0);
-    mhc_rng_fill_normal(&rng, gli, (size_t)T * C, 0.0, 1.0);
-    mhc_rng_fill_normal(&rng, ghp, (size_t)T * n, 0.0, 1.0);
-    mhc_rng_fill_normal(&rng, ghq, (size_t)T * n, 0.0, 1.0);
-    mhc_rng_fill_normal(&rng, ghr, (size_t)T * nn, 0.0, 1.0);
+    hct_pre_in_make(&in, T, n, C, (size_t)m, (size_t)D, (size_t)m, seed);
+    x = in.x; fn = in.fn; nw = in.nw; scale = in.scale; base = in.base;
+    gli = in.gli; ghp = in.ghp; ghq = in.ghq; ghr = in.ghr;
     len[0] = (size_t)T * C; len[1] = (size_t)T * n; len[2] = (size_t)T * n; len[3] = (size_t)T * nn;
     len[4] = nx; len[5] = nfn; len[6] = 3; len[7] = (size_t)m; len[8] = (size_t)D;
     for (run = 0; run < 2; run++) {   /* run 0: per token (the reference), run 1: grouped */
@@ -1194,7 +1245,7 @@ static int hct_group_case(const mhc_hc_spec *s, int T, int C, int with_nw, uint6
     }
     mhc__sk_group_off = 0;
     for (k = 0; k < 9; k++) free(ref[k]);
-    free(x); free(fn); free(nw); free(base); free(gli); free(ghp); free(ghq); free(ghr);
+    hct_pre_in_free(&in);
     free(li); free(hpre); free(hpost); free(hres); free(dx); free(dfn); free(dbase); free(dnw);
     return same;
 }
