@@ -263,7 +263,9 @@ MHCDEF void        mhc_params_free(mhc_params *p);
  * Raw-array forward/backward pairs (llm.c style: outputs first, then saved values, then
  * inputs, then sizes). Backward functions ACCUMULATE (+=) into every gradient they are given;
  * a NULL gradient pointer means "not needed". No argument checking here: the checked tape ops
- * below validate first. Each fast kernel has a naive reference (mhc_ref_*) beside it.
+ * below validate first. A kernel with a fast path has its plain reference (mhc_ref_*) beside it
+ * (the matmuls here; the mHC layer's, mhc_ref_hc_*, in HYPER-CONNECTIONS); the others are
+ * written plainly and are their own reference.
  * ========================================================================================= */
 
 /* Matmul: a cache-blocked, packed GEMM with a register-blocked micro-kernel (AVX-512, AVX2+FMA or
