@@ -324,18 +324,7 @@ MHCDEF void mhc_k_crossentropy_backward(mhc_real *dlogits, const mhc_real *dloss
  * node whose hand-written backward accumulates into the inputs' gradients.
  * ========================================================================================= */
 
-typedef struct mhc_node mhc_node;
-typedef void (*mhc_backward_fn)(mhc_node *node);
-struct mhc_node {
-    const char *op;             /* op name, for messages and profiles */
-    mhc_backward_fn backward;
-    mhc_tensor *out;
-    mhc_tensor *in[4];
-    void *saved;                /* op-specific saved values (arena memory) */
-    int iarg[8];
-    double farg[4];
-    mhc_node *prev;             /* the tape is a linked list, newest first */
-};
+typedef struct mhc_node mhc_node;   /* a recorded op (opaque: only the ops below record nodes) */
 
 typedef struct mhc_tape {
     mhc_ctx *ctx;
@@ -2239,6 +2228,19 @@ MHCDEF void mhc_k_crossentropy_backward(mhc_real *dlogits, const mhc_real *dloss
  * shapes), runs its kernel, and records a node whose backward (mhc__bw_*) accumulates into the
  * inputs' gradients, mostly through the kernel's backward.
  * ========================================================================================= */
+
+/* A recorded op: its backward, its output and inputs, and what the backward needs. */
+typedef void (*mhc_backward_fn)(mhc_node *node);
+struct mhc_node {
+    const char *op;             /* op name, for messages and profiles */
+    mhc_backward_fn backward;
+    mhc_tensor *out;
+    mhc_tensor *in[4];
+    void *saved;                /* op-specific saved values (arena memory) */
+    int iarg[8];
+    double farg[4];
+    mhc_node *prev;             /* the tape is a linked list, newest first */
+};
 
 /* The tape is a linked list of nodes in the arena, newest first. An op:
      1. returns NULL at once if an input is NULL and the tape already failed (the first message
