@@ -135,6 +135,11 @@ typedef float mhc_real;
 
 #define MHC_MAX_DIMS 4       /* tensors have 1 to 4 dimensions */
 #define MHC_MSG_SIZE 512     /* capacity of the last-error message */
+/* "An actual zero" for the double fields of the two configuration structs whose zero fields
+   mean "the default": mhc_hc_config (sinkhorn_eps, norm_eps, pre_eps, post_mult: 0 takes the
+   preset's value) and mhc_adamw_config (schedule.lr, beta1, beta2, weight_decay, grad_clip: 0
+   takes the documented default). Set such a field to MHC_ZERO to ask for 0 itself. */
+#define MHC_ZERO (-1.0)
 
 MHCDEF const char *mhc_version(void);   /* "0.1.0 (float32)" or "0.1.0 (float64)" */
 
@@ -495,7 +500,6 @@ MHCDEF mhc_result mhc_gradcheck(mhc_tape *tp, mhc_loss_fn fn, mhc_tensor **input
  * - n = 1, T = 1 and C = 1 are valid sizes for every function here (n = 1: A is 1 x 1).
  * ========================================================================================= */
 
-#define MHC_ZERO (-1.0)        /* a knob set to MHC_ZERO means an actual 0 (0 means "preset") */
 #define MHC_LITE_MAX_N 8       /* the permutation mixture needs n! logits per token */
 
 typedef enum mhc_hc_preset {
@@ -743,10 +747,9 @@ typedef struct mhc_lr_schedule {
 /* The learning rate of 1-based step t (t < 1 is taken as 1). Pure; a NULL schedule gives 0. */
 MHCDEF double mhc_lr_at(const mhc_lr_schedule *s, long step);
 
-/* Pass MHC_ADAMW_ZERO for a field of mhc_adamw_config (lr, beta1, beta2, weight_decay,
-   grad_clip) to ask for an explicit 0 there, since a plain 0 means "default". grad_clip 0 after
-   resolution means no clipping. */
-#define MHC_ADAMW_ZERO (-1.0)
+/* Set a field of mhc_adamw_config (schedule.lr, beta1, beta2, weight_decay, grad_clip) to
+   MHC_ZERO (CONFIG AND PORTABILITY) to ask for an explicit 0 there, since a plain 0 means
+   "default". grad_clip 0 after resolution means no clipping. */
 
 /* Trainer configuration; zero fields mean the defaults shown. */
 typedef struct mhc_adamw_config {
@@ -755,12 +758,12 @@ typedef struct mhc_adamw_config {
     double beta2;               /* 0 -> 0.95 (the paper) */
     double eps;                 /* 0 -> 1e-8; the paper uses 1e-20 (set it); must end up > 0 */
     double weight_decay;        /* 0 -> 0.1; applied only to MHC_PARAM_DECAY tensors */
-    double grad_clip;           /* 0 -> 1.0: the maximum global gradient norm; MHC_ADAMW_ZERO: off */
+    double grad_clip;           /* 0 -> 1.0: the maximum global gradient norm; MHC_ZERO: off */
 } mhc_adamw_config;
 
 typedef struct mhc_trainer {
     mhc_ctx *ctx;
-    mhc_adamw_config cfg;       /* resolved: defaults filled in, MHC_ADAMW_ZERO turned into 0.
+    mhc_adamw_config cfg;       /* resolved: defaults filled in, MHC_ZERO turned into 0.
                                    May be changed between steps (checked on every step). */
     long step;                  /* optimizer steps taken; the next one is step + 1 */
     double last_grad_norm;      /* global gradient norm of the last step, before clipping */
@@ -5200,13 +5203,13 @@ static int mhc__opt_is(double x, double y) {
     return a == b;
 }
 
-/* Fill in the defaults: zero fields get the documented defaults, MHC_ADAMW_ZERO becomes 0. */
+/* Fill in the defaults: zero fields get the documented defaults, MHC_ZERO becomes 0. */
 static void mhc__adamw_defaults(const mhc_adamw_config *in, mhc_adamw_config *out) {
     if (in) *out = *in;
     else memset(out, 0, sizeof *out);
 #define MHC__DEF(field, dflt) \
     if (mhc__opt_is_zero(out->field)) out->field = (dflt); \
-    else if (mhc__opt_is(out->field, MHC_ADAMW_ZERO)) out->field = 0.0
+    else if (mhc__opt_is(out->field, MHC_ZERO)) out->field = 0.0
     MHC__DEF(schedule.lr, 1e-3);
     MHC__DEF(beta1, 0.9);
     MHC__DEF(beta2, 0.95);
@@ -5259,10 +5262,10 @@ static mhc_result mhc__adamw_validate(mhc_ctx *ctx, const char *fn, const mhc_ad
     if (!(c->eps > 0.0) || !mhc__finite(c->eps))
         return mhc_fail(ctx, code, "%s: eps is %g; expected a finite eps > 0 (the paper uses 1e-20)", fn, c->eps);
     if (!(c->weight_decay >= 0.0) || !mhc__finite(c->weight_decay))
-        return mhc_fail(ctx, code, "%s: weight_decay is %g; expected a finite value >= 0 (MHC_ADAMW_ZERO for none)",
+        return mhc_fail(ctx, code, "%s: weight_decay is %g; expected a finite value >= 0 (MHC_ZERO for none)",
                         fn, c->weight_decay);
     if (!(c->grad_clip >= 0.0) || !mhc__finite(c->grad_clip))
-        return mhc_fail(ctx, code, "%s: grad_clip is %g; expected a finite norm > 0 (MHC_ADAMW_ZERO for no clipping)",
+        return mhc_fail(ctx, code, "%s: grad_clip is %g; expected a finite norm > 0 (MHC_ZERO for no clipping)",
                         fn, c->grad_clip);
     return MHC_OK;
 }

@@ -170,7 +170,7 @@ static void TP(ck_test_roundtrip)(void) {
     cfg.schedule.total = 20;
     cfg.schedule.min_lr_frac = 0.05;
     cfg.eps = 1e-20;
-    cfg.weight_decay = MHC_ADAMW_ZERO;
+    cfg.weight_decay = MHC_ZERO;
     TP(ck_store)(&ctx, &a, 0);
     mhc_rng_seed(&ra, 1234);
     mhc_rng_fill_normal(&ra, a.data, a.size, 0.0, 1.0);
