@@ -331,6 +331,20 @@ MHCDEF void mhc_k_crossentropy_backward(mhc_real *dlogits, const mhc_real *dloss
 
 typedef struct mhc_node mhc_node;   /* a recorded op (opaque: only the ops below record nodes) */
 
+/* Room on a tape for a family of ops (ops declared in another section that share state over
+   the ops of one step, beyond what their nodes hold). The tape stores it and never looks inside;
+   the family's section says what it holds and which of the MHC_TAPE_EXT_COUNT entries is its own.
+     option  the family's setting (set through its API): 0 after mhc_tape_init, kept by
+             mhc_tape_reset;
+     step    the family's state for the current step, in the tape's arena: NULL after
+             mhc_tape_init; mhc_tape_reset and mhc_tape_free set it back to NULL (its memory goes
+             with the step's arena). */
+#define MHC_TAPE_EXT_COUNT 1
+typedef struct mhc_tape_ext {
+    int   option;
+    void *step;
+} mhc_tape_ext;
+
 typedef struct mhc_tape {
     mhc_ctx *ctx;
     mhc_arena *arena;
@@ -339,32 +353,16 @@ typedef struct mhc_tape {
     int no_grad;                /* nonzero: ops record nothing and outputs need no gradient */
     int backward_done;          /* set by mhc_tape_backward until the next reset */
     int failed;                 /* an op failed since the last reset (its message is in ctx) */
-    int hc_recompute;           /* mHC recomputation block L_r, 0 = off (mhc_tape_set_hc_recompute) */
-    void *hc_rc;                /* its state for the current step (arena memory; NULL until the first post) */
+    mhc_tape_ext ext[MHC_TAPE_EXT_COUNT];   /* the op families' state (mhc_tape_ext) */
 } mhc_tape;
 
 MHCDEF mhc_result mhc_tape_init(mhc_ctx *ctx, mhc_tape *tp, mhc_arena *arena);
 MHCDEF int        mhc_tape_set_no_grad(mhc_tape *tp, int no_grad);   /* returns the old value */
-/* Recomputation of the mHC stream states (paper Sec. 4.3.2). block = L_r >= 1 turns it on, 0 off
-   (the default); it must be set while the tape is empty (after init or reset) and stays set across
-   resets. With it on, of the stream states x_1, x_2, ... that mhc_hc_post returns in one step,
-   only every L_r-th (x_{L_r}, x_{2 L_r}, ...) keeps its own memory; the others share L_r - 1
-   buffers that the next block overwrites, and the backward pass recomputes them (A x + h_post f,
-   the same kernel, so every result is bit for bit the same as without recomputation) when it
-   reaches their block. All stream-state gradients share two buffers, each cleared once consumed.
-   Contract: a stream state returned by mhc_hc_post may be used only as the x of the next
-   mhc_hc_pre / mhc_hc_post / mhc_hc_head, in the usual order (pre, F, post per sublayer); its
-   data and gradient are not kept for you after the step. mhc_hc_post refuses a state used out
-   of order, and states of different shapes in one step. Peak memory: about (L/L_r + L_r) stream
-   states instead of L. mhc_hc_recompute_block gives the paper's L_r. */
-MHCDEF mhc_result mhc_tape_set_hc_recompute(mhc_tape *tp, int block);
-/* The paper's block length L_r = sqrt(n L / (n + 2)) rounded, at least 1 (L = number of
-   sublayers, i.e. of mhc_hc_post calls per step). */
-MHCDEF int        mhc_hc_recompute_block(int n, int sublayers);
 /* Seed d(loss)/d(loss) = 1 for a 1-element loss and run every node's backward, newest first.
    Gradients accumulate into parameter gradients (zero them yourself between steps). */
 MHCDEF mhc_result mhc_tape_backward(mhc_tape *tp, mhc_tensor *loss);
-/* Forget all nodes and reset the arena: every tensor made on this tape becomes invalid. */
+/* Forget all nodes and the op families' step state (mhc_tape_ext.step), and reset the arena:
+   every tensor made on this tape becomes invalid. */
 MHCDEF mhc_result mhc_tape_reset(mhc_tape *tp);
 MHCDEF void       mhc_tape_free(mhc_tape *tp);   /* the tape owns nothing but its nodes (in the arena) */
 
@@ -681,6 +679,28 @@ MHCDEF mhc_tensor *mhc_hc_expand(mhc_tape *tp, mhc_tensor *e, int n);
 MHCDEF mhc_tensor *mhc_hc_head(mhc_tape *tp, const mhc_hc_spec *s, mhc_tensor *x, const mhc_hc_params *w);
 /* logits [T, nres] (or [T,n,n]) -> the projection [T,n,n], as a tape op. */
 MHCDEF mhc_tensor *mhc_sinkhorn(mhc_tape *tp, mhc_projection proj, int n, int iters, double eps, mhc_tensor *logits);
+
+/* ---- recomputation of the stream states (paper Sec. 4.3.2) ----
+   The tape ops above keep its setting and state on the tape, in tp->ext[MHC_TAPE_EXT_HC]
+   (mhc_tape_ext): option = the block length L_r (0: off), step = the current step's shared
+   buffers (arena memory, made by the step's first mhc_hc_post). */
+#define MHC_TAPE_EXT_HC 0
+/* Set the recomputation of tp's stream states. block = L_r >= 1 turns it on, 0 off
+   (the default); it must be set while the tape is empty (after init or reset) and stays set across
+   resets. With it on, of the stream states x_1, x_2, ... that mhc_hc_post returns in one step,
+   only every L_r-th (x_{L_r}, x_{2 L_r}, ...) keeps its own memory; the others share L_r - 1
+   buffers that the next block overwrites, and the backward pass recomputes them (A x + h_post f,
+   the same kernel, so every result is bit for bit the same as without recomputation) when it
+   reaches their block. All stream-state gradients share two buffers, each cleared once consumed.
+   Contract: a stream state returned by mhc_hc_post may be used only as the x of the next
+   mhc_hc_pre / mhc_hc_post / mhc_hc_head, in the usual order (pre, F, post per sublayer); its
+   data and gradient are not kept for you after the step. mhc_hc_post refuses a state used out
+   of order, and states of different shapes in one step. Peak memory: about (L/L_r + L_r) stream
+   states instead of L. mhc_hc_recompute_block gives the paper's L_r. */
+MHCDEF mhc_result mhc_tape_set_hc_recompute(mhc_tape *tp, int block);
+/* The paper's block length L_r = sqrt(n L / (n + 2)) rounded, at least 1 (L = number of
+   sublayers, i.e. of mhc_hc_post calls per step). */
+MHCDEF int        mhc_hc_recompute_block(int n, int sublayers);
 
 /* ---- diagnostics (MHC_SPEC.md Sec. 7) ---- */
 typedef struct mhc_gain_stats {
@@ -2383,27 +2403,6 @@ MHCDEF int mhc_tape_set_no_grad(mhc_tape *tp, int no_grad) {
     return old;
 }
 
-MHCDEF mhc_result mhc_tape_set_hc_recompute(mhc_tape *tp, int block) {
-    if (!tp) return MHC_ERR_NULL;
-    if (!tp->arena) return mhc_fail(tp->ctx, MHC_ERR_STATE, "mhc_tape_set_hc_recompute: the tape is not initialised");
-    if (block < 0 || block > 1000000)
-        return mhc_fail(tp->ctx, MHC_ERR_VALUE, "mhc_tape_set_hc_recompute: block = %d, expected 0 (off) or 1..1000000",
-                        block);
-    if (tp->nodes > 0 || tp->hc_rc)
-        return mhc_fail(tp->ctx, MHC_ERR_STATE,
-                        "mhc_tape_set_hc_recompute: the tape holds %d nodes; set it before the forward pass "
-                        "(after mhc_tape_init or mhc_tape_reset)", tp->nodes);
-    tp->hc_recompute = block;
-    return MHC_OK;
-}
-
-MHCDEF int mhc_hc_recompute_block(int n, int sublayers) {
-    double v;
-    if (n < 1 || sublayers < 1) return 1;
-    v = floor(sqrt((double)n * (double)sublayers / ((double)n + 2.0)) + 0.5);
-    return v < 1.0 ? 1 : (int)v;
-}
-
 MHCDEF mhc_result mhc_tape_backward(mhc_tape *tp, mhc_tensor *loss) {
     mhc_node *n;
     if (!tp) return MHC_ERR_NULL;
@@ -2431,21 +2430,23 @@ MHCDEF mhc_result mhc_tape_backward(mhc_tape *tp, mhc_tensor *loss) {
 }
 
 MHCDEF mhc_result mhc_tape_reset(mhc_tape *tp) {
+    int k;
     if (!tp) return MHC_ERR_NULL;
     if (!tp->arena) return mhc_fail(tp->ctx, MHC_ERR_STATE, "mhc_tape_reset: the tape is not initialised");
     tp->last = NULL;
     tp->nodes = 0;
     tp->backward_done = 0;
     tp->failed = 0;
-    tp->hc_rc = NULL;
+    for (k = 0; k < MHC_TAPE_EXT_COUNT; k++) tp->ext[k].step = NULL;
     return mhc_arena_reset(tp->arena);
 }
 
 MHCDEF void mhc_tape_free(mhc_tape *tp) {
+    int k;
     if (!tp) return;
     tp->last = NULL;
     tp->nodes = 0;
-    tp->hc_rc = NULL;
+    for (k = 0; k < MHC_TAPE_EXT_COUNT; k++) tp->ext[k].step = NULL;
     tp->arena = NULL;
 }
 
@@ -4606,7 +4607,32 @@ MHCDEF mhc_result mhc_hc_params_init(mhc_ctx *ctx, const mhc_hc_spec *s, int hea
 /* ---- tape ops ---- */
 
 /* ---- recomputation of the stream states (mhc_tape_set_hc_recompute) ----
-   Positions: the p-th mhc_hc_post of a step returns x_p (p = 1, 2, ...). x_p with p % L_r == 0 is
+   The block length L_r is tp->ext[MHC_TAPE_EXT_HC].option; the step's mhc__rc (below) is
+   tp->ext[MHC_TAPE_EXT_HC].step, created by the step's first mhc_hc_post that needs a gradient. */
+typedef char mhc__tape_ext_hc_exists[MHC_TAPE_EXT_HC < MHC_TAPE_EXT_COUNT ? 1 : -1];
+
+MHCDEF mhc_result mhc_tape_set_hc_recompute(mhc_tape *tp, int block) {
+    if (!tp) return MHC_ERR_NULL;
+    if (!tp->arena) return mhc_fail(tp->ctx, MHC_ERR_STATE, "mhc_tape_set_hc_recompute: the tape is not initialised");
+    if (block < 0 || block > 1000000)
+        return mhc_fail(tp->ctx, MHC_ERR_VALUE, "mhc_tape_set_hc_recompute: block = %d, expected 0 (off) or 1..1000000",
+                        block);
+    if (tp->nodes > 0 || tp->ext[MHC_TAPE_EXT_HC].step)
+        return mhc_fail(tp->ctx, MHC_ERR_STATE,
+                        "mhc_tape_set_hc_recompute: the tape holds %d nodes; set it before the forward pass "
+                        "(after mhc_tape_init or mhc_tape_reset)", tp->nodes);
+    tp->ext[MHC_TAPE_EXT_HC].option = block;
+    return MHC_OK;
+}
+
+MHCDEF int mhc_hc_recompute_block(int n, int sublayers) {
+    double v;
+    if (n < 1 || sublayers < 1) return 1;
+    v = floor(sqrt((double)n * (double)sublayers / ((double)n + 2.0)) + 0.5);
+    return v < 1.0 ? 1 : (int)v;
+}
+
+/* Positions: the p-th mhc_hc_post of a step returns x_p (p = 1, 2, ...). x_p with p % L_r == 0 is
    a checkpoint (its own arena memory); the others live in slot (p % L_r) - 1 of L_r - 1 shared
    buffers, which the next block overwrites. slot_pos[s] says which x_p slot s holds now. The
    backward of post p-1... reads x_{p-1}: mhc__rc_ensure recomputes it (and, first, the states
@@ -4668,7 +4694,7 @@ static void mhc__bw_hc_post(mhc_node *nd) {
 
 /* The recomputation state of this step, created by its first post (NULL + message on failure). */
 static mhc__rc *mhc__rc_get(mhc_tape *tp, const char *op, int T, int n, int C) {
-    mhc__rc *rc = MHC__CAST(mhc__rc *, tp->hc_rc);
+    mhc__rc *rc = MHC__CAST(mhc__rc *, tp->ext[MHC_TAPE_EXT_HC].step);
     size_t sz = (size_t)T * (size_t)n * (size_t)C;
     int k;
     if (rc) {
@@ -4681,7 +4707,7 @@ static mhc__rc *mhc__rc_get(mhc_tape *tp, const char *op, int T, int n, int C) {
     }
     rc = MHC__CAST(mhc__rc *, mhc_arena_calloc(tp->arena, 1, sizeof(mhc__rc)));
     if (!rc) { tp->failed = 1; return NULL; }
-    rc->block = tp->hc_recompute; rc->T = T; rc->n = n; rc->C = C;
+    rc->block = tp->ext[MHC_TAPE_EXT_HC].option; rc->T = T; rc->n = n; rc->C = C;
     if (rc->block > 1) {
         rc->slot = MHC__CAST(mhc_real **, mhc_arena_calloc(tp->arena, (size_t)rc->block - 1, sizeof(mhc_real *)));
         rc->slot_pos = MHC__CAST(int *, mhc_arena_calloc(tp->arena, (size_t)rc->block - 1, sizeof(int)));
@@ -4691,14 +4717,14 @@ static mhc__rc *mhc__rc_get(mhc_tape *tp, const char *op, int T, int n, int C) {
         rc->ring[k] = MHC__CAST(mhc_real *, mhc_arena_calloc(tp->arena, sz, sizeof(mhc_real)));
         if (!rc->ring[k]) { tp->failed = 1; return NULL; }
     }
-    tp->hc_rc = rc;
+    tp->ext[MHC_TAPE_EXT_HC].step = rc;
     return rc;
 }
 
 /* With recomputation on, x may be a stream state of this step only if it is the newest one
    (older states share their data and gradient buffers with newer ones). */
 static mhc_result mhc__rc_check_x(mhc_tape *tp, const char *op, const mhc_tensor *x) {
-    const mhc__rc *rc = MHC__CAST(const mhc__rc *, tp->hc_rc);
+    const mhc__rc *rc = MHC__CAST(const mhc__rc *, tp->ext[MHC_TAPE_EXT_HC].step);
     if (!rc || !x->grad || (x->grad != rc->ring[0] && x->grad != rc->ring[1])) return MHC_OK;
     if (rc->last && rc->last->nd->out == x) return MHC_OK;
     mhc__op_fail(tp, MHC_ERR_STATE, "%s: recomputation is on and x is a stream state that a later mhc_hc_post has "
@@ -4925,7 +4951,7 @@ MHCDEF mhc_tensor *mhc_hc_post(mhc_tape *tp, mhc_tensor *x, mhc_tensor *h_res, m
                             mhc_shape_str(f_out, s1, sizeof s1), T, C);
     need = mhc__needs_grad(tp, x) || mhc__needs_grad(tp, h_res) ||
            (f_out && (mhc__needs_grad(tp, h_post) || mhc__needs_grad(tp, f_out)));
-    if (tp->hc_recompute > 0 && need && !tp->no_grad) {
+    if (tp->ext[MHC_TAPE_EXT_HC].option > 0 && need && !tp->no_grad) {
         rc = mhc__rc_get(tp, op, T, n, C);
         if (!rc) return NULL;
     }
