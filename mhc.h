@@ -5743,9 +5743,10 @@ MHCDEF mhc_result mhc_npy_write(mhc_ctx *ctx, const char *path, int ndim, const 
 }
 
 /* -------------------------------------- CHECKPOINTS ----------------------------------------
- * Serialisation writes bytes explicitly (little-endian, no structs). The parser runs twice over
- * a verified buffer: a checking pass that touches no output, then a committing pass. The writer
- * builds the whole file in memory, then writes it to a temporary file and renames it.
+ * Serialisation writes bytes explicitly (little-endian, no structs). The parser checks the whole
+ * buffer first (mhc__ckpt_check: it touches no output and records in a mhc__ckpt_plan what is to
+ * be copied), then copies (mhc__ckpt_commit, which cannot fail). The writer builds the whole file
+ * in memory, then writes it to a temporary file and renames it.
  * ----------------------------------------------------------------------------------------- */
 
 #ifdef __cplusplus
@@ -6062,29 +6063,38 @@ static void mhc__shape_u32_str(char *buf, size_t cap, const uint32_t *shape, uin
     if (len < cap) snprintf(buf + len, cap - len, "]");
 }
 
-/* One pass over a checkpoint. commit = 0: verify everything, write nothing; commit = 1: copy
-   into the outputs (only after a successful commit = 0 pass over the same buffer). */
-static mhc_result mhc__ckpt_parse(mhc_ctx *ctx, const char *fn, const unsigned char *b, size_t len, void *config,
-                                  size_t config_cap, size_t *config_bytes, mhc_params *p, mhc_trainer *tr,
-                                  mhc_rng *rng, int commit) {
-    mhc__rd r;
-    uint32_t version, rsize, flags, count, k;
-    uint64_t flen, cbytes, nreals, sum = 0;
-    size_t table;
-    r.b = b;
-    r.len = len;
-    r.pos = 0;
+/* What mhc__ckpt_check found in a checkpoint that verifies, and mhc__ckpt_commit copies out. */
+typedef struct mhc__ckpt_plan {
+    size_t config_at, config_bytes;   /* the config blob: offset and size */
+    int config_short;                 /* the check failed only because the blob exceeds config_cap */
+    size_t reals_at;                  /* offset of the data, m and v arrays, nreals reals each */
+    uint64_t nreals;
+    int has_trainer, has_rng;
+    mhc_trainer trainer;              /* decoded and validated (ctx and ready: set by the commit) */
+    uint64_t rng[4];
+} mhc__ckpt_plan;
+
+/* The fixed header and the checksum: magic, version, real size, file length, checksum, flags and
+   the reserved field. On success *r reads the structure (r->len stops where the checksum begins)
+   and stands at the config size (offset 32). */
+static mhc_result mhc__ckpt_check_header(mhc_ctx *ctx, const char *fn, const unsigned char *b, size_t len,
+                                         mhc__rd *r, uint32_t *rsize_out, uint32_t *flags_out) {
+    uint32_t version, rsize, flags;
+    uint64_t flen, want, got;
+    r->b = b;
+    r->len = len;
+    r->pos = 0;
     if (len >= 8 && memcmp(b, mhc__ckpt_magic, 8) != 0)
         return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: not an mhc checkpoint (the magic bytes differ from \"MHC_CKPT\")", fn);
     if (len < MHC__CKPT_HEADER + 8)
         return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: truncated: %zu bytes, a checkpoint has at least %u", fn, len,
                         MHC__CKPT_HEADER + 8);
-    r.pos = 8;
-    version = mhc__r_u32(&r);
+    r->pos = 8;
+    version = mhc__r_u32(r);
     if (version != MHC_CHECKPOINT_VERSION)
         return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: format version %lu; this build reads version %d", fn,
                         (unsigned long)version, MHC_CHECKPOINT_VERSION);
-    rsize = mhc__r_u32(&r);
+    rsize = mhc__r_u32(r);
     if (rsize != 4 && rsize != 8)
         return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: real size %lu bytes; expected 4 (float32) or 8 (float64)", fn,
                         (unsigned long)rsize);
@@ -6092,7 +6102,7 @@ static mhc_result mhc__ckpt_parse(mhc_ctx *ctx, const char *fn, const unsigned c
         return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: the checkpoint stores %s reals but this build uses %s (%s)", fn,
                         rsize == 8 ? "float64" : "float32", MHC_REAL_NAME,
                         rsize == 8 ? "define MHC_DOUBLE to read it" : "read it in a build without MHC_DOUBLE");
-    flen = mhc__r_u64(&r);
+    flen = mhc__r_u64(r);
     if (flen != (uint64_t)len) {
         if (flen > (uint64_t)len)
             return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: truncated: %zu bytes, the header says %llu", fn, len,
@@ -6100,81 +6110,74 @@ static mhc_result mhc__ckpt_parse(mhc_ctx *ctx, const char *fn, const unsigned c
         return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: %zu bytes but the header says %llu (trailing bytes or a corrupted "
                         "header)", fn, len, (unsigned long long)flen);
     }
-    if (!commit) {
-        uint64_t want, got;
-        r.pos = len - 8;
-        want = mhc__r_u64(&r);
-        got = mhc__fnv1a64(b, len - 8);
-        if (want != got) {
+    r->pos = len - 8;
+    want = mhc__r_u64(r);
+    got = mhc__fnv1a64(b, len - 8);
+    if (want != got) {
 #ifndef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
-            return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: checksum mismatch (stored %016llx, computed %016llx): the "
-                            "checkpoint is corrupted", fn, (unsigned long long)want, (unsigned long long)got);
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: checksum mismatch (stored %016llx, computed %016llx): the "
+                        "checkpoint is corrupted", fn, (unsigned long long)want, (unsigned long long)got);
 #endif
-        }
     }
-    r.len = len - 8;   /* the structure ends where the checksum begins */
-    r.pos = 24;
-    flags = mhc__r_u32(&r);
+    r->len = len - 8;   /* the structure ends where the checksum begins */
+    r->pos = 24;
+    flags = mhc__r_u32(r);
     if (flags & ~(MHC__CKPT_FLAG_TRAINER | MHC__CKPT_FLAG_RNG))
         return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: unknown flags 0x%lx", fn, (unsigned long)flags);
-    if (mhc__r_u32(&r) != 0) return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: the reserved header field is not 0", fn);
-    cbytes = mhc__r_u64(&r);
-    if (cbytes > (uint64_t)(r.len - r.pos))
-        return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: the config blob claims %llu bytes but only %zu remain", fn,
-                        (unsigned long long)cbytes, r.len - r.pos);
-    if (!commit) {
-        if (config_cap > 0 && !config)
-            return mhc_fail(ctx, MHC_ERR_NULL, "%s: config is NULL but config_cap is %zu", fn, config_cap);
-        if (config && cbytes > (uint64_t)config_cap) {
-            if (config_bytes) *config_bytes = (size_t)cbytes;
-            return mhc_fail(ctx, MHC_ERR_SIZE, "%s: the config blob has %llu bytes but the buffer holds %zu", fn,
-                            (unsigned long long)cbytes, config_cap);
-        }
-    } else {
-        if (config && cbytes) memcpy(config, r.b + r.pos, (size_t)cbytes);
-        if (config_bytes) *config_bytes = (size_t)cbytes;
-    }
-    r.pos += (size_t)cbytes;
-    if (!mhc__r_has(&r, 4)) return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: truncated before the tensor count", fn);
-    count = mhc__r_u32(&r);
+    if (mhc__r_u32(r) != 0) return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: the reserved header field is not 0", fn);
+    *rsize_out = rsize;
+    *flags_out = flags;
+    return MHC_OK;
+}
+
+/* The tensor table, from the tensor count to the total number of reals N (r stands at the count):
+   every entry well-formed, the sizes summed without overflow into N, and, when p is given, the same
+   tensors as p in the same order. *table receives the offset of the first entry (to name the
+   tensor of a bad real later), *count the number of entries, *nreals N. */
+static mhc_result mhc__ckpt_check_table(mhc_ctx *ctx, const char *fn, mhc__rd *r, const mhc_params *p,
+                                        uint32_t *count_out, size_t *table, uint64_t *nreals) {
+    uint32_t count, k;
+    uint64_t sum = 0;
+    if (!mhc__r_has(r, 4)) return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: truncated before the tensor count", fn);
+    count = mhc__r_u32(r);
     if (count < 1) return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: the tensor count is 0", fn);
-    table = r.pos;
+    *table = r->pos;
     for (k = 0; k < count; k++) {
         char name[MHC__CKPT_NAME_MAX + 1];
         uint32_t nl, ndim, d, decay, shape[MHC_MAX_DIMS];
         uint64_t size = 1;
-        if (!mhc__r_has(&r, 4)) goto trunc_table;
-        nl = mhc__r_u32(&r);
+        if (!mhc__r_has(r, 4)) goto trunc_table;
+        nl = mhc__r_u32(r);
         if (nl < 1 || nl > MHC__CKPT_NAME_MAX)
             return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: tensor %lu: name length %lu; expected 1 to %u", fn,
                             (unsigned long)k, (unsigned long)nl, MHC__CKPT_NAME_MAX);
-        if (!mhc__r_has(&r, nl)) goto trunc_table;
-        memcpy(name, r.b + r.pos, nl);
+        if (!mhc__r_has(r, nl)) goto trunc_table;
+        memcpy(name, r->b + r->pos, nl);
         name[nl] = 0;
-        r.pos += nl;
+        r->pos += nl;
         if (strlen(name) != nl)
             return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: tensor %lu: the name contains a NUL byte", fn, (unsigned long)k);
-        if (!mhc__r_has(&r, 4)) goto trunc_table;
-        ndim = mhc__r_u32(&r);
+        if (!mhc__r_has(r, 4)) goto trunc_table;
+        ndim = mhc__r_u32(r);
         if (ndim < 1 || ndim > MHC_MAX_DIMS)
             return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: tensor '%s': %lu dimensions; expected 1 to %d", fn, name,
                             (unsigned long)ndim, MHC_MAX_DIMS);
-        if (!mhc__r_has(&r, 4 * (size_t)ndim + 4)) goto trunc_table;
+        if (!mhc__r_has(r, 4 * (size_t)ndim + 4)) goto trunc_table;
         for (d = 0; d < ndim; d++) {
-            shape[d] = mhc__r_u32(&r);
+            shape[d] = mhc__r_u32(r);
             if (shape[d] < 1 || shape[d] > (uint32_t)INT_MAX)
                 return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: tensor '%s': dimension %lu has size %lu", fn, name,
                                 (unsigned long)d, (unsigned long)shape[d]);
             if (size > UINT64_MAX / shape[d]) goto too_big;
             size *= shape[d];
         }
-        decay = mhc__r_u32(&r);
+        decay = mhc__r_u32(r);
         if (decay > 1)
             return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: tensor '%s': decay flag %lu; expected 0 or 1", fn, name,
                             (unsigned long)decay);
         if (sum > UINT64_MAX - size) goto too_big;
         sum += size;
-        if (p && !commit) {
+        if (p) {
             char fs[64], ss[64];
             const mhc_tensor *t;
             int same = 1;
@@ -6196,91 +6199,15 @@ static mhc_result mhc__ckpt_parse(mhc_ctx *ctx, const char *fn, const unsigned c
                                 "parameter store", fn, name, (unsigned long)decay, p->decay[k] == MHC_PARAM_DECAY);
         }
     }
-    if (p && !commit && count < (uint32_t)p->count)
+    if (p && count < (uint32_t)p->count)
         return mhc_fail(ctx, MHC_ERR_SHAPE, "%s: the parameter store has tensor %lu '%s' that the file lacks (the file "
                         "has %lu tensors)", fn, (unsigned long)count, p->names[count], (unsigned long)count);
-    if (!mhc__r_has(&r, 8)) goto trunc_table;
-    nreals = mhc__r_u64(&r);
-    if (nreals != sum)
+    if (!mhc__r_has(r, 8)) goto trunc_table;
+    *nreals = mhc__r_u64(r);
+    if (*nreals != sum)
         return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: the file says %llu reals but its tensors hold %llu", fn,
-                        (unsigned long long)nreals, (unsigned long long)sum);
-    if (nreals > (uint64_t)((r.len - r.pos) / (3 * (size_t)rsize)))
-        return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: truncated: %llu reals (x3 for data, m, v) do not fit in the %zu "
-                        "remaining bytes", fn, (unsigned long long)nreals, r.len - r.pos);
-    if (!commit) {
-        mhc_result res = mhc__ckpt_check_reals(ctx, fn, b, table, count, r.b + r.pos, nreals, rsize);
-        if (res != MHC_OK) return res;
-    }
-    if (commit && p) {
-        mhc__r_reals(&r, p->data, p->size);
-        mhc__r_reals(&r, p->m, p->size);
-        mhc__r_reals(&r, p->v, p->size);
-    } else {
-        r.pos += 3 * (size_t)nreals * rsize;
-    }
-    if (flags & MHC__CKPT_FLAG_TRAINER) {
-        mhc_trainer t;
-        mhc_adamw_config *c = &t.cfg;
-        int64_t st, wu, tot;
-        uint32_t kind;
-        if (!mhc__r_has(&r, MHC__CKPT_TRAINER))
-            return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: truncated in the trainer state", fn);
-        memset(&t, 0, sizeof t);
-        st = (int64_t)mhc__r_u64(&r);
-        kind = mhc__r_u32(&r);
-        if (kind >= (uint32_t)MHC_LR_KIND_COUNT)   /* (before the cast to int) */
-            return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: the stored trainer configuration is invalid: schedule.kind is "
-                            "%lu; expected 0, 1 or 2", fn, (unsigned long)kind);
-        c->schedule.kind = (int)kind;
-        c->schedule.lr = mhc__r_f64(&r);
-        wu = (int64_t)mhc__r_u64(&r);
-        tot = (int64_t)mhc__r_u64(&r);
-        c->schedule.min_lr_frac = mhc__r_f64(&r);
-        c->schedule.decay_at[0] = mhc__r_f64(&r);
-        c->schedule.decay_at[1] = mhc__r_f64(&r);
-        c->schedule.decay_mult[0] = mhc__r_f64(&r);
-        c->schedule.decay_mult[1] = mhc__r_f64(&r);
-        c->beta1 = mhc__r_f64(&r);
-        c->beta2 = mhc__r_f64(&r);
-        c->eps = mhc__r_f64(&r);
-        c->weight_decay = mhc__r_f64(&r);
-        c->grad_clip = mhc__r_f64(&r);
-        t.last_grad_norm = mhc__r_f64(&r);
-        t.last_clip_scale = mhc__r_f64(&r);
-        t.last_lr = mhc__r_f64(&r);
-        if (st < 0 || wu < 0 || tot < 0 || st > (int64_t)LONG_MAX || wu > (int64_t)LONG_MAX || tot > (int64_t)LONG_MAX)
-            return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: trainer step %lld, warmup %lld or total %lld is out of range", fn,
-                            (long long)st, (long long)wu, (long long)tot);
-        t.step = (long)st;
-        c->schedule.warmup = (long)wu;
-        c->schedule.total = (long)tot;
-        if (!commit) {
-            char pre[96];
-            mhc_result res;
-            snprintf(pre, sizeof pre, "%s: the stored trainer configuration is invalid", fn);
-            res = mhc__adamw_validate(ctx, pre, c, MHC_ERR_FORMAT);
-            if (res != MHC_OK) return res;
-        } else if (tr) {
-            t.ctx = ctx;
-            t.ready = 1;
-            *tr = t;
-        }
-    } else if (tr && !commit) {
-        return mhc_fail(ctx, MHC_ERR_VALUE, "%s: the checkpoint holds no trainer state (it was saved without one)", fn);
-    }
-    if (flags & MHC__CKPT_FLAG_RNG) {
-        uint64_t s[4];
-        int i;
-        if (!mhc__r_has(&r, MHC__CKPT_RNG)) return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: truncated in the rng state", fn);
-        for (i = 0; i < 4; i++) s[i] = mhc__r_u64(&r);
-        if ((s[0] | s[1] | s[2] | s[3]) == 0)
-            return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: the stored rng state is all zero", fn);
-        if (commit && rng) for (i = 0; i < 4; i++) rng->s[i] = s[i];
-    } else if (rng && !commit) {
-        return mhc_fail(ctx, MHC_ERR_VALUE, "%s: the checkpoint holds no rng state (it was saved without one)", fn);
-    }
-    if (r.pos != r.len)
-        return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: %zu unexpected bytes before the checksum", fn, r.len - r.pos);
+                        (unsigned long long)*nreals, (unsigned long long)sum);
+    *count_out = count;
     return MHC_OK;
 trunc_table:
     return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: truncated in the tensor table (tensor %lu of %lu)", fn,
@@ -6289,20 +6216,150 @@ too_big:
     return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: the tensor sizes overflow at tensor %lu", fn, (unsigned long)k);
 }
 
+/* The trainer state (r stands at its first byte), decoded into *t and validated as
+   mhc_trainer_init validates a configuration. */
+static mhc_result mhc__ckpt_read_trainer(mhc_ctx *ctx, const char *fn, mhc__rd *r, mhc_trainer *t) {
+    mhc_adamw_config *c = &t->cfg;
+    int64_t st, wu, tot;
+    uint32_t kind;
+    char pre[96];
+    if (!mhc__r_has(r, MHC__CKPT_TRAINER))
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: truncated in the trainer state", fn);
+    memset(t, 0, sizeof *t);
+    st = (int64_t)mhc__r_u64(r);
+    kind = mhc__r_u32(r);
+    if (kind >= (uint32_t)MHC_LR_KIND_COUNT)   /* (before the cast to int) */
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: the stored trainer configuration is invalid: schedule.kind is "
+                        "%lu; expected 0, 1 or 2", fn, (unsigned long)kind);
+    c->schedule.kind = (int)kind;
+    c->schedule.lr = mhc__r_f64(r);
+    wu = (int64_t)mhc__r_u64(r);
+    tot = (int64_t)mhc__r_u64(r);
+    c->schedule.min_lr_frac = mhc__r_f64(r);
+    c->schedule.decay_at[0] = mhc__r_f64(r);
+    c->schedule.decay_at[1] = mhc__r_f64(r);
+    c->schedule.decay_mult[0] = mhc__r_f64(r);
+    c->schedule.decay_mult[1] = mhc__r_f64(r);
+    c->beta1 = mhc__r_f64(r);
+    c->beta2 = mhc__r_f64(r);
+    c->eps = mhc__r_f64(r);
+    c->weight_decay = mhc__r_f64(r);
+    c->grad_clip = mhc__r_f64(r);
+    t->last_grad_norm = mhc__r_f64(r);
+    t->last_clip_scale = mhc__r_f64(r);
+    t->last_lr = mhc__r_f64(r);
+    if (st < 0 || wu < 0 || tot < 0 || st > (int64_t)LONG_MAX || wu > (int64_t)LONG_MAX || tot > (int64_t)LONG_MAX)
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: trainer step %lld, warmup %lld or total %lld is out of range", fn,
+                        (long long)st, (long long)wu, (long long)tot);
+    t->step = (long)st;
+    c->schedule.warmup = (long)wu;
+    c->schedule.total = (long)tot;
+    snprintf(pre, sizeof pre, "%s: the stored trainer configuration is invalid", fn);
+    return mhc__adamw_validate(ctx, pre, c, MHC_ERR_FORMAT);
+}
+
+/* Verify a whole checkpoint against what the caller asks for (the config buffer and its capacity,
+   the parameter store p, whether a trainer and an rng state are wanted), writing no output: what
+   the commit needs goes into *plan. */
+static mhc_result mhc__ckpt_check(mhc_ctx *ctx, const char *fn, const unsigned char *b, size_t len,
+                                  const void *config, size_t config_cap, const mhc_params *p, int want_trainer,
+                                  int want_rng, mhc__ckpt_plan *plan) {
+    mhc__rd r;
+    uint32_t rsize = 0, flags = 0, count = 0;
+    uint64_t cbytes;
+    size_t table = 0;
+    mhc_result res;
+    memset(plan, 0, sizeof *plan);
+    res = mhc__ckpt_check_header(ctx, fn, b, len, &r, &rsize, &flags);
+    if (res != MHC_OK) return res;
+    cbytes = mhc__r_u64(&r);
+    if (cbytes > (uint64_t)(r.len - r.pos))
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: the config blob claims %llu bytes but only %zu remain", fn,
+                        (unsigned long long)cbytes, r.len - r.pos);
+    if (config_cap > 0 && !config)
+        return mhc_fail(ctx, MHC_ERR_NULL, "%s: config is NULL but config_cap is %zu", fn, config_cap);
+    plan->config_at = r.pos;
+    plan->config_bytes = (size_t)cbytes;
+    if (config && cbytes > (uint64_t)config_cap) {
+        plan->config_short = 1;
+        return mhc_fail(ctx, MHC_ERR_SIZE, "%s: the config blob has %llu bytes but the buffer holds %zu", fn,
+                        (unsigned long long)cbytes, config_cap);
+    }
+    r.pos += (size_t)cbytes;
+    res = mhc__ckpt_check_table(ctx, fn, &r, p, &count, &table, &plan->nreals);
+    if (res != MHC_OK) return res;
+    if (plan->nreals > (uint64_t)((r.len - r.pos) / (3 * (size_t)rsize)))
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: truncated: %llu reals (x3 for data, m, v) do not fit in the %zu "
+                        "remaining bytes", fn, (unsigned long long)plan->nreals, r.len - r.pos);
+    res = mhc__ckpt_check_reals(ctx, fn, b, table, count, r.b + r.pos, plan->nreals, rsize);
+    if (res != MHC_OK) return res;
+    plan->reals_at = r.pos;
+    r.pos += 3 * (size_t)plan->nreals * rsize;
+    if (flags & MHC__CKPT_FLAG_TRAINER) {
+        res = mhc__ckpt_read_trainer(ctx, fn, &r, &plan->trainer);
+        if (res != MHC_OK) return res;
+        plan->has_trainer = 1;
+    } else if (want_trainer) {
+        return mhc_fail(ctx, MHC_ERR_VALUE, "%s: the checkpoint holds no trainer state (it was saved without one)", fn);
+    }
+    if (flags & MHC__CKPT_FLAG_RNG) {
+        int i;
+        if (!mhc__r_has(&r, MHC__CKPT_RNG)) return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: truncated in the rng state", fn);
+        for (i = 0; i < 4; i++) plan->rng[i] = mhc__r_u64(&r);
+        if ((plan->rng[0] | plan->rng[1] | plan->rng[2] | plan->rng[3]) == 0)
+            return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: the stored rng state is all zero", fn);
+        plan->has_rng = 1;
+    } else if (want_rng) {
+        return mhc_fail(ctx, MHC_ERR_VALUE, "%s: the checkpoint holds no rng state (it was saved without one)", fn);
+    }
+    if (r.pos != r.len)
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: %zu unexpected bytes before the checksum", fn, r.len - r.pos);
+    return MHC_OK;
+}
+
+/* Copy a checkpoint that mhc__ckpt_check verified (with the same buffer and outputs) into the
+   outputs. Cannot fail: every size and value was checked. */
+static void mhc__ckpt_commit(mhc_ctx *ctx, const mhc__ckpt_plan *plan, const unsigned char *b, void *config,
+                             size_t *config_bytes, mhc_params *p, mhc_trainer *tr, mhc_rng *rng) {
+    int i;
+    if (config && plan->config_bytes) memcpy(config, b + plan->config_at, plan->config_bytes);
+    if (config_bytes) *config_bytes = plan->config_bytes;
+    if (p) {
+        mhc__rd r;
+        MHC_ASSERT((uint64_t)p->size == plan->nreals);
+        r.b = b;
+        r.pos = plan->reals_at;
+        r.len = plan->reals_at + 3 * p->size * sizeof(mhc_real);
+        mhc__r_reals(&r, p->data, p->size);
+        mhc__r_reals(&r, p->m, p->size);
+        mhc__r_reals(&r, p->v, p->size);
+    }
+    if (tr && plan->has_trainer) {
+        *tr = plan->trainer;
+        tr->ctx = ctx;
+        tr->ready = 1;
+    }
+    if (rng && plan->has_rng) for (i = 0; i < 4; i++) rng->s[i] = plan->rng[i];
+}
+
+/* Check, then commit: all or nothing. The one output a failure sets is *config_bytes when the
+   config buffer is too small (the size it needs). */
 static mhc_result mhc__ckpt_parse_all(mhc_ctx *ctx, const char *fn, const void *buf, size_t len, void *config,
                                       size_t config_cap, size_t *config_bytes, mhc_params *p, mhc_trainer *tr,
                                       mhc_rng *rng) {
+    const unsigned char *b = MHC__CAST(const unsigned char *, buf);
+    mhc__ckpt_plan plan;
     mhc_result r;
     if (!buf) return mhc_fail(ctx, MHC_ERR_NULL, "%s: buffer is NULL", fn);
     if (p && (!p->data || !p->m || !p->v))
         return mhc_fail(ctx, MHC_ERR_STATE, "%s: the parameter store is not allocated (call mhc_params_alloc)", fn);
-    r = mhc__ckpt_parse(ctx, fn, MHC__CAST(const unsigned char *, buf), len, config, config_cap, config_bytes, p, tr,
-                        rng, 0);
-    if (r != MHC_OK) return r;
-    r = mhc__ckpt_parse(ctx, fn, MHC__CAST(const unsigned char *, buf), len, config, config_cap, config_bytes, p, tr,
-                        rng, 1);
-    MHC_ASSERT(r == MHC_OK);
-    return r;
+    r = mhc__ckpt_check(ctx, fn, b, len, config, config_cap, p, tr != NULL, rng != NULL, &plan);
+    if (r != MHC_OK) {
+        if (plan.config_short && config_bytes) *config_bytes = plan.config_bytes;
+        return r;
+    }
+    mhc__ckpt_commit(ctx, &plan, b, config, config_bytes, p, tr, rng);
+    return MHC_OK;
 }
 
 MHCDEF mhc_result mhc_checkpoint_parse(mhc_ctx *ctx, const void *buf, size_t len, void *config, size_t config_cap,
