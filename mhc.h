@@ -6382,173 +6382,234 @@ MHCDEF mhc_result mhc_checkpoint_load(mhc_ctx *ctx, const char *path, void *conf
     return r;
 }
 
-/* Test hook: simulated faults for the atomic write (NULL in the public path). */
+/* ---- the atomic writer's file primitives ----
+   One POSIX and one plain C99 implementation. Each returns NULL on success, else the reason for
+   the failure (strerror of errno, or a fixed text), for the writer's message. */
+static const char *mhc__io_reason(int err) { return err ? strerror(err) : "unknown error"; }
+
+/* The temporary name for attempt k of saving to path: "<path>.tmp.<pid>.<k>" (cap >= strlen(path) + 64). */
+static void mhc__tmp_name(char *tmp, size_t cap, const char *path, unsigned long pid, int k) {
+    snprintf(tmp, cap, "%s.tmp.%lu.%d", path, pid, k);
+}
+
+#if MHC__POSIX_IO
+typedef struct mhc__wfile { int fd; } mhc__wfile;   /* fd -1: not open */
+static unsigned long mhc__fs_pid(void) { return (unsigned long)getpid(); }
+/* Create name for writing; fails if it exists (then *taken = 1: the caller may try another name). */
+static const char *mhc__wf_create(mhc__wfile *f, const char *name, int *taken) {
+    int err;
+    f->fd = open(name, O_WRONLY | O_CREAT | O_EXCL, 0666);
+    if (f->fd >= 0) return NULL;
+    err = errno;
+    *taken = err == EEXIST;
+    return mhc__io_reason(err);
+}
+static int mhc__wf_is_open(const mhc__wfile *f) { return f->fd >= 0; }
+/* Write p[0..n), in pieces of at most 1 GiB, retrying on EINTR; *done grows by what is written. */
+static const char *mhc__wf_write(mhc__wfile *f, const unsigned char *p, size_t n, size_t *done) {
+    size_t off = 0;
+    while (off < n) {
+        size_t chunk = n - off;
+        ssize_t wr;
+        if (chunk > ((size_t)1 << 30)) chunk = (size_t)1 << 30;
+        wr = write(f->fd, p + off, chunk);
+        if (wr < 0) {
+            if (errno == EINTR) continue;
+            return mhc__io_reason(errno);
+        }
+        if (wr == 0) return "write() wrote nothing";
+        off += (size_t)wr;
+        *done += (size_t)wr;
+    }
+    return NULL;
+}
+static const char *mhc__wf_sync(mhc__wfile *f) { return fsync(f->fd) == 0 ? NULL : mhc__io_reason(errno); }
+/* Close f; it is closed afterwards even when close reports an error. */
+static const char *mhc__wf_close(mhc__wfile *f) {
+    int rc = close(f->fd);
+    f->fd = -1;
+    return rc == 0 ? NULL : mhc__io_reason(errno);
+}
+/* Rename from to to, replacing to (atomically: POSIX rename). */
+static const char *mhc__fs_rename(const char *from, const char *to) {
+    return rename(from, to) == 0 ? NULL : mhc__io_reason(errno);
+}
+/* Make a rename in path's directory durable: fsync the directory (best effort). buf holds at
+   least strlen(path) + 2 chars. */
+static void mhc__fs_sync_dir(const char *path, char *buf) {
+    const char *slash = strrchr(path, '/');
+    int dfd;
+    if (slash) {
+        size_t dl = (size_t)(slash - path);
+        memcpy(buf, path, dl ? dl : 1);
+        buf[dl ? dl : 1] = 0;
+    } else {
+        strcpy(buf, ".");
+    }
+    dfd = open(buf, O_RDONLY);
+    if (dfd >= 0) { (void)fsync(dfd); (void)close(dfd); }
+}
+#else
+typedef struct mhc__wfile { FILE *f; } mhc__wfile;  /* f NULL: not open */
+static unsigned long mhc__fs_pid(void) { return 0; }
+/* C99 has no exclusive create: a name that can be opened for reading counts as taken. */
+static const char *mhc__wf_create(mhc__wfile *f, const char *name, int *taken) {
+    FILE *e = fopen(name, "rb");
+    if (e) {
+        fclose(e);
+        f->f = NULL;
+        *taken = 1;
+        return "a file of that name exists";
+    }
+    f->f = fopen(name, "wb");
+    return f->f ? NULL : mhc__io_reason(errno);
+}
+static int mhc__wf_is_open(const mhc__wfile *f) { return f->f != NULL; }
+static const char *mhc__wf_write(mhc__wfile *f, const unsigned char *p, size_t n, size_t *done) {
+    size_t off = 0;
+    while (off < n) {
+        size_t chunk = n - off, wr;
+        if (chunk > ((size_t)1 << 30)) chunk = (size_t)1 << 30;
+        wr = fwrite(p + off, 1, chunk, f->f);
+        off += wr;
+        *done += wr;
+        if (wr != chunk) return mhc__io_reason(errno);
+    }
+    return NULL;
+}
+/* fflush: C99 has no way to reach the disk itself */
+static const char *mhc__wf_sync(mhc__wfile *f) { return fflush(f->f) == 0 ? NULL : mhc__io_reason(errno); }
+static const char *mhc__wf_close(mhc__wfile *f) {
+    int rc = fclose(f->f);
+    f->f = NULL;
+    return rc == 0 ? NULL : mhc__io_reason(errno);
+}
+/* Platforms whose rename does not replace (Windows) get remove + rename: not atomic there. */
+static const char *mhc__fs_rename(const char *from, const char *to) {
+    int err;
+    if (rename(from, to) == 0) return NULL;
+    err = errno;
+    if (remove(to) == 0 && rename(from, to) == 0) return NULL;
+    return mhc__io_reason(err);
+}
+static void mhc__fs_sync_dir(const char *path, char *buf) { (void)path; (void)buf; }
+#endif
+static void mhc__fs_remove(const char *name) { (void)remove(name); }
+
+/* The writer calls the primitives as mhc__io_*. In the tests' builds (MHC_TEST_HOOKS) the ones
+   a test can make fail are wrappers that apply the faults of mhc__ckpt_fault_hook; everywhere
+   else they are the primitives themselves (no mutable global state). */
+#ifdef MHC_TEST_HOOKS
 typedef struct mhc__ckpt_faults {
     size_t write_limit;   /* the write fails once this many bytes are written (SIZE_MAX: never) */
-    int fail_sync;        /* the flush/fsync step fails */
+    int fail_sync;        /* the sync step fails */
     int fail_rename;      /* the final rename fails */
-    /* POSIX: once exactly pause_at bytes are in the temporary file (pause_at <= the file's
-       length; the file's length: all written, before the sync), on_pause(pause_user) is called
-       once, e.g. to stop the process there and have a test kill it (a crash mid-write). */
+    /* once exactly pause_at bytes are in the temporary file (pause_at <= the file's length; the
+       file's length: all written, before the sync), on_pause(pause_user) is called once, e.g. to
+       stop the process there and have a test kill it (a crash mid-write) */
     size_t pause_at;
     void (*on_pause)(void *pause_user);
     void *pause_user;
+    int paused;           /* set once on_pause was called */
     char tmp_path[512];   /* out: the temporary file's name */
 } mhc__ckpt_faults;
+static mhc__ckpt_faults *mhc__ckpt_fault_hook = NULL;   /* NULL: no faults */
 
-/* Write buf to path.tmp.<pid>.<n> in the same directory, sync, close, rename over path. On any
-   failure the temporary is removed and path is untouched. */
-static mhc_result mhc__write_atomic(mhc_ctx *ctx, const char *path, const unsigned char *buf, size_t len,
-                                    mhc__ckpt_faults *faults) {
-    size_t plen = strlen(path), off = 0, tcap;
-    char *tmp;
-    const char *stage = "create";
-    const char *why = NULL;
-    int err = 0, created = 0, attempt;
-    unsigned long pid = 0;
-#if MHC__POSIX_IO
-    int fd = -1, paused = 0;
-    pid = (unsigned long)getpid();
+static const char *mhc__io_create(mhc__wfile *f, const char *name, int *taken) {
+    mhc__ckpt_faults *h = mhc__ckpt_fault_hook;
+    if (h) snprintf(h->tmp_path, sizeof h->tmp_path, "%s", name);
+    return mhc__wf_create(f, name, taken);
+}
+/* p[0..n), failing as a full disk would once h->write_limit bytes are in the file */
+static const char *mhc__io_write_limited(mhc__ckpt_faults *h, mhc__wfile *f, const unsigned char *p, size_t n,
+                                         size_t *done) {
+    size_t room = h->write_limit > *done ? h->write_limit - *done : 0;
+    const char *why;
+    if (room >= n) return mhc__wf_write(f, p, n, done);
+    why = mhc__wf_write(f, p, room, done);
+    return why ? why : "simulated write failure (test hook)";
+}
+static const char *mhc__io_write(mhc__wfile *f, const unsigned char *p, size_t n, size_t *done) {
+    mhc__ckpt_faults *h = mhc__ckpt_fault_hook;
+    if (!h) return mhc__wf_write(f, p, n, done);
+    if (h->on_pause && !h->paused && h->pause_at >= *done && h->pause_at - *done <= n) {
+        size_t first = h->pause_at - *done;
+        const char *why = mhc__io_write_limited(h, f, p, first, done);
+        if (why) return why;
+        h->paused = 1;
+        h->on_pause(h->pause_user);
+        p += first;
+        n -= first;
+    }
+    return mhc__io_write_limited(h, f, p, n, done);
+}
+static const char *mhc__io_sync(mhc__wfile *f) {
+    if (mhc__ckpt_fault_hook && mhc__ckpt_fault_hook->fail_sync) return "simulated sync failure (test hook)";
+    return mhc__wf_sync(f);
+}
+static const char *mhc__io_rename(const char *from, const char *to) {
+    if (mhc__ckpt_fault_hook && mhc__ckpt_fault_hook->fail_rename) return "simulated rename failure (test hook)";
+    return mhc__fs_rename(from, to);
+}
 #else
-    FILE *f = NULL;
+#define mhc__io_create mhc__wf_create
+#define mhc__io_write  mhc__wf_write
+#define mhc__io_sync   mhc__wf_sync
+#define mhc__io_rename mhc__fs_rename
 #endif
+
+/* Write buf to a temporary file in path's directory (mhc__tmp_name; a taken name moves on to the
+   next of 16), sync, close, rename over path, sync the directory. On any failure the temporary is
+   removed and path is untouched. */
+enum { MHC__AW_CREATE, MHC__AW_WRITE, MHC__AW_SYNC, MHC__AW_CLOSE, MHC__AW_RENAME };   /* its stages */
+static mhc_result mhc__write_atomic(mhc_ctx *ctx, const char *path, const unsigned char *buf, size_t len) {
+    size_t plen = strlen(path), done = 0, tcap;
+    static const char *const stage_name[5] = { "create", "write", "sync", "close", "rename" };
+    char *tmp;
+    const char *why = NULL;
+    mhc__wfile f;
+    int attempt, taken = 1, created = 0, stage = MHC__AW_CREATE;
+    mhc_result res;
     if (plen > SIZE_MAX - 64) return mhc_fail(ctx, MHC_ERR_OVERFLOW, "mhc_checkpoint_save: path too long");
     tcap = plen + 64;
     tmp = MHC__CAST(char *, MHC_MALLOC(tcap));
     if (!tmp) return mhc_fail(ctx, MHC_ERR_NOMEM, "mhc_checkpoint_save: out of memory");
-    for (attempt = 0; attempt < 16; attempt++) {
-        snprintf(tmp, tcap, "%s.tmp.%lu.%d", path, pid, attempt);
-#if MHC__POSIX_IO
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0666);
-        if (fd >= 0 || errno != EEXIST) break;
-#else
-        f = fopen(tmp, "rb");   /* C99 has no exclusive create: skip names that exist */
-        if (f) { fclose(f); f = NULL; continue; }
-        f = fopen(tmp, "wb");
-        break;
-#endif
+    for (attempt = 0; attempt < 16 && taken; attempt++) {
+        mhc__tmp_name(tmp, tcap, path, mhc__fs_pid(), attempt);
+        taken = 0;
+        why = mhc__io_create(&f, tmp, &taken);
     }
-    if (faults) snprintf(faults->tmp_path, sizeof faults->tmp_path, "%s", tmp);
-#if MHC__POSIX_IO
-    if (fd < 0) { err = errno; goto fail; }
+    if (why) goto fail;
     created = 1;
-    stage = "write";
-    while (off < len) {
-        size_t chunk = len - off;
-        ssize_t wr;
-        if (chunk > ((size_t)1 << 30)) chunk = (size_t)1 << 30;
-        if (faults && faults->on_pause && !paused) {
-            if (off == faults->pause_at) { paused = 1; faults->on_pause(faults->pause_user); }
-            else if (faults->pause_at > off && faults->pause_at - off < chunk) chunk = faults->pause_at - off;
-        }
-        if (faults && faults->write_limit - off < chunk) {
-            chunk = faults->write_limit > off ? faults->write_limit - off : 0;
-            if (chunk == 0) { why = "simulated write failure (test hook)"; goto fail; }
-        }
-        wr = write(fd, buf + off, chunk);
-        if (wr < 0) {
-            if (errno == EINTR) continue;
-            err = errno;
-            goto fail;
-        }
-        if (wr == 0) { why = "write() wrote nothing"; goto fail; }
-        off += (size_t)wr;
-    }
-    if (faults && faults->on_pause && !paused && off == faults->pause_at) {
-        paused = 1;
-        faults->on_pause(faults->pause_user);
-    }
-    stage = "sync";
-    if (faults && faults->fail_sync) { why = "simulated sync failure (test hook)"; goto fail; }
-    if (fsync(fd) != 0) { err = errno; goto fail; }
-    stage = "close";
-    {
-        int rc = close(fd);
-        fd = -1;
-        if (rc != 0) { err = errno; goto fail; }
-    }
-#else
-    if (!f) { err = errno; goto fail; }
-    created = 1;
-    stage = "write";
-    while (off < len) {
-        size_t chunk = len - off, wr;
-        if (chunk > ((size_t)1 << 30)) chunk = (size_t)1 << 30;
-        if (faults && faults->write_limit - off < chunk) {
-            chunk = faults->write_limit > off ? faults->write_limit - off : 0;
-            if (chunk == 0) { why = "simulated write failure (test hook)"; goto fail; }
-        }
-        wr = fwrite(buf + off, 1, chunk, f);
-        off += wr;
-        if (wr != chunk) { err = errno; goto fail; }
-    }
-    stage = "sync";
-    if (faults && faults->fail_sync) { why = "simulated sync failure (test hook)"; goto fail; }
-    if (fflush(f) != 0) { err = errno; goto fail; }
-    stage = "close";
-    {
-        int rc = fclose(f);
-        f = NULL;
-        if (rc != 0) { err = errno; goto fail; }
-    }
-#endif
-    stage = "rename";
-    if (faults && faults->fail_rename) { why = "simulated rename failure (test hook)"; goto fail; }
-    if (rename(tmp, path) != 0) {
-        err = errno;
-#if !MHC__POSIX_IO
-        /* platforms whose rename does not replace (Windows): not atomic there */
-        if (remove(path) == 0 && rename(tmp, path) == 0) goto renamed;
-#endif
-        goto fail;
-    }
-#if !MHC__POSIX_IO
-renamed:
-#endif
-#if MHC__POSIX_IO
-    {   /* make the rename durable: fsync the directory (best effort) */
-        const char *slash = strrchr(path, '/');
-        int dfd;
-        if (slash) {
-            size_t dl = (size_t)(slash - path);
-            memcpy(tmp, path, dl ? dl : 1);
-            tmp[dl ? dl : 1] = 0;
-        } else {
-            strcpy(tmp, ".");
-        }
-        dfd = open(tmp, O_RDONLY);
-        if (dfd >= 0) { (void)fsync(dfd); (void)close(dfd); }
-    }
-#endif
+    stage = MHC__AW_WRITE;
+    if ((why = mhc__io_write(&f, buf, len, &done)) != NULL) goto fail;
+    stage = MHC__AW_SYNC;
+    if ((why = mhc__io_sync(&f)) != NULL) goto fail;
+    stage = MHC__AW_CLOSE;
+    if ((why = mhc__wf_close(&f)) != NULL) goto fail;
+    stage = MHC__AW_RENAME;
+    if ((why = mhc__io_rename(tmp, path)) != NULL) goto fail;
+    mhc__fs_sync_dir(path, tmp);
     MHC_FREE(tmp);
     return MHC_OK;
 fail:
-    {
-        mhc_result res;
-        if (!why) why = err ? strerror(err) : "unknown error";
-#if MHC__POSIX_IO
-        if (fd >= 0) (void)close(fd);
-#else
-        if (f) fclose(f);
-#endif
-        if (created) (void)remove(tmp);
-        if (strcmp(stage, "create") == 0)
-            res = mhc_fail(ctx, MHC_ERR_IO, "mhc_checkpoint_save: cannot create the temporary file '%s': %s; '%s' is "
-                           "unchanged", tmp, why, path);
-        else if (strcmp(stage, "rename") == 0)
-            res = mhc_fail(ctx, MHC_ERR_IO, "mhc_checkpoint_save: cannot rename '%s' to '%s': %s; '%s' is unchanged",
-                           tmp, path, why, path);
-        else
-            res = mhc_fail(ctx, MHC_ERR_IO, "mhc_checkpoint_save: cannot %s the temporary file '%s' (%zu of %zu bytes "
-                           "written): %s; '%s' is unchanged", stage, tmp, off, len, why, path);
-        MHC_FREE(tmp);
-        return res;
-    }
+    if (created && mhc__wf_is_open(&f)) (void)mhc__wf_close(&f);
+    if (created) mhc__fs_remove(tmp);
+    if (stage == MHC__AW_CREATE)
+        res = mhc_fail(ctx, MHC_ERR_IO, "mhc_checkpoint_save: cannot create the temporary file '%s': %s; '%s' is "
+                       "unchanged", tmp, why, path);
+    else if (stage == MHC__AW_RENAME)
+        res = mhc_fail(ctx, MHC_ERR_IO, "mhc_checkpoint_save: cannot rename '%s' to '%s': %s; '%s' is unchanged",
+                       tmp, path, why, path);
+    else
+        res = mhc_fail(ctx, MHC_ERR_IO, "mhc_checkpoint_save: cannot %s the temporary file '%s' (%zu of %zu bytes "
+                       "written): %s; '%s' is unchanged", stage_name[stage], tmp, done, len, why, path);
+    MHC_FREE(tmp);
+    return res;
 }
 
-static mhc_result mhc__checkpoint_save_impl(mhc_ctx *ctx, const char *path, const void *config, size_t config_bytes,
-                                            const mhc_params *p, const mhc_trainer *tr, const mhc_rng *rng,
-                                            mhc__ckpt_faults *faults) {
+MHCDEF mhc_result mhc_checkpoint_save(mhc_ctx *ctx, const char *path, const void *config, size_t config_bytes,
+                                      const mhc_params *p, const mhc_trainer *tr, const mhc_rng *rng) {
     size_t len = 0;
     unsigned char *buf;
     mhc_result r;
@@ -6559,14 +6620,9 @@ static mhc_result mhc__checkpoint_save_impl(mhc_ctx *ctx, const char *path, cons
     buf = MHC__CAST(unsigned char *, MHC_MALLOC(len));
     if (!buf) return mhc_fail(ctx, MHC_ERR_NOMEM, "mhc_checkpoint_save: cannot allocate %zu bytes", len);
     r = mhc_checkpoint_serialize(ctx, buf, len, &len, config, config_bytes, p, tr, rng);
-    if (r == MHC_OK) r = mhc__write_atomic(ctx, path, buf, len, faults);
+    if (r == MHC_OK) r = mhc__write_atomic(ctx, path, buf, len);
     MHC_FREE(buf);
     return r;
-}
-
-MHCDEF mhc_result mhc_checkpoint_save(mhc_ctx *ctx, const char *path, const void *config, size_t config_bytes,
-                                      const mhc_params *p, const mhc_trainer *tr, const mhc_rng *rng) {
-    return mhc__checkpoint_save_impl(ctx, path, config, config_bytes, p, tr, rng, NULL);
 }
 
 #ifdef __cplusplus
