@@ -6496,9 +6496,10 @@ static void mhc__fs_sync_dir(const char *path, char *buf) { (void)path; (void)bu
 #endif
 static void mhc__fs_remove(const char *name) { (void)remove(name); }
 
-/* The writer calls the primitives as mhc__io_*. In the tests' builds (MHC_TEST_HOOKS) the ones
-   a test can make fail are wrappers that apply the faults of mhc__ckpt_fault_hook; everywhere
-   else they are the primitives themselves (no mutable global state). */
+/* The writer calls the four primitives a test can make fail (create, write, sync, rename) as
+   mhc__io_*. In the tests' builds (MHC_TEST_HOOKS) those are wrappers that apply the faults of
+   mhc__ckpt_fault_hook (and record the temporary name); everywhere else they are the primitives
+   themselves (no mutable global state). */
 #ifdef MHC_TEST_HOOKS
 typedef struct mhc__ckpt_faults {
     size_t write_limit;   /* the write fails once this many bytes are written (SIZE_MAX: never) */
