@@ -139,6 +139,11 @@ typedef float mhc_real;
 
 #define MHC_MAX_DIMS 4       /* tensors have 1 to 4 dimensions */
 #define MHC_MSG_SIZE 512     /* capacity of the last-error message */
+/* "An actual zero" for the double fields of the two configuration structs whose zero fields
+   mean "the default": mhc_hc_config (sinkhorn_eps, norm_eps, pre_eps, post_mult: 0 takes the
+   preset's value) and mhc_adamw_config (schedule.lr, beta1, beta2, weight_decay, grad_clip: 0
+   takes the documented default). Set such a field to MHC_ZERO to ask for 0 itself. */
+#define MHC_ZERO (-1.0)
 
 MHCDEF const char *mhc_version(void);   /* "0.1.0 (float32)" or "0.1.0 (float64)" */
 
@@ -330,18 +335,21 @@ MHCDEF void mhc_k_crossentropy_backward(mhc_real *dlogits, const mhc_real *dloss
  * node whose hand-written backward accumulates into the inputs' gradients.
  * ========================================================================================= */
 
-typedef struct mhc_node mhc_node;
-typedef void (*mhc_backward_fn)(mhc_node *node);
-struct mhc_node {
-    const char *op;             /* op name, for messages and profiles */
-    mhc_backward_fn backward;
-    mhc_tensor *out;
-    mhc_tensor *in[4];
-    void *saved;                /* op-specific saved values (arena memory) */
-    int iarg[8];
-    double farg[4];
-    mhc_node *prev;             /* the tape is a linked list, newest first */
-};
+typedef struct mhc_node mhc_node;   /* a recorded op (opaque: only the ops below record nodes) */
+
+/* Room on a tape for a family of ops (ops declared in another section that share state over
+   the ops of one step, beyond what their nodes hold). The tape stores it and never looks inside;
+   the family's section says what it holds and which of the MHC_TAPE_EXT_COUNT entries is its own.
+     option  the family's setting (set through its API): 0 after mhc_tape_init, kept by
+             mhc_tape_reset;
+     step    the family's state for the current step, in the tape's arena: NULL after
+             mhc_tape_init; mhc_tape_reset and mhc_tape_free set it back to NULL (its memory goes
+             with the step's arena). */
+#define MHC_TAPE_EXT_COUNT 1
+typedef struct mhc_tape_ext {
+    int   option;
+    void *step;
+} mhc_tape_ext;
 
 typedef struct mhc_tape {
     mhc_ctx *ctx;
@@ -351,32 +359,16 @@ typedef struct mhc_tape {
     int no_grad;                /* nonzero: ops record nothing and outputs need no gradient */
     int backward_done;          /* set by mhc_tape_backward until the next reset */
     int failed;                 /* an op failed since the last reset (its message is in ctx) */
-    int hc_recompute;           /* mHC recomputation block L_r, 0 = off (mhc_tape_set_hc_recompute) */
-    void *hc_rc;                /* its state for the current step (arena memory; NULL until the first post) */
+    mhc_tape_ext ext[MHC_TAPE_EXT_COUNT];   /* the op families' state (mhc_tape_ext) */
 } mhc_tape;
 
 MHCDEF mhc_result mhc_tape_init(mhc_ctx *ctx, mhc_tape *tp, mhc_arena *arena);
 MHCDEF int        mhc_tape_set_no_grad(mhc_tape *tp, int no_grad);   /* returns the old value */
-/* Recomputation of the mHC stream states (paper Sec. 4.3.2). block = L_r >= 1 turns it on, 0 off
-   (the default); it must be set while the tape is empty (after init or reset) and stays set across
-   resets. With it on, of the stream states x_1, x_2, ... that mhc_hc_post returns in one step,
-   only every L_r-th (x_{L_r}, x_{2 L_r}, ...) keeps its own memory; the others share L_r - 1
-   buffers that the next block overwrites, and the backward pass recomputes them (A x + h_post f,
-   the same kernel, so every result is bit for bit the same as without recomputation) when it
-   reaches their block. All stream-state gradients share two buffers, each cleared once consumed.
-   Contract: a stream state returned by mhc_hc_post may be used only as the x of the next
-   mhc_hc_pre / mhc_hc_post / mhc_hc_head, in the usual order (pre, F, post per sublayer); its
-   data and gradient are not kept for you after the step. mhc_hc_post refuses a state used out
-   of order, and states of different shapes in one step. Peak memory: about (L/L_r + L_r) stream
-   states instead of L. mhc_hc_recompute_block gives the paper's L_r. */
-MHCDEF mhc_result mhc_tape_set_hc_recompute(mhc_tape *tp, int block);
-/* The paper's block length L_r = sqrt(n L / (n + 2)) rounded, at least 1 (L = number of
-   sublayers, i.e. of mhc_hc_post calls per step). */
-MHCDEF int        mhc_hc_recompute_block(int n, int sublayers);
 /* Seed d(loss)/d(loss) = 1 for a 1-element loss and run every node's backward, newest first.
    Gradients accumulate into parameter gradients (zero them yourself between steps). */
 MHCDEF mhc_result mhc_tape_backward(mhc_tape *tp, mhc_tensor *loss);
-/* Forget all nodes and reset the arena: every tensor made on this tape becomes invalid. */
+/* Forget all nodes and the op families' step state (mhc_tape_ext.step), and reset the arena:
+   every tensor made on this tape becomes invalid. */
 MHCDEF mhc_result mhc_tape_reset(mhc_tape *tp);
 MHCDEF void       mhc_tape_free(mhc_tape *tp);   /* the tape owns nothing but its nodes (in the arena) */
 
@@ -521,7 +513,6 @@ MHCDEF mhc_result mhc_gradcheck(mhc_tape *tp, mhc_loss_fn fn, mhc_tensor **input
  * - n = 1, T = 1 and C = 1 are valid sizes for every function here (n = 1: A is 1 x 1).
  * ========================================================================================= */
 
-#define MHC_ZERO (-1.0)        /* a knob set to MHC_ZERO means an actual 0 (0 means "preset") */
 #define MHC_LITE_MAX_N 8       /* the permutation mixture needs n! logits per token */
 
 typedef enum mhc_hc_preset {
@@ -745,6 +736,28 @@ MHCDEF mhc_tensor *mhc_hc_head(mhc_tape *tp, const mhc_hc_spec *s, mhc_tensor *x
 /* logits [T, nres] (or [T,n,n]) -> the projection [T,n,n], as a tape op. */
 MHCDEF mhc_tensor *mhc_sinkhorn(mhc_tape *tp, mhc_projection proj, int n, int iters, double eps, mhc_tensor *logits);
 
+/* ---- recomputation of the stream states (paper Sec. 4.3.2) ----
+   The tape ops above keep its setting and state on the tape, in tp->ext[MHC_TAPE_EXT_HC]
+   (mhc_tape_ext): option = the block length L_r (0: off), step = the current step's shared
+   buffers (arena memory, made by the step's first mhc_hc_post). */
+#define MHC_TAPE_EXT_HC 0
+/* Set the recomputation of tp's stream states. block = L_r >= 1 turns it on, 0 off
+   (the default); it must be set while the tape is empty (after init or reset) and stays set across
+   resets. With it on, of the stream states x_1, x_2, ... that mhc_hc_post returns in one step,
+   only every L_r-th (x_{L_r}, x_{2 L_r}, ...) keeps its own memory; the others share L_r - 1
+   buffers that the next block overwrites, and the backward pass recomputes them (A x + h_post f,
+   the same kernel, so every result is bit for bit the same as without recomputation) when it
+   reaches their block. All stream-state gradients share two buffers, each cleared once consumed.
+   Contract: a stream state returned by mhc_hc_post may be used only as the x of the next
+   mhc_hc_pre / mhc_hc_post / mhc_hc_head, in the usual order (pre, F, post per sublayer); its
+   data and gradient are not kept for you after the step. mhc_hc_post refuses a state used out
+   of order, and states of different shapes in one step. Peak memory: about (L/L_r + L_r) stream
+   states instead of L. mhc_hc_recompute_block gives the paper's L_r. */
+MHCDEF mhc_result mhc_tape_set_hc_recompute(mhc_tape *tp, int block);
+/* The paper's block length L_r = sqrt(n L / (n + 2)) rounded, at least 1 (L = number of
+   sublayers, i.e. of mhc_hc_post calls per step). */
+MHCDEF int        mhc_hc_recompute_block(int n, int sublayers);
+
 /* ---- diagnostics (MHC_SPEC.md Sec. 7) ---- */
 typedef struct mhc_gain_stats {
     double fwd_max, fwd_mean;  /* over tokens: max_i sum_j |P_ij| of P = A_L ... A_1 */
@@ -810,10 +823,9 @@ typedef struct mhc_lr_schedule {
 /* The learning rate of 1-based step t (t < 1 is taken as 1). Pure; a NULL schedule gives 0. */
 MHCDEF double mhc_lr_at(const mhc_lr_schedule *s, long step);
 
-/* Pass MHC_ADAMW_ZERO for a field of mhc_adamw_config (lr, beta1, beta2, weight_decay,
-   grad_clip) to ask for an explicit 0 there, since a plain 0 means "default". grad_clip 0 after
-   resolution means no clipping. */
-#define MHC_ADAMW_ZERO (-1.0)
+/* Set a field of mhc_adamw_config (schedule.lr, beta1, beta2, weight_decay, grad_clip) to
+   MHC_ZERO (CONFIG AND PORTABILITY) to ask for an explicit 0 there, since a plain 0 means
+   "default". grad_clip 0 after resolution means no clipping. */
 
 /* Trainer configuration; zero fields mean the defaults shown. */
 typedef struct mhc_adamw_config {
@@ -822,12 +834,12 @@ typedef struct mhc_adamw_config {
     double beta2;               /* 0 -> 0.95 (the paper) */
     double eps;                 /* 0 -> 1e-8; the paper uses 1e-20 (set it); must end up > 0 */
     double weight_decay;        /* 0 -> 0.1; applied only to MHC_PARAM_DECAY tensors */
-    double grad_clip;           /* 0 -> 1.0: the maximum global gradient norm; MHC_ADAMW_ZERO: off */
+    double grad_clip;           /* 0 -> 1.0: the maximum global gradient norm; MHC_ZERO: off */
 } mhc_adamw_config;
 
 typedef struct mhc_trainer {
     mhc_ctx *ctx;
-    mhc_adamw_config cfg;       /* resolved: defaults filled in, MHC_ADAMW_ZERO turned into 0.
+    mhc_adamw_config cfg;       /* resolved: defaults filled in, MHC_ZERO turned into 0.
                                    May be changed between steps (checked on every step). */
     long step;                  /* optimizer steps taken; the next one is step + 1 */
     double last_grad_norm;      /* global gradient norm of the last step, before clipping */
@@ -2605,6 +2617,19 @@ MHCDEF void mhc_k_crossentropy_backward(mhc_real *dlogits, const mhc_real *dloss
  * inputs' gradients, mostly through the kernel's backward.
  * ========================================================================================= */
 
+/* A recorded op: its backward, its output and inputs, and what the backward needs. */
+typedef void (*mhc_backward_fn)(mhc_node *node);
+struct mhc_node {
+    const char *op;             /* op name, for messages and profiles */
+    mhc_backward_fn backward;
+    mhc_tensor *out;
+    mhc_tensor *in[4];
+    void *saved;                /* op-specific saved values (arena memory) */
+    int iarg[8];
+    double farg[4];
+    mhc_node *prev;             /* the tape is a linked list, newest first */
+};
+
 /* The tape is a linked list of nodes in the arena, newest first. An op:
      1. returns NULL at once if an input is NULL and the tape already failed (the first message
         stays in ctx), or records "input is NULL" if nothing failed before;
@@ -2743,27 +2768,6 @@ MHCDEF int mhc_tape_set_no_grad(mhc_tape *tp, int no_grad) {
     return old;
 }
 
-MHCDEF mhc_result mhc_tape_set_hc_recompute(mhc_tape *tp, int block) {
-    if (!tp) return MHC_ERR_NULL;
-    if (!tp->arena) return mhc_fail(tp->ctx, MHC_ERR_STATE, "mhc_tape_set_hc_recompute: the tape is not initialised");
-    if (block < 0 || block > 1000000)
-        return mhc_fail(tp->ctx, MHC_ERR_VALUE, "mhc_tape_set_hc_recompute: block = %d, expected 0 (off) or 1..1000000",
-                        block);
-    if (tp->nodes > 0 || tp->hc_rc)
-        return mhc_fail(tp->ctx, MHC_ERR_STATE,
-                        "mhc_tape_set_hc_recompute: the tape holds %d nodes; set it before the forward pass "
-                        "(after mhc_tape_init or mhc_tape_reset)", tp->nodes);
-    tp->hc_recompute = block;
-    return MHC_OK;
-}
-
-MHCDEF int mhc_hc_recompute_block(int n, int sublayers) {
-    double v;
-    if (n < 1 || sublayers < 1) return 1;
-    v = floor(sqrt((double)n * (double)sublayers / ((double)n + 2.0)) + 0.5);
-    return v < 1.0 ? 1 : (int)v;
-}
-
 MHCDEF mhc_result mhc_tape_backward(mhc_tape *tp, mhc_tensor *loss) {
     mhc_node *n;
     if (!tp) return MHC_ERR_NULL;
@@ -2791,21 +2795,23 @@ MHCDEF mhc_result mhc_tape_backward(mhc_tape *tp, mhc_tensor *loss) {
 }
 
 MHCDEF mhc_result mhc_tape_reset(mhc_tape *tp) {
+    int k;
     if (!tp) return MHC_ERR_NULL;
     if (!tp->arena) return mhc_fail(tp->ctx, MHC_ERR_STATE, "mhc_tape_reset: the tape is not initialised");
     tp->last = NULL;
     tp->nodes = 0;
     tp->backward_done = 0;
     tp->failed = 0;
-    tp->hc_rc = NULL;
+    for (k = 0; k < MHC_TAPE_EXT_COUNT; k++) tp->ext[k].step = NULL;
     return mhc_arena_reset(tp->arena);
 }
 
 MHCDEF void mhc_tape_free(mhc_tape *tp) {
+    int k;
     if (!tp) return;
     tp->last = NULL;
     tp->nodes = 0;
-    tp->hc_rc = NULL;
+    for (k = 0; k < MHC_TAPE_EXT_COUNT; k++) tp->ext[k].step = NULL;
     tp->arena = NULL;
 }
 
@@ -5201,7 +5207,32 @@ MHCDEF mhc_result mhc_hc_params_init(mhc_ctx *ctx, const mhc_hc_spec *s, int hea
 /* ---- tape ops ---- */
 
 /* ---- recomputation of the stream states (mhc_tape_set_hc_recompute) ----
-   Positions: the p-th mhc_hc_post of a step returns x_p (p = 1, 2, ...). x_p with p % L_r == 0 is
+   The block length L_r is tp->ext[MHC_TAPE_EXT_HC].option; the step's mhc__rc (below) is
+   tp->ext[MHC_TAPE_EXT_HC].step, created by the step's first mhc_hc_post that needs a gradient. */
+typedef char mhc__tape_ext_hc_exists[MHC_TAPE_EXT_HC < MHC_TAPE_EXT_COUNT ? 1 : -1];
+
+MHCDEF mhc_result mhc_tape_set_hc_recompute(mhc_tape *tp, int block) {
+    if (!tp) return MHC_ERR_NULL;
+    if (!tp->arena) return mhc_fail(tp->ctx, MHC_ERR_STATE, "mhc_tape_set_hc_recompute: the tape is not initialised");
+    if (block < 0 || block > 1000000)
+        return mhc_fail(tp->ctx, MHC_ERR_VALUE, "mhc_tape_set_hc_recompute: block = %d, expected 0 (off) or 1..1000000",
+                        block);
+    if (tp->nodes > 0 || tp->ext[MHC_TAPE_EXT_HC].step)
+        return mhc_fail(tp->ctx, MHC_ERR_STATE,
+                        "mhc_tape_set_hc_recompute: the tape holds %d nodes; set it before the forward pass "
+                        "(after mhc_tape_init or mhc_tape_reset)", tp->nodes);
+    tp->ext[MHC_TAPE_EXT_HC].option = block;
+    return MHC_OK;
+}
+
+MHCDEF int mhc_hc_recompute_block(int n, int sublayers) {
+    double v;
+    if (n < 1 || sublayers < 1) return 1;
+    v = floor(sqrt((double)n * (double)sublayers / ((double)n + 2.0)) + 0.5);
+    return v < 1.0 ? 1 : (int)v;
+}
+
+/* Positions: the p-th mhc_hc_post of a step returns x_p (p = 1, 2, ...). x_p with p % L_r == 0 is
    a checkpoint (its own arena memory); the others live in slot (p % L_r) - 1 of L_r - 1 shared
    buffers, which the next block overwrites. slot_pos[s] says which x_p slot s holds now. The
    backward of post p-1... reads x_{p-1}: mhc__rc_ensure recomputes it (and, first, the states
@@ -5263,7 +5294,7 @@ static void mhc__bw_hc_post(mhc_node *nd) {
 
 /* The recomputation state of this step, created by its first post (NULL + message on failure). */
 static mhc__rc *mhc__rc_get(mhc_tape *tp, const char *op, int T, int n, int C) {
-    mhc__rc *rc = MHC__CAST(mhc__rc *, tp->hc_rc);
+    mhc__rc *rc = MHC__CAST(mhc__rc *, tp->ext[MHC_TAPE_EXT_HC].step);
     size_t sz = (size_t)T * (size_t)n * (size_t)C;
     int k;
     if (rc) {
@@ -5276,7 +5307,7 @@ static mhc__rc *mhc__rc_get(mhc_tape *tp, const char *op, int T, int n, int C) {
     }
     rc = MHC__CAST(mhc__rc *, mhc_arena_calloc(tp->arena, 1, sizeof(mhc__rc)));
     if (!rc) { tp->failed = 1; return NULL; }
-    rc->block = tp->hc_recompute; rc->T = T; rc->n = n; rc->C = C;
+    rc->block = tp->ext[MHC_TAPE_EXT_HC].option; rc->T = T; rc->n = n; rc->C = C;
     if (rc->block > 1) {
         rc->slot = MHC__CAST(mhc_real **, mhc_arena_calloc(tp->arena, (size_t)rc->block - 1, sizeof(mhc_real *)));
         rc->slot_pos = MHC__CAST(int *, mhc_arena_calloc(tp->arena, (size_t)rc->block - 1, sizeof(int)));
@@ -5286,14 +5317,14 @@ static mhc__rc *mhc__rc_get(mhc_tape *tp, const char *op, int T, int n, int C) {
         rc->ring[k] = MHC__CAST(mhc_real *, mhc_arena_calloc(tp->arena, sz, sizeof(mhc_real)));
         if (!rc->ring[k]) { tp->failed = 1; return NULL; }
     }
-    tp->hc_rc = rc;
+    tp->ext[MHC_TAPE_EXT_HC].step = rc;
     return rc;
 }
 
 /* With recomputation on, x may be a stream state of this step only if it is the newest one
    (older states share their data and gradient buffers with newer ones). */
 static mhc_result mhc__rc_check_x(mhc_tape *tp, const char *op, const mhc_tensor *x) {
-    const mhc__rc *rc = MHC__CAST(const mhc__rc *, tp->hc_rc);
+    const mhc__rc *rc = MHC__CAST(const mhc__rc *, tp->ext[MHC_TAPE_EXT_HC].step);
     if (!rc || !x->grad || (x->grad != rc->ring[0] && x->grad != rc->ring[1])) return MHC_OK;
     if (rc->last && rc->last->nd->out == x) return MHC_OK;
     mhc__op_fail(tp, MHC_ERR_STATE, "%s: recomputation is on and x is a stream state that a later mhc_hc_post has "
@@ -5520,7 +5551,7 @@ MHCDEF mhc_tensor *mhc_hc_post(mhc_tape *tp, mhc_tensor *x, mhc_tensor *h_res, m
                             mhc_shape_str(f_out, s1, sizeof s1), T, C);
     need = mhc__needs_grad(tp, x) || mhc__needs_grad(tp, h_res) ||
            (f_out && (mhc__needs_grad(tp, h_post) || mhc__needs_grad(tp, f_out)));
-    if (tp->hc_recompute > 0 && need && !tp->no_grad) {
+    if (tp->ext[MHC_TAPE_EXT_HC].option > 0 && need && !tp->no_grad) {
         rc = mhc__rc_get(tp, op, T, n, C);
         if (!rc) return NULL;
     }
@@ -5791,13 +5822,13 @@ static int mhc__opt_is(double x, double y) {
     return a == b;
 }
 
-/* Fill in the defaults: zero fields get the documented defaults, MHC_ADAMW_ZERO becomes 0. */
+/* Fill in the defaults: zero fields get the documented defaults, MHC_ZERO becomes 0. */
 static void mhc__adamw_defaults(const mhc_adamw_config *in, mhc_adamw_config *out) {
     if (in) *out = *in;
     else memset(out, 0, sizeof *out);
 #define MHC__DEF(field, dflt) \
     if (mhc__opt_is_zero(out->field)) out->field = (dflt); \
-    else if (mhc__opt_is(out->field, MHC_ADAMW_ZERO)) out->field = 0.0
+    else if (mhc__opt_is(out->field, MHC_ZERO)) out->field = 0.0
     MHC__DEF(schedule.lr, 1e-3);
     MHC__DEF(beta1, 0.9);
     MHC__DEF(beta2, 0.95);
@@ -5850,10 +5881,10 @@ static mhc_result mhc__adamw_validate(mhc_ctx *ctx, const char *fn, const mhc_ad
     if (!(c->eps > 0.0) || !mhc__finite(c->eps))
         return mhc_fail(ctx, code, "%s: eps is %g; expected a finite eps > 0 (the paper uses 1e-20)", fn, c->eps);
     if (!(c->weight_decay >= 0.0) || !mhc__finite(c->weight_decay))
-        return mhc_fail(ctx, code, "%s: weight_decay is %g; expected a finite value >= 0 (MHC_ADAMW_ZERO for none)",
+        return mhc_fail(ctx, code, "%s: weight_decay is %g; expected a finite value >= 0 (MHC_ZERO for none)",
                         fn, c->weight_decay);
     if (!(c->grad_clip >= 0.0) || !mhc__finite(c->grad_clip))
-        return mhc_fail(ctx, code, "%s: grad_clip is %g; expected a finite norm > 0 (MHC_ADAMW_ZERO for no clipping)",
+        return mhc_fail(ctx, code, "%s: grad_clip is %g; expected a finite norm > 0 (MHC_ZERO for no clipping)",
                         fn, c->grad_clip);
     return MHC_OK;
 }
@@ -6305,9 +6336,10 @@ MHCDEF mhc_result mhc_npy_write(mhc_ctx *ctx, const char *path, int ndim, const 
 }
 
 /* -------------------------------------- CHECKPOINTS ----------------------------------------
- * Serialisation writes bytes explicitly (little-endian, no structs). The parser runs twice over
- * a verified buffer: a checking pass that touches no output, then a committing pass. The writer
- * builds the whole file in memory, then writes it to a temporary file and renames it.
+ * Serialisation writes bytes explicitly (little-endian, no structs). The parser checks the whole
+ * buffer first (mhc__ckpt_check: it touches no output and records in a mhc__ckpt_plan what is to
+ * be copied), then copies (mhc__ckpt_commit, which cannot fail). The writer builds the whole file
+ * in memory, then writes it to a temporary file and renames it.
  * ----------------------------------------------------------------------------------------- */
 
 #ifdef __cplusplus
@@ -6624,29 +6656,38 @@ static void mhc__shape_u32_str(char *buf, size_t cap, const uint32_t *shape, uin
     if (len < cap) snprintf(buf + len, cap - len, "]");
 }
 
-/* One pass over a checkpoint. commit = 0: verify everything, write nothing; commit = 1: copy
-   into the outputs (only after a successful commit = 0 pass over the same buffer). */
-static mhc_result mhc__ckpt_parse(mhc_ctx *ctx, const char *fn, const unsigned char *b, size_t len, void *config,
-                                  size_t config_cap, size_t *config_bytes, mhc_params *p, mhc_trainer *tr,
-                                  mhc_rng *rng, int commit) {
-    mhc__rd r;
-    uint32_t version, rsize, flags, count, k;
-    uint64_t flen, cbytes, nreals, sum = 0;
-    size_t table;
-    r.b = b;
-    r.len = len;
-    r.pos = 0;
+/* What mhc__ckpt_check found in a checkpoint that verifies, and mhc__ckpt_commit copies out. */
+typedef struct mhc__ckpt_plan {
+    size_t config_at, config_bytes;   /* the config blob: offset and size */
+    int config_short;                 /* the check failed only because the blob exceeds config_cap */
+    size_t reals_at;                  /* offset of the data, m and v arrays, nreals reals each */
+    uint64_t nreals;
+    int has_trainer, has_rng;
+    mhc_trainer trainer;              /* decoded and validated (ctx and ready: set by the commit) */
+    uint64_t rng[4];
+} mhc__ckpt_plan;
+
+/* The fixed header and the checksum: magic, version, real size, file length, checksum, flags and
+   the reserved field. On success *r reads the structure (r->len stops where the checksum begins)
+   and stands at the config size (offset 32). */
+static mhc_result mhc__ckpt_check_header(mhc_ctx *ctx, const char *fn, const unsigned char *b, size_t len,
+                                         mhc__rd *r, uint32_t *rsize_out, uint32_t *flags_out) {
+    uint32_t version, rsize, flags;
+    uint64_t flen, want, got;
+    r->b = b;
+    r->len = len;
+    r->pos = 0;
     if (len >= 8 && memcmp(b, mhc__ckpt_magic, 8) != 0)
         return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: not an mhc checkpoint (the magic bytes differ from \"MHC_CKPT\")", fn);
     if (len < MHC__CKPT_HEADER + 8)
         return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: truncated: %zu bytes, a checkpoint has at least %u", fn, len,
                         MHC__CKPT_HEADER + 8);
-    r.pos = 8;
-    version = mhc__r_u32(&r);
+    r->pos = 8;
+    version = mhc__r_u32(r);
     if (version != MHC_CHECKPOINT_VERSION)
         return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: format version %lu; this build reads version %d", fn,
                         (unsigned long)version, MHC_CHECKPOINT_VERSION);
-    rsize = mhc__r_u32(&r);
+    rsize = mhc__r_u32(r);
     if (rsize != 4 && rsize != 8)
         return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: real size %lu bytes; expected 4 (float32) or 8 (float64)", fn,
                         (unsigned long)rsize);
@@ -6654,7 +6695,7 @@ static mhc_result mhc__ckpt_parse(mhc_ctx *ctx, const char *fn, const unsigned c
         return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: the checkpoint stores %s reals but this build uses %s (%s)", fn,
                         rsize == 8 ? "float64" : "float32", MHC_REAL_NAME,
                         rsize == 8 ? "define MHC_DOUBLE to read it" : "read it in a build without MHC_DOUBLE");
-    flen = mhc__r_u64(&r);
+    flen = mhc__r_u64(r);
     if (flen != (uint64_t)len) {
         if (flen > (uint64_t)len)
             return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: truncated: %zu bytes, the header says %llu", fn, len,
@@ -6662,81 +6703,74 @@ static mhc_result mhc__ckpt_parse(mhc_ctx *ctx, const char *fn, const unsigned c
         return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: %zu bytes but the header says %llu (trailing bytes or a corrupted "
                         "header)", fn, len, (unsigned long long)flen);
     }
-    if (!commit) {
-        uint64_t want, got;
-        r.pos = len - 8;
-        want = mhc__r_u64(&r);
-        got = mhc__fnv1a64(b, len - 8);
-        if (want != got) {
+    r->pos = len - 8;
+    want = mhc__r_u64(r);
+    got = mhc__fnv1a64(b, len - 8);
+    if (want != got) {
 #ifndef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
-            return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: checksum mismatch (stored %016llx, computed %016llx): the "
-                            "checkpoint is corrupted", fn, (unsigned long long)want, (unsigned long long)got);
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: checksum mismatch (stored %016llx, computed %016llx): the "
+                        "checkpoint is corrupted", fn, (unsigned long long)want, (unsigned long long)got);
 #endif
-        }
     }
-    r.len = len - 8;   /* the structure ends where the checksum begins */
-    r.pos = 24;
-    flags = mhc__r_u32(&r);
+    r->len = len - 8;   /* the structure ends where the checksum begins */
+    r->pos = 24;
+    flags = mhc__r_u32(r);
     if (flags & ~(MHC__CKPT_FLAG_TRAINER | MHC__CKPT_FLAG_RNG))
         return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: unknown flags 0x%lx", fn, (unsigned long)flags);
-    if (mhc__r_u32(&r) != 0) return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: the reserved header field is not 0", fn);
-    cbytes = mhc__r_u64(&r);
-    if (cbytes > (uint64_t)(r.len - r.pos))
-        return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: the config blob claims %llu bytes but only %zu remain", fn,
-                        (unsigned long long)cbytes, r.len - r.pos);
-    if (!commit) {
-        if (config_cap > 0 && !config)
-            return mhc_fail(ctx, MHC_ERR_NULL, "%s: config is NULL but config_cap is %zu", fn, config_cap);
-        if (config && cbytes > (uint64_t)config_cap) {
-            if (config_bytes) *config_bytes = (size_t)cbytes;
-            return mhc_fail(ctx, MHC_ERR_SIZE, "%s: the config blob has %llu bytes but the buffer holds %zu", fn,
-                            (unsigned long long)cbytes, config_cap);
-        }
-    } else {
-        if (config && cbytes) memcpy(config, r.b + r.pos, (size_t)cbytes);
-        if (config_bytes) *config_bytes = (size_t)cbytes;
-    }
-    r.pos += (size_t)cbytes;
-    if (!mhc__r_has(&r, 4)) return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: truncated before the tensor count", fn);
-    count = mhc__r_u32(&r);
+    if (mhc__r_u32(r) != 0) return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: the reserved header field is not 0", fn);
+    *rsize_out = rsize;
+    *flags_out = flags;
+    return MHC_OK;
+}
+
+/* The tensor table, from the tensor count to the total number of reals N (r stands at the count):
+   every entry well-formed, the sizes summed without overflow into N, and, when p is given, the same
+   tensors as p in the same order. *table receives the offset of the first entry (to name the
+   tensor of a bad real later), *count the number of entries, *nreals N. */
+static mhc_result mhc__ckpt_check_table(mhc_ctx *ctx, const char *fn, mhc__rd *r, const mhc_params *p,
+                                        uint32_t *count_out, size_t *table, uint64_t *nreals) {
+    uint32_t count, k;
+    uint64_t sum = 0;
+    if (!mhc__r_has(r, 4)) return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: truncated before the tensor count", fn);
+    count = mhc__r_u32(r);
     if (count < 1) return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: the tensor count is 0", fn);
-    table = r.pos;
+    *table = r->pos;
     for (k = 0; k < count; k++) {
         char name[MHC__CKPT_NAME_MAX + 1];
         uint32_t nl, ndim, d, decay, shape[MHC_MAX_DIMS];
         uint64_t size = 1;
-        if (!mhc__r_has(&r, 4)) goto trunc_table;
-        nl = mhc__r_u32(&r);
+        if (!mhc__r_has(r, 4)) goto trunc_table;
+        nl = mhc__r_u32(r);
         if (nl < 1 || nl > MHC__CKPT_NAME_MAX)
             return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: tensor %lu: name length %lu; expected 1 to %u", fn,
                             (unsigned long)k, (unsigned long)nl, MHC__CKPT_NAME_MAX);
-        if (!mhc__r_has(&r, nl)) goto trunc_table;
-        memcpy(name, r.b + r.pos, nl);
+        if (!mhc__r_has(r, nl)) goto trunc_table;
+        memcpy(name, r->b + r->pos, nl);
         name[nl] = 0;
-        r.pos += nl;
+        r->pos += nl;
         if (strlen(name) != nl)
             return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: tensor %lu: the name contains a NUL byte", fn, (unsigned long)k);
-        if (!mhc__r_has(&r, 4)) goto trunc_table;
-        ndim = mhc__r_u32(&r);
+        if (!mhc__r_has(r, 4)) goto trunc_table;
+        ndim = mhc__r_u32(r);
         if (ndim < 1 || ndim > MHC_MAX_DIMS)
             return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: tensor '%s': %lu dimensions; expected 1 to %d", fn, name,
                             (unsigned long)ndim, MHC_MAX_DIMS);
-        if (!mhc__r_has(&r, 4 * (size_t)ndim + 4)) goto trunc_table;
+        if (!mhc__r_has(r, 4 * (size_t)ndim + 4)) goto trunc_table;
         for (d = 0; d < ndim; d++) {
-            shape[d] = mhc__r_u32(&r);
+            shape[d] = mhc__r_u32(r);
             if (shape[d] < 1 || shape[d] > (uint32_t)INT_MAX)
                 return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: tensor '%s': dimension %lu has size %lu", fn, name,
                                 (unsigned long)d, (unsigned long)shape[d]);
             if (size > UINT64_MAX / shape[d]) goto too_big;
             size *= shape[d];
         }
-        decay = mhc__r_u32(&r);
+        decay = mhc__r_u32(r);
         if (decay > 1)
             return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: tensor '%s': decay flag %lu; expected 0 or 1", fn, name,
                             (unsigned long)decay);
         if (sum > UINT64_MAX - size) goto too_big;
         sum += size;
-        if (p && !commit) {
+        if (p) {
             char fs[64], ss[64];
             const mhc_tensor *t;
             int same = 1;
@@ -6758,91 +6792,15 @@ static mhc_result mhc__ckpt_parse(mhc_ctx *ctx, const char *fn, const unsigned c
                                 "parameter store", fn, name, (unsigned long)decay, p->decay[k] == MHC_PARAM_DECAY);
         }
     }
-    if (p && !commit && count < (uint32_t)p->count)
+    if (p && count < (uint32_t)p->count)
         return mhc_fail(ctx, MHC_ERR_SHAPE, "%s: the parameter store has tensor %lu '%s' that the file lacks (the file "
                         "has %lu tensors)", fn, (unsigned long)count, p->names[count], (unsigned long)count);
-    if (!mhc__r_has(&r, 8)) goto trunc_table;
-    nreals = mhc__r_u64(&r);
-    if (nreals != sum)
+    if (!mhc__r_has(r, 8)) goto trunc_table;
+    *nreals = mhc__r_u64(r);
+    if (*nreals != sum)
         return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: the file says %llu reals but its tensors hold %llu", fn,
-                        (unsigned long long)nreals, (unsigned long long)sum);
-    if (nreals > (uint64_t)((r.len - r.pos) / (3 * (size_t)rsize)))
-        return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: truncated: %llu reals (x3 for data, m, v) do not fit in the %zu "
-                        "remaining bytes", fn, (unsigned long long)nreals, r.len - r.pos);
-    if (!commit) {
-        mhc_result res = mhc__ckpt_check_reals(ctx, fn, b, table, count, r.b + r.pos, nreals, rsize);
-        if (res != MHC_OK) return res;
-    }
-    if (commit && p) {
-        mhc__r_reals(&r, p->data, p->size);
-        mhc__r_reals(&r, p->m, p->size);
-        mhc__r_reals(&r, p->v, p->size);
-    } else {
-        r.pos += 3 * (size_t)nreals * rsize;
-    }
-    if (flags & MHC__CKPT_FLAG_TRAINER) {
-        mhc_trainer t;
-        mhc_adamw_config *c = &t.cfg;
-        int64_t st, wu, tot;
-        uint32_t kind;
-        if (!mhc__r_has(&r, MHC__CKPT_TRAINER))
-            return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: truncated in the trainer state", fn);
-        memset(&t, 0, sizeof t);
-        st = (int64_t)mhc__r_u64(&r);
-        kind = mhc__r_u32(&r);
-        if (kind >= (uint32_t)MHC_LR_KIND_COUNT)   /* (before the cast to int) */
-            return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: the stored trainer configuration is invalid: schedule.kind is "
-                            "%lu; expected 0, 1 or 2", fn, (unsigned long)kind);
-        c->schedule.kind = (int)kind;
-        c->schedule.lr = mhc__r_f64(&r);
-        wu = (int64_t)mhc__r_u64(&r);
-        tot = (int64_t)mhc__r_u64(&r);
-        c->schedule.min_lr_frac = mhc__r_f64(&r);
-        c->schedule.decay_at[0] = mhc__r_f64(&r);
-        c->schedule.decay_at[1] = mhc__r_f64(&r);
-        c->schedule.decay_mult[0] = mhc__r_f64(&r);
-        c->schedule.decay_mult[1] = mhc__r_f64(&r);
-        c->beta1 = mhc__r_f64(&r);
-        c->beta2 = mhc__r_f64(&r);
-        c->eps = mhc__r_f64(&r);
-        c->weight_decay = mhc__r_f64(&r);
-        c->grad_clip = mhc__r_f64(&r);
-        t.last_grad_norm = mhc__r_f64(&r);
-        t.last_clip_scale = mhc__r_f64(&r);
-        t.last_lr = mhc__r_f64(&r);
-        if (st < 0 || wu < 0 || tot < 0 || st > (int64_t)LONG_MAX || wu > (int64_t)LONG_MAX || tot > (int64_t)LONG_MAX)
-            return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: trainer step %lld, warmup %lld or total %lld is out of range", fn,
-                            (long long)st, (long long)wu, (long long)tot);
-        t.step = (long)st;
-        c->schedule.warmup = (long)wu;
-        c->schedule.total = (long)tot;
-        if (!commit) {
-            char pre[96];
-            mhc_result res;
-            snprintf(pre, sizeof pre, "%s: the stored trainer configuration is invalid", fn);
-            res = mhc__adamw_validate(ctx, pre, c, MHC_ERR_FORMAT);
-            if (res != MHC_OK) return res;
-        } else if (tr) {
-            t.ctx = ctx;
-            t.ready = 1;
-            *tr = t;
-        }
-    } else if (tr && !commit) {
-        return mhc_fail(ctx, MHC_ERR_VALUE, "%s: the checkpoint holds no trainer state (it was saved without one)", fn);
-    }
-    if (flags & MHC__CKPT_FLAG_RNG) {
-        uint64_t s[4];
-        int i;
-        if (!mhc__r_has(&r, MHC__CKPT_RNG)) return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: truncated in the rng state", fn);
-        for (i = 0; i < 4; i++) s[i] = mhc__r_u64(&r);
-        if ((s[0] | s[1] | s[2] | s[3]) == 0)
-            return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: the stored rng state is all zero", fn);
-        if (commit && rng) for (i = 0; i < 4; i++) rng->s[i] = s[i];
-    } else if (rng && !commit) {
-        return mhc_fail(ctx, MHC_ERR_VALUE, "%s: the checkpoint holds no rng state (it was saved without one)", fn);
-    }
-    if (r.pos != r.len)
-        return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: %zu unexpected bytes before the checksum", fn, r.len - r.pos);
+                        (unsigned long long)*nreals, (unsigned long long)sum);
+    *count_out = count;
     return MHC_OK;
 trunc_table:
     return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: truncated in the tensor table (tensor %lu of %lu)", fn,
@@ -6851,20 +6809,150 @@ too_big:
     return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: the tensor sizes overflow at tensor %lu", fn, (unsigned long)k);
 }
 
+/* The trainer state (r stands at its first byte), decoded into *t and validated as
+   mhc_trainer_init validates a configuration. */
+static mhc_result mhc__ckpt_read_trainer(mhc_ctx *ctx, const char *fn, mhc__rd *r, mhc_trainer *t) {
+    mhc_adamw_config *c = &t->cfg;
+    int64_t st, wu, tot;
+    uint32_t kind;
+    char pre[96];
+    if (!mhc__r_has(r, MHC__CKPT_TRAINER))
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: truncated in the trainer state", fn);
+    memset(t, 0, sizeof *t);
+    st = (int64_t)mhc__r_u64(r);
+    kind = mhc__r_u32(r);
+    if (kind >= (uint32_t)MHC_LR_KIND_COUNT)   /* (before the cast to int) */
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: the stored trainer configuration is invalid: schedule.kind is "
+                        "%lu; expected 0, 1 or 2", fn, (unsigned long)kind);
+    c->schedule.kind = (int)kind;
+    c->schedule.lr = mhc__r_f64(r);
+    wu = (int64_t)mhc__r_u64(r);
+    tot = (int64_t)mhc__r_u64(r);
+    c->schedule.min_lr_frac = mhc__r_f64(r);
+    c->schedule.decay_at[0] = mhc__r_f64(r);
+    c->schedule.decay_at[1] = mhc__r_f64(r);
+    c->schedule.decay_mult[0] = mhc__r_f64(r);
+    c->schedule.decay_mult[1] = mhc__r_f64(r);
+    c->beta1 = mhc__r_f64(r);
+    c->beta2 = mhc__r_f64(r);
+    c->eps = mhc__r_f64(r);
+    c->weight_decay = mhc__r_f64(r);
+    c->grad_clip = mhc__r_f64(r);
+    t->last_grad_norm = mhc__r_f64(r);
+    t->last_clip_scale = mhc__r_f64(r);
+    t->last_lr = mhc__r_f64(r);
+    if (st < 0 || wu < 0 || tot < 0 || st > (int64_t)LONG_MAX || wu > (int64_t)LONG_MAX || tot > (int64_t)LONG_MAX)
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: trainer step %lld, warmup %lld or total %lld is out of range", fn,
+                        (long long)st, (long long)wu, (long long)tot);
+    t->step = (long)st;
+    c->schedule.warmup = (long)wu;
+    c->schedule.total = (long)tot;
+    snprintf(pre, sizeof pre, "%s: the stored trainer configuration is invalid", fn);
+    return mhc__adamw_validate(ctx, pre, c, MHC_ERR_FORMAT);
+}
+
+/* Verify a whole checkpoint against what the caller asks for (the config buffer and its capacity,
+   the parameter store p, whether a trainer and an rng state are wanted), writing no output: what
+   the commit needs goes into *plan. */
+static mhc_result mhc__ckpt_check(mhc_ctx *ctx, const char *fn, const unsigned char *b, size_t len,
+                                  const void *config, size_t config_cap, const mhc_params *p, int want_trainer,
+                                  int want_rng, mhc__ckpt_plan *plan) {
+    mhc__rd r;
+    uint32_t rsize = 0, flags = 0, count = 0;
+    uint64_t cbytes;
+    size_t table = 0;
+    mhc_result res;
+    memset(plan, 0, sizeof *plan);
+    res = mhc__ckpt_check_header(ctx, fn, b, len, &r, &rsize, &flags);
+    if (res != MHC_OK) return res;
+    cbytes = mhc__r_u64(&r);
+    if (cbytes > (uint64_t)(r.len - r.pos))
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: the config blob claims %llu bytes but only %zu remain", fn,
+                        (unsigned long long)cbytes, r.len - r.pos);
+    if (config_cap > 0 && !config)
+        return mhc_fail(ctx, MHC_ERR_NULL, "%s: config is NULL but config_cap is %zu", fn, config_cap);
+    plan->config_at = r.pos;
+    plan->config_bytes = (size_t)cbytes;
+    if (config && cbytes > (uint64_t)config_cap) {
+        plan->config_short = 1;
+        return mhc_fail(ctx, MHC_ERR_SIZE, "%s: the config blob has %llu bytes but the buffer holds %zu", fn,
+                        (unsigned long long)cbytes, config_cap);
+    }
+    r.pos += (size_t)cbytes;
+    res = mhc__ckpt_check_table(ctx, fn, &r, p, &count, &table, &plan->nreals);
+    if (res != MHC_OK) return res;
+    if (plan->nreals > (uint64_t)((r.len - r.pos) / (3 * (size_t)rsize)))
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: truncated: %llu reals (x3 for data, m, v) do not fit in the %zu "
+                        "remaining bytes", fn, (unsigned long long)plan->nreals, r.len - r.pos);
+    res = mhc__ckpt_check_reals(ctx, fn, b, table, count, r.b + r.pos, plan->nreals, rsize);
+    if (res != MHC_OK) return res;
+    plan->reals_at = r.pos;
+    r.pos += 3 * (size_t)plan->nreals * rsize;
+    if (flags & MHC__CKPT_FLAG_TRAINER) {
+        res = mhc__ckpt_read_trainer(ctx, fn, &r, &plan->trainer);
+        if (res != MHC_OK) return res;
+        plan->has_trainer = 1;
+    } else if (want_trainer) {
+        return mhc_fail(ctx, MHC_ERR_VALUE, "%s: the checkpoint holds no trainer state (it was saved without one)", fn);
+    }
+    if (flags & MHC__CKPT_FLAG_RNG) {
+        int i;
+        if (!mhc__r_has(&r, MHC__CKPT_RNG)) return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: truncated in the rng state", fn);
+        for (i = 0; i < 4; i++) plan->rng[i] = mhc__r_u64(&r);
+        if ((plan->rng[0] | plan->rng[1] | plan->rng[2] | plan->rng[3]) == 0)
+            return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: the stored rng state is all zero", fn);
+        plan->has_rng = 1;
+    } else if (want_rng) {
+        return mhc_fail(ctx, MHC_ERR_VALUE, "%s: the checkpoint holds no rng state (it was saved without one)", fn);
+    }
+    if (r.pos != r.len)
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: %zu unexpected bytes before the checksum", fn, r.len - r.pos);
+    return MHC_OK;
+}
+
+/* Copy a checkpoint that mhc__ckpt_check verified (with the same buffer and outputs) into the
+   outputs. Cannot fail: every size and value was checked. */
+static void mhc__ckpt_commit(mhc_ctx *ctx, const mhc__ckpt_plan *plan, const unsigned char *b, void *config,
+                             size_t *config_bytes, mhc_params *p, mhc_trainer *tr, mhc_rng *rng) {
+    int i;
+    if (config && plan->config_bytes) memcpy(config, b + plan->config_at, plan->config_bytes);
+    if (config_bytes) *config_bytes = plan->config_bytes;
+    if (p) {
+        mhc__rd r;
+        MHC_ASSERT((uint64_t)p->size == plan->nreals);
+        r.b = b;
+        r.pos = plan->reals_at;
+        r.len = plan->reals_at + 3 * p->size * sizeof(mhc_real);
+        mhc__r_reals(&r, p->data, p->size);
+        mhc__r_reals(&r, p->m, p->size);
+        mhc__r_reals(&r, p->v, p->size);
+    }
+    if (tr && plan->has_trainer) {
+        *tr = plan->trainer;
+        tr->ctx = ctx;
+        tr->ready = 1;
+    }
+    if (rng && plan->has_rng) for (i = 0; i < 4; i++) rng->s[i] = plan->rng[i];
+}
+
+/* Check, then commit: all or nothing. The one output a failure sets is *config_bytes when the
+   config buffer is too small (the size it needs). */
 static mhc_result mhc__ckpt_parse_all(mhc_ctx *ctx, const char *fn, const void *buf, size_t len, void *config,
                                       size_t config_cap, size_t *config_bytes, mhc_params *p, mhc_trainer *tr,
                                       mhc_rng *rng) {
+    const unsigned char *b = MHC__CAST(const unsigned char *, buf);
+    mhc__ckpt_plan plan;
     mhc_result r;
     if (!buf) return mhc_fail(ctx, MHC_ERR_NULL, "%s: buffer is NULL", fn);
     if (p && (!p->data || !p->m || !p->v))
         return mhc_fail(ctx, MHC_ERR_STATE, "%s: the parameter store is not allocated (call mhc_params_alloc)", fn);
-    r = mhc__ckpt_parse(ctx, fn, MHC__CAST(const unsigned char *, buf), len, config, config_cap, config_bytes, p, tr,
-                        rng, 0);
-    if (r != MHC_OK) return r;
-    r = mhc__ckpt_parse(ctx, fn, MHC__CAST(const unsigned char *, buf), len, config, config_cap, config_bytes, p, tr,
-                        rng, 1);
-    MHC_ASSERT(r == MHC_OK);
-    return r;
+    r = mhc__ckpt_check(ctx, fn, b, len, config, config_cap, p, tr != NULL, rng != NULL, &plan);
+    if (r != MHC_OK) {
+        if (plan.config_short && config_bytes) *config_bytes = plan.config_bytes;
+        return r;
+    }
+    mhc__ckpt_commit(ctx, &plan, b, config, config_bytes, p, tr, rng);
+    return MHC_OK;
 }
 
 MHCDEF mhc_result mhc_checkpoint_parse(mhc_ctx *ctx, const void *buf, size_t len, void *config, size_t config_cap,
@@ -6887,173 +6975,235 @@ MHCDEF mhc_result mhc_checkpoint_load(mhc_ctx *ctx, const char *path, void *conf
     return r;
 }
 
-/* Test hook: simulated faults for the atomic write (NULL in the public path). */
+/* ---- the atomic writer's file primitives ----
+   One POSIX and one plain C99 implementation. Each returns NULL on success, else the reason for
+   the failure (strerror of errno, or a fixed text), for the writer's message. */
+static const char *mhc__io_reason(int err) { return err ? strerror(err) : "unknown error"; }
+
+/* The temporary name for attempt k of saving to path: "<path>.tmp.<pid>.<k>" (cap >= strlen(path) + 64). */
+static void mhc__tmp_name(char *tmp, size_t cap, const char *path, unsigned long pid, int k) {
+    snprintf(tmp, cap, "%s.tmp.%lu.%d", path, pid, k);
+}
+
+#if MHC__POSIX_IO
+typedef struct mhc__wfile { int fd; } mhc__wfile;   /* fd -1: not open */
+static unsigned long mhc__fs_pid(void) { return (unsigned long)getpid(); }
+/* Create name for writing; fails if it exists (then *taken = 1: the caller may try another name). */
+static const char *mhc__wf_create(mhc__wfile *f, const char *name, int *taken) {
+    int err;
+    f->fd = open(name, O_WRONLY | O_CREAT | O_EXCL, 0666);
+    if (f->fd >= 0) return NULL;
+    err = errno;
+    *taken = err == EEXIST;
+    return mhc__io_reason(err);
+}
+static int mhc__wf_is_open(const mhc__wfile *f) { return f->fd >= 0; }
+/* Write p[0..n), in pieces of at most 1 GiB, retrying on EINTR; *done grows by what is written. */
+static const char *mhc__wf_write(mhc__wfile *f, const unsigned char *p, size_t n, size_t *done) {
+    size_t off = 0;
+    while (off < n) {
+        size_t chunk = n - off;
+        ssize_t wr;
+        if (chunk > ((size_t)1 << 30)) chunk = (size_t)1 << 30;
+        wr = write(f->fd, p + off, chunk);
+        if (wr < 0) {
+            if (errno == EINTR) continue;
+            return mhc__io_reason(errno);
+        }
+        if (wr == 0) return "write() wrote nothing";
+        off += (size_t)wr;
+        *done += (size_t)wr;
+    }
+    return NULL;
+}
+static const char *mhc__wf_sync(mhc__wfile *f) { return fsync(f->fd) == 0 ? NULL : mhc__io_reason(errno); }
+/* Close f; it is closed afterwards even when close reports an error. */
+static const char *mhc__wf_close(mhc__wfile *f) {
+    int rc = close(f->fd);
+    f->fd = -1;
+    return rc == 0 ? NULL : mhc__io_reason(errno);
+}
+/* Rename from to to, replacing to (atomically: POSIX rename). */
+static const char *mhc__fs_rename(const char *from, const char *to) {
+    return rename(from, to) == 0 ? NULL : mhc__io_reason(errno);
+}
+/* Make a rename in path's directory durable: fsync the directory (best effort). buf holds at
+   least strlen(path) + 2 chars. */
+static void mhc__fs_sync_dir(const char *path, char *buf) {
+    const char *slash = strrchr(path, '/');
+    int dfd;
+    if (slash) {
+        size_t dl = (size_t)(slash - path);
+        memcpy(buf, path, dl ? dl : 1);
+        buf[dl ? dl : 1] = 0;
+    } else {
+        strcpy(buf, ".");
+    }
+    dfd = open(buf, O_RDONLY);
+    if (dfd >= 0) { (void)fsync(dfd); (void)close(dfd); }
+}
+#else
+typedef struct mhc__wfile { FILE *f; } mhc__wfile;  /* f NULL: not open */
+static unsigned long mhc__fs_pid(void) { return 0; }
+/* C99 has no exclusive create: a name that can be opened for reading counts as taken. */
+static const char *mhc__wf_create(mhc__wfile *f, const char *name, int *taken) {
+    FILE *e = fopen(name, "rb");
+    if (e) {
+        fclose(e);
+        f->f = NULL;
+        *taken = 1;
+        return "a file of that name exists";
+    }
+    f->f = fopen(name, "wb");
+    return f->f ? NULL : mhc__io_reason(errno);
+}
+static int mhc__wf_is_open(const mhc__wfile *f) { return f->f != NULL; }
+static const char *mhc__wf_write(mhc__wfile *f, const unsigned char *p, size_t n, size_t *done) {
+    size_t off = 0;
+    while (off < n) {
+        size_t chunk = n - off, wr;
+        if (chunk > ((size_t)1 << 30)) chunk = (size_t)1 << 30;
+        wr = fwrite(p + off, 1, chunk, f->f);
+        off += wr;
+        *done += wr;
+        if (wr != chunk) return mhc__io_reason(errno);
+    }
+    return NULL;
+}
+/* fflush: C99 has no way to reach the disk itself */
+static const char *mhc__wf_sync(mhc__wfile *f) { return fflush(f->f) == 0 ? NULL : mhc__io_reason(errno); }
+static const char *mhc__wf_close(mhc__wfile *f) {
+    int rc = fclose(f->f);
+    f->f = NULL;
+    return rc == 0 ? NULL : mhc__io_reason(errno);
+}
+/* Platforms whose rename does not replace (Windows) get remove + rename: not atomic there. */
+static const char *mhc__fs_rename(const char *from, const char *to) {
+    int err;
+    if (rename(from, to) == 0) return NULL;
+    err = errno;
+    if (remove(to) == 0 && rename(from, to) == 0) return NULL;
+    return mhc__io_reason(err);
+}
+static void mhc__fs_sync_dir(const char *path, char *buf) { (void)path; (void)buf; }
+#endif
+static void mhc__fs_remove(const char *name) { (void)remove(name); }
+
+/* The writer calls the four primitives a test can make fail (create, write, sync, rename) as
+   mhc__io_*. In the tests' builds (MHC_TEST_HOOKS) those are wrappers that apply the faults of
+   mhc__ckpt_fault_hook (and record the temporary name); everywhere else they are the primitives
+   themselves (no mutable global state). */
+#ifdef MHC_TEST_HOOKS
 typedef struct mhc__ckpt_faults {
     size_t write_limit;   /* the write fails once this many bytes are written (SIZE_MAX: never) */
-    int fail_sync;        /* the flush/fsync step fails */
+    int fail_sync;        /* the sync step fails */
     int fail_rename;      /* the final rename fails */
-    /* POSIX: once exactly pause_at bytes are in the temporary file (pause_at <= the file's
-       length; the file's length: all written, before the sync), on_pause(pause_user) is called
-       once, e.g. to stop the process there and have a test kill it (a crash mid-write). */
+    /* once exactly pause_at bytes are in the temporary file (pause_at <= the file's length; the
+       file's length: all written, before the sync), on_pause(pause_user) is called once, e.g. to
+       stop the process there and have a test kill it (a crash mid-write) */
     size_t pause_at;
     void (*on_pause)(void *pause_user);
     void *pause_user;
+    int paused;           /* set once on_pause was called */
     char tmp_path[512];   /* out: the temporary file's name */
 } mhc__ckpt_faults;
+static mhc__ckpt_faults *mhc__ckpt_fault_hook = NULL;   /* NULL: no faults */
 
-/* Write buf to path.tmp.<pid>.<n> in the same directory, sync, close, rename over path. On any
-   failure the temporary is removed and path is untouched. */
-static mhc_result mhc__write_atomic(mhc_ctx *ctx, const char *path, const unsigned char *buf, size_t len,
-                                    mhc__ckpt_faults *faults) {
-    size_t plen = strlen(path), off = 0, tcap;
-    char *tmp;
-    const char *stage = "create";
-    const char *why = NULL;
-    int err = 0, created = 0, attempt;
-    unsigned long pid = 0;
-#if MHC__POSIX_IO
-    int fd = -1, paused = 0;
-    pid = (unsigned long)getpid();
+static const char *mhc__io_create(mhc__wfile *f, const char *name, int *taken) {
+    mhc__ckpt_faults *h = mhc__ckpt_fault_hook;
+    if (h) snprintf(h->tmp_path, sizeof h->tmp_path, "%s", name);
+    return mhc__wf_create(f, name, taken);
+}
+/* p[0..n), failing as a full disk would once h->write_limit bytes are in the file */
+static const char *mhc__io_write_limited(mhc__ckpt_faults *h, mhc__wfile *f, const unsigned char *p, size_t n,
+                                         size_t *done) {
+    size_t room = h->write_limit > *done ? h->write_limit - *done : 0;
+    const char *why;
+    if (room >= n) return mhc__wf_write(f, p, n, done);
+    why = mhc__wf_write(f, p, room, done);
+    return why ? why : "simulated write failure (test hook)";
+}
+static const char *mhc__io_write(mhc__wfile *f, const unsigned char *p, size_t n, size_t *done) {
+    mhc__ckpt_faults *h = mhc__ckpt_fault_hook;
+    if (!h) return mhc__wf_write(f, p, n, done);
+    if (h->on_pause && !h->paused && h->pause_at >= *done && h->pause_at - *done <= n) {
+        size_t first = h->pause_at - *done;
+        const char *why = mhc__io_write_limited(h, f, p, first, done);
+        if (why) return why;
+        h->paused = 1;
+        h->on_pause(h->pause_user);
+        p += first;
+        n -= first;
+    }
+    return mhc__io_write_limited(h, f, p, n, done);
+}
+static const char *mhc__io_sync(mhc__wfile *f) {
+    if (mhc__ckpt_fault_hook && mhc__ckpt_fault_hook->fail_sync) return "simulated sync failure (test hook)";
+    return mhc__wf_sync(f);
+}
+static const char *mhc__io_rename(const char *from, const char *to) {
+    if (mhc__ckpt_fault_hook && mhc__ckpt_fault_hook->fail_rename) return "simulated rename failure (test hook)";
+    return mhc__fs_rename(from, to);
+}
 #else
-    FILE *f = NULL;
+#define mhc__io_create mhc__wf_create
+#define mhc__io_write  mhc__wf_write
+#define mhc__io_sync   mhc__wf_sync
+#define mhc__io_rename mhc__fs_rename
 #endif
+
+/* Write buf to a temporary file in path's directory (mhc__tmp_name; a taken name moves on to the
+   next of 16), sync, close, rename over path, sync the directory. On any failure the temporary is
+   removed and path is untouched. */
+enum { MHC__AW_CREATE, MHC__AW_WRITE, MHC__AW_SYNC, MHC__AW_CLOSE, MHC__AW_RENAME };   /* its stages */
+static mhc_result mhc__write_atomic(mhc_ctx *ctx, const char *path, const unsigned char *buf, size_t len) {
+    size_t plen = strlen(path), done = 0, tcap;
+    static const char *const stage_name[5] = { "create", "write", "sync", "close", "rename" };
+    char *tmp;
+    const char *why = NULL;
+    mhc__wfile f;
+    int attempt, taken = 1, created = 0, stage = MHC__AW_CREATE;
+    mhc_result res;
     if (plen > SIZE_MAX - 64) return mhc_fail(ctx, MHC_ERR_OVERFLOW, "mhc_checkpoint_save: path too long");
     tcap = plen + 64;
     tmp = MHC__CAST(char *, MHC_MALLOC(tcap));
     if (!tmp) return mhc_fail(ctx, MHC_ERR_NOMEM, "mhc_checkpoint_save: out of memory");
-    for (attempt = 0; attempt < 16; attempt++) {
-        snprintf(tmp, tcap, "%s.tmp.%lu.%d", path, pid, attempt);
-#if MHC__POSIX_IO
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0666);
-        if (fd >= 0 || errno != EEXIST) break;
-#else
-        f = fopen(tmp, "rb");   /* C99 has no exclusive create: skip names that exist */
-        if (f) { fclose(f); f = NULL; continue; }
-        f = fopen(tmp, "wb");
-        break;
-#endif
+    for (attempt = 0; attempt < 16 && taken; attempt++) {
+        mhc__tmp_name(tmp, tcap, path, mhc__fs_pid(), attempt);
+        taken = 0;
+        why = mhc__io_create(&f, tmp, &taken);
     }
-    if (faults) snprintf(faults->tmp_path, sizeof faults->tmp_path, "%s", tmp);
-#if MHC__POSIX_IO
-    if (fd < 0) { err = errno; goto fail; }
+    if (why) goto fail;
     created = 1;
-    stage = "write";
-    while (off < len) {
-        size_t chunk = len - off;
-        ssize_t wr;
-        if (chunk > ((size_t)1 << 30)) chunk = (size_t)1 << 30;
-        if (faults && faults->on_pause && !paused) {
-            if (off == faults->pause_at) { paused = 1; faults->on_pause(faults->pause_user); }
-            else if (faults->pause_at > off && faults->pause_at - off < chunk) chunk = faults->pause_at - off;
-        }
-        if (faults && faults->write_limit - off < chunk) {
-            chunk = faults->write_limit > off ? faults->write_limit - off : 0;
-            if (chunk == 0) { why = "simulated write failure (test hook)"; goto fail; }
-        }
-        wr = write(fd, buf + off, chunk);
-        if (wr < 0) {
-            if (errno == EINTR) continue;
-            err = errno;
-            goto fail;
-        }
-        if (wr == 0) { why = "write() wrote nothing"; goto fail; }
-        off += (size_t)wr;
-    }
-    if (faults && faults->on_pause && !paused && off == faults->pause_at) {
-        paused = 1;
-        faults->on_pause(faults->pause_user);
-    }
-    stage = "sync";
-    if (faults && faults->fail_sync) { why = "simulated sync failure (test hook)"; goto fail; }
-    if (fsync(fd) != 0) { err = errno; goto fail; }
-    stage = "close";
-    {
-        int rc = close(fd);
-        fd = -1;
-        if (rc != 0) { err = errno; goto fail; }
-    }
-#else
-    if (!f) { err = errno; goto fail; }
-    created = 1;
-    stage = "write";
-    while (off < len) {
-        size_t chunk = len - off, wr;
-        if (chunk > ((size_t)1 << 30)) chunk = (size_t)1 << 30;
-        if (faults && faults->write_limit - off < chunk) {
-            chunk = faults->write_limit > off ? faults->write_limit - off : 0;
-            if (chunk == 0) { why = "simulated write failure (test hook)"; goto fail; }
-        }
-        wr = fwrite(buf + off, 1, chunk, f);
-        off += wr;
-        if (wr != chunk) { err = errno; goto fail; }
-    }
-    stage = "sync";
-    if (faults && faults->fail_sync) { why = "simulated sync failure (test hook)"; goto fail; }
-    if (fflush(f) != 0) { err = errno; goto fail; }
-    stage = "close";
-    {
-        int rc = fclose(f);
-        f = NULL;
-        if (rc != 0) { err = errno; goto fail; }
-    }
-#endif
-    stage = "rename";
-    if (faults && faults->fail_rename) { why = "simulated rename failure (test hook)"; goto fail; }
-    if (rename(tmp, path) != 0) {
-        err = errno;
-#if !MHC__POSIX_IO
-        /* platforms whose rename does not replace (Windows): not atomic there */
-        if (remove(path) == 0 && rename(tmp, path) == 0) goto renamed;
-#endif
-        goto fail;
-    }
-#if !MHC__POSIX_IO
-renamed:
-#endif
-#if MHC__POSIX_IO
-    {   /* make the rename durable: fsync the directory (best effort) */
-        const char *slash = strrchr(path, '/');
-        int dfd;
-        if (slash) {
-            size_t dl = (size_t)(slash - path);
-            memcpy(tmp, path, dl ? dl : 1);
-            tmp[dl ? dl : 1] = 0;
-        } else {
-            strcpy(tmp, ".");
-        }
-        dfd = open(tmp, O_RDONLY);
-        if (dfd >= 0) { (void)fsync(dfd); (void)close(dfd); }
-    }
-#endif
+    stage = MHC__AW_WRITE;
+    if ((why = mhc__io_write(&f, buf, len, &done)) != NULL) goto fail;
+    stage = MHC__AW_SYNC;
+    if ((why = mhc__io_sync(&f)) != NULL) goto fail;
+    stage = MHC__AW_CLOSE;
+    if ((why = mhc__wf_close(&f)) != NULL) goto fail;
+    stage = MHC__AW_RENAME;
+    if ((why = mhc__io_rename(tmp, path)) != NULL) goto fail;
+    mhc__fs_sync_dir(path, tmp);
     MHC_FREE(tmp);
     return MHC_OK;
 fail:
-    {
-        mhc_result res;
-        if (!why) why = err ? strerror(err) : "unknown error";
-#if MHC__POSIX_IO
-        if (fd >= 0) (void)close(fd);
-#else
-        if (f) fclose(f);
-#endif
-        if (created) (void)remove(tmp);
-        if (strcmp(stage, "create") == 0)
-            res = mhc_fail(ctx, MHC_ERR_IO, "mhc_checkpoint_save: cannot create the temporary file '%s': %s; '%s' is "
-                           "unchanged", tmp, why, path);
-        else if (strcmp(stage, "rename") == 0)
-            res = mhc_fail(ctx, MHC_ERR_IO, "mhc_checkpoint_save: cannot rename '%s' to '%s': %s; '%s' is unchanged",
-                           tmp, path, why, path);
-        else
-            res = mhc_fail(ctx, MHC_ERR_IO, "mhc_checkpoint_save: cannot %s the temporary file '%s' (%zu of %zu bytes "
-                           "written): %s; '%s' is unchanged", stage, tmp, off, len, why, path);
-        MHC_FREE(tmp);
-        return res;
-    }
+    if (created && mhc__wf_is_open(&f)) (void)mhc__wf_close(&f);
+    if (created) mhc__fs_remove(tmp);
+    if (stage == MHC__AW_CREATE)
+        res = mhc_fail(ctx, MHC_ERR_IO, "mhc_checkpoint_save: cannot create the temporary file '%s': %s; '%s' is "
+                       "unchanged", tmp, why, path);
+    else if (stage == MHC__AW_RENAME)
+        res = mhc_fail(ctx, MHC_ERR_IO, "mhc_checkpoint_save: cannot rename '%s' to '%s': %s; '%s' is unchanged",
+                       tmp, path, why, path);
+    else
+        res = mhc_fail(ctx, MHC_ERR_IO, "mhc_checkpoint_save: cannot %s the temporary file '%s' (%zu of %zu bytes "
+                       "written): %s; '%s' is unchanged", stage_name[stage], tmp, done, len, why, path);
+    MHC_FREE(tmp);
+    return res;
 }
 
-static mhc_result mhc__checkpoint_save_impl(mhc_ctx *ctx, const char *path, const void *config, size_t config_bytes,
-                                            const mhc_params *p, const mhc_trainer *tr, const mhc_rng *rng,
-                                            mhc__ckpt_faults *faults) {
+MHCDEF mhc_result mhc_checkpoint_save(mhc_ctx *ctx, const char *path, const void *config, size_t config_bytes,
+                                      const mhc_params *p, const mhc_trainer *tr, const mhc_rng *rng) {
     size_t len = 0;
     unsigned char *buf;
     mhc_result r;
@@ -7064,14 +7214,9 @@ static mhc_result mhc__checkpoint_save_impl(mhc_ctx *ctx, const char *path, cons
     buf = MHC__CAST(unsigned char *, MHC_MALLOC(len));
     if (!buf) return mhc_fail(ctx, MHC_ERR_NOMEM, "mhc_checkpoint_save: cannot allocate %zu bytes", len);
     r = mhc_checkpoint_serialize(ctx, buf, len, &len, config, config_bytes, p, tr, rng);
-    if (r == MHC_OK) r = mhc__write_atomic(ctx, path, buf, len, faults);
+    if (r == MHC_OK) r = mhc__write_atomic(ctx, path, buf, len);
     MHC_FREE(buf);
     return r;
-}
-
-MHCDEF mhc_result mhc_checkpoint_save(mhc_ctx *ctx, const char *path, const void *config, size_t config_bytes,
-                                      const mhc_params *p, const mhc_trainer *tr, const mhc_rng *rng) {
-    return mhc__checkpoint_save_impl(ctx, path, config, config_bytes, p, tr, rng, NULL);
 }
 
 #ifdef __cplusplus

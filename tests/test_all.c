@@ -5,7 +5,7 @@
 #endif
 #define MHC_STATIC
 #define MHC_IMPLEMENTATION
-#define MHC_TEST_HOOKS      /* mhc.h's test-only switches (mhc__sk_group_off) */
+#define MHC_TEST_HOOKS      /* mhc.h's test-only switches (mhc__sk_group_off, mhc__ckpt_fault_hook) */
 #include "../mhc.h"
 #include "test.h"
 #include <stdlib.h>

@@ -170,7 +170,7 @@ static void TP(ck_test_roundtrip)(void) {
     cfg.schedule.total = 20;
     cfg.schedule.min_lr_frac = 0.05;
     cfg.eps = 1e-20;
-    cfg.weight_decay = MHC_ADAMW_ZERO;
+    cfg.weight_decay = MHC_ZERO;
     TP(ck_store)(&ctx, &a, 0);
     mhc_rng_seed(&ra, 1234);
     mhc_rng_fill_normal(&ra, a.data, a.size, 0.0, 1.0);
@@ -518,6 +518,17 @@ static void TP(ck_test_mismatch)(void) {
     free(good);
 }
 
+/* mhc_checkpoint_save with the faults f applied (mhc.h's test hook, MHC_TEST_HOOKS) */
+static mhc_result TP(ck_save_faults)(mhc_ctx *ctx, const char *path, const void *config, size_t config_bytes,
+                                     const mhc_params *p, const mhc_trainer *tr, const mhc_rng *rng,
+                                     mhc__ckpt_faults *f) {
+    mhc_result r;
+    mhc__ckpt_fault_hook = f;
+    r = mhc_checkpoint_save(ctx, path, config, config_bytes, p, tr, rng);
+    mhc__ckpt_fault_hook = NULL;
+    return r;
+}
+
 static void TP(ck_test_atomic)(void) {
     mhc_ctx ctx;
     mhc_params a, b;
@@ -562,7 +573,7 @@ static void TP(ck_test_atomic)(void) {
         TP(ck_store)(&ctx, &c, 0);
         memcpy(c.data, a.data, a.size * sizeof(mhc_real));
         c.data[0] += 1;
-        r = mhc__checkpoint_save_impl(&ctx, path, "v2", 3, &c, &ta, &ra, &faults);
+        r = TP(ck_save_faults)(&ctx, path, "v2", 3, &c, &ta, &ra, &faults);
         CHECK_RESULT(r, MHC_ERR_IO);
         CHECK_STR_HAS(mhc_ctx_message(&ctx), k < 3 ? "simulated write failure" : k == 3 ? "simulated sync failure"
                                                                                      : "simulated rename failure");
@@ -577,7 +588,7 @@ static void TP(ck_test_atomic)(void) {
     /* the hook with no fault set takes the normal path */
     memset(&faults, 0, sizeof faults);
     faults.write_limit = SIZE_MAX;
-    CHECK_OK(mhc__checkpoint_save_impl(&ctx, path, "v3", 3, &a, &ta, &ra, &faults));
+    CHECK_OK(TP(ck_save_faults)(&ctx, path, "v3", 3, &a, &ta, &ra, &faults));
     CHECK(!TP(ck_exists)(faults.tmp_path));
     CHECK_STR_HAS(faults.tmp_path, "atomic.ckpt.tmp.");
 
@@ -587,7 +598,7 @@ static void TP(ck_test_atomic)(void) {
     CHECK(mkdir(other, 0700) == 0);
     memset(&faults, 0, sizeof faults);
     faults.write_limit = SIZE_MAX;
-    CHECK_RESULT(mhc__checkpoint_save_impl(&ctx, other, NULL, 0, &a, &ta, &ra, &faults), MHC_ERR_IO);
+    CHECK_RESULT(TP(ck_save_faults)(&ctx, other, NULL, 0, &a, &ta, &ra, &faults), MHC_ERR_IO);
     CHECK_STR_HAS(mhc_ctx_message(&ctx), "cannot rename");
     CHECK(!TP(ck_exists)(faults.tmp_path));
     CHECK_RESULT(mhc_checkpoint_load(&ctx, other, NULL, 0, NULL, NULL, NULL, NULL), MHC_ERR_IO);
@@ -616,7 +627,7 @@ static void TP(ck_test_atomic)(void) {
         lim.rlim_cur = 300;   /* the checkpoint is larger: write() fails with EFBIG past 300 bytes */
         prev = signal(SIGXFSZ, SIG_IGN);
         CHECK(setrlimit(RLIMIT_FSIZE, &lim) == 0);
-        r = mhc__checkpoint_save_impl(&ctx, path, "v2", 3, &c, &ta, &ra, &faults);
+        r = TP(ck_save_faults)(&ctx, path, "v2", 3, &c, &ta, &ra, &faults);
         setrlimit(RLIMIT_FSIZE, &old);
         signal(SIGXFSZ, prev);
         CHECK_RESULT(r, MHC_ERR_IO);
@@ -642,7 +653,7 @@ static void TP(ck_test_atomic)(void) {
         if (k == 1) faults.write_limit = 333;
         if (k == 2) faults.fail_sync = 1;
         if (k == 3) faults.fail_rename = 1;
-        r = mhc__checkpoint_save_impl(&ctx, other, NULL, 0, &a, &ta, &ra, &faults);
+        r = TP(ck_save_faults)(&ctx, other, NULL, 0, &a, &ta, &ra, &faults);
         CHECK_RESULT(r, MHC_ERR_IO);
         CHECK_STR_HAS(mhc_ctx_message(&ctx), "first_save.ckpt' is unchanged");
         CHECK(!TP(ck_exists)(other));
@@ -660,7 +671,7 @@ static void TP(ck_test_atomic)(void) {
         lim.rlim_cur = 200;   /* a disk that fills up after 200 bytes */
         prev = signal(SIGXFSZ, SIG_IGN);
         CHECK(setrlimit(RLIMIT_FSIZE, &lim) == 0);
-        r = mhc__checkpoint_save_impl(&ctx, other, NULL, 0, &a, &ta, &ra, &faults);
+        r = TP(ck_save_faults)(&ctx, other, NULL, 0, &a, &ta, &ra, &faults);
         setrlimit(RLIMIT_FSIZE, &old);
         signal(SIGXFSZ, prev);
         CHECK_RESULT(r, MHC_ERR_IO);
@@ -870,7 +881,7 @@ static void TP(ck_test_killed)(void) {
             f.on_pause = TP(ck_pause_forever);
             f.pause_user = &fds[1];
             a.data[0] += 1;
-            (void)mhc__checkpoint_save_impl(&ctx, path, "v2", 3, &a, &ta, &ra, &f);
+            (void)TP(ck_save_faults)(&ctx, path, "v2", 3, &a, &ta, &ra, &f);
             _exit(4);   /* not reached: the hook never returns */
         }
         CHECK(pid > 0);

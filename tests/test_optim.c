@@ -293,7 +293,7 @@ static void TP(opt_test_decay_and_clip)(void) {
         for (k = 0; k < 5; k++) {
             double scale;
             memset(&cfg, 0, sizeof cfg);
-            cfg.grad_clip = k == 4 ? MHC_ADAMW_ZERO : 0.0;
+            cfg.grad_clip = k == 4 ? MHC_ZERO : 0.0;
             CHECK_OK(mhc_trainer_init(&ctx, &tr, &cfg));
             memset(p.m, 0, 9 * sizeof(mhc_real));
             memset(p.v, 0, 9 * sizeof(mhc_real));
@@ -311,7 +311,7 @@ static void TP(opt_test_decay_and_clip)(void) {
             CHECK_NEAR(p.m[4], (1.0 - 0.9) * ((double)(mhc_real)gw[k] * scale), OPT_ULP * fabs(gw[k]));
             CHECK_NEAR(p.m[7], (1.0 - 0.9) * ((double)(mhc_real)gb[k] * scale), OPT_ULP * fabs(gb[k]));
         }
-        CHECK(tr.cfg.grad_clip == 0.0);   /* MHC_ADAMW_ZERO resolved to 0 = off */
+        CHECK(tr.cfg.grad_clip == 0.0);   /* MHC_ZERO resolved to 0 = off */
     }
 
     TEST_BEGIN("trainer: non-finite gradients are refused and nothing changes");
@@ -429,7 +429,7 @@ static void TP(opt_test_config)(void) {
     mhc_params p;
     int i;
     mhc_ctx_init(&ctx);
-    TEST_BEGIN("trainer config: zero means default, MHC_ADAMW_ZERO means 0");
+    TEST_BEGIN("trainer config: zero means default, MHC_ZERO means 0");
     CHECK_OK(mhc_trainer_init(&ctx, &tr, NULL));
     CHECK(tr.ready && tr.step == 0 && tr.ctx == &ctx);
     CHECK(tr.cfg.schedule.kind == MHC_LR_CONSTANT && tr.cfg.schedule.lr == 1e-3);
@@ -438,11 +438,11 @@ static void TP(opt_test_config)(void) {
     CHECK(tr.cfg.schedule.decay_at[0] == 0.8 && tr.cfg.schedule.decay_at[1] == 0.9);
     CHECK(tr.cfg.schedule.decay_mult[0] == 0.316 && tr.cfg.schedule.decay_mult[1] == 0.1);
     memset(&cfg, 0, sizeof cfg);
-    cfg.schedule.lr = MHC_ADAMW_ZERO;
-    cfg.beta1 = MHC_ADAMW_ZERO;
-    cfg.beta2 = MHC_ADAMW_ZERO;
-    cfg.weight_decay = MHC_ADAMW_ZERO;
-    cfg.grad_clip = MHC_ADAMW_ZERO;
+    cfg.schedule.lr = MHC_ZERO;
+    cfg.beta1 = MHC_ZERO;
+    cfg.beta2 = MHC_ZERO;
+    cfg.weight_decay = MHC_ZERO;
+    cfg.grad_clip = MHC_ZERO;
     cfg.eps = 1e-20;
     CHECK_OK(mhc_trainer_init(&ctx, &tr, &cfg));
     CHECK(tr.cfg.schedule.lr == 0 && tr.cfg.beta1 == 0 && tr.cfg.beta2 == 0);
@@ -454,7 +454,7 @@ static void TP(opt_test_config)(void) {
             {0, -0.1, "schedule.lr"}, {0, NAN, "schedule.lr"}, {0, INFINITY, "schedule.lr"},
             {1, 1.0, "beta1"}, {1, -0.5, "beta1"}, {1, NAN, "beta1"},
             {2, 1.5, "beta2"}, {2, -2.0, "beta2"},
-            {3, -1e-8, "eps"}, {3, INFINITY, "eps"}, {3, MHC_ADAMW_ZERO, "eps"},
+            {3, -1e-8, "eps"}, {3, INFINITY, "eps"}, {3, MHC_ZERO, "eps"},
             {4, -0.1, "weight_decay"}, {4, NAN, "weight_decay"},
             {5, -2.0, "grad_clip"}, {5, INFINITY, "grad_clip"},
             {6, 2.0, "min_lr_frac"}, {6, -0.1, "min_lr_frac"},

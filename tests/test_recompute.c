@@ -18,7 +18,7 @@ static int TP(rc_steps)(gpt_model *m, int block, const int *tok, const int *tgt,
     mhc_tape tp;
     mhc_tensor *loss = NULL;
     int step, ok = 1;
-    size_t g0 = 0;
+    size_t g0 = 0, used[2] = {0, 0};
     mhc_ctx_init(&ctx);
     if (mhc_arena_init(&ctx, &ar, 1 << 12) != MHC_OK) return 0;
     mhc_tape_init(&ctx, &tp, &ar);
@@ -32,12 +32,18 @@ static int TP(rc_steps)(gpt_model *m, int block, const int *tok, const int *tgt,
             break;
         }
         out->loss = loss->data[0];
+        used[step] = ar.used_total;
         mhc_tape_reset(&tp);
         if (step == 0) g0 = ar.growths;
     }
     CHECK_MSG(!ok || ar.growths == g0, "recompute block %d: the arena grew in the second step (%zu -> %zu growths): "
               "a step after the first must not allocate", block, g0, ar.growths);
-    CHECK_MSG(tp.hc_recompute == block, "the block setting survives mhc_tape_reset (%d, set %d)", tp.hc_recompute, block);
+    /* the block setting survives mhc_tape_reset: the second step is laid out as the first (without
+       it, the second step would keep every state and gradient: more arena) */
+    CHECK_MSG(!ok || used[1] == used[0], "recompute block %d: the second step used %zu arena bytes, the first %zu "
+              "(the block setting must survive mhc_tape_reset)", block, used[1], used[0]);
+    CHECK_MSG(tp.ext[MHC_TAPE_EXT_HC].option == block, "the block setting survives mhc_tape_reset (%d, set %d)",
+              tp.ext[MHC_TAPE_EXT_HC].option, block);
     out->peak = ar.peak;
     out->grads = (mhc_real *)malloc(m->params.size * sizeof(mhc_real));
     if (out->grads) memcpy(out->grads, m->params.grad, m->params.size * sizeof(mhc_real));

@@ -350,8 +350,8 @@ static int train_run(const train_opts *o_in, train_summary *summary) {
     acfg.schedule.lr = o.lr;
     acfg.schedule.warmup = o.warmup;
     acfg.schedule.total = o.steps;
-    acfg.weight_decay = o.weight_decay > 0 ? o.weight_decay : MHC_ADAMW_ZERO;
-    acfg.grad_clip = o.grad_clip > 0 ? o.grad_clip : MHC_ADAMW_ZERO;
+    acfg.weight_decay = o.weight_decay > 0 ? o.weight_decay : MHC_ZERO;
+    acfg.grad_clip = o.grad_clip > 0 ? o.grad_clip : MHC_ZERO;
     if (mhc_trainer_init(&ctx, &trainer, &acfg) != MHC_OK) {
         fprintf(stderr, "train: %s\n", mhc_ctx_message(&ctx));
         goto done;
