@@ -30,7 +30,7 @@ HDR     = mhc.h
 # the tool's objects need POSIX (dirent.h, isatty, clock_gettime, mkdir); the library does not
 POSIX   = -D_POSIX_C_SOURCE=200809L
 
-.PHONY: all help test test-asan test-cli test-train test-examples check-compile check-examples examples \
+.PHONY: all help test test-asan test-cli test-train test-examples check-compile check-quickstart check-examples examples \
         demo bench valgrind valgrind-train fuzz fuzz-build fuzz-check fuzz-replay fuzz-seeds fuzz-targets \
         cuda test-cuda-emu test-cuda-tsan clean
 .SECONDEXPANSION:
@@ -107,9 +107,23 @@ $(BUILD)/test: $(BUILD)/test_main.o $(BUILD)/test_f32.o $(BUILD)/test_f64.o $(MM
 $(BUILD)/readme_example.c: README.md | $(BUILD)
 	awk '/<!-- readme-example -->/{f=1;next} f&&/^```c/{g=1;next} g&&/^```/{exit} g' README.md > $@
 
+# the header's QUICK START example, extracted from mhc.h ("... fill x->data ..." becomes a comment)
+$(BUILD)/quickstart.c: $(HDR) | $(BUILD)
+	@printf '#include <stdio.h>\n#define MHC_IMPLEMENTATION\n#include "mhc.h"\nint main(void) {\n' > $@
+	@awk '/^ \*       mhc_ctx ctx;/{f=1} f{l=$$0; sub(/^ \*       /,"",l); if (l ~ /^\.\.\./) l="/* " l " */"; print l} \
+	  f&&/mhc_tape_free\(&tape\)/{exit}' $(HDR) >> $@
+	@printf 'return loss ? 0 : 1;\n}\n' >> $@
+
+check-quickstart: $(BUILD)/quickstart.c ## the header's quick-start example compiles (C99 and C++) and runs
+	$(CC) -std=c99 -Werror $(WARN) -I. $< -o $(BUILD)/quickstart_c $(LDLIBS) && ./$(BUILD)/quickstart_c
+	@if command -v $(CXX) >/dev/null 2>&1; then \
+	  echo "$(CXX) -x c++ -Werror $<"; \
+	  $(CXX) -x c++ -std=c++11 -Werror -Wall -Wextra -I. $< -o $(BUILD)/quickstart_cxx $(LDLIBS) && ./$(BUILD)/quickstart_cxx; \
+	else echo "$(CXX) not installed: skipping the quick start's C++ check"; fi
+
 # ---- tests ----------------------------------------------------------------------------------
-TEST_STEPS = $(BUILD)/test check-compile $(BUILD)/readme_example test-cli test-train test-examples check-examples \
-             test-cuda-emu
+TEST_STEPS = $(BUILD)/test check-compile check-quickstart $(BUILD)/readme_example test-cli test-train test-examples \
+             check-examples test-cuda-emu
 test: $(TEST_STEPS) ## build and run the whole suite (last line: "N passed, M failed")
 	./$(BUILD)/readme_example
 	./$(BUILD)/test

@@ -14,7 +14,8 @@
  *       mhc_ctx_init(&ctx);
  *       mhc_arena_init(&ctx, &arena, 1 << 20);
  *       mhc_tape_init(&ctx, &tape, &arena);
- *       mhc_tensor *x = mhc_tensor_new(&tape, 2, (int[]){4, 8}, 1);   // [4,8], needs grad
+ *       int shape[2] = {4, 8};
+ *       mhc_tensor *x = mhc_tensor_new(&tape, 2, shape, 1);           // [4,8], needs grad
  *       ... fill x->data ...
  *       mhc_tensor *y = mhc_gelu(&tape, x);
  *       mhc_tensor *loss = mhc_mean(&tape, y);
