@@ -828,7 +828,17 @@ MHCDEF double mhc_lr_at(const mhc_lr_schedule *s, long step);
    MHC_ZERO (CONFIG AND PORTABILITY) to ask for an explicit 0 there, since a plain 0 means
    "default". grad_clip 0 after resolution means no clipping. */
 
-/* Trainer configuration; zero fields mean the defaults shown. */
+/* Trainer configuration; zero fields mean the defaults shown.
+   Against torch.optim.AdamW(params) with its defaults (lr 1e-3, betas (0.9, 0.999), eps 1e-8,
+   weight_decay 1e-2, amsgrad False), exactly three defaults differ:
+     beta2        0.95  here (the paper), 0.999 in torch;
+     weight_decay 0.1   here (the paper), 0.01  in torch; and here it applies only to the tensors
+                  declared MHC_PARAM_DECAY (torch decays every parameter of a group; build two
+                  groups there, weight_decay 0 for the others, to match);
+     grad_clip    1.0   here: the global norm is clipped as torch.nn.utils.clip_grad_norm_(p, 1.0)
+                  would, a separate call in torch, which by default clips nothing (MHC_ZERO: off).
+   The same as torch: lr 1e-3, beta1 0.9, eps 1e-8 (outside the square root), no amsgrad, and
+   a constant learning rate (schedule.kind 0 with no warmup). */
 typedef struct mhc_adamw_config {
     mhc_lr_schedule schedule;   /* schedule.lr 0 -> 1e-3 (PyTorch's AdamW default) */
     double beta1;               /* 0 -> 0.9 */
