@@ -322,6 +322,17 @@ MHCDEF void mhc_k_embedding_backward(mhc_real *dtable, const mhc_real *dout, con
 MHCDEF void mhc_k_attention_forward(mhc_real *out, mhc_real *att, const mhc_real *qkv, int B, int T, int C, int H);
 MHCDEF void mhc_k_attention_backward(mhc_real *dqkv, const mhc_real *dout, const mhc_real *att,
                                      const mhc_real *qkv, int B, int T, int C, int H);
+/* The same attention for Tq new tokens against a key/value cache (inference: no backward). Query i
+   sits at position p0 + i and attends to the cache rows 0 .. p0 + i:
+       out[i, h] = sum_{t2 <= p0+i} softmax_t2(q[i, h] . k[t2, h] / sqrt(hs)) v[t2, h]
+   q [Tq] rows of ldq reals, k and v [p0 + Tq] rows of ldkv reals (head h: channels h*hs ..
+   h*hs + hs - 1 of a row; ldq, ldkv >= C: a qkv row has ldq = 3C), out [Tq, C]; att [Tq*H,
+   p0 + Tq] is scratch (row i*H + h: the probabilities of query i, head h; zero past p0 + i).
+   Decoding one token (Tq = 1) costs O(p0) per head; with p0 = 0 and Tq = T, and k, v pointing
+   into the qkv rows, the rows are those of mhc_k_attention_forward (to rounding). Dots and the
+   softmax in double, the weighted sum of v in mhc_real. */
+MHCDEF void mhc_k_attention_kv_forward(mhc_real *out, mhc_real *att, const mhc_real *q, int ldq, const mhc_real *k,
+                                       const mhc_real *v, int ldkv, int Tq, int p0, int C, int H);
 
 /* Cross-entropy over logits[N,V] with integer targets[N]: losses[n] = logsumexp - logit[target].
    Backward: dlogits += dloss[n] * (softmax - onehot). */
@@ -1080,6 +1091,18 @@ MHCDEF mhc_result mhc_read_file(mhc_ctx *ctx, const char *path, void **buf, size
    argument error) with the reason, removes the temporary file and leaves path as it was. */
 MHCDEF mhc_result mhc_checkpoint_save(mhc_ctx *ctx, const char *path, const void *config, size_t config_bytes,
                                       const mhc_params *p, const mhc_trainer *tr, const mhc_rng *rng);
+/* The temporary file of a save. mhc_checkpoint_save(path) writes into a new file in path's
+   directory and renames it over path; it tries up to MHC_CHECKPOINT_TMP_TRIES names (attempt 0
+   first; a name that exists already is skipped). mhc_checkpoint_tmp_name writes the name of
+   attempt `attempt` (0 <= attempt < MHC_CHECKPOINT_TMP_TRIES) in this process into buf[cap] and
+   returns its length (snprintf-style: a result >= cap means buf was too small and holds a
+   truncated name; strlen(path) + 64 always suffices); 0 for a NULL or empty path or a bad
+   attempt. For a program that must remove a save's temporary file from a signal handler, which
+   may call only async-signal-safe functions such as unlink: compute every name before the save,
+   unlink them in the handler (tools/interrupt.h does this for `mhc train`). The names hold the
+   process id, so no other process's save is touched. */
+#define MHC_CHECKPOINT_TMP_TRIES 16
+MHCDEF size_t mhc_checkpoint_tmp_name(char *buf, size_t cap, const char *path, int attempt);
 /* Read a checkpoint written by mhc_checkpoint_save (the whole file is read into memory, then
    mhc_checkpoint_parse). */
 MHCDEF mhc_result mhc_checkpoint_load(mhc_ctx *ctx, const char *path, void *config, size_t config_cap,
@@ -2583,6 +2606,36 @@ MHCDEF void mhc_k_attention_backward(mhc_real *dqkv, const mhc_real *dout, const
                     dk[i] += (mhc_real)(ds * (double)q[i]);
                 }
             }
+        }
+    }
+}
+
+/* Per (i, h): the scores of query i against cache rows t2 <= p0 + i, their softmax, the mix of v */
+MHCDEF void mhc_k_attention_kv_forward(mhc_real *out, mhc_real *att, const mhc_real *q, int ldq, const mhc_real *k,
+                                       const mhc_real *v, int ldkv, int Tq, int p0, int C, int H) {
+    const int hs = C / H, L = p0 + Tq;
+    const double scale = 1.0 / sqrt((double)hs);
+    long job, njobs = (long)Tq * H;
+    MHC__OMP_FOR((double)njobs * L * hs > MHC__PAR_WORK)
+    for (job = 0; job < njobs; job++) {
+        const int i = (int)(job / H), h = (int)(job % H), last = p0 + i;
+        const mhc_real *qi = q + (size_t)i * ldq + (size_t)h * hs;
+        mhc_real *a = att + (size_t)job * L;
+        mhc_real *o = out + (size_t)i * C + (size_t)h * hs;
+        double mx = -HUGE_VAL, s = 0.0;
+        int t2, c;
+        for (t2 = 0; t2 <= last; t2++) {
+            double d = mhc__dotd(qi, k + (size_t)t2 * ldkv + (size_t)h * hs, hs) * scale;
+            a[t2] = (mhc_real)d;
+            if (d > mx) mx = d;
+        }
+        for (t2 = 0; t2 <= last; t2++) { double e = exp((double)a[t2] - mx); a[t2] = (mhc_real)e; s += e; }
+        for (t2 = 0; t2 <= last; t2++) a[t2] = (mhc_real)((double)a[t2] / s);
+        for (t2 = last + 1; t2 < L; t2++) a[t2] = 0;
+        for (c = 0; c < hs; c++) o[c] = 0;
+        for (t2 = 0; t2 <= last; t2++) {
+            const mhc_real p = a[t2], *vr = v + (size_t)t2 * ldkv + (size_t)h * hs;
+            for (c = 0; c < hs; c++) o[c] += p * vr[c];
         }
     }
 }
@@ -7164,7 +7217,7 @@ static const char *mhc__io_rename(const char *from, const char *to) {
 #endif
 
 /* Write buf to a temporary file in path's directory (mhc__tmp_name; a taken name moves on to the
-   next of 16), sync, close, rename over path, sync the directory. On any failure the temporary is
+   next of MHC_CHECKPOINT_TMP_TRIES), sync, close, rename over path, sync the directory. On any failure the temporary is
    removed and path is untouched. */
 enum { MHC__AW_CREATE, MHC__AW_WRITE, MHC__AW_SYNC, MHC__AW_CLOSE, MHC__AW_RENAME };   /* its stages */
 static mhc_result mhc__write_atomic(mhc_ctx *ctx, const char *path, const unsigned char *buf, size_t len) {
@@ -7179,7 +7232,7 @@ static mhc_result mhc__write_atomic(mhc_ctx *ctx, const char *path, const unsign
     tcap = plen + 64;
     tmp = MHC__CAST(char *, MHC_MALLOC(tcap));
     if (!tmp) return mhc_fail(ctx, MHC_ERR_NOMEM, "mhc_checkpoint_save: out of memory");
-    for (attempt = 0; attempt < 16 && taken; attempt++) {
+    for (attempt = 0; attempt < MHC_CHECKPOINT_TMP_TRIES && taken; attempt++) {
         mhc__tmp_name(tmp, tcap, path, mhc__fs_pid(), attempt);
         taken = 0;
         why = mhc__io_create(&f, tmp, &taken);
@@ -7211,6 +7264,26 @@ fail:
                        "written): %s; '%s' is unchanged", stage_name[stage], tmp, done, len, why, path);
     MHC_FREE(tmp);
     return res;
+}
+
+MHCDEF size_t mhc_checkpoint_tmp_name(char *buf, size_t cap, const char *path, int attempt) {
+    char *tmp;
+    size_t tcap, len;
+    if (!path || !path[0] || attempt < 0 || attempt >= MHC_CHECKPOINT_TMP_TRIES) return 0;
+    len = strlen(path);
+    if (len > SIZE_MAX - 64) return 0;
+    tcap = len + 64;
+    tmp = MHC__CAST(char *, MHC_MALLOC(tcap));   /* the writer's own buffer size */
+    if (!tmp) return 0;
+    mhc__tmp_name(tmp, tcap, path, mhc__fs_pid(), attempt);
+    len = strlen(tmp);
+    if (buf && cap > 0) {
+        size_t k = len < cap ? len : cap - 1;
+        memcpy(buf, tmp, k);
+        buf[k] = 0;
+    }
+    MHC_FREE(tmp);
+    return len;
 }
 
 MHCDEF mhc_result mhc_checkpoint_save(mhc_ctx *ctx, const char *path, const void *config, size_t config_bytes,

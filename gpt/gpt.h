@@ -21,6 +21,7 @@
 #define GPT_H
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define GPT_MAX_LAYERS 64
@@ -233,6 +234,220 @@ GPT_FN mhc_result gpt_gain(mhc_ctx *ctx, const gpt_model *m, int BT, mhc_gain_st
         return MHC_OK;
     }
     return mhc_hc_amax_gain(ctx, m->A, m->nA, BT, m->cfg.n, g);
+}
+
+/* ---- inference: the forward pass without the tape, with a key/value cache ----------------
+ * gpt_infer runs Tq new tokens of each of B sequences at positions len .. len + Tq - 1 through the
+ * raw kernels that gpt_forward's tape ops run (the embedding, expand, the mHC pre step
+ * mhc_hc_pre_forward, RMSNorm, the matmuls, GELU, the post step mhc_k_hc_post_forward, the head
+ * mhc_hc_head_forward), with attention against the cached keys and values of the earlier
+ * positions (mhc_k_attention_kv_forward), and records nothing: no tape, no gradients, no saved
+ * activations. It appends the new keys and values to the cache, so generating token t costs O(t)
+ * attention and O(1) everything else, and the mHC pre and post steps run on the new tokens only.
+ * The logits equal gpt_forward's on the whole sequence to rounding (tests/test_infer.c, every
+ * position of a generated sequence, every residual variant: within 1e-12 of the largest logit in
+ * the double build, 2e-5 in float). The cache holds at most cfg.seq positions (the learned position
+ * embeddings end there). */
+typedef struct gpt_cache {
+    int batch;          /* sequences B */
+    int cap;            /* positions it holds: cfg.seq */
+    int len;            /* positions filled: the next token's position */
+    int C, n, H, L, V;  /* the model's sizes (checked on every call) */
+    mhc_real *k, *v;    /* per attention sublayer l and sequence b: [cap, C] at ((l * B + b) * cap) * C */
+    /* scratch for up to B * cap tokens at once */
+    mhc_real *x, *x2;   /* streams [B*cap, n, C] */
+    mhc_real *li, *h, *ao, *f;        /* [B*cap, C] */
+    mhc_real *hpre, *hpost, *hres;    /* [B*cap, n], [B*cap, n], [B*cap, n, n] */
+    mhc_real *a;        /* [B*cap, 4C] (qkv uses 3C) */
+    mhc_real *att;      /* attention scratch [cap*H, cap] */
+    mhc_real *mem;      /* the one allocation */
+} gpt_cache;
+
+/* Make a cache for `batch` sequences of model m (empty: len 0). */
+GPT_FN mhc_result gpt_cache_init(mhc_ctx *ctx, gpt_cache *c, const gpt_model *m, int batch) {
+    const gpt_config *g = &m->cfg;
+    const int n = m->spec.variant == MHC_VARIANT_NONE ? 1 : g->n;
+    double rows, total;
+    size_t R, C, off = 0, nreal;
+    memset(c, 0, sizeof *c);
+    if (batch < 1) return mhc_fail(ctx, MHC_ERR_SIZE, "gpt_cache_init: batch is %d, expected >= 1", batch);
+    rows = (double)batch * g->seq;
+    total = 2.0 * g->layers * rows * g->dim + 2.0 * rows * n * g->dim + 4.0 * rows * g->dim + rows * (2.0 * n + n * n) +
+            rows * 4.0 * g->dim + (double)g->seq * g->heads * g->seq;
+    if (total > 1e12 || rows * 4.0 * g->dim > 2e9 || rows * n * (double)g->dim > 2e9)
+        return mhc_fail(ctx, MHC_ERR_OVERFLOW, "gpt_cache_init: %d sequences of %d positions are too large for a cache",
+                        batch, g->seq);
+    nreal = (size_t)total;
+    c->mem = (mhc_real *)malloc(nreal * sizeof(mhc_real));
+    if (!c->mem) return mhc_fail(ctx, MHC_ERR_NOMEM, "gpt_cache_init: cannot allocate %zu bytes", nreal * sizeof(mhc_real));
+    R = (size_t)batch * g->seq;
+    C = (size_t)g->dim;
+#define GPT__TAKE(ptr, count) do { (ptr) = c->mem + off; off += (count); } while (0)
+    GPT__TAKE(c->k, (size_t)g->layers * R * C);
+    GPT__TAKE(c->v, (size_t)g->layers * R * C);
+    GPT__TAKE(c->x, R * n * C);
+    GPT__TAKE(c->x2, R * n * C);
+    GPT__TAKE(c->li, R * C);
+    GPT__TAKE(c->h, R * C);
+    GPT__TAKE(c->ao, R * C);
+    GPT__TAKE(c->f, R * C);
+    GPT__TAKE(c->hpre, R * n);
+    GPT__TAKE(c->hpost, R * n);
+    GPT__TAKE(c->hres, R * n * n);
+    GPT__TAKE(c->a, R * 4 * C);
+    GPT__TAKE(c->att, (size_t)g->seq * g->heads * g->seq);
+#undef GPT__TAKE
+    (void)off;
+    c->batch = batch;
+    c->cap = g->seq;
+    c->C = g->dim; c->n = n; c->H = g->heads; c->L = g->layers; c->V = g->vocab;
+    return MHC_OK;
+}
+
+GPT_FN void gpt_cache_free(gpt_cache *c) {
+    free(c->mem);
+    memset(c, 0, sizeof *c);
+}
+
+/* Forget every cached position (len = 0); the memory stays. */
+GPT_FN void gpt_cache_reset(gpt_cache *c) { c->len = 0; }
+
+/* y[r, :] = x[r, :] W^T + b for N rows (out may not alias x). */
+GPT_FN void gpt__linear(mhc_real *y, const mhc_real *x, const mhc_tensor *W, const mhc_tensor *b, int N) {
+    const int out = W->shape[0], in = W->shape[1];
+    size_t i, total = (size_t)N * out;
+    mhc_k_matmul_abt(y, x, W->data, N, in, out, 0);
+    if (b)
+        for (i = 0; i < total; i++) y[i] = y[i] + b->data[i % out];
+}
+
+/* Run tokens [B, Tq] (row b holds sequence b's next Tq tokens) at positions c->len ..
+   c->len + Tq - 1, append their keys and values, and advance c->len by Tq. logits [B*Tq, V] (row
+   b*Tq + i: after token i of sequence b) receives the next-token logits; NULL skips the head
+   (a prefill whose logits are not needed). */
+GPT_FN mhc_result gpt_infer(mhc_ctx *ctx, gpt_model *m, gpt_cache *c, const int *tokens, int Tq, mhc_real *logits) {
+    const gpt_config *g = &m->cfg;
+    const int B = c->batch, C = g->dim, n = c->n, H = g->heads, V = g->vocab, p0 = c->len, N = B * Tq;
+    const int none = m->spec.variant == MHC_VARIANT_NONE;
+    const mhc_tensor *wte = GPT_P(m, m->wte), *wpe = GPT_P(m, m->wpe);
+    mhc_real *x = c->x, *x2 = c->x2;
+    int b, i, l, j;
+    mhc_result r;
+    if (!c->mem || c->C != C || c->n != n || c->H != H || c->L != g->layers || c->V != V || c->cap != g->seq)
+        return mhc_fail(ctx, MHC_ERR_STATE, "gpt_infer: the cache was not made for this model (gpt_cache_init)");
+    if (!tokens) return mhc_fail(ctx, MHC_ERR_NULL, "gpt_infer: tokens is NULL");
+    if (Tq < 1) return mhc_fail(ctx, MHC_ERR_SIZE, "gpt_infer: Tq is %d, expected >= 1", Tq);
+    if (Tq > c->cap - p0)
+        return mhc_fail(ctx, MHC_ERR_SIZE, "gpt_infer: the cache holds %d positions (seq), %d are filled and %d more "
+                        "do not fit; reset it (gpt_cache_reset) and run the last tokens again", c->cap, p0, Tq);
+    for (i = 0; i < N; i++)
+        if (tokens[i] < 0 || tokens[i] >= V)
+            return mhc_fail(ctx, MHC_ERR_VALUE, "gpt_infer: token %d (sequence %d, position %d) is %d, outside [0, %d)",
+                            i % Tq, i / Tq, p0 + i % Tq, tokens[i], V);
+    /* e = wte[token] + wpe[position]; x = expand(e) */
+    for (b = 0; b < B; b++)
+        for (i = 0; i < Tq; i++) {
+            const int row = b * Tq + i;
+            const mhc_real *te = wte->data + (size_t)tokens[row] * C, *pe = wpe->data + (size_t)(p0 + i) * C;
+            mhc_real *e = none ? x + (size_t)row * C : c->h + (size_t)row * C;
+            for (j = 0; j < C; j++) e[j] = te[j] + pe[j];
+        }
+    if (!none) mhc_k_hc_expand_forward(x, c->h, N, n, C);
+    for (l = 0; l < 2 * g->layers; l++) {
+        const gpt_sublayer *sl = &m->sub[l];
+        const mhc_real *in;
+        if (none) {
+            in = x;
+        } else {
+            const mhc_hc_params *w = &sl->hc;
+            r = mhc_hc_pre_forward(ctx, &m->spec, c->li, c->hpre, c->hpost, c->hres, x, w->fn->data, w->scale->data,
+                                   w->base->data, w->norm_weight ? w->norm_weight->data : NULL, N, C);
+            if (r != MHC_OK) return r;
+            in = c->li;
+        }
+        mhc_k_rmsnorm_forward(c->h, NULL, in, GPT_P(m, sl->norm)->data, N, C, GPT_NORM_EPS);
+        gpt__linear(c->a, c->h, GPT_P(m, sl->w1), GPT_P(m, sl->b1), N);
+        if (l % 2 == 0) {   /* attention: append k, v to the cache, attend over positions 0 .. p0 + i */
+            const int al = l / 2;
+            for (b = 0; b < B; b++) {
+                mhc_real *kc = c->k + ((size_t)al * B + b) * c->cap * C, *vc = c->v + ((size_t)al * B + b) * c->cap * C;
+                const mhc_real *qkv = c->a + (size_t)b * Tq * 3 * C;
+                for (i = 0; i < Tq; i++) {
+                    memcpy(kc + (size_t)(p0 + i) * C, qkv + (size_t)i * 3 * C + C, (size_t)C * sizeof(mhc_real));
+                    memcpy(vc + (size_t)(p0 + i) * C, qkv + (size_t)i * 3 * C + 2 * C, (size_t)C * sizeof(mhc_real));
+                }
+                mhc_k_attention_kv_forward(c->ao + (size_t)b * Tq * C, c->att, qkv, 3 * C, kc, vc, C, Tq, p0, C, H);
+            }
+            gpt__linear(c->f, c->ao, GPT_P(m, sl->w2), GPT_P(m, sl->b2), N);
+        } else {            /* MLP */
+            mhc_k_act_forward(MHC_ACT_GELU, c->a, c->a, (size_t)N * 4 * C);
+            gpt__linear(c->f, c->a, GPT_P(m, sl->w2), GPT_P(m, sl->b2), N);
+        }
+        if (none) {
+            size_t t, total = (size_t)N * C;
+            for (t = 0; t < total; t++) x[t] = x[t] + c->f[t];
+        } else {
+            mhc_real *tmp;
+            mhc_k_hc_post_forward(x2, x, c->hres, c->hpost, c->f, N, n, C);
+            tmp = x; x = x2; x2 = tmp;
+        }
+    }
+    c->len = p0 + Tq;
+    if (!logits) return MHC_OK;
+    if (none) {
+        mhc_k_rmsnorm_forward(c->h, NULL, x, GPT_P(m, m->final_norm)->data, N, C, GPT_NORM_EPS);
+    } else {
+        const mhc_hc_params *w = &m->head;
+        r = mhc_hc_head_forward(ctx, &m->spec, c->li, NULL, x, w->fn->data, w->scale->data, w->base->data,
+                                w->norm_weight ? w->norm_weight->data : NULL, N, C);
+        if (r != MHC_OK) return r;
+        mhc_k_rmsnorm_forward(c->h, NULL, c->li, GPT_P(m, m->final_norm)->data, N, C, GPT_NORM_EPS);
+    }
+    mhc_k_matmul_abt(logits, c->h, GPT_P(m, m->lm_head)->data, N, C, V, 0);
+    return MHC_OK;
+}
+
+/* Merge sort of idx[0..n) by logits, largest first; equal logits keep the lower index first. */
+GPT_FN void gpt__sort_desc(int *idx, int *tmp, int n, const mhc_real *logits) {
+    int w, lo;
+    for (w = 1; w < n; w *= 2) {
+        for (lo = 0; lo < n; lo += 2 * w) {
+            int mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n, a = lo, b = mid, k = lo;
+            while (a < mid && b < hi) tmp[k++] = logits[idx[b]] > logits[idx[a]] ? idx[b++] : idx[a++];
+            while (a < mid) tmp[k++] = idx[a++];
+            while (b < hi) tmp[k++] = idx[b++];
+        }
+        memcpy(idx, tmp, (size_t)n * sizeof(int));
+    }
+}
+
+/* The next token from logits[V]. temperature 0: the argmax (the lowest index among equal maxima;
+   rng untouched). Otherwise p_j proportional to exp((logit_j - max) / temperature) over the top_k
+   largest logits (top_k 0 or >= V: all; equal logits rank by index), in double; one
+   mhc_rng_uniform draw picks the token, walking the kept ones from the most likely. The same
+   logits and rng state give the same token. scratch: 2V ints. Returns -1 when a logit is not
+   finite or an argument is out of range (temperature < 0 or not finite, V < 1). */
+GPT_FN int gpt_sample_logits(const mhc_real *logits, int V, double temperature, int top_k, mhc_rng *rng, int *scratch) {
+    int j, best = 0, kept;
+    double mx, sum = 0, u, acc = 0;
+    if (V < 1 || !(temperature >= 0) || temperature > 1e300 || top_k < 0) return -1;
+    for (j = 0; j < V; j++) {
+        double x = (double)logits[j];
+        if (x != x || x > 1e300 || x < -1e300) return -1;
+        if (logits[j] > logits[best]) best = j;
+    }
+    if (temperature == 0) return best;
+    mx = (double)logits[best];
+    for (j = 0; j < V; j++) scratch[j] = j;
+    gpt__sort_desc(scratch, scratch + V, V, logits);
+    kept = top_k == 0 || top_k > V ? V : top_k;
+    for (j = 0; j < kept; j++) sum += exp(((double)logits[scratch[j]] - mx) / temperature);
+    u = mhc_rng_uniform(rng) * sum;
+    for (j = 0; j < kept - 1; j++) {
+        acc += exp(((double)logits[scratch[j]] - mx) / temperature);
+        if (u < acc) break;
+    }
+    return scratch[j];
 }
 
 #endif

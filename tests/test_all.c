@@ -19,6 +19,7 @@
 #include "test_hc.c"
 #include "test_hc_ref.c"     /* (uses test_hc.c's naive reference) */
 #include "test_gpt.c"
+#include "test_infer.c"     /* (uses gpt/gpt.h, as test_gpt.c) */
 #include "test_hc_tape.c"
 #include "test_recompute.c"
 #include "test_verify.c"
