@@ -16,6 +16,7 @@
 #include "test_compare.c"
 #include "test_optim.c"
 #include "test_ckpt.c"
+#include "test_interrupt.c" /* (uses tools/interrupt.h and test_ckpt.c's includes) */
 #include "test_hc.c"
 #include "test_hc_ref.c"     /* (uses test_hc.c's naive reference) */
 #include "test_gpt.c"
