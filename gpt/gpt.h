@@ -20,6 +20,7 @@
 #ifndef GPT_H
 #define GPT_H
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
