@@ -43,6 +43,13 @@ check 2 "verify unknown option" "$mhc" verify $v/layer_dsv4_n4 --out "$out/x" --
 check 2 "verify two case directories" "$mhc" verify $v/layer_dsv4_n4 $v/layer_dsv4_n2 --out "$out/x"
 check 2 "verify a missing case" "$mhc" verify /nonexistent_mhc_case --out "$out/x"
 check 0 "verify --out=DIR" "$mhc" verify $v/layer_dsv4_n4 --out="$out/x"
+# it says what it wrote (stdout): every output file, and the command that checks them
+said=$("$mhc" verify $v/layer_dsv4_n4 --out "$out/x" 2>/dev/null)
+nfiles=$(ls "$out/x"/*.npy 2>/dev/null | wc -l)
+case "$said" in
+    "verify: wrote $nfiles outputs to $out/x: "*"layer_input.npy"*"; check them with: mhc compare $out/x $v/layer_dsv4_n4/expected") ;;
+    *) echo "FAIL test_cli: verify should say what it wrote ($nfiles files), said: '$said'"; fail=1;;
+esac
 golden=0
 for d in $v/*/; do
     [ -f "$d/case.txt" ] || continue
@@ -52,6 +59,6 @@ for d in $v/*/; do
     golden=$((golden + 1))
 done
 if [ $fail -eq 0 ]; then
-    echo "test_cli: $((21 + 2 * cases + 2 * golden)) passed ($cases vector cases parse, $golden golden vectors match)"
+    echo "test_cli: $((22 + 2 * cases + 2 * golden)) passed ($cases vector cases parse, $golden golden vectors match)"
 fi
 exit $fail

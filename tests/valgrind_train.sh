@@ -1,7 +1,8 @@
 #!/bin/sh
 # tests/valgrind_train.sh MHC - `mhc train` under valgrind (run by `make valgrind-train` on a build
 # without OpenMP, so libgomp's thread pool is not reported): short runs of every residual variant,
-# save and resume, and the error paths (damaged checkpoint, NaN stop, bad input) must show
+# save, resume and --extend, the resume refusals, the interrupt path, `mhc sample`, and the error
+# paths (damaged checkpoint, NaN stop, bad input) must show
 # 0 errors and 0 leaks of any kind; so must `mhc verify` and `mhc compare` on a good and a bad case. valgrind's own findings exit 99, so they are told apart from
 # the program's exit codes, which are checked too.
 mhc=${1:-build/noomp/mhc}
@@ -25,7 +26,20 @@ vg() {   # vg WANT_EXIT ARGS...
 }
 tiny="--layers 1 --dim 8 --heads 2 --seq 8 --batch 2 --eval-batches 1 --quiet"
 vg 0 train $tiny --steps 4 --eval-every 2 --save "$t/ck.bin" --log "$t/log.csv" --plot "$t/plot.svg"
-vg 0 train $tiny --steps 6 --eval-every 2 --resume "$t/ck.bin" --save "$t/ck.bin" --log "$t/log.csv"
+vg 0 train --steps 6 --extend --resume "$t/ck.bin" --save "$t/ck.bin" --log "$t/log.csv" --plot "$t/plot.svg"
+vg 0 train --resume "$t/ck.bin"                          # nothing to train
+vg 2 train --resume "$t/ck.bin" --lr 0.5                 # contradicts the checkpoint
+vg 2 train --resume "$t/ck.bin" --steps 9                # past the schedule without --extend
+vg 0 sample --resume "$t/ck.bin" --prompt "The " --tokens 20 --top-k 5
+vg 0 sample --resume "$t/ck.bin" --tokens 12 --temperature 0   # past the window (seq 8)
+vg 1 sample --resume tests/data/ckpt/old_format.ckpt
+seq 1 500 > "$t/data.txt"
+vg 0 train $tiny --steps 4 --data "$t/data.txt" --save "$t/d.bin" --stop-after 2
+vg 0 train --resume "$t/d.bin" --save "$t/d.bin"
+# the interrupt path (a signal inside a step: save, close the log, exit 130); the second signal's
+# _exit skips the cleanup on purpose, so it is not run here
+vg 130 train $tiny --steps 4 --save "$t/i.bin" --log "$t/i.csv" --fault-signal 2:step
+vg 0 train --resume "$t/i.bin" --log "$t/i.csv"
 for res in hc none lite; do vg 0 train $tiny --steps 2 --residual $res; done
 vg 0 train $tiny --steps 2 --preset paper
 vg 0 train $tiny --layers 3 --steps 2 --recompute 2      # recomputation: slots, checkpoints, gradient ring

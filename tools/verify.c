@@ -457,6 +457,15 @@ int tool_verify_case(const char *case_dir, const char *out_dir, char *err, size_
             goto done;
         }
     }
+    {   /* what was written, for the caller to print */
+        size_t len;
+        int nout = 0;
+        for (k = 0; k < VO_N; k++) nout += ondim[k] != 0;
+        len = (size_t)snprintf(err, cap, "wrote %d outputs to %s:", nout, out_dir);
+        for (k = 0; k < VO_N && len < cap; k++)
+            if (ondim[k]) len += (size_t)snprintf(err + len, cap - len, " %s.npy", vf_out_names[k]);
+        if (len < cap) snprintf(err + len, cap - len, "; check them with: mhc compare %s %s/expected", out_dir, case_dir);
+    }
     rc = 0;
 done:
     for (k = 0; k < VI_N; k++) mhc_npy_free(&in[k]);
@@ -511,5 +520,6 @@ int tool_cmd_verify(int argc, char **argv) {
     }
     rc = tool_verify_case(case_dir, out_dir, err, sizeof err);
     if (rc != 0) fprintf(stderr, "verify: %s\n", err);
+    else printf("verify: %s\n", err);
     return rc;
 }

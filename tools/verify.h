@@ -51,8 +51,9 @@ int tool_verify_parse_case(const char *text, size_t len, const char *name, tool_
                           size_t cap);
 
 /* `mhc verify CASE_DIR --out OUT_DIR` without the printing: reads CASE_DIR/case.txt and the
-   inputs, checks them, runs, writes OUT_DIR/<output>.npy (creating OUT_DIR). Returns 0, or 2
-   with a message naming the file and the problem in err. */
+   inputs, checks them, runs, writes OUT_DIR/<output>.npy (creating OUT_DIR). Returns 0 with a line
+   saying what was written in err ("wrote N outputs to OUT_DIR: a.npy b.npy ...; check them with:
+   mhc compare ..."; `mhc verify` prints it), or 2 with a message naming the file and the problem. */
 int tool_verify_case(const char *case_dir, const char *out_dir, char *err, size_t cap);
 
 /* mkdir -p; 0 on success. */
