@@ -6,3 +6,4 @@
 
 #include "bench_matmul.c"
 #include "bench_train.c"
+#include "bench_sample.c"
