@@ -222,12 +222,17 @@ expect 0 "" "$mhc" sample --help
 check 'grep -q "usage: mhc sample" "$t/out"' "sample --help should print its usage"
 
 # ---- sampling ----
+# threads: a model large enough for the kernels to run in parallel, a 40-byte prompt, past its window (seq 64)
+expect 0 "" "$mhc" train $medium --steps 2 --save "$t/big.bin"
+p40="The quiet farmer sees the old river. The "
+expect 0 "" "$mhc" sample --resume "$t/big.bin" --prompt "$p40" --tokens 150 --seed 3 --threads 1
+cp "$t/out" "$t/sample_t1"
+expect 0 "" "$mhc" sample --resume "$t/big.bin" --prompt "$p40" --tokens 150 --seed 3 --threads 2
+check 'cmp -s "$t/out" "$t/sample_t1"' "sample: --threads 1 and 2 give different text"
 expect 0 "" "$mhc" train $small --steps 30 --save "$t/m.bin"
-expect 0 "" "$mhc" sample --resume "$t/m.bin" --prompt "The " --tokens 60 --seed 3 --threads 1
+expect 0 "" "$mhc" sample --resume "$t/m.bin" --prompt "The " --tokens 60 --seed 3
 cp "$t/out" "$t/sample1"
 expect 0 "" "$mhc" sample --resume "$t/m.bin" --prompt "The " --tokens 60 --seed 3 --threads 2
-check 'cmp -s "$t/out" "$t/sample1"' "sample: --threads 1 and 2 give different text"
-expect 0 "" "$mhc" sample --resume "$t/m.bin" --prompt "The " --tokens 60 --seed 3
 check 'cmp -s "$t/out" "$t/sample1"' "sample: the same seed gives different text"
 check 'head -c 4 "$t/sample1" | grep -q "^The "' "sample: the text should start with the prompt"
 expect 0 "" "$mhc" sample --resume "$t/m.bin" --prompt "The " --tokens 60 --seed 4

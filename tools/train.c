@@ -1139,7 +1139,8 @@ static int train_run(const train_opts *o_in, train_summary *summary) {
     if (!o.quiet) {
         char vbuf[64];
         if (isfinite(last_val)) snprintf(vbuf, sizeof vbuf, "val loss %.4f", last_val);
-        else snprintf(vbuf, sizeof vbuf, "no validation (--eval-every %s)", o.eval_every > 0 ? "not reached" : "0");
+        else if (o.eval_every > 0) snprintf(vbuf, sizeof vbuf, "no validation yet (every %ld steps)", o.eval_every);
+        else snprintf(vbuf, sizeof vbuf, "no validation (--eval-every 0)");
         fprintf(stderr, "%s: step %ld: loss %.4f, %s, %.1f s%s%s\n", label, last_step, last_loss, vbuf,
                 train__now() - t0, o.save ? "; saved to " : "", o.save ? o.save : "");
     }
