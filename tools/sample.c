@@ -43,7 +43,7 @@ int tool_sample_run(struct gpt_model *m, const tool_sample_opts *o, FILE *out, c
     mhc_ctx_init(&ctx);
     if (plen == 0) { snprintf(err, cap, "--prompt is empty; give at least one byte"); return 2; }
     if (o->tokens < 0 || !(o->temperature >= 0) || o->top_k < 0) { snprintf(err, cap, "bad sampling options"); return 2; }
-    if (V < 256) { snprintf(err, cap, "the model's vocabulary has %d tokens, not the 256 bytes of mhc train", V); return 1; }
+    if (V != 256) { snprintf(err, cap, "the model's vocabulary has %d tokens, not the 256 bytes of mhc train", V); return 1; }
     if (gpt_cache_init(&ctx, &cache, m, 1) != MHC_OK) { snprintf(err, cap, "%s", mhc_ctx_message(&ctx)); return 1; }
     win = (int *)malloc((size_t)T * sizeof(int));
     scratch = (int *)malloc((size_t)2 * V * sizeof(int));
