@@ -1142,7 +1142,7 @@ static void hct_test_errors(void) {
     CHECK_RESULT(mhc_sinkhorn_forward(&ctx, MHC_PROJ_EXP, 0, 3, 0, o, x, 2), MHC_ERR_SIZE);
     CHECK_STR_HAS(mhc_ctx_message(&ctx), "n = 0");
     CHECK_RESULT(mhc_sinkhorn_forward(&ctx, MHC_PROJ_PRESET, 2, 3, 0, o, x, 2), MHC_ERR_VALUE);
-    CHECK_STR_HAS(mhc_ctx_message(&ctx), "projection 0 is not softmax, exp, log or perm");
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "projection 0 is not softmax, exp, log, perm, kron or ortho");
     CHECK_RESULT(mhc_sinkhorn_forward(&ctx, MHC_PROJ_PERM, 9, 3, 0, o, x, 2), MHC_ERR_VALUE);
     CHECK_STR_HAS(mhc_ctx_message(&ctx), "n = 9 is too large");
     CHECK_RESULT(mhc_sinkhorn_forward(&ctx, MHC_PROJ_SOFTMAX, 2, 0, 0, o, x, 2), MHC_ERR_VALUE);
