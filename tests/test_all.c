@@ -18,6 +18,7 @@
 #include "test_ckpt.c"
 #include "test_hc.c"
 #include "test_hc_ref.c"     /* (uses test_hc.c's naive reference) */
+#include "test_kron_ortho.c" /* (uses test_hc.c and test_hc_ref.c) */
 #include "test_gpt.c"
 #include "test_hc_tape.c"
 #include "test_recompute.c"
