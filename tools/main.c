@@ -1,6 +1,7 @@
 /* tools/main.c - build/mhc, the command-line tool: a dispatcher for its subcommands.
  *   mhc train [options]                 train the small GPT of gpt/gpt.h (tools/train.c)
- *   mhc demo [options]                  train none, hc and mhc side by side (tools/train.c)
+ *   mhc demo [options]                  train none, hc and mhc side by side (tools/train.c);
+ *                                       --projections: none, hc, mhc, lite, kromhc and ortho
  *   mhc verify CASE_DIR --out OUT_DIR   run one verification case through the library (tools/verify.c)
  *   mhc compare OUT_DIR EXPECTED_DIR    compare two directories of .npy tensors (tools/compare.c)
  *   mhc gpt-export DIR [options]        a GPT's initial weights and a batch (tools/train.c)
@@ -23,6 +24,8 @@ static void tool_usage(FILE *f) {
             "                                    compare the .npy tensors of two directories\n"
             "  train [options]                   train the small GPT (mhc train --help)\n"
             "  demo [options]                    train none, hc and mhc side by side (make demo)\n"
+            "  demo --projections [options]      none, hc, mhc, lite, kromhc and ortho, one table\n"
+            "                                    (make demo-projections)\n"
             "  gpt-export DIR [options]          write a GPT's initial weights and a batch (PyTorch reference)\n"
             "  version                           print the mhc.h version\n"
             "  help                              print this text\n"

@@ -93,8 +93,9 @@ static void train_usage(FILE *f) {
     fprintf(f,
         "usage: mhc train [options]\n"
         "  --data FILE          text file, byte-level tokens (default: the generated corpus)\n"
-        "  --residual KIND      none | hc | mhc | lite (default mhc)\n"
-        "  --preset NAME        dsv4 | tilekernels | paper | lite (default dsv4)\n"
+        "  --residual KIND      none | hc | mhc | lite | kromhc | ortho (default mhc)\n"
+        "  --preset NAME        dsv4 | tilekernels | paper | lite | kromhc | ortho (default dsv4; for\n"
+        "                       --residual lite, kromhc and ortho the preset of that name)\n"
         "  --n N                streams (default 4; none uses 1)\n"
         "  --layers L --dim C --heads H --seq T --batch B   model and batch (default 4 64 4 64 8)\n"
         "  --steps S            total steps, also when resuming (default 200)\n"
@@ -174,6 +175,8 @@ static int train_parse(int argc, char **argv, train_opts *o) {
        --n 4 is refused by mhc_hc_resolve, not corrected here) */
     if (!o->n_given && o->cfg.hc.variant == MHC_VARIANT_NONE) o->cfg.n = 1;
     if (!o->preset_given && o->cfg.hc.variant == MHC_VARIANT_LITE) o->cfg.hc.preset = MHC_PRESET_LITE;
+    if (!o->preset_given && o->cfg.hc.variant == MHC_VARIANT_KROMHC) o->cfg.hc.preset = MHC_PRESET_KROMHC;
+    if (!o->preset_given && o->cfg.hc.variant == MHC_VARIANT_ORTHO) o->cfg.hc.preset = MHC_PRESET_ORTHO;
     if (o->warmup < 0) o->warmup = o->steps / 10;
     return 1;
 }
@@ -277,6 +280,10 @@ static mhc_result train_read_config(mhc_ctx *ctx, const char *path, unsigned cha
 /* What a run reports to the demo. */
 typedef struct train_summary {
     double final_loss, final_val, seconds, max_gain_fwd, max_gain_bwd;
+    double max_ds, last_ds;        /* the mixing matrices' distance from doubly stochastic (gpt_ds_distance):
+                                      the largest over the run, and at the last step */
+    double step_seconds;           /* the training steps' time (forward, backward, optimizer; no evaluation) */
+    int steps;                     /* steps run */
     size_t params;
     plot_series series;            /* the run's curves (free with plot_series_free) */
 } train_summary;
@@ -311,7 +318,7 @@ static int train_run(const train_opts *o_in, train_summary *summary) {
     train_data data;
     FILE *logf = NULL;
     int *inp = NULL, *tgt = NULL, rc = 1, step, have_model = 0, tty;
-    double t0, tstep = 0, tokens_per_s = 0, last_loss = NAN, last_val = NAN;
+    double t0, tstep = 0, tokens_per_s = 0, last_loss = NAN, last_val = NAN, max_ds = 0, last_ds = 0;
     plot_series series;
     unsigned char blob[TRAIN_BLOB_BYTES];
 
@@ -404,10 +411,12 @@ static int train_run(const train_opts *o_in, train_summary *summary) {
         }
         lossv = (double)loss->data[0];
         if (o.fault_nan_step == step + 1) lossv = NAN;
-        if (gpt_gain(&ctx, &model, o.batch * o.cfg.seq, &g) != MHC_OK) {
+        if (gpt_gain(&ctx, &model, o.batch * o.cfg.seq, &g) != MHC_OK ||
+            gpt_ds_distance(&ctx, &model, o.batch * o.cfg.seq, &last_ds) != MHC_OK) {
             fprintf(stderr, "train: %s\n", mhc_ctx_message(&ctx));
             goto done_tape;
         }
+        if (!(last_ds <= max_ds)) max_ds = last_ds;
         mhc_tape_reset(&tape);
         if (!isfinite(lossv)) {
             fprintf(stderr, "train: step %d: the loss is %g; stopping (the last good checkpoint%s%s is kept)\n",
@@ -420,6 +429,7 @@ static int train_run(const train_opts *o_in, train_summary *summary) {
             goto done_tape;
         }
         tstep = train__now() - ts;
+        if (summary) { summary->step_seconds += tstep; summary->steps++; }
         tokens_per_s = (double)o.batch * o.cfg.seq / (tstep > 0 ? tstep : 1e-9);
         last_loss = lossv;
         if (o.eval_every > 0 && ((step + 1) % o.eval_every == 0 || step + 1 == o.steps)) {
@@ -458,9 +468,13 @@ static int train_run(const train_opts *o_in, train_summary *summary) {
         fprintf(stderr, "train: cannot write --plot '%s'\n", o.plot);
         goto done_tape;
     }
-    if (!o.quiet)
-        fprintf(stderr, "%s: final loss %.4f, val loss %.4f, %.1f s\n", o.label ? o.label : "train", last_loss, last_val,
+    if (!o.quiet) {
+        fprintf(stderr, "%s: final loss %.4f, val loss %.4f, %.1f s", o.label ? o.label : "train", last_loss, last_val,
                 train__now() - t0);
+        if (model.spec.variant != MHC_VARIANT_NONE)   /* the Amax diagnostics' companion (MHC_SPEC.md Sec. 7) */
+            fprintf(stderr, "; A's distance from doubly stochastic: %.3g at the last step, %.3g at most", last_ds, max_ds);
+        fputc('\n', stderr);
+    }
     if (summary) {
         int k, cnt = 0;
         double acc = 0;
@@ -469,6 +483,8 @@ static int train_run(const train_opts *o_in, train_summary *summary) {
         summary->final_val = last_val;
         summary->seconds = train__now() - t0;
         summary->params = model.params.size;
+        summary->max_ds = max_ds;
+        summary->last_ds = last_ds;
         summary->series = series;
         memset(&series, 0, sizeof series);   /* ownership moves to the summary */
     }
@@ -495,6 +511,57 @@ int tool_cmd_train(int argc, char **argv) {
 
 /* ---- the demo: none, hc and mhc side by side ------------------------------------------------ */
 
+/* `mhc demo --projections`: the same GPT and budget with every residual: none, hc, mhc (dsv4),
+   lite, kromhc and ortho (each variant with its tool default preset), one table. */
+static int train_demo_projections(const train_opts *base) {
+    static const mhc_hc_variant variants[6] = {MHC_VARIANT_NONE, MHC_VARIANT_HC, MHC_VARIANT_MHC, MHC_VARIANT_LITE,
+                                               MHC_VARIANT_KROMHC, MHC_VARIANT_ORTHO};
+    static const char *labels[6] = {"none", "hc", "mhc", "lite", "kromhc", "ortho"};
+    static const mhc_hc_preset presets[6] = {MHC_PRESET_DSV4, MHC_PRESET_DSV4, MHC_PRESET_DSV4, MHC_PRESET_LITE,
+                                             MHC_PRESET_KROMHC, MHC_PRESET_ORTHO};
+    const char *svg = "build/demo/projections.svg", *dir = "build/demo/projections";
+    train_summary sum[6];
+    plot_series all[6];
+    int ns[6], i, rc = 0;
+    char path[512];
+    if (mkdir("build", 0777) != 0 && errno != EEXIST) { fprintf(stderr, "demo: cannot create build/: %s\n", strerror(errno)); return 1; }
+    if (mkdir("build/demo", 0777) != 0 && errno != EEXIST) { fprintf(stderr, "demo: cannot create build/demo: %s\n", strerror(errno)); return 1; }
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST) { fprintf(stderr, "demo: cannot create %s: %s\n", dir, strerror(errno)); return 1; }
+    memset(sum, 0, sizeof sum);
+    for (i = 0; i < 6; i++) {
+        train_opts o = *base;
+        o.cfg.hc.variant = variants[i];
+        if (!o.preset_given) o.cfg.hc.preset = presets[i];
+        o.cfg.n = ns[i] = variants[i] == MHC_VARIANT_NONE ? 1 : (base->cfg.n > 1 ? base->cfg.n : 4);
+        o.label = labels[i];
+        snprintf(path, sizeof path, "%s/%s.csv", dir, labels[i]);
+        o.log = base->log ? base->log : path;
+        if (train_run(&o, &sum[i]) != 0) { rc = 1; break; }
+        all[i] = sum[i].series;
+    }
+    if (rc == 0) {
+        printf("\nmHC demo, the projections: %d blocks (%d sublayers), dim %d, seq %d, batch %d, %d steps, seed %llu\n\n",
+               base->cfg.layers, 2 * base->cfg.layers, base->cfg.dim, base->cfg.seq, base->batch, base->steps, base->seed);
+        printf("| residual | n | parameters | train loss (mean of last 10 steps) | val loss | max Amax fwd gain | "
+               "max Amax bwd gain | max distance from doubly stochastic | step time | wall time |\n");
+        printf("|---|---|---|---|---|---|---|---|---|---|\n");
+        for (i = 0; i < 6; i++)
+            printf("| %s | %d | %zu | %.4f | %.4f | %.6g | %.6g | %.3g | %.1f ms | %.1f s |\n", labels[i], ns[i],
+                   sum[i].params, sum[i].final_loss, sum[i].final_val, sum[i].max_gain_fwd, sum[i].max_gain_bwd,
+                   sum[i].max_ds, 1e3 * sum[i].step_seconds / (sum[i].steps > 0 ? sum[i].steps : 1), sum[i].seconds);
+        printf("\n(max distance: max |rowsum - 1|, |colsum - 1| of every sublayer's A, over tokens and steps; none has\n"
+               "no mixing matrix. Step time: forward, backward and AdamW, without the evaluations.)\n");
+        if (plot_write_svg(svg, "none, hc, mhc, lite, kromhc, ortho", all, 6) != 0) {
+            fprintf(stderr, "demo: cannot write %s\n", svg);
+            rc = 1;
+        } else {
+            printf("loss and gain curves: %s (CSV logs in %s/)\n", svg, dir);
+        }
+    }
+    for (i = 0; i < 6; i++) plot_series_free(&sum[i].series);
+    return rc;
+}
+
 int tool_cmd_demo(int argc, char **argv) {
     static const mhc_hc_variant variants[3] = {MHC_VARIANT_NONE, MHC_VARIANT_HC, MHC_VARIANT_MHC};
     static const char *labels[3] = {"none", "hc", "mhc"};
@@ -504,7 +571,13 @@ int tool_cmd_demo(int argc, char **argv) {
     plot_series all[3];
     int ns[3];
     char path[512];
-    int i, rc = 0;
+    int i, rc = 0, projections = 0, k;
+    /* --projections (the demo's own option): every residual, one table */
+    for (i = k = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--projections") == 0) projections = 1;
+        else argv[k++] = argv[i];
+    }
+    argc = k;
     train_defaults(&base);
     /* the demo's budget: 16 sublayers, about 5 minutes for the three runs on 2 cores */
     base.cfg.layers = 8;
@@ -516,6 +589,7 @@ int tool_cmd_demo(int argc, char **argv) {
     base.lr = 4e-3;
     base.eval_every = 50;
     if (!train_parse(argc, argv, &base)) return 2;
+    if (projections) return train_demo_projections(&base);
     if (mkdir("build", 0777) != 0 && errno != EEXIST) { fprintf(stderr, "demo: cannot create build/: %s\n", strerror(errno)); return 1; }
     if (mkdir(dir, 0777) != 0 && errno != EEXIST) { fprintf(stderr, "demo: cannot create %s: %s\n", dir, strerror(errno)); return 1; }
     memset(sum, 0, sizeof sum);
