@@ -434,10 +434,11 @@ MHCDEF mhc_result mhc_gradcheck(mhc_tape *tp, mhc_loss_fn fn, mhc_tensor **input
 
 /* =========================================================================================
  * HYPER-CONNECTIONS (mHC)
- * The residual stream widened to n streams and mixed per token (MHC_SPEC.md Sec. 1-7):
- * configuration (a preset plus knobs), the Birkhoff projections (Sinkhorn variants and the
- * mHC-lite permutation mixture) as raw-array functions, the layer as raw-array functions and
- * as tape ops (expand, the fused pre step, post, head), the parameters, and the diagnostics.
+ * The residual stream widened to n streams and mixed per token (MHC_SPEC.md Sec. 1-8):
+ * configuration (a preset plus knobs), the Birkhoff projections (Sinkhorn variants, the mHC-lite
+ * permutation mixture, the KromHC Kronecker mixture and orthostochastic mixing) as raw-array
+ * functions, the layer as raw-array functions and as tape ops (expand, the fused pre step, post,
+ * head), the parameters, and the diagnostics.
  *
  * Read first: the plain references of the layer, mhc_ref_hc_pre_forward / _backward,
  * mhc_ref_hc_head_forward / _backward and mhc_ref_hc_post_forward / _backward. They compute it
@@ -464,10 +465,24 @@ MHCDEF mhc_result mhc_gradcheck(mhc_tape *tp, mhc_loss_fn fn, mhc_tensor **input
  *                           permutation matrices (lexicographic order), built directly (no
  *                           orientation); norm_eps 1e-20, pre_eps 0, post_mult 2. If a Sinkhorn
  *                           projection is forced on it: 20 iterations, eps 0.
+ *   MHC_PRESET_KROMHC       KromHC (arXiv 2601.21579; wz1119/KromHC, hyper_conn/Kromhc.py): the
+ *                           Kronecker mixture with the peer's factors (factorize_into_twos: 2s,
+ *                           then the rest; n = 4: 2,2, n = 8: 2,2,2, n = 6: 2,3; n = 1: 1),
+ *                           norm_eps 1e-20 (the peer's F.normalize(x) sqrt(nC) to rounding),
+ *                           pre_eps 0, post_mult 2 (its sigmoid and 2 sigmoid gates). Its whole
+ *                           layer maps onto mhc.h's parameters (README, "Conventions").
+ *   MHC_PRESET_ORTHO        orthostochastic mixing (tokenbender/mHC-manifold-constrained-hyper-
+ *                           connections, hyper_connections.py): 5 Newton-Schulz iterations,
+ *                           orientation comb_t (the peer mixes with H^T); norm_eps 1e-20, pre_eps 0,
+ *                           post_mult 2 (the peer's gates are softmaxes of static logits, not mHC
+ *                           gates: this preset keeps mHC's). Forced Sinkhorn (variant mhc) on
+ *                           either: exp start, 20 iterations, eps 0, as for lite.
  * Variants (MHC_SPEC.md Sec. 6): none (the plain residual, n = 1: layer_input = x,
  * out = x + f_out); hc (Hyper-Connections as the mHC paper's Eq. 5 restates them: per-stream
  * RMSNorm over C, tanh gates, unconstrained H_res; fn holds theta [n+2, C] = [pre | post | res]);
- * mhc; lite. The head (Sec. 5) is the same for every variant.
+ * mhc; lite, kromhc and ortho (mHC with the permutation mixture, the Kronecker mixture, the
+ * orthostochastic projection: each variant exactly when its projection is perm, kron, ortho).
+ * The head (Sec. 5) is the same for every variant.
  * Orientation: in both DeepSeek presets the last Sinkhorn step normalises columns of comb, and
  * A = comb^T, so the ROWS of A are the exact marginal (rowsum = s/(s+eps)); in the paper preset the
  * last step normalises rows and A = comb: again the rows of A are exact. The other marginal is
@@ -476,6 +491,21 @@ MHCDEF mhc_result mhc_gradcheck(mhc_tape *tp, mhc_loss_fn fn, mhc_tensor **input
  * Log domain (MHC_PROJ_LOG): the exp-start iteration on L = log M; the step M / (sum + eps)
  * becomes L - logaddexp(logsumexp(L), log eps) (plain logsumexp for eps = 0). Same numbers as
  * MHC_PROJ_EXP where exp does not overflow; finite for logits of any size.
+ * Kronecker mixture (MHC_PROJ_KRON, KromHC, MHC_SPEC.md Sec. 8): factors a_1..a_K (kron_factors,
+ * each 1..8, product n); R = sum_k a_k! logits per token, factor after factor; U_k = sum_r
+ * softmax(z_k)_r P_r over the a_k! permutation matrices in lexicographic order (P_r[i][p_r(i)] =
+ * 1, as for perm); A = kron(U_1, ..., U_K), the first factor's index varying slowest (numpy.kron).
+ * Built directly (no orientation step), doubly stochastic to rounding; fn has 2n + R rows, one
+ * res scale. Only 2 x 2 factors are symmetric: with a factor of 3 or more, A and A^T differ (the
+ * peer mixes with H^T, but forms only 2 x 2 factors). Raw arrays: mhc_kron_forward / _backward.
+ * Orthostochastic (MHC_PROJ_ORTHO, ns_iters K, default 5): X = Z / (||Z||_F + 1e-7); K times
+ * A = X X^T, X = 3 X + (-3.2 A + 1.2 A^2) X; comb = X o X (elementwise), then the orientation
+ * (comb_t: A = comb^T, as the peer mixes). Doubly stochastic ONLY as the iteration converges to
+ * the polar factor of Z: at K = 5 the row and column sums of random logits are off by tenths
+ * (up to 0.24 in the issue's example; 0.45 for 50 tokens of N(0,1) 4 x 4 logits in
+ * tests/test_kron_ortho.c), at K = 100 they are 1 within 1e-12 for well-conditioned Z; a singular
+ * Z never gets there (Z = 0 gives A = 0). Entries are >= 0 always. The trainer and the demo
+ * report the distance (mhc_hc_ds_distance) at the default.
  *
  * Zero means "the preset's value": every numeric knob of mhc_hc_config left at 0 takes the
  * preset's value. To ask for an actual zero, set the knob to MHC_ZERO. Negative values other
@@ -504,7 +534,10 @@ MHCDEF mhc_result mhc_gradcheck(mhc_tape *tp, mhc_loss_fn fn, mhc_tensor **input
  *   |mix| <= sqrt(n C) ||w_k|| (the RMS division bounds it), so this takes very large weights.
  *   MHC_PROJ_LOG runs the same iteration on log M with logsumexp: finite and exact for any finite
  *   logits, equal to the exp start wherever that does not overflow. The softmax start and the
- *   permutation mixture subtract the maximum first and are safe for any finite logits.
+ *   permutation and Kronecker mixtures subtract the maximum first and are safe for any finite
+ *   logits. The orthostochastic projection divides by ||Z||_F + 1e-7 first (scale-free: finite
+ *   for any finite logits whose squares do not overflow); its gradient grows like 1/||Z|| for
+ *   small logits and, through Newton-Schulz, like 3^K at small singular values of Z.
  * - A token whose x is all zero: mix = 0 * rsqrt(0 + norm_eps) = 0, so the gates take their bias
  *   values; the gradient with respect to that token's x is w_k * rsqrt(norm_eps) (the RMS factor
  *   has zero derivative there): 1e10 w_k for the paper's norm_eps 1e-20, large but finite in
