@@ -31,7 +31,7 @@ HDR     = mhc.h
 POSIX   = -D_POSIX_C_SOURCE=200809L
 
 .PHONY: all help test test-asan test-cli test-train test-examples check-compile check-quickstart check-examples examples \
-        demo bench valgrind valgrind-train fuzz fuzz-build fuzz-check fuzz-replay fuzz-seeds fuzz-targets \
+        demo demo-projections bench valgrind valgrind-train fuzz fuzz-build fuzz-check fuzz-replay fuzz-seeds fuzz-targets \
         cuda test-cuda-emu test-cuda-tsan clean
 .SECONDEXPANSION:
 
@@ -271,6 +271,12 @@ demo: ## train none, hc and mhc side by side on the generated corpus (build/nati
 	$(MAKE) BUILD=build/native NATIVE=1 build/native/mhc
 	mkdir -p build/demo
 	OMP_WAIT_POLICY=passive ./build/native/mhc demo
+# The same GPT and budget with every residual: none, hc, mhc, lite, kromhc and ortho, one table
+# (README, "The projections"); DEMO_ARGS passes train options (e.g. DEMO_ARGS="--steps 200").
+demo-projections: ## train none, hc, mhc, lite, kromhc and ortho side by side (build/native/mhc demo --projections)
+	$(MAKE) BUILD=build/native NATIVE=1 build/native/mhc
+	mkdir -p build/demo
+	OMP_WAIT_POLICY=passive ./build/native/mhc demo --projections $(DEMO_ARGS)
 
 # build/bench prints a table "name | ours | peer | ratio | note", built for this machine
 # (BENCH_OPT). The peer is OpenBLAS when a test program with cblas.h and -lopenblas links (Debian:

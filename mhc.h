@@ -446,10 +446,11 @@ MHCDEF mhc_result mhc_gradcheck(mhc_tape *tp, mhc_loss_fn fn, mhc_tensor **input
 
 /* =========================================================================================
  * HYPER-CONNECTIONS (mHC)
- * The residual stream widened to n streams and mixed per token (MHC_SPEC.md Sec. 1-7):
- * configuration (a preset plus knobs), the Birkhoff projections (Sinkhorn variants and the
- * mHC-lite permutation mixture) as raw-array functions, the layer as raw-array functions and
- * as tape ops (expand, the fused pre step, post, head), the parameters, and the diagnostics.
+ * The residual stream widened to n streams and mixed per token (MHC_SPEC.md Sec. 1-8):
+ * configuration (a preset plus knobs), the Birkhoff projections (Sinkhorn variants, the mHC-lite
+ * permutation mixture, the KromHC Kronecker mixture and orthostochastic mixing) as raw-array
+ * functions, the layer as raw-array functions and as tape ops (expand, the fused pre step, post,
+ * head), the parameters, and the diagnostics.
  *
  * Read first: the plain references of the layer, mhc_ref_hc_pre_forward / _backward,
  * mhc_ref_hc_head_forward / _backward and mhc_ref_hc_post_forward / _backward. They compute it
@@ -476,10 +477,24 @@ MHCDEF mhc_result mhc_gradcheck(mhc_tape *tp, mhc_loss_fn fn, mhc_tensor **input
  *                           permutation matrices (lexicographic order), built directly (no
  *                           orientation); norm_eps 1e-20, pre_eps 0, post_mult 2. If a Sinkhorn
  *                           projection is forced on it: 20 iterations, eps 0.
+ *   MHC_PRESET_KROMHC       KromHC (arXiv 2601.21579; wz1119/KromHC, hyper_conn/Kromhc.py): the
+ *                           Kronecker mixture with the peer's factors (factorize_into_twos: 2s,
+ *                           then the rest; n = 4: 2,2, n = 8: 2,2,2, n = 6: 2,3; n = 1: 1),
+ *                           norm_eps 1e-20 (the peer's F.normalize(x) sqrt(nC) to rounding),
+ *                           pre_eps 0, post_mult 2 (its sigmoid and 2 sigmoid gates). Its whole
+ *                           layer maps onto mhc.h's parameters (README, "Conventions").
+ *   MHC_PRESET_ORTHO        orthostochastic mixing (tokenbender/mHC-manifold-constrained-hyper-
+ *                           connections, hyper_connections.py): 5 Newton-Schulz iterations,
+ *                           orientation comb_t (the peer mixes with H^T); norm_eps 1e-20, pre_eps 0,
+ *                           post_mult 2 (the peer's gates are softmaxes of static logits, not mHC
+ *                           gates: this preset keeps mHC's). Forced Sinkhorn (variant mhc) on
+ *                           either: exp start, 20 iterations, eps 0, as for lite.
  * Variants (MHC_SPEC.md Sec. 6): none (the plain residual, n = 1: layer_input = x,
  * out = x + f_out); hc (Hyper-Connections as the mHC paper's Eq. 5 restates them: per-stream
  * RMSNorm over C, tanh gates, unconstrained H_res; fn holds theta [n+2, C] = [pre | post | res]);
- * mhc; lite. The head (Sec. 5) is the same for every variant.
+ * mhc; lite, kromhc and ortho (mHC with the permutation mixture, the Kronecker mixture, the
+ * orthostochastic projection: each variant exactly when its projection is perm, kron, ortho).
+ * The head (Sec. 5) is the same for every variant.
  * Orientation: in both DeepSeek presets the last Sinkhorn step normalises columns of comb, and
  * A = comb^T, so the ROWS of A are the exact marginal (rowsum = s/(s+eps)); in the paper preset the
  * last step normalises rows and A = comb: again the rows of A are exact. The other marginal is
@@ -488,6 +503,21 @@ MHCDEF mhc_result mhc_gradcheck(mhc_tape *tp, mhc_loss_fn fn, mhc_tensor **input
  * Log domain (MHC_PROJ_LOG): the exp-start iteration on L = log M; the step M / (sum + eps)
  * becomes L - logaddexp(logsumexp(L), log eps) (plain logsumexp for eps = 0). Same numbers as
  * MHC_PROJ_EXP where exp does not overflow; finite for logits of any size.
+ * Kronecker mixture (MHC_PROJ_KRON, KromHC, MHC_SPEC.md Sec. 8): factors a_1..a_K (kron_factors,
+ * each 1..8, product n); R = sum_k a_k! logits per token, factor after factor; U_k = sum_r
+ * softmax(z_k)_r P_r over the a_k! permutation matrices in lexicographic order (P_r[i][p_r(i)] =
+ * 1, as for perm); A = kron(U_1, ..., U_K), the first factor's index varying slowest (numpy.kron).
+ * Built directly (no orientation step), doubly stochastic to rounding; fn has 2n + R rows, one
+ * res scale. Only 2 x 2 factors are symmetric: with a factor of 3 or more, A and A^T differ (the
+ * peer mixes with H^T, but forms only 2 x 2 factors). Raw arrays: mhc_kron_forward / _backward.
+ * Orthostochastic (MHC_PROJ_ORTHO, ns_iters K, default 5): X = Z / (||Z||_F + 1e-7); K times
+ * A = X X^T, X = 3 X + (-3.2 A + 1.2 A^2) X; comb = X o X (elementwise), then the orientation
+ * (comb_t: A = comb^T, as the peer mixes). Doubly stochastic ONLY as the iteration converges to
+ * the polar factor of Z: at K = 5 the row and column sums of random logits are off by tenths
+ * (up to 0.24 in the issue's example; 0.45 for 50 tokens of N(0,1) 4 x 4 logits in
+ * tests/test_kron_ortho.c), at K = 100 they are 1 within 1e-12 for well-conditioned Z; a singular
+ * Z never gets there (Z = 0 gives A = 0). Entries are >= 0 always. The trainer and the demo
+ * report the distance (mhc_hc_ds_distance) at the default.
  *
  * Zero means "the preset's value": every numeric knob of mhc_hc_config left at 0 takes the
  * preset's value. To ask for an actual zero, set the knob to MHC_ZERO. Negative values other
@@ -516,7 +546,10 @@ MHCDEF mhc_result mhc_gradcheck(mhc_tape *tp, mhc_loss_fn fn, mhc_tensor **input
  *   |mix| <= sqrt(n C) ||w_k|| (the RMS division bounds it), so this takes very large weights.
  *   MHC_PROJ_LOG runs the same iteration on log M with logsumexp: finite and exact for any finite
  *   logits, equal to the exp start wherever that does not overflow. The softmax start and the
- *   permutation mixture subtract the maximum first and are safe for any finite logits.
+ *   permutation and Kronecker mixtures subtract the maximum first and are safe for any finite
+ *   logits. The orthostochastic projection divides by ||Z||_F + 1e-7 first (scale-free: finite
+ *   for any finite logits whose squares do not overflow); its gradient grows like 1/||Z|| for
+ *   small logits and, through Newton-Schulz, like 3^K at small singular values of Z.
  * - A token whose x is all zero: mix = 0 * rsqrt(0 + norm_eps) = 0, so the gates take their bias
  *   values; the gradient with respect to that token's x is w_k * rsqrt(norm_eps) (the RMS factor
  *   has zero derivative there): 1e10 w_k for the paper's norm_eps 1e-20, large but finite in
@@ -526,12 +559,17 @@ MHCDEF mhc_result mhc_gradcheck(mhc_tape *tp, mhc_loss_fn fn, mhc_tensor **input
  * ========================================================================================= */
 
 #define MHC_LITE_MAX_N 8       /* the permutation mixture needs n! logits per token */
+#define MHC_KRON_MAX_FACTORS 10   /* KromHC: at most this many Kronecker factors (2^10 = 1024 streams) */
+#define MHC_KRON_MAX_LOGITS 65536 /* KromHC: at most this many residual logits per token (sum a_k!) */
+#define MHC_NS_MAX_ITERS 1000     /* orthostochastic: at most this many Newton-Schulz iterations */
 
 typedef enum mhc_hc_preset {
     MHC_PRESET_DSV4 = 0,       /* the default (a zeroed config) */
     MHC_PRESET_TILEKERNELS,
     MHC_PRESET_PAPER,
     MHC_PRESET_LITE,
+    MHC_PRESET_KROMHC,         /* KromHC (wz1119/KromHC): the Kronecker mixture, the peer's factors */
+    MHC_PRESET_ORTHO,          /* orthostochastic (tokenbender/mHC-...): Newton-Schulz, 5 iterations */
     MHC_PRESET_COUNT
 } mhc_hc_preset;
 
@@ -542,6 +580,8 @@ typedef enum mhc_hc_variant {
     MHC_VARIANT_HC,            /* unconstrained Hyper-Connections (tanh gates, per-stream norm) */
     MHC_VARIANT_MHC,           /* mHC with a Sinkhorn projection */
     MHC_VARIANT_LITE,          /* mHC with the permutation mixture (projection MHC_PROJ_PERM) */
+    MHC_VARIANT_KROMHC,        /* mHC with the Kronecker mixture (projection MHC_PROJ_KRON) */
+    MHC_VARIANT_ORTHO,         /* mHC with orthostochastic mixing (projection MHC_PROJ_ORTHO) */
     MHC_VARIANT_COUNT
 } mhc_hc_variant;
 
@@ -551,6 +591,8 @@ typedef enum mhc_projection {
     MHC_PROJ_EXP,              /* M = exp(z); iters x (col step, row step) */
     MHC_PROJ_LOG,              /* the exp-start iteration carried out on log M (logsumexp) */
     MHC_PROJ_PERM,             /* mHC-lite: A = sum_k softmax(z)_k P_k, lexicographic permutations */
+    MHC_PROJ_KRON,             /* KromHC: A = kron(U_1, ..., U_K), U_k a permutation mixture of a_k x a_k */
+    MHC_PROJ_ORTHO,            /* orthostochastic: H = X o X, X = Newton-Schulz(z / (||z||_F + 1e-7)) */
     MHC_PROJ_COUNT
 } mhc_projection;
 
@@ -572,28 +614,43 @@ typedef struct mhc_hc_config {
     double norm_eps;           /* inside the RMS: rsqrt(mean(x^2) + norm_eps) */
     double pre_eps;            /* h_pre = sigmoid(.) + pre_eps */
     double post_mult;          /* h_post = sigmoid(.) * post_mult */
+    int    kron_factors[MHC_KRON_MAX_FACTORS];   /* KromHC: a_1, a_2, ... (each 1..8, product n), ended
+                                                    by the first 0; all 0: the preset's factors */
+    int    ns_iters;           /* orthostochastic: Newton-Schulz iterations, 1..MHC_NS_MAX_ITERS */
 } mhc_hc_config;
 
 /* What runs: every value explicit (from mhc_hc_resolve). */
 typedef struct mhc_hc_spec {
     mhc_hc_preset  preset;
-    mhc_hc_variant variant;    /* NONE, HC, MHC or LITE (LITE exactly when projection is PERM) */
-    mhc_projection projection; /* SOFTMAX, EXP, LOG or PERM (meaningful for MHC and LITE) */
-    mhc_orient     orient;     /* H or COMB_T (PERM builds A directly: orientation unused) */
+    mhc_hc_variant variant;    /* NONE, HC, MHC, LITE, KROMHC or ORTHO (LITE exactly when projection
+                                  is PERM, KROMHC when KRON, ORTHO when ORTHO) */
+    mhc_projection projection; /* SOFTMAX, EXP, LOG (MHC), PERM, KRON, ORTHO (meaningful for all but
+                                  NONE and HC) */
+    mhc_orient     orient;     /* H or COMB_T (PERM and KRON build A directly: orientation unused) */
     int    n;                  /* streams */
     int    iters;
     double sinkhorn_eps, norm_eps, pre_eps, post_mult;
-    int    nres;               /* residual logits per token: n*n, or n! for PERM (0 for NONE/HC) */
-    int    m;                  /* rows of fn: 2n + nres (MHC/LITE), n + 2 (HC: theta), 0 (NONE) */
+    int    nres;               /* residual logits per token: n*n, n! for PERM, sum_k a_k! for KRON
+                                  (0 for NONE/HC) */
+    int    m;                  /* rows of fn: 2n + nres (MHC/LITE/KROMHC/ORTHO), n + 2 (HC: theta), 0 (NONE) */
+    int    kron_count;         /* KRON: the number of factors K (else 0) */
+    int    kron_factors[MHC_KRON_MAX_FACTORS];   /* KRON: a_1..a_K, product n (the rest 0) */
+    int    ns_iters;           /* Newton-Schulz iterations (used by ORTHO) */
 } mhc_hc_spec;
 
 /* Resolve cfg (NULL: all defaults) for n streams into *out. Checks every knob: unknown enum
    values, negative values other than MHC_ZERO, non-finite values, iters out of [1, 100000],
-   n < 1, n > MHC_LITE_MAX_N for the permutation mixture, n != 1 for the NONE variant. */
+   ns_iters out of [1, MHC_NS_MAX_ITERS], n < 1, n > MHC_LITE_MAX_N for the permutation mixture,
+   n != 1 for the NONE variant, and for the Kronecker mixture its factor list: each factor in
+   1..MHC_LITE_MAX_N, at most MHC_KRON_MAX_FACTORS of them, nothing after the first 0, product n,
+   at most MHC_KRON_MAX_LOGITS logits (every message names the key kron_factors or ns_iters). */
 MHCDEF mhc_result  mhc_hc_resolve(mhc_ctx *ctx, const mhc_hc_config *cfg, int n, mhc_hc_spec *out);
-MHCDEF const char *mhc_hc_preset_name(mhc_hc_preset p);      /* "dsv4", "tilekernels", "paper", "lite" */
-MHCDEF const char *mhc_hc_variant_name(mhc_hc_variant v);    /* "none", "hc", "mhc", "lite" */
-MHCDEF const char *mhc_projection_name(mhc_projection p);    /* "softmax", "exp", "log", "perm" */
+MHCDEF const char *mhc_hc_preset_name(mhc_hc_preset p);      /* "dsv4", "tilekernels", "paper", "lite",
+                                                                "kromhc", "ortho" */
+MHCDEF const char *mhc_hc_variant_name(mhc_hc_variant v);    /* "none", "hc", "mhc", "lite", "kromhc",
+                                                                "ortho" */
+MHCDEF const char *mhc_projection_name(mhc_projection p);    /* "softmax", "exp", "log", "perm", "kron",
+                                                                "ortho" */
 MHCDEF const char *mhc_orient_name(mhc_orient o);            /* "h", "comb_t" */
 /* Parse those names (case-sensitive); MHC_ERR_VALUE naming the string and the choices. */
 MHCDEF mhc_result  mhc_hc_preset_parse(mhc_ctx *ctx, const char *s, mhc_hc_preset *out);
@@ -607,12 +664,23 @@ MHCDEF long        mhc_perm_count(int n);
 
 /* ---- Birkhoff projections on raw arrays (per token, an n x n result; no orientation) ----
    logits [T, nres] (nres = n*n, or n! for MHC_PROJ_PERM), out [T, n, n]. iters and eps are
-   ignored by MHC_PROJ_PERM. The backward ACCUMULATES into d_logits and recomputes the
-   iterates from the logits (exact gradient of the truncated iteration). */
+   ignored by MHC_PROJ_PERM. MHC_PROJ_ORTHO takes iters as its Newton-Schulz iteration count
+   ns_iters (1..MHC_NS_MAX_ITERS; eps ignored). MHC_PROJ_KRON needs its factor list, which this
+   signature cannot carry: it is refused here, use mhc_kron_forward / _backward. The backward
+   ACCUMULATES into d_logits and recomputes the iterates from the logits (exact gradient of the
+   truncated iteration). */
 MHCDEF mhc_result mhc_sinkhorn_forward(mhc_ctx *ctx, mhc_projection proj, int n, int iters, double eps,
                                        mhc_real *out, const mhc_real *logits, int T);
 MHCDEF mhc_result mhc_sinkhorn_backward(mhc_ctx *ctx, mhc_projection proj, int n, int iters, double eps,
                                         mhc_real *d_logits, const mhc_real *d_out, const mhc_real *logits, int T);
+/* The Kronecker mixture (KromHC, projection MHC_PROJ_KRON) on raw arrays: factors[0..nfactors)
+   = a_1..a_K (each 1..MHC_LITE_MAX_N, 1 <= K <= MHC_KRON_MAX_FACTORS), n = their product;
+   logits [T, R] with R = sum_k a_k! (factor after factor), out [T, n, n] = kron(U_1, ..., U_K),
+   U_k = sum_r softmax(z_k)_r P_r. The backward ACCUMULATES into d_logits [T, R]. */
+MHCDEF mhc_result mhc_kron_forward(mhc_ctx *ctx, int nfactors, const int *factors, mhc_real *out,
+                                   const mhc_real *logits, int T);
+MHCDEF mhc_result mhc_kron_backward(mhc_ctx *ctx, int nfactors, const int *factors, mhc_real *d_logits,
+                                    const mhc_real *d_out, const mhc_real *logits, int T);
 
 /* ---- the layer on raw arrays ----
    x [T, n, C]; fn [m, n*C] (HC: theta [n+2, C]); scale [3]; base [m] (HC: [2n + n*n]);
@@ -714,7 +782,12 @@ MHCDEF mhc_result mhc_hc_params_declare(mhc_params *store, const mhc_hc_spec *s,
 MHCDEF mhc_result mhc_hc_params_get(mhc_params *store, const int ids[4], mhc_hc_params *out);
 /* Initial values. mHC/lite/head: fn ~ N(0, fn_std), scale = 0.01 (the paper's gating factor),
    base = 0, norm_weight = 1. HC (MHC_SPEC.md Sec. 6): theta = 0 plus N(0, fn_std) noise,
-   gates 0.01, b_pre = onehot(layer_index mod n), b_post = 1, b_res = I. */
+   gates 0.01, b_pre = onehot(layer_index mod n), b_post = 1, b_res = I. kromhc and ortho as mHC,
+   except the residual block of base, which starts where each peer starts its residual logits:
+   kromhc -8, and 0 for the first permutation (the identity) of every factor (KromHC's
+   init_alpha1: every U_k ~ I, A ~ I); ortho 0 on the diagonal and -8 elsewhere (the peer's
+   H_res_logits: Z = -8 (J - I) has the polar factor I - 2J/n, so A tends to its elementwise
+   square: J/4 at n = 4, within 0.003 after 5 iterations; the swap at n = 2). */
 MHCDEF mhc_result mhc_hc_params_init(mhc_ctx *ctx, const mhc_hc_spec *s, int head, int layer_index,
                                      mhc_hc_params *w, mhc_rng *rng, double fn_std);
 
@@ -745,7 +818,8 @@ MHCDEF mhc_tensor *mhc_hc_expand(mhc_tape *tp, mhc_tensor *e, int n);
 /* x [T,n,C] -> out [T,C] = sum_i h[i] x[i], h = sigmoid(mix s0 + b) + pre_eps (the head parameters:
    fn [n,n*C], scale [1], base [n]). */
 MHCDEF mhc_tensor *mhc_hc_head(mhc_tape *tp, const mhc_hc_spec *s, mhc_tensor *x, const mhc_hc_params *w);
-/* logits [T, nres] (or [T,n,n]) -> the projection [T,n,n], as a tape op. */
+/* logits [T, nres] (or [T,n,n]) -> the projection [T,n,n], as a tape op (projections as
+   mhc_sinkhorn_forward: ortho takes iters as ns_iters, kron is refused). */
 MHCDEF mhc_tensor *mhc_sinkhorn(mhc_tape *tp, mhc_projection proj, int n, int iters, double eps, mhc_tensor *logits);
 
 /* ---- recomputation of the stream states (paper Sec. 4.3.2) ----
@@ -900,8 +974,9 @@ MHCDEF mhc_result mhc_trainer_step(mhc_trainer *tr, mhc_params *p);
  * the order differs (parallel reductions), so results agree to float rounding, not bitwise.
  * The Birkhoff projections run one thread per token and keep the iterates in device scratch
  * (the exact backward of the truncated iteration: the CPU's own per-token code, compiled for
- * the device from the block "SHARED WITH THE CUDA UNIT"). Supported: the MHC and LITE
- * variants and the head; the HC and NONE variants of mhc_hc_pre_* are refused (MHC_ERR_VALUE).
+ * the device from the block "SHARED WITH THE CUDA UNIT"). Supported: the MHC, LITE, KROMHC and
+ * ORTHO variants (n <= 8) and the head; the HC and NONE variants of mhc_hc_pre_* are refused
+ * (MHC_ERR_VALUE).
  * GEMMs go through cuBLAS (cublasSgemm on the row-major arrays, operands swapped).
  * ========================================================================================= */
 #ifdef MHC_CUDA
@@ -978,6 +1053,10 @@ MHCDEF mhc_result mhc_cuda_sinkhorn_forward(mhc_cuda *cu, mhc_projection proj, i
                                             float *out, const float *logits, int T);
 MHCDEF mhc_result mhc_cuda_sinkhorn_backward(mhc_cuda *cu, mhc_projection proj, int n, int iters, double eps,
                                              float *d_logits, const float *d_out, const float *logits, int T);
+MHCDEF mhc_result mhc_cuda_kron_forward(mhc_cuda *cu, int nfactors, const int *factors, float *out, const float *logits,
+                                        int T);
+MHCDEF mhc_result mhc_cuda_kron_backward(mhc_cuda *cu, int nfactors, const int *factors, float *d_logits,
+                                         const float *d_out, const float *logits, int T);
 MHCDEF mhc_result mhc_cuda_hc_pre_forward(mhc_cuda *cu, const mhc_hc_spec *s,
                                           float *layer_input, float *h_pre, float *h_post, float *h_res,
                                           const float *x, const float *fn, const float *scale,
@@ -1136,11 +1215,16 @@ MHCDEF mhc_result mhc_checkpoint_serialize(mhc_ctx *ctx, void *buf, size_t cap, 
  * runs it: this block is its only copy.
  *   mhc__adamw_elem                   AdamW on one element (the loop of mhc_adamw_step)
  *   mhc__sk_step, mhc__sk_step_back   one Sinkhorn row or column normalisation, and its reverse
- *   mhc__proj_fwd, mhc__proj_bwd      one token's Birkhoff projection of its residual logits, in
- *                                     double (softmax or exp start, the log domain, the
- *                                     permutation mixture), and its exact backward
- *                                     (MHC_SPEC.md Sec. 3; derived in docs/tour.md Sec. 5 and 7)
- *   mhc__proj_token                   one token of the standalone projection (mhc_sinkhorn_*)
+ *   mhc__sk_fwd, mhc__sk_bwd          one token's Sinkhorn projection (softmax or exp start, the
+ *                                     log domain) or permutation mixture, in double, and its
+ *                                     exact backward (MHC_SPEC.md Sec. 3; docs/tour.md Sec. 5, 7)
+ *   mhc__kron_fwd, mhc__kron_bwd      the Kronecker mixture (KromHC), and its exact backward
+ *   mhc__ortho_fwd, mhc__ortho_bwd    the orthostochastic projection (Newton-Schulz), and its
+ *                                     exact backward (MHC_SPEC.md Sec. 8; docs/tour.md Sec. 7)
+ *   mhc__proj_fwd, mhc__proj_bwd      every projection of a spec: one token's residual logits to
+ *                                     its n x n matrix, dispatching to the above
+ *   mhc__proj_token                   one token of the standalone projection (mhc_sinkhorn_*,
+ *                                     mhc_kron_*)
  *   mhc__gates_token                  one token's mHC gates and residual logits from its dots
  * The implementation (MHC_IMPLEMENTATION) calls them, and its grouped CPU path (mhc__proj_fwd_g,
  * 8 tokens in SIMD lanes, CPU only) repeats the projection's operations lane by lane.
@@ -1221,8 +1305,9 @@ MHC__SHARED_FN int mhc__proj_steps(mhc_projection proj, int iters) {
     return proj == MHC_PROJ_SOFTMAX ? 2 * iters - 1 : 2 * iters;
 }
 
-/* Doubles of scratch one token's projection needs (forward and backward). */
-MHC__SHARED_FN size_t mhc__proj_doubles(mhc_projection proj, int n, int iters) {
+/* Doubles of scratch one token's Sinkhorn projection (softmax, exp, log) or permutation mixture
+   needs (forward and backward); mhc__proj_doubles below covers every projection of a spec. */
+MHC__SHARED_FN size_t mhc__sk_doubles(mhc_projection proj, int n, int iters) {
     size_t nn = (size_t)n * (size_t)n;
     if (proj == MHC_PROJ_PERM) return 2 * (size_t)mhc__perm_count(n) + 8;
     return ((size_t)mhc__proj_steps(proj, iters) + 4) * nn + (size_t)mhc__proj_steps(proj, iters) * (size_t)n + 8;
@@ -1296,9 +1381,9 @@ MHC__SHARED_FN void mhc__sk_step_back(double *dX, const double *dY, const double
     }
 }
 
-/* Forward of one token's projection: z [nres] -> out [n*n]; w: scratch (mhc__proj_doubles)
-   left holding the iterates for mhc__proj_bwd. */
-MHC__SHARED_FN void mhc__proj_fwd(mhc_projection proj, int n, int iters, double eps, const double *z, double *out, double *w) {
+/* Forward of one token's Sinkhorn projection or permutation mixture: z [nres] -> out [n*n]; w:
+   scratch (mhc__sk_doubles) left holding the iterates for mhc__sk_bwd. */
+MHC__SHARED_FN void mhc__sk_fwd(mhc_projection proj, int n, int iters, double eps, const double *z, double *out, double *w) {
     size_t nn = (size_t)n * (size_t)n, k;
     int i, j, s, nsteps;
     double *it, *den, *P;
@@ -1343,14 +1428,15 @@ MHC__SHARED_FN void mhc__proj_fwd(mhc_projection proj, int n, int iters, double 
         for (k = 0; k < nn; k++) out[k] = it[(size_t)nsteps * nn + k];
 }
 
-/* Backward of one token's projection: dz [nres] = d(sum dout * out)/dz, written (not added).
-   Recomputes the forward iterates into w first. out_tmp: n*n doubles. */
-MHC__SHARED_FN void mhc__proj_bwd(mhc_projection proj, int n, int iters, double eps, const double *z, const double *dout,
-                          double *dz, double *w, double *out_tmp) {
+/* Backward of one token's Sinkhorn projection or permutation mixture: dz [nres] =
+   d(sum dout * out)/dz, written (not added). Recomputes the forward iterates into w first.
+   out_tmp: n*n doubles. */
+MHC__SHARED_FN void mhc__sk_bwd(mhc_projection proj, int n, int iters, double eps, const double *z, const double *dout,
+                                double *dz, double *w, double *out_tmp) {
     size_t nn = (size_t)n * (size_t)n, k;
     int i, j, s, nsteps;
     double *it, *den, *P, *g, *g2;
-    mhc__proj_fwd(proj, n, iters, eps, z, out_tmp, w);
+    mhc__sk_fwd(proj, n, iters, eps, z, out_tmp, w);
     if (proj == MHC_PROJ_PERM) {
         long K = mhc__perm_count(n), q;
         int p[MHC_LITE_MAX_N];
@@ -1396,29 +1482,292 @@ MHC__SHARED_FN void mhc__proj_bwd(mhc_projection proj, int n, int iters, double 
     }
 }
 
+/* ---- KromHC: the Kronecker mixture (MHC_SPEC.md Sec. 8, arXiv 2601.21579) ----
+   Factors a_1..a_K (s->kron_factors), n = a_1 ... a_K. The logits z [R], R = sum_k a_k!, hold
+   factor after factor: z_k [a_k!]. Per factor, w_k = softmax(z_k) and U_k = sum_r w_k[r] P_r over
+   the a_k! permutations in lexicographic order, P_r[i][p_r(i)] = 1 (the permutation mixture of
+   mHC-lite, a_k x a_k). Then A = kron(U_1, ..., U_K) as numpy.kron nests it (the first factor's
+   index varies slowest): with I = (i_1, ..., i_K) and J = (j_1, ..., j_K) in mixed radix
+   (a_1, ..., a_K), A[I][J] = U_1[i_1][j_1] U_2[i_2][j_2] ... U_K[i_K][j_K] (multiplied in that
+   order). Every U_k has rows and columns summing to sum_r w_k[r] = 1, so A is doubly stochastic
+   to rounding. Built directly, like the permutation mixture (no orientation step). */
+
+/* Scratch doubles: w [R] (the softmax weights), U and dU [sum_k a_k^2], dw [R]. */
+MHC__SHARED_FN size_t mhc__kron_doubles(const mhc_hc_spec *s) {
+    size_t R = 0, q = 0;
+    int k;
+    for (k = 0; k < s->kron_count; k++) {
+        R += (size_t)mhc__perm_count(s->kron_factors[k]);
+        q += (size_t)s->kron_factors[k] * (size_t)s->kron_factors[k];
+    }
+    return 2 * R + 2 * q + 8;
+}
+
+/* The mixed-radix digits of I: d[k] = i_k, the first factor's digit most significant. */
+MHC__SHARED_FN void mhc__kron_digits(const mhc_hc_spec *s, int I, int *d) {
+    int k;
+    for (k = s->kron_count - 1; k >= 0; k--) {
+        d[k] = I % s->kron_factors[k];
+        I /= s->kron_factors[k];
+    }
+}
+
+/* Forward: z [R] -> out [n*n]; w (mhc__kron_doubles) keeps w_k and U_k for mhc__kron_bwd. */
+MHC__SHARED_FN void mhc__kron_fwd(const mhc_hc_spec *s, const double *z, double *out, double *w) {
+    int K = s->kron_count, n = s->n, k, i, I, J, di[MHC_KRON_MAX_FACTORS], dj[MHC_KRON_MAX_FACTORS];
+    size_t R = 0, zo = 0, uo = 0, uoff[MHC_KRON_MAX_FACTORS];
+    double *wt = w, *U;
+    for (k = 0; k < K; k++) R += (size_t)mhc__perm_count(s->kron_factors[k]);
+    U = w + R;
+    for (k = 0; k < K; k++) {
+        int a = s->kron_factors[k], p[MHC_LITE_MAX_N];
+        long P = mhc__perm_count(a), r;
+        double mx = -HUGE_VAL, sum = 0.0, *Uk = U + uo;
+        /* w_k = softmax(z_k) (the maximum subtracted first) */
+        for (r = 0; r < P; r++) if (z[zo + r] > mx) mx = z[zo + r];
+        for (r = 0; r < P; r++) { wt[zo + r] = exp(z[zo + r] - mx); sum += wt[zo + r]; }
+        for (r = 0; r < P; r++) wt[zo + r] /= sum;
+        /* U_k = sum_r w_k[r] P_r */
+        for (i = 0; i < a * a; i++) Uk[i] = 0.0;
+        for (i = 0; i < a; i++) p[i] = i;
+        for (r = 0; r < P; r++) {
+            for (i = 0; i < a; i++) Uk[i * a + p[i]] += wt[zo + r];
+            mhc__next_perm(p, a);
+        }
+        uoff[k] = uo;
+        zo += (size_t)P;
+        uo += (size_t)a * (size_t)a;
+    }
+    /* A[I][J] = prod_k U_k[i_k][j_k] */
+    for (I = 0; I < n; I++) {
+        mhc__kron_digits(s, I, di);
+        for (J = 0; J < n; J++) {
+            double v;
+            mhc__kron_digits(s, J, dj);
+            v = U[uoff[0] + (size_t)di[0] * s->kron_factors[0] + dj[0]];
+            for (k = 1; k < K; k++) v *= U[uoff[k] + (size_t)di[k] * s->kron_factors[k] + dj[k]];
+            out[(size_t)I * n + J] = v;
+        }
+    }
+}
+
+/* Backward: dz [R] = d(sum dout * out)/dz, written (not added); recomputes the forward into w.
+   dU_k[i][j] = sum over the (I, J) with i_k = i, j_k = j of dout[I][J] prod_{l != k} U_l[i_l][j_l]
+   (the product of the other factors as prefix times suffix, never a division);
+   dw_k[r] = sum_i dU_k[i][p_r(i)];  dz_k[r] = w_k[r] (dw_k[r] - sum_q w_k[q] dw_k[q]). */
+MHC__SHARED_FN void mhc__kron_bwd(const mhc_hc_spec *s, const double *z, const double *dout, double *dz, double *w,
+                                  double *out_tmp) {
+    int K = s->kron_count, n = s->n, k, i, I, J, di[MHC_KRON_MAX_FACTORS], dj[MHC_KRON_MAX_FACTORS];
+    size_t R = 0, Q = 0, zo = 0, uoff[MHC_KRON_MAX_FACTORS], q;
+    double *wt = w, *U, *dU, *dw, f[MHC_KRON_MAX_FACTORS], pre[MHC_KRON_MAX_FACTORS];
+    mhc__kron_fwd(s, z, out_tmp, w);
+    for (k = 0; k < K; k++) {
+        R += (size_t)mhc__perm_count(s->kron_factors[k]);
+        uoff[k] = Q;
+        Q += (size_t)s->kron_factors[k] * (size_t)s->kron_factors[k];
+    }
+    U = w + R;
+    dU = U + Q;
+    dw = dU + Q;
+    for (q = 0; q < Q; q++) dU[q] = 0.0;
+    for (I = 0; I < n; I++) {
+        mhc__kron_digits(s, I, di);
+        for (J = 0; J < n; J++) {
+            double g = dout[(size_t)I * n + J], suf = 1.0;
+            mhc__kron_digits(s, J, dj);
+            for (k = 0; k < K; k++) {
+                f[k] = U[uoff[k] + (size_t)di[k] * s->kron_factors[k] + dj[k]];
+                pre[k] = k ? pre[k - 1] * f[k - 1] : 1.0;
+            }
+            for (k = K - 1; k >= 0; k--) {
+                dU[uoff[k] + (size_t)di[k] * s->kron_factors[k] + dj[k]] += g * (pre[k] * suf);
+                suf *= f[k];
+            }
+        }
+    }
+    for (k = 0; k < K; k++) {
+        int a = s->kron_factors[k], p[MHC_LITE_MAX_N];
+        long P = mhc__perm_count(a), r;
+        double dot = 0.0, *dUk = dU + uoff[k];
+        for (i = 0; i < a; i++) p[i] = i;
+        for (r = 0; r < P; r++) {
+            double d = 0.0;
+            for (i = 0; i < a; i++) d += dUk[i * a + p[i]];
+            dw[zo + r] = d;
+            dot += d * wt[zo + r];
+            mhc__next_perm(p, a);
+        }
+        for (r = 0; r < P; r++) dz[zo + r] = wt[zo + r] * (dw[zo + r] - dot);
+        zo += (size_t)P;
+    }
+}
+
+/* ---- orthostochastic mixing (MHC_SPEC.md Sec. 8; tokenbender/mHC-manifold-constrained-hyper-
+   connections, zeropower_via_newtonschulz and orthostochastic_project) ----
+   Per token, on the n x n logits Z (z[i*n + j] = Z[i][j]):
+     X_0 = Z / (||Z||_F + 1e-7);
+     K times (K = s->ns_iters):  A = X X^T;  B = -3.2 A + 1.2 A A;  X = 3.0 X + B X;
+     H = X_K o X_K (elementwise square).
+   The iteration drives X towards the orthogonal polar factor of Z (each singular value s goes
+   to f(s) = 3 s - 3.2 s^3 + 1.2 s^5, which has the fixed point 1), and the elementwise square of
+   an orthogonal matrix is doubly stochastic. H is doubly stochastic ONLY as the iteration
+   converges: after 5 iterations (the peer's default) its row and column sums are off by up to
+   ~0.24 for random logits; after 100 they are 1 to ~1e-12 (a singular Z, e.g. Z = 0, never gets
+   there: its zero singular values stay 0). H >= 0 always. The orientation applies (the peer mixes
+   with H^T: orient comb_t). */
+#define MHC__NS_A 3.0
+#define MHC__NS_B (-3.2)
+#define MHC__NS_C 1.2
+#define MHC__NS_EPS 1e-7
+
+/* Scratch doubles: the iterates X_0..X_K, then seven n x n work matrices. */
+MHC__SHARED_FN size_t mhc__ortho_doubles(int n, int K) {
+    return ((size_t)K + 8) * (size_t)n * (size_t)n + 8;
+}
+
+/* A = X X^T and B = b A + c A A (both symmetric: the same products in the same order). */
+MHC__SHARED_FN void mhc__ns_AB(const double *X, int n, double *A, double *B) {
+    int i, j, l;
+    for (i = 0; i < n; i++)
+        for (j = 0; j < n; j++) {
+            double a = 0.0;
+            for (l = 0; l < n; l++) a += X[i * n + l] * X[j * n + l];
+            A[i * n + j] = a;
+        }
+    for (i = 0; i < n; i++)
+        for (j = 0; j < n; j++) {
+            double a = 0.0;
+            for (l = 0; l < n; l++) a += A[i * n + l] * A[l * n + j];
+            B[i * n + j] = MHC__NS_B * A[i * n + j] + MHC__NS_C * a;
+        }
+}
+
+/* Forward: z [n*n] -> out [n*n] = H; w (mhc__ortho_doubles) keeps X_0..X_K for mhc__ortho_bwd. */
+MHC__SHARED_FN void mhc__ortho_fwd(int n, int K, const double *z, double *out, double *w) {
+    size_t nn = (size_t)n * (size_t)n, k;
+    double *A = w + ((size_t)K + 1) * nn, *B = A + nn, nrm = 0.0, sc;
+    int it, i, j, l;
+    for (k = 0; k < nn; k++) nrm += z[k] * z[k];
+    sc = 1.0 / (sqrt(nrm) + MHC__NS_EPS);
+    for (k = 0; k < nn; k++) w[k] = z[k] * sc;
+    for (it = 1; it <= K; it++) {
+        const double *X = w + (size_t)(it - 1) * nn;
+        double *Y = w + (size_t)it * nn;
+        mhc__ns_AB(X, n, A, B);
+        for (i = 0; i < n; i++)
+            for (j = 0; j < n; j++) {
+                double a = 0.0;
+                for (l = 0; l < n; l++) a += B[i * n + l] * X[l * n + j];
+                Y[i * n + j] = MHC__NS_A * X[i * n + j] + a;
+            }
+    }
+    for (k = 0; k < nn; k++) out[k] = w[(size_t)K * nn + k] * w[(size_t)K * nn + k];
+}
+
+/* Backward: dz [n*n] = d(sum dout * H)/dz, written (not added); recomputes the forward into w.
+   G = dX_K = 2 X_K o dout; then per iteration backwards, with X = X_{it-1}, A, B recomputed
+   and Y = 3 X + B X:
+     dX = 3 G + B^T G;  dB = G X^T;  dA = b dB + c (dB A^T + A^T dB);  dX += (dA + dA^T) X;
+   and at X_0 = Z s, s = 1/(||Z|| + 1e-7): dZ = s G - s^2 (sum G o Z) Z / ||Z|| (for Z = 0 the
+   norm's subgradient 0 is taken: dZ = G / 1e-7). */
+MHC__SHARED_FN void mhc__ortho_bwd(int n, int K, const double *z, const double *dout, double *dz, double *w,
+                                   double *out_tmp) {
+    size_t nn = (size_t)n * (size_t)n, k;
+    double *A, *B, *G, *G2, *dB, *dA, nrm = 0.0, sc, dot = 0.0;
+    int it, i, j, l;
+    mhc__ortho_fwd(n, K, z, out_tmp, w);
+    A = w + ((size_t)K + 1) * nn; B = A + nn; G = B + nn; G2 = G + nn; dB = G2 + nn; dA = dB + nn;
+    for (k = 0; k < nn; k++) G[k] = 2.0 * w[(size_t)K * nn + k] * dout[k];
+    for (it = K; it >= 1; it--) {
+        const double *X = w + (size_t)(it - 1) * nn;
+        double *t;
+        mhc__ns_AB(X, n, A, B);
+        for (i = 0; i < n; i++)
+            for (j = 0; j < n; j++) {
+                double a = 0.0, b = 0.0;
+                for (l = 0; l < n; l++) a += B[l * n + i] * G[l * n + j];   /* (B^T G)[i][j] */
+                for (l = 0; l < n; l++) b += G[i * n + l] * X[j * n + l];   /* (G X^T)[i][j] */
+                G2[i * n + j] = MHC__NS_A * G[i * n + j] + a;
+                dB[i * n + j] = b;
+            }
+        for (i = 0; i < n; i++)
+            for (j = 0; j < n; j++) {
+                double a = 0.0;
+                for (l = 0; l < n; l++) a += dB[i * n + l] * A[j * n + l] + A[l * n + i] * dB[l * n + j];
+                dA[i * n + j] = MHC__NS_B * dB[i * n + j] + MHC__NS_C * a;
+            }
+        for (i = 0; i < n; i++)
+            for (j = 0; j < n; j++) {
+                double a = 0.0;
+                for (l = 0; l < n; l++) a += (dA[i * n + l] + dA[l * n + i]) * X[l * n + j];
+                G2[i * n + j] += a;
+            }
+        t = G; G = G2; G2 = t;
+    }
+    for (k = 0; k < nn; k++) { nrm += z[k] * z[k]; dot += G[k] * z[k]; }
+    nrm = sqrt(nrm);
+    sc = 1.0 / (nrm + MHC__NS_EPS);
+    for (k = 0; k < nn; k++) dz[k] = sc * G[k] - (nrm > 0.0 ? sc * sc * dot * z[k] / nrm : 0.0);
+}
+
+/* ---- every projection of a spec, one token ----
+   The layer (references, fast path, CUDA unit) and the standalone projections call these; they
+   dispatch on s->projection: the Sinkhorn forms and the permutation mixture (mhc__sk_*, with
+   s->iters and s->sinkhorn_eps), the Kronecker mixture (mhc__kron_*, s->kron_factors) and the
+   orthostochastic projection (mhc__ortho_*, s->ns_iters). s needs projection, n, nres and the
+   projection's own fields (a resolved spec, or one made by mhc__proj_spec_make). */
+
+/* Whether the layer's A is comb^T (orientation comb_t): not for the mixtures built directly. */
+MHC__SHARED_FN int mhc__proj_transposed(const mhc_hc_spec *s) {
+    return s->projection != MHC_PROJ_PERM && s->projection != MHC_PROJ_KRON && s->orient == MHC_ORIENT_COMB_T;
+}
+
+/* Doubles of scratch one token's projection needs (forward and backward). */
+MHC__SHARED_FN size_t mhc__proj_doubles(const mhc_hc_spec *s) {
+    if (s->projection == MHC_PROJ_KRON) return mhc__kron_doubles(s);
+    if (s->projection == MHC_PROJ_ORTHO) return mhc__ortho_doubles(s->n, s->ns_iters);
+    return mhc__sk_doubles(s->projection, s->n, s->iters);
+}
+
+/* Forward of one token's projection: z [s->nres] -> out [n*n]; w: mhc__proj_doubles scratch. */
+MHC__SHARED_FN void mhc__proj_fwd(const mhc_hc_spec *s, const double *z, double *out, double *w) {
+    if (s->projection == MHC_PROJ_KRON) mhc__kron_fwd(s, z, out, w);
+    else if (s->projection == MHC_PROJ_ORTHO) mhc__ortho_fwd(s->n, s->ns_iters, z, out, w);
+    else mhc__sk_fwd(s->projection, s->n, s->iters, s->sinkhorn_eps, z, out, w);
+}
+
+/* Backward of one token's projection: dz [s->nres] = d(sum dout * out)/dz, written (not added);
+   recomputes the forward into w. out_tmp: n*n doubles. */
+MHC__SHARED_FN void mhc__proj_bwd(const mhc_hc_spec *s, const double *z, const double *dout, double *dz, double *w,
+                                  double *out_tmp) {
+    if (s->projection == MHC_PROJ_KRON) mhc__kron_bwd(s, z, dout, dz, w, out_tmp);
+    else if (s->projection == MHC_PROJ_ORTHO) mhc__ortho_bwd(s->n, s->ns_iters, z, dout, dz, w, out_tmp);
+    else mhc__sk_bwd(s->projection, s->n, s->iters, s->sinkhorn_eps, z, dout, dz, w, out_tmp);
+}
+
 /* ---- mHC: one token of the standalone projection, and one token's gates ---- */
 
 /* Doubles of scratch mhc__proj_token needs: the projection's (mhc__proj_doubles), then z [nres],
    out [n*n], dout [n*n], dz [nres]. */
-MHC__SHARED_FN size_t mhc__proj_token_doubles(mhc_projection proj, int n, int iters) {
-    size_t nn = (size_t)n * (size_t)n, nres = proj == MHC_PROJ_PERM ? (size_t)mhc__perm_count(n) : nn;
-    return mhc__proj_doubles(proj, n, iters) + 2 * nres + 2 * nn;
+MHC__SHARED_FN size_t mhc__proj_token_doubles(const mhc_hc_spec *s) {
+    size_t nn = (size_t)s->n * (size_t)s->n, nres = (size_t)s->nres;
+    return mhc__proj_doubles(s) + 2 * nres + 2 * nn;
 }
 
-/* One token of mhc_sinkhorn_forward / _backward (and of their CUDA twins): out [n*n] =
-   project(logits [nres]), or, when d_out [n*n] is given, d_logits [nres] += the gradient;
-   w: mhc__proj_token_doubles scratch. */
-MHC__SHARED_FN void mhc__proj_token(mhc_projection proj, int n, int iters, double eps, const mhc_real *logits,
-                                    mhc_real *out, mhc_real *d_logits, const mhc_real *d_out, double *w) {
-    size_t nn = (size_t)n * (size_t)n, nres = proj == MHC_PROJ_PERM ? (size_t)mhc__perm_count(n) : nn, k;
-    double *z = w + mhc__proj_doubles(proj, n, iters), *o = z + nres, *g = o + nn, *dz = g + nn;
+/* One token of mhc_sinkhorn_forward / _backward and mhc_kron_forward / _backward (and of their
+   CUDA twins): out [n*n] = project(logits [nres]), or, when d_out [n*n] is given,
+   d_logits [nres] += the gradient; w: mhc__proj_token_doubles scratch. */
+MHC__SHARED_FN void mhc__proj_token(const mhc_hc_spec *s, const mhc_real *logits, mhc_real *out, mhc_real *d_logits,
+                                    const mhc_real *d_out, double *w) {
+    size_t nn = (size_t)s->n * (size_t)s->n, nres = (size_t)s->nres, k;
+    double *z = w + mhc__proj_doubles(s), *o = z + nres, *g = o + nn, *dz = g + nn;
     for (k = 0; k < nres; k++) z[k] = (double)logits[k];
     if (!d_out) {
-        mhc__proj_fwd(proj, n, iters, eps, z, o, w);
+        mhc__proj_fwd(s, z, o, w);
         for (k = 0; k < nn; k++) out[k] = (mhc_real)o[k];
     } else {
         for (k = 0; k < nn; k++) g[k] = (double)d_out[k];
-        mhc__proj_bwd(proj, n, iters, eps, z, g, dz, w, o);
+        mhc__proj_bwd(s, z, g, dz, w, o);
         for (k = 0; k < nres; k++) d_logits[k] += (mhc_real)dz[k];
     }
 }
@@ -3399,9 +3748,11 @@ done:
  * token order (bitwise identical for any thread count).
  * ========================================================================================= */
 
-static const char *const mhc__preset_names[MHC_PRESET_COUNT] = {"dsv4", "tilekernels", "paper", "lite"};
-static const char *const mhc__variant_names[MHC_VARIANT_COUNT] = {"preset", "none", "hc", "mhc", "lite"};
-static const char *const mhc__proj_names[MHC_PROJ_COUNT] = {"preset", "softmax", "exp", "log", "perm"};
+static const char *const mhc__preset_names[MHC_PRESET_COUNT] = {"dsv4", "tilekernels", "paper", "lite", "kromhc",
+                                                                 "ortho"};
+static const char *const mhc__variant_names[MHC_VARIANT_COUNT] = {"preset", "none", "hc", "mhc", "lite", "kromhc",
+                                                                  "ortho"};
+static const char *const mhc__proj_names[MHC_PROJ_COUNT] = {"preset", "softmax", "exp", "log", "perm", "kron", "ortho"};
 static const char *const mhc__orient_names[MHC_ORIENT_COUNT] = {"preset", "h", "comb_t"};
 
 MHCDEF const char *mhc_hc_preset_name(mhc_hc_preset p) {
@@ -3440,21 +3791,21 @@ static mhc_result mhc__parse_name(mhc_ctx *ctx, const char *fn, const char *what
 MHCDEF mhc_result mhc_hc_preset_parse(mhc_ctx *ctx, const char *s, mhc_hc_preset *out) {
     int i = 0;
     mhc_result r = mhc__parse_name(ctx, "mhc_hc_preset_parse", "preset", mhc__preset_names, 0, MHC_PRESET_COUNT,
-                                   "dsv4, tilekernels, paper or lite", s, out ? &i : NULL);
+                                   "dsv4, tilekernels, paper, lite, kromhc or ortho", s, out ? &i : NULL);
     if (r == MHC_OK) *out = (mhc_hc_preset)i;
     return r;
 }
 MHCDEF mhc_result mhc_hc_variant_parse(mhc_ctx *ctx, const char *s, mhc_hc_variant *out) {
     int i = 0;
     mhc_result r = mhc__parse_name(ctx, "mhc_hc_variant_parse", "variant", mhc__variant_names, 1, MHC_VARIANT_COUNT,
-                                   "none, hc, mhc or lite", s, out ? &i : NULL);
+                                   "none, hc, mhc, lite, kromhc or ortho", s, out ? &i : NULL);
     if (r == MHC_OK) *out = (mhc_hc_variant)i;
     return r;
 }
 MHCDEF mhc_result mhc_projection_parse(mhc_ctx *ctx, const char *s, mhc_projection *out) {
     int i = 0;
     mhc_result r = mhc__parse_name(ctx, "mhc_projection_parse", "projection", mhc__proj_names, 1, MHC_PROJ_COUNT,
-                                   "softmax, exp, log or perm", s, out ? &i : NULL);
+                                   "softmax, exp, log, perm, kron or ortho", s, out ? &i : NULL);
     if (r == MHC_OK) *out = (mhc_projection)i;
     return r;
 }
@@ -3474,10 +3825,12 @@ typedef struct mhc__preset_row {
     mhc_projection proj;
     int iters;
     mhc_orient orient;
+    int ns_iters;              /* Newton-Schulz iterations (when the projection is ortho) */
 } mhc__preset_row;
 
 static mhc__preset_row mhc__preset_get(mhc_hc_preset p) {
     mhc__preset_row r;
+    r.ns_iters = 5;            /* the orthostochastic peer's ns_steps, in every preset */
     switch (p) {
     default:
     case MHC_PRESET_DSV4:
@@ -3492,6 +3845,18 @@ static mhc__preset_row mhc__preset_get(mhc_hc_preset p) {
     case MHC_PRESET_LITE:
         r.norm_eps = 1e-20; r.pre_eps = 0.0; r.post_mult = 2.0; r.sinkhorn_eps = 0.0;
         r.proj = MHC_PROJ_PERM; r.iters = 20; r.orient = MHC_ORIENT_H; break;
+    case MHC_PRESET_KROMHC:
+        /* wz1119/KromHC hyper_conn/Kromhc.py: F.normalize(x) * sqrt(nC) (eps 1e-12 on the norm:
+           1e-20 here), sigmoid pre gate (no eps), 2 sigmoid post gate; the factors of
+           factorize_into_twos (mhc__kron_default) */
+        r.norm_eps = 1e-20; r.pre_eps = 0.0; r.post_mult = 2.0; r.sinkhorn_eps = 0.0;
+        r.proj = MHC_PROJ_KRON; r.iters = 20; r.orient = MHC_ORIENT_H; break;
+    case MHC_PRESET_ORTHO:
+        /* tokenbender/mHC-manifold-constrained-hyper-connections hyper_connections.py:
+           orthostochastic_project with ns_steps 5, mixed as H^T; the gates are mHC's (the peer's
+           static softmax gates are not an mHC gate), with the paper's norm_eps, pre_eps, post_mult */
+        r.norm_eps = 1e-20; r.pre_eps = 0.0; r.post_mult = 2.0; r.sinkhorn_eps = 0.0;
+        r.proj = MHC_PROJ_ORTHO; r.iters = 20; r.orient = MHC_ORIENT_COMB_T; break;
     }
     return r;
 }
@@ -3509,6 +3874,95 @@ static mhc_result mhc__knob(mhc_ctx *ctx, const char *name, double v, double pre
                         name, v);
     *out = v;
     return MHC_OK;
+}
+
+/* The variant a projection belongs to (lite: perm, kromhc: kron, ortho: ortho; mhc: the Sinkhorn
+   forms), and back (MHC_PROJ_PRESET for the variants without a projection of their own). */
+static mhc_hc_variant mhc__proj_variant(mhc_projection p) {
+    return p == MHC_PROJ_PERM ? MHC_VARIANT_LITE : p == MHC_PROJ_KRON ? MHC_VARIANT_KROMHC
+         : p == MHC_PROJ_ORTHO ? MHC_VARIANT_ORTHO : MHC_VARIANT_MHC;
+}
+static mhc_projection mhc__variant_proj(mhc_hc_variant v) {
+    return v == MHC_VARIANT_LITE ? MHC_PROJ_PERM : v == MHC_VARIANT_KROMHC ? MHC_PROJ_KRON
+         : v == MHC_VARIANT_ORTHO ? MHC_PROJ_ORTHO : MHC_PROJ_PRESET;
+}
+
+/* "2,2,3": a factor list for messages */
+static const char *mhc__kron_str(const int *a, int K, char *buf, size_t cap) {
+    size_t len = 0;
+    int k;
+    buf[0] = 0;
+    for (k = 0; k < K && len + 1 < cap; k++) {
+        int w = snprintf(buf + len, cap - len, k ? ",%d" : "%d", a[k]);
+        if (w < 0) break;
+        len += (size_t)w;
+    }
+    return buf;
+}
+
+/* KromHC's factors when none are given (wz1119/KromHC factorize_into_twos): every factor 2 of n,
+   then what remains if it is > 1 (n = 6: 2,3; n = 12: 2,2,3; n = 9: 9); n = 1: the one factor 1.
+   Returns the count (at most 10 for n <= 1024). */
+static int mhc__kron_default(int n, int *a) {
+    int k = 0;
+    if (n == 1) { a[0] = 1; return 1; }
+    while (n % 2 == 0 && k < MHC_KRON_MAX_FACTORS) { a[k++] = 2; n /= 2; }
+    if (n > 1 && k < MHC_KRON_MAX_FACTORS) a[k++] = n;
+    return k;
+}
+
+/* Check the factor list a[0..K) and write it into s (kron_count, kron_factors, nres = sum_k a_k!);
+   n > 0: the product must be n; n = 0: s->n = the product (at most 1024). Messages name the key
+   kron_factors. */
+static mhc_result mhc__kron_set(mhc_ctx *ctx, const char *fname, int K, const int *a, int n, mhc_hc_spec *s) {
+    char b[64];
+    long R = 0, prod = 1;
+    int k;
+    if (K < 1 || K > MHC_KRON_MAX_FACTORS)
+        return mhc_fail(ctx, MHC_ERR_VALUE, "%s: kron_factors has %d factors, expected 1..%d", fname, K, MHC_KRON_MAX_FACTORS);
+    for (k = 0; k < K; k++) {
+        if (a[k] < 1 || a[k] > MHC_LITE_MAX_N)
+            return mhc_fail(ctx, MHC_ERR_VALUE, "%s: kron_factors[%d] = %d is out of range (each factor 1..%d: a factor a "
+                            "takes a! logits)", fname, k, a[k], MHC_LITE_MAX_N);
+        prod *= a[k];
+        R += mhc__perm_count(a[k]);
+    }
+    if (n > 0 && prod != n)
+        return mhc_fail(ctx, MHC_ERR_VALUE, "%s: kron_factors = %s has the product %ld, not n = %d", fname,
+                        mhc__kron_str(a, K, b, sizeof b), prod, n);
+    if (prod > 1024)
+        return mhc_fail(ctx, MHC_ERR_SIZE, "%s: kron_factors = %s has the product %ld: more than 1024 streams", fname,
+                        mhc__kron_str(a, K, b, sizeof b), prod);
+    if (R > MHC_KRON_MAX_LOGITS)
+        return mhc_fail(ctx, MHC_ERR_VALUE, "%s: kron_factors = %s take %ld residual logits per token, at most %d", fname,
+                        mhc__kron_str(a, K, b, sizeof b), R, MHC_KRON_MAX_LOGITS);
+    if (n == 0) s->n = (int)prod;
+    s->kron_count = K;
+    for (k = 0; k < MHC_KRON_MAX_FACTORS; k++) s->kron_factors[k] = k < K ? a[k] : 0;
+    s->nres = (int)R;
+    return MHC_OK;
+}
+
+/* The factor list of a config (ended by its first 0; all 0: mhc__kron_default) into s. */
+static mhc_result mhc__kron_resolve(mhc_ctx *ctx, const mhc_hc_config *c, int n, mhc_hc_spec *s) {
+    int a[MHC_KRON_MAX_FACTORS], K = 0, k;
+    char b[64];
+    while (K < MHC_KRON_MAX_FACTORS && c->kron_factors[K] != 0) K++;
+    for (k = 0; k < MHC_KRON_MAX_FACTORS; k++) {
+        if (c->kron_factors[k] < 0)
+            return mhc_fail(ctx, MHC_ERR_VALUE, "mhc_hc_resolve: kron_factors[%d] = %d is negative", k, c->kron_factors[k]);
+        if (k > K && c->kron_factors[k] != 0)
+            return mhc_fail(ctx, MHC_ERR_VALUE, "mhc_hc_resolve: kron_factors[%d] = %d follows a 0 (the list ends at its "
+                            "first 0)", k, c->kron_factors[k]);
+    }
+    if (K > 0) return mhc__kron_set(ctx, "mhc_hc_resolve", K, c->kron_factors, n, s);
+    K = mhc__kron_default(n, a);
+    for (k = 0; k < K; k++)
+        if (a[k] > MHC_LITE_MAX_N)
+            return mhc_fail(ctx, MHC_ERR_VALUE, "mhc_hc_resolve: kron_factors: the default factors of n = %d (2s, then the "
+                            "rest: %s) include %d > %d; give kron_factors (each 1..%d, product %d)", n,
+                            mhc__kron_str(a, K, b, sizeof b), a[k], MHC_LITE_MAX_N, MHC_LITE_MAX_N, n);
+    return mhc__kron_set(ctx, "mhc_hc_resolve", K, a, n, s);
 }
 
 MHCDEF mhc_result mhc_hc_resolve(mhc_ctx *ctx, const mhc_hc_config *cfg, int n, mhc_hc_spec *out) {
@@ -3531,31 +3985,37 @@ MHCDEF mhc_result mhc_hc_resolve(mhc_ctx *ctx, const mhc_hc_config *cfg, int n, 
     if (c.sinkhorn_iters < 0 || c.sinkhorn_iters > 100000)
         return mhc_fail(ctx, MHC_ERR_VALUE, "mhc_hc_resolve: sinkhorn_iters = %d, expected 1..100000 (0: the preset's)",
                         c.sinkhorn_iters);
+    if (c.ns_iters < 0 || c.ns_iters > MHC_NS_MAX_ITERS)
+        return mhc_fail(ctx, MHC_ERR_VALUE, "mhc_hc_resolve: ns_iters = %d, expected 1..%d (0: the preset's)", c.ns_iters,
+                        MHC_NS_MAX_ITERS);
     pr = mhc__preset_get(c.preset);
     out->preset = c.preset;
     out->n = n;
     out->iters = c.sinkhorn_iters ? c.sinkhorn_iters : pr.iters;
+    out->ns_iters = c.ns_iters ? c.ns_iters : pr.ns_iters;
     out->orient = c.orient != MHC_ORIENT_PRESET ? c.orient : pr.orient;
     if ((r = mhc__knob(ctx, "sinkhorn_eps", c.sinkhorn_eps, pr.sinkhorn_eps, &out->sinkhorn_eps)) != MHC_OK) return r;
     if ((r = mhc__knob(ctx, "norm_eps", c.norm_eps, pr.norm_eps, &out->norm_eps)) != MHC_OK) return r;
     if ((r = mhc__knob(ctx, "pre_eps", c.pre_eps, pr.pre_eps, &out->pre_eps)) != MHC_OK) return r;
     if ((r = mhc__knob(ctx, "post_mult", c.post_mult, pr.post_mult, &out->post_mult)) != MHC_OK) return r;
-    /* variant and projection: LITE exactly when the projection is PERM */
+    /* variant and projection: LITE exactly when the projection is PERM, KROMHC when KRON, ORTHO
+       when ORTHO */
     out->variant = c.variant;
     if (out->variant == MHC_VARIANT_PRESET)
-        out->variant = c.projection == MHC_PROJ_PRESET && c.preset == MHC_PRESET_LITE ? MHC_VARIANT_LITE : MHC_VARIANT_MHC;
-    if (out->variant == MHC_VARIANT_LITE) {
-        if (c.projection != MHC_PROJ_PRESET && c.projection != MHC_PROJ_PERM)
-            return mhc_fail(ctx, MHC_ERR_VALUE, "mhc_hc_resolve: variant lite needs projection perm, not %s",
-                            mhc_projection_name(c.projection));
-        out->projection = MHC_PROJ_PERM;
+        out->variant = c.projection == MHC_PROJ_PRESET ? mhc__proj_variant(pr.proj) : MHC_VARIANT_MHC;
+    if (mhc__variant_proj(out->variant) != MHC_PROJ_PRESET) {
+        mhc_projection own = mhc__variant_proj(out->variant);
+        if (c.projection != MHC_PROJ_PRESET && c.projection != own)
+            return mhc_fail(ctx, MHC_ERR_VALUE, "mhc_hc_resolve: variant %s needs projection %s, not %s",
+                            mhc_hc_variant_name(out->variant), mhc_projection_name(own), mhc_projection_name(c.projection));
+        out->projection = own;
     } else if (out->variant == MHC_VARIANT_MHC) {
         out->projection = c.projection != MHC_PROJ_PRESET ? c.projection : pr.proj;
-        if (out->projection == MHC_PROJ_PERM) {
-            if (c.preset == MHC_PRESET_LITE && c.projection == MHC_PROJ_PRESET && c.variant == MHC_VARIANT_MHC)
-                out->projection = MHC_PROJ_EXP;   /* mhc forced on the lite preset: its Sinkhorn is exp start */
+        if (mhc__proj_variant(out->projection) != MHC_VARIANT_MHC) {
+            if (c.projection == MHC_PROJ_PRESET && c.variant == MHC_VARIANT_MHC)
+                out->projection = MHC_PROJ_EXP;   /* mhc forced on the lite/kromhc/ortho preset: its Sinkhorn is exp start */
             else
-                out->variant = MHC_VARIANT_LITE;
+                out->variant = mhc__proj_variant(out->projection);
         }
     } else {
         out->projection = c.projection != MHC_PROJ_PRESET ? c.projection : pr.proj;
@@ -3575,6 +4035,10 @@ MHCDEF mhc_result mhc_hc_resolve(mhc_ctx *ctx, const mhc_hc_config *cfg, int n, 
                             "mhc_hc_resolve: the permutation mixture (lite) needs n! logits per token; n = %d is "
                             "too large (at most n = %d, %ld permutations)", n, MHC_LITE_MAX_N, mhc_perm_count(MHC_LITE_MAX_N));
         out->nres = (int)mhc_perm_count(n); out->m = 2 * n + out->nres;
+        break;
+    case MHC_VARIANT_KROMHC:
+        if ((r = mhc__kron_resolve(ctx, &c, n, out)) != MHC_OK) return r;
+        out->m = 2 * n + out->nres;
         break;
     default:
         out->nres = n * n; out->m = 2 * n + out->nres;
@@ -3655,11 +4119,9 @@ static double mhc__ref_mix_token(const mhc_hc_spec *s, int head, int C, const mh
     return r;
 }
 
-/* Whether A = comb^T (MHC_SPEC.md Sec. 2 step 4: orientation comb_t; the permutation mixture
-   builds A directly). */
-static int mhc__ref_transposed(const mhc_hc_spec *s) {
-    return s->projection != MHC_PROJ_PERM && s->orient == MHC_ORIENT_COMB_T;
-}
+/* Whether A = comb^T (MHC_SPEC.md Sec. 2 step 4: orientation comb_t; the permutation and
+   Kronecker mixtures build A directly): mhc__proj_transposed, in the shared block. */
+static int mhc__ref_transposed(const mhc_hc_spec *s) { return mhc__proj_transposed(s); }
 
 /* layer_input[c] = sum_i h[i] x[i][c] for one token (MHC_SPEC.md Sec. 2 step 5, Sec. 5). */
 static void mhc__ref_collapse(mhc_real *out, const double *h, const mhc_real *xt, int n, int C) {
@@ -3677,7 +4139,7 @@ static mhc_result mhc__ref_pre_fwd_mhc(mhc_ctx *ctx, const char *fname, const mh
                                        const mhc_real *x, const mhc_real *fn, const mhc_real *scale,
                                        const mhc_real *base, const mhc_real *nw, int T, int C) {
     int n = s->n, m = head ? n : s->m, nres = head ? 0 : s->nres, t, i, j;
-    size_t nn = (size_t)n * n, pj = head ? 0 : mhc__proj_doubles(s->projection, n, s->iters);
+    size_t nn = (size_t)n * n, pj = head ? 0 : mhc__proj_doubles(s);
     double *w = mhc__ref_scratch(ctx, fname, 2 * (size_t)m + 3 * (size_t)n + (size_t)nres + nn + pj);
     double *dot, *mix, *sp, *so, *hp, *z, *comb, *pw;
     if (!w) return ctx ? ctx->last : MHC_ERR_NOMEM;
@@ -3692,7 +4154,7 @@ static mhc_result mhc__ref_pre_fwd_mhc(mhc_ctx *ctx, const char *fname, const mh
             for (i = 0; i < n; i++) h_post[(size_t)t * n + i] = (mhc_real)(so[i] * s->post_mult);
         /* steps 3-4: comb = project(z); A = comb, or comb^T */
         if (!head && h_res) {
-            mhc__proj_fwd(s->projection, n, s->iters, s->sinkhorn_eps, z, comb, pw);
+            mhc__proj_fwd(s, z, comb, pw);
             for (i = 0; i < n; i++)
                 for (j = 0; j < n; j++)
                     h_res[(size_t)t * nn + (size_t)i * n + j] =
@@ -3722,7 +4184,7 @@ static mhc_result mhc__ref_pre_bwd_mhc(mhc_ctx *ctx, const char *fname, const mh
                                        const mhc_real *x, const mhc_real *fn, const mhc_real *scale,
                                        const mhc_real *base, const mhc_real *nw, int T, int C) {
     int n = s->n, D = n * C, m = head ? n : s->m, nres = head ? 0 : s->nres, t, i, j, k, c;
-    size_t nn = (size_t)n * n, pj = head ? 0 : mhc__proj_doubles(s->projection, n, s->iters);
+    size_t nn = (size_t)n * n, pj = head ? 0 : mhc__proj_doubles(s);
     double *w = mhc__ref_scratch(ctx, fname, 4 * (size_t)m + 2 * (size_t)n + 2 * (size_t)nres + 2 * nn + pj +
                                              (size_t)m * D + (size_t)D + (size_t)m + 3);
     double *dot, *mix, *sp, *so, *z, *du, *ddot, *dz, *dcomb, *otmp, *pw, *acc_fn, *acc_nw, *acc_base, *acc_scale;
@@ -3751,7 +4213,7 @@ static mhc_result mhc__ref_pre_bwd_mhc(mhc_ctx *ctx, const char *fname, const mh
                 for (i = 0; i < n; i++)
                     for (j = 0; j < n; j++)
                         dcomb[i * n + j] = (double)(mhc__ref_transposed(s) ? dA[j * n + i] : dA[i * n + j]);
-                mhc__proj_bwd(s->projection, n, s->iters, s->sinkhorn_eps, z, dcomb, dz, pw, otmp);
+                mhc__proj_bwd(s, z, dcomb, dz, pw, otmp);
                 for (k = 0; k < nres; k++) du[2 * n + k] = dz[k];
             }
         }
@@ -4129,7 +4591,7 @@ static void mhc__sk_step_back_g(double *MHC__RESTRICT dX, const double *MHC__RES
 
 /* Doubles of scratch one group's projection needs (mhc__proj_fwd_g, mhc__proj_bwd_g). */
 static size_t mhc__proj_group_doubles(mhc_projection proj, int n, int iters) {
-    return (size_t)MHC__SKG * mhc__proj_doubles(proj, n, iters);
+    return (size_t)MHC__SKG * mhc__sk_doubles(proj, n, iters);
 }
 
 /* mhc__proj_fwd for a group: z, out [n*n*MHC__SKG] in the lane layout; w: scratch
@@ -4209,17 +4671,42 @@ static int mhc__nchunks(int T, double work_per_token) {
 #endif
 }
 
+/* The spec of a standalone projection (mhc_sinkhorn_*, mhc_kron_*, the tape op): projection,
+   n, iters (ns_iters for ortho), eps and nres; the Kronecker factors are set by mhc__kron_set. */
+static void mhc__proj_spec_make(mhc_hc_spec *s, mhc_projection proj, int n, int iters, double eps) {
+    memset(s, 0, sizeof *s);
+    s->variant = mhc__proj_variant(proj);
+    s->projection = proj;
+    s->orient = MHC_ORIENT_H;
+    s->n = n;
+    s->iters = iters;
+    s->ns_iters = iters;
+    s->sinkhorn_eps = eps;
+    s->nres = proj == MHC_PROJ_PERM ? (int)mhc_perm_count(n) : n * n;
+}
+
+/* The checks of mhc_sinkhorn_forward / _backward and the tape op; *s receives their spec. */
 static mhc_result mhc__proj_args(mhc_ctx *ctx, const char *fn, mhc_projection proj, int n, int iters, double eps,
-                                 const void *a, const void *b, int T) {
+                                 const void *a, const void *b, int T, mhc_hc_spec *s) {
     if (!a || !b) return mhc_fail(ctx, MHC_ERR_NULL, "%s: an array argument is NULL", fn);
     if (T < 1) return mhc_fail(ctx, MHC_ERR_SIZE, "%s: T = %d tokens, expected >= 1", fn, T);
     if (n < 1 || n > 1024) return mhc_fail(ctx, MHC_ERR_SIZE, "%s: n = %d, expected 1..1024", fn, n);
     if ((int)proj <= (int)MHC_PROJ_PRESET || proj >= MHC_PROJ_COUNT)
-        return mhc_fail(ctx, MHC_ERR_VALUE, "%s: projection %d is not softmax, exp, log or perm", fn, (int)proj);
+        return mhc_fail(ctx, MHC_ERR_VALUE, "%s: projection %d is not softmax, exp, log, perm, kron or ortho", fn, (int)proj);
+    if (proj == MHC_PROJ_KRON)
+        return mhc_fail(ctx, MHC_ERR_VALUE, "%s: projection kron needs its factor list: use mhc_kron_forward / "
+                        "mhc_kron_backward", fn);
+    mhc__proj_spec_make(s, proj, n, iters, eps);
     if (proj == MHC_PROJ_PERM) {
         if (n > MHC_LITE_MAX_N)
             return mhc_fail(ctx, MHC_ERR_VALUE, "%s: the permutation mixture needs n! logits; n = %d is too large (at most %d)",
                             fn, n, MHC_LITE_MAX_N);
+        return MHC_OK;
+    }
+    if (proj == MHC_PROJ_ORTHO) {
+        if (iters < 1 || iters > MHC_NS_MAX_ITERS)
+            return mhc_fail(ctx, MHC_ERR_VALUE, "%s: iters = %d (ns_iters, the Newton-Schulz iterations of ortho), expected "
+                            "1..%d", fn, iters, MHC_NS_MAX_ITERS);
         return MHC_OK;
     }
     if (iters < 1 || iters > 100000)
@@ -4229,19 +4716,28 @@ static mhc_result mhc__proj_args(mhc_ctx *ctx, const char *fn, mhc_projection pr
     return MHC_OK;
 }
 
+/* The checks of mhc_kron_forward / _backward; *s receives their spec. */
+static mhc_result mhc__kron_args(mhc_ctx *ctx, const char *fn, int nfactors, const int *factors, const void *a,
+                                 const void *b, int T, mhc_hc_spec *s) {
+    if (!a || !b || !factors) return mhc_fail(ctx, MHC_ERR_NULL, "%s: an array argument is NULL", fn);
+    if (T < 1) return mhc_fail(ctx, MHC_ERR_SIZE, "%s: T = %d tokens, expected >= 1", fn, T);
+    mhc__proj_spec_make(s, MHC_PROJ_KRON, 1, 1, 0.0);
+    return mhc__kron_set(ctx, fn, nfactors, factors, 0, s);
+}
+
 /* Doubles of scratch per chunk of tokens for the raw-array projections (per-token: w, z, o, g, dz;
    in groups: w, then z, dout and out/dz in the lane layout). */
-static size_t mhc__sk_per(mhc_projection proj, int n, int iters) {
-    size_t nn = (size_t)n * (size_t)n, per = mhc__proj_token_doubles(proj, n, iters), grp;
-    if (!mhc__proj_group_ok(proj, n)) return per;
-    grp = mhc__proj_group_doubles(proj, n, iters) + 3 * nn * MHC__SKG;
+static size_t mhc__sk_per(const mhc_hc_spec *s) {
+    size_t nn = (size_t)s->n * (size_t)s->n, per = mhc__proj_token_doubles(s), grp;
+    if (!mhc__proj_group_ok(s->projection, s->n)) return per;
+    grp = mhc__proj_group_doubles(s->projection, s->n, s->iters) + 3 * nn * MHC__SKG;
     return grp > per ? grp : per;
 }
 
 /* Scratch for the raw-array projections: nch chunks of *per doubles (0 on overflow). */
-static size_t mhc__sk_scratch(mhc_projection proj, int n, int iters, int T, int *nch, size_t *per) {
+static size_t mhc__sk_scratch(const mhc_hc_spec *s, int T, int *nch, size_t *per) {
     size_t tot;
-    *per = mhc__sk_per(proj, n, iters);
+    *per = mhc__sk_per(s);
     *nch = mhc__nchunks(T, (double)*per * 4.0);
     if (!mhc__mul_ok(*per, (size_t)*nch, &tot) || tot > SIZE_MAX / sizeof(double)) return 0;
     return tot;
@@ -4249,10 +4745,13 @@ static size_t mhc__sk_scratch(mhc_projection proj, int n, int iters, int T, int 
 
 /* Forward (y = out [T,n,n]) or backward (y = d_logits [T,nres] += ..., dy = d_out) over tokens,
    one chunk of tokens per thread, each with its own scratch; softmax/exp in groups of MHC__SKG
-   tokens of the chunk (mhc__proj_fwd_g), the rest per token. */
-static void mhc__sk_exec(mhc_projection proj, int n, int iters, double eps, mhc_real *y, const mhc_real *dy,
-                         const mhc_real *logits, int T, int backward, double *work, int nch, size_t per) {
-    size_t nn = (size_t)n * (size_t)n, nres = proj == MHC_PROJ_PERM ? (size_t)mhc_perm_count(n) : nn;
+   tokens of the chunk (mhc__proj_fwd_g), the rest per token (mhc__proj_token). */
+static void mhc__sk_exec(const mhc_hc_spec *s, mhc_real *y, const mhc_real *dy, const mhc_real *logits, int T,
+                         int backward, double *work, int nch, size_t per) {
+    mhc_projection proj = s->projection;
+    int n = s->n, iters = s->iters;
+    double eps = s->sinkhorn_eps;
+    size_t nn = (size_t)n * (size_t)n, nres = (size_t)s->nres;
     int ch, gs = mhc__proj_group(proj, n);
     MHC__OMP_FOR(nch > 1)
     for (ch = 0; ch < nch; ch++) {
@@ -4282,40 +4781,59 @@ static void mhc__sk_exec(mhc_projection proj, int n, int iters, double eps, mhc_
             }
         } else {
             for (t = t0; t < t1; t++)
-                mhc__proj_token(proj, n, iters, eps, logits + (size_t)t * nres, backward ? NULL : y + (size_t)t * nn,
+                mhc__proj_token(s, logits + (size_t)t * nres, backward ? NULL : y + (size_t)t * nn,
                                 backward ? y + (size_t)t * nres : NULL, backward ? dy + (size_t)t * nn : NULL, w);
         }
     }
 }
 
-/* Shared body of mhc_sinkhorn_forward/backward. */
-static mhc_result mhc__sinkhorn_run(mhc_ctx *ctx, const char *fname, mhc_projection proj, int n, int iters, double eps,
-                                    mhc_real *y, const mhc_real *dy, const mhc_real *logits, int T, int backward) {
+/* Shared body of mhc_sinkhorn_* and mhc_kron_*. */
+static mhc_result mhc__sinkhorn_run(mhc_ctx *ctx, const char *fname, const mhc_hc_spec *s, mhc_real *y,
+                                    const mhc_real *dy, const mhc_real *logits, int T, int backward) {
     size_t per, total;
     int nch;
     double *work;
-    total = mhc__sk_scratch(proj, n, iters, T, &nch, &per);
-    if (total == 0) return mhc_fail(ctx, MHC_ERR_OVERFLOW, "%s: T = %d, n = %d: sizes overflow", fname, T, n);
+    total = mhc__sk_scratch(s, T, &nch, &per);
+    if (total == 0) return mhc_fail(ctx, MHC_ERR_OVERFLOW, "%s: T = %d, n = %d: sizes overflow", fname, T, s->n);
     work = MHC__CAST(double *, MHC_MALLOC(total * sizeof(double)));
     if (!work) return mhc_fail(ctx, MHC_ERR_NOMEM, "%s: cannot allocate %zu bytes of scratch", fname, total * sizeof(double));
-    mhc__sk_exec(proj, n, iters, eps, y, dy, logits, T, backward, work, nch, per);
+    mhc__sk_exec(s, y, dy, logits, T, backward, work, nch, per);
     MHC_FREE(work);
     return MHC_OK;
 }
 
 MHCDEF mhc_result mhc_sinkhorn_forward(mhc_ctx *ctx, mhc_projection proj, int n, int iters, double eps,
                                        mhc_real *out, const mhc_real *logits, int T) {
-    mhc_result r = mhc__proj_args(ctx, "mhc_sinkhorn_forward", proj, n, iters, eps, out, logits, T);
+    mhc_hc_spec s;
+    mhc_result r = mhc__proj_args(ctx, "mhc_sinkhorn_forward", proj, n, iters, eps, out, logits, T, &s);
     if (r != MHC_OK) return r;
-    return mhc__sinkhorn_run(ctx, "mhc_sinkhorn_forward", proj, n, iters, eps, out, NULL, logits, T, 0);
+    return mhc__sinkhorn_run(ctx, "mhc_sinkhorn_forward", &s, out, NULL, logits, T, 0);
 }
 
 MHCDEF mhc_result mhc_sinkhorn_backward(mhc_ctx *ctx, mhc_projection proj, int n, int iters, double eps,
                                         mhc_real *d_logits, const mhc_real *d_out, const mhc_real *logits, int T) {
-    mhc_result r = mhc__proj_args(ctx, "mhc_sinkhorn_backward", proj, n, iters, eps, d_logits, logits, T);
+    mhc_hc_spec s;
+    mhc_result r = mhc__proj_args(ctx, "mhc_sinkhorn_backward", proj, n, iters, eps, d_logits, logits, T, &s);
     if (r != MHC_OK) return r;
     if (!d_out) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_sinkhorn_backward: d_out is NULL");
-    return mhc__sinkhorn_run(ctx, "mhc_sinkhorn_backward", proj, n, iters, eps, d_logits, d_out, logits, T, 1);
+    return mhc__sinkhorn_run(ctx, "mhc_sinkhorn_backward", &s, d_logits, d_out, logits, T, 1);
+}
+
+MHCDEF mhc_result mhc_kron_forward(mhc_ctx *ctx, int nfactors, const int *factors, mhc_real *out,
+                                   const mhc_real *logits, int T) {
+    mhc_hc_spec s;
+    mhc_result r = mhc__kron_args(ctx, "mhc_kron_forward", nfactors, factors, out, logits, T, &s);
+    if (r != MHC_OK) return r;
+    return mhc__sinkhorn_run(ctx, "mhc_kron_forward", &s, out, NULL, logits, T, 0);
+}
+
+MHCDEF mhc_result mhc_kron_backward(mhc_ctx *ctx, int nfactors, const int *factors, mhc_real *d_logits,
+                                    const mhc_real *d_out, const mhc_real *logits, int T) {
+    mhc_hc_spec s;
+    mhc_result r = mhc__kron_args(ctx, "mhc_kron_backward", nfactors, factors, d_logits, logits, T, &s);
+    if (r != MHC_OK) return r;
+    if (!d_out) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_kron_backward: d_out is NULL");
+    return mhc__sinkhorn_run(ctx, "mhc_kron_backward", &s, d_logits, d_out, logits, T, 1);
 }
 
 /* ---- the fused pre step (mHC, lite, head), HC and none ----
@@ -4369,8 +4887,7 @@ static size_t mhc__pre_chunk_map(const mhc__pre_io *io, double *w, mhc__pre_chun
     size_t n = (size_t)s->n, nn = n * n, mr = (size_t)mhc__pre_rows(io), nres = io->head ? 0 : (size_t)s->nres, o = 0;
     int grp = !io->head && mhc__proj_group_ok(s->projection, s->n);
     size_t L = grp ? MHC__SKG : 1, G = grp ? nn * MHC__SKG : 0;
-    size_t pj = io->head ? 0 : grp ? mhc__proj_group_doubles(s->projection, s->n, s->iters)
-                                   : mhc__proj_doubles(s->projection, s->n, s->iters);
+    size_t pj = io->head ? 0 : grp ? mhc__proj_group_doubles(s->projection, s->n, s->iters) : mhc__proj_doubles(s);
     c->dot = mhc__carve(w, &o, L * mr);
     c->du = mhc__carve(w, &o, L * mr);
     c->z = mhc__carve(w, &o, L * nres);
@@ -4552,7 +5069,7 @@ static void mhc__pre_put_A(const mhc__pre_io *io, int t, const double *comb) {
     int n = io->s->n, i, j;
     size_t nn = (size_t)n * (size_t)n;
     mhc_real *A = io->hres + (size_t)t * nn;
-    if (io->s->projection != MHC_PROJ_PERM && io->s->orient == MHC_ORIENT_COMB_T) {
+    if (mhc__proj_transposed(io->s)) {
         for (i = 0; i < n; i++)
             for (j = 0; j < n; j++) A[i * n + j] = (mhc_real)comb[j * n + i];
     } else {
@@ -4565,7 +5082,7 @@ static void mhc__pre_get_dcomb(const mhc__pre_io *io, int t, double *dcomb) {
     int n = io->s->n, i, j;
     size_t nn = (size_t)n * (size_t)n;
     const mhc_real *gA = io->g_hres + (size_t)t * nn;
-    if (io->s->projection != MHC_PROJ_PERM && io->s->orient == MHC_ORIENT_COMB_T) {
+    if (mhc__proj_transposed(io->s)) {
         for (i = 0; i < n; i++)
             for (j = 0; j < n; j++) dcomb[i * n + j] = (double)gA[j * n + i];
     } else {
@@ -4615,7 +5132,7 @@ static void mhc__pre_fwd_mhc(const mhc__pre_io *io, double *work, int nch, doubl
                 if (proj && gs > 1) {
                     for (k = 0; k < nn; k++) w.zg[k * MHC__SKG + u] = z[k];   /* into lane u */
                 } else if (proj) {
-                    mhc__proj_fwd(s->projection, n, s->iters, s->sinkhorn_eps, z, w.comb, w.pw);
+                    mhc__proj_fwd(s, z, w.comb, w.pw);
                     mhc__pre_put_A(io, t, w.comb);
                 }
                 /* li = sum_i h_pre[i] x_i (a stream mix, in mhc_real: see PRECISION) */
@@ -4689,7 +5206,7 @@ static void mhc__pre_bwd_mhc(const mhc__pre_io *io, double *work, int nch, doubl
                     }
                 } else {
                     mhc__pre_get_dcomb(io, t, w.dcomb);
-                    mhc__proj_bwd(s->projection, n, s->iters, s->sinkhorn_eps, z, w.dcomb, w.dz, w.pw, w.otmp);
+                    mhc__proj_bwd(s, z, w.dcomb, w.dz, w.pw, w.otmp);
                     for (k = 0; k < nres; k++) du[2 * n + k] = w.dz[k];
                 }
             }
@@ -4959,22 +5476,39 @@ static mhc_result mhc__spec_check(mhc_ctx *ctx, const char *fname, const mhc_hc_
         break;
     case MHC_VARIANT_MHC:
     case MHC_VARIANT_LITE:
-        if (s->variant == MHC_VARIANT_LITE ? s->projection != MHC_PROJ_PERM
-                                           : (s->projection < MHC_PROJ_SOFTMAX || s->projection > MHC_PROJ_LOG))
+    case MHC_VARIANT_KROMHC:
+    case MHC_VARIANT_ORTHO: {
+        int nres = n * n;
+        if (s->variant == MHC_VARIANT_MHC ? (s->projection < MHC_PROJ_SOFTMAX || s->projection > MHC_PROJ_LOG)
+                                          : s->projection != mhc__variant_proj(s->variant))
             return mhc_fail(ctx, MHC_ERR_VALUE, "%s: variant %s does not go with projection %s (use mhc_hc_resolve)",
                             fname, mhc_hc_variant_name(s->variant), mhc_projection_name(s->projection));
         if (s->projection == MHC_PROJ_PERM && n > MHC_LITE_MAX_N)
             return mhc_fail(ctx, MHC_ERR_VALUE, "%s: the permutation mixture supports n <= %d, not %d", fname, MHC_LITE_MAX_N, n);
-        if (s->nres != (s->projection == MHC_PROJ_PERM ? (int)mhc_perm_count(n) : n * n) || s->m != 2 * n + s->nres)
+        if (s->projection == MHC_PROJ_PERM) nres = (int)mhc_perm_count(n);
+        if (s->projection == MHC_PROJ_KRON) {   /* the factor list, as mhc_hc_resolve checks it */
+            mhc_hc_spec k;
+            memset(&k, 0, sizeof k);
+            if (s->kron_count < 1 || s->kron_count > MHC_KRON_MAX_FACTORS)
+                return mhc_fail(ctx, MHC_ERR_VALUE, "%s: spec.kron_count = %d, expected 1..%d", fname, s->kron_count,
+                                MHC_KRON_MAX_FACTORS);
+            if (mhc__kron_set(ctx, fname, s->kron_count, s->kron_factors, n, &k) != MHC_OK) return ctx ? ctx->last : MHC_ERR_VALUE;
+            nres = k.nres;
+        }
+        if (s->nres != nres || s->m != 2 * n + s->nres)
             return mhc_fail(ctx, MHC_ERR_VALUE, "%s: spec.nres = %d / spec.m = %d do not match n = %d (use mhc_hc_resolve)",
                             fname, s->nres, s->m, n);
-        if (s->projection != MHC_PROJ_PERM && (s->iters < 1 || s->iters > 100000))
+        if (s->projection <= MHC_PROJ_LOG && (s->iters < 1 || s->iters > 100000))
             return mhc_fail(ctx, MHC_ERR_VALUE, "%s: spec.iters = %d, expected 1..100000", fname, s->iters);
+        if (s->projection == MHC_PROJ_ORTHO && (s->ns_iters < 1 || s->ns_iters > MHC_NS_MAX_ITERS))
+            return mhc_fail(ctx, MHC_ERR_VALUE, "%s: spec.ns_iters = %d, expected 1..%d", fname, s->ns_iters, MHC_NS_MAX_ITERS);
         if (s->orient != MHC_ORIENT_H && s->orient != MHC_ORIENT_COMB_T)
             return mhc_fail(ctx, MHC_ERR_VALUE, "%s: spec.orient = %d is not h or comb_t", fname, (int)s->orient);
         break;
+    }
     default:
-        return mhc_fail(ctx, MHC_ERR_VALUE, "%s: spec.variant = %d is not none, hc, mhc or lite", fname, (int)s->variant);
+        return mhc_fail(ctx, MHC_ERR_VALUE, "%s: spec.variant = %d is not none, hc, mhc, lite, kromhc or ortho", fname,
+                        (int)s->variant);
     }
     if (!mhc__finite(s->norm_eps) || !mhc__finite(s->pre_eps) || !mhc__finite(s->sinkhorn_eps) ||
         !mhc__finite(s->post_mult) || s->norm_eps < 0.0 || s->pre_eps < 0.0 || s->sinkhorn_eps < 0.0 ||
@@ -5257,6 +5791,16 @@ MHCDEF mhc_result mhc_hc_params_init(mhc_ctx *ctx, const mhc_hc_spec *s, int hea
     mhc_rng_fill_normal(rng, w->fn->data, w->fn->size, 0.0, fn_std);
     for (k = 0; k < w->scale->size; k++) w->scale->data[k] = (mhc_real)0.01;
     for (k = 0; k < w->base->size; k++) w->base->data[k] = 0;
+    if (!head && s->variant == MHC_VARIANT_KROMHC) {
+        size_t o = 2 * (size_t)n;
+        for (k = 0; k < (size_t)s->nres; k++) w->base->data[2 * (size_t)n + k] = (mhc_real)-8.0;
+        for (i = 0; i < s->kron_count; i++) {
+            w->base->data[o] = 0;                                 /* the identity of factor i */
+            o += (size_t)mhc_perm_count(s->kron_factors[i]);
+        }
+    }
+    if (!head && s->variant == MHC_VARIANT_ORTHO)
+        for (i = 0; i < n * n; i++) w->base->data[2 * n + i] = (mhc_real)(i % (n + 1) == 0 ? 0.0 : -8.0);
     if (!head && s->variant == MHC_VARIANT_HC) {
         if (layer_index < 0) layer_index = -layer_index;
         w->base->data[layer_index % n] = 1;                       /* b_pre = onehot(layer mod n) */
@@ -5693,11 +6237,10 @@ static void mhc__bw_sinkhorn(mhc_node *nd) {
     mhc_tensor *z = nd->in[0];
     mhc_projection proj = (mhc_projection)nd->iarg[0];
     int n = nd->iarg[1], iters = nd->iarg[2], T = nd->iarg[3], nch = nd->iarg[4];
-    size_t per;
+    mhc_hc_spec s;
     if (!z->grad) return;
-    per = mhc__sk_per(proj, n, iters);
-    mhc__sk_exec(proj, n, iters, nd->farg[0], z->grad, nd->out->grad, z->data, T, 1,
-                 MHC__CAST(double *, nd->saved), nch, per);
+    mhc__proj_spec_make(&s, proj, n, iters, nd->farg[0]);
+    mhc__sk_exec(&s, z->grad, nd->out->grad, z->data, T, 1, MHC__CAST(double *, nd->saved), nch, mhc__sk_per(&s));
 }
 
 MHCDEF mhc_tensor *mhc_sinkhorn(mhc_tape *tp, mhc_projection proj, int n, int iters, double eps, mhc_tensor *logits) {
@@ -5708,13 +6251,14 @@ MHCDEF mhc_tensor *mhc_sinkhorn(mhc_tape *tp, mhc_projection proj, int n, int it
     size_t per, tot, nres;
     int T, nch, shape[3];
     char sh[64];
+    mhc_hc_spec s;
     if (!mhc__op_begin(tp, op, 1, logits, NULL)) return NULL;
-    if (mhc__proj_args(tp->ctx, op, proj, n, iters, eps, logits->data, logits->data, 1) != MHC_OK) {
+    if (mhc__proj_args(tp->ctx, op, proj, n, iters, eps, logits->data, logits->data, 1, &s) != MHC_OK) {
         tp->failed = 1;
         return NULL;
     }
     if (!mhc__fits_int(tp, logits, op)) return NULL;
-    nres = proj == MHC_PROJ_PERM ? (size_t)mhc_perm_count(n) : (size_t)n * (size_t)n;
+    nres = (size_t)s.nres;
     if (!((logits->ndim == 2 && (size_t)logits->shape[1] == nres) ||
           (proj != MHC_PROJ_PERM && logits->ndim == 3 && logits->shape[1] == n && logits->shape[2] == n)))
         return mhc__op_fail(tp, MHC_ERR_SHAPE, "%s: logits have shape %s, expected [T, %zu]%s (n = %d, projection %s)", op,
@@ -5724,11 +6268,11 @@ MHCDEF mhc_tensor *mhc_sinkhorn(mhc_tape *tp, mhc_projection proj, int n, int it
     shape[0] = T; shape[1] = n; shape[2] = n;
     out = mhc__new_like(tp, 3, shape, mhc__needs_grad(tp, logits), op);
     if (!out) return NULL;
-    tot = mhc__sk_scratch(proj, n, iters, T, &nch, &per);
+    tot = mhc__sk_scratch(&s, T, &nch, &per);
     if (tot == 0) return mhc__op_fail(tp, MHC_ERR_OVERFLOW, "%s: scratch size overflows (T = %d, n = %d)", op, T, n);
     work = MHC__CAST(double *, mhc_arena_alloc(tp->arena, tot * sizeof(double)));
     if (!work) { tp->failed = 1; return NULL; }
-    mhc__sk_exec(proj, n, iters, eps, out->data, NULL, logits->data, T, 0, work, nch, per);
+    mhc__sk_exec(&s, out->data, NULL, logits->data, T, 0, work, nch, per);
     nd = mhc__tape_record(tp, op, mhc__bw_sinkhorn, out);
     if (nd) {
         nd->in[0] = logits; nd->saved = work;

@@ -635,54 +635,123 @@ MHCDEF mhc_result mhc_cuda_sumsq(mhc_cuda *cu, double *out_host, const float *x,
 #define MHC_CU_MAX_N 8   /* streams supported on the device (the permutation mixture: n <= 8 too) */
 
 /* one thread per token: out = project(logits)  or  d_logits += d project^T d_out (mhc__proj_token) */
-__global__ static void mhc_cu__sk_k(mhc_projection proj, int n, int iters, double eps, float *out, float *d_logits,
-                                    const float *d_out, const float *logits, int T, double *scratch) {
-    size_t t = (size_t)blockIdx.x * blockDim.x + threadIdx.x, nn = (size_t)n * n;
-    size_t nres = proj == MHC_PROJ_PERM ? (size_t)mhc__perm_count(n) : nn;
+__global__ static void mhc_cu__sk_k(mhc_hc_spec sp, float *out, float *d_logits, const float *d_out, const float *logits,
+                                    int T, double *scratch) {
+    size_t t = (size_t)blockIdx.x * blockDim.x + threadIdx.x, nn = (size_t)sp.n * sp.n, nres = (size_t)sp.nres;
     if (t >= (size_t)T) return;
-    mhc__proj_token(proj, n, iters, eps, logits + t * nres, out ? out + t * nn : NULL, out ? NULL : d_logits + t * nres,
-                    out ? NULL : d_out + t * nn, scratch + t * mhc__proj_token_doubles(proj, n, iters));
+    mhc__proj_token(&sp, logits + t * nres, out ? out + t * nn : NULL, out ? NULL : d_logits + t * nres,
+                    out ? NULL : d_out + t * nn, scratch + t * mhc__proj_token_doubles(&sp));
 }
 
-static mhc_result mhc_cu__proj_args(mhc_cuda *cu, const char *fn, mhc_projection proj, int n, int iters, double eps, int T) {
+/* The spec of a standalone projection (as mhc.h's mhc__proj_spec_make): ortho takes iters as
+   ns_iters; kron's factors are set by mhc_cu__kron_args. */
+static void mhc_cu__proj_spec(mhc_hc_spec *sp, mhc_projection proj, int n, int iters, double eps) {
+    memset(sp, 0, sizeof *sp);
+    sp->projection = proj;
+    sp->orient = MHC_ORIENT_H;
+    sp->n = n;
+    sp->iters = iters;
+    sp->ns_iters = iters;
+    sp->sinkhorn_eps = eps;
+    sp->nres = proj == MHC_PROJ_PERM ? (int)mhc__perm_count(n) : n * n;
+}
+
+static mhc_result mhc_cu__proj_args(mhc_cuda *cu, const char *fn, mhc_projection proj, int n, int iters, double eps, int T,
+                                    mhc_hc_spec *sp) {
     if (proj <= MHC_PROJ_PRESET || proj >= MHC_PROJ_COUNT)
-        return mhc_fail(cu->ctx, MHC_ERR_VALUE, "%s: projection %d is not softmax, exp, log or perm", fn, (int)proj);
+        return mhc_fail(cu->ctx, MHC_ERR_VALUE, "%s: projection %d is not softmax, exp, log, perm, kron or ortho", fn, (int)proj);
+    if (proj == MHC_PROJ_KRON)
+        return mhc_fail(cu->ctx, MHC_ERR_VALUE, "%s: projection kron needs its factor list: use mhc_cuda_kron_forward / "
+                        "_backward", fn);
     if (n < 1 || n > MHC_CU_MAX_N)
         return mhc_fail(cu->ctx, MHC_ERR_SIZE, "%s: n is %d, expected 1..%d on the device", fn, n, MHC_CU_MAX_N);
-    if (proj != MHC_PROJ_PERM && (iters < 1 || iters > 100000))
+    if (proj == MHC_PROJ_ORTHO && (iters < 1 || iters > MHC_NS_MAX_ITERS))
+        return mhc_fail(cu->ctx, MHC_ERR_SIZE, "%s: iters is %d (ns_iters of ortho), expected 1..%d", fn, iters,
+                        MHC_NS_MAX_ITERS);
+    if (proj != MHC_PROJ_PERM && proj != MHC_PROJ_ORTHO && (iters < 1 || iters > 100000))
         return mhc_fail(cu->ctx, MHC_ERR_SIZE, "%s: iters is %d, expected 1..100000", fn, iters);
-    if (proj != MHC_PROJ_PERM && !(eps >= 0.0 && eps < HUGE_VAL))
+    if (proj != MHC_PROJ_PERM && proj != MHC_PROJ_ORTHO && !(eps >= 0.0 && eps < HUGE_VAL))
         return mhc_fail(cu->ctx, MHC_ERR_VALUE, "%s: eps is %g, expected finite and >= 0", fn, eps);
     MHC_CU_POS(fn, T);
+    mhc_cu__proj_spec(sp, proj, n, iters, eps);
     return MHC_OK;
 }
 
-static mhc_result mhc_cu__sinkhorn(mhc_cuda *cu, const char *fn, mhc_projection proj, int n, int iters, double eps,
-                                   float *out, float *d_logits, const float *d_out, const float *logits, int T) {
+/* A Kronecker factor list (as mhc.h checks it, with the device's n <= MHC_CU_MAX_N) into *sp. */
+static mhc_result mhc_cu__kron_set(mhc_cuda *cu, const char *fn, int nfactors, const int *factors, mhc_hc_spec *sp) {
+    int k, prod = 1, R = 0;
+    if (!factors) return mhc_fail(cu->ctx, MHC_ERR_NULL, "%s: factors is NULL", fn);
+    if (nfactors < 1 || nfactors > MHC_KRON_MAX_FACTORS)
+        return mhc_fail(cu->ctx, MHC_ERR_VALUE, "%s: kron_factors has %d factors, expected 1..%d", fn, nfactors,
+                        MHC_KRON_MAX_FACTORS);
+    for (k = 0; k < nfactors; k++) {
+        if (factors[k] < 1 || factors[k] > MHC_LITE_MAX_N)
+            return mhc_fail(cu->ctx, MHC_ERR_VALUE, "%s: kron_factors[%d] = %d is out of range (each factor 1..%d)", fn, k,
+                            factors[k], MHC_LITE_MAX_N);
+        prod *= factors[k];
+        if (prod > MHC_CU_MAX_N)
+            return mhc_fail(cu->ctx, MHC_ERR_SIZE, "%s: kron_factors: the product exceeds the device's n <= %d", fn,
+                            MHC_CU_MAX_N);
+        R += (int)mhc__perm_count(factors[k]);
+    }
+    mhc_cu__proj_spec(sp, MHC_PROJ_KRON, prod, 1, 0.0);
+    sp->kron_count = nfactors;
+    for (k = 0; k < nfactors; k++) sp->kron_factors[k] = factors[k];
+    sp->nres = R;
+    return MHC_OK;
+}
+
+static mhc_result mhc_cu__sinkhorn(mhc_cuda *cu, const char *fn, const mhc_hc_spec *sp, float *out, float *d_logits,
+                                   const float *d_out, const float *logits, int T) {
     mhc_result r;
     void *sc;
-    size_t per;
-    if ((r = mhc_cu__proj_args(cu, fn, proj, n, iters, eps, T)) != MHC_OK) return r;
-    per = mhc__proj_token_doubles(proj, n, iters);
+    size_t per = mhc__proj_token_doubles(sp);
     if ((r = mhc_cu__scratch(cu, fn, (size_t)T * per * sizeof(double), &sc)) != MHC_OK) return r;
-    MHC_CU_LAUNCH(mhc_cu__sk_k, mhc_cu__blocks((size_t)T, 64), 64, proj, n, iters, eps, out, d_logits, d_out, logits, T,
-                                                       (double *)sc);
+    MHC_CU_LAUNCH(mhc_cu__sk_k, mhc_cu__blocks((size_t)T, 64), 64, *sp, out, d_logits, d_out, logits, T, (double *)sc);
     MHC_CU_LAUNCHED(fn);
     return MHC_OK;
 }
 MHCDEF mhc_result mhc_cuda_sinkhorn_forward(mhc_cuda *cu, mhc_projection proj, int n, int iters, double eps,
                                             float *out, const float *logits, int T) {
     const char *fn = "mhc_cuda_sinkhorn_forward";
+    mhc_hc_spec sp;
+    mhc_result r;
     MHC_CU_READY(fn);
     MHC_CU_NULL(fn, out); MHC_CU_NULL(fn, logits);
-    return mhc_cu__sinkhorn(cu, fn, proj, n, iters, eps, out, NULL, NULL, logits, T);
+    if ((r = mhc_cu__proj_args(cu, fn, proj, n, iters, eps, T, &sp)) != MHC_OK) return r;
+    return mhc_cu__sinkhorn(cu, fn, &sp, out, NULL, NULL, logits, T);
 }
 MHCDEF mhc_result mhc_cuda_sinkhorn_backward(mhc_cuda *cu, mhc_projection proj, int n, int iters, double eps,
                                              float *d_logits, const float *d_out, const float *logits, int T) {
     const char *fn = "mhc_cuda_sinkhorn_backward";
+    mhc_hc_spec sp;
+    mhc_result r;
     MHC_CU_READY(fn);
     MHC_CU_NULL(fn, d_logits); MHC_CU_NULL(fn, d_out); MHC_CU_NULL(fn, logits);
-    return mhc_cu__sinkhorn(cu, fn, proj, n, iters, eps, NULL, d_logits, d_out, logits, T);
+    if ((r = mhc_cu__proj_args(cu, fn, proj, n, iters, eps, T, &sp)) != MHC_OK) return r;
+    return mhc_cu__sinkhorn(cu, fn, &sp, NULL, d_logits, d_out, logits, T);
+}
+MHCDEF mhc_result mhc_cuda_kron_forward(mhc_cuda *cu, int nfactors, const int *factors, float *out, const float *logits,
+                                        int T) {
+    const char *fn = "mhc_cuda_kron_forward";
+    mhc_hc_spec sp;
+    mhc_result r;
+    MHC_CU_READY(fn);
+    MHC_CU_NULL(fn, out); MHC_CU_NULL(fn, logits);
+    MHC_CU_POS(fn, T);
+    if ((r = mhc_cu__kron_set(cu, fn, nfactors, factors, &sp)) != MHC_OK) return r;
+    return mhc_cu__sinkhorn(cu, fn, &sp, out, NULL, NULL, logits, T);
+}
+MHCDEF mhc_result mhc_cuda_kron_backward(mhc_cuda *cu, int nfactors, const int *factors, float *d_logits,
+                                         const float *d_out, const float *logits, int T) {
+    const char *fn = "mhc_cuda_kron_backward";
+    mhc_hc_spec sp;
+    mhc_result r;
+    MHC_CU_READY(fn);
+    MHC_CU_NULL(fn, d_logits); MHC_CU_NULL(fn, d_out); MHC_CU_NULL(fn, logits);
+    MHC_CU_POS(fn, T);
+    if ((r = mhc_cu__kron_set(cu, fn, nfactors, factors, &sp)) != MHC_OK) return r;
+    return mhc_cu__sinkhorn(cu, fn, &sp, NULL, d_logits, d_out, logits, T);
 }
 
 /* ---- expand and post ---- */
@@ -816,9 +885,9 @@ MHCDEF mhc_result mhc_cuda_hc_post_backward(mhc_cuda *cu, float *d_x, float *d_h
      reduce   one thread per parameter element, tokens summed in order ---- */
 
 typedef struct mhc_cu__pre {
-    int n, C, D, T, mr, nres, head, iters, orient;
-    mhc_projection proj;
-    double norm_eps, pre_eps, post_mult, sk_eps;
+    int n, C, D, T, mr, nres, head;
+    mhc_hc_spec spec;          /* the layer's spec: the per-token projection reads it */
+    double norm_eps, pre_eps, post_mult;
     const float *x, *fn, *scale, *base, *nw;
     float *li, *hpre, *hpost, *hres;
     const float *g_li, *g_hpre, *g_hpost, *g_hres;
@@ -868,8 +937,8 @@ __global__ static void mhc_cu__pre_tok_fwd_k(mhc_cu__pre p) {
         for (i = 0; i < n; i++) p.hpost[(size_t)t * n + i] = (float)(spo[i] * p.post_mult);
     if (p.hres) {
         float *A = p.hres + (size_t)t * nn;
-        mhc__proj_fwd(p.proj, n, p.iters, p.sk_eps, z, comb, p.pw + (size_t)t * p.pj);
-        if (p.proj != MHC_PROJ_PERM && p.orient == MHC_ORIENT_COMB_T) {
+        mhc__proj_fwd(&p.spec, z, comb, p.pw + (size_t)t * p.pj);
+        if (mhc__proj_transposed(&p.spec)) {
             for (i = 0; i < n; i++)
                 for (j = 0; j < n; j++) A[i * n + j] = (float)comb[j * n + i];
         } else {
@@ -932,13 +1001,13 @@ __global__ static void mhc_cu__pre_tok_bwd_k(mhc_cu__pre p) {
         }
         if (p.g_hres) {
             const float *gA = p.g_hres + (size_t)t * nn;
-            if (p.proj != MHC_PROJ_PERM && p.orient == MHC_ORIENT_COMB_T) {
+            if (mhc__proj_transposed(&p.spec)) {
                 for (i = 0; i < n; i++)
                     for (j = 0; j < n; j++) dcomb[i * n + j] = (double)gA[j * n + i];
             } else {
                 for (i = 0; i < nn; i++) dcomb[i] = (double)gA[i];
             }
-            mhc__proj_bwd(p.proj, n, p.iters, p.sk_eps, z, dcomb, dz, p.pw + (size_t)t * p.pj, otmp);
+            mhc__proj_bwd(&p.spec, z, dcomb, dz, p.pw + (size_t)t * p.pj, otmp);
             for (k = 0; k < p.nres; k++) du[2 * n + k] = dz[k];
         } else {
             for (k = 0; k < p.nres; k++) du[2 * n + k] = 0.0;
@@ -1018,19 +1087,33 @@ static mhc_result mhc_cu__pre_setup(mhc_cuda *cu, const char *fn, const mhc_hc_s
     if (s->n < 1 || s->n > MHC_CU_MAX_N)
         return mhc_fail(cu->ctx, MHC_ERR_SIZE, "%s: spec.n = %d, expected 1..%d on the device", fn, s->n, MHC_CU_MAX_N);
     if (!head) {
-        if (s->variant != MHC_VARIANT_MHC && s->variant != MHC_VARIANT_LITE)
-            return mhc_fail(cu->ctx, MHC_ERR_VALUE, "%s: variant %s is not supported on the device (mhc and lite are)", fn,
-                            mhc_hc_variant_name(s->variant));
-        if (s->variant == MHC_VARIANT_LITE ? s->projection != MHC_PROJ_PERM
-                                           : (s->projection < MHC_PROJ_SOFTMAX || s->projection > MHC_PROJ_LOG))
+        int nres = s->n * s->n;
+        mhc_projection own = s->variant == MHC_VARIANT_LITE ? MHC_PROJ_PERM : s->variant == MHC_VARIANT_KROMHC ? MHC_PROJ_KRON
+                           : s->variant == MHC_VARIANT_ORTHO ? MHC_PROJ_ORTHO : MHC_PROJ_PRESET;
+        if (s->variant != MHC_VARIANT_MHC && own == MHC_PROJ_PRESET)
+            return mhc_fail(cu->ctx, MHC_ERR_VALUE, "%s: variant %s is not supported on the device (mhc, lite, kromhc and "
+                            "ortho are)", fn, mhc_hc_variant_name(s->variant));
+        if (s->variant == MHC_VARIANT_MHC ? (s->projection < MHC_PROJ_SOFTMAX || s->projection > MHC_PROJ_LOG)
+                                          : s->projection != own)
             return mhc_fail(cu->ctx, MHC_ERR_VALUE, "%s: variant %s does not go with projection %s (use mhc_hc_resolve)", fn,
                             mhc_hc_variant_name(s->variant), mhc_projection_name(s->projection));
-        if (s->nres != (s->projection == MHC_PROJ_PERM ? (int)mhc__perm_count(s->n) : s->n * s->n) ||
-            s->m != 2 * s->n + s->nres)
+        if (s->projection == MHC_PROJ_PERM) nres = (int)mhc__perm_count(s->n);
+        if (s->projection == MHC_PROJ_KRON) {
+            mhc_hc_spec k;
+            if ((r = mhc_cu__kron_set(cu, fn, s->kron_count, s->kron_factors, &k)) != MHC_OK) return r;
+            if (k.n != s->n)
+                return mhc_fail(cu->ctx, MHC_ERR_VALUE, "%s: spec.kron_factors have the product %d, not n = %d (use "
+                                "mhc_hc_resolve)", fn, k.n, s->n);
+            nres = k.nres;
+        }
+        if (s->nres != nres || s->m != 2 * s->n + s->nres)
             return mhc_fail(cu->ctx, MHC_ERR_VALUE, "%s: spec.nres = %d / spec.m = %d do not match n = %d (use mhc_hc_resolve)",
                             fn, s->nres, s->m, s->n);
-        if (s->projection != MHC_PROJ_PERM && (s->iters < 1 || s->iters > 100000))
+        if (s->projection <= MHC_PROJ_LOG && (s->iters < 1 || s->iters > 100000))
             return mhc_fail(cu->ctx, MHC_ERR_VALUE, "%s: spec.iters = %d, expected 1..100000", fn, s->iters);
+        if (s->projection == MHC_PROJ_ORTHO && (s->ns_iters < 1 || s->ns_iters > MHC_NS_MAX_ITERS))
+            return mhc_fail(cu->ctx, MHC_ERR_VALUE, "%s: spec.ns_iters = %d, expected 1..%d", fn, s->ns_iters,
+                            MHC_NS_MAX_ITERS);
         if (s->orient != MHC_ORIENT_H && s->orient != MHC_ORIENT_COMB_T)
             return mhc_fail(cu->ctx, MHC_ERR_VALUE, "%s: spec.orient = %d is not h or comb_t", fn, (int)s->orient);
     }
@@ -1044,9 +1127,9 @@ static mhc_result mhc_cu__pre_setup(mhc_cuda *cu, const char *fn, const mhc_hc_s
     p->n = s->n; p->C = C; p->D = s->n * C; p->T = T; p->head = head;
     p->mr = head ? s->n : s->m;
     p->nres = head ? 0 : s->nres;
-    p->proj = s->projection; p->iters = s->iters; p->orient = (int)s->orient;
-    p->norm_eps = s->norm_eps; p->pre_eps = s->pre_eps; p->post_mult = s->post_mult; p->sk_eps = s->sinkhorn_eps;
-    p->pj = head ? 0 : mhc__proj_doubles(p->proj, p->n, p->iters);
+    p->spec = *s;
+    p->norm_eps = s->norm_eps; p->pre_eps = s->pre_eps; p->post_mult = s->post_mult;
+    p->pj = head ? 0 : mhc__proj_doubles(s);
     p->tmpd = 2 * (size_t)p->nres + 3 * (size_t)p->n * p->n;
     Tz = (size_t)T;
     mr1 = (size_t)p->mr + 1;

@@ -228,6 +228,22 @@ GPT_FN mhc_tensor *gpt_forward(mhc_tape *tp, gpt_model *m, const int *tokens, co
     return mhc_cross_entropy(tp, logits, targets);
 }
 
+/* The largest distance of the last forward pass's mixing matrices from doubly stochastic, max over
+   sublayers and tokens of max(|rowsum - 1|, |colsum - 1|) (MHC_SPEC.md Sec. 7; 0 for none). */
+GPT_FN mhc_result gpt_ds_distance(mhc_ctx *ctx, const gpt_model *m, int BT, double *dist) {
+    int l;
+    *dist = 0.0;
+    if (m->spec.variant == MHC_VARIANT_NONE) return MHC_OK;
+    for (l = 0; l < m->nA; l++) {
+        double re, ce;
+        mhc_result r = mhc_hc_ds_distance(ctx, m->A[l], (size_t)BT, m->cfg.n, &re, &ce);
+        if (r != MHC_OK) return r;
+        if (re > *dist) *dist = re;
+        if (ce > *dist) *dist = ce;
+    }
+    return MHC_OK;
+}
+
 /* The Amax gain of the composite residual map of the last forward pass (1 for none). */
 GPT_FN mhc_result gpt_gain(mhc_ctx *ctx, const gpt_model *m, int BT, mhc_gain_stats *g) {
     if (m->spec.variant == MHC_VARIANT_NONE || m->nA == 0) {

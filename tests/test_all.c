@@ -19,6 +19,7 @@
 #include "test_interrupt.c" /* (uses tools/interrupt.h and test_ckpt.c's includes) */
 #include "test_hc.c"
 #include "test_hc_ref.c"     /* (uses test_hc.c's naive reference) */
+#include "test_kron_ortho.c" /* (uses test_hc.c and test_hc_ref.c) */
 #include "test_gpt.c"
 #include "test_infer.c"     /* (uses gpt/gpt.h, as test_gpt.c) */
 #include "test_hc_tape.c"

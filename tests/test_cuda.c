@@ -91,6 +91,22 @@ static void tc_host_checks(void) {
     CHECK_STR_HAS(mhc_ctx_message(&ctx), "iters is 0");
     CHECK_RESULT(mhc_cuda_sinkhorn_backward(&fake, MHC_PROJ_EXP, 4, 20, 0.0, dummy, dummy, dummy, 0), MHC_ERR_SIZE);
     CHECK_STR_HAS(mhc_ctx_message(&ctx), "T is 0");
+    CHECK_RESULT(mhc_cuda_sinkhorn_forward(&fake, MHC_PROJ_KRON, 4, 20, 0.0, dummy, dummy, 4), MHC_ERR_VALUE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "projection kron needs its factor list: use mhc_cuda_kron_forward");
+    CHECK_RESULT(mhc_cuda_sinkhorn_forward(&fake, MHC_PROJ_ORTHO, 4, 0, 0.0, dummy, dummy, 4), MHC_ERR_SIZE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "iters is 0 (ns_iters of ortho)");
+    {
+        int f[3] = {2, 2, 3};
+        CHECK_RESULT(mhc_cuda_kron_forward(&fake, 3, f, dummy, dummy, 4), MHC_ERR_SIZE);
+        CHECK_STR_HAS(mhc_ctx_message(&ctx), "kron_factors: the product exceeds the device's n <= 8");
+        CHECK_RESULT(mhc_cuda_kron_forward(&fake, 0, f, dummy, dummy, 4), MHC_ERR_VALUE);
+        CHECK_STR_HAS(mhc_ctx_message(&ctx), "kron_factors has 0 factors");
+        f[0] = 9;
+        CHECK_RESULT(mhc_cuda_kron_backward(&fake, 1, f, dummy, dummy, dummy, 4), MHC_ERR_VALUE);
+        CHECK_STR_HAS(mhc_ctx_message(&ctx), "kron_factors[0] = 9 is out of range");
+        CHECK_RESULT(mhc_cuda_kron_backward(&fake, 1, NULL, dummy, dummy, dummy, 4), MHC_ERR_NULL);
+        CHECK_RESULT(mhc_cuda_kron_forward(&fake, 1, f, dummy, dummy, 0), MHC_ERR_SIZE);
+    }
     CHECK_RESULT(mhc_cuda_hc_post_forward(&fake, dummy, dummy, dummy, NULL, dummy, 2, 4, 8), MHC_ERR_NULL);
     CHECK_STR_HAS(mhc_ctx_message(&ctx), "h_post is NULL");
     CHECK_RESULT(mhc_cuda_hc_expand_forward(&fake, dummy, dummy, 2, 0, 8), MHC_ERR_SIZE);
@@ -303,6 +319,47 @@ static void tc_sinkhorn(void) {
             mhc_cuda_release(tc_cu, dGZ);
             free(z); free(o); free(go); free(gz);
         }
+    /* ortho (ns_iters 1, 5, 20) through mhc_cuda_sinkhorn_*, kron through mhc_cuda_kron_*: the same
+       per-token code in double on both sides */
+    for (q = 0; q < 3 + 6; q++) {
+        static const int ks[3] = {1, 5, 20}, lists[6][3] = {{1}, {2}, {3}, {2, 2}, {2, 3}, {2, 2, 2}};
+        static const int counts[6] = {1, 1, 1, 2, 2, 3};
+        mhc_ctx ctx;
+        int ortho = q < 3, nres, nn, k;
+        size_t nz, no;
+        float *z, *o, *go, *gz, *dZ, *dO, *dGO, *dGZ;
+        char what[64];
+        n = ortho ? 3 : 1;
+        nres = ortho ? 9 : 0;
+        if (!ortho) {
+            const int *f = lists[q - 3];
+            for (k = 0; k < counts[q - 3]; k++) { n *= f[k]; nres += (int)mhc_perm_count(f[k]); }
+        }
+        nn = n * n; nz = (size_t)T * nres; no = (size_t)T * nn;
+        z = tc_rand(nz, -2, 2); o = tc_rand(no, 0, 0); go = tc_rand(no, -1, 1); gz = tc_rand(nz, -1, 1);
+        dZ = tc_dev(z, nz); dO = tc_dev(NULL, no); dGO = tc_dev(go, no); dGZ = tc_dev(gz, nz);
+        mhc_ctx_init(&ctx);
+        if (ortho) {
+            for (k = 0; k < T; k++) { z[(size_t)k * 9] += 3; z[(size_t)k * 9 + 4] += 3; z[(size_t)k * 9 + 8] += 3; }
+            CHECK_OK(mhc_cuda_upload(tc_cu, dZ, z, nz * sizeof(float)));
+            CHECK_OK(mhc_sinkhorn_forward(&ctx, MHC_PROJ_ORTHO, n, ks[q], 0.0, o, z, T));
+            CHECK_OK(mhc_cuda_sinkhorn_forward(tc_cu, MHC_PROJ_ORTHO, n, ks[q], 0.0, dO, dZ, T));
+            CHECK_OK(mhc_sinkhorn_backward(&ctx, MHC_PROJ_ORTHO, n, ks[q], 0.0, gz, go, z, T));
+            CHECK_OK(mhc_cuda_sinkhorn_backward(tc_cu, MHC_PROJ_ORTHO, n, ks[q], 0.0, dGZ, dGO, dZ, T));
+            snprintf(what, sizeof what, "ortho n=%d ns_iters=%d", n, ks[q]);
+        } else {
+            CHECK_OK(mhc_kron_forward(&ctx, counts[q - 3], lists[q - 3], o, z, T));
+            CHECK_OK(mhc_cuda_kron_forward(tc_cu, counts[q - 3], lists[q - 3], dO, dZ, T));
+            CHECK_OK(mhc_kron_backward(&ctx, counts[q - 3], lists[q - 3], gz, go, z, T));
+            CHECK_OK(mhc_cuda_kron_backward(tc_cu, counts[q - 3], lists[q - 3], dGZ, dGO, dZ, T));
+            snprintf(what, sizeof what, "kron n=%d (%d factors)", n, counts[q - 3]);
+        }
+        TC_CLOSE(what, dO, o, no, 1e-6);
+        TC_CLOSE(what, dGZ, gz, nz, 1e-5);
+        mhc_cuda_release(tc_cu, dZ); mhc_cuda_release(tc_cu, dO); mhc_cuda_release(tc_cu, dGO);
+        mhc_cuda_release(tc_cu, dGZ);
+        free(z); free(o); free(go); free(gz);
+    }
 }
 
 /* pre (or head) forward and backward with every gradient, against mhc_hc_pre_* / mhc_hc_head_* */
@@ -331,6 +388,11 @@ static void tc_pre_case(mhc_hc_preset preset, int n, int head, int use_nw) {
     gli = tc_rand(nli, -1, 1); ghpre = tc_rand(nh, -1, 1); ghpost = tc_rand(nh, -1, 1); ghres = tc_rand(nA, -1, 1);
     dxc = tc_rand(nx, -1, 1); dfnc = tc_rand(nfn, -1, 1); dscc = tc_rand(3, -1, 1); dbasec = tc_rand((size_t)mr, -1, 1);
     dnwc = tc_rand(D, -1, 1);
+    if (!head && s.projection == MHC_PROJ_ORTHO) {   /* well-conditioned logits: on generic ones Newton-Schulz
+                                                        magnifies the float differences of the dots */
+        int i;
+        for (i = 0; i < n; i++) base[2 * n + i * n + i] += (float)(4 * n);
+    }
     X = tc_dev(x, nx); FN = tc_dev(fn, nfn); SC = tc_dev(sc, 3); BASE = tc_dev(base, mr); NW = tc_dev(nw, D);
     LI = tc_dev(NULL, nli); HPRE = tc_dev(NULL, nh); HPOST = tc_dev(NULL, nh); HRES = tc_dev(NULL, nA);
     GLI = tc_dev(gli, nli); GHPRE = tc_dev(ghpre, nh); GHPOST = tc_dev(ghpost, nh); GHRES = tc_dev(ghres, nA);
@@ -385,7 +447,8 @@ static void tc_layer(void) {
     float *X = tc_dev(x, nx), *AA = tc_dev(A, nA), *HP = tc_dev(hp, nh), *F = tc_dev(f, nf), *O = tc_dev(NULL, nx);
     float *GO = tc_dev(go, nx), *DX = tc_dev(dx, nx), *DA = tc_dev(dA, nA), *DHP = tc_dev(dhp, nh), *DF = tc_dev(df, nf);
     float *E = tc_dev(e, nf), *DE = tc_dev(de, nf);
-    static const mhc_hc_preset presets[4] = {MHC_PRESET_DSV4, MHC_PRESET_TILEKERNELS, MHC_PRESET_PAPER, MHC_PRESET_LITE};
+    static const mhc_hc_preset presets[6] = {MHC_PRESET_DSV4, MHC_PRESET_TILEKERNELS, MHC_PRESET_PAPER, MHC_PRESET_LITE,
+                                             MHC_PRESET_KROMHC, MHC_PRESET_ORTHO};
     int q, nn;
     TEST_BEGIN("cuda_post_expand");
     /* sums of n terms in double: 1e-6 */
@@ -411,18 +474,20 @@ static void tc_layer(void) {
         for (k = 0; k < sizeof all / sizeof all[0]; k++) { mhc_cuda_release(tc_cu, all[k]); free(hall[k]); }
     }
     TEST_BEGIN("cuda_pre_head");
-    for (q = 0; q < 4; q++)
+    for (q = 0; q < 6; q++)
         for (nn = 1; nn <= 4; nn += 3) {
             tc_pre_case(presets[q], nn, 0, 1);
             tc_pre_case(presets[q], nn, 0, 0);
         }
+    tc_pre_case(MHC_PRESET_KROMHC, 8, 0, 1);   /* (2,2,2) */
+    tc_pre_case(MHC_PRESET_KROMHC, 6, 0, 0);   /* (2,3) */
     tc_pre_case(MHC_PRESET_DSV4, 4, 1, 1);
     tc_pre_case(MHC_PRESET_DSV4, 4, 1, 0);
 }
 
 /* ---------------- part 3: GPT training steps, device against CPU ---------------- */
 
-static void tc_gpt_steps(int variant, int n) {
+static void tc_gpt_steps(int variant, int n, mhc_hc_preset preset) {
     mhc_ctx ctx;
     gpt_config cfg;
     gpt_model m;
@@ -438,7 +503,7 @@ static void tc_gpt_steps(int variant, int n) {
     mhc_ctx_init(&ctx);
     memset(&cfg, 0, sizeof cfg);
     cfg.vocab = 64; cfg.seq = T; cfg.dim = 32; cfg.heads = 4; cfg.layers = 2; cfg.n = n; cfg.hc.variant = (mhc_hc_variant)variant;
-    cfg.hc.preset = MHC_PRESET_DSV4;
+    cfg.hc.preset = preset;
     memset(&acfg, 0, sizeof acfg);
     acfg.schedule.lr = 3e-3;
     if (gpt_create(&ctx, &m, &cfg) != MHC_OK) { CHECK_MSG(0, "gpt_create: %s", mhc_ctx_message(&ctx)); return; }
@@ -481,7 +546,7 @@ static void tc_gpt_steps(int variant, int n) {
                         if (!(d <= e)) e = d;
                     }
                     CHECK_MSG(e <= 1e-3 * mx + 1e-9, "gpt %s n=%d gradient of %s: max |device - CPU| %.3g, largest %.3g",
-                              mhc_hc_variant_name((mhc_hc_variant)variant), n, m.params.names[k], e, mx);
+                              mhc_hc_variant_name(m.spec.variant), n, m.params.names[k], e, mx);
                 }
                 free(gd);
             }
@@ -491,10 +556,10 @@ static void tc_gpt_steps(int variant, int n) {
         /* float training steps on two machines: the losses agree to 1e-4 relative over 5 steps */
         for (step = 0; step < steps; step++)
             CHECK_MSG(fabs(gpu_loss[step] - cpu_loss[step]) <= 1e-4 * fabs(cpu_loss[step]),
-                      "gpt %s n=%d step %d: device loss %.7g, CPU loss %.7g", mhc_hc_variant_name((mhc_hc_variant)variant),
+                      "gpt %s n=%d step %d: device loss %.7g, CPU loss %.7g", mhc_hc_variant_name(m.spec.variant),
                       n, step + 1, gpu_loss[step], cpu_loss[step]);
         CHECK_NEAR(tr.last_grad_norm, tr_cpu.last_grad_norm, 1e-3 * tr_cpu.last_grad_norm);
-        printf("  gpt %s n=%d: losses device %.6f .. %.6f, CPU %.6f .. %.6f\n", mhc_hc_variant_name((mhc_hc_variant)variant),
+        printf("  gpt %s n=%d: losses device %.6f .. %.6f, CPU %.6f .. %.6f\n", mhc_hc_variant_name(m.spec.variant),
                n, gpu_loss[0], gpu_loss[steps - 1], cpu_loss[0], cpu_loss[steps - 1]);
         mhc_tape_free(&tp);
         mhc_arena_free(&arena);
@@ -525,8 +590,10 @@ int main(void) {
     tc_sinkhorn();
     tc_layer();
     TEST_BEGIN("cuda_gpt_steps");
-    tc_gpt_steps(MHC_VARIANT_PRESET, 4);
-    tc_gpt_steps(MHC_VARIANT_NONE, 1);
+    tc_gpt_steps(MHC_VARIANT_PRESET, 4, MHC_PRESET_DSV4);
+    tc_gpt_steps(MHC_VARIANT_NONE, 1, MHC_PRESET_DSV4);
+    tc_gpt_steps(MHC_VARIANT_PRESET, 4, MHC_PRESET_KROMHC);
+    tc_gpt_steps(MHC_VARIANT_PRESET, 4, MHC_PRESET_ORTHO);
     mhc_cuda_free(&cu);
     printf("%d passed, %d failed\n", test_passed, test_failed);
     return test_failed ? 1 : 0;

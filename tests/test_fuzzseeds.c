@@ -138,6 +138,11 @@ void TP(test_fuzzseeds)(void); void TP(test_fuzzseeds)(void) {
     TP(fs_case)("broken_nul_byte.txt", 0, "contains a NUL byte", NULL);
     TP(fs_case)("broken_variant_sinkhorn.txt", 0, ":6: sinkhorn_iters = '100001' is not an integer in 1..100000", NULL);
     TP(fs_case)("broken_lite_n9.txt", 0, NULL, "n = 9 is too large");
+    TP(fs_case)("valid_sinkhorn_kron.txt", 1, NULL, NULL);
+    TP(fs_case)("valid_layer_ortho.txt", 1, NULL, NULL);
+    TP(fs_case)("broken_kron_product.txt", 0, NULL, "kron_factors = 2,2 has the product 4, not n = 8");
+    TP(fs_case)("broken_kron_list.txt", 0, ":5: kron_factors = '2,,2' is not a list of 1 to 10 integers in 1..8", NULL);
+    TP(fs_case)("broken_ns_iters.txt", 0, ":5: ns_iters = '0' is not an integer in 1..1000", NULL);
 
     TEST_BEGIN("fuzz seeds: the committed .npy seeds behave as named");
     {

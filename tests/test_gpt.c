@@ -156,6 +156,8 @@ void TP(test_gpt)(void) {
     TP(gpt_case)("tests/vectors/gpt_hc");
     TP(gpt_case)("tests/vectors/gpt_mhc");
     TP(gpt_case)("tests/vectors/gpt_lite");
+    TP(gpt_case)("tests/vectors/gpt_kromhc");
+    TP(gpt_case)("tests/vectors/gpt_ortho");
     {   /* bad configurations give clear errors */
         mhc_ctx ctx;
         gpt_config c;

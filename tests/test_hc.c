@@ -78,6 +78,65 @@ static void hct_proj(mhc_projection proj, int n, int iters, double eps, const do
         for (j = 0; j < n; j++) out[i * n + j] = M[i][j];
 }
 
+/* KromHC, naively: per factor the permutation mixture of its a! logits (hct_perms, softmax), then
+   A = kron(U_1, kron(..)) built pairwise as numpy.kron does, kron(P, Q)[i q + k][j q + l] =
+   P[i][j] Q[k][l]. factors[0..K), n = their product (<= 64). */
+static void hct_kron(int K, const int *factors, const double *z, double *out) {
+    static int perms[HCT_MAXP][HCT_MAXN];
+    double acc[64 * 64], nxt[64 * 64], U[HCT_MAXN * HCT_MAXN];
+    int p = 1, k, i, j, a, b, r, zo = 0;
+    acc[0] = 1.0;
+    for (k = 0; k < K; k++) {
+        int q = factors[k], np = hct_perms(q, perms);
+        double mx = z[zo], sum = 0.0;
+        for (r = 0; r < np; r++) if (z[zo + r] > mx) mx = z[zo + r];
+        for (r = 0; r < np; r++) sum += exp(z[zo + r] - mx);
+        for (i = 0; i < q * q; i++) U[i] = 0.0;
+        for (r = 0; r < np; r++)
+            for (i = 0; i < q; i++) U[i * q + perms[r][i]] += exp(z[zo + r] - mx) / sum;
+        zo += np;
+        for (i = 0; i < p; i++)
+            for (j = 0; j < p; j++)
+                for (a = 0; a < q; a++)
+                    for (b = 0; b < q; b++) nxt[(i * q + a) * (p * q) + j * q + b] = acc[i * p + j] * U[a * q + b];
+        p *= q;
+        for (i = 0; i < p * p; i++) acc[i] = nxt[i];
+    }
+    for (i = 0; i < p * p; i++) out[i] = acc[i];
+}
+
+/* Orthostochastic, naively: X = Z / (||Z||_F + 1e-7); K times X = 3 X + (-3.2 (X X^T) + 1.2 (X X^T)^2) X;
+   H = X * X elementwise. n <= HCT_MAXN. */
+static void hct_ortho(int n, int K, const double *z, double *out) {
+    double X[HCT_MAXN][HCT_MAXN], A[HCT_MAXN][HCT_MAXN], A2[HCT_MAXN][HCT_MAXN], B[HCT_MAXN][HCT_MAXN], Y[HCT_MAXN][HCT_MAXN];
+    double nrm = 0.0;
+    int i, j, l, it;
+    for (i = 0; i < n * n; i++) nrm += z[i] * z[i];
+    for (i = 0; i < n; i++)
+        for (j = 0; j < n; j++) X[i][j] = z[i * n + j] / (sqrt(nrm) + 1e-7);
+    for (it = 0; it < K; it++) {
+        for (i = 0; i < n; i++)
+            for (j = 0; j < n; j++) { A[i][j] = 0.0; for (l = 0; l < n; l++) A[i][j] += X[i][l] * X[j][l]; }
+        for (i = 0; i < n; i++)
+            for (j = 0; j < n; j++) { A2[i][j] = 0.0; for (l = 0; l < n; l++) A2[i][j] += A[i][l] * A[l][j]; }
+        for (i = 0; i < n; i++)
+            for (j = 0; j < n; j++) B[i][j] = -3.2 * A[i][j] + 1.2 * A2[i][j];
+        for (i = 0; i < n; i++)
+            for (j = 0; j < n; j++) { Y[i][j] = 3.0 * X[i][j]; for (l = 0; l < n; l++) Y[i][j] += B[i][l] * X[l][j]; }
+        for (i = 0; i < n; i++)
+            for (j = 0; j < n; j++) X[i][j] = Y[i][j];
+    }
+    for (i = 0; i < n; i++)
+        for (j = 0; j < n; j++) out[i * n + j] = X[i][j] * X[i][j];
+}
+
+/* The projection of a spec's residual logits z [s->nres] -> comb [n*n] (before orientation). */
+static void hct_proj_spec(const mhc_hc_spec *s, const double *z, double *comb) {
+    if (s->projection == MHC_PROJ_KRON) hct_kron(s->kron_count, s->kron_factors, z, comb);
+    else if (s->projection == MHC_PROJ_ORTHO) hct_ortho(s->n, s->ns_iters, z, comb);
+    else hct_proj(s->projection, s->n, s->iters, s->sinkhorn_eps, z, comb);
+}
+
 static double hct_sig(double u) { return 1.0 / (1.0 + exp(-u)); }
 
 /* NaN and its test by the bit pattern: -ffast-math folds sqrt(-1) and x != x */
@@ -146,11 +205,11 @@ static double hct_ref_loss(const hct_case *k, double *li_o, double *hpre_o, doub
                 double z[HCT_MAXP];
                 for (i = 0; i < n; i++) hpost[i] = hct_sig(mix[n + i] * k->scale[1] + k->base[n + i]) * s->post_mult;
                 for (q = 0; q < s->nres; q++) z[q] = mix[2 * n + q] * k->scale[2] + k->base[2 * n + q];
-                hct_proj(s->projection, n, s->iters, s->sinkhorn_eps, z, comb);
+                hct_proj_spec(s, z, comb);
                 for (i = 0; i < n; i++)
-                    for (j = 0; j < n; j++)
-                        A[i * n + j] = (s->projection != MHC_PROJ_PERM && s->orient == MHC_ORIENT_COMB_T) ? comb[j * n + i]
-                                                                                                        : comb[i * n + j];
+                    for (j = 0; j < n; j++)   /* comb_t, except for the mixtures built directly */
+                        A[i * n + j] = (s->projection != MHC_PROJ_PERM && s->projection != MHC_PROJ_KRON &&
+                                        s->orient == MHC_ORIENT_COMB_T) ? comb[j * n + i] : comb[i * n + j];
             }
         }
         for (c = 0; c < C; c++) {
@@ -184,6 +243,10 @@ static double hct_ref_loss(const hct_case *k, double *li_o, double *hpre_o, doub
 
 static double *hct_alloc(size_t n) { return (double *)calloc(n ? n : 1, sizeof(double)); }
 
+/* Added to the diagonal of an n x n residual block of base by hct_case_make and hct_pre_in_make
+   (0 by default; tests/test_kron_ortho.c sets it for well-conditioned orthostochastic logits). */
+static double TP(hct_res_diag);
+
 static void hct_case_make(hct_case *k, const mhc_hc_spec *s, int T, int C, int head, int use_nw, uint64_t seed) {
     mhc_rng rng;
     int n = s->n, fs[2] = {0, 0}, D = n * C;
@@ -206,6 +269,8 @@ static void hct_case_make(hct_case *k, const mhc_hc_spec *s, int T, int C, int h
     for (i = 0; i < (size_t)k->nfn; i++) k->fn[i] = 0.5 * mhc_rng_normal(&rng);
     for (i = 0; i < (size_t)k->nscale; i++) k->scale[i] = 0.5 + mhc_rng_uniform(&rng);
     for (i = 0; i < (size_t)k->nbase; i++) k->base[i] = 0.5 * mhc_rng_normal(&rng);
+    if (!head && k->nbase >= 2 * n + n * n)
+        for (i = 0; i < (size_t)n; i++) k->base[2 * n + i * n + i] += TP(hct_res_diag);
     for (i = 0; i < (size_t)k->nnw; i++) k->nw[i] = 0.5 + mhc_rng_uniform(&rng);
     for (i = 0; i < (size_t)T * C; i++) k->f[i] = mhc_rng_normal(&rng);
     for (i = 0; i < (size_t)T * D; i++) k->wout[i] = mhc_rng_normal(&rng);
@@ -1142,7 +1207,7 @@ static void hct_test_errors(void) {
     CHECK_RESULT(mhc_sinkhorn_forward(&ctx, MHC_PROJ_EXP, 0, 3, 0, o, x, 2), MHC_ERR_SIZE);
     CHECK_STR_HAS(mhc_ctx_message(&ctx), "n = 0");
     CHECK_RESULT(mhc_sinkhorn_forward(&ctx, MHC_PROJ_PRESET, 2, 3, 0, o, x, 2), MHC_ERR_VALUE);
-    CHECK_STR_HAS(mhc_ctx_message(&ctx), "projection 0 is not softmax, exp, log or perm");
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "projection 0 is not softmax, exp, log, perm, kron or ortho");
     CHECK_RESULT(mhc_sinkhorn_forward(&ctx, MHC_PROJ_PERM, 9, 3, 0, o, x, 2), MHC_ERR_VALUE);
     CHECK_STR_HAS(mhc_ctx_message(&ctx), "n = 9 is too large");
     CHECK_RESULT(mhc_sinkhorn_forward(&ctx, MHC_PROJ_SOFTMAX, 2, 0, 0, o, x, 2), MHC_ERR_VALUE);
@@ -1177,7 +1242,7 @@ typedef struct hct_pre_in {
 } hct_pre_in;
 
 static void hct_pre_in_make(hct_pre_in *a, int T, int n, int C, size_t rows, size_t cols, size_t nbase, uint64_t seed) {
-    size_t nx = (size_t)T * n * C, nn = (size_t)n * n;
+    size_t nx = (size_t)T * n * C, nn = (size_t)n * n, k;
     mhc_rng rng;
     mhc_rng_seed(&rng, seed);
     a->x = hct_real(NULL, nx); a->fn = hct_real(NULL, rows * cols); a->nw = hct_real(NULL, cols);
@@ -1188,6 +1253,8 @@ static void hct_pre_in_make(hct_pre_in *a, int T, int n, int C, size_t rows, siz
     mhc_rng_fill_normal(&rng, a->nw, cols, 1.0, 0.3);
     mhc_rng_fill_normal(&rng, a->scale, 3, 1.0, 0.3);
     mhc_rng_fill_normal(&rng, a->base, nbase, 0.0, 1.0);
+    if (nbase >= (size_t)(2 * n) + nn)
+        for (k = 0; k < (size_t)n; k++) a->base[2 * (size_t)n + k * n + k] += (mhc_real)TP(hct_res_diag);
     mhc_rng_fill_normal(&rng, a->gli, (size_t)T * C, 0.0, 1.0);
     mhc_rng_fill_normal(&rng, a->ghp, (size_t)T * n, 0.0, 1.0);
     mhc_rng_fill_normal(&rng, a->ghq, (size_t)T * n, 0.0, 1.0);

@@ -1,5 +1,6 @@
 /* tests/test_hc_tape.c - the hyper-connection tape ops: the whole chain (expand, two layers of
- * pre -> F -> post, head) under mhc_gradcheck for every preset, projection and variant; tape vs
+ * pre -> F -> post, head) under mhc_gradcheck for every preset, projection and variant (kromhc and
+ * ortho included); tape vs
  * raw-array results; no-grad mode; no arena growth after the first step; error paths.
  * Uses the naive references and helpers of tests/test_hc.c (included before this file). */
 
@@ -90,7 +91,7 @@ static void hctt_gradchecks(void) {
     int p, n, k, count = 0;
     TEST_BEGIN("hc tape: gradcheck of expand -> 2 x (pre, F, post) -> head");
     for (n = 1; n <= 4; n++)
-        for (p = 0; p < 8; p++) {
+        for (p = 0; p < 10; p++) {
             mhc_ctx ctx;
             mhc_arena ar;
             mhc_tape tp;
@@ -103,6 +104,8 @@ static void hctt_gradchecks(void) {
             else if (p == 4) u.s = hct_spec(MHC_PRESET_PAPER, MHC_VARIANT_PRESET, MHC_PROJ_LOG, n);
             else if (p == 5) u.s = hct_spec(MHC_PRESET_PAPER, MHC_VARIANT_PRESET, MHC_PROJ_SOFTMAX, n);
             else if (p == 6) u.s = hct_spec(MHC_PRESET_DSV4, MHC_VARIANT_HC, MHC_PROJ_PRESET, n);
+            else if (p == 8) u.s = hct_spec(MHC_PRESET_KROMHC, MHC_VARIANT_PRESET, MHC_PROJ_PRESET, n);
+            else if (p == 9) u.s = hct_spec(MHC_PRESET_ORTHO, MHC_VARIANT_PRESET, MHC_PROJ_PRESET, n);
             else {
                 if (n != 1) continue;
                 u.s = hct_spec(MHC_PRESET_DSV4, MHC_VARIANT_NONE, MHC_PROJ_PRESET, 1);
@@ -112,6 +115,13 @@ static void hctt_gradchecks(void) {
             mhc_tape_init(&ctx, &tp, &ar);
             mhc_rng_seed(&rng, (uint64_t)(17 * n + p));
             hctt_make(&I, &u.s, T, C, &rng);
+            if (p == 9)   /* ortho: well-conditioned residual logits (Newton-Schulz magnifies the third
+                             derivatives at small singular values, and with them the truncation error of
+                             the central differences: 1e-5 in the direction check on generic logits) */
+                for (k = 0; k < n; k++) {
+                    I.mem[2 * 3][2 * n + k * n + k] += (mhc_real)(2.0 * n);
+                    I.mem[2 * 7][2 * n + k * n + k] += (mhc_real)(2.0 * n);
+                }
             u.n = n; u.C = C; u.T = T;
             mhc_rng_fill_normal(&rng, rbuf, (size_t)T * C, 0, 0.3);
             mhc_rng_fill_normal(&rng, rh, (size_t)T * n, 0, 0.3);

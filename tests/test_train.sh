@@ -24,8 +24,8 @@ losses() { cut -d, -f1,2 "$1"; }   # step and loss columns
 steps_are() { [ "$(tail -n +2 "$1" | cut -d, -f1 | tr '\n' ' ')" = "$(seq 1 "$2" | tr '\n' ' ')" ]; }   # rows 1..N once
 no_tmp() { [ -z "$(ls "$t" | grep '\.tmp\.')" ]; }
 
-# resume determinism: 8 steps straight == 3 steps, save, resume, 5 more (bit for bit), for hc and mhc
-for res in mhc hc none; do
+# resume determinism: 8 steps straight == 3 steps, save, resume, 5 more (bit for bit), for every residual
+for res in mhc hc none kromhc ortho; do
     expect 0 "" "$mhc" train $small --residual $res --steps 8 --log "$t/straight.csv"
     expect 0 "" "$mhc" train $small --residual $res --steps 8 --stop-after 3 --save "$t/ck.bin" --log "$t/resumed.csv"
     expect 0 "" "$mhc" train --quiet --resume "$t/ck.bin" --save "$t/ck.bin" --log "$t/resumed.csv"
@@ -267,6 +267,11 @@ one="--layers 1 --dim 16 --heads 2 --seq 16 --batch 2 --eval-every 0 --steps 1"
 expect 0 "residual lite, preset lite, n 4" "$mhc" train $one --residual lite
 expect 0 "residual lite, preset dsv4, n 4" "$mhc" train $one --residual lite --preset dsv4
 expect 0 "residual none, preset dsv4, n 1" "$mhc" train $one --residual none
+expect 0 "residual kromhc, preset kromhc, n 4" "$mhc" train $one --residual kromhc
+expect 0 "residual ortho, preset ortho, n 4" "$mhc" train $one --residual ortho
+expect 0 "residual kromhc, preset kromhc, n 6" "$mhc" train $one --residual kromhc --n 6
+expect 0 "distance from doubly stochastic" "$mhc" train $one --residual ortho
+expect 1 "kron_factors: the default factors of n = 9" "$mhc" train $one --residual kromhc --n 9
 expect 2 "unknown option" "$mhc" train --frobnicate
 expect 2 "residual" "$mhc" train --residual sideways
 expect 2 "needs a value" "$mhc" train --steps

@@ -288,6 +288,18 @@ static void tv_errors(void) {
     TV_BAD("op = layer\npreset = lite\nn = 9\ndtype = float64\n", "case.txt", "n = 9 is too large");
     TV_BAD("op = sinkhorn\npreset = dsv4\nn = 3\ndtype = float64\nvariant = hc\n", "case.txt:5", "variant applies to op = layer only");
     TV_BAD("op = layer\npreset = dsv4\nn = 3\ndtype = float64\nvariant = none\n", "case.txt", "needs n = 1, not n = 3");
+    TV_BAD("op = layer\npreset = kromhc\nn = 3\ndtype = float64\nkron_factors = 2\n", "case.txt",
+           "kron_factors = 2 has the product 2, not n = 3");
+    TV_BAD("op = layer\npreset = kromhc\nn = 3\ndtype = float64\nkron_factors = 3,x\n", "case.txt:5",
+           "kron_factors = '3,x' is not a list of 1 to 10 integers in 1..8");
+    TV_BAD("op = layer\npreset = kromhc\nn = 3\ndtype = float64\nkron_factors = 9\n", "case.txt:5",
+           "kron_factors = '9' is not a list");
+    TV_BAD("op = layer\npreset = kromhc\nn = 3\ndtype = float64\nkron_factors = 1,1,1,1,1,1,1,1,1,1,3\n", "case.txt:5",
+           "kron_factors = '1,1,1,1,1,1,1,1,1,1,3' is not a list");
+    TV_BAD("op = layer\npreset = ortho\nn = 3\ndtype = float64\nns_iters = 1001\n", "case.txt:5",
+           "ns_iters = '1001' is not an integer in 1..1000");
+    TV_BAD("op = layer\npreset = ortho\nn = 3\ndtype = float64\nvariant = kromhc\nprojection = ortho\n", "case.txt",
+           "variant kromhc needs projection kron, not ortho");
     tv_write_case(D, &k, good, "<f8", 1);
     tv_write_npy(TV_ROOT "/bad/case.txt", "<f8", 1, &k.nscale, k.scale, 0);    /* binary junk with NUL bytes */
     CHECK(tool_verify_case(D, O, err, sizeof err) == 2);

@@ -153,8 +153,9 @@ static void train_usage(FILE *f) {
         "The run (recorded in every checkpoint; on --resume they come from it, and one given again must agree):\n"
         "  --data FILE          text file, byte-level tokens (default: the generated corpus); the checkpoint\n"
         "                       records its path, size and hash, and a resume checks the bytes are the same\n"
-        "  --residual KIND      none | hc | mhc | lite (default mhc)\n"
-        "  --preset NAME        dsv4 | tilekernels | paper | lite (default dsv4; lite for --residual lite)\n"
+        "  --residual KIND      none | hc | mhc | lite | kromhc | ortho (default mhc)\n"
+        "  --preset NAME        dsv4 | tilekernels | paper | lite | kromhc | ortho (default dsv4; for\n"
+        "                       --residual lite, kromhc and ortho the preset of that name)\n"
         "  --n N                streams (default 4; none uses 1)\n"
         "  --layers L --dim C --heads H --seq T --batch B   model and batch (default 4 64 4 64 8)\n"
         "  --steps S            total steps of the schedule (default 200)\n"
@@ -195,7 +196,9 @@ static void train_usage(FILE *f) {
 
 static void train_demo_usage(FILE *f) {
     fprintf(f,
-        "usage: mhc demo [options]   (make demo runs it built for this machine)\n"
+        "usage: mhc demo [--projections] [options]   (make demo runs it built for this machine)\n"
+        "--projections: none, hc, mhc, lite, kromhc and ortho instead, one table (build/demo/projections/;\n"
+        "  make demo-projections), without the samples.\n"
         "Trains the plain residual (none), Hyper-Connections (hc) and mHC (mhc, dsv4) side by side with the\n"
         "same seed and budget: 8 blocks (16 sublayers), dim 64, 4 heads, seq 64, batch 8, 400 steps, lr 4e-3,\n"
         "warmup 40, cosine; on the generated corpus unless --data is given. Prints a table (train and val loss,\n"
@@ -315,6 +318,8 @@ static int train_parse(int argc, char **argv, train_opts *o, int demo) {
 static void train_fill_new_run(train_opts *o) {
     if (!TRAIN_GIVEN(o, TG_N) && o->cfg.hc.variant == MHC_VARIANT_NONE) o->cfg.n = 1;
     if (!TRAIN_GIVEN(o, TG_PRESET) && o->cfg.hc.variant == MHC_VARIANT_LITE) o->cfg.hc.preset = MHC_PRESET_LITE;
+    if (!TRAIN_GIVEN(o, TG_PRESET) && o->cfg.hc.variant == MHC_VARIANT_KROMHC) o->cfg.hc.preset = MHC_PRESET_KROMHC;
+    if (!TRAIN_GIVEN(o, TG_PRESET) && o->cfg.hc.variant == MHC_VARIANT_ORTHO) o->cfg.hc.preset = MHC_PRESET_ORTHO;
     if (o->warmup < 0) o->warmup = o->steps / 10;
 }
 
@@ -856,6 +861,10 @@ static FILE *train_log_open(const char *path, long at, plot_series *series, int 
 /* What a run reports to the demo. */
 typedef struct train_summary {
     double final_loss, final_val, seconds, max_gain_fwd, max_gain_bwd;
+    double max_ds, last_ds;        /* the mixing matrices' distance from doubly stochastic (gpt_ds_distance):
+                                      the largest over the run, and at the last step */
+    double step_seconds;           /* the training steps' time (forward, backward, optimizer; no evaluation) */
+    long steps;                    /* steps run */
     size_t params;
     plot_series series;            /* the run's curves (free with plot_series_free) */
 } train_summary;
@@ -927,7 +936,7 @@ static int train_run(const train_opts *o_in, train_summary *summary) {
     FILE *logf = NULL;
     int *inp = NULL, *tgt = NULL, rc = 1, have_model = 0, have_tape = 0, tty, sig = 0;
     long step = 0, end, start, last_step = 0;
-    double t0, tokens_per_s = 0, last_loss = NAN, last_val = NAN;
+    double t0, tokens_per_s = 0, last_loss = NAN, last_val = NAN, max_ds = 0, last_ds = 0;
     plot_series series;
     const char *label = o.label ? o.label : "train";
 
@@ -1061,10 +1070,12 @@ static int train_run(const train_opts *o_in, train_summary *summary) {
         }
         lossv = (double)loss->data[0];
         if (o.fault_nan_step == step) lossv = NAN;
-        if (gpt_gain(&ctx, &model, o.batch * o.cfg.seq, &g) != MHC_OK) {
+        if (gpt_gain(&ctx, &model, o.batch * o.cfg.seq, &g) != MHC_OK ||
+            gpt_ds_distance(&ctx, &model, o.batch * o.cfg.seq, &last_ds) != MHC_OK) {
             fprintf(stderr, "train: %s\n", mhc_ctx_message(&ctx));
             goto done;
         }
+        if (!(last_ds <= max_ds)) max_ds = last_ds;
         mhc_tape_reset(&tape);
         if (!isfinite(lossv)) {
             fprintf(stderr, "train: step %ld: the loss is %g; stopping (the last good checkpoint%s%s is kept)\n",
@@ -1077,6 +1088,7 @@ static int train_run(const train_opts *o_in, train_summary *summary) {
             goto done;
         }
         tstep = train__now() - ts;
+        if (summary) { summary->step_seconds += tstep; summary->steps++; }
         tokens_per_s = (double)o.batch * o.cfg.seq / (tstep > 0 ? tstep : 1e-9);
         last_loss = lossv;
         last_step = step;
@@ -1141,8 +1153,11 @@ static int train_run(const train_opts *o_in, train_summary *summary) {
         if (isfinite(last_val)) snprintf(vbuf, sizeof vbuf, "val loss %.4f", last_val);
         else if (o.eval_every > 0) snprintf(vbuf, sizeof vbuf, "no validation yet (every %ld steps)", o.eval_every);
         else snprintf(vbuf, sizeof vbuf, "no validation (--eval-every 0)");
-        fprintf(stderr, "%s: step %ld: loss %.4f, %s, %.1f s%s%s\n", label, last_step, last_loss, vbuf,
+        fprintf(stderr, "%s: step %ld: loss %.4f, %s, %.1f s%s%s", label, last_step, last_loss, vbuf,
                 train__now() - t0, o.save ? "; saved to " : "", o.save ? o.save : "");
+        if (model.spec.variant != MHC_VARIANT_NONE)   /* the Amax diagnostics' companion (MHC_SPEC.md Sec. 7) */
+            fprintf(stderr, "; A's distance from doubly stochastic: %.3g at the last step, %.3g at most", last_ds, max_ds);
+        fputc('\n', stderr);
     }
     if (summary) {
         int k, cnt = 0;
@@ -1152,6 +1167,8 @@ static int train_run(const train_opts *o_in, train_summary *summary) {
         summary->final_val = last_val;
         summary->seconds = train__now() - t0;
         summary->params = model.params.size;
+        summary->max_ds = max_ds;
+        summary->last_ds = last_ds;
         summary->series = series;
         memset(&series, 0, sizeof series);   /* ownership moves to the summary */
     }
@@ -1183,6 +1200,59 @@ int tool_cmd_train(int argc, char **argv) {
 
 /* ---- the demo: none, hc and mhc side by side ------------------------------------------------ */
 
+/* `mhc demo --projections`: the same GPT and budget with every residual: none, hc, mhc (dsv4),
+   lite, kromhc and ortho (each variant with its tool default preset unless --preset is given), one table. */
+static int train_demo_projections(const train_opts *base) {
+    static const mhc_hc_variant variants[6] = {MHC_VARIANT_NONE, MHC_VARIANT_HC, MHC_VARIANT_MHC, MHC_VARIANT_LITE,
+                                               MHC_VARIANT_KROMHC, MHC_VARIANT_ORTHO};
+    static const char *labels[6] = {"none", "hc", "mhc", "lite", "kromhc", "ortho"};
+    static const mhc_hc_preset presets[6] = {MHC_PRESET_DSV4, MHC_PRESET_DSV4, MHC_PRESET_DSV4, MHC_PRESET_LITE,
+                                             MHC_PRESET_KROMHC, MHC_PRESET_ORTHO};
+    const char *svg = "build/demo/projections.svg", *dir = "build/demo/projections";
+    train_summary sum[6];
+    plot_series all[6];
+    int ns[6], i, rc = 0;
+    char path[6][512];
+    if (mkdir("build", 0777) != 0 && errno != EEXIST) { fprintf(stderr, "demo: cannot create build/: %s\n", strerror(errno)); return 1; }
+    if (mkdir("build/demo", 0777) != 0 && errno != EEXIST) { fprintf(stderr, "demo: cannot create build/demo: %s\n", strerror(errno)); return 1; }
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST) { fprintf(stderr, "demo: cannot create %s: %s\n", dir, strerror(errno)); return 1; }
+    memset(sum, 0, sizeof sum);
+    for (i = 0; i < 6; i++) {
+        train_opts o = *base;
+        o.cfg.hc.variant = variants[i];
+        if (!TRAIN_GIVEN(base, TG_PRESET)) o.cfg.hc.preset = presets[i];
+        o.given |= 1u << TG_PRESET;
+        o.cfg.n = ns[i] = variants[i] == MHC_VARIANT_NONE ? 1 : (base->cfg.n > 1 ? base->cfg.n : 4);
+        o.given |= 1u << TG_N;
+        o.label = labels[i];
+        snprintf(path[i], sizeof path[i], "%s/%s.csv", dir, labels[i]);
+        o.log = path[i];
+        if ((rc = train_run(&o, &sum[i])) != 0) break;
+        all[i] = sum[i].series;
+    }
+    if (rc == 0) {
+        printf("\nmHC demo, the projections: %d blocks (%d sublayers), dim %d, seq %d, batch %d, %ld steps, seed %llu\n\n",
+               base->cfg.layers, 2 * base->cfg.layers, base->cfg.dim, base->cfg.seq, base->batch, base->steps, base->seed);
+        printf("| residual | n | parameters | train loss (mean of last 10 steps) | val loss | max Amax fwd gain | "
+               "max Amax bwd gain | max distance from doubly stochastic | step time | wall time |\n");
+        printf("|---|---|---|---|---|---|---|---|---|---|\n");
+        for (i = 0; i < 6; i++)
+            printf("| %s | %d | %zu | %.4f | %.4f | %.6g | %.6g | %.3g | %.1f ms | %.1f s |\n", labels[i], ns[i],
+                   sum[i].params, sum[i].final_loss, sum[i].final_val, sum[i].max_gain_fwd, sum[i].max_gain_bwd,
+                   sum[i].max_ds, 1e3 * sum[i].step_seconds / (double)(sum[i].steps > 0 ? sum[i].steps : 1), sum[i].seconds);
+        printf("\n(max distance: max |rowsum - 1|, |colsum - 1| of every sublayer's A, over tokens and steps; none has\n"
+               "no mixing matrix. Step time: forward, backward and AdamW, without the evaluations.)\n");
+        if (plot_write_svg(svg, "none, hc, mhc, lite, kromhc, ortho", all, 6) != 0) {
+            fprintf(stderr, "demo: cannot write %s\n", svg);
+            rc = 1;
+        } else {
+            printf("loss and gain curves: %s (CSV logs in %s/)\n", svg, dir);
+        }
+    }
+    for (i = 0; i < 6; i++) plot_series_free(&sum[i].series);
+    return rc;
+}
+
 int tool_cmd_demo(int argc, char **argv) {
     static const mhc_hc_variant variants[3] = {MHC_VARIANT_NONE, MHC_VARIANT_HC, MHC_VARIANT_MHC};
     static const char *labels[3] = {"none", "hc", "mhc"};
@@ -1192,7 +1262,13 @@ int tool_cmd_demo(int argc, char **argv) {
     plot_series all[3];
     int ns[3];
     char path[3][512], ckpt[3][512];
-    int i, rc = 0, p;
+    int i, rc = 0, p, projections = 0, k;
+    /* --projections (the demo's own option): every residual, one table */
+    for (i = k = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--projections") == 0) projections = 1;
+        else argv[k++] = argv[i];
+    }
+    argc = k;
     train_defaults(&base);
     /* the demo's budget: 16 sublayers, about 2 minutes for the three runs on 2 cores */
     base.cfg.layers = 8;
@@ -1206,6 +1282,7 @@ int tool_cmd_demo(int argc, char **argv) {
     base.save_every = 0;           /* a checkpoint at the end of each run, for the samples */
     p = train_parse(argc, argv, &base, 1);
     if (p <= 0) return p < 0 ? 0 : 2;
+    if (projections) return train_demo_projections(&base);
     if (mkdir("build", 0777) != 0 && errno != EEXIST) { fprintf(stderr, "demo: cannot create build/: %s\n", strerror(errno)); return 1; }
     if (mkdir(dir, 0777) != 0 && errno != EEXIST) { fprintf(stderr, "demo: cannot create %s: %s\n", dir, strerror(errno)); return 1; }
     memset(sum, 0, sizeof sum);

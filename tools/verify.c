@@ -4,10 +4,12 @@
  * checks them.
  *
  * CASE_DIR/case.txt holds `key = value` lines (blank lines and # comments allowed):
- *   op (layer | sinkhorn | head), preset (dsv4 | tilekernels | paper | lite), n, dtype
- *   (float64 | float32: the precision the computation runs in), and optional overrides
+ *   op (layer | sinkhorn | head), preset (dsv4 | tilekernels | paper | lite | kromhc | ortho), n,
+ *   dtype (float64 | float32: the precision the computation runs in), and optional overrides
  *   sinkhorn_iters, sinkhorn_eps, norm_eps, pre_eps, post_mult, orient (h | comb_t),
- *   projection (softmax | exp | log | perm), variant (mhc | lite | hc | none; layer only).
+ *   projection (softmax | exp | log | perm | kron | ortho), variant (mhc | lite | kromhc | ortho |
+ *   hc | none; layer only), kron_factors (a comma-separated list, e.g. `kron_factors = 2,2`; each
+ *   1..8, product n), ns_iters (the Newton-Schulz iterations of ortho, 1..1000).
  *   A value of 0 in the file is an actual 0 (it becomes MHC_ZERO in mhc_hc_config).
  * Inputs are '<f4' or '<f8' .npy files (read as double, then converted to the case's dtype).
  * A bad case -- a missing or unreadable file, a wrong shape or dtype, NaN or Inf in an input,
@@ -27,9 +29,10 @@
 #define VF_PATH 4096
 
 enum { VF_OP, VF_PRESET, VF_N, VF_DTYPE, VF_ITERS, VF_SKEPS, VF_NORMEPS, VF_PREEPS, VF_POSTMULT, VF_ORIENT,
-       VF_PROJ, VF_VARIANT, VF_NKEYS };
+       VF_PROJ, VF_VARIANT, VF_KRON, VF_NSITERS, VF_NKEYS };
 static const char *const vf_keys[VF_NKEYS] = {"op", "preset", "n", "dtype", "sinkhorn_iters", "sinkhorn_eps",
-                                              "norm_eps", "pre_eps", "post_mult", "orient", "projection", "variant"};
+                                              "norm_eps", "pre_eps", "post_mult", "orient", "projection", "variant",
+                                              "kron_factors", "ns_iters"};
 
 typedef struct vf_case {
     int op, n, f32;
@@ -79,6 +82,23 @@ static int vf_int(const char *v, int lo, int hi, int *out) {
     return 1;
 }
 
+/* "2,2,3": 1 to MHC_KRON_MAX_FACTORS integers in 1..MHC_LITE_MAX_N separated by commas (spaces
+   around them allowed) into out[] (the rest 0). v is modified. */
+static int vf_int_list(char *v, int *out) {
+    int k = 0;
+    char *p = v;
+    for (k = 0; k < MHC_KRON_MAX_FACTORS; k++) out[k] = 0;
+    k = 0;
+    for (;;) {
+        char *comma = strchr(p, ',');
+        if (comma) *comma = 0;
+        if (k == MHC_KRON_MAX_FACTORS || !vf_int(vf_trim(p), 1, MHC_LITE_MAX_N, &out[k])) return 0;
+        k++;
+        if (!comma) return 1;
+        p = comma + 1;
+    }
+}
+
 /* Parse the text of a case.txt into c: buf holds len bytes and a terminating NUL (buf[len] == 0)
    and is modified (lines are cut in place); path names it in messages. 0 on success, else 2
    with a message. */
@@ -113,7 +133,8 @@ static int vf_parse_text(char *buf, size_t len, const char *path, vf_case *c, ch
             if (strcmp(key, vf_keys[k]) == 0) break;
         if (k == VF_NKEYS) {
             snprintf(err, cap, "%s:%d: unknown key '%.60s' (expected op, preset, n, dtype, sinkhorn_iters, sinkhorn_eps, "
-                     "norm_eps, pre_eps, post_mult, orient, projection or variant)", path, lineno, key);
+                     "norm_eps, pre_eps, post_mult, orient, projection, variant, kron_factors or ns_iters)", path, lineno,
+                     key);
             goto fail;
         }
         if (seen[k]) {
@@ -151,6 +172,23 @@ static int vf_parse_text(char *buf, size_t len, const char *path, vf_case *c, ch
                 goto fail;
             }
             break;
+        case VF_NSITERS:
+            if (!vf_int(val, 1, MHC_NS_MAX_ITERS, &c->cfg.ns_iters)) {
+                snprintf(err, cap, "%s:%d: ns_iters = '%.60s' is not an integer in 1..%d", path, lineno, val,
+                         MHC_NS_MAX_ITERS);
+                goto fail;
+            }
+            break;
+        case VF_KRON: {
+            char copy[256];
+            snprintf(copy, sizeof copy, "%s", val);
+            if (strlen(val) >= sizeof copy || !vf_int_list(copy, c->cfg.kron_factors)) {
+                snprintf(err, cap, "%s:%d: kron_factors = '%.60s' is not a list of 1 to %d integers in 1..%d separated by "
+                         "commas (e.g. 2,2)", path, lineno, val, MHC_KRON_MAX_FACTORS, MHC_LITE_MAX_N);
+                goto fail;
+            }
+            break;
+        }
         case VF_SKEPS: case VF_NORMEPS: case VF_PREEPS: case VF_POSTMULT: {
             double *dst = k == VF_SKEPS ? &c->cfg.sinkhorn_eps : k == VF_NORMEPS ? &c->cfg.norm_eps
                         : k == VF_PREEPS ? &c->cfg.pre_eps : &c->cfg.post_mult;
@@ -346,11 +384,13 @@ int tool_verify_case(const char *case_dir, const char *out_dir, char *err, size_
     n = c.n;
     /* ---- inputs ---- */
     if (c.op == TOOL_VERIFY_SINKHORN) {
-        int perm = s.projection == MHC_PROJ_PERM;
-        nres = perm ? (size_t)mhc_perm_count(n) : (size_t)n * n;
+        /* perm and kron take a flat row of logits per token: n! and sum_k a_k! */
+        int perm = s.projection == MHC_PROJ_PERM || s.projection == MHC_PROJ_KRON;
+        nres = (size_t)s.nres;
         sh[0] = -1; sh[1] = perm ? (int)nres : n; sh[2] = n;
         snprintf(why, sizeof why, "(n = %d, projection %s%s)", n, mhc_projection_name(s.projection),
-                 perm ? ": n! logits per token" : "");
+                 s.projection == MHC_PROJ_PERM ? ": n! logits per token"
+                 : s.projection == MHC_PROJ_KRON ? ": sum_k a_k! logits per token" : "");
         if (vf_load(case_dir, "logits", 1, perm ? 2 : 3, sh, lab_t, why, &in[VI_LOGITS], err, cap)) goto done;
         T = in[VI_LOGITS].shape[0];
         sh[0] = T; sh[1] = n; sh[2] = n;
@@ -371,6 +411,9 @@ int tool_verify_case(const char *case_dir, const char *out_dir, char *err, size_
             else if (s.variant == MHC_VARIANT_HC) snprintf(why, sizeof why, "(hc: n + 2 = %d rows, C = %d columns)", n + 2, C);
             else if (s.variant == MHC_VARIANT_LITE)
                 snprintf(why, sizeof why, "(lite: 2n + n! = %d rows, n*C = %d columns for n = %d)", fs[0], fs[1], n);
+            else if (s.variant == MHC_VARIANT_KROMHC)
+                snprintf(why, sizeof why, "(kromhc: 2n + sum_k a_k! = %d rows, n*C = %d columns for n = %d)", fs[0], fs[1],
+                         n);
             else snprintf(why, sizeof why, "(2n + n*n = %d rows, n*C = %d columns for n = %d)", fs[0], fs[1], n);
             if (vf_load(case_dir, "fn", 1, 2, fs, NULL, why, &in[VI_FN], err, cap)) goto done;
             if (vf_load(case_dir, "scale", 1, 1, &ns, NULL, head ? "(the head has one gate scale)" : "(pre, post, res)",
@@ -394,7 +437,7 @@ int tool_verify_case(const char *case_dir, const char *out_dir, char *err, size_
 #define VF_OUT(k, d0, d1, d2, nd) (ondim[k] = (nd), oshape[k][0] = (d0), oshape[k][1] = (d1), oshape[k][2] = (d2))
     if (c.op == TOOL_VERIFY_SINKHORN) {
         VF_OUT(VO_OUT, T, n, n, 3);
-        if (s.projection == MHC_PROJ_PERM) VF_OUT(VO_DLOGITS, T, (int)nres, 1, 2);
+        if (s.projection == MHC_PROJ_PERM || s.projection == MHC_PROJ_KRON) VF_OUT(VO_DLOGITS, T, (int)nres, 1, 2);
         else VF_OUT(VO_DLOGITS, T, n, n, 3);
     } else if (c.op == TOOL_VERIFY_HEAD) {
         VF_OUT(VO_OUT, T, C, 1, 2);

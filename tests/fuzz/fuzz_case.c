@@ -3,7 +3,8 @@
  * on what it accepted, as `mhc verify` does. Properties checked (abort() = a finding): the
  * result is 0 or 2; a refusal leaves a terminated, non-empty message and a zeroed output; an
  * accepted case has op, dtype, n and every knob in their documented ranges (numbers finite and
- * >= 0, or MHC_ZERO); mhc_hc_resolve either accepts it (with the same n) or says why. */
+ * >= 0, or MHC_ZERO; kron_factors a list of 1..8 ended by zeros, ns_iters 0..1000); mhc_hc_resolve
+ * either accepts it (with the same n; kron factors whose product is n) or says why. */
 #include "mhc.h"
 #include "tools/verify.h"
 #include <stdint.h>
@@ -42,6 +43,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             !fc_knob_ok(cfg->post_mult))
             abort();
         if (cfg->variant != 0 && c.op != TOOL_VERIFY_LAYER) abort();
+        if (cfg->ns_iters < 0 || cfg->ns_iters > MHC_NS_MAX_ITERS) abort();
+        {   /* kron_factors: a prefix of factors in 1..MHC_LITE_MAX_N, then zeros */
+            int k, ended = 0;
+            for (k = 0; k < MHC_KRON_MAX_FACTORS; k++) {
+                int f = cfg->kron_factors[k];
+                if (f == 0) ended = 1;
+                else if (ended || f < 1 || f > MHC_LITE_MAX_N) abort();
+            }
+        }
     }
     {
         mhc_ctx ctx;
@@ -51,6 +61,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         r = mhc_hc_resolve(&ctx, &c.cfg, c.n, &s);
         if (r != MHC_OK && !ctx.msg[0]) abort();
         if (r == MHC_OK && (s.n != c.n || s.iters < 1 || s.m < 0)) abort();
+        if (r == MHC_OK && s.projection == MHC_PROJ_KRON) {   /* the product of the factors is n */
+            int k, prod = 1;
+            for (k = 0; k < s.kron_count; k++) prod *= s.kron_factors[k];
+            if (s.kron_count < 1 || prod != s.n) abort();
+        }
     }
     return 0;
 }

@@ -20,6 +20,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_vectors import PRESETS, mixing_logits, project  # noqa: E402  (the spec's mHC layer)
+import make_projection_vectors as mpv  # noqa: E402  (the KromHC and orthostochastic transcriptions)
 
 NORM_EPS = 1e-5  # GPT_NORM_EPS in gpt/gpt.h
 ADAM = dict(betas=(0.9, 0.95), eps=1e-8)  # mhc_adamw_config defaults
@@ -69,7 +70,7 @@ def forward(P, cfg, tokens, targets):
     B, T = tokens.shape
     C, L, H, n = int(cfg["dim"]), int(cfg["layers"]), int(cfg["heads"]), int(cfg["n"])
     residual = cfg["residual"]
-    hcfg = PRESETS[cfg["preset"]]
+    hcfg = PRESETS[cfg["preset"]] if cfg["preset"] in PRESETS else mpv.PRESETS[cfg["preset"]]
     tok = tokens.reshape(-1)
     pos = torch.arange(T).repeat(B)
     x = P["wte"][tok] + P["wpe"][pos]
@@ -95,8 +96,15 @@ def forward(P, cfg, tokens, targets):
             h_pre = torch.sigmoid(mix[:, :n] * scale[0] + base[:n]) + hcfg["pre_eps"]
             h_post = torch.sigmoid(mix[:, n:2 * n] * scale[1] + base[n:2 * n]) * hcfg["post_mult"]
             z = mix[:, 2 * n:] * scale[2] + base[2 * n:]
-            comb = project(z, n, hcfg)
-            a = comb if (hcfg["projection"] == "perm" or hcfg["orient"] == "h") else comb.transpose(-1, -2)
+            if residual == "kromhc":   # the peer's H of the default factors, mixed as H^T (2x2 factors: = H)
+                factors = mpv.default_factors(n)
+                a = mpv.kromhc_build_hres(z, torch.zeros(z.shape[-1]), torch.tensor(1.0), factors)
+                a = a.transpose(-1, -2) if all(f == 2 for f in factors) else a
+            elif residual == "ortho":   # the peer's orthostochastic projection, mixed as H^T (orient comb_t)
+                a = mpv.ortho_tokens(z.reshape(-1, n, n), hcfg["ns_iters"]).transpose(-1, -2)
+            else:
+                comb = project(z, n, hcfg)
+                a = comb if (hcfg["projection"] == "perm" or hcfg["orient"] == "h") else comb.transpose(-1, -2)
         li = torch.einsum("ti,tic->tc", h_pre, x)
         f = inner(rmsnorm(li, P[pre + ".norm"]))
         x = torch.einsum("tij,tjc->tic", a, x) + h_post[:, :, None] * f[:, None, :]

@@ -5,9 +5,10 @@
 set -e
 cd "$(dirname "$0")/../.."
 make build/mhc
-for v in none hc mhc lite; do
+for v in none hc mhc lite kromhc ortho; do
   d=tests/vectors/gpt_$v
   rm -rf "$d"; mkdir -p "$d/params"
   ./build/mhc gpt-export "$d" --residual "$v" --layers 2 --dim 16 --heads 2 --seq 8 --batch 2 --seed 7 --lr 1e-2
 done
-/usr/bin/python3 tests/reference/gpt_reference.py tests/vectors/gpt_none tests/vectors/gpt_hc tests/vectors/gpt_mhc tests/vectors/gpt_lite
+/usr/bin/python3 tests/reference/gpt_reference.py tests/vectors/gpt_none tests/vectors/gpt_hc tests/vectors/gpt_mhc tests/vectors/gpt_lite \
+  tests/vectors/gpt_kromhc tests/vectors/gpt_ortho

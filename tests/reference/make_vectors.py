@@ -552,6 +552,20 @@ and that the column offsets of the huge-logit case change nothing.
 """
 
 
+def projection_readme():
+    """The section of tests/reference/make_projection_vectors.py (KromHC and orthostochastic cases)."""
+    import make_projection_vectors as mpv
+    if not mpv.CASES:
+        mpv.build_cases()
+    return mpv.readme_section()
+
+
+def foreign_case(path):
+    """A case directory another generator wrote (make_projection_vectors.py marks its case.txt)."""
+    with open(os.path.join(path, "case.txt")) as f:
+        return f.readline().startswith("# written by ")
+
+
 def write_readme():
     rows = []
     for c in CASES:
@@ -561,6 +575,7 @@ def write_readme():
                     f"{'-' if c['op'] == 'sinkhorn' else ('yes' if c['nw'] else 'no')} | {c['desc']} |")
     with open(os.path.join(OUT, "README.md"), "w") as f:
         f.write(README_HEAD + "\n".join(rows) + "\n")
+        f.write(projection_readme())
 
 
 def main():
@@ -570,7 +585,7 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     for entry in sorted(os.listdir(OUT)):   # remove every case this script wrote before
         p = os.path.join(OUT, entry)
-        if os.path.isdir(p) and os.path.exists(os.path.join(p, "case.txt")):
+        if os.path.isdir(p) and os.path.exists(os.path.join(p, "case.txt")) and not foreign_case(p):
             shutil.rmtree(p)
     for c in CASES:
         inp = make_inputs(c)
