@@ -1236,10 +1236,14 @@ static int train_demo_projections(const train_opts *base) {
         printf("| residual | n | parameters | train loss (mean of last 10 steps) | val loss | max Amax fwd gain | "
                "max Amax bwd gain | max distance from doubly stochastic | step time | wall time |\n");
         printf("|---|---|---|---|---|---|---|---|---|---|\n");
-        for (i = 0; i < 6; i++)
-            printf("| %s | %d | %zu | %.4f | %.4f | %.6g | %.6g | %.3g | %.1f ms | %.1f s |\n", labels[i], ns[i],
-                   sum[i].params, sum[i].final_loss, sum[i].final_val, sum[i].max_gain_fwd, sum[i].max_gain_bwd,
+        for (i = 0; i < 6; i++) {
+            char val[32];
+            if (isfinite(sum[i].final_val)) snprintf(val, sizeof val, "%.4f", sum[i].final_val);
+            else snprintf(val, sizeof val, "-");   /* not evaluated (--eval-every 0) */
+            printf("| %s | %d | %zu | %.4f | %s | %.6g | %.6g | %.3g | %.1f ms | %.1f s |\n", labels[i], ns[i],
+                   sum[i].params, sum[i].final_loss, val, sum[i].max_gain_fwd, sum[i].max_gain_bwd,
                    sum[i].max_ds, 1e3 * sum[i].step_seconds / (double)(sum[i].steps > 0 ? sum[i].steps : 1), sum[i].seconds);
+        }
         printf("\n(max distance: max |rowsum - 1|, |colsum - 1| of every sublayer's A, over tokens and steps; none has\n"
                "no mixing matrix. Step time: forward, backward and AdamW, without the evaluations.)\n");
         if (plot_write_svg(svg, "none, hc, mhc, lite, kromhc, ortho", all, 6) != 0) {
