@@ -144,7 +144,7 @@ SAN_ENV  = ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_
 
 valgrind: ## the test runner under valgrind (a build without OpenMP: build/noomp): 0 errors, 0 leaks
 	$(MAKE) BUILD=build/noomp NO_OMP=1 build/noomp/test
-	valgrind --leak-check=full --errors-for-leak-kinds=all --error-exitcode=1 ./build/noomp/test
+	MHC_TEST_UNDER_VALGRIND=1 valgrind --leak-check=full --errors-for-leak-kinds=all --error-exitcode=1 ./build/noomp/test
 
 valgrind-train: ## mhc train, verify and compare under valgrind (build/noomp)
 	$(MAKE) BUILD=build/noomp NO_OMP=1 build/noomp/mhc

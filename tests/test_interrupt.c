@@ -208,6 +208,14 @@ void TP(test_interrupt)(void);
 void TP(test_interrupt)(void) {
 #if INT_POSIX
     TP(int_test_tmp_name)();
-    TP(int_test_signals)();
+    /* Under valgrind (make valgrind sets MHC_TEST_UNDER_VALGRIND) a forked child inherits the
+       runner's heap, which is still reachable when the child calls _exit, and valgrind's
+       --error-exitcode replaces the exit status these tests examine. make test and make test-asan
+       run them. */
+    if (getenv("MHC_TEST_UNDER_VALGRIND"))
+        printf("test_interrupt [%s]: the signal tests skipped under valgrind (forked children's exit status)\n",
+               TEST_PREC);
+    else
+        TP(int_test_signals)();
 #endif
 }
