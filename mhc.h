@@ -464,6 +464,63 @@ MHCDEF mhc_result mhc_gradcheck(mhc_tape *tp, mhc_loss_fn fn, mhc_tensor **input
  *                           permutation matrices (lexicographic order), built directly (no
  *                           orientation); norm_eps 1e-20, pre_eps 0, post_mult 2. If a Sinkhorn
  *                           projection is forced on it: 20 iterations, eps 0.
+ *   The peers' presets (README "Conventions": the file and snapshot each reproduces, and how the
+ *   peer's parameters map onto x, fn, scale, base). Knobs not named are the defaults (inside,
+ *   flat, add, col_first, none):
+ *   MHC_PRESET_MEGATRON     NVIDIA Megatron-LM (megatron/core/transformer/hyper_connection.py):
+ *                           norm_eps 1e-6 outside (1/(||x||/sqrt(nC) + eps)), pre_eps 0,
+ *                           post_mult 2, exp start with exp_shift row_max, sinkhorn_order
+ *                           row_first, 20 iterations, sinkhorn eps 1e-6 clamp (v/max(s, eps)),
+ *                           orientation h. fn = mapping_proj.weight, as it is.
+ *   MHC_PRESET_LIGER        LinkedIn Liger-Kernel (src/liger_kernel/ops/mhc.py): norm_eps 1e-6,
+ *                           pre_eps 0, post_mult 2, softmax start, 20 iterations, eps 1e-6,
+ *                           orientation h (x_out[o] = sum_i h_res[o,i] x[i]). fn = phi^T.
+ *   MHC_PRESET_LUCIDRAINS   lucidrains/hyper-connections (mHCv2.py; the same numbers as
+ *                           manifold_constrained_hyper_connections.py for one fraction, view and
+ *                           proposal): norm_scope stream, norm_eps 1e-12 outside (F.normalize
+ *                           divides by max(||x_i||, 1e-12): the same to 1e-12/rms relative),
+ *                           pre_eps 0, post_mult 2, exp start with exp_shift col_max, 20
+ *                           iterations, sinkhorn eps 1e-12 clamp, orientation comb_t. fn is block
+ *                           sparse (a stream's logits read that stream's columns only).
+ *   MHC_PRESET_MHC_CU       AndreSlavescu/mHC.cu (src/csrc/kernels/mhc_layer.cuh, the dynamic
+ *                           layer with the batched Sinkhorn of sinkhorn_knopp.cuh): norm_eps 1e-5,
+ *                           pre_eps 0, post_mult 2, exp start, sinkhorn_order row_first, 20
+ *                           iterations, sinkhorn eps 1e-5 zero (v/s if s > eps, else 0),
+ *                           orientation h. fn = phi_combined, as it is.
+ * Convention knobs (MHC_SPEC.md Sec. 8; defaults reproduce Sec. 1-7 bit for bit):
+ *   norm_eps_mode      inside: rstd = 1/sqrt(mean(x^2) + norm_eps) (default); outside:
+ *                      rstd = 1/(sqrt(mean(x^2)) + norm_eps). Backward: d rstd/dx_j = -rstd^3 x_j/L
+ *                      (inside) or -rstd^2 x_j/(L sqrt(mean(x^2))) (outside; 0 for an all-zero
+ *                      line, the subgradient torch's norm takes there), L the line's length.
+ *   norm_scope         flat: one rstd per token over its n*C values (default); stream: one
+ *                      rstd_i per stream over its C values, mix_k = sum_i rstd_i dot(w_k[iC..(i+1)C),
+ *                      x_i) (w = fn * norm_weight, as for flat). The head takes both norm knobs;
+ *                      hc always normalises per stream (its own definition, Sec. 6) and takes
+ *                      norm_eps_mode only.
+ *   sinkhorn_eps_mode  each normalising division v/s of the Sinkhorn steps becomes add
+ *                      v/(s + eps) (default), clamp v/max(s, eps), threshold v/s if s > eps
+ *                      else v, or zero v/s if s > eps else 0 (log domain: the same rules on
+ *                      logsumexp against log eps). The additive eps after the softmax start is
+ *                      kept in every mode. Backward: exact for the branch the forward took; at
+ *                      s == eps clamp takes v/s (the gradient flows through s, as
+ *                      torch.clamp(min = eps) does), threshold and zero their else branch
+ *                      (threshold: dX = dY; zero: dX = 0).
+ *   sinkhorn_order     col_first (default); row_first = the col_first projection of z^T,
+ *                      transposed back (the first step normalises rows).
+ *   exp_shift          exp and log starts: none (default), row_max or col_max: the start is
+ *                      exp(z - max) over each row or column of z itself (the shift is taken on z
+ *                      before any transposition). Backward: the exact gradient with the max a
+ *                      function of z (ties: the first index), i.e. dz[i][j*] -= sum_j dz'[i][j]
+ *                      at each line's argmax j*. Finite for logits of any size (the unshifted exp
+ *                      start overflows above ~709.78). Refused with the softmax start and the
+ *                      permutation mixture (a preset's value is dropped there).
+ *   The Sinkhorn knobs do nothing for the permutation mixture (like iters and eps).
+ * Which path runs: a spec with every knob at its default (the four original presets and liger)
+ * runs the fast path below (GEMM, 8-token Sinkhorn groups). A spec with any other knob value runs
+ * the per-token path (mhc__pre_fwd_tok / mhc__pre_bwd_tok: one token at a time in double, parallel
+ * over chunks of tokens, no GEMM and no groups; the parameter gradients still summed over tokens in
+ * order, so bitwise identical for any thread count). The CUDA unit takes every knob but norm_scope
+ * = stream, which it refuses with MHC_ERR_VALUE naming the knob.
  * Variants (MHC_SPEC.md Sec. 6): none (the plain residual, n = 1: layer_input = x,
  * out = x + f_out); hc (Hyper-Connections as the mHC paper's Eq. 5 restates them: per-stream
  * RMSNorm over C, tanh gates, unconstrained H_res; fn holds theta [n+2, C] = [pre | post | res]);
@@ -520,6 +577,10 @@ typedef enum mhc_hc_preset {
     MHC_PRESET_TILEKERNELS,
     MHC_PRESET_PAPER,
     MHC_PRESET_LITE,
+    MHC_PRESET_MEGATRON,       /* the peers' conventions (MHC_SPEC.md Sec. 8; README "Conventions") */
+    MHC_PRESET_LIGER,
+    MHC_PRESET_LUCIDRAINS,
+    MHC_PRESET_MHC_CU,
     MHC_PRESET_COUNT
 } mhc_hc_preset;
 
@@ -549,6 +610,45 @@ typedef enum mhc_orient {
     MHC_ORIENT_COUNT
 } mhc_orient;
 
+/* The convention knobs (MHC_SPEC.md Sec. 8; the doc block above). 0 is "the preset's value". */
+typedef enum mhc_norm_eps_mode {
+    MHC_NORM_EPS_PRESET = 0,
+    MHC_NORM_EPS_INSIDE,       /* rstd = 1/sqrt(mean(x^2) + norm_eps) */
+    MHC_NORM_EPS_OUTSIDE,      /* rstd = 1/(sqrt(mean(x^2)) + norm_eps) */
+    MHC_NORM_EPS_COUNT
+} mhc_norm_eps_mode;
+
+typedef enum mhc_norm_scope {
+    MHC_NORM_SCOPE_PRESET = 0,
+    MHC_NORM_SCOPE_FLAT,       /* one rstd per token over n*C values */
+    MHC_NORM_SCOPE_STREAM,     /* one rstd per stream over its C values */
+    MHC_NORM_SCOPE_COUNT
+} mhc_norm_scope;
+
+typedef enum mhc_sinkhorn_eps_mode {
+    MHC_SK_EPS_PRESET = 0,
+    MHC_SK_EPS_ADD,            /* v / (s + eps) */
+    MHC_SK_EPS_CLAMP,          /* v / max(s, eps) */
+    MHC_SK_EPS_THRESHOLD,      /* v / s if s > eps, else v */
+    MHC_SK_EPS_ZERO,           /* v / s if s > eps, else 0 */
+    MHC_SK_EPS_COUNT
+} mhc_sinkhorn_eps_mode;
+
+typedef enum mhc_sinkhorn_order {
+    MHC_SK_ORDER_PRESET = 0,
+    MHC_SK_COL_FIRST,          /* the first step normalises columns */
+    MHC_SK_ROW_FIRST,          /* the col_first projection of z^T, transposed back */
+    MHC_SK_ORDER_COUNT
+} mhc_sinkhorn_order;
+
+typedef enum mhc_exp_shift {
+    MHC_EXP_SHIFT_PRESET = 0,
+    MHC_EXP_SHIFT_NONE,        /* exp(z) */
+    MHC_EXP_SHIFT_ROW_MAX,     /* exp(z - max over each row of z) */
+    MHC_EXP_SHIFT_COL_MAX,     /* exp(z - max over each column of z) */
+    MHC_EXP_SHIFT_COUNT
+} mhc_exp_shift;
+
 /* What the user asks for: zero fields take the preset's value (MHC_ZERO for an actual 0). */
 typedef struct mhc_hc_config {
     mhc_hc_preset  preset;
@@ -560,6 +660,11 @@ typedef struct mhc_hc_config {
     double norm_eps;           /* inside the RMS: rsqrt(mean(x^2) + norm_eps) */
     double pre_eps;            /* h_pre = sigmoid(.) + pre_eps */
     double post_mult;          /* h_post = sigmoid(.) * post_mult */
+    mhc_norm_eps_mode     norm_eps_mode;       /* inside | outside the square root */
+    mhc_norm_scope        norm_scope;          /* flat | stream */
+    mhc_sinkhorn_eps_mode sinkhorn_eps_mode;   /* add | clamp | threshold | zero */
+    mhc_sinkhorn_order    sinkhorn_order;      /* col_first | row_first */
+    mhc_exp_shift         exp_shift;           /* none | row_max | col_max (exp and log starts) */
 } mhc_hc_config;
 
 /* What runs: every value explicit (from mhc_hc_resolve). */
@@ -573,13 +678,22 @@ typedef struct mhc_hc_spec {
     double sinkhorn_eps, norm_eps, pre_eps, post_mult;
     int    nres;               /* residual logits per token: n*n, or n! for PERM (0 for NONE/HC) */
     int    m;                  /* rows of fn: 2n + nres (MHC/LITE), n + 2 (HC: theta), 0 (NONE) */
+    /* the convention knobs, explicit (in a spec built by hand, 0 counts as the default) */
+    mhc_norm_eps_mode     norm_eps_mode;
+    mhc_norm_scope        norm_scope;
+    mhc_sinkhorn_eps_mode sinkhorn_eps_mode;
+    mhc_sinkhorn_order    sinkhorn_order;
+    mhc_exp_shift         exp_shift;       /* NONE for the softmax start and the permutation mixture */
 } mhc_hc_spec;
 
 /* Resolve cfg (NULL: all defaults) for n streams into *out. Checks every knob: unknown enum
    values, negative values other than MHC_ZERO, non-finite values, iters out of [1, 100000],
-   n < 1, n > MHC_LITE_MAX_N for the permutation mixture, n != 1 for the NONE variant. */
+   n < 1, n > MHC_LITE_MAX_N for the permutation mixture, n != 1 for the NONE variant, an
+   explicit exp_shift with the softmax start or the permutation mixture (each message names the
+   knob). */
 MHCDEF mhc_result  mhc_hc_resolve(mhc_ctx *ctx, const mhc_hc_config *cfg, int n, mhc_hc_spec *out);
-MHCDEF const char *mhc_hc_preset_name(mhc_hc_preset p);      /* "dsv4", "tilekernels", "paper", "lite" */
+MHCDEF const char *mhc_hc_preset_name(mhc_hc_preset p);      /* "dsv4", "tilekernels", "paper", "lite",
+                                                                "megatron", "liger", "lucidrains", "mhc_cu" */
 MHCDEF const char *mhc_hc_variant_name(mhc_hc_variant v);    /* "none", "hc", "mhc", "lite" */
 MHCDEF const char *mhc_projection_name(mhc_projection p);    /* "softmax", "exp", "log", "perm" */
 MHCDEF const char *mhc_orient_name(mhc_orient o);            /* "h", "comb_t" */
@@ -588,6 +702,17 @@ MHCDEF mhc_result  mhc_hc_preset_parse(mhc_ctx *ctx, const char *s, mhc_hc_prese
 MHCDEF mhc_result  mhc_hc_variant_parse(mhc_ctx *ctx, const char *s, mhc_hc_variant *out);
 MHCDEF mhc_result  mhc_projection_parse(mhc_ctx *ctx, const char *s, mhc_projection *out);
 MHCDEF mhc_result  mhc_orient_parse(mhc_ctx *ctx, const char *s, mhc_orient *out);
+/* The convention knobs' names, and their parsers (as above). */
+MHCDEF const char *mhc_norm_eps_mode_name(mhc_norm_eps_mode m);         /* "inside", "outside" */
+MHCDEF const char *mhc_norm_scope_name(mhc_norm_scope m);               /* "flat", "stream" */
+MHCDEF const char *mhc_sinkhorn_eps_mode_name(mhc_sinkhorn_eps_mode m); /* "add", "clamp", "threshold", "zero" */
+MHCDEF const char *mhc_sinkhorn_order_name(mhc_sinkhorn_order m);       /* "col_first", "row_first" */
+MHCDEF const char *mhc_exp_shift_name(mhc_exp_shift m);                 /* "none", "row_max", "col_max" */
+MHCDEF mhc_result  mhc_norm_eps_mode_parse(mhc_ctx *ctx, const char *s, mhc_norm_eps_mode *out);
+MHCDEF mhc_result  mhc_norm_scope_parse(mhc_ctx *ctx, const char *s, mhc_norm_scope *out);
+MHCDEF mhc_result  mhc_sinkhorn_eps_mode_parse(mhc_ctx *ctx, const char *s, mhc_sinkhorn_eps_mode *out);
+MHCDEF mhc_result  mhc_sinkhorn_order_parse(mhc_ctx *ctx, const char *s, mhc_sinkhorn_order *out);
+MHCDEF mhc_result  mhc_exp_shift_parse(mhc_ctx *ctx, const char *s, mhc_exp_shift *out);
 /* Rows of fn: s->m for a layer, n for the head (head != 0). */
 MHCDEF int         mhc_hc_fn_rows(const mhc_hc_spec *s, int head);
 /* n! for 1 <= n <= 12, else -1. */
@@ -601,6 +726,12 @@ MHCDEF mhc_result mhc_sinkhorn_forward(mhc_ctx *ctx, mhc_projection proj, int n,
                                        mhc_real *out, const mhc_real *logits, int T);
 MHCDEF mhc_result mhc_sinkhorn_backward(mhc_ctx *ctx, mhc_projection proj, int n, int iters, double eps,
                                         mhc_real *d_logits, const mhc_real *d_out, const mhc_real *logits, int T);
+/* The same for a spec, with its convention knobs (sinkhorn_eps_mode, sinkhorn_order, exp_shift;
+   mhc_sinkhorn_* above are these with the defaults): logits [T, s->nres], out [T, n, n] (the
+   projection's result, before orientation). The backward accumulates into d_logits. */
+MHCDEF mhc_result mhc_hc_proj_forward(mhc_ctx *ctx, const mhc_hc_spec *s, mhc_real *out, const mhc_real *logits, int T);
+MHCDEF mhc_result mhc_hc_proj_backward(mhc_ctx *ctx, const mhc_hc_spec *s, mhc_real *d_logits, const mhc_real *d_out,
+                                       const mhc_real *logits, int T);
 
 /* ---- the layer on raw arrays ----
    x [T, n, C]; fn [m, n*C] (HC: theta [n+2, C]); scale [3]; base [m] (HC: [2n + n*n]);
@@ -1101,15 +1232,23 @@ MHCDEF mhc_result mhc_checkpoint_serialize(mhc_ctx *ctx, void *buf, size_t cap, 
  * The per-element and per-token code that mhc_cuda.cu runs on the device exactly as the CPU
  * runs it: this block is its only copy.
  *   mhc__adamw_elem                   AdamW on one element (the loop of mhc_adamw_step)
- *   mhc__sk_step, mhc__sk_step_back   one Sinkhorn row or column normalisation, and its reverse
- *   mhc__proj_fwd, mhc__proj_bwd      one token's Birkhoff projection of its residual logits, in
+ *   mhc__sk_step, mhc__sk_step_back   one Sinkhorn row or column normalisation with an eps mode
+ *                                     (add, clamp, threshold, zero), and its reverse
+ *   mhc__sk_fwd, mhc__sk_bwd          one token's projection with the default conventions, in
  *                                     double (softmax or exp start, the log domain, the
  *                                     permutation mixture), and its exact backward
  *                                     (MHC_SPEC.md Sec. 3; derived in docs/tour.md Sec. 5 and 7)
- *   mhc__proj_token                   one token of the standalone projection (mhc_sinkhorn_*)
+ *   mhc__proj_fwd, mhc__proj_bwd      the projection of a spec with its convention knobs
+ *                                     (eps mode, row_first, exp shift; MHC_SPEC.md Sec. 8): the
+ *                                     shifted, transposed logits through mhc__sk_fwd_m, and back
+ *   mhc__proj_token                   one token of the standalone projection (mhc_sinkhorn_*,
+ *                                     mhc_hc_proj_*)
+ *   mhc__rstd                         the RMS factor of one line, eps inside or outside the root,
+ *                                     and its derivative
  *   mhc__gates_token                  one token's mHC gates and residual logits from its dots
  * The implementation (MHC_IMPLEMENTATION) calls them, and its grouped CPU path (mhc__proj_fwd_g,
- * 8 tokens in SIMD lanes, CPU only) repeats the projection's operations lane by lane.
+ * 8 tokens in SIMD lanes, CPU only, for the default conventions) repeats mhc__sk_fwd's operations
+ * lane by lane.
  * mhc_cuda.cu defines MHC_SHARED_IMPLEMENTATION and includes mhc.h a second time: that emits
  * this block alone, and under nvcc MHC__HD is __host__ __device__. Every function here is
  * static, so the CUDA unit and an implementation unit link side by side.
@@ -1187,41 +1326,66 @@ MHC__SHARED_FN int mhc__proj_steps(mhc_projection proj, int iters) {
     return proj == MHC_PROJ_SOFTMAX ? 2 * iters - 1 : 2 * iters;
 }
 
-/* Doubles of scratch one token's projection needs (forward and backward). */
-MHC__SHARED_FN size_t mhc__proj_doubles(mhc_projection proj, int n, int iters) {
+/* Doubles of scratch one token's Sinkhorn projection (or permutation mixture) with the default
+   conventions needs (mhc__sk_fwd, mhc__sk_bwd). */
+MHC__SHARED_FN size_t mhc__sk_doubles(mhc_projection proj, int n, int iters) {
     size_t nn = (size_t)n * (size_t)n;
     if (proj == MHC_PROJ_PERM) return 2 * (size_t)mhc__perm_count(n) + 8;
     return ((size_t)mhc__proj_steps(proj, iters) + 4) * nn + (size_t)mhc__proj_steps(proj, iters) * (size_t)n + 8;
 }
 
-/* One Sinkhorn step: Y = X / (sum + eps) along rows (cols = 0) or columns (cols = 1) for the
-   exp/softmax forms, or Y = X - logaddexp(logsumexp(X), log eps) for the log form. den[n]
-   receives the denominators (log form: the logsumexp). */
-MHC__SHARED_FN void mhc__sk_step(double *Y, const double *X, int n, int cols, double eps, int logd, double *den) {
-    int i, j;
-    if (!logd) {
-        if (!cols) {
-            for (i = 0; i < n; i++) {
-                double s = 0.0;
-                for (j = 0; j < n; j++) s += X[i * n + j];
-                den[i] = s + eps;
-                for (j = 0; j < n; j++) Y[i * n + j] = X[i * n + j] / den[i];
+/* One Sinkhorn step: every line (row a when cols = 0, column a when cols = 1) of X divided by its
+   sum s, the division v/s taken as the eps mode says (MHC_SPEC.md Sec. 8):
+     add        Y = X / (s + eps)                     (the default)
+     clamp      Y = X / s if s >= eps, else X / eps    (v / max(s, eps))
+     threshold  Y = X / s if s > eps, else X
+     zero       Y = X / s if s > eps, else 0
+   or, for the log form (logd), the same on L = logsumexp of the line against log eps: add
+   Y = X - logaddexp(L, log eps); clamp X - L if L >= log eps, else X - log eps; threshold X - L if
+   L > log eps, else X; zero X - L if L > log eps, else -inf. den[n] receives each line's s (or L),
+   from which mhc__sk_step_back finds the branch again. With the add mode the operations are those
+   of the paper's T_c / T_r with the eps of Sec. 3. */
+MHC__SHARED_FN void mhc__sk_step(double *Y, const double *X, int n, int cols, double eps, int mode, int logd,
+                                 double *den) {
+    int a, j;
+    int si = cols ? n : 1;
+    double leps = eps > 0.0 ? log(eps) : -HUGE_VAL;
+    if (!logd && !cols && mode == MHC_SK_EPS_ADD) {
+        for (a = 0; a < n; a++) {           /* rows, the add mode: the line is contiguous */
+            double s = 0.0, d;
+            for (j = 0; j < n; j++) s += X[a * n + j];
+            den[a] = s;
+            d = s + eps;
+            for (j = 0; j < n; j++) Y[a * n + j] = X[a * n + j] / d;
+        }
+        return;
+    }
+    if (!logd && cols && mode == MHC_SK_EPS_ADD) {
+        int i;
+        for (j = 0; j < n; j++) {           /* columns, the add mode: sums first, then one pass */
+            double s = 0.0;
+            for (i = 0; i < n; i++) s += X[i * n + j];
+            den[j] = s;
+        }
+        for (i = 0; i < n; i++)
+            for (j = 0; j < n; j++) Y[i * n + j] = X[i * n + j] / (den[j] + eps);
+        return;
+    }
+    for (a = 0; a < n; a++) {
+        int o = cols ? a : a * n;
+        if (!logd) {
+            double s = 0.0;
+            for (j = 0; j < n; j++) s += X[o + j * si];
+            den[a] = s;
+            if (mode == MHC_SK_EPS_CLAMP) {
+                double d = s >= eps ? s : eps;
+                for (j = 0; j < n; j++) Y[o + j * si] = X[o + j * si] / d;
+            } else if (s > eps) {           /* threshold and zero: divide only when s > eps */
+                for (j = 0; j < n; j++) Y[o + j * si] = X[o + j * si] / s;
+            } else {
+                for (j = 0; j < n; j++) Y[o + j * si] = mode == MHC_SK_EPS_ZERO ? 0.0 : X[o + j * si];
             }
         } else {
-            for (j = 0; j < n; j++) {
-                double s = 0.0;
-                for (i = 0; i < n; i++) s += X[i * n + j];
-                den[j] = s + eps;
-            }
-            for (i = 0; i < n; i++)
-                for (j = 0; j < n; j++) Y[i * n + j] = X[i * n + j] / den[j];
-        }
-    } else {
-        double leps = eps > 0.0 ? log(eps) : -HUGE_VAL;
-        int a;
-        for (a = 0; a < n; a++) {
-            /* line a: row a (cols = 0) or column a (cols = 1) */
-            int si = cols ? n : 1, o = cols ? a : a * n;
             double mx = -HUGE_VAL, s = 0.0, lse, g;
             for (j = 0; j < n; j++) if (X[o + j * si] > mx) mx = X[o + j * si];
             if (mx == -HUGE_VAL) lse = -HUGE_VAL;
@@ -1230,29 +1394,56 @@ MHC__SHARED_FN void mhc__sk_step(double *Y, const double *X, int n, int cols, do
                 lse = mx + log(s);
             }
             den[a] = lse;
-            g = mhc__logaddexp(lse, leps);
+            if (mode == MHC_SK_EPS_ADD) g = mhc__logaddexp(lse, leps);
+            else if (mode == MHC_SK_EPS_CLAMP) g = lse >= leps ? lse : leps;
+            else if (lse > leps) g = lse;
+            else {
+                for (j = 0; j < n; j++) Y[o + j * si] = mode == MHC_SK_EPS_ZERO ? -HUGE_VAL : X[o + j * si];
+                continue;
+            }
             for (j = 0; j < n; j++) Y[o + j * si] = X[o + j * si] - g;
         }
     }
 }
 
-/* Reverse of one step: dX from dY (X, Y, den as the forward left them). */
+/* Reverse of one step: dX from dY (X, Y, den as the forward left them), for the branch the
+   forward took on each line (see mhc__sk_step; at s == eps: clamp the division by s, threshold
+   and zero their else branch). */
 MHC__SHARED_FN void mhc__sk_step_back(double *dX, const double *dY, const double *X, const double *Y, int n, int cols,
-                              double eps, int logd, const double *den) {
+                                      double eps, int mode, int logd, const double *den) {
     int a, j;
     int si = cols ? n : 1;
+    double leps = eps > 0.0 ? log(eps) : -HUGE_VAL;
     for (a = 0; a < n; a++) {
         int o = cols ? a : a * n;
         double dot = 0.0;
         if (!logd) {
-            /* Y = X / d, d = sum(X) + eps:  dX = (dY - sum(dY Y)) / d */
+            /* Y = X / d with d = s (+ eps), s = sum(X):  dX = (dY - sum(dY Y)) / d;
+               Y = X / eps: dX = dY / eps;  Y = X: dX = dY;  Y = 0: dX = 0 */
+            double s = den[a], d;
+            if (mode == MHC_SK_EPS_ADD) d = s + eps;
+            else if (mode == MHC_SK_EPS_CLAMP ? s >= eps : s > eps) d = s;
+            else {
+                for (j = 0; j < n; j++)
+                    dX[o + j * si] = mode == MHC_SK_EPS_CLAMP ? dY[o + j * si] / eps
+                                   : mode == MHC_SK_EPS_ZERO ? 0.0 : dY[o + j * si];
+                continue;
+            }
             for (j = 0; j < n; j++) dot += dY[o + j * si] * Y[o + j * si];
-            for (j = 0; j < n; j++) dX[o + j * si] = (dY[o + j * si] - dot) / den[a];
+            for (j = 0; j < n; j++) dX[o + j * si] = (dY[o + j * si] - dot) / d;
         } else {
-            /* Y = X - g(lse), g' = exp(lse) / (exp(lse) + eps):  dX = dY - softmax(X) g' sum(dY) */
+            /* Y = X - g(L), L = logsumexp(X):  dX = dY - softmax(X) g'(L) sum(dY), g' = exp(L) / (exp(L) + eps)
+               for add, 1 where the line is divided by its own sum; Y = X - log eps or X: dX = dY; -inf: 0 */
             double lse = den[a], gp;
-            if (eps > 0.0) gp = lse == -HUGE_VAL ? 0.0 : mhc__sigmoid(lse - log(eps));
-            else gp = 1.0;
+            if (mode == MHC_SK_EPS_ADD) {
+                if (eps > 0.0) gp = lse == -HUGE_VAL ? 0.0 : mhc__sigmoid(lse - log(eps));
+                else gp = 1.0;
+            } else if (mode == MHC_SK_EPS_CLAMP ? lse >= leps : lse > leps) {
+                gp = 1.0;
+            } else {
+                for (j = 0; j < n; j++) dX[o + j * si] = mode == MHC_SK_EPS_ZERO ? 0.0 : dY[o + j * si];
+                continue;
+            }
             for (j = 0; j < n; j++) dot += dY[o + j * si];
             for (j = 0; j < n; j++) {
                 double p = lse == -HUGE_VAL ? 0.0 : exp(X[o + j * si] - lse);
@@ -1262,9 +1453,11 @@ MHC__SHARED_FN void mhc__sk_step_back(double *dX, const double *dY, const double
     }
 }
 
-/* Forward of one token's projection: z [nres] -> out [n*n]; w: scratch (mhc__proj_doubles)
-   left holding the iterates for mhc__proj_bwd. */
-MHC__SHARED_FN void mhc__proj_fwd(mhc_projection proj, int n, int iters, double eps, const double *z, double *out, double *w) {
+/* Forward of one token's projection with the default conventions, columns first and the eps mode
+   `mode` (the permutation mixture ignores iters, eps and mode): z [nres] -> out [n*n]; w: scratch
+   (mhc__sk_doubles) left holding the iterates for mhc__sk_bwd_m. */
+MHC__SHARED_FN void mhc__sk_fwd_m(mhc_projection proj, int n, int iters, double eps, int mode, const double *z,
+                                  double *out, double *w) {
     size_t nn = (size_t)n * (size_t)n, k;
     int i, j, s, nsteps;
     double *it, *den, *P;
@@ -1301,7 +1494,7 @@ MHC__SHARED_FN void mhc__proj_fwd(mhc_projection proj, int n, int iters, double 
         for (k = 0; k < nn; k++) it[k] = z[k];
     }
     for (s = 1; s <= nsteps; s++)
-        mhc__sk_step(it + (size_t)s * nn, it + (size_t)(s - 1) * nn, n, s & 1, eps, proj == MHC_PROJ_LOG,
+        mhc__sk_step(it + (size_t)s * nn, it + (size_t)(s - 1) * nn, n, s & 1, eps, mode, proj == MHC_PROJ_LOG,
                      den + (size_t)(s - 1) * (size_t)n);
     if (proj == MHC_PROJ_LOG)
         for (k = 0; k < nn; k++) out[k] = exp(it[(size_t)nsteps * nn + k]);
@@ -1309,14 +1502,14 @@ MHC__SHARED_FN void mhc__proj_fwd(mhc_projection proj, int n, int iters, double 
         for (k = 0; k < nn; k++) out[k] = it[(size_t)nsteps * nn + k];
 }
 
-/* Backward of one token's projection: dz [nres] = d(sum dout * out)/dz, written (not added).
-   Recomputes the forward iterates into w first. out_tmp: n*n doubles. */
-MHC__SHARED_FN void mhc__proj_bwd(mhc_projection proj, int n, int iters, double eps, const double *z, const double *dout,
-                          double *dz, double *w, double *out_tmp) {
+/* Its backward: dz [nres] = d(sum dout * out)/dz, written (not added). Recomputes the forward
+   iterates into w first. out_tmp: n*n doubles. */
+MHC__SHARED_FN void mhc__sk_bwd_m(mhc_projection proj, int n, int iters, double eps, int mode, const double *z,
+                                  const double *dout, double *dz, double *w, double *out_tmp) {
     size_t nn = (size_t)n * (size_t)n, k;
     int i, j, s, nsteps;
     double *it, *den, *P, *g, *g2;
-    mhc__proj_fwd(proj, n, iters, eps, z, out_tmp, w);
+    mhc__sk_fwd_m(proj, n, iters, eps, mode, z, out_tmp, w);
     if (proj == MHC_PROJ_PERM) {
         long K = mhc__perm_count(n), q;
         int p[MHC_LITE_MAX_N];
@@ -1344,7 +1537,7 @@ MHC__SHARED_FN void mhc__proj_bwd(mhc_projection proj, int n, int iters, double 
         for (k = 0; k < nn; k++) g[k] = dout[k];
     for (s = nsteps; s >= 1; s--) {
         double *t;
-        mhc__sk_step_back(g2, g, it + (size_t)(s - 1) * nn, it + (size_t)s * nn, n, s & 1, eps,
+        mhc__sk_step_back(g2, g, it + (size_t)(s - 1) * nn, it + (size_t)s * nn, n, s & 1, eps, mode,
                           proj == MHC_PROJ_LOG, den + (size_t)(s - 1) * (size_t)n);
         t = g; g = g2; g2 = t;
     }
@@ -1362,31 +1555,190 @@ MHC__SHARED_FN void mhc__proj_bwd(mhc_projection proj, int n, int iters, double 
     }
 }
 
+/* The default conventions (eps added, columns first, no shift): mhc__sk_fwd_m / _bwd_m with the
+   add mode. These are the projections of MHC_SPEC.md Sec. 3 exactly as the grouped CPU path
+   (mhc__proj_fwd_g) repeats them lane by lane. */
+MHC__SHARED_FN void mhc__sk_fwd(mhc_projection proj, int n, int iters, double eps, const double *z, double *out,
+                                double *w) {
+    mhc__sk_fwd_m(proj, n, iters, eps, MHC_SK_EPS_ADD, z, out, w);
+}
+MHC__SHARED_FN void mhc__sk_bwd(mhc_projection proj, int n, int iters, double eps, const double *z, const double *dout,
+                                double *dz, double *w, double *out_tmp) {
+    mhc__sk_bwd_m(proj, n, iters, eps, MHC_SK_EPS_ADD, z, dout, dz, w, out_tmp);
+}
+
+/* ---- mHC: the projection of a spec, with its convention knobs (MHC_SPEC.md Sec. 8) ----
+   s needs projection, n, nres, iters, sinkhorn_eps and the three Sinkhorn knobs (a resolved spec,
+   or one made by mhc__proj_spec_make; 0 in a knob counts as its default). */
+
+/* Whether s asks for the default Sinkhorn conventions (then the projection is mhc__sk_fwd /
+   mhc__sk_bwd, bit for bit; the permutation mixture always is). */
+MHC__SHARED_FN int mhc__sk_plain(const mhc_hc_spec *s) {
+    if (s->projection == MHC_PROJ_PERM) return 1;
+    return (s->sinkhorn_eps_mode == MHC_SK_EPS_PRESET || s->sinkhorn_eps_mode == MHC_SK_EPS_ADD) &&
+           s->sinkhorn_order != MHC_SK_ROW_FIRST &&
+           (s->exp_shift == MHC_EXP_SHIFT_PRESET || s->exp_shift == MHC_EXP_SHIFT_NONE ||
+            s->projection == MHC_PROJ_SOFTMAX);
+}
+
+/* Whether the norm knobs are the defaults (inside, flat). */
+MHC__SHARED_FN int mhc__norm_plain(const mhc_hc_spec *s) {
+    return s->norm_eps_mode != MHC_NORM_EPS_OUTSIDE && s->norm_scope != MHC_NORM_SCOPE_STREAM;
+}
+
+/* The eps mode of s as mhc__sk_step takes it (0 = the default, add). */
+MHC__SHARED_FN int mhc__sk_mode(const mhc_hc_spec *s) {
+    return s->sinkhorn_eps_mode == MHC_SK_EPS_PRESET ? (int)MHC_SK_EPS_ADD : (int)s->sinkhorn_eps_mode;
+}
+
+/* Whether the layer's A is comb^T (orientation comb_t; the permutation mixture is built directly). */
+MHC__SHARED_FN int mhc__proj_transposed(const mhc_hc_spec *s) {
+    return s->projection != MHC_PROJ_PERM && s->orient == MHC_ORIENT_COMB_T;
+}
+
+/* Doubles of scratch one token's projection of s needs (forward and backward): the default one's,
+   and for the knobs the prepared logits zt, the inner result or gradient, and the argmax of each line. */
+MHC__SHARED_FN size_t mhc__proj_doubles(const mhc_hc_spec *s) {
+    size_t nn = (size_t)s->n * (size_t)s->n, d = mhc__sk_doubles(s->projection, s->n, s->iters);
+    return mhc__sk_plain(s) ? d : d + 3 * nn + (size_t)s->n + 8;
+}
+
+/* The knobs' start: zt = the logits after the exp shift (each row's or column's max subtracted,
+   argmax[line] = the first index of the max), transposed for row_first. */
+MHC__SHARED_FN void mhc__proj_prep(const mhc_hc_spec *s, const double *z, double *zt, double *argmax) {
+    int n = s->n, i, j, shift = s->projection == MHC_PROJ_SOFTMAX ? 0 : (int)s->exp_shift;
+    int tr = s->sinkhorn_order == MHC_SK_ROW_FIRST;
+    for (i = 0; i < n; i++)
+        for (j = 0; j < n; j++) zt[tr ? j * n + i : i * n + j] = z[i * n + j];
+    if (shift == MHC_EXP_SHIFT_ROW_MAX || shift == MHC_EXP_SHIFT_COL_MAX) {
+        int rows = shift == MHC_EXP_SHIFT_ROW_MAX, a;
+        for (a = 0; a < n; a++) {            /* line a of z: row a (row_max) or column a (col_max) */
+            int best = 0, q;
+            double mx;
+            for (q = 1; q < n; q++)
+                if ((rows ? z[a * n + q] : z[q * n + a]) > (rows ? z[a * n + best] : z[best * n + a])) best = q;
+            mx = rows ? z[a * n + best] : z[best * n + a];
+            argmax[a] = (double)best;
+            for (q = 0; q < n; q++) {
+                int i0 = rows ? a : q, j0 = rows ? q : a;         /* element (i0, j0) of z */
+                zt[tr ? j0 * n + i0 : i0 * n + j0] -= mx;
+            }
+        }
+    }
+}
+
+/* Forward of one token's projection: z [s->nres] -> out [n*n]; w: mhc__proj_doubles scratch. */
+MHC__SHARED_FN void mhc__proj_fwd(const mhc_hc_spec *s, const double *z, double *out, double *w) {
+    size_t nn = (size_t)s->n * (size_t)s->n, k;
+    int n = s->n, i, j;
+    double *zt, *o, *am;
+    if (mhc__sk_plain(s)) {
+        mhc__sk_fwd(s->projection, s->n, s->iters, s->sinkhorn_eps, z, out, w);
+        return;
+    }
+    zt = w + mhc__sk_doubles(s->projection, n, s->iters);
+    o = zt + nn;
+    am = o + nn;
+    mhc__proj_prep(s, z, zt, am);
+    mhc__sk_fwd_m(s->projection, n, s->iters, s->sinkhorn_eps, mhc__sk_mode(s), zt, o, w);
+    if (s->sinkhorn_order == MHC_SK_ROW_FIRST)
+        for (i = 0; i < n; i++)
+            for (j = 0; j < n; j++) out[i * n + j] = o[j * n + i];
+    else
+        for (k = 0; k < nn; k++) out[k] = o[k];
+}
+
+/* Backward of one token's projection: dz [s->nres] = d(sum dout * out)/dz, written (not added);
+   recomputes the forward into w. out_tmp: n*n doubles. The shift's own term: z' = z - max(line),
+   so dz[line's argmax] -= sum over the line of dz'. */
+MHC__SHARED_FN void mhc__proj_bwd(const mhc_hc_spec *s, const double *z, const double *dout, double *dz, double *w,
+                                  double *out_tmp) {
+    size_t nn = (size_t)s->n * (size_t)s->n;
+    int n = s->n, i, j, tr = s->sinkhorn_order == MHC_SK_ROW_FIRST, shift;
+    double *zt, *g, *am;
+    if (mhc__sk_plain(s)) {
+        mhc__sk_bwd(s->projection, s->n, s->iters, s->sinkhorn_eps, z, dout, dz, w, out_tmp);
+        return;
+    }
+    zt = w + mhc__sk_doubles(s->projection, n, s->iters);
+    g = zt + nn;
+    am = g + nn;
+    mhc__proj_prep(s, z, zt, am);
+    for (i = 0; i < n; i++)                  /* d(inner result) = dout, transposed for row_first */
+        for (j = 0; j < n; j++) g[i * n + j] = tr ? dout[j * n + i] : dout[i * n + j];
+    mhc__sk_bwd_m(s->projection, n, s->iters, s->sinkhorn_eps, mhc__sk_mode(s), zt, g, out_tmp, w, dz);
+    /* out_tmp now holds d zt; untranspose into dz */
+    for (i = 0; i < n; i++)
+        for (j = 0; j < n; j++) dz[i * n + j] = tr ? out_tmp[j * n + i] : out_tmp[i * n + j];
+    shift = s->projection == MHC_PROJ_SOFTMAX ? 0 : (int)s->exp_shift;
+    if (shift == MHC_EXP_SHIFT_ROW_MAX || shift == MHC_EXP_SHIFT_COL_MAX) {
+        int rows = shift == MHC_EXP_SHIFT_ROW_MAX, a, q;
+        for (a = 0; a < n; a++) {
+            double sum = 0.0;
+            int best = (int)am[a];
+            for (q = 0; q < n; q++) sum += rows ? dz[a * n + q] : dz[q * n + a];
+            if (rows) dz[a * n + best] -= sum;
+            else dz[best * n + a] -= sum;
+        }
+    }
+}
+
+/* A spec for the standalone projection (mhc_sinkhorn_* and their CUDA twins): projection, n,
+   nres, iters, eps; the knobs at their defaults. */
+MHC__SHARED_FN void mhc__proj_spec_make(mhc_hc_spec *s, mhc_projection proj, int n, int iters, double eps) {
+    size_t k;
+    unsigned char *b = (unsigned char *)s;
+    for (k = 0; k < sizeof *s; k++) b[k] = 0;
+    s->projection = proj;
+    s->n = n;
+    s->nres = proj == MHC_PROJ_PERM ? (int)mhc__perm_count(n) : n * n;
+    s->iters = iters;
+    s->sinkhorn_eps = eps;
+}
+
 /* ---- mHC: one token of the standalone projection, and one token's gates ---- */
 
 /* Doubles of scratch mhc__proj_token needs: the projection's (mhc__proj_doubles), then z [nres],
    out [n*n], dout [n*n], dz [nres]. */
-MHC__SHARED_FN size_t mhc__proj_token_doubles(mhc_projection proj, int n, int iters) {
-    size_t nn = (size_t)n * (size_t)n, nres = proj == MHC_PROJ_PERM ? (size_t)mhc__perm_count(n) : nn;
-    return mhc__proj_doubles(proj, n, iters) + 2 * nres + 2 * nn;
+MHC__SHARED_FN size_t mhc__proj_token_doubles(const mhc_hc_spec *s) {
+    size_t nn = (size_t)s->n * (size_t)s->n, nres = (size_t)s->nres;
+    return mhc__proj_doubles(s) + 2 * nres + 2 * nn;
 }
 
-/* One token of mhc_sinkhorn_forward / _backward (and of their CUDA twins): out [n*n] =
-   project(logits [nres]), or, when d_out [n*n] is given, d_logits [nres] += the gradient;
-   w: mhc__proj_token_doubles scratch. */
-MHC__SHARED_FN void mhc__proj_token(mhc_projection proj, int n, int iters, double eps, const mhc_real *logits,
-                                    mhc_real *out, mhc_real *d_logits, const mhc_real *d_out, double *w) {
-    size_t nn = (size_t)n * (size_t)n, nres = proj == MHC_PROJ_PERM ? (size_t)mhc__perm_count(n) : nn, k;
-    double *z = w + mhc__proj_doubles(proj, n, iters), *o = z + nres, *g = o + nn, *dz = g + nn;
+/* One token of mhc_sinkhorn_forward / _backward and mhc_hc_proj_forward / _backward (and of their
+   CUDA twins): out [n*n] = project(logits [nres]), or, when d_out [n*n] is given,
+   d_logits [nres] += the gradient; w: mhc__proj_token_doubles scratch. */
+MHC__SHARED_FN void mhc__proj_token(const mhc_hc_spec *s, const mhc_real *logits, mhc_real *out, mhc_real *d_logits,
+                                    const mhc_real *d_out, double *w) {
+    size_t nn = (size_t)s->n * (size_t)s->n, nres = (size_t)s->nres, k;
+    double *z = w + mhc__proj_doubles(s), *o = z + nres, *g = o + nn, *dz = g + nn;
     for (k = 0; k < nres; k++) z[k] = (double)logits[k];
     if (!d_out) {
-        mhc__proj_fwd(proj, n, iters, eps, z, o, w);
+        mhc__proj_fwd(s, z, o, w);
         for (k = 0; k < nn; k++) out[k] = (mhc_real)o[k];
     } else {
         for (k = 0; k < nn; k++) g[k] = (double)d_out[k];
-        mhc__proj_bwd(proj, n, iters, eps, z, g, dz, w, o);
+        mhc__proj_bwd(s, z, g, dz, w, o);
         for (k = 0; k < nres; k++) d_logits[k] += (mhc_real)dz[k];
     }
+}
+
+/* ---- mHC: the norm of one line (MHC_SPEC.md Sec. 2 step 1 and Sec. 8) ----
+   rstd of len values with sum of squares ss: inside 1/sqrt(ss/len + eps), outside
+   1/(sqrt(ss/len) + eps). *g (when not NULL) receives d rstd / d x_j divided by x_j: inside
+   -rstd^3/len, outside -rstd^2/(len sqrt(ss/len)), and 0 at ss = 0 (outside: the subgradient 0
+   of the norm at 0, as torch's norm backward takes it). */
+MHC__SHARED_FN double mhc__rstd(double ss, int len, double eps, int outside, double *g) {
+    double r;
+    if (!outside) {
+        r = 1.0 / sqrt(ss / (double)len + eps);
+        if (g) *g = -r * r * r / (double)len;
+    } else {
+        double rms = sqrt(ss / (double)len);
+        r = 1.0 / (rms + eps);
+        if (g) *g = rms > 0.0 ? -r * r / ((double)len * rms) : 0.0;
+    }
+    return r;
 }
 
 /* mHC/lite/head, one token: the gates and the residual logits from its dots dot[m] and rstd
@@ -3335,10 +3687,16 @@ done:
  * token order (bitwise identical for any thread count).
  * ========================================================================================= */
 
-static const char *const mhc__preset_names[MHC_PRESET_COUNT] = {"dsv4", "tilekernels", "paper", "lite"};
+static const char *const mhc__preset_names[MHC_PRESET_COUNT] = {"dsv4", "tilekernels", "paper", "lite", "megatron",
+                                                                 "liger", "lucidrains", "mhc_cu"};
 static const char *const mhc__variant_names[MHC_VARIANT_COUNT] = {"preset", "none", "hc", "mhc", "lite"};
 static const char *const mhc__proj_names[MHC_PROJ_COUNT] = {"preset", "softmax", "exp", "log", "perm"};
 static const char *const mhc__orient_names[MHC_ORIENT_COUNT] = {"preset", "h", "comb_t"};
+static const char *const mhc__norm_eps_mode_names[MHC_NORM_EPS_COUNT] = {"preset", "inside", "outside"};
+static const char *const mhc__norm_scope_names[MHC_NORM_SCOPE_COUNT] = {"preset", "flat", "stream"};
+static const char *const mhc__sk_eps_names[MHC_SK_EPS_COUNT] = {"preset", "add", "clamp", "threshold", "zero"};
+static const char *const mhc__sk_order_names[MHC_SK_ORDER_COUNT] = {"preset", "col_first", "row_first"};
+static const char *const mhc__exp_shift_names[MHC_EXP_SHIFT_COUNT] = {"preset", "none", "row_max", "col_max"};
 
 MHCDEF const char *mhc_hc_preset_name(mhc_hc_preset p) {
     return ((int)p >= 0 && p < MHC_PRESET_COUNT) ? mhc__preset_names[p] : "?";
@@ -3351,6 +3709,21 @@ MHCDEF const char *mhc_projection_name(mhc_projection p) {
 }
 MHCDEF const char *mhc_orient_name(mhc_orient o) {
     return ((int)o >= 0 && o < MHC_ORIENT_COUNT) ? mhc__orient_names[o] : "?";
+}
+MHCDEF const char *mhc_norm_eps_mode_name(mhc_norm_eps_mode m) {
+    return ((int)m >= 0 && m < MHC_NORM_EPS_COUNT) ? mhc__norm_eps_mode_names[m] : "?";
+}
+MHCDEF const char *mhc_norm_scope_name(mhc_norm_scope m) {
+    return ((int)m >= 0 && m < MHC_NORM_SCOPE_COUNT) ? mhc__norm_scope_names[m] : "?";
+}
+MHCDEF const char *mhc_sinkhorn_eps_mode_name(mhc_sinkhorn_eps_mode m) {
+    return ((int)m >= 0 && m < MHC_SK_EPS_COUNT) ? mhc__sk_eps_names[m] : "?";
+}
+MHCDEF const char *mhc_sinkhorn_order_name(mhc_sinkhorn_order m) {
+    return ((int)m >= 0 && m < MHC_SK_ORDER_COUNT) ? mhc__sk_order_names[m] : "?";
+}
+MHCDEF const char *mhc_exp_shift_name(mhc_exp_shift m) {
+    return ((int)m >= 0 && m < MHC_EXP_SHIFT_COUNT) ? mhc__exp_shift_names[m] : "?";
 }
 
 /* Index of s in names[first..count), or -1. */
@@ -3376,7 +3749,8 @@ static mhc_result mhc__parse_name(mhc_ctx *ctx, const char *fn, const char *what
 MHCDEF mhc_result mhc_hc_preset_parse(mhc_ctx *ctx, const char *s, mhc_hc_preset *out) {
     int i = 0;
     mhc_result r = mhc__parse_name(ctx, "mhc_hc_preset_parse", "preset", mhc__preset_names, 0, MHC_PRESET_COUNT,
-                                   "dsv4, tilekernels, paper or lite", s, out ? &i : NULL);
+                                   "dsv4, tilekernels, paper, lite, megatron, liger, lucidrains or mhc_cu", s,
+                                   out ? &i : NULL);
     if (r == MHC_OK) *out = (mhc_hc_preset)i;
     return r;
 }
@@ -3402,6 +3776,42 @@ MHCDEF mhc_result mhc_orient_parse(mhc_ctx *ctx, const char *s, mhc_orient *out)
     return r;
 }
 
+MHCDEF mhc_result mhc_norm_eps_mode_parse(mhc_ctx *ctx, const char *s, mhc_norm_eps_mode *out) {
+    int i = 0;
+    mhc_result r = mhc__parse_name(ctx, "mhc_norm_eps_mode_parse", "norm_eps_mode", mhc__norm_eps_mode_names, 1,
+                                   MHC_NORM_EPS_COUNT, "inside or outside", s, out ? &i : NULL);
+    if (r == MHC_OK) *out = (mhc_norm_eps_mode)i;
+    return r;
+}
+MHCDEF mhc_result mhc_norm_scope_parse(mhc_ctx *ctx, const char *s, mhc_norm_scope *out) {
+    int i = 0;
+    mhc_result r = mhc__parse_name(ctx, "mhc_norm_scope_parse", "norm_scope", mhc__norm_scope_names, 1,
+                                   MHC_NORM_SCOPE_COUNT, "flat or stream", s, out ? &i : NULL);
+    if (r == MHC_OK) *out = (mhc_norm_scope)i;
+    return r;
+}
+MHCDEF mhc_result mhc_sinkhorn_eps_mode_parse(mhc_ctx *ctx, const char *s, mhc_sinkhorn_eps_mode *out) {
+    int i = 0;
+    mhc_result r = mhc__parse_name(ctx, "mhc_sinkhorn_eps_mode_parse", "sinkhorn_eps_mode", mhc__sk_eps_names, 1,
+                                   MHC_SK_EPS_COUNT, "add, clamp, threshold or zero", s, out ? &i : NULL);
+    if (r == MHC_OK) *out = (mhc_sinkhorn_eps_mode)i;
+    return r;
+}
+MHCDEF mhc_result mhc_sinkhorn_order_parse(mhc_ctx *ctx, const char *s, mhc_sinkhorn_order *out) {
+    int i = 0;
+    mhc_result r = mhc__parse_name(ctx, "mhc_sinkhorn_order_parse", "sinkhorn_order", mhc__sk_order_names, 1,
+                                   MHC_SK_ORDER_COUNT, "col_first or row_first", s, out ? &i : NULL);
+    if (r == MHC_OK) *out = (mhc_sinkhorn_order)i;
+    return r;
+}
+MHCDEF mhc_result mhc_exp_shift_parse(mhc_ctx *ctx, const char *s, mhc_exp_shift *out) {
+    int i = 0;
+    mhc_result r = mhc__parse_name(ctx, "mhc_exp_shift_parse", "exp_shift", mhc__exp_shift_names, 1,
+                                   MHC_EXP_SHIFT_COUNT, "none, row_max or col_max", s, out ? &i : NULL);
+    if (r == MHC_OK) *out = (mhc_exp_shift)i;
+    return r;
+}
+
 MHCDEF long mhc_perm_count(int n) { return mhc__perm_count(n); }
 
 /* The preset table (MHC_SPEC.md Sec. 4). */
@@ -3410,10 +3820,17 @@ typedef struct mhc__preset_row {
     mhc_projection proj;
     int iters;
     mhc_orient orient;
+    mhc_norm_eps_mode norm_eps_mode;
+    mhc_norm_scope norm_scope;
+    mhc_sinkhorn_eps_mode sk_eps_mode;
+    mhc_sinkhorn_order sk_order;
+    mhc_exp_shift exp_shift;
 } mhc__preset_row;
 
 static mhc__preset_row mhc__preset_get(mhc_hc_preset p) {
     mhc__preset_row r;
+    r.norm_eps_mode = MHC_NORM_EPS_INSIDE; r.norm_scope = MHC_NORM_SCOPE_FLAT;
+    r.sk_eps_mode = MHC_SK_EPS_ADD; r.sk_order = MHC_SK_COL_FIRST; r.exp_shift = MHC_EXP_SHIFT_NONE;
     switch (p) {
     default:
     case MHC_PRESET_DSV4:
@@ -3428,6 +3845,36 @@ static mhc__preset_row mhc__preset_get(mhc_hc_preset p) {
     case MHC_PRESET_LITE:
         r.norm_eps = 1e-20; r.pre_eps = 0.0; r.post_mult = 2.0; r.sinkhorn_eps = 0.0;
         r.proj = MHC_PROJ_PERM; r.iters = 20; r.orient = MHC_ORIENT_H; break;
+    /* the peers (README "Conventions" names the file and snapshot each one reproduces) */
+    case MHC_PRESET_MEGATRON:
+        /* hyper_connection.py: r = 1/(||x||/sqrt(nC) + 1e-6); h_pre = sigmoid, h_post = 2 sigmoid;
+           SinkhornKnopp: exp(H - rowmax), then 20 x (rows, columns), each sum clamp(min = 1e-6);
+           out = H_res @ residual */
+        r.norm_eps = 1e-6; r.pre_eps = 0.0; r.post_mult = 2.0; r.sinkhorn_eps = 1e-6;
+        r.proj = MHC_PROJ_EXP; r.iters = 20; r.orient = MHC_ORIENT_H;
+        r.norm_eps_mode = MHC_NORM_EPS_OUTSIDE; r.sk_eps_mode = MHC_SK_EPS_CLAMP; r.sk_order = MHC_SK_ROW_FIRST;
+        r.exp_shift = MHC_EXP_SHIFT_ROW_MAX; break;
+    case MHC_PRESET_LIGER:
+        /* ops/mhc.py: mix = (x @ phi) rsqrt(mean(x^2) + 1e-6); softmax start, then columns,
+           (tmax - 1) x (rows, columns), eps 1e-6 added; pre_eps 0, post_mult 2;
+           x_out[o] = sum_i h_res[o,i] x[i] */
+        r.norm_eps = 1e-6; r.pre_eps = 0.0; r.post_mult = 2.0; r.sinkhorn_eps = 1e-6;
+        r.proj = MHC_PROJ_SOFTMAX; r.iters = 20; r.orient = MHC_ORIENT_H; break;
+    case MHC_PRESET_LUCIDRAINS:
+        /* mHCv2.py: per-stream F.normalize(x) sqrt(d) (gamma + 1); exp(H - colmax), then 20 x
+           (l1norm over dim -2, over dim -1), F.normalize's eps 1e-12 a clamp; the branch input and
+           the new streams sum over the first index of H (A = H^T); sigmoid pre gate, 2 sigmoid post */
+        r.norm_eps = 1e-12; r.pre_eps = 0.0; r.post_mult = 2.0; r.sinkhorn_eps = 1e-12;
+        r.proj = MHC_PROJ_EXP; r.iters = 20; r.orient = MHC_ORIENT_COMB_T;
+        r.norm_eps_mode = MHC_NORM_EPS_OUTSIDE; r.norm_scope = MHC_NORM_SCOPE_STREAM;
+        r.sk_eps_mode = MHC_SK_EPS_CLAMP; r.exp_shift = MHC_EXP_SHIFT_COL_MAX; break;
+    case MHC_PRESET_MHC_CU:
+        /* mhc_layer.cuh (dynamic H): rms = sqrt(mean(x^2) + 1e-5); exp(H); the batched Sinkhorn:
+           20 x (rows, columns), each 1/s only when s > 1e-5, else 0; pre sigmoid, post 2 sigmoid;
+           out_i = sum_j M[i][j] x_j */
+        r.norm_eps = 1e-5; r.pre_eps = 0.0; r.post_mult = 2.0; r.sinkhorn_eps = 1e-5;
+        r.proj = MHC_PROJ_EXP; r.iters = 20; r.orient = MHC_ORIENT_H;
+        r.sk_eps_mode = MHC_SK_EPS_ZERO; r.sk_order = MHC_SK_ROW_FIRST; break;
     }
     return r;
 }
@@ -3462,6 +3909,20 @@ MHCDEF mhc_result mhc_hc_resolve(mhc_ctx *ctx, const mhc_hc_config *cfg, int n, 
         return mhc_fail(ctx, MHC_ERR_VALUE, "mhc_hc_resolve: projection %d is not a mhc_projection", (int)c.projection);
     if ((int)c.orient < 0 || c.orient >= MHC_ORIENT_COUNT)
         return mhc_fail(ctx, MHC_ERR_VALUE, "mhc_hc_resolve: orient %d is not a mhc_orient", (int)c.orient);
+    if ((int)c.norm_eps_mode < 0 || c.norm_eps_mode >= MHC_NORM_EPS_COUNT)
+        return mhc_fail(ctx, MHC_ERR_VALUE, "mhc_hc_resolve: norm_eps_mode %d is not inside or outside",
+                        (int)c.norm_eps_mode);
+    if ((int)c.norm_scope < 0 || c.norm_scope >= MHC_NORM_SCOPE_COUNT)
+        return mhc_fail(ctx, MHC_ERR_VALUE, "mhc_hc_resolve: norm_scope %d is not flat or stream", (int)c.norm_scope);
+    if ((int)c.sinkhorn_eps_mode < 0 || c.sinkhorn_eps_mode >= MHC_SK_EPS_COUNT)
+        return mhc_fail(ctx, MHC_ERR_VALUE, "mhc_hc_resolve: sinkhorn_eps_mode %d is not add, clamp, threshold or zero",
+                        (int)c.sinkhorn_eps_mode);
+    if ((int)c.sinkhorn_order < 0 || c.sinkhorn_order >= MHC_SK_ORDER_COUNT)
+        return mhc_fail(ctx, MHC_ERR_VALUE, "mhc_hc_resolve: sinkhorn_order %d is not col_first or row_first",
+                        (int)c.sinkhorn_order);
+    if ((int)c.exp_shift < 0 || c.exp_shift >= MHC_EXP_SHIFT_COUNT)
+        return mhc_fail(ctx, MHC_ERR_VALUE, "mhc_hc_resolve: exp_shift %d is not none, row_max or col_max",
+                        (int)c.exp_shift);
     if (n < 1) return mhc_fail(ctx, MHC_ERR_SIZE, "mhc_hc_resolve: n = %d streams, expected n >= 1", n);
     if (n > 1024) return mhc_fail(ctx, MHC_ERR_SIZE, "mhc_hc_resolve: n = %d streams is too many (at most 1024)", n);
     if (c.sinkhorn_iters < 0 || c.sinkhorn_iters > 100000)
@@ -3476,6 +3937,11 @@ MHCDEF mhc_result mhc_hc_resolve(mhc_ctx *ctx, const mhc_hc_config *cfg, int n, 
     if ((r = mhc__knob(ctx, "norm_eps", c.norm_eps, pr.norm_eps, &out->norm_eps)) != MHC_OK) return r;
     if ((r = mhc__knob(ctx, "pre_eps", c.pre_eps, pr.pre_eps, &out->pre_eps)) != MHC_OK) return r;
     if ((r = mhc__knob(ctx, "post_mult", c.post_mult, pr.post_mult, &out->post_mult)) != MHC_OK) return r;
+    out->norm_eps_mode = c.norm_eps_mode != MHC_NORM_EPS_PRESET ? c.norm_eps_mode : pr.norm_eps_mode;
+    out->norm_scope = c.norm_scope != MHC_NORM_SCOPE_PRESET ? c.norm_scope : pr.norm_scope;
+    out->sinkhorn_eps_mode = c.sinkhorn_eps_mode != MHC_SK_EPS_PRESET ? c.sinkhorn_eps_mode : pr.sk_eps_mode;
+    out->sinkhorn_order = c.sinkhorn_order != MHC_SK_ORDER_PRESET ? c.sinkhorn_order : pr.sk_order;
+    out->exp_shift = c.exp_shift != MHC_EXP_SHIFT_PRESET ? c.exp_shift : pr.exp_shift;
     /* variant and projection: LITE exactly when the projection is PERM */
     out->variant = c.variant;
     if (out->variant == MHC_VARIANT_PRESET)
@@ -3495,6 +3961,16 @@ MHCDEF mhc_result mhc_hc_resolve(mhc_ctx *ctx, const mhc_hc_config *cfg, int n, 
         }
     } else {
         out->projection = c.projection != MHC_PROJ_PRESET ? c.projection : pr.proj;
+    }
+    /* the exp shift belongs to the exp and log starts: refused when asked for with another
+       projection, dropped when it is only a preset's value */
+    if (out->projection != MHC_PROJ_EXP && out->projection != MHC_PROJ_LOG) {
+        if (c.exp_shift != MHC_EXP_SHIFT_PRESET && c.exp_shift != MHC_EXP_SHIFT_NONE &&
+            out->variant != MHC_VARIANT_NONE && out->variant != MHC_VARIANT_HC)
+            return mhc_fail(ctx, MHC_ERR_VALUE, "mhc_hc_resolve: exp_shift = %s applies to the exp and log starts "
+                            "(projection exp or log), not to projection %s", mhc_exp_shift_name(c.exp_shift),
+                            mhc_projection_name(out->projection));
+        out->exp_shift = MHC_EXP_SHIFT_NONE;
     }
     switch (out->variant) {
     case MHC_VARIANT_NONE:
@@ -3563,38 +4039,62 @@ static double *mhc__ref_scratch(mhc_ctx *ctx, const char *fname, size_t count) {
 }
 
 /* mHC, lite and the head, one token, MHC_SPEC.md Sec. 2 steps 1-2 (Sec. 5 for the head: only
-   the pre block). From xt = x[t] (xf, D = n*C values) it computes
-     r        = 1 / sqrt(mean_j xf[j]^2 + norm_eps)
-     dot[k]   = sum_j xf[j] w[k][j],   w[k][j] = fn[k][j] * norm_weight[j]  (or fn[k][j])
-     mix[k]   = dot[k] * r                                                  (k < m)
+   the pre block; the norm knobs of Sec. 8). From xt = x[t] (xf, D = n*C values) it computes
+     flat scope:   r = rstd(xf over its D values)      (inside: 1/sqrt(mean xf^2 + norm_eps),
+                   dot[k] = sum_j xf[j] w[k][j]          outside: 1/(sqrt(mean xf^2) + norm_eps))
+                   mix[k] = dot[k] * r,                 w[k][j] = fn[k][j] * norm_weight[j] (or fn)
+     stream scope: rs[i] = rstd(x_i over its C values)
+                   pdot[i*m + k] = sum_c x_i[c] w[k][i*C + c]
+                   mix[k] = sum_i rs[i] pdot[i*m + k]                          (k < m)
      sp[i]    = sigmoid(mix[i] scale[0] + base[i])              h_pre  = sp + pre_eps
      so[i]    = sigmoid(mix[n+i] scale[1] + base[n+i])          h_post = so * post_mult
      z[k]     = mix[2n+k] scale[2] + base[2n+k]                 the residual logits (k < nres)
-   (the last two not for the head) and returns r. */
+   (the last two not for the head). rs[i] and gs[i] (d rs[i] / d x_j, over x_j, for x_j in stream
+   i) are filled for either scope (flat: every stream the same r); it returns r (flat). */
 static double mhc__ref_mix_token(const mhc_hc_spec *s, int head, int C, const mhc_real *xt, const mhc_real *fn,
                                  const mhc_real *scale, const mhc_real *base, const mhc_real *nw,
-                                 double *dot, double *mix, double *sp, double *so, double *z) {
-    int n = s->n, D = n * C, m = head ? n : s->m, i, j, k;
-    double ss = 0.0, r;
-    for (j = 0; j < D; j++) ss += (double)xt[j] * (double)xt[j];
-    r = 1.0 / sqrt(ss / (double)D + s->norm_eps);
-    for (k = 0; k < m; k++) {
-        double a = 0.0;
-        for (j = 0; j < D; j++) a += (double)xt[j] * (double)fn[(size_t)k * D + j] * (nw ? (double)nw[j] : 1.0);
-        dot[k] = a;
-        mix[k] = a * r;
+                                 double *dot, double *pdot, double *rs, double *gs, double *mix, double *sp, double *so,
+                                 double *z) {
+    int n = s->n, D = n * C, m = head ? n : s->m, i, j, k, c;
+    int outside = s->norm_eps_mode == MHC_NORM_EPS_OUTSIDE;
+    double ss = 0.0, r = 0.0, g;
+    if (s->norm_scope != MHC_NORM_SCOPE_STREAM) {
+        for (j = 0; j < D; j++) ss += (double)xt[j] * (double)xt[j];
+        r = mhc__rstd(ss, D, s->norm_eps, outside, &g);
+        for (i = 0; i < n; i++) { rs[i] = r; gs[i] = g; }
+        for (k = 0; k < m; k++) {
+            double a = 0.0;
+            for (j = 0; j < D; j++) a += (double)xt[j] * (double)fn[(size_t)k * D + j] * (nw ? (double)nw[j] : 1.0);
+            dot[k] = a;
+            mix[k] = a * r;
+        }
+    } else {
+        for (i = 0; i < n; i++) {
+            const mhc_real *xi = xt + (size_t)i * C;
+            ss = 0.0;
+            for (c = 0; c < C; c++) ss += (double)xi[c] * (double)xi[c];
+            rs[i] = mhc__rstd(ss, C, s->norm_eps, outside, &gs[i]);
+        }
+        for (k = 0; k < m; k++) {
+            double mk = 0.0;
+            for (i = 0; i < n; i++) {
+                double a = 0.0;
+                for (c = 0; c < C; c++) {
+                    j = i * C + c;
+                    a += (double)xt[j] * (double)fn[(size_t)k * D + j] * (nw ? (double)nw[j] : 1.0);
+                }
+                pdot[i * m + k] = a;
+                mk += rs[i] * a;
+            }
+            dot[k] = 0.0;
+            mix[k] = mk;
+        }
     }
     for (i = 0; i < n; i++) sp[i] = mhc__sigmoid(mix[i] * (double)scale[0] + (double)base[i]);
     if (head) return r;
     for (i = 0; i < n; i++) so[i] = mhc__sigmoid(mix[n + i] * (double)scale[1] + (double)base[n + i]);
     for (k = 0; k < s->nres; k++) z[k] = mix[2 * n + k] * (double)scale[2] + (double)base[2 * n + k];
     return r;
-}
-
-/* Whether A = comb^T (MHC_SPEC.md Sec. 2 step 4: orientation comb_t; the permutation mixture
-   builds A directly). */
-static int mhc__ref_transposed(const mhc_hc_spec *s) {
-    return s->projection != MHC_PROJ_PERM && s->orient == MHC_ORIENT_COMB_T;
 }
 
 /* layer_input[c] = sum_i h[i] x[i][c] for one token (MHC_SPEC.md Sec. 2 step 5, Sec. 5). */
@@ -3613,26 +4113,27 @@ static mhc_result mhc__ref_pre_fwd_mhc(mhc_ctx *ctx, const char *fname, const mh
                                        const mhc_real *x, const mhc_real *fn, const mhc_real *scale,
                                        const mhc_real *base, const mhc_real *nw, int T, int C) {
     int n = s->n, m = head ? n : s->m, nres = head ? 0 : s->nres, t, i, j;
-    size_t nn = (size_t)n * n, pj = head ? 0 : mhc__proj_doubles(s->projection, n, s->iters);
-    double *w = mhc__ref_scratch(ctx, fname, 2 * (size_t)m + 3 * (size_t)n + (size_t)nres + nn + pj);
-    double *dot, *mix, *sp, *so, *hp, *z, *comb, *pw;
+    size_t nn = (size_t)n * n, pj = head ? 0 : mhc__proj_doubles(s);
+    double *w = mhc__ref_scratch(ctx, fname, 2 * (size_t)m + 5 * (size_t)n + (size_t)nres + nn + pj + (size_t)n * m);
+    double *dot, *mix, *sp, *so, *hp, *z, *comb, *pw, *rs, *gs, *pdot;
     if (!w) return ctx ? ctx->last : MHC_ERR_NOMEM;
     dot = w; mix = dot + m; sp = mix + m; so = sp + n; hp = so + n; z = hp + n; comb = z + nres; pw = comb + nn;
+    rs = pw + pj; gs = rs + n; pdot = gs + n;
     for (t = 0; t < T; t++) {
         const mhc_real *xt = x + (size_t)t * n * C;
         /* steps 1-2: mix, the gates, the residual logits */
-        mhc__ref_mix_token(s, head, C, xt, fn, scale, base, nw, dot, mix, sp, so, z);
+        mhc__ref_mix_token(s, head, C, xt, fn, scale, base, nw, dot, pdot, rs, gs, mix, sp, so, z);
         for (i = 0; i < n; i++) hp[i] = sp[i] + s->pre_eps;                     /* h_pre */
         if (h_pre) for (i = 0; i < n; i++) h_pre[(size_t)t * n + i] = (mhc_real)hp[i];
         if (!head && h_post)
             for (i = 0; i < n; i++) h_post[(size_t)t * n + i] = (mhc_real)(so[i] * s->post_mult);
         /* steps 3-4: comb = project(z); A = comb, or comb^T */
         if (!head && h_res) {
-            mhc__proj_fwd(s->projection, n, s->iters, s->sinkhorn_eps, z, comb, pw);
+            mhc__proj_fwd(s, z, comb, pw);
             for (i = 0; i < n; i++)
                 for (j = 0; j < n; j++)
                     h_res[(size_t)t * nn + (size_t)i * n + j] =
-                        (mhc_real)(mhc__ref_transposed(s) ? comb[j * n + i] : comb[i * n + j]);
+                        (mhc_real)(mhc__proj_transposed(s) ? comb[j * n + i] : comb[i * n + j]);
         }
         /* step 5: layer_input = sum_i h_pre[i] x_i */
         mhc__ref_collapse(li + (size_t)t * C, hp, xt, n, C);
@@ -3647,9 +4148,12 @@ static mhc_result mhc__ref_pre_fwd_mhc(mhc_ctx *ctx, const char *fname, const mh
      du[n+i]  = dh_post[i] post_mult so[i] (1 - so[i])
      du[2n+k] = dz[k], the projection's backward of dcomb = dA (comb_t: dA^T)
      dbase[k] += du[k];   dscale[g] += du[k] mix[k]      (g = 0, 1, 2: the block of row k)
-     dmix[k]  = du[k] scale[g];   ddot[k] = dmix[k] r;   dr = sum_k dmix[k] dot[k]
-     dxf[j]  += sum_k ddot[k] w[k][j]  -  dr r^3 xf[j] / D  +  h_pre[i] dli[c]   (j = i*C + c)
-     dfn[k][j] += ddot[k] xf[j] nw[j];   dnw[j] += sum_k ddot[k] xf[j] fn[k][j]
+     dmix[k]  = du[k] scale[g]
+   flat:   ddot[k] = dmix[k] r;  dr = sum_k dmix[k] dot[k];  the rstd term of dxf[j]: dr g xf[j]
+           (inside: g = -r^3 / D, written -dr r^3 xf[j] / D)
+   stream: dr_i = sum_k dmix[k] pdot[i*m + k]; the rstd term of x_i[c]: dr_i g_i x_i[c]
+     dxf[j]  += sum_k dmix[k] rs[i] w[k][j]  +  the rstd term  +  h_pre[i] dli[c]   (j = i*C + c)
+     dfn[k][j] += dmix[k] rs[i] xf[j] nw[j];   dnw[j] += sum_k dmix[k] rs[i] xf[j] fn[k][j]
    The parameter gradients are summed over tokens in double and added once at the end. */
 static mhc_result mhc__ref_pre_bwd_mhc(mhc_ctx *ctx, const char *fname, const mhc_hc_spec *s, int head,
                                        mhc_real *d_x, mhc_real *d_fn, mhc_real *d_scale, mhc_real *d_base,
@@ -3658,19 +4162,21 @@ static mhc_result mhc__ref_pre_bwd_mhc(mhc_ctx *ctx, const char *fname, const mh
                                        const mhc_real *x, const mhc_real *fn, const mhc_real *scale,
                                        const mhc_real *base, const mhc_real *nw, int T, int C) {
     int n = s->n, D = n * C, m = head ? n : s->m, nres = head ? 0 : s->nres, t, i, j, k, c;
-    size_t nn = (size_t)n * n, pj = head ? 0 : mhc__proj_doubles(s->projection, n, s->iters);
+    int stream = s->norm_scope == MHC_NORM_SCOPE_STREAM, outside = s->norm_eps_mode == MHC_NORM_EPS_OUTSIDE;
+    size_t nn = (size_t)n * n, pj = head ? 0 : mhc__proj_doubles(s);
     double *w = mhc__ref_scratch(ctx, fname, 4 * (size_t)m + 2 * (size_t)n + 2 * (size_t)nres + 2 * nn + pj +
-                                             (size_t)m * D + (size_t)D + (size_t)m + 3);
+                                             (size_t)m * D + (size_t)D + (size_t)m + 3 + 3 * (size_t)n + (size_t)n * m);
     double *dot, *mix, *sp, *so, *z, *du, *ddot, *dz, *dcomb, *otmp, *pw, *acc_fn, *acc_nw, *acc_base, *acc_scale;
+    double *rs, *gs, *dri, *pdot;
     if (!w) return ctx ? ctx->last : MHC_ERR_NOMEM;
     dot = w; mix = dot + m; du = mix + m; ddot = du + m; sp = ddot + m; so = sp + n; z = so + n; dz = z + nres;
     dcomb = dz + nres; otmp = dcomb + nn; pw = otmp + nn; acc_fn = pw + pj; acc_nw = acc_fn + (size_t)m * D;
-    acc_base = acc_nw + D; acc_scale = acc_base + m;
+    acc_base = acc_nw + D; acc_scale = acc_base + m; rs = acc_scale + 3; gs = rs + n; dri = gs + n; pdot = dri + n;
     for (t = 0; t < T; t++) {
         const mhc_real *xt = x + (size_t)t * D, *dli = g_li ? g_li + (size_t)t * C : NULL;
         double r, dr = 0.0;
         /* the forward of this token again */
-        r = mhc__ref_mix_token(s, head, C, xt, fn, scale, base, nw, dot, mix, sp, so, z);
+        r = mhc__ref_mix_token(s, head, C, xt, fn, scale, base, nw, dot, pdot, rs, gs, mix, sp, so, z);
         /* du: the gradient reaching each gate's argument */
         for (i = 0; i < n; i++) {
             double dh = g_hpre ? (double)g_hpre[(size_t)t * n + i] : 0.0;
@@ -3686,33 +4192,42 @@ static mhc_result mhc__ref_pre_bwd_mhc(mhc_ctx *ctx, const char *fname, const mh
                 const mhc_real *dA = g_hres + (size_t)t * nn;
                 for (i = 0; i < n; i++)
                     for (j = 0; j < n; j++)
-                        dcomb[i * n + j] = (double)(mhc__ref_transposed(s) ? dA[j * n + i] : dA[i * n + j]);
-                mhc__proj_bwd(s->projection, n, s->iters, s->sinkhorn_eps, z, dcomb, dz, pw, otmp);
+                        dcomb[i * n + j] = (double)(mhc__proj_transposed(s) ? dA[j * n + i] : dA[i * n + j]);
+                mhc__proj_bwd(s, z, dcomb, dz, pw, otmp);
                 for (k = 0; k < nres; k++) du[2 * n + k] = dz[k];
             }
         }
-        /* the biases and scales; then back through mix = dot * r */
+        /* the biases and scales; then back through mix (ddot[k] = dmix[k], times rs[i] below) */
+        for (i = 0; i < n; i++) dri[i] = 0.0;
         for (k = 0; k < m; k++) {
             int g = k < n ? 0 : (k < 2 * n ? 1 : 2);
             double dmix = du[k] * (double)scale[g];
             acc_base[k] += du[k];
             acc_scale[g] += du[k] * mix[k];
-            ddot[k] = dmix * r;
-            dr += dmix * dot[k];
+            if (!stream) {
+                ddot[k] = dmix * r;
+                dr += dmix * dot[k];
+            } else {
+                ddot[k] = dmix;
+                for (i = 0; i < n; i++) dri[i] += dmix * pdot[i * m + k];
+            }
         }
-        /* into x: through the dots, through r (dr/dxf[j] = -r^3 xf[j] / D), through layer_input */
+        /* into x: through the dots, through the rstd (d rs_i/dxf[j] = gs[i] xf[j]), through layer_input */
         if (d_x)
             for (j = 0; j < D; j++) {   /* xf[j] is x[i][c] with i = j / C, c = j % C */
-                double a = -dr * r * r * r * (double)xt[j] / (double)D;
-                for (k = 0; k < m; k++) a += ddot[k] * (double)fn[(size_t)k * D + j] * (nw ? (double)nw[j] : 1.0);
+                double a = !stream ? (outside ? dr * gs[0] * (double)xt[j] : -dr * r * r * r * (double)xt[j] / (double)D)
+                                   : dri[j / C] * gs[j / C] * (double)xt[j];
+                double f = stream ? rs[j / C] : 1.0;
+                for (k = 0; k < m; k++) a += f * ddot[k] * (double)fn[(size_t)k * D + j] * (nw ? (double)nw[j] : 1.0);
                 if (dli) a += (sp[j / C] + s->pre_eps) * (double)dli[j % C];
                 d_x[(size_t)t * D + j] += (mhc_real)a;
             }
         /* into fn and norm_weight */
         for (k = 0; k < m; k++)
             for (j = 0; j < D; j++) {
-                acc_fn[(size_t)k * D + j] += ddot[k] * (double)xt[j] * (nw ? (double)nw[j] : 1.0);
-                acc_nw[j] += ddot[k] * (double)xt[j] * (double)fn[(size_t)k * D + j];
+                double f = stream ? rs[j / C] : 1.0;
+                acc_fn[(size_t)k * D + j] += f * ddot[k] * (double)xt[j] * (nw ? (double)nw[j] : 1.0);
+                acc_nw[j] += f * ddot[k] * (double)xt[j] * (double)fn[(size_t)k * D + j];
             }
     }
     if (d_fn) for (k = 0; k < m * D; k++) d_fn[k] += (mhc_real)acc_fn[k];
@@ -3725,21 +4240,22 @@ static mhc_result mhc__ref_pre_bwd_mhc(mhc_ctx *ctx, const char *fname, const mh
 
 /* HC (MHC_SPEC.md Sec. 6), one token: per stream i, with theta = fn [n+2][C] (row 0 pre, row 1
    post, rows 2.. res),
-     r[i]     = 1 / sqrt(mean_c x_i[c]^2 + norm_eps)
+     r[i]     = 1 / sqrt(mean_c x_i[c]^2 + norm_eps)    (outside: 1 / (sqrt(mean_c x_i[c]^2) + norm_eps);
+                                                        gq[i] = d r[i]/d x_i[c] over x_i[c], when gq != NULL)
      xn_i[c]  = x_i[c] r[i] norm_weight[c]             (RMSNorm of the stream)
      d[i][q]  = sum_c theta[q][c] xn_i[c]              (q < n + 2)
    and the gates
      h_pre[i] = scale[0] tanh(d[i][0]) + base[i],    h_post[i] = scale[1] tanh(d[i][1]) + base[n+i],
      A[i][j]  = scale[2] tanh(d[j][2+i]) + base[2n + i*n + j]. */
 static void mhc__ref_hc_token(const mhc_hc_spec *s, int C, const mhc_real *xt, const mhc_real *fn, const mhc_real *scale,
-                              const mhc_real *base, const mhc_real *nw, double *r, double *xn, double *d, double *hp,
-                              double *hq, double *A) {
+                              const mhc_real *base, const mhc_real *nw, double *r, double *gq, double *xn, double *d,
+                              double *hp, double *hq, double *A) {
     int n = s->n, q = n + 2, i, j, c, k;
     for (i = 0; i < n; i++) {
         const mhc_real *xi = xt + (size_t)i * C;
         double ss = 0.0;
         for (c = 0; c < C; c++) ss += (double)xi[c] * (double)xi[c];
-        r[i] = 1.0 / sqrt(ss / (double)C + s->norm_eps);
+        r[i] = mhc__rstd(ss, C, s->norm_eps, s->norm_eps_mode == MHC_NORM_EPS_OUTSIDE, gq ? &gq[i] : NULL);
         for (c = 0; c < C; c++) xn[(size_t)i * C + c] = (double)xi[c] * r[i] * (nw ? (double)nw[c] : 1.0);
         for (k = 0; k < q; k++) {
             double a = 0.0;
@@ -3767,7 +4283,7 @@ static mhc_result mhc__ref_pre_fwd_hc(mhc_ctx *ctx, const char *fname, const mhc
     xn = w; d = xn + (size_t)n * C; r = d + (size_t)n * (n + 2); hp = r + n; hq = hp + n; A = hq + n;
     for (t = 0; t < T; t++) {
         const mhc_real *xt = x + (size_t)t * n * C;
-        mhc__ref_hc_token(s, C, xt, fn, scale, base, nw, r, xn, d, hp, hq, A);
+        mhc__ref_hc_token(s, C, xt, fn, scale, base, nw, r, NULL, xn, d, hp, hq, A);
         for (i = 0; i < n; i++) {
             if (h_pre) h_pre[(size_t)t * n + i] = (mhc_real)hp[i];
             if (h_post) h_post[(size_t)t * n + i] = (mhc_real)hq[i];
@@ -3785,7 +4301,8 @@ static mhc_result mhc__ref_pre_fwd_hc(mhc_ctx *ctx, const char *fname, const mhc
      dtheta[q][c] += dd[i][q] xn_i[c];   dxn_i[c] = sum_q dd[i][q] theta[q][c]
      dnw[c] += dxn_i[c] x_i[c] r[i]
      dx_i[c] += r[i] nw[c] dxn_i[c] - r[i]^3 / C x_i[c] sum_c' x_i[c'] nw[c'] dxn_i[c'] + h_pre[i] dli[c]
-   (the RMSNorm backward per stream). Parameter gradients are summed in double. */
+   (the RMSNorm backward per stream; norm_eps_mode outside: gq[i] x_i[c] sum_c' ... in place of the
+   -r^3/C term). Parameter gradients are summed in double. */
 static mhc_result mhc__ref_pre_bwd_hc(mhc_ctx *ctx, const char *fname, const mhc_hc_spec *s,
                                       mhc_real *d_x, mhc_real *d_fn, mhc_real *d_scale, mhc_real *d_base,
                                       mhc_real *d_nw, const mhc_real *g_li, const mhc_real *g_hpre,
@@ -3795,15 +4312,16 @@ static mhc_result mhc__ref_pre_bwd_hc(mhc_ctx *ctx, const char *fname, const mhc
     int n = s->n, q = n + 2, nb = 2 * n + n * n, t, i, j, c, k;
     size_t nn = (size_t)n * n;
     double *w = mhc__ref_scratch(ctx, fname, (size_t)n * C + 2 * (size_t)n * q + 3 * (size_t)n + nn + (size_t)C +
-                                             (size_t)q * C + (size_t)C + (size_t)nb + 3);
-    double *xn, *d, *dd, *r, *hp, *hq, *A, *dxn, *acc_fn, *acc_nw, *acc_base, *acc_scale;
+                                             (size_t)q * C + (size_t)C + (size_t)nb + 3 + (size_t)n);
+    double *xn, *d, *dd, *r, *hp, *hq, *A, *dxn, *acc_fn, *acc_nw, *acc_base, *acc_scale, *gq;
+    int outside = s->norm_eps_mode == MHC_NORM_EPS_OUTSIDE;
     if (!w) return ctx ? ctx->last : MHC_ERR_NOMEM;
     xn = w; d = xn + (size_t)n * C; dd = d + (size_t)n * q; r = dd + (size_t)n * q; hp = r + n; hq = hp + n;
     A = hq + n; dxn = A + nn; acc_fn = dxn + C; acc_nw = acc_fn + (size_t)q * C; acc_base = acc_nw + C;
-    acc_scale = acc_base + nb;
+    acc_scale = acc_base + nb; gq = acc_scale + 3;
     for (t = 0; t < T; t++) {
         const mhc_real *xt = x + (size_t)t * n * C, *dli = g_li ? g_li + (size_t)t * C : NULL;
-        mhc__ref_hc_token(s, C, xt, fn, scale, base, nw, r, xn, d, hp, hq, A);
+        mhc__ref_hc_token(s, C, xt, fn, scale, base, nw, r, gq, xn, d, hp, hq, A);
         for (i = 0; i < n; i++) {
             double G = g_hpre ? (double)g_hpre[(size_t)t * n + i] : 0.0, th = tanh(d[i * q]);
             if (dli)
@@ -3835,7 +4353,8 @@ static mhc_result mhc__ref_pre_bwd_hc(mhc_ctx *ctx, const char *fname, const mhc
             if (d_x)
                 for (c = 0; c < C; c++)
                     d_x[((size_t)t * n + i) * C + c] +=
-                        (mhc_real)(r[i] * (nw ? (double)nw[c] : 1.0) * dxn[c] - r[i] * r[i] * r[i] / (double)C * (double)xi[c] * sdot +
+                        (mhc_real)(r[i] * (nw ? (double)nw[c] : 1.0) * dxn[c] -
+                                   (outside ? -gq[i] : r[i] * r[i] * r[i] / (double)C) * (double)xi[c] * sdot +
                                    (dli ? hp[i] * (double)dli[c] : 0.0));
         }
     }
@@ -4065,7 +4584,7 @@ static void mhc__sk_step_back_g(double *MHC__RESTRICT dX, const double *MHC__RES
 
 /* Doubles of scratch one group's projection needs (mhc__proj_fwd_g, mhc__proj_bwd_g). */
 static size_t mhc__proj_group_doubles(mhc_projection proj, int n, int iters) {
-    return (size_t)MHC__SKG * mhc__proj_doubles(proj, n, iters);
+    return (size_t)MHC__SKG * mhc__sk_doubles(proj, n, iters);
 }
 
 /* mhc__proj_fwd for a group: z, out [n*n*MHC__SKG] in the lane layout; w: scratch
@@ -4168,7 +4687,10 @@ static mhc_result mhc__proj_args(mhc_ctx *ctx, const char *fn, mhc_projection pr
 /* Doubles of scratch per chunk of tokens for the raw-array projections (per-token: w, z, o, g, dz;
    in groups: w, then z, dout and out/dz in the lane layout). */
 static size_t mhc__sk_per(mhc_projection proj, int n, int iters) {
-    size_t nn = (size_t)n * (size_t)n, per = mhc__proj_token_doubles(proj, n, iters), grp;
+    mhc_hc_spec ps;
+    size_t nn = (size_t)n * (size_t)n, per, grp;
+    mhc__proj_spec_make(&ps, proj, n, iters, 0.0);
+    per = mhc__proj_token_doubles(&ps);
     if (!mhc__proj_group_ok(proj, n)) return per;
     grp = mhc__proj_group_doubles(proj, n, iters) + 3 * nn * MHC__SKG;
     return grp > per ? grp : per;
@@ -4217,8 +4739,10 @@ static void mhc__sk_exec(mhc_projection proj, int n, int iters, double eps, mhc_
                 }
             }
         } else {
+            mhc_hc_spec ps;
+            mhc__proj_spec_make(&ps, proj, n, iters, eps);
             for (t = t0; t < t1; t++)
-                mhc__proj_token(proj, n, iters, eps, logits + (size_t)t * nres, backward ? NULL : y + (size_t)t * nn,
+                mhc__proj_token(&ps, logits + (size_t)t * nres, backward ? NULL : y + (size_t)t * nn,
                                 backward ? y + (size_t)t * nres : NULL, backward ? dy + (size_t)t * nn : NULL, w);
         }
     }
@@ -4254,6 +4778,57 @@ MHCDEF mhc_result mhc_sinkhorn_backward(mhc_ctx *ctx, mhc_projection proj, int n
     return mhc__sinkhorn_run(ctx, "mhc_sinkhorn_backward", proj, n, iters, eps, d_logits, d_out, logits, T, 1);
 }
 
+/* The projection of a spec with its knobs (mhc_hc_proj_*): with the default conventions exactly
+   mhc_sinkhorn_* (the same path, the same bits); otherwise one token at a time (mhc__proj_token),
+   over chunks of tokens, one chunk per thread. */
+static mhc_result mhc__hc_proj_run(mhc_ctx *ctx, const char *fname, const mhc_hc_spec *s, mhc_real *y,
+                                   const mhc_real *dy, const mhc_real *logits, int T, int backward) {
+    size_t per, total, nn, nres;
+    int nch, ch;
+    double *work;
+    mhc_result r;
+    if (!s) return mhc_fail(ctx, MHC_ERR_NULL, "%s: spec is NULL", fname);
+    if ((r = mhc__proj_args(ctx, fname, s->projection, s->n, s->iters, s->sinkhorn_eps, y, logits, T)) != MHC_OK)
+        return r;
+    if (backward && !dy) return mhc_fail(ctx, MHC_ERR_NULL, "%s: d_out is NULL", fname);
+    if (s->nres != (s->projection == MHC_PROJ_PERM ? (int)mhc_perm_count(s->n) : s->n * s->n))
+        return mhc_fail(ctx, MHC_ERR_VALUE, "%s: spec.nres = %d does not match n = %d and projection %s (use mhc_hc_resolve)",
+                        fname, s->nres, s->n, mhc_projection_name(s->projection));
+    if ((int)s->sinkhorn_eps_mode < 0 || s->sinkhorn_eps_mode >= MHC_SK_EPS_COUNT || (int)s->sinkhorn_order < 0 ||
+        s->sinkhorn_order >= MHC_SK_ORDER_COUNT || (int)s->exp_shift < 0 || s->exp_shift >= MHC_EXP_SHIFT_COUNT)
+        return mhc_fail(ctx, MHC_ERR_VALUE, "%s: spec.sinkhorn_eps_mode = %d, sinkhorn_order = %d or exp_shift = %d is "
+                        "out of range", fname, (int)s->sinkhorn_eps_mode, (int)s->sinkhorn_order, (int)s->exp_shift);
+    if (mhc__sk_plain(s))
+        return mhc__sinkhorn_run(ctx, fname, s->projection, s->n, s->iters, s->sinkhorn_eps, y, dy, logits, T, backward);
+    per = mhc__proj_token_doubles(s);
+    nch = mhc__nchunks(T, (double)per * 4.0);
+    if (!mhc__mul_ok(per, (size_t)nch, &total) || total > SIZE_MAX / sizeof(double))
+        return mhc_fail(ctx, MHC_ERR_OVERFLOW, "%s: T = %d, n = %d: sizes overflow", fname, T, s->n);
+    work = MHC__CAST(double *, MHC_MALLOC(total * sizeof(double)));
+    if (!work) return mhc_fail(ctx, MHC_ERR_NOMEM, "%s: cannot allocate %zu bytes of scratch", fname, total * sizeof(double));
+    nn = (size_t)s->n * (size_t)s->n;
+    nres = (size_t)s->nres;
+    MHC__OMP_FOR(nch > 1)
+    for (ch = 0; ch < nch; ch++) {
+        double *w = work + (size_t)ch * per;
+        int t0 = (int)((long long)T * ch / nch), t1 = (int)((long long)T * (ch + 1) / nch), t;
+        for (t = t0; t < t1; t++)
+            mhc__proj_token(s, logits + (size_t)t * nres, backward ? NULL : y + (size_t)t * nn,
+                            backward ? y + (size_t)t * nres : NULL, backward ? dy + (size_t)t * nn : NULL, w);
+    }
+    MHC_FREE(work);
+    return MHC_OK;
+}
+
+MHCDEF mhc_result mhc_hc_proj_forward(mhc_ctx *ctx, const mhc_hc_spec *s, mhc_real *out, const mhc_real *logits, int T) {
+    return mhc__hc_proj_run(ctx, "mhc_hc_proj_forward", s, out, NULL, logits, T, 0);
+}
+
+MHCDEF mhc_result mhc_hc_proj_backward(mhc_ctx *ctx, const mhc_hc_spec *s, mhc_real *d_logits, const mhc_real *d_out,
+                                       const mhc_real *logits, int T) {
+    return mhc__hc_proj_run(ctx, "mhc_hc_proj_backward", s, d_logits, d_out, logits, T, 1);
+}
+
 /* ---- the fused pre step (mHC, lite, head), HC and none ----
    The fast path of mhc_ref_hc_pre_* and mhc_ref_hc_head_* above: the same numbers (to
    rounding; tests/test_hc_ref.c), computed with the logits of all tokens as one GEMM, the
@@ -4270,12 +4845,14 @@ typedef struct mhc__pre_io {
     mhc_real *dx, *dfn, *dscale, *dbase, *dnw;          /* backward: accumulated, NULL = not needed */
 } mhc__pre_io;
 
-/* Which kernel: 0 none, 1 HC, 2 mHC/lite/head. */
+/* Which kernel: 0 none, 1 HC, 2 mHC/lite/head with the default conventions (the fast path), 3
+   mHC/lite/head with any other norm or (layer) Sinkhorn knob value (the per-token path,
+   mhc__pre_fwd_tok / mhc__pre_bwd_tok). */
 static int mhc__pre_kind(const mhc__pre_io *io) {
-    if (io->head) return 2;
+    if (io->head) return mhc__norm_plain(io->s) ? 2 : 3;
     if (io->s->variant == MHC_VARIANT_NONE) return 0;
     if (io->s->variant == MHC_VARIANT_HC) return 1;
-    return 2;
+    return mhc__norm_plain(io->s) && mhc__sk_plain(io->s) ? 2 : 3;
 }
 
 static int mhc__pre_rows(const mhc__pre_io *io) { return io->head ? io->s->n : io->s->m; }
@@ -4306,7 +4883,7 @@ static size_t mhc__pre_chunk_map(const mhc__pre_io *io, double *w, mhc__pre_chun
     int grp = !io->head && mhc__proj_group_ok(s->projection, s->n);
     size_t L = grp ? MHC__SKG : 1, G = grp ? nn * MHC__SKG : 0;
     size_t pj = io->head ? 0 : grp ? mhc__proj_group_doubles(s->projection, s->n, s->iters)
-                                   : mhc__proj_doubles(s->projection, s->n, s->iters);
+                                   : mhc__sk_doubles(s->projection, s->n, s->iters);
     c->dot = mhc__carve(w, &o, L * mr);
     c->du = mhc__carve(w, &o, L * mr);
     c->z = mhc__carve(w, &o, L * nres);
@@ -4325,14 +4902,43 @@ static size_t mhc__pre_chunk_map(const mhc__pre_io *io, double *w, mhc__pre_chun
     return o + 8;
 }
 
+/* The per-token path's chunk (mhc__pre_fwd_tok / mhc__pre_bwd_tok, below). */
+typedef struct mhc__tok_chunk {
+    double *rs, *gs, *pdot, *mix, *du, *sp, *spo, *z, *dz, *comb, *dcomb, *otmp, *pw, *dxa;
+} mhc__tok_chunk;
+
+/* Lays one chunk's scratch out at w (NULL while counting); returns its size in doubles. */
+static size_t mhc__tok_chunk_map(const mhc__pre_io *io, double *w, mhc__tok_chunk *c) {
+    const mhc_hc_spec *s = io->s;
+    size_t n = (size_t)s->n, nn = n * n, mr = (size_t)mhc__pre_rows(io), nres = io->head ? 0 : (size_t)s->nres, o = 0;
+    size_t pj = io->head ? 0 : mhc__proj_doubles(s);
+    c->rs = mhc__carve(w, &o, n);
+    c->gs = mhc__carve(w, &o, n);
+    c->pdot = mhc__carve(w, &o, n * mr);
+    c->mix = mhc__carve(w, &o, mr);
+    c->du = mhc__carve(w, &o, mr);
+    c->sp = mhc__carve(w, &o, n);
+    c->spo = mhc__carve(w, &o, n);
+    c->z = mhc__carve(w, &o, nres);
+    c->dz = mhc__carve(w, &o, nres);
+    c->comb = mhc__carve(w, &o, nn);
+    c->dcomb = mhc__carve(w, &o, nn);
+    c->otmp = mhc__carve(w, &o, nn);
+    c->pw = mhc__carve(w, &o, pj);
+    c->dxa = mhc__carve(w, &o, n * (size_t)io->C);
+    return o + 8;
+}
+
 /* Per-chunk scratch (doubles). */
 static size_t mhc__pre_chunk_doubles(const mhc__pre_io *io) {
     const mhc_hc_spec *s = io->s;
     size_t n = (size_t)s->n, C = (size_t)io->C, nn = n * n;
     mhc__pre_chunk c;
+    mhc__tok_chunk tc;
     switch (mhc__pre_kind(io)) {
     case 0: return 8;
     case 1: return n * C + C + 2 * n * (n + 2) + n + 3 * nn + 8;
+    case 3: return mhc__tok_chunk_map(io, NULL, &tc);
     default: return mhc__pre_chunk_map(io, NULL, &c);
     }
 }
@@ -4349,6 +4955,12 @@ static size_t mhc__pre_tok_doubles(const mhc__pre_io *io, int backward, int *ok)
         if (!backward) return 0;
         *ok = mhc__mul_ok((2 * n + n * n) + n * (n + 2) + 3, T, &dbl);
         reals = 0;
+        break;
+    case 3:   /* mhc__pre_bwd_tok: du_all, dsc_all, coef (doubles), x' (reals) */
+        if (!backward) return 0;
+        *ok = mhc__mul_ok(2 * mr + 3, T, &dbl) && mhc__mul_ok(D, T, &reals) && reals < SIZE_MAX / 64 &&
+              dbl < SIZE_MAX / 64;
+        if (!*ok) return 0;
         break;
     default:
         *ok = mhc__mul_ok(mr, T, &a) && mhc__mul_ok(mr, D, &tot) && a < SIZE_MAX / 64 && tot < SIZE_MAX / 64;
@@ -4551,7 +5163,7 @@ static void mhc__pre_fwd_mhc(const mhc__pre_io *io, double *work, int nch, doubl
                 if (proj && gs > 1) {
                     for (k = 0; k < nn; k++) w.zg[k * MHC__SKG + u] = z[k];   /* into lane u */
                 } else if (proj) {
-                    mhc__proj_fwd(s->projection, n, s->iters, s->sinkhorn_eps, z, w.comb, w.pw);
+                    mhc__sk_fwd(s->projection, n, s->iters, s->sinkhorn_eps, z, w.comb, w.pw);
                     mhc__pre_put_A(io, t, w.comb);
                 }
                 /* li = sum_i h_pre[i] x_i (a stream mix, in mhc_real: see PRECISION) */
@@ -4625,7 +5237,7 @@ static void mhc__pre_bwd_mhc(const mhc__pre_io *io, double *work, int nch, doubl
                     }
                 } else {
                     mhc__pre_get_dcomb(io, t, w.dcomb);
-                    mhc__proj_bwd(s->projection, n, s->iters, s->sinkhorn_eps, z, w.dcomb, w.dz, w.pw, w.otmp);
+                    mhc__sk_bwd(s->projection, n, s->iters, s->sinkhorn_eps, z, w.dcomb, w.dz, w.pw, w.otmp);
                     for (k = 0; k < nres; k++) du[2 * n + k] = w.dz[k];
                 }
             }
@@ -4709,15 +5321,195 @@ static void mhc__pre_bwd_mhc(const mhc__pre_io *io, double *work, int nch, doubl
     }
 }
 
-/* HC (MHC_SPEC.md Sec. 6), one token: per-stream rstd rs[n], normalised xn[n*C], dots[n][n+2]. */
-static void mhc__hcdyn_token(const mhc__pre_io *io, int t, double *rs, double *xn, double *dots) {
+/* ---- the per-token pre step (any convention knob) ----
+   What runs for mHC, lite and the head when a norm knob (norm_eps_mode, norm_scope) or, for the
+   layer, a Sinkhorn knob (sinkhorn_eps_mode, sinkhorn_order, exp_shift) is not its default
+   (mhc__pre_kind 3): the mathematics of the references, one token at a time in double, without
+   the logits GEMM and the 8-token groups; parallel over chunks of tokens (each token's dx written
+   by its own chunk), the parameter gradients summed over tokens in order (dbase, dscale as the
+   fast path; dfn, dnw by mhc__acc_reduce over x' = rstd_i x_i): bitwise identical for any
+   thread count. Per token, with w = fn * norm_weight and r_i the rstd of stream i (flat: every
+   stream the token's one rstd),
+     pdot[i][k] = sum_c w[k][iC+c] x_i[c],   mix[k] = sum_i r_i pdot[i][k]   (flat: r sum_i pdot[i][k])
+   and the backward, with dmix[k] = du[k] scale[g] as in the fast path,
+     dx_i[c] += r_i nw[iC+c] sum_k dmix[k] fn[k][iC+c] + dr g x_i[c] + h_pre[i] dli[c]
+     dr = sum_k dmix[k] pdot[i][k] for stream i (flat: summed over the streams, g the token's),
+     dfn[k][j] += sum_t dmix[t][k] x'[t][j] nw[j],   dnw[j] += sum_k fn[k][j] sum_t dmix[t][k] x'[t][j]. */
+/* Token t's rstd (rs, gs per stream), partial dots pdot [n][mr] and logits mix [mr]. */
+static void mhc__tok_mix(const mhc__pre_io *io, int t, mhc__tok_chunk *w) {
+    const mhc_hc_spec *s = io->s;
+    int n = s->n, C = io->C, D = n * C, mr = mhc__pre_rows(io), i, k, c;
+    int outside = s->norm_eps_mode == MHC_NORM_EPS_OUTSIDE, stream = s->norm_scope == MHC_NORM_SCOPE_STREAM;
+    const mhc_real *xt = io->x + (size_t)t * (size_t)D;
+    double ss = 0.0;
+    for (i = 0; i < n; i++) {
+        const mhc_real *xi = xt + (size_t)i * C;
+        double si = 0.0;
+        for (c = 0; c < C; c++) si += (double)xi[c] * (double)xi[c];
+        if (stream) w->rs[i] = mhc__rstd(si, C, s->norm_eps, outside, &w->gs[i]);
+        ss += si;
+    }
+    if (!stream) {
+        double g, r = mhc__rstd(ss, D, s->norm_eps, outside, &g);
+        for (i = 0; i < n; i++) { w->rs[i] = r; w->gs[i] = g; }
+    }
+    for (k = 0; k < mr; k++) {
+        const mhc_real *row = io->fn + (size_t)k * (size_t)D;
+        double mk = 0.0;
+        for (i = 0; i < n; i++) {
+            const mhc_real *xi = xt + (size_t)i * C, *ri = row + (size_t)i * C, *wi = io->nw ? io->nw + (size_t)i * C : NULL;
+            double a = 0.0;
+            if (wi) for (c = 0; c < C; c++) a += (double)xi[c] * ((double)ri[c] * (double)wi[c]);
+            else for (c = 0; c < C; c++) a += (double)xi[c] * (double)ri[c];
+            w->pdot[(size_t)i * mr + k] = a;
+            mk += stream ? w->rs[i] * a : a;
+        }
+        w->mix[k] = stream ? mk : w->rs[0] * mk;
+    }
+}
+
+static void mhc__pre_fwd_tok(const mhc__pre_io *io, double *work, int nch) {
+    const mhc_hc_spec *s = io->s;
+    int n = s->n, C = io->C, D = n * C, ch;
+    mhc__tok_chunk sz;
+    size_t per = mhc__tok_chunk_map(io, NULL, &sz), nn = (size_t)n * (size_t)n;
+    MHC__OMP_FOR(nch > 1)
+    for (ch = 0; ch < nch; ch++) {
+        mhc__tok_chunk w;
+        int t0 = (int)((long long)io->T * ch / nch), t1 = (int)((long long)io->T * (ch + 1) / nch), t, i, j, c;
+        mhc__tok_chunk_map(io, work + (size_t)ch * per, &w);
+        for (t = t0; t < t1; t++) {
+            const mhc_real *xt = io->x + (size_t)t * (size_t)D;
+            mhc__tok_mix(io, t, &w);
+            mhc__gates_token(n, s->nres, io->head, io->scale, io->base, w.mix, 1.0, w.sp, w.spo, w.z);
+            for (i = 0; i < n; i++) w.sp[i] += s->pre_eps;                  /* h_pre */
+            if (io->hpre)
+                for (i = 0; i < n; i++) io->hpre[(size_t)t * n + i] = (mhc_real)w.sp[i];
+            if (!io->head && io->hpost)
+                for (i = 0; i < n; i++) io->hpost[(size_t)t * n + i] = (mhc_real)(w.spo[i] * s->post_mult);
+            if (!io->head && io->hres) {
+                mhc_real *A = io->hres + (size_t)t * nn;
+                mhc__proj_fwd(s, w.z, w.comb, w.pw);
+                for (i = 0; i < n; i++)
+                    for (j = 0; j < n; j++)
+                        A[i * n + j] = (mhc_real)(mhc__proj_transposed(s) ? w.comb[j * n + i] : w.comb[i * n + j]);
+            }
+            for (c = 0; c < C; c++) {                                      /* li = sum_i h_pre[i] x_i */
+                double a = 0.0;
+                for (i = 0; i < n; i++) a += w.sp[i] * (double)xt[(size_t)i * C + c];
+                io->li[(size_t)t * C + c] = (mhc_real)a;
+            }
+        }
+    }
+}
+
+/* Its backward. tok: du_all [T*mr], dsc_all [T*3], coef [T*mr] (dmix) as doubles, then
+   x' [T*D] in mhc_real. */
+static void mhc__pre_bwd_tok(const mhc__pre_io *io, double *work, int nch, double *tok) {
+    const mhc_hc_spec *s = io->s;
+    int n = s->n, C = io->C, D = n * C, mr = mhc__pre_rows(io), nres = io->head ? 0 : s->nres, ch, k;
+    int stream = s->norm_scope == MHC_NORM_SCOPE_STREAM;
+    mhc__tok_chunk sz;
+    size_t per = mhc__tok_chunk_map(io, NULL, &sz), nn = (size_t)n * (size_t)n, T = (size_t)io->T;
+    double *du_all = tok, *dsc_all = du_all + T * (size_t)mr, *coef_all = dsc_all + 3 * T;
+    mhc_real *xs = (mhc_real *)(void *)(coef_all + T * (size_t)mr);
+    MHC__OMP_FOR(nch > 1)
+    for (ch = 0; ch < nch; ch++) {
+        mhc__tok_chunk w;
+        int t0 = (int)((long long)io->T * ch / nch), t1 = (int)((long long)io->T * (ch + 1) / nch), t, i, j, c, k;
+        mhc__tok_chunk_map(io, work + (size_t)ch * per, &w);
+        for (t = t0; t < t1; t++) {
+            const mhc_real *xt = io->x + (size_t)t * (size_t)D;
+            const mhc_real *gli = io->g_li ? io->g_li + (size_t)t * C : NULL;
+            double *du = du_all + (size_t)t * mr, *dsc = dsc_all + (size_t)t * 3, *coef = coef_all + (size_t)t * mr;
+            double drf = 0.0;
+            mhc__tok_mix(io, t, &w);
+            mhc__gates_token(n, s->nres, io->head, io->scale, io->base, w.mix, 1.0, w.sp, w.spo, w.z);
+            for (i = 0; i < n; i++) {
+                double dh = io->g_hpre ? (double)io->g_hpre[(size_t)t * n + i] : 0.0;
+                if (gli)
+                    for (c = 0; c < C; c++) dh += (double)gli[c] * (double)xt[(size_t)i * C + c];
+                du[i] = dh * w.sp[i] * (1.0 - w.sp[i]);
+            }
+            if (!io->head) {
+                for (i = 0; i < n; i++) {
+                    double dh = io->g_hpost ? (double)io->g_hpost[(size_t)t * n + i] : 0.0;
+                    du[n + i] = dh * s->post_mult * w.spo[i] * (1.0 - w.spo[i]);
+                }
+                for (k = 0; k < nres; k++) du[2 * n + k] = 0.0;
+                if (io->g_hres) {
+                    const mhc_real *gA = io->g_hres + (size_t)t * nn;
+                    for (i = 0; i < n; i++)
+                        for (j = 0; j < n; j++)
+                            w.dcomb[i * n + j] = (double)(mhc__proj_transposed(s) ? gA[j * n + i] : gA[i * n + j]);
+                    mhc__proj_bwd(s, w.z, w.dcomb, w.dz, w.pw, w.otmp);
+                    for (k = 0; k < nres; k++) du[2 * n + k] = w.dz[k];
+                }
+            }
+            /* gate scales and biases; dmix; d rstd per stream (w.spo reused for dr_i) */
+            dsc[0] = dsc[1] = dsc[2] = 0.0;
+            for (i = 0; i < n; i++) w.spo[i] = 0.0;
+            for (j = 0; j < D; j++) w.dxa[j] = 0.0;
+            for (k = 0; k < mr; k++) {
+                int g = k < n ? 0 : (k < 2 * n ? 1 : 2);
+                double dmix = du[k] * (double)io->scale[g];
+                const mhc_real *row = io->fn + (size_t)k * (size_t)D;
+                dsc[g] += du[k] * w.mix[k];
+                coef[k] = dmix;
+                for (i = 0; i < n; i++) w.spo[i] += dmix * w.pdot[(size_t)i * mr + k];
+                if (dmix != 0.0)
+                    for (j = 0; j < D; j++) w.dxa[j] += dmix * (double)row[j];
+            }
+            if (!stream) {
+                for (i = 0; i < n; i++) drf += w.spo[i];
+                for (i = 0; i < n; i++) w.spo[i] = drf;
+            }
+            for (i = 0; i < n; i++) {
+                const mhc_real *xi = xt + (size_t)i * C;
+                double r = w.rs[i], rg = w.spo[i] * w.gs[i], hp = w.sp[i] + s->pre_eps;
+                mhc_real *xsi = xs + (size_t)t * (size_t)D + (size_t)i * C;
+                for (c = 0; c < C; c++) xsi[c] = (mhc_real)(r * (double)xi[c]);
+                if (io->dx) {
+                    mhc_real *dxi = io->dx + (size_t)t * (size_t)D + (size_t)i * C;
+                    const double *ai = w.dxa + (size_t)i * C;
+                    for (c = 0; c < C; c++) {
+                        double a = r * ai[c] * (io->nw ? (double)io->nw[(size_t)i * C + c] : 1.0) + rg * (double)xi[c];
+                        if (gli) a += hp * (double)gli[c];
+                        dxi[c] += (mhc_real)a;
+                    }
+                }
+            }
+        }
+    }
+    if (io->dbase) {
+        MHC__OMP_FOR((double)io->T * mr > MHC__PAR_WORK)
+        for (k = 0; k < mr; k++) {
+            double a = 0.0;
+            int t;
+            for (t = 0; t < io->T; t++) a += du_all[(size_t)t * mr + k];
+            io->dbase[k] += (mhc_real)a;
+        }
+    }
+    if (io->dscale) {
+        double a[3] = {0.0, 0.0, 0.0};
+        int t, g, ng = io->head ? 1 : 3;
+        for (t = 0; t < io->T; t++)
+            for (g = 0; g < 3; g++) a[g] += dsc_all[(size_t)t * 3 + g];
+        for (g = 0; g < ng; g++) io->dscale[g] += (mhc_real)a[g];
+    }
+    mhc__acc_reduce(io->dfn, io->dnw, coef_all, xs, io->fn, io->nw, io->T, mr, D);
+}
+
+/* HC (MHC_SPEC.md Sec. 6), one token: per-stream rstd rs[n] (gq[n]: its derivative over x, when
+   not NULL; norm_eps_mode as mhc__rstd), normalised xn[n*C], dots[n][n+2]. */
+static void mhc__hcdyn_token(const mhc__pre_io *io, int t, double *rs, double *gq, double *xn, double *dots) {
     int n = io->s->n, C = io->C, q = n + 2, i, c, k;
     const mhc_real *xt = io->x + (size_t)t * (size_t)n * (size_t)C;
     for (i = 0; i < n; i++) {
         const mhc_real *xi = xt + (size_t)i * C;
         double ss = 0.0, r;
         for (c = 0; c < C; c++) ss += (double)xi[c] * (double)xi[c];
-        r = 1.0 / sqrt(ss / (double)C + io->s->norm_eps);
+        r = mhc__rstd(ss, C, io->s->norm_eps, io->s->norm_eps_mode == MHC_NORM_EPS_OUTSIDE, gq ? &gq[i] : NULL);
         rs[i] = r;
         for (c = 0; c < C; c++) xn[(size_t)i * C + c] = (double)xi[c] * r * (io->nw ? (double)io->nw[c] : 1.0);
         for (k = 0; k < q; k++) {
@@ -4741,7 +5533,7 @@ static void mhc__pre_fwd_hc(const mhc__pre_io *io, double *work, int nch) {
         double a0 = (double)io->scale[0], a1 = (double)io->scale[1], a2 = (double)io->scale[2];
         for (t = t0; t < t1; t++) {
             const mhc_real *xt = io->x + (size_t)t * (size_t)n * (size_t)C;
-            mhc__hcdyn_token(io, t, rs, xn, dots);
+            mhc__hcdyn_token(io, t, rs, NULL, xn, dots);
             for (i = 0; i < n; i++) {
                 hp[i] = a0 * tanh(dots[i * q]) + (double)io->base[i];
                 if (io->hpre) io->hpre[(size_t)t * n + i] = (mhc_real)hp[i];
@@ -4770,15 +5562,16 @@ static void mhc__pre_bwd_hc(const mhc__pre_io *io, double *work, int nch, double
     MHC__OMP_FOR(nch > 1)
     for (ch = 0; ch < nch; ch++) {
         double *xn = work + (size_t)ch * per, *dxn = xn + (size_t)n * C, *dots = dxn + C, *dd = dots + (size_t)n * q;
-        double *rs = dd + (size_t)n * q, *hp = rs + n;
+        double *rs = dd + (size_t)n * q, *hp = rs + n, *gq = hp + n;   /* (the chunk holds 3n^2 + n + 8 more) */
         int t0 = (int)((long long)io->T * ch / nch), t1 = (int)((long long)io->T * (ch + 1) / nch), t, i, j, c, k;
+        int outside = io->s->norm_eps_mode == MHC_NORM_EPS_OUTSIDE;
         double a0 = (double)io->scale[0], a1 = (double)io->scale[1], a2 = (double)io->scale[2];
         for (t = t0; t < t1; t++) {
             const mhc_real *xt = io->x + (size_t)t * (size_t)n * (size_t)C;
             const mhc_real *gli = io->g_li ? io->g_li + (size_t)t * C : NULL;
             double *du = du_all + (size_t)t * nb, *dsc = dsc_all + (size_t)t * 3;
             double *coef = coef_all + (size_t)t * n * q;
-            mhc__hcdyn_token(io, t, rs, xn, dots);
+            mhc__hcdyn_token(io, t, rs, gq, xn, dots);
             dsc[0] = dsc[1] = dsc[2] = 0.0;
             for (i = 0; i < n; i++) {
                 double th, g = io->g_hpre ? (double)io->g_hpre[(size_t)t * n + i] : 0.0;
@@ -4816,7 +5609,7 @@ static void mhc__pre_bwd_hc(const mhc__pre_io *io, double *work, int nch, double
                         sdot += (double)xi[c] * dxn[c];
                     }
                     for (c = 0; c < C; c++)
-                        dxi[c] += (mhc_real)(r * dxn[c] - r * r * r / (double)C * (double)xi[c] * sdot +
+                        dxi[c] += (mhc_real)(r * dxn[c] - (outside ? -gq[i] : r * r * r / (double)C) * (double)xi[c] * sdot +
                                              (gli ? hp[i] * (double)gli[c] : 0.0));
                 }
             }
@@ -4864,6 +5657,7 @@ static void mhc__pre_exec(const mhc__pre_io *io, int backward, double *work, int
     switch (mhc__pre_kind(io)) {
     case 0: if (backward) mhc__pre_bwd_none(io); else mhc__pre_fwd_none(io); break;
     case 1: if (backward) mhc__pre_bwd_hc(io, work, nch, tok); else mhc__pre_fwd_hc(io, work, nch); break;
+    case 3: if (backward) mhc__pre_bwd_tok(io, work, nch, tok); else mhc__pre_fwd_tok(io, work, nch); break;
     default: if (backward) mhc__pre_bwd_mhc(io, work, nch, tok); else mhc__pre_fwd_mhc(io, work, nch, tok); break;
     }
 }
@@ -4916,6 +5710,18 @@ static mhc_result mhc__spec_check(mhc_ctx *ctx, const char *fname, const mhc_hc_
         !mhc__finite(s->post_mult) || s->norm_eps < 0.0 || s->pre_eps < 0.0 || s->sinkhorn_eps < 0.0 ||
         s->post_mult < 0.0)
         return mhc_fail(ctx, MHC_ERR_VALUE, "%s: spec epsilons and post_mult must be finite and >= 0", fname);
+    if ((int)s->norm_eps_mode < 0 || s->norm_eps_mode >= MHC_NORM_EPS_COUNT)
+        return mhc_fail(ctx, MHC_ERR_VALUE, "%s: spec.norm_eps_mode = %d is not inside or outside", fname, (int)s->norm_eps_mode);
+    if ((int)s->norm_scope < 0 || s->norm_scope >= MHC_NORM_SCOPE_COUNT)
+        return mhc_fail(ctx, MHC_ERR_VALUE, "%s: spec.norm_scope = %d is not flat or stream", fname, (int)s->norm_scope);
+    if ((int)s->sinkhorn_eps_mode < 0 || s->sinkhorn_eps_mode >= MHC_SK_EPS_COUNT)
+        return mhc_fail(ctx, MHC_ERR_VALUE, "%s: spec.sinkhorn_eps_mode = %d is not add, clamp, threshold or zero", fname,
+                        (int)s->sinkhorn_eps_mode);
+    if ((int)s->sinkhorn_order < 0 || s->sinkhorn_order >= MHC_SK_ORDER_COUNT)
+        return mhc_fail(ctx, MHC_ERR_VALUE, "%s: spec.sinkhorn_order = %d is not col_first or row_first", fname,
+                        (int)s->sinkhorn_order);
+    if ((int)s->exp_shift < 0 || s->exp_shift >= MHC_EXP_SHIFT_COUNT)
+        return mhc_fail(ctx, MHC_ERR_VALUE, "%s: spec.exp_shift = %d is not none, row_max or col_max", fname, (int)s->exp_shift);
     return MHC_OK;
 }
 
