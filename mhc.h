@@ -1087,6 +1087,13 @@ MHCDEF mhc_result mhc_cuda_sinkhorn_forward(mhc_cuda *cu, mhc_projection proj, i
                                             float *out, const float *logits, int T);
 MHCDEF mhc_result mhc_cuda_sinkhorn_backward(mhc_cuda *cu, mhc_projection proj, int n, int iters, double eps,
                                              float *d_logits, const float *d_out, const float *logits, int T);
+/* the projection of a spec with its Sinkhorn knobs (as mhc_hc_proj_*) */
+MHCDEF mhc_result mhc_cuda_hc_proj_forward(mhc_cuda *cu, const mhc_hc_spec *s, float *out, const float *logits, int T);
+MHCDEF mhc_result mhc_cuda_hc_proj_backward(mhc_cuda *cu, const mhc_hc_spec *s, float *d_logits, const float *d_out,
+                                            const float *logits, int T);
+/* The pre step and the head take every convention knob except norm_scope = stream (refused with
+   MHC_ERR_VALUE naming it): the per-token kernels run the shared block's projection of the spec
+   and mhc__rstd (norm_eps_mode). */
 MHCDEF mhc_result mhc_cuda_hc_pre_forward(mhc_cuda *cu, const mhc_hc_spec *s,
                                           float *layer_input, float *h_pre, float *h_post, float *h_res,
                                           const float *x, const float *fn, const float *scale,

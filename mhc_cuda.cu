@@ -634,14 +634,14 @@ MHCDEF mhc_result mhc_cuda_sumsq(mhc_cuda *cu, double *out_host, const float *x,
 
 #define MHC_CU_MAX_N 8   /* streams supported on the device (the permutation mixture: n <= 8 too) */
 
-/* one thread per token: out = project(logits)  or  d_logits += d project^T d_out (mhc__proj_token) */
-__global__ static void mhc_cu__sk_k(mhc_projection proj, int n, int iters, double eps, float *out, float *d_logits,
-                                    const float *d_out, const float *logits, int T, double *scratch) {
-    size_t t = (size_t)blockIdx.x * blockDim.x + threadIdx.x, nn = (size_t)n * n;
-    size_t nres = proj == MHC_PROJ_PERM ? (size_t)mhc__perm_count(n) : nn;
+/* one thread per token: out = project(logits)  or  d_logits += d project^T d_out (mhc__proj_token,
+   the spec's projection with its knobs) */
+__global__ static void mhc_cu__sk_k(mhc_hc_spec s, float *out, float *d_logits, const float *d_out, const float *logits,
+                                    int T, double *scratch) {
+    size_t t = (size_t)blockIdx.x * blockDim.x + threadIdx.x, nn = (size_t)s.n * s.n, nres = (size_t)s.nres;
     if (t >= (size_t)T) return;
-    mhc__proj_token(proj, n, iters, eps, logits + t * nres, out ? out + t * nn : NULL, out ? NULL : d_logits + t * nres,
-                    out ? NULL : d_out + t * nn, scratch + t * mhc__proj_token_doubles(proj, n, iters));
+    mhc__proj_token(&s, logits + t * nres, out ? out + t * nn : NULL, out ? NULL : d_logits + t * nres,
+                    out ? NULL : d_out + t * nn, scratch + t * mhc__proj_token_doubles(&s));
 }
 
 static mhc_result mhc_cu__proj_args(mhc_cuda *cu, const char *fn, mhc_projection proj, int n, int iters, double eps, int T) {
@@ -657,32 +657,55 @@ static mhc_result mhc_cu__proj_args(mhc_cuda *cu, const char *fn, mhc_projection
     return MHC_OK;
 }
 
-static mhc_result mhc_cu__sinkhorn(mhc_cuda *cu, const char *fn, mhc_projection proj, int n, int iters, double eps,
-                                   float *out, float *d_logits, const float *d_out, const float *logits, int T) {
+static mhc_result mhc_cu__sinkhorn(mhc_cuda *cu, const char *fn, const mhc_hc_spec *s, float *out, float *d_logits,
+                                   const float *d_out, const float *logits, int T) {
     mhc_result r;
     void *sc;
     size_t per;
-    if ((r = mhc_cu__proj_args(cu, fn, proj, n, iters, eps, T)) != MHC_OK) return r;
-    per = mhc__proj_token_doubles(proj, n, iters);
+    if ((r = mhc_cu__proj_args(cu, fn, s->projection, s->n, s->iters, s->sinkhorn_eps, T)) != MHC_OK) return r;
+    if (s->nres != (s->projection == MHC_PROJ_PERM ? (int)mhc__perm_count(s->n) : s->n * s->n))
+        return mhc_fail(cu->ctx, MHC_ERR_VALUE, "%s: spec.nres = %d does not match n = %d (use mhc_hc_resolve)", fn, s->nres,
+                        s->n);
+    if ((int)s->sinkhorn_eps_mode < 0 || s->sinkhorn_eps_mode >= MHC_SK_EPS_COUNT || (int)s->sinkhorn_order < 0 ||
+        s->sinkhorn_order >= MHC_SK_ORDER_COUNT || (int)s->exp_shift < 0 || s->exp_shift >= MHC_EXP_SHIFT_COUNT)
+        return mhc_fail(cu->ctx, MHC_ERR_VALUE, "%s: spec.sinkhorn_eps_mode, sinkhorn_order or exp_shift is out of range",
+                        fn);
+    per = mhc__proj_token_doubles(s);
     if ((r = mhc_cu__scratch(cu, fn, (size_t)T * per * sizeof(double), &sc)) != MHC_OK) return r;
-    MHC_CU_LAUNCH(mhc_cu__sk_k, mhc_cu__blocks((size_t)T, 64), 64, proj, n, iters, eps, out, d_logits, d_out, logits, T,
-                                                       (double *)sc);
+    MHC_CU_LAUNCH(mhc_cu__sk_k, mhc_cu__blocks((size_t)T, 64), 64, *s, out, d_logits, d_out, logits, T, (double *)sc);
     MHC_CU_LAUNCHED(fn);
     return MHC_OK;
 }
 MHCDEF mhc_result mhc_cuda_sinkhorn_forward(mhc_cuda *cu, mhc_projection proj, int n, int iters, double eps,
                                             float *out, const float *logits, int T) {
     const char *fn = "mhc_cuda_sinkhorn_forward";
+    mhc_hc_spec s;
     MHC_CU_READY(fn);
     MHC_CU_NULL(fn, out); MHC_CU_NULL(fn, logits);
-    return mhc_cu__sinkhorn(cu, fn, proj, n, iters, eps, out, NULL, NULL, logits, T);
+    mhc__proj_spec_make(&s, proj, n, iters, eps);
+    return mhc_cu__sinkhorn(cu, fn, &s, out, NULL, NULL, logits, T);
 }
 MHCDEF mhc_result mhc_cuda_sinkhorn_backward(mhc_cuda *cu, mhc_projection proj, int n, int iters, double eps,
                                              float *d_logits, const float *d_out, const float *logits, int T) {
     const char *fn = "mhc_cuda_sinkhorn_backward";
+    mhc_hc_spec s;
     MHC_CU_READY(fn);
     MHC_CU_NULL(fn, d_logits); MHC_CU_NULL(fn, d_out); MHC_CU_NULL(fn, logits);
-    return mhc_cu__sinkhorn(cu, fn, proj, n, iters, eps, NULL, d_logits, d_out, logits, T);
+    mhc__proj_spec_make(&s, proj, n, iters, eps);
+    return mhc_cu__sinkhorn(cu, fn, &s, NULL, d_logits, d_out, logits, T);
+}
+MHCDEF mhc_result mhc_cuda_hc_proj_forward(mhc_cuda *cu, const mhc_hc_spec *s, float *out, const float *logits, int T) {
+    const char *fn = "mhc_cuda_hc_proj_forward";
+    MHC_CU_READY(fn);
+    MHC_CU_NULL(fn, s); MHC_CU_NULL(fn, out); MHC_CU_NULL(fn, logits);
+    return mhc_cu__sinkhorn(cu, fn, s, out, NULL, NULL, logits, T);
+}
+MHCDEF mhc_result mhc_cuda_hc_proj_backward(mhc_cuda *cu, const mhc_hc_spec *s, float *d_logits, const float *d_out,
+                                            const float *logits, int T) {
+    const char *fn = "mhc_cuda_hc_proj_backward";
+    MHC_CU_READY(fn);
+    MHC_CU_NULL(fn, s); MHC_CU_NULL(fn, d_logits); MHC_CU_NULL(fn, d_out); MHC_CU_NULL(fn, logits);
+    return mhc_cu__sinkhorn(cu, fn, s, NULL, d_logits, d_out, logits, T);
 }
 
 /* ---- expand and post ---- */
@@ -816,15 +839,16 @@ MHCDEF mhc_result mhc_cuda_hc_post_backward(mhc_cuda *cu, float *d_x, float *d_h
      reduce   one thread per parameter element, tokens summed in order ---- */
 
 typedef struct mhc_cu__pre {
-    int n, C, D, T, mr, nres, head, iters, orient;
+    int n, C, D, T, mr, nres, head, iters, orient, outside;
     mhc_projection proj;
+    mhc_hc_spec spec;            /* the projection's spec, with its knobs (mhc__proj_fwd / _bwd) */
     double norm_eps, pre_eps, post_mult, sk_eps;
     const float *x, *fn, *scale, *base, *nw;
     float *li, *hpre, *hpost, *hres;
     const float *g_li, *g_hpre, *g_hpost, *g_hres;
     float *dx, *dfn, *dscale, *dbase, *dnw;
     /* scratch (double) */
-    double *sv, *pw, *tmp, *hp, *dlix, *dsc, *coef, *du, *fco, *acc;
+    double *sv, *pw, *tmp, *hp, *dlix, *dsc, *coef, *du, *fco, *acc, *gq;   /* gq: d rstd/dx over x, per token */
     size_t pj, tmpd;
 } mhc_cu__pre;
 
@@ -837,7 +861,7 @@ __global__ static void mhc_cu__pre_mix_k(mhc_cu__pre p) {
     a = 0.0;
     for (j = threadIdx.x; j < D; j += blockDim.x) a += (double)xt[j] * (double)xt[j];
     a = mhc_cu__block_sum(a, sh);
-    if (threadIdx.x == 0) sv[p.mr] = 1.0 / sqrt(a / (double)D + p.norm_eps);
+    if (threadIdx.x == 0) sv[p.mr] = mhc__rstd(a, D, p.norm_eps, p.outside, &p.gq[t]);
     for (k = 0; k < p.mr; k++) {
         const float *row = p.fn + (size_t)k * D;
         a = 0.0;
@@ -868,8 +892,8 @@ __global__ static void mhc_cu__pre_tok_fwd_k(mhc_cu__pre p) {
         for (i = 0; i < n; i++) p.hpost[(size_t)t * n + i] = (float)(spo[i] * p.post_mult);
     if (p.hres) {
         float *A = p.hres + (size_t)t * nn;
-        mhc__proj_fwd(p.proj, n, p.iters, p.sk_eps, z, comb, p.pw + (size_t)t * p.pj);
-        if (p.proj != MHC_PROJ_PERM && p.orient == MHC_ORIENT_COMB_T) {
+        mhc__proj_fwd(&p.spec, z, comb, p.pw + (size_t)t * p.pj);
+        if (mhc__proj_transposed(&p.spec)) {
             for (i = 0; i < n; i++)
                 for (j = 0; j < n; j++) A[i * n + j] = (float)comb[j * n + i];
         } else {
@@ -932,13 +956,13 @@ __global__ static void mhc_cu__pre_tok_bwd_k(mhc_cu__pre p) {
         }
         if (p.g_hres) {
             const float *gA = p.g_hres + (size_t)t * nn;
-            if (p.proj != MHC_PROJ_PERM && p.orient == MHC_ORIENT_COMB_T) {
+            if (mhc__proj_transposed(&p.spec)) {
                 for (i = 0; i < n; i++)
                     for (j = 0; j < n; j++) dcomb[i * n + j] = (double)gA[j * n + i];
             } else {
                 for (i = 0; i < nn; i++) dcomb[i] = (double)gA[i];
             }
-            mhc__proj_bwd(p.proj, n, p.iters, p.sk_eps, z, dcomb, dz, p.pw + (size_t)t * p.pj, otmp);
+            mhc__proj_bwd(&p.spec, z, dcomb, dz, p.pw + (size_t)t * p.pj, otmp);
             for (k = 0; k < p.nres; k++) du[2 * n + k] = dz[k];
         } else {
             for (k = 0; k < p.nres; k++) du[2 * n + k] = 0.0;
@@ -952,7 +976,7 @@ __global__ static void mhc_cu__pre_tok_bwd_k(mhc_cu__pre p) {
         coef[k] = du[k] * sc * rstd;
         drstd += du[k] * sc * dot[k];
     }
-    p.fco[t] = -drstd * rstd * rstd * rstd / (double)p.D;
+    p.fco[t] = p.outside ? drstd * p.gq[t] : -drstd * rstd * rstd * rstd / (double)p.D;   /* (d rstd/dx) / x */
 }
 
 /* dx[t,j] += (sum_k coef[t,k] fn[k,j]) (* nw[j]) + fco[t] x[t,j] + h_pre[t,i] g_li[t,c] */
@@ -1034,6 +1058,15 @@ static mhc_result mhc_cu__pre_setup(mhc_cuda *cu, const char *fn, const mhc_hc_s
         if (s->orient != MHC_ORIENT_H && s->orient != MHC_ORIENT_COMB_T)
             return mhc_fail(cu->ctx, MHC_ERR_VALUE, "%s: spec.orient = %d is not h or comb_t", fn, (int)s->orient);
     }
+    if (s->norm_scope == MHC_NORM_SCOPE_STREAM)
+        return mhc_fail(cu->ctx, MHC_ERR_VALUE, "%s: norm_scope = stream (one rstd per stream) is not supported on the "
+                        "device; run it on the CPU (mhc_hc_pre_* / mhc_hc_head_*)", fn);
+    if ((int)s->norm_eps_mode < 0 || s->norm_eps_mode >= MHC_NORM_EPS_COUNT || (int)s->norm_scope < 0 ||
+        s->norm_scope >= MHC_NORM_SCOPE_COUNT || (int)s->sinkhorn_eps_mode < 0 || s->sinkhorn_eps_mode >= MHC_SK_EPS_COUNT ||
+        (int)s->sinkhorn_order < 0 || s->sinkhorn_order >= MHC_SK_ORDER_COUNT || (int)s->exp_shift < 0 ||
+        s->exp_shift >= MHC_EXP_SHIFT_COUNT)
+        return mhc_fail(cu->ctx, MHC_ERR_VALUE, "%s: a convention knob of the spec (norm_eps_mode, norm_scope, "
+                        "sinkhorn_eps_mode, sinkhorn_order, exp_shift) is out of range (use mhc_hc_resolve)", fn);
     if (!(s->norm_eps >= 0.0 && s->norm_eps < HUGE_VAL) || !(s->pre_eps >= 0.0 && s->pre_eps < HUGE_VAL) ||
         !(s->sinkhorn_eps >= 0.0 && s->sinkhorn_eps < HUGE_VAL) || !(s->post_mult >= 0.0 && s->post_mult < HUGE_VAL))
         return mhc_fail(cu->ctx, MHC_ERR_VALUE, "%s: spec epsilons and post_mult must be finite and >= 0", fn);
@@ -1046,11 +1079,13 @@ static mhc_result mhc_cu__pre_setup(mhc_cuda *cu, const char *fn, const mhc_hc_s
     p->nres = head ? 0 : s->nres;
     p->proj = s->projection; p->iters = s->iters; p->orient = (int)s->orient;
     p->norm_eps = s->norm_eps; p->pre_eps = s->pre_eps; p->post_mult = s->post_mult; p->sk_eps = s->sinkhorn_eps;
-    p->pj = head ? 0 : mhc__proj_doubles(p->proj, p->n, p->iters);
+    p->outside = s->norm_eps_mode == MHC_NORM_EPS_OUTSIDE;
+    p->spec = *s;
+    p->pj = head ? 0 : mhc__proj_doubles(s);
     p->tmpd = 2 * (size_t)p->nres + 3 * (size_t)p->n * p->n;
     Tz = (size_t)T;
     mr1 = (size_t)p->mr + 1;
-    nd = Tz * mr1 + Tz * p->pj + Tz * p->tmpd + 2 * Tz * p->n;
+    nd = Tz * mr1 + Tz * p->pj + Tz * p->tmpd + 2 * Tz * p->n + Tz;
     if (backward) nd += Tz * 3 + 2 * Tz * p->mr + Tz + (size_t)p->mr * p->D;
     if ((double)nd * sizeof(double) > 1e12)
         return mhc_fail(cu->ctx, MHC_ERR_OVERFLOW, "%s: device scratch of %g bytes is too large", fn, (double)nd * 8.0);
@@ -1061,6 +1096,7 @@ static mhc_result mhc_cu__pre_setup(mhc_cuda *cu, const char *fn, const mhc_hc_s
     p->tmp = d; d += Tz * p->tmpd;
     p->hp = d; d += Tz * p->n;
     p->dlix = d; d += Tz * p->n;
+    p->gq = d; d += Tz;
     if (backward) {
         p->dsc = d; d += Tz * 3;
         p->coef = d; d += Tz * p->mr;
