@@ -94,7 +94,12 @@ static void train_usage(FILE *f) {
         "usage: mhc train [options]\n"
         "  --data FILE          text file, byte-level tokens (default: the generated corpus)\n"
         "  --residual KIND      none | hc | mhc | lite (default mhc)\n"
-        "  --preset NAME        dsv4 | tilekernels | paper | lite (default dsv4)\n"
+        "  --preset NAME        dsv4 | tilekernels | paper | lite | megatron | liger | lucidrains | mhc_cu\n"
+        "                       (default dsv4; the peers' conventions: README \"Conventions\")\n"
+        "  --norm-eps-mode M    inside | outside     --norm-scope S        flat | stream\n"
+        "  --sinkhorn-eps-mode M add | clamp | threshold | zero\n"
+        "  --sinkhorn-order O   col_first | row_first  --exp-shift S       none | row_max | col_max\n"
+        "                       (the convention knobs, MHC_SPEC.md Sec. 8; default: the preset's)\n"
         "  --n N                streams (default 4; none uses 1)\n"
         "  --layers L --dim C --heads H --seq T --batch B   model and batch (default 4 64 4 64 8)\n"
         "  --steps S            total steps, also when resuming (default 200)\n"
@@ -134,6 +139,17 @@ static int train_parse(int argc, char **argv, train_opts *o) {
             ok = v && mhc_hc_preset_parse(&ctx, v, &p) == MHC_OK;
             if (ok) { o->cfg.hc.preset = p; o->preset_given = 1; }
             else fprintf(stderr, "train: --preset: %s\n", v ? mhc_ctx_message(&ctx) : "needs a value");
+        } else if (!strcmp(a, "--norm-eps-mode") || !strcmp(a, "--norm-scope") || !strcmp(a, "--sinkhorn-eps-mode") ||
+                   !strcmp(a, "--sinkhorn-order") || !strcmp(a, "--exp-shift")) {
+            mhc_hc_config *h = &o->cfg.hc;
+            mhc_result r = MHC_ERR_NULL;
+            if (v && !strcmp(a, "--norm-eps-mode")) r = mhc_norm_eps_mode_parse(&ctx, v, &h->norm_eps_mode);
+            else if (v && !strcmp(a, "--norm-scope")) r = mhc_norm_scope_parse(&ctx, v, &h->norm_scope);
+            else if (v && !strcmp(a, "--sinkhorn-eps-mode")) r = mhc_sinkhorn_eps_mode_parse(&ctx, v, &h->sinkhorn_eps_mode);
+            else if (v && !strcmp(a, "--sinkhorn-order")) r = mhc_sinkhorn_order_parse(&ctx, v, &h->sinkhorn_order);
+            else if (v) r = mhc_exp_shift_parse(&ctx, v, &h->exp_shift);
+            ok = r == MHC_OK;
+            if (!ok) fprintf(stderr, "train: %s: %s\n", a, v ? mhc_ctx_message(&ctx) : "needs a value");
         } else if (!strcmp(a, "--schedule")) {
             if (v && !strcmp(v, "cosine")) o->schedule = MHC_LR_COSINE;
             else if (v && !strcmp(v, "step")) o->schedule = MHC_LR_STEP;
@@ -233,33 +249,53 @@ static void train_batch(const train_data *d, size_t lo, size_t hi, int B, int T,
     }
 }
 
-/* ---- checkpoint config blob: the model config and the run's seed, little-endian ---------- */
+/* ---- checkpoint config blob: the model config and the run's seed, little-endian ----------
+   8 ints (vocab, seq, dim, heads, layers, n, variant, preset), the seed (8 bytes), then the five
+   convention knobs as they were asked for (0 = the preset's). A blob without the knobs (the
+   layout before them, TRAIN_BLOB_BYTES_V1) reads as knobs 0. */
 
 #define TRAIN_BLOB_INTS 8
+#define TRAIN_BLOB_KNOBS 5
+#define TRAIN_BLOB_BYTES_V1 (4 * TRAIN_BLOB_INTS + 8)
+#define TRAIN_BLOB_BYTES (TRAIN_BLOB_BYTES_V1 + 4 * TRAIN_BLOB_KNOBS)
 static void train_blob_write(unsigned char *p, const gpt_config *c, unsigned long long seed) {
-    int v[TRAIN_BLOB_INTS], i, k;
+    int v[TRAIN_BLOB_INTS], kn[TRAIN_BLOB_KNOBS], i, k;
     v[0] = c->vocab; v[1] = c->seq; v[2] = c->dim; v[3] = c->heads;
     v[4] = c->layers; v[5] = c->n; v[6] = (int)c->hc.variant; v[7] = (int)c->hc.preset;
+    kn[0] = (int)c->hc.norm_eps_mode; kn[1] = (int)c->hc.norm_scope; kn[2] = (int)c->hc.sinkhorn_eps_mode;
+    kn[3] = (int)c->hc.sinkhorn_order; kn[4] = (int)c->hc.exp_shift;
     for (i = 0; i < TRAIN_BLOB_INTS; i++)
         for (k = 0; k < 4; k++) p[4 * i + k] = (unsigned char)(((unsigned)v[i] >> (8 * k)) & 0xff);
     for (k = 0; k < 8; k++) p[4 * TRAIN_BLOB_INTS + k] = (unsigned char)((seed >> (8 * k)) & 0xff);
+    for (i = 0; i < TRAIN_BLOB_KNOBS; i++)
+        for (k = 0; k < 4; k++) p[TRAIN_BLOB_BYTES_V1 + 4 * i + k] = (unsigned char)(((unsigned)kn[i] >> (8 * k)) & 0xff);
 }
-static void train_blob_read(const unsigned char *p, gpt_config *c, unsigned long long *seed) {
-    int v[TRAIN_BLOB_INTS], i, k;
+static void train_blob_read(const unsigned char *p, size_t nb, gpt_config *c, unsigned long long *seed) {
+    int v[TRAIN_BLOB_INTS], kn[TRAIN_BLOB_KNOBS], i, k;
     for (i = 0; i < TRAIN_BLOB_INTS; i++) {
         unsigned u = 0;
         for (k = 0; k < 4; k++) u |= (unsigned)p[4 * i + k] << (8 * k);
         v[i] = (int)u;
+    }
+    for (i = 0; i < TRAIN_BLOB_KNOBS; i++) {
+        unsigned u = 0;
+        if (nb >= TRAIN_BLOB_BYTES)
+            for (k = 0; k < 4; k++) u |= (unsigned)p[TRAIN_BLOB_BYTES_V1 + 4 * i + k] << (8 * k);
+        kn[i] = (int)u;
     }
     c->vocab = v[0]; c->seq = v[1]; c->dim = v[2]; c->heads = v[3];
     c->layers = v[4]; c->n = v[5];
     memset(&c->hc, 0, sizeof c->hc);
     c->hc.variant = (mhc_hc_variant)v[6];
     c->hc.preset = (mhc_hc_preset)v[7];
+    c->hc.norm_eps_mode = (mhc_norm_eps_mode)kn[0];
+    c->hc.norm_scope = (mhc_norm_scope)kn[1];
+    c->hc.sinkhorn_eps_mode = (mhc_sinkhorn_eps_mode)kn[2];
+    c->hc.sinkhorn_order = (mhc_sinkhorn_order)kn[3];
+    c->hc.exp_shift = (mhc_exp_shift)kn[4];
     *seed = 0;
     for (k = 0; k < 8; k++) *seed |= (unsigned long long)p[4 * TRAIN_BLOB_INTS + k] << (8 * k);
 }
-#define TRAIN_BLOB_BYTES (4 * TRAIN_BLOB_INTS + 8)
 
 /* Only the configuration block of a checkpoint (the whole file is verified first). */
 static mhc_result train_read_config(mhc_ctx *ctx, const char *path, unsigned char *blob, size_t cap, size_t *nb) {
@@ -329,12 +365,12 @@ static int train_run(const train_opts *o_in, train_summary *summary) {
             fprintf(stderr, "train: --resume: %s\n", mhc_ctx_message(&ctx));
             return 1;
         }
-        if (nb != TRAIN_BLOB_BYTES) {
+        if (nb != TRAIN_BLOB_BYTES && nb != TRAIN_BLOB_BYTES_V1) {
             fprintf(stderr, "train: --resume '%s': the configuration block has %zu bytes, expected %d "
                             "(not a checkpoint of `mhc train`)\n", o.resume, nb, TRAIN_BLOB_BYTES);
             return 1;
         }
-        train_blob_read(blob, &o.cfg, &seed);
+        train_blob_read(blob, nb, &o.cfg, &seed);
         o.seed = seed;
     }
     if (!train_load_data(o.data, o.cfg.seq, &data)) return 1;
@@ -386,10 +422,13 @@ static int train_run(const train_opts *o_in, train_summary *summary) {
     }
     if (!o.quiet)
         fprintf(stderr, "%s: residual %s, preset %s, n %d, layers %d (%d sublayers), dim %d, heads %d, seq %d, batch %d, "
-                        "%zu parameters, steps %d\n", o.label ? o.label : "train",
+                        "%zu parameters, steps %d; conventions: norm_eps_mode %s, norm_scope %s, sinkhorn_eps_mode %s, "
+                        "sinkhorn_order %s, exp_shift %s\n", o.label ? o.label : "train",
                 mhc_hc_variant_name(model.spec.variant), mhc_hc_preset_name(model.spec.preset),
                 o.cfg.n, o.cfg.layers, 2 * o.cfg.layers, o.cfg.dim, o.cfg.heads, o.cfg.seq, o.batch,
-                model.params.size, o.steps);
+                model.params.size, o.steps, mhc_norm_eps_mode_name(model.spec.norm_eps_mode),
+                mhc_norm_scope_name(model.spec.norm_scope), mhc_sinkhorn_eps_mode_name(model.spec.sinkhorn_eps_mode),
+                mhc_sinkhorn_order_name(model.spec.sinkhorn_order), mhc_exp_shift_name(model.spec.exp_shift));
     t0 = train__now();
     for (step = (int)trainer.step; step < (o.stop_after > 0 && o.stop_after < o.steps ? o.stop_after : o.steps); step++) {
         mhc_tensor *loss;
