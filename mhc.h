@@ -477,8 +477,9 @@ MHCDEF mhc_result mhc_gradcheck(mhc_tape *tp, mhc_loss_fn fn, mhc_tensor **input
  *                           orientation h (x_out[o] = sum_i h_res[o,i] x[i]). fn = phi^T.
  *   MHC_PRESET_LUCIDRAINS   lucidrains/hyper-connections (mHCv2.py; the same numbers as
  *                           manifold_constrained_hyper_connections.py for one fraction, view and
- *                           proposal): norm_scope stream, norm_eps 1e-12 outside (F.normalize
- *                           divides by max(||x_i||, 1e-12): the same to 1e-12/rms relative),
+ *                           proposal): norm_scope stream, norm_eps 1e-20 outside (F.normalize
+ *                           divides by max(||x_i||, 1e-12): the same numbers wherever ||x_i||
+ *                           >= 1e-12, and 0 for an all-zero stream),
  *                           pre_eps 0, post_mult 2, exp start with exp_shift col_max, 20
  *                           iterations, sinkhorn eps 1e-12 clamp, orientation comb_t. fn is block
  *                           sparse (a stream's logits read that stream's columns only).
@@ -540,7 +541,8 @@ MHCDEF mhc_result mhc_gradcheck(mhc_tape *tp, mhc_loss_fn fn, mhc_tensor **input
  *
  * Sinkhorn backward: exact for the truncated iteration that was run (not the implicit
  * fixed-point gradient). Mode: RECOMPUTE. The backward recomputes the iterates of each token
- * from its logits into a small per-thread scratch ((2 iters + 4) n^2 doubles) and runs the
+ * from its logits into a small per-thread scratch ((2 iters + 4) n^2 doubles, 3 n^2 + n more with
+ * the Sinkhorn knobs) and runs the
  * exact reverse of every normalisation step; nothing per iteration is stored between forward
  * and backward. The tape op saves only the pre step's matmul results and rstd (m + 1 doubles
  * per token); the raw-array backward recomputes those too.
@@ -557,7 +559,9 @@ MHCDEF mhc_result mhc_gradcheck(mhc_tape *tp, mhc_loss_fn fn, mhc_tensor **input
  *   spreads through the column and row steps); with eps = 0, a row or column whose logits are all
  *   below ~ -745 underflows to 0 and gives 0/0 = NaN too (with eps > 0 it stays a zero line).
  *   Nothing is clamped and no error is returned (a clamp would silently change the mathematics);
- *   other tokens are unaffected. In the layer the logits are mix * scale[2] + base, and
+ *   other tokens are unaffected. exp_shift = row_max or col_max (the megatron and lucidrains
+ *   presets) starts from exp(z - max) instead: finite for any finite logits (tests/test_knobs.c
+ *   checks it at logits ~715). In the layer the logits are mix * scale[2] + base, and
  *   |mix| <= sqrt(n C) ||w_k|| (the RMS division bounds it), so this takes very large weights.
  *   MHC_PROJ_LOG runs the same iteration on log M with logsumexp: finite and exact for any finite
  *   logits, equal to the exp start wherever that does not overflow. The softmax start and the
@@ -738,7 +742,8 @@ MHCDEF mhc_result mhc_hc_proj_backward(mhc_ctx *ctx, const mhc_hc_spec *s, mhc_r
    norm_weight [n*C] (HC: [C]) or NULL. Outputs: layer_input [T, C], h_pre [T, n],
    h_post [T, n], h_res [T, n, n] (the matrix A: out = A x + h_post f_out); h_pre, h_post and
    h_res may be NULL.
-   pre:  mix = (xf . w_k) * rsqrt(mean(xf^2) + norm_eps); h_pre = sigmoid(mix s0 + b) + pre_eps;
+   pre:  mix = (xf . w_k) * rsqrt(mean(xf^2) + norm_eps) (or with the norm knobs, norm_eps_mode and
+         norm_scope: the doc block above); h_pre = sigmoid(mix s0 + b) + pre_eps;
          h_post = sigmoid(mix s1 + b) post_mult; A = orient(project(mix s2 + b));
          layer_input = sum_i h_pre[i] x[i]                                  (MHC_SPEC.md Sec. 2)
    The backward functions ACCUMULATE into every non-NULL gradient; NULL incoming gradients
@@ -3870,8 +3875,10 @@ static mhc__preset_row mhc__preset_get(mhc_hc_preset p) {
     case MHC_PRESET_LUCIDRAINS:
         /* mHCv2.py: per-stream F.normalize(x) sqrt(d) (gamma + 1); exp(H - colmax), then 20 x
            (l1norm over dim -2, over dim -1), F.normalize's eps 1e-12 a clamp; the branch input and
-           the new streams sum over the first index of H (A = H^T); sigmoid pre gate, 2 sigmoid post */
-        r.norm_eps = 1e-12; r.pre_eps = 0.0; r.post_mult = 2.0; r.sinkhorn_eps = 1e-12;
+           the new streams sum over the first index of H (A = H^T); sigmoid pre gate, 2 sigmoid post.
+           The norm: 1/(rms + 1e-20) is 1/rms to the last bit wherever rms >> 1e-20, as the peer's
+           1/max(rms, 1e-12/sqrt(C)) is wherever ||x_i|| >= 1e-12; both give 0 for an all-zero stream */
+        r.norm_eps = 1e-20; r.pre_eps = 0.0; r.post_mult = 2.0; r.sinkhorn_eps = 1e-12;
         r.proj = MHC_PROJ_EXP; r.iters = 20; r.orient = MHC_ORIENT_COMB_T;
         r.norm_eps_mode = MHC_NORM_EPS_OUTSIDE; r.norm_scope = MHC_NORM_SCOPE_STREAM;
         r.sk_eps_mode = MHC_SK_EPS_CLAMP; r.exp_shift = MHC_EXP_SHIFT_COL_MAX; break;
