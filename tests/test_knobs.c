@@ -122,7 +122,7 @@ static void knt_test_config(void) {
           s.sinkhorn_order == MHC_SK_COL_FIRST && s.exp_shift == MHC_EXP_SHIFT_NONE);
     cfg.preset = MHC_PRESET_LUCIDRAINS;
     CHECK_OK(mhc_hc_resolve(&ctx, &cfg, 4, &s));
-    CHECK(s.projection == MHC_PROJ_EXP && s.iters == 20 && s.orient == MHC_ORIENT_COMB_T && s.norm_eps == 1e-12 &&
+    CHECK(s.projection == MHC_PROJ_EXP && s.iters == 20 && s.orient == MHC_ORIENT_COMB_T && s.norm_eps == 1e-20 &&
           s.pre_eps == 0.0 && s.post_mult == 2.0 && s.sinkhorn_eps == 1e-12);
     CHECK(s.norm_eps_mode == MHC_NORM_EPS_OUTSIDE && s.norm_scope == MHC_NORM_SCOPE_STREAM &&
           s.sinkhorn_eps_mode == MHC_SK_EPS_CLAMP && s.sinkhorn_order == MHC_SK_COL_FIRST &&
