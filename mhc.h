@@ -489,6 +489,66 @@ MHCDEF mhc_result mhc_gradcheck(mhc_tape *tp, mhc_loss_fn fn, mhc_tensor **input
  *                           post_mult 2 (the peer's gates are softmaxes of static logits, not mHC
  *                           gates: this preset keeps mHC's). Forced Sinkhorn (variant mhc) on
  *                           either: exp start, 20 iterations, eps 0, as for lite.
+ *   The peers' presets (README "Conventions": the file and snapshot each reproduces, and how the
+ *   peer's parameters map onto x, fn, scale, base). Knobs not named are the defaults (inside,
+ *   flat, add, col_first, none):
+ *   MHC_PRESET_MEGATRON     NVIDIA Megatron-LM (megatron/core/transformer/hyper_connection.py):
+ *                           norm_eps 1e-6 outside (1/(||x||/sqrt(nC) + eps)), pre_eps 0,
+ *                           post_mult 2, exp start with exp_shift row_max, sinkhorn_order
+ *                           row_first, 20 iterations, sinkhorn eps 1e-6 clamp (v/max(s, eps)),
+ *                           orientation h. fn = mapping_proj.weight, as it is.
+ *   MHC_PRESET_LIGER        LinkedIn Liger-Kernel (src/liger_kernel/ops/mhc.py): norm_eps 1e-6,
+ *                           pre_eps 0, post_mult 2, softmax start, 20 iterations, eps 1e-6,
+ *                           orientation h (x_out[o] = sum_i h_res[o,i] x[i]). fn = phi^T.
+ *   MHC_PRESET_LUCIDRAINS   lucidrains/hyper-connections (mHCv2.py; the same numbers as
+ *                           manifold_constrained_hyper_connections.py for one fraction, view and
+ *                           proposal): norm_scope stream, norm_eps 1e-20 outside (F.normalize
+ *                           divides by max(||x_i||, 1e-12): the same numbers wherever ||x_i||
+ *                           >= 1e-12, and 0 for an all-zero stream),
+ *                           pre_eps 0, post_mult 2, exp start with exp_shift col_max, 20
+ *                           iterations, sinkhorn eps 1e-12 clamp, orientation comb_t. fn is block
+ *                           sparse (a stream's logits read that stream's columns only).
+ *   MHC_PRESET_MHC_CU       AndreSlavescu/mHC.cu (src/csrc/kernels/mhc_layer.cuh, the dynamic
+ *                           layer with the batched Sinkhorn of sinkhorn_knopp.cuh): norm_eps 1e-5,
+ *                           pre_eps 0, post_mult 2, exp start, sinkhorn_order row_first, 20
+ *                           iterations, sinkhorn eps 1e-5 zero (v/s if s > eps, else 0),
+ *                           orientation h. fn = phi_combined, as it is.
+ * Convention knobs (MHC_SPEC.md Sec. 8; defaults reproduce Sec. 1-7 bit for bit):
+ *   norm_eps_mode      inside: rstd = 1/sqrt(mean(x^2) + norm_eps) (default); outside:
+ *                      rstd = 1/(sqrt(mean(x^2)) + norm_eps). Backward: d rstd/dx_j = -rstd^3 x_j/L
+ *                      (inside) or -rstd^2 x_j/(L sqrt(mean(x^2))) (outside; 0 for an all-zero
+ *                      line, the subgradient torch's norm takes there), L the line's length.
+ *   norm_scope         flat: one rstd per token over its n*C values (default); stream: one
+ *                      rstd_i per stream over its C values, mix_k = sum_i rstd_i dot(w_k[iC..(i+1)C),
+ *                      x_i) (w = fn * norm_weight, as for flat). The head takes both norm knobs;
+ *                      hc always normalises per stream (its own definition, Sec. 6) and takes
+ *                      norm_eps_mode only.
+ *   sinkhorn_eps_mode  each normalising division v/s of the Sinkhorn steps becomes add
+ *                      v/(s + eps) (default), clamp v/max(s, eps), threshold v/s if s > eps
+ *                      else v, or zero v/s if s > eps else 0 (log domain: the same rules on
+ *                      logsumexp against log eps). The additive eps after the softmax start is
+ *                      kept in every mode. Backward: exact for the branch the forward took; at
+ *                      s == eps clamp takes v/s (the gradient flows through s, as
+ *                      torch.clamp(min = eps) does), threshold and zero their else branch
+ *                      (threshold: dX = dY; zero: dX = 0).
+ *   sinkhorn_order     col_first (default); row_first = the col_first projection of z^T,
+ *                      transposed back (the first step normalises rows).
+ *   exp_shift          exp and log starts: none (default), row_max or col_max: the start is
+ *                      exp(z - max) over each row or column of z itself (the shift is taken on z
+ *                      before any transposition). Backward: the exact gradient with the max a
+ *                      function of z (ties: the first index), i.e. dz[i][j*] -= sum_j dz'[i][j]
+ *                      at each line's argmax j*. Finite for logits of any size (the unshifted exp
+ *                      start overflows above ~709.78). Refused with the softmax start and the
+ *                      permutation mixture (a preset's value is dropped there).
+ *   The Sinkhorn knobs do nothing for the permutation and Kronecker mixtures and the
+ *   orthostochastic projection (like iters and eps); the norm knobs apply to every variant.
+ * Which path runs: a spec with every knob at its default (the four original presets, kromhc,
+ * ortho and liger) runs the fast path below (GEMM, 8-token Sinkhorn groups; the perm, kron and
+ * ortho projections are computed one token at a time inside it). A spec with any other knob value runs
+ * the per-token path (mhc__pre_fwd_tok / mhc__pre_bwd_tok: one token at a time in double, parallel
+ * over chunks of tokens, no GEMM and no groups; the parameter gradients still summed over tokens in
+ * order, so bitwise identical for any thread count). The CUDA unit takes every knob but norm_scope
+ * = stream, which it refuses with MHC_ERR_VALUE naming the knob.
  * Variants (MHC_SPEC.md Sec. 6): none (the plain residual, n = 1: layer_input = x,
  * out = x + f_out); hc (Hyper-Connections as the mHC paper's Eq. 5 restates them: per-stream
  * RMSNorm over C, tanh gates, unconstrained H_res; fn holds theta [n+2, C] = [pre | post | res]);
@@ -525,7 +585,8 @@ MHCDEF mhc_result mhc_gradcheck(mhc_tape *tp, mhc_loss_fn fn, mhc_tensor **input
  *
  * Sinkhorn backward: exact for the truncated iteration that was run (not the implicit
  * fixed-point gradient). Mode: RECOMPUTE. The backward recomputes the iterates of each token
- * from its logits into a small per-thread scratch ((2 iters + 4) n^2 doubles) and runs the
+ * from its logits into a small per-thread scratch ((2 iters + 4) n^2 doubles, 3 n^2 + n more with
+ * the Sinkhorn knobs) and runs the
  * exact reverse of every normalisation step; nothing per iteration is stored between forward
  * and backward. The tape op saves only the pre step's matmul results and rstd (m + 1 doubles
  * per token); the raw-array backward recomputes those too.
@@ -542,7 +603,9 @@ MHCDEF mhc_result mhc_gradcheck(mhc_tape *tp, mhc_loss_fn fn, mhc_tensor **input
  *   spreads through the column and row steps); with eps = 0, a row or column whose logits are all
  *   below ~ -745 underflows to 0 and gives 0/0 = NaN too (with eps > 0 it stays a zero line).
  *   Nothing is clamped and no error is returned (a clamp would silently change the mathematics);
- *   other tokens are unaffected. In the layer the logits are mix * scale[2] + base, and
+ *   other tokens are unaffected. exp_shift = row_max or col_max (the megatron and lucidrains
+ *   presets) starts from exp(z - max) instead: finite for any finite logits (tests/test_knobs.c
+ *   checks it at logits ~715). In the layer the logits are mix * scale[2] + base, and
  *   |mix| <= sqrt(n C) ||w_k|| (the RMS division bounds it), so this takes very large weights.
  *   MHC_PROJ_LOG runs the same iteration on log M with logsumexp: finite and exact for any finite
  *   logits, equal to the exp start wherever that does not overflow. The softmax start and the
@@ -570,6 +633,10 @@ typedef enum mhc_hc_preset {
     MHC_PRESET_LITE,
     MHC_PRESET_KROMHC,         /* KromHC (wz1119/KromHC): the Kronecker mixture, the peer's factors */
     MHC_PRESET_ORTHO,          /* orthostochastic (tokenbender/mHC-...): Newton-Schulz, 5 iterations */
+    MHC_PRESET_MEGATRON,       /* the peers' conventions (MHC_SPEC.md Sec. 8; README "Conventions") */
+    MHC_PRESET_LIGER,
+    MHC_PRESET_LUCIDRAINS,
+    MHC_PRESET_MHC_CU,
     MHC_PRESET_COUNT
 } mhc_hc_preset;
 
@@ -603,6 +670,45 @@ typedef enum mhc_orient {
     MHC_ORIENT_COUNT
 } mhc_orient;
 
+/* The convention knobs (MHC_SPEC.md Sec. 8; the doc block above). 0 is "the preset's value". */
+typedef enum mhc_norm_eps_mode {
+    MHC_NORM_EPS_PRESET = 0,
+    MHC_NORM_EPS_INSIDE,       /* rstd = 1/sqrt(mean(x^2) + norm_eps) */
+    MHC_NORM_EPS_OUTSIDE,      /* rstd = 1/(sqrt(mean(x^2)) + norm_eps) */
+    MHC_NORM_EPS_COUNT
+} mhc_norm_eps_mode;
+
+typedef enum mhc_norm_scope {
+    MHC_NORM_SCOPE_PRESET = 0,
+    MHC_NORM_SCOPE_FLAT,       /* one rstd per token over n*C values */
+    MHC_NORM_SCOPE_STREAM,     /* one rstd per stream over its C values */
+    MHC_NORM_SCOPE_COUNT
+} mhc_norm_scope;
+
+typedef enum mhc_sinkhorn_eps_mode {
+    MHC_SK_EPS_PRESET = 0,
+    MHC_SK_EPS_ADD,            /* v / (s + eps) */
+    MHC_SK_EPS_CLAMP,          /* v / max(s, eps) */
+    MHC_SK_EPS_THRESHOLD,      /* v / s if s > eps, else v */
+    MHC_SK_EPS_ZERO,           /* v / s if s > eps, else 0 */
+    MHC_SK_EPS_COUNT
+} mhc_sinkhorn_eps_mode;
+
+typedef enum mhc_sinkhorn_order {
+    MHC_SK_ORDER_PRESET = 0,
+    MHC_SK_COL_FIRST,          /* the first step normalises columns */
+    MHC_SK_ROW_FIRST,          /* the col_first projection of z^T, transposed back */
+    MHC_SK_ORDER_COUNT
+} mhc_sinkhorn_order;
+
+typedef enum mhc_exp_shift {
+    MHC_EXP_SHIFT_PRESET = 0,
+    MHC_EXP_SHIFT_NONE,        /* exp(z) */
+    MHC_EXP_SHIFT_ROW_MAX,     /* exp(z - max over each row of z) */
+    MHC_EXP_SHIFT_COL_MAX,     /* exp(z - max over each column of z) */
+    MHC_EXP_SHIFT_COUNT
+} mhc_exp_shift;
+
 /* What the user asks for: zero fields take the preset's value (MHC_ZERO for an actual 0). */
 typedef struct mhc_hc_config {
     mhc_hc_preset  preset;
@@ -617,6 +723,11 @@ typedef struct mhc_hc_config {
     int    kron_factors[MHC_KRON_MAX_FACTORS];   /* KromHC: a_1, a_2, ... (each 1..8, product n), ended
                                                     by the first 0; all 0: the preset's factors */
     int    ns_iters;           /* orthostochastic: Newton-Schulz iterations, 1..MHC_NS_MAX_ITERS */
+    mhc_norm_eps_mode     norm_eps_mode;       /* inside | outside the square root */
+    mhc_norm_scope        norm_scope;          /* flat | stream */
+    mhc_sinkhorn_eps_mode sinkhorn_eps_mode;   /* add | clamp | threshold | zero */
+    mhc_sinkhorn_order    sinkhorn_order;      /* col_first | row_first */
+    mhc_exp_shift         exp_shift;           /* none | row_max | col_max (exp and log starts) */
 } mhc_hc_config;
 
 /* What runs: every value explicit (from mhc_hc_resolve). */
@@ -636,6 +747,12 @@ typedef struct mhc_hc_spec {
     int    kron_count;         /* KRON: the number of factors K (else 0) */
     int    kron_factors[MHC_KRON_MAX_FACTORS];   /* KRON: a_1..a_K, product n (the rest 0) */
     int    ns_iters;           /* Newton-Schulz iterations (used by ORTHO) */
+    /* the convention knobs, explicit (in a spec built by hand, 0 counts as the default) */
+    mhc_norm_eps_mode     norm_eps_mode;
+    mhc_norm_scope        norm_scope;
+    mhc_sinkhorn_eps_mode sinkhorn_eps_mode;
+    mhc_sinkhorn_order    sinkhorn_order;
+    mhc_exp_shift         exp_shift;       /* NONE for the softmax start and the permutation mixture */
 } mhc_hc_spec;
 
 /* Resolve cfg (NULL: all defaults) for n streams into *out. Checks every knob: unknown enum
@@ -643,10 +760,13 @@ typedef struct mhc_hc_spec {
    ns_iters out of [1, MHC_NS_MAX_ITERS], n < 1, n > MHC_LITE_MAX_N for the permutation mixture,
    n != 1 for the NONE variant, and for the Kronecker mixture its factor list: each factor in
    1..MHC_LITE_MAX_N, at most MHC_KRON_MAX_FACTORS of them, nothing after the first 0, product n,
-   at most MHC_KRON_MAX_LOGITS logits (every message names the key kron_factors or ns_iters). */
+   at most MHC_KRON_MAX_LOGITS logits (every message names the key kron_factors or ns_iters),
+   and an explicit exp_shift with the softmax start, the permutation or Kronecker mixture or the
+   orthostochastic projection (each message names the knob). */
 MHCDEF mhc_result  mhc_hc_resolve(mhc_ctx *ctx, const mhc_hc_config *cfg, int n, mhc_hc_spec *out);
 MHCDEF const char *mhc_hc_preset_name(mhc_hc_preset p);      /* "dsv4", "tilekernels", "paper", "lite",
-                                                                "kromhc", "ortho" */
+                                                                "kromhc", "ortho", "megatron", "liger",
+                                                                "lucidrains", "mhc_cu" */
 MHCDEF const char *mhc_hc_variant_name(mhc_hc_variant v);    /* "none", "hc", "mhc", "lite", "kromhc",
                                                                 "ortho" */
 MHCDEF const char *mhc_projection_name(mhc_projection p);    /* "softmax", "exp", "log", "perm", "kron",
@@ -657,6 +777,17 @@ MHCDEF mhc_result  mhc_hc_preset_parse(mhc_ctx *ctx, const char *s, mhc_hc_prese
 MHCDEF mhc_result  mhc_hc_variant_parse(mhc_ctx *ctx, const char *s, mhc_hc_variant *out);
 MHCDEF mhc_result  mhc_projection_parse(mhc_ctx *ctx, const char *s, mhc_projection *out);
 MHCDEF mhc_result  mhc_orient_parse(mhc_ctx *ctx, const char *s, mhc_orient *out);
+/* The convention knobs' names, and their parsers (as above). */
+MHCDEF const char *mhc_norm_eps_mode_name(mhc_norm_eps_mode m);         /* "inside", "outside" */
+MHCDEF const char *mhc_norm_scope_name(mhc_norm_scope m);               /* "flat", "stream" */
+MHCDEF const char *mhc_sinkhorn_eps_mode_name(mhc_sinkhorn_eps_mode m); /* "add", "clamp", "threshold", "zero" */
+MHCDEF const char *mhc_sinkhorn_order_name(mhc_sinkhorn_order m);       /* "col_first", "row_first" */
+MHCDEF const char *mhc_exp_shift_name(mhc_exp_shift m);                 /* "none", "row_max", "col_max" */
+MHCDEF mhc_result  mhc_norm_eps_mode_parse(mhc_ctx *ctx, const char *s, mhc_norm_eps_mode *out);
+MHCDEF mhc_result  mhc_norm_scope_parse(mhc_ctx *ctx, const char *s, mhc_norm_scope *out);
+MHCDEF mhc_result  mhc_sinkhorn_eps_mode_parse(mhc_ctx *ctx, const char *s, mhc_sinkhorn_eps_mode *out);
+MHCDEF mhc_result  mhc_sinkhorn_order_parse(mhc_ctx *ctx, const char *s, mhc_sinkhorn_order *out);
+MHCDEF mhc_result  mhc_exp_shift_parse(mhc_ctx *ctx, const char *s, mhc_exp_shift *out);
 /* Rows of fn: s->m for a layer, n for the head (head != 0). */
 MHCDEF int         mhc_hc_fn_rows(const mhc_hc_spec *s, int head);
 /* n! for 1 <= n <= 12, else -1. */
@@ -681,13 +812,20 @@ MHCDEF mhc_result mhc_kron_forward(mhc_ctx *ctx, int nfactors, const int *factor
                                    const mhc_real *logits, int T);
 MHCDEF mhc_result mhc_kron_backward(mhc_ctx *ctx, int nfactors, const int *factors, mhc_real *d_logits,
                                     const mhc_real *d_out, const mhc_real *logits, int T);
+/* The same for a spec, with its convention knobs (sinkhorn_eps_mode, sinkhorn_order, exp_shift;
+   mhc_sinkhorn_* above are these with the defaults): logits [T, s->nres], out [T, n, n] (the
+   projection's result, before orientation). The backward accumulates into d_logits. */
+MHCDEF mhc_result mhc_hc_proj_forward(mhc_ctx *ctx, const mhc_hc_spec *s, mhc_real *out, const mhc_real *logits, int T);
+MHCDEF mhc_result mhc_hc_proj_backward(mhc_ctx *ctx, const mhc_hc_spec *s, mhc_real *d_logits, const mhc_real *d_out,
+                                       const mhc_real *logits, int T);
 
 /* ---- the layer on raw arrays ----
    x [T, n, C]; fn [m, n*C] (HC: theta [n+2, C]); scale [3]; base [m] (HC: [2n + n*n]);
    norm_weight [n*C] (HC: [C]) or NULL. Outputs: layer_input [T, C], h_pre [T, n],
    h_post [T, n], h_res [T, n, n] (the matrix A: out = A x + h_post f_out); h_pre, h_post and
    h_res may be NULL.
-   pre:  mix = (xf . w_k) * rsqrt(mean(xf^2) + norm_eps); h_pre = sigmoid(mix s0 + b) + pre_eps;
+   pre:  mix = (xf . w_k) * rsqrt(mean(xf^2) + norm_eps) (or with the norm knobs, norm_eps_mode and
+         norm_scope: the doc block above); h_pre = sigmoid(mix s0 + b) + pre_eps;
          h_post = sigmoid(mix s1 + b) post_mult; A = orient(project(mix s2 + b));
          layer_input = sum_i h_pre[i] x[i]                                  (MHC_SPEC.md Sec. 2)
    The backward functions ACCUMULATE into every non-NULL gradient; NULL incoming gradients
@@ -1057,6 +1195,13 @@ MHCDEF mhc_result mhc_cuda_kron_forward(mhc_cuda *cu, int nfactors, const int *f
                                         int T);
 MHCDEF mhc_result mhc_cuda_kron_backward(mhc_cuda *cu, int nfactors, const int *factors, float *d_logits,
                                          const float *d_out, const float *logits, int T);
+/* the projection of a spec with its Sinkhorn knobs (as mhc_hc_proj_*) */
+MHCDEF mhc_result mhc_cuda_hc_proj_forward(mhc_cuda *cu, const mhc_hc_spec *s, float *out, const float *logits, int T);
+MHCDEF mhc_result mhc_cuda_hc_proj_backward(mhc_cuda *cu, const mhc_hc_spec *s, float *d_logits, const float *d_out,
+                                            const float *logits, int T);
+/* The pre step and the head take every convention knob except norm_scope = stream (refused with
+   MHC_ERR_VALUE naming it): the per-token kernels run the shared block's projection of the spec
+   and mhc__rstd (norm_eps_mode). */
 MHCDEF mhc_result mhc_cuda_hc_pre_forward(mhc_cuda *cu, const mhc_hc_spec *s,
                                           float *layer_input, float *h_pre, float *h_post, float *h_res,
                                           const float *x, const float *fn, const float *scale,
@@ -1214,20 +1359,28 @@ MHCDEF mhc_result mhc_checkpoint_serialize(mhc_ctx *ctx, void *buf, size_t cap, 
  * The per-element and per-token code that mhc_cuda.cu runs on the device exactly as the CPU
  * runs it: this block is its only copy.
  *   mhc__adamw_elem                   AdamW on one element (the loop of mhc_adamw_step)
- *   mhc__sk_step, mhc__sk_step_back   one Sinkhorn row or column normalisation, and its reverse
+ *   mhc__sk_step, mhc__sk_step_back   one Sinkhorn row or column normalisation with an eps mode
+ *                                     (add, clamp, threshold, zero), and its reverse
  *   mhc__sk_fwd, mhc__sk_bwd          one token's Sinkhorn projection (softmax or exp start, the
- *                                     log domain) or permutation mixture, in double, and its
- *                                     exact backward (MHC_SPEC.md Sec. 3; docs/tour.md Sec. 5, 7)
+ *                                     log domain) or permutation mixture with the default
+ *                                     conventions, in double, and its exact backward
+ *                                     (MHC_SPEC.md Sec. 3; docs/tour.md Sec. 5, 7)
  *   mhc__kron_fwd, mhc__kron_bwd      the Kronecker mixture (KromHC), and its exact backward
  *   mhc__ortho_fwd, mhc__ortho_bwd    the orthostochastic projection (Newton-Schulz), and its
  *                                     exact backward (MHC_SPEC.md Sec. 8; docs/tour.md Sec. 7)
  *   mhc__proj_fwd, mhc__proj_bwd      every projection of a spec: one token's residual logits to
- *                                     its n x n matrix, dispatching to the above
+ *                                     its n x n matrix, with the convention knobs (eps mode,
+ *                                     row_first, exp shift; MHC_SPEC.md Sec. 8: the shifted,
+ *                                     transposed logits through mhc__sk_fwd_m, and back), or
+ *                                     dispatching to the kron and ortho kernels above
  *   mhc__proj_token                   one token of the standalone projection (mhc_sinkhorn_*,
- *                                     mhc_kron_*)
+ *                                     mhc_kron_*, mhc_hc_proj_*)
+ *   mhc__rstd                         the RMS factor of one line, eps inside or outside the root,
+ *                                     and its derivative
  *   mhc__gates_token                  one token's mHC gates and residual logits from its dots
  * The implementation (MHC_IMPLEMENTATION) calls them, and its grouped CPU path (mhc__proj_fwd_g,
- * 8 tokens in SIMD lanes, CPU only) repeats the projection's operations lane by lane.
+ * 8 tokens in SIMD lanes, CPU only, for the default conventions) repeats mhc__sk_fwd's operations
+ * lane by lane.
  * mhc_cuda.cu defines MHC_SHARED_IMPLEMENTATION and includes mhc.h a second time: that emits
  * this block alone, and under nvcc MHC__HD is __host__ __device__. Every function here is
  * static, so the CUDA unit and an implementation unit link side by side.
@@ -1313,34 +1466,58 @@ MHC__SHARED_FN size_t mhc__sk_doubles(mhc_projection proj, int n, int iters) {
     return ((size_t)mhc__proj_steps(proj, iters) + 4) * nn + (size_t)mhc__proj_steps(proj, iters) * (size_t)n + 8;
 }
 
-/* One Sinkhorn step: Y = X / (sum + eps) along rows (cols = 0) or columns (cols = 1) for the
-   exp/softmax forms, or Y = X - logaddexp(logsumexp(X), log eps) for the log form. den[n]
-   receives the denominators (log form: the logsumexp). */
-MHC__SHARED_FN void mhc__sk_step(double *Y, const double *X, int n, int cols, double eps, int logd, double *den) {
-    int i, j;
-    if (!logd) {
-        if (!cols) {
-            for (i = 0; i < n; i++) {
-                double s = 0.0;
-                for (j = 0; j < n; j++) s += X[i * n + j];
-                den[i] = s + eps;
-                for (j = 0; j < n; j++) Y[i * n + j] = X[i * n + j] / den[i];
+/* One Sinkhorn step: every line (row a when cols = 0, column a when cols = 1) of X divided by its
+   sum s, the division v/s taken as the eps mode says (MHC_SPEC.md Sec. 8):
+     add        Y = X / (s + eps)                     (the default)
+     clamp      Y = X / s if s >= eps, else X / eps    (v / max(s, eps))
+     threshold  Y = X / s if s > eps, else X
+     zero       Y = X / s if s > eps, else 0
+   or, for the log form (logd), the same on L = logsumexp of the line against log eps: add
+   Y = X - logaddexp(L, log eps); clamp X - L if L >= log eps, else X - log eps; threshold X - L if
+   L > log eps, else X; zero X - L if L > log eps, else -inf. den[n] receives each line's s (or L),
+   from which mhc__sk_step_back finds the branch again. With the add mode the operations are those
+   of the paper's T_c / T_r with the eps of Sec. 3. */
+MHC__SHARED_FN void mhc__sk_step(double *Y, const double *X, int n, int cols, double eps, int mode, int logd,
+                                 double *den) {
+    int a, j;
+    int si = cols ? n : 1;
+    double leps = eps > 0.0 ? log(eps) : -HUGE_VAL;
+    if (!logd && !cols && mode == MHC_SK_EPS_ADD) {
+        for (a = 0; a < n; a++) {           /* rows, the add mode: the line is contiguous */
+            double s = 0.0, d;
+            for (j = 0; j < n; j++) s += X[a * n + j];
+            den[a] = s;
+            d = s + eps;
+            for (j = 0; j < n; j++) Y[a * n + j] = X[a * n + j] / d;
+        }
+        return;
+    }
+    if (!logd && cols && mode == MHC_SK_EPS_ADD) {
+        int i;
+        for (j = 0; j < n; j++) {           /* columns, the add mode: sums first, then one pass */
+            double s = 0.0;
+            for (i = 0; i < n; i++) s += X[i * n + j];
+            den[j] = s;
+        }
+        for (i = 0; i < n; i++)
+            for (j = 0; j < n; j++) Y[i * n + j] = X[i * n + j] / (den[j] + eps);
+        return;
+    }
+    for (a = 0; a < n; a++) {
+        int o = cols ? a : a * n;
+        if (!logd) {
+            double s = 0.0;
+            for (j = 0; j < n; j++) s += X[o + j * si];
+            den[a] = s;
+            if (mode == MHC_SK_EPS_CLAMP) {
+                double d = s >= eps ? s : eps;
+                for (j = 0; j < n; j++) Y[o + j * si] = X[o + j * si] / d;
+            } else if (s > eps) {           /* threshold and zero: divide only when s > eps */
+                for (j = 0; j < n; j++) Y[o + j * si] = X[o + j * si] / s;
+            } else {
+                for (j = 0; j < n; j++) Y[o + j * si] = mode == MHC_SK_EPS_ZERO ? 0.0 : X[o + j * si];
             }
         } else {
-            for (j = 0; j < n; j++) {
-                double s = 0.0;
-                for (i = 0; i < n; i++) s += X[i * n + j];
-                den[j] = s + eps;
-            }
-            for (i = 0; i < n; i++)
-                for (j = 0; j < n; j++) Y[i * n + j] = X[i * n + j] / den[j];
-        }
-    } else {
-        double leps = eps > 0.0 ? log(eps) : -HUGE_VAL;
-        int a;
-        for (a = 0; a < n; a++) {
-            /* line a: row a (cols = 0) or column a (cols = 1) */
-            int si = cols ? n : 1, o = cols ? a : a * n;
             double mx = -HUGE_VAL, s = 0.0, lse, g;
             for (j = 0; j < n; j++) if (X[o + j * si] > mx) mx = X[o + j * si];
             if (mx == -HUGE_VAL) lse = -HUGE_VAL;
@@ -1349,29 +1526,56 @@ MHC__SHARED_FN void mhc__sk_step(double *Y, const double *X, int n, int cols, do
                 lse = mx + log(s);
             }
             den[a] = lse;
-            g = mhc__logaddexp(lse, leps);
+            if (mode == MHC_SK_EPS_ADD) g = mhc__logaddexp(lse, leps);
+            else if (mode == MHC_SK_EPS_CLAMP) g = lse >= leps ? lse : leps;
+            else if (lse > leps) g = lse;
+            else {
+                for (j = 0; j < n; j++) Y[o + j * si] = mode == MHC_SK_EPS_ZERO ? -HUGE_VAL : X[o + j * si];
+                continue;
+            }
             for (j = 0; j < n; j++) Y[o + j * si] = X[o + j * si] - g;
         }
     }
 }
 
-/* Reverse of one step: dX from dY (X, Y, den as the forward left them). */
+/* Reverse of one step: dX from dY (X, Y, den as the forward left them), for the branch the
+   forward took on each line (see mhc__sk_step; at s == eps: clamp the division by s, threshold
+   and zero their else branch). */
 MHC__SHARED_FN void mhc__sk_step_back(double *dX, const double *dY, const double *X, const double *Y, int n, int cols,
-                              double eps, int logd, const double *den) {
+                                      double eps, int mode, int logd, const double *den) {
     int a, j;
     int si = cols ? n : 1;
+    double leps = eps > 0.0 ? log(eps) : -HUGE_VAL;
     for (a = 0; a < n; a++) {
         int o = cols ? a : a * n;
         double dot = 0.0;
         if (!logd) {
-            /* Y = X / d, d = sum(X) + eps:  dX = (dY - sum(dY Y)) / d */
+            /* Y = X / d with d = s (+ eps), s = sum(X):  dX = (dY - sum(dY Y)) / d;
+               Y = X / eps: dX = dY / eps;  Y = X: dX = dY;  Y = 0: dX = 0 */
+            double s = den[a], d;
+            if (mode == MHC_SK_EPS_ADD) d = s + eps;
+            else if (mode == MHC_SK_EPS_CLAMP ? s >= eps : s > eps) d = s;
+            else {
+                for (j = 0; j < n; j++)
+                    dX[o + j * si] = mode == MHC_SK_EPS_CLAMP ? dY[o + j * si] / eps
+                                   : mode == MHC_SK_EPS_ZERO ? 0.0 : dY[o + j * si];
+                continue;
+            }
             for (j = 0; j < n; j++) dot += dY[o + j * si] * Y[o + j * si];
-            for (j = 0; j < n; j++) dX[o + j * si] = (dY[o + j * si] - dot) / den[a];
+            for (j = 0; j < n; j++) dX[o + j * si] = (dY[o + j * si] - dot) / d;
         } else {
-            /* Y = X - g(lse), g' = exp(lse) / (exp(lse) + eps):  dX = dY - softmax(X) g' sum(dY) */
+            /* Y = X - g(L), L = logsumexp(X):  dX = dY - softmax(X) g'(L) sum(dY), g' = exp(L) / (exp(L) + eps)
+               for add, 1 where the line is divided by its own sum; Y = X - log eps or X: dX = dY; -inf: 0 */
             double lse = den[a], gp;
-            if (eps > 0.0) gp = lse == -HUGE_VAL ? 0.0 : mhc__sigmoid(lse - log(eps));
-            else gp = 1.0;
+            if (mode == MHC_SK_EPS_ADD) {
+                if (eps > 0.0) gp = lse == -HUGE_VAL ? 0.0 : mhc__sigmoid(lse - log(eps));
+                else gp = 1.0;
+            } else if (mode == MHC_SK_EPS_CLAMP ? lse >= leps : lse > leps) {
+                gp = 1.0;
+            } else {
+                for (j = 0; j < n; j++) dX[o + j * si] = mode == MHC_SK_EPS_ZERO ? 0.0 : dY[o + j * si];
+                continue;
+            }
             for (j = 0; j < n; j++) dot += dY[o + j * si];
             for (j = 0; j < n; j++) {
                 double p = lse == -HUGE_VAL ? 0.0 : exp(X[o + j * si] - lse);
@@ -1381,9 +1585,11 @@ MHC__SHARED_FN void mhc__sk_step_back(double *dX, const double *dY, const double
     }
 }
 
-/* Forward of one token's Sinkhorn projection or permutation mixture: z [nres] -> out [n*n]; w:
-   scratch (mhc__sk_doubles) left holding the iterates for mhc__sk_bwd. */
-MHC__SHARED_FN void mhc__sk_fwd(mhc_projection proj, int n, int iters, double eps, const double *z, double *out, double *w) {
+/* Forward of one token's projection with the default conventions, columns first and the eps mode
+   `mode` (the permutation mixture ignores iters, eps and mode): z [nres] -> out [n*n]; w: scratch
+   (mhc__sk_doubles) left holding the iterates for mhc__sk_bwd_m. */
+MHC__SHARED_FN void mhc__sk_fwd_m(mhc_projection proj, int n, int iters, double eps, int mode, const double *z,
+                                  double *out, double *w) {
     size_t nn = (size_t)n * (size_t)n, k;
     int i, j, s, nsteps;
     double *it, *den, *P;
@@ -1420,7 +1626,7 @@ MHC__SHARED_FN void mhc__sk_fwd(mhc_projection proj, int n, int iters, double ep
         for (k = 0; k < nn; k++) it[k] = z[k];
     }
     for (s = 1; s <= nsteps; s++)
-        mhc__sk_step(it + (size_t)s * nn, it + (size_t)(s - 1) * nn, n, s & 1, eps, proj == MHC_PROJ_LOG,
+        mhc__sk_step(it + (size_t)s * nn, it + (size_t)(s - 1) * nn, n, s & 1, eps, mode, proj == MHC_PROJ_LOG,
                      den + (size_t)(s - 1) * (size_t)n);
     if (proj == MHC_PROJ_LOG)
         for (k = 0; k < nn; k++) out[k] = exp(it[(size_t)nsteps * nn + k]);
@@ -1428,15 +1634,14 @@ MHC__SHARED_FN void mhc__sk_fwd(mhc_projection proj, int n, int iters, double ep
         for (k = 0; k < nn; k++) out[k] = it[(size_t)nsteps * nn + k];
 }
 
-/* Backward of one token's Sinkhorn projection or permutation mixture: dz [nres] =
-   d(sum dout * out)/dz, written (not added). Recomputes the forward iterates into w first.
-   out_tmp: n*n doubles. */
-MHC__SHARED_FN void mhc__sk_bwd(mhc_projection proj, int n, int iters, double eps, const double *z, const double *dout,
-                                double *dz, double *w, double *out_tmp) {
+/* Its backward: dz [nres] = d(sum dout * out)/dz, written (not added). Recomputes the forward
+   iterates into w first. out_tmp: n*n doubles. */
+MHC__SHARED_FN void mhc__sk_bwd_m(mhc_projection proj, int n, int iters, double eps, int mode, const double *z,
+                                  const double *dout, double *dz, double *w, double *out_tmp) {
     size_t nn = (size_t)n * (size_t)n, k;
     int i, j, s, nsteps;
     double *it, *den, *P, *g, *g2;
-    mhc__sk_fwd(proj, n, iters, eps, z, out_tmp, w);
+    mhc__sk_fwd_m(proj, n, iters, eps, mode, z, out_tmp, w);
     if (proj == MHC_PROJ_PERM) {
         long K = mhc__perm_count(n), q;
         int p[MHC_LITE_MAX_N];
@@ -1464,7 +1669,7 @@ MHC__SHARED_FN void mhc__sk_bwd(mhc_projection proj, int n, int iters, double ep
         for (k = 0; k < nn; k++) g[k] = dout[k];
     for (s = nsteps; s >= 1; s--) {
         double *t;
-        mhc__sk_step_back(g2, g, it + (size_t)(s - 1) * nn, it + (size_t)s * nn, n, s & 1, eps,
+        mhc__sk_step_back(g2, g, it + (size_t)(s - 1) * nn, it + (size_t)s * nn, n, s & 1, eps, mode,
                           proj == MHC_PROJ_LOG, den + (size_t)(s - 1) * (size_t)n);
         t = g; g = g2; g2 = t;
     }
@@ -1710,39 +1915,161 @@ MHC__SHARED_FN void mhc__ortho_bwd(int n, int K, const double *z, const double *
     for (k = 0; k < nn; k++) dz[k] = sc * G[k] - (nrm > 0.0 ? sc * sc * dot * z[k] / nrm : 0.0);
 }
 
-/* ---- every projection of a spec, one token ----
+/* The default conventions (eps added, columns first, no shift): mhc__sk_fwd_m / _bwd_m with the
+   add mode. These are the projections of MHC_SPEC.md Sec. 3 exactly as the grouped CPU path
+   (mhc__proj_fwd_g) repeats them lane by lane. */
+MHC__SHARED_FN void mhc__sk_fwd(mhc_projection proj, int n, int iters, double eps, const double *z, double *out,
+                                double *w) {
+    mhc__sk_fwd_m(proj, n, iters, eps, MHC_SK_EPS_ADD, z, out, w);
+}
+MHC__SHARED_FN void mhc__sk_bwd(mhc_projection proj, int n, int iters, double eps, const double *z, const double *dout,
+                                double *dz, double *w, double *out_tmp) {
+    mhc__sk_bwd_m(proj, n, iters, eps, MHC_SK_EPS_ADD, z, dout, dz, w, out_tmp);
+}
+
+/* ---- every projection of a spec, one token, with its convention knobs (MHC_SPEC.md Sec. 8) ----
    The layer (references, fast path, CUDA unit) and the standalone projections call these; they
-   dispatch on s->projection: the Sinkhorn forms and the permutation mixture (mhc__sk_*, with
-   s->iters and s->sinkhorn_eps), the Kronecker mixture (mhc__kron_*, s->kron_factors) and the
-   orthostochastic projection (mhc__ortho_*, s->ns_iters). s needs projection, n, nres and the
-   projection's own fields (a resolved spec, or one made by mhc__proj_spec_make). */
+   dispatch on s->projection: the Kronecker mixture (mhc__kron_*, s->kron_factors), the
+   orthostochastic projection (mhc__ortho_*, s->ns_iters), and the Sinkhorn forms and the
+   permutation mixture (mhc__sk_*, with s->iters, s->sinkhorn_eps and the three Sinkhorn knobs).
+   s needs projection, n, nres and the projection's own fields (a resolved spec, or one made by
+   mhc__proj_spec_make; 0 in a knob counts as its default). */
+
+/* Whether s asks for the default Sinkhorn conventions (then the projection is mhc__sk_fwd /
+   mhc__sk_bwd, bit for bit; the permutation and Kronecker mixtures and the orthostochastic
+   projection have no Sinkhorn steps: always). */
+MHC__SHARED_FN int mhc__sk_plain(const mhc_hc_spec *s) {
+    if (s->projection == MHC_PROJ_PERM || s->projection == MHC_PROJ_KRON || s->projection == MHC_PROJ_ORTHO) return 1;
+    return (s->sinkhorn_eps_mode == MHC_SK_EPS_PRESET || s->sinkhorn_eps_mode == MHC_SK_EPS_ADD) &&
+           s->sinkhorn_order != MHC_SK_ROW_FIRST &&
+           (s->exp_shift == MHC_EXP_SHIFT_PRESET || s->exp_shift == MHC_EXP_SHIFT_NONE ||
+            s->projection == MHC_PROJ_SOFTMAX);
+}
+
+/* Whether the norm knobs are the defaults (inside, flat). */
+MHC__SHARED_FN int mhc__norm_plain(const mhc_hc_spec *s) {
+    return s->norm_eps_mode != MHC_NORM_EPS_OUTSIDE && s->norm_scope != MHC_NORM_SCOPE_STREAM;
+}
+
+/* The eps mode of s as mhc__sk_step takes it (0 = the default, add). */
+MHC__SHARED_FN int mhc__sk_mode(const mhc_hc_spec *s) {
+    return s->sinkhorn_eps_mode == MHC_SK_EPS_PRESET ? (int)MHC_SK_EPS_ADD : (int)s->sinkhorn_eps_mode;
+}
 
 /* Whether the layer's A is comb^T (orientation comb_t): not for the mixtures built directly. */
 MHC__SHARED_FN int mhc__proj_transposed(const mhc_hc_spec *s) {
     return s->projection != MHC_PROJ_PERM && s->projection != MHC_PROJ_KRON && s->orient == MHC_ORIENT_COMB_T;
 }
 
-/* Doubles of scratch one token's projection needs (forward and backward). */
+/* Doubles of scratch one token's projection of s needs (forward and backward): the default one's,
+   and for the knobs the prepared logits zt, the inner result or gradient, and the argmax of each line. */
 MHC__SHARED_FN size_t mhc__proj_doubles(const mhc_hc_spec *s) {
+    size_t nn = (size_t)s->n * (size_t)s->n, d = mhc__sk_doubles(s->projection, s->n, s->iters);
     if (s->projection == MHC_PROJ_KRON) return mhc__kron_doubles(s);
     if (s->projection == MHC_PROJ_ORTHO) return mhc__ortho_doubles(s->n, s->ns_iters);
-    return mhc__sk_doubles(s->projection, s->n, s->iters);
+    return mhc__sk_plain(s) ? d : d + 3 * nn + (size_t)s->n + 8;
+}
+
+/* The knobs' start: zt = the logits after the exp shift (each row's or column's max subtracted,
+   argmax[line] = the first index of the max), transposed for row_first. */
+MHC__SHARED_FN void mhc__proj_prep(const mhc_hc_spec *s, const double *z, double *zt, double *argmax) {
+    int n = s->n, i, j, shift = s->projection == MHC_PROJ_SOFTMAX ? 0 : (int)s->exp_shift;
+    int tr = s->sinkhorn_order == MHC_SK_ROW_FIRST;
+    for (i = 0; i < n; i++)
+        for (j = 0; j < n; j++) zt[tr ? j * n + i : i * n + j] = z[i * n + j];
+    if (shift == MHC_EXP_SHIFT_ROW_MAX || shift == MHC_EXP_SHIFT_COL_MAX) {
+        int rows = shift == MHC_EXP_SHIFT_ROW_MAX, a;
+        for (a = 0; a < n; a++) {            /* line a of z: row a (row_max) or column a (col_max) */
+            int best = 0, q;
+            double mx;
+            for (q = 1; q < n; q++)
+                if ((rows ? z[a * n + q] : z[q * n + a]) > (rows ? z[a * n + best] : z[best * n + a])) best = q;
+            mx = rows ? z[a * n + best] : z[best * n + a];
+            argmax[a] = (double)best;
+            for (q = 0; q < n; q++) {
+                int i0 = rows ? a : q, j0 = rows ? q : a;         /* element (i0, j0) of z */
+                zt[tr ? j0 * n + i0 : i0 * n + j0] -= mx;
+            }
+        }
+    }
 }
 
 /* Forward of one token's projection: z [s->nres] -> out [n*n]; w: mhc__proj_doubles scratch. */
 MHC__SHARED_FN void mhc__proj_fwd(const mhc_hc_spec *s, const double *z, double *out, double *w) {
-    if (s->projection == MHC_PROJ_KRON) mhc__kron_fwd(s, z, out, w);
-    else if (s->projection == MHC_PROJ_ORTHO) mhc__ortho_fwd(s->n, s->ns_iters, z, out, w);
-    else mhc__sk_fwd(s->projection, s->n, s->iters, s->sinkhorn_eps, z, out, w);
+    size_t nn = (size_t)s->n * (size_t)s->n, k;
+    int n = s->n, i, j;
+    double *zt, *o, *am;
+    if (s->projection == MHC_PROJ_KRON) { mhc__kron_fwd(s, z, out, w); return; }
+    if (s->projection == MHC_PROJ_ORTHO) { mhc__ortho_fwd(n, s->ns_iters, z, out, w); return; }
+    if (mhc__sk_plain(s)) {
+        mhc__sk_fwd(s->projection, s->n, s->iters, s->sinkhorn_eps, z, out, w);
+        return;
+    }
+    zt = w + mhc__sk_doubles(s->projection, n, s->iters);
+    o = zt + nn;
+    am = o + nn;
+    mhc__proj_prep(s, z, zt, am);
+    mhc__sk_fwd_m(s->projection, n, s->iters, s->sinkhorn_eps, mhc__sk_mode(s), zt, o, w);
+    if (s->sinkhorn_order == MHC_SK_ROW_FIRST)
+        for (i = 0; i < n; i++)
+            for (j = 0; j < n; j++) out[i * n + j] = o[j * n + i];
+    else
+        for (k = 0; k < nn; k++) out[k] = o[k];
 }
 
 /* Backward of one token's projection: dz [s->nres] = d(sum dout * out)/dz, written (not added);
-   recomputes the forward into w. out_tmp: n*n doubles. */
+   recomputes the forward into w. out_tmp: n*n doubles. The shift's own term: z' = z - max(line),
+   so dz[line's argmax] -= sum over the line of dz'. */
 MHC__SHARED_FN void mhc__proj_bwd(const mhc_hc_spec *s, const double *z, const double *dout, double *dz, double *w,
                                   double *out_tmp) {
-    if (s->projection == MHC_PROJ_KRON) mhc__kron_bwd(s, z, dout, dz, w, out_tmp);
-    else if (s->projection == MHC_PROJ_ORTHO) mhc__ortho_bwd(s->n, s->ns_iters, z, dout, dz, w, out_tmp);
-    else mhc__sk_bwd(s->projection, s->n, s->iters, s->sinkhorn_eps, z, dout, dz, w, out_tmp);
+    size_t nn = (size_t)s->n * (size_t)s->n;
+    int n = s->n, i, j, tr = s->sinkhorn_order == MHC_SK_ROW_FIRST, shift;
+    double *zt, *g, *am;
+    if (s->projection == MHC_PROJ_KRON) { mhc__kron_bwd(s, z, dout, dz, w, out_tmp); return; }
+    if (s->projection == MHC_PROJ_ORTHO) { mhc__ortho_bwd(n, s->ns_iters, z, dout, dz, w, out_tmp); return; }
+    if (mhc__sk_plain(s)) {
+        mhc__sk_bwd(s->projection, s->n, s->iters, s->sinkhorn_eps, z, dout, dz, w, out_tmp);
+        return;
+    }
+    zt = w + mhc__sk_doubles(s->projection, n, s->iters);
+    g = zt + nn;
+    am = g + nn;
+    mhc__proj_prep(s, z, zt, am);
+    for (i = 0; i < n; i++)                  /* d(inner result) = dout, transposed for row_first */
+        for (j = 0; j < n; j++) g[i * n + j] = tr ? dout[j * n + i] : dout[i * n + j];
+    mhc__sk_bwd_m(s->projection, n, s->iters, s->sinkhorn_eps, mhc__sk_mode(s), zt, g, out_tmp, w, dz);
+    /* out_tmp now holds d zt; untranspose into dz */
+    for (i = 0; i < n; i++)
+        for (j = 0; j < n; j++) dz[i * n + j] = tr ? out_tmp[j * n + i] : out_tmp[i * n + j];
+    shift = s->projection == MHC_PROJ_SOFTMAX ? 0 : (int)s->exp_shift;
+    if (shift == MHC_EXP_SHIFT_ROW_MAX || shift == MHC_EXP_SHIFT_COL_MAX) {
+        int rows = shift == MHC_EXP_SHIFT_ROW_MAX, a, q;
+        for (a = 0; a < n; a++) {
+            double sum = 0.0;
+            int best = (int)am[a];
+            for (q = 0; q < n; q++) sum += rows ? dz[a * n + q] : dz[q * n + a];
+            if (rows) dz[a * n + best] -= sum;
+            else dz[best * n + a] -= sum;
+        }
+    }
+}
+
+/* A spec for the standalone projection (mhc_sinkhorn_* and their CUDA twins): projection, n,
+   nres, iters (also ns_iters, for ortho), eps, the variant of the projection, orientation h; the
+   knobs at their defaults. The Kronecker mixture's factors are set by the caller. */
+MHC__SHARED_FN void mhc__proj_spec_make(mhc_hc_spec *s, mhc_projection proj, int n, int iters, double eps) {
+    size_t k;
+    unsigned char *b = (unsigned char *)s;
+    for (k = 0; k < sizeof *s; k++) b[k] = 0;
+    s->variant = proj == MHC_PROJ_PERM ? MHC_VARIANT_LITE : proj == MHC_PROJ_KRON ? MHC_VARIANT_KROMHC :
+                 proj == MHC_PROJ_ORTHO ? MHC_VARIANT_ORTHO : MHC_VARIANT_MHC;
+    s->projection = proj;
+    s->orient = MHC_ORIENT_H;
+    s->n = n;
+    s->nres = proj == MHC_PROJ_PERM ? (int)mhc__perm_count(n) : n * n;
+    s->iters = iters;
+    s->ns_iters = iters;
+    s->sinkhorn_eps = eps;
 }
 
 /* ---- mHC: one token of the standalone projection, and one token's gates ---- */
@@ -1754,7 +2081,7 @@ MHC__SHARED_FN size_t mhc__proj_token_doubles(const mhc_hc_spec *s) {
     return mhc__proj_doubles(s) + 2 * nres + 2 * nn;
 }
 
-/* One token of mhc_sinkhorn_forward / _backward and mhc_kron_forward / _backward (and of their
+/* One token of mhc_sinkhorn_forward / _backward, mhc_kron_* and mhc_hc_proj_* (and of their
    CUDA twins): out [n*n] = project(logits [nres]), or, when d_out [n*n] is given,
    d_logits [nres] += the gradient; w: mhc__proj_token_doubles scratch. */
 MHC__SHARED_FN void mhc__proj_token(const mhc_hc_spec *s, const mhc_real *logits, mhc_real *out, mhc_real *d_logits,
@@ -1770,6 +2097,24 @@ MHC__SHARED_FN void mhc__proj_token(const mhc_hc_spec *s, const mhc_real *logits
         mhc__proj_bwd(s, z, g, dz, w, o);
         for (k = 0; k < nres; k++) d_logits[k] += (mhc_real)dz[k];
     }
+}
+
+/* ---- mHC: the norm of one line (MHC_SPEC.md Sec. 2 step 1 and Sec. 8) ----
+   rstd of len values with sum of squares ss: inside 1/sqrt(ss/len + eps), outside
+   1/(sqrt(ss/len) + eps). *g (when not NULL) receives d rstd / d x_j divided by x_j: inside
+   -rstd^3/len, outside -rstd^2/(len sqrt(ss/len)), and 0 at ss = 0 (outside: the subgradient 0
+   of the norm at 0, as torch's norm backward takes it). */
+MHC__SHARED_FN double mhc__rstd(double ss, int len, double eps, int outside, double *g) {
+    double r;
+    if (!outside) {
+        r = 1.0 / sqrt(ss / (double)len + eps);
+        if (g) *g = -r * r * r / (double)len;
+    } else {
+        double rms = sqrt(ss / (double)len);
+        r = 1.0 / (rms + eps);
+        if (g) *g = rms > 0.0 ? -r * r / ((double)len * rms) : 0.0;
+    }
+    return r;
 }
 
 /* mHC/lite/head, one token: the gates and the residual logits from its dots dot[m] and rstd
@@ -3749,11 +4094,17 @@ done:
  * ========================================================================================= */
 
 static const char *const mhc__preset_names[MHC_PRESET_COUNT] = {"dsv4", "tilekernels", "paper", "lite", "kromhc",
-                                                                 "ortho"};
+                                                                 "ortho", "megatron", "liger", "lucidrains",
+                                                                 "mhc_cu"};
 static const char *const mhc__variant_names[MHC_VARIANT_COUNT] = {"preset", "none", "hc", "mhc", "lite", "kromhc",
                                                                   "ortho"};
 static const char *const mhc__proj_names[MHC_PROJ_COUNT] = {"preset", "softmax", "exp", "log", "perm", "kron", "ortho"};
 static const char *const mhc__orient_names[MHC_ORIENT_COUNT] = {"preset", "h", "comb_t"};
+static const char *const mhc__norm_eps_mode_names[MHC_NORM_EPS_COUNT] = {"preset", "inside", "outside"};
+static const char *const mhc__norm_scope_names[MHC_NORM_SCOPE_COUNT] = {"preset", "flat", "stream"};
+static const char *const mhc__sk_eps_names[MHC_SK_EPS_COUNT] = {"preset", "add", "clamp", "threshold", "zero"};
+static const char *const mhc__sk_order_names[MHC_SK_ORDER_COUNT] = {"preset", "col_first", "row_first"};
+static const char *const mhc__exp_shift_names[MHC_EXP_SHIFT_COUNT] = {"preset", "none", "row_max", "col_max"};
 
 MHCDEF const char *mhc_hc_preset_name(mhc_hc_preset p) {
     return ((int)p >= 0 && p < MHC_PRESET_COUNT) ? mhc__preset_names[p] : "?";
@@ -3766,6 +4117,21 @@ MHCDEF const char *mhc_projection_name(mhc_projection p) {
 }
 MHCDEF const char *mhc_orient_name(mhc_orient o) {
     return ((int)o >= 0 && o < MHC_ORIENT_COUNT) ? mhc__orient_names[o] : "?";
+}
+MHCDEF const char *mhc_norm_eps_mode_name(mhc_norm_eps_mode m) {
+    return ((int)m >= 0 && m < MHC_NORM_EPS_COUNT) ? mhc__norm_eps_mode_names[m] : "?";
+}
+MHCDEF const char *mhc_norm_scope_name(mhc_norm_scope m) {
+    return ((int)m >= 0 && m < MHC_NORM_SCOPE_COUNT) ? mhc__norm_scope_names[m] : "?";
+}
+MHCDEF const char *mhc_sinkhorn_eps_mode_name(mhc_sinkhorn_eps_mode m) {
+    return ((int)m >= 0 && m < MHC_SK_EPS_COUNT) ? mhc__sk_eps_names[m] : "?";
+}
+MHCDEF const char *mhc_sinkhorn_order_name(mhc_sinkhorn_order m) {
+    return ((int)m >= 0 && m < MHC_SK_ORDER_COUNT) ? mhc__sk_order_names[m] : "?";
+}
+MHCDEF const char *mhc_exp_shift_name(mhc_exp_shift m) {
+    return ((int)m >= 0 && m < MHC_EXP_SHIFT_COUNT) ? mhc__exp_shift_names[m] : "?";
 }
 
 /* Index of s in names[first..count), or -1. */
@@ -3791,7 +4157,8 @@ static mhc_result mhc__parse_name(mhc_ctx *ctx, const char *fn, const char *what
 MHCDEF mhc_result mhc_hc_preset_parse(mhc_ctx *ctx, const char *s, mhc_hc_preset *out) {
     int i = 0;
     mhc_result r = mhc__parse_name(ctx, "mhc_hc_preset_parse", "preset", mhc__preset_names, 0, MHC_PRESET_COUNT,
-                                   "dsv4, tilekernels, paper, lite, kromhc or ortho", s, out ? &i : NULL);
+                                   "dsv4, tilekernels, paper, lite, kromhc, ortho, megatron, liger, lucidrains "
+                                   "or mhc_cu", s, out ? &i : NULL);
     if (r == MHC_OK) *out = (mhc_hc_preset)i;
     return r;
 }
@@ -3817,6 +4184,42 @@ MHCDEF mhc_result mhc_orient_parse(mhc_ctx *ctx, const char *s, mhc_orient *out)
     return r;
 }
 
+MHCDEF mhc_result mhc_norm_eps_mode_parse(mhc_ctx *ctx, const char *s, mhc_norm_eps_mode *out) {
+    int i = 0;
+    mhc_result r = mhc__parse_name(ctx, "mhc_norm_eps_mode_parse", "norm_eps_mode", mhc__norm_eps_mode_names, 1,
+                                   MHC_NORM_EPS_COUNT, "inside or outside", s, out ? &i : NULL);
+    if (r == MHC_OK) *out = (mhc_norm_eps_mode)i;
+    return r;
+}
+MHCDEF mhc_result mhc_norm_scope_parse(mhc_ctx *ctx, const char *s, mhc_norm_scope *out) {
+    int i = 0;
+    mhc_result r = mhc__parse_name(ctx, "mhc_norm_scope_parse", "norm_scope", mhc__norm_scope_names, 1,
+                                   MHC_NORM_SCOPE_COUNT, "flat or stream", s, out ? &i : NULL);
+    if (r == MHC_OK) *out = (mhc_norm_scope)i;
+    return r;
+}
+MHCDEF mhc_result mhc_sinkhorn_eps_mode_parse(mhc_ctx *ctx, const char *s, mhc_sinkhorn_eps_mode *out) {
+    int i = 0;
+    mhc_result r = mhc__parse_name(ctx, "mhc_sinkhorn_eps_mode_parse", "sinkhorn_eps_mode", mhc__sk_eps_names, 1,
+                                   MHC_SK_EPS_COUNT, "add, clamp, threshold or zero", s, out ? &i : NULL);
+    if (r == MHC_OK) *out = (mhc_sinkhorn_eps_mode)i;
+    return r;
+}
+MHCDEF mhc_result mhc_sinkhorn_order_parse(mhc_ctx *ctx, const char *s, mhc_sinkhorn_order *out) {
+    int i = 0;
+    mhc_result r = mhc__parse_name(ctx, "mhc_sinkhorn_order_parse", "sinkhorn_order", mhc__sk_order_names, 1,
+                                   MHC_SK_ORDER_COUNT, "col_first or row_first", s, out ? &i : NULL);
+    if (r == MHC_OK) *out = (mhc_sinkhorn_order)i;
+    return r;
+}
+MHCDEF mhc_result mhc_exp_shift_parse(mhc_ctx *ctx, const char *s, mhc_exp_shift *out) {
+    int i = 0;
+    mhc_result r = mhc__parse_name(ctx, "mhc_exp_shift_parse", "exp_shift", mhc__exp_shift_names, 1,
+                                   MHC_EXP_SHIFT_COUNT, "none, row_max or col_max", s, out ? &i : NULL);
+    if (r == MHC_OK) *out = (mhc_exp_shift)i;
+    return r;
+}
+
 MHCDEF long mhc_perm_count(int n) { return mhc__perm_count(n); }
 
 /* The preset table (MHC_SPEC.md Sec. 4). */
@@ -3826,11 +4229,18 @@ typedef struct mhc__preset_row {
     int iters;
     mhc_orient orient;
     int ns_iters;              /* Newton-Schulz iterations (when the projection is ortho) */
+    mhc_norm_eps_mode norm_eps_mode;
+    mhc_norm_scope norm_scope;
+    mhc_sinkhorn_eps_mode sk_eps_mode;
+    mhc_sinkhorn_order sk_order;
+    mhc_exp_shift exp_shift;
 } mhc__preset_row;
 
 static mhc__preset_row mhc__preset_get(mhc_hc_preset p) {
     mhc__preset_row r;
     r.ns_iters = 5;            /* the orthostochastic peer's ns_steps, in every preset */
+    r.norm_eps_mode = MHC_NORM_EPS_INSIDE; r.norm_scope = MHC_NORM_SCOPE_FLAT;
+    r.sk_eps_mode = MHC_SK_EPS_ADD; r.sk_order = MHC_SK_COL_FIRST; r.exp_shift = MHC_EXP_SHIFT_NONE;
     switch (p) {
     default:
     case MHC_PRESET_DSV4:
@@ -3857,6 +4267,38 @@ static mhc__preset_row mhc__preset_get(mhc_hc_preset p) {
            static softmax gates are not an mHC gate), with the paper's norm_eps, pre_eps, post_mult */
         r.norm_eps = 1e-20; r.pre_eps = 0.0; r.post_mult = 2.0; r.sinkhorn_eps = 0.0;
         r.proj = MHC_PROJ_ORTHO; r.iters = 20; r.orient = MHC_ORIENT_COMB_T; break;
+    /* the peers (README "Conventions" names the file and snapshot each one reproduces) */
+    case MHC_PRESET_MEGATRON:
+        /* hyper_connection.py: r = 1/(||x||/sqrt(nC) + 1e-6); h_pre = sigmoid, h_post = 2 sigmoid;
+           SinkhornKnopp: exp(H - rowmax), then 20 x (rows, columns), each sum clamp(min = 1e-6);
+           out = H_res @ residual */
+        r.norm_eps = 1e-6; r.pre_eps = 0.0; r.post_mult = 2.0; r.sinkhorn_eps = 1e-6;
+        r.proj = MHC_PROJ_EXP; r.iters = 20; r.orient = MHC_ORIENT_H;
+        r.norm_eps_mode = MHC_NORM_EPS_OUTSIDE; r.sk_eps_mode = MHC_SK_EPS_CLAMP; r.sk_order = MHC_SK_ROW_FIRST;
+        r.exp_shift = MHC_EXP_SHIFT_ROW_MAX; break;
+    case MHC_PRESET_LIGER:
+        /* ops/mhc.py: mix = (x @ phi) rsqrt(mean(x^2) + 1e-6); softmax start, then columns,
+           (tmax - 1) x (rows, columns), eps 1e-6 added; pre_eps 0, post_mult 2;
+           x_out[o] = sum_i h_res[o,i] x[i] */
+        r.norm_eps = 1e-6; r.pre_eps = 0.0; r.post_mult = 2.0; r.sinkhorn_eps = 1e-6;
+        r.proj = MHC_PROJ_SOFTMAX; r.iters = 20; r.orient = MHC_ORIENT_H; break;
+    case MHC_PRESET_LUCIDRAINS:
+        /* mHCv2.py: per-stream F.normalize(x) sqrt(d) (gamma + 1); exp(H - colmax), then 20 x
+           (l1norm over dim -2, over dim -1), F.normalize's eps 1e-12 a clamp; the branch input and
+           the new streams sum over the first index of H (A = H^T); sigmoid pre gate, 2 sigmoid post.
+           The norm: 1/(rms + 1e-20) is 1/rms to the last bit wherever rms >> 1e-20, as the peer's
+           1/max(rms, 1e-12/sqrt(C)) is wherever ||x_i|| >= 1e-12; both give 0 for an all-zero stream */
+        r.norm_eps = 1e-20; r.pre_eps = 0.0; r.post_mult = 2.0; r.sinkhorn_eps = 1e-12;
+        r.proj = MHC_PROJ_EXP; r.iters = 20; r.orient = MHC_ORIENT_COMB_T;
+        r.norm_eps_mode = MHC_NORM_EPS_OUTSIDE; r.norm_scope = MHC_NORM_SCOPE_STREAM;
+        r.sk_eps_mode = MHC_SK_EPS_CLAMP; r.exp_shift = MHC_EXP_SHIFT_COL_MAX; break;
+    case MHC_PRESET_MHC_CU:
+        /* mhc_layer.cuh (dynamic H): rms = sqrt(mean(x^2) + 1e-5); exp(H); the batched Sinkhorn:
+           20 x (rows, columns), each 1/s only when s > 1e-5, else 0; pre sigmoid, post 2 sigmoid;
+           out_i = sum_j M[i][j] x_j */
+        r.norm_eps = 1e-5; r.pre_eps = 0.0; r.post_mult = 2.0; r.sinkhorn_eps = 1e-5;
+        r.proj = MHC_PROJ_EXP; r.iters = 20; r.orient = MHC_ORIENT_H;
+        r.sk_eps_mode = MHC_SK_EPS_ZERO; r.sk_order = MHC_SK_ROW_FIRST; break;
     }
     return r;
 }
@@ -3980,6 +4422,20 @@ MHCDEF mhc_result mhc_hc_resolve(mhc_ctx *ctx, const mhc_hc_config *cfg, int n, 
         return mhc_fail(ctx, MHC_ERR_VALUE, "mhc_hc_resolve: projection %d is not a mhc_projection", (int)c.projection);
     if ((int)c.orient < 0 || c.orient >= MHC_ORIENT_COUNT)
         return mhc_fail(ctx, MHC_ERR_VALUE, "mhc_hc_resolve: orient %d is not a mhc_orient", (int)c.orient);
+    if ((int)c.norm_eps_mode < 0 || c.norm_eps_mode >= MHC_NORM_EPS_COUNT)
+        return mhc_fail(ctx, MHC_ERR_VALUE, "mhc_hc_resolve: norm_eps_mode %d is not inside or outside",
+                        (int)c.norm_eps_mode);
+    if ((int)c.norm_scope < 0 || c.norm_scope >= MHC_NORM_SCOPE_COUNT)
+        return mhc_fail(ctx, MHC_ERR_VALUE, "mhc_hc_resolve: norm_scope %d is not flat or stream", (int)c.norm_scope);
+    if ((int)c.sinkhorn_eps_mode < 0 || c.sinkhorn_eps_mode >= MHC_SK_EPS_COUNT)
+        return mhc_fail(ctx, MHC_ERR_VALUE, "mhc_hc_resolve: sinkhorn_eps_mode %d is not add, clamp, threshold or zero",
+                        (int)c.sinkhorn_eps_mode);
+    if ((int)c.sinkhorn_order < 0 || c.sinkhorn_order >= MHC_SK_ORDER_COUNT)
+        return mhc_fail(ctx, MHC_ERR_VALUE, "mhc_hc_resolve: sinkhorn_order %d is not col_first or row_first",
+                        (int)c.sinkhorn_order);
+    if ((int)c.exp_shift < 0 || c.exp_shift >= MHC_EXP_SHIFT_COUNT)
+        return mhc_fail(ctx, MHC_ERR_VALUE, "mhc_hc_resolve: exp_shift %d is not none, row_max or col_max",
+                        (int)c.exp_shift);
     if (n < 1) return mhc_fail(ctx, MHC_ERR_SIZE, "mhc_hc_resolve: n = %d streams, expected n >= 1", n);
     if (n > 1024) return mhc_fail(ctx, MHC_ERR_SIZE, "mhc_hc_resolve: n = %d streams is too many (at most 1024)", n);
     if (c.sinkhorn_iters < 0 || c.sinkhorn_iters > 100000)
@@ -3998,6 +4454,11 @@ MHCDEF mhc_result mhc_hc_resolve(mhc_ctx *ctx, const mhc_hc_config *cfg, int n, 
     if ((r = mhc__knob(ctx, "norm_eps", c.norm_eps, pr.norm_eps, &out->norm_eps)) != MHC_OK) return r;
     if ((r = mhc__knob(ctx, "pre_eps", c.pre_eps, pr.pre_eps, &out->pre_eps)) != MHC_OK) return r;
     if ((r = mhc__knob(ctx, "post_mult", c.post_mult, pr.post_mult, &out->post_mult)) != MHC_OK) return r;
+    out->norm_eps_mode = c.norm_eps_mode != MHC_NORM_EPS_PRESET ? c.norm_eps_mode : pr.norm_eps_mode;
+    out->norm_scope = c.norm_scope != MHC_NORM_SCOPE_PRESET ? c.norm_scope : pr.norm_scope;
+    out->sinkhorn_eps_mode = c.sinkhorn_eps_mode != MHC_SK_EPS_PRESET ? c.sinkhorn_eps_mode : pr.sk_eps_mode;
+    out->sinkhorn_order = c.sinkhorn_order != MHC_SK_ORDER_PRESET ? c.sinkhorn_order : pr.sk_order;
+    out->exp_shift = c.exp_shift != MHC_EXP_SHIFT_PRESET ? c.exp_shift : pr.exp_shift;
     /* variant and projection: LITE exactly when the projection is PERM, KROMHC when KRON, ORTHO
        when ORTHO */
     out->variant = c.variant;
@@ -4019,6 +4480,16 @@ MHCDEF mhc_result mhc_hc_resolve(mhc_ctx *ctx, const mhc_hc_config *cfg, int n, 
         }
     } else {
         out->projection = c.projection != MHC_PROJ_PRESET ? c.projection : pr.proj;
+    }
+    /* the exp shift belongs to the exp and log starts: refused when asked for with another
+       projection, dropped when it is only a preset's value */
+    if (out->projection != MHC_PROJ_EXP && out->projection != MHC_PROJ_LOG) {
+        if (c.exp_shift != MHC_EXP_SHIFT_PRESET && c.exp_shift != MHC_EXP_SHIFT_NONE &&
+            out->variant != MHC_VARIANT_NONE && out->variant != MHC_VARIANT_HC)
+            return mhc_fail(ctx, MHC_ERR_VALUE, "mhc_hc_resolve: exp_shift = %s applies to the exp and log starts "
+                            "(projection exp or log), not to projection %s", mhc_exp_shift_name(c.exp_shift),
+                            mhc_projection_name(out->projection));
+        out->exp_shift = MHC_EXP_SHIFT_NONE;
     }
     switch (out->variant) {
     case MHC_VARIANT_NONE:
@@ -4091,26 +4562,56 @@ static double *mhc__ref_scratch(mhc_ctx *ctx, const char *fname, size_t count) {
 }
 
 /* mHC, lite and the head, one token, MHC_SPEC.md Sec. 2 steps 1-2 (Sec. 5 for the head: only
-   the pre block). From xt = x[t] (xf, D = n*C values) it computes
-     r        = 1 / sqrt(mean_j xf[j]^2 + norm_eps)
-     dot[k]   = sum_j xf[j] w[k][j],   w[k][j] = fn[k][j] * norm_weight[j]  (or fn[k][j])
-     mix[k]   = dot[k] * r                                                  (k < m)
+   the pre block; the norm knobs of Sec. 8). From xt = x[t] (xf, D = n*C values) it computes
+     flat scope:   r = rstd(xf over its D values)      (inside: 1/sqrt(mean xf^2 + norm_eps),
+                   dot[k] = sum_j xf[j] w[k][j]          outside: 1/(sqrt(mean xf^2) + norm_eps))
+                   mix[k] = dot[k] * r,                 w[k][j] = fn[k][j] * norm_weight[j] (or fn)
+     stream scope: rs[i] = rstd(x_i over its C values)
+                   pdot[i*m + k] = sum_c x_i[c] w[k][i*C + c]
+                   mix[k] = sum_i rs[i] pdot[i*m + k]                          (k < m)
      sp[i]    = sigmoid(mix[i] scale[0] + base[i])              h_pre  = sp + pre_eps
      so[i]    = sigmoid(mix[n+i] scale[1] + base[n+i])          h_post = so * post_mult
      z[k]     = mix[2n+k] scale[2] + base[2n+k]                 the residual logits (k < nres)
-   (the last two not for the head) and returns r. */
+   (the last two not for the head). rs[i] and gs[i] (d rs[i] / d x_j, over x_j, for x_j in stream
+   i) are filled for either scope (flat: every stream the same r); it returns r (flat). */
 static double mhc__ref_mix_token(const mhc_hc_spec *s, int head, int C, const mhc_real *xt, const mhc_real *fn,
                                  const mhc_real *scale, const mhc_real *base, const mhc_real *nw,
-                                 double *dot, double *mix, double *sp, double *so, double *z) {
-    int n = s->n, D = n * C, m = head ? n : s->m, i, j, k;
-    double ss = 0.0, r;
-    for (j = 0; j < D; j++) ss += (double)xt[j] * (double)xt[j];
-    r = 1.0 / sqrt(ss / (double)D + s->norm_eps);
-    for (k = 0; k < m; k++) {
-        double a = 0.0;
-        for (j = 0; j < D; j++) a += (double)xt[j] * (double)fn[(size_t)k * D + j] * (nw ? (double)nw[j] : 1.0);
-        dot[k] = a;
-        mix[k] = a * r;
+                                 double *dot, double *pdot, double *rs, double *gs, double *mix, double *sp, double *so,
+                                 double *z) {
+    int n = s->n, D = n * C, m = head ? n : s->m, i, j, k, c;
+    int outside = s->norm_eps_mode == MHC_NORM_EPS_OUTSIDE;
+    double ss = 0.0, r = 0.0, g;
+    if (s->norm_scope != MHC_NORM_SCOPE_STREAM) {
+        for (j = 0; j < D; j++) ss += (double)xt[j] * (double)xt[j];
+        r = mhc__rstd(ss, D, s->norm_eps, outside, &g);
+        for (i = 0; i < n; i++) { rs[i] = r; gs[i] = g; }
+        for (k = 0; k < m; k++) {
+            double a = 0.0;
+            for (j = 0; j < D; j++) a += (double)xt[j] * (double)fn[(size_t)k * D + j] * (nw ? (double)nw[j] : 1.0);
+            dot[k] = a;
+            mix[k] = a * r;
+        }
+    } else {
+        for (i = 0; i < n; i++) {
+            const mhc_real *xi = xt + (size_t)i * C;
+            ss = 0.0;
+            for (c = 0; c < C; c++) ss += (double)xi[c] * (double)xi[c];
+            rs[i] = mhc__rstd(ss, C, s->norm_eps, outside, &gs[i]);
+        }
+        for (k = 0; k < m; k++) {
+            double mk = 0.0;
+            for (i = 0; i < n; i++) {
+                double a = 0.0;
+                for (c = 0; c < C; c++) {
+                    j = i * C + c;
+                    a += (double)xt[j] * (double)fn[(size_t)k * D + j] * (nw ? (double)nw[j] : 1.0);
+                }
+                pdot[i * m + k] = a;
+                mk += rs[i] * a;
+            }
+            dot[k] = 0.0;
+            mix[k] = mk;
+        }
     }
     for (i = 0; i < n; i++) sp[i] = mhc__sigmoid(mix[i] * (double)scale[0] + (double)base[i]);
     if (head) return r;
@@ -4118,10 +4619,6 @@ static double mhc__ref_mix_token(const mhc_hc_spec *s, int head, int C, const mh
     for (k = 0; k < s->nres; k++) z[k] = mix[2 * n + k] * (double)scale[2] + (double)base[2 * n + k];
     return r;
 }
-
-/* Whether A = comb^T (MHC_SPEC.md Sec. 2 step 4: orientation comb_t; the permutation and
-   Kronecker mixtures build A directly): mhc__proj_transposed, in the shared block. */
-static int mhc__ref_transposed(const mhc_hc_spec *s) { return mhc__proj_transposed(s); }
 
 /* layer_input[c] = sum_i h[i] x[i][c] for one token (MHC_SPEC.md Sec. 2 step 5, Sec. 5). */
 static void mhc__ref_collapse(mhc_real *out, const double *h, const mhc_real *xt, int n, int C) {
@@ -4140,14 +4637,15 @@ static mhc_result mhc__ref_pre_fwd_mhc(mhc_ctx *ctx, const char *fname, const mh
                                        const mhc_real *base, const mhc_real *nw, int T, int C) {
     int n = s->n, m = head ? n : s->m, nres = head ? 0 : s->nres, t, i, j;
     size_t nn = (size_t)n * n, pj = head ? 0 : mhc__proj_doubles(s);
-    double *w = mhc__ref_scratch(ctx, fname, 2 * (size_t)m + 3 * (size_t)n + (size_t)nres + nn + pj);
-    double *dot, *mix, *sp, *so, *hp, *z, *comb, *pw;
+    double *w = mhc__ref_scratch(ctx, fname, 2 * (size_t)m + 5 * (size_t)n + (size_t)nres + nn + pj + (size_t)n * m);
+    double *dot, *mix, *sp, *so, *hp, *z, *comb, *pw, *rs, *gs, *pdot;
     if (!w) return ctx ? ctx->last : MHC_ERR_NOMEM;
     dot = w; mix = dot + m; sp = mix + m; so = sp + n; hp = so + n; z = hp + n; comb = z + nres; pw = comb + nn;
+    rs = pw + pj; gs = rs + n; pdot = gs + n;
     for (t = 0; t < T; t++) {
         const mhc_real *xt = x + (size_t)t * n * C;
         /* steps 1-2: mix, the gates, the residual logits */
-        mhc__ref_mix_token(s, head, C, xt, fn, scale, base, nw, dot, mix, sp, so, z);
+        mhc__ref_mix_token(s, head, C, xt, fn, scale, base, nw, dot, pdot, rs, gs, mix, sp, so, z);
         for (i = 0; i < n; i++) hp[i] = sp[i] + s->pre_eps;                     /* h_pre */
         if (h_pre) for (i = 0; i < n; i++) h_pre[(size_t)t * n + i] = (mhc_real)hp[i];
         if (!head && h_post)
@@ -4158,7 +4656,7 @@ static mhc_result mhc__ref_pre_fwd_mhc(mhc_ctx *ctx, const char *fname, const mh
             for (i = 0; i < n; i++)
                 for (j = 0; j < n; j++)
                     h_res[(size_t)t * nn + (size_t)i * n + j] =
-                        (mhc_real)(mhc__ref_transposed(s) ? comb[j * n + i] : comb[i * n + j]);
+                        (mhc_real)(mhc__proj_transposed(s) ? comb[j * n + i] : comb[i * n + j]);
         }
         /* step 5: layer_input = sum_i h_pre[i] x_i */
         mhc__ref_collapse(li + (size_t)t * C, hp, xt, n, C);
@@ -4173,9 +4671,12 @@ static mhc_result mhc__ref_pre_fwd_mhc(mhc_ctx *ctx, const char *fname, const mh
      du[n+i]  = dh_post[i] post_mult so[i] (1 - so[i])
      du[2n+k] = dz[k], the projection's backward of dcomb = dA (comb_t: dA^T)
      dbase[k] += du[k];   dscale[g] += du[k] mix[k]      (g = 0, 1, 2: the block of row k)
-     dmix[k]  = du[k] scale[g];   ddot[k] = dmix[k] r;   dr = sum_k dmix[k] dot[k]
-     dxf[j]  += sum_k ddot[k] w[k][j]  -  dr r^3 xf[j] / D  +  h_pre[i] dli[c]   (j = i*C + c)
-     dfn[k][j] += ddot[k] xf[j] nw[j];   dnw[j] += sum_k ddot[k] xf[j] fn[k][j]
+     dmix[k]  = du[k] scale[g]
+   flat:   ddot[k] = dmix[k] r;  dr = sum_k dmix[k] dot[k];  the rstd term of dxf[j]: dr g xf[j]
+           (inside: g = -r^3 / D, written -dr r^3 xf[j] / D)
+   stream: dr_i = sum_k dmix[k] pdot[i*m + k]; the rstd term of x_i[c]: dr_i g_i x_i[c]
+     dxf[j]  += sum_k dmix[k] rs[i] w[k][j]  +  the rstd term  +  h_pre[i] dli[c]   (j = i*C + c)
+     dfn[k][j] += dmix[k] rs[i] xf[j] nw[j];   dnw[j] += sum_k dmix[k] rs[i] xf[j] fn[k][j]
    The parameter gradients are summed over tokens in double and added once at the end. */
 static mhc_result mhc__ref_pre_bwd_mhc(mhc_ctx *ctx, const char *fname, const mhc_hc_spec *s, int head,
                                        mhc_real *d_x, mhc_real *d_fn, mhc_real *d_scale, mhc_real *d_base,
@@ -4184,19 +4685,21 @@ static mhc_result mhc__ref_pre_bwd_mhc(mhc_ctx *ctx, const char *fname, const mh
                                        const mhc_real *x, const mhc_real *fn, const mhc_real *scale,
                                        const mhc_real *base, const mhc_real *nw, int T, int C) {
     int n = s->n, D = n * C, m = head ? n : s->m, nres = head ? 0 : s->nres, t, i, j, k, c;
+    int stream = s->norm_scope == MHC_NORM_SCOPE_STREAM, outside = s->norm_eps_mode == MHC_NORM_EPS_OUTSIDE;
     size_t nn = (size_t)n * n, pj = head ? 0 : mhc__proj_doubles(s);
     double *w = mhc__ref_scratch(ctx, fname, 4 * (size_t)m + 2 * (size_t)n + 2 * (size_t)nres + 2 * nn + pj +
-                                             (size_t)m * D + (size_t)D + (size_t)m + 3);
+                                             (size_t)m * D + (size_t)D + (size_t)m + 3 + 3 * (size_t)n + (size_t)n * m);
     double *dot, *mix, *sp, *so, *z, *du, *ddot, *dz, *dcomb, *otmp, *pw, *acc_fn, *acc_nw, *acc_base, *acc_scale;
+    double *rs, *gs, *dri, *pdot;
     if (!w) return ctx ? ctx->last : MHC_ERR_NOMEM;
     dot = w; mix = dot + m; du = mix + m; ddot = du + m; sp = ddot + m; so = sp + n; z = so + n; dz = z + nres;
     dcomb = dz + nres; otmp = dcomb + nn; pw = otmp + nn; acc_fn = pw + pj; acc_nw = acc_fn + (size_t)m * D;
-    acc_base = acc_nw + D; acc_scale = acc_base + m;
+    acc_base = acc_nw + D; acc_scale = acc_base + m; rs = acc_scale + 3; gs = rs + n; dri = gs + n; pdot = dri + n;
     for (t = 0; t < T; t++) {
         const mhc_real *xt = x + (size_t)t * D, *dli = g_li ? g_li + (size_t)t * C : NULL;
         double r, dr = 0.0;
         /* the forward of this token again */
-        r = mhc__ref_mix_token(s, head, C, xt, fn, scale, base, nw, dot, mix, sp, so, z);
+        r = mhc__ref_mix_token(s, head, C, xt, fn, scale, base, nw, dot, pdot, rs, gs, mix, sp, so, z);
         /* du: the gradient reaching each gate's argument */
         for (i = 0; i < n; i++) {
             double dh = g_hpre ? (double)g_hpre[(size_t)t * n + i] : 0.0;
@@ -4212,33 +4715,42 @@ static mhc_result mhc__ref_pre_bwd_mhc(mhc_ctx *ctx, const char *fname, const mh
                 const mhc_real *dA = g_hres + (size_t)t * nn;
                 for (i = 0; i < n; i++)
                     for (j = 0; j < n; j++)
-                        dcomb[i * n + j] = (double)(mhc__ref_transposed(s) ? dA[j * n + i] : dA[i * n + j]);
+                        dcomb[i * n + j] = (double)(mhc__proj_transposed(s) ? dA[j * n + i] : dA[i * n + j]);
                 mhc__proj_bwd(s, z, dcomb, dz, pw, otmp);
                 for (k = 0; k < nres; k++) du[2 * n + k] = dz[k];
             }
         }
-        /* the biases and scales; then back through mix = dot * r */
+        /* the biases and scales; then back through mix (ddot[k] = dmix[k], times rs[i] below) */
+        for (i = 0; i < n; i++) dri[i] = 0.0;
         for (k = 0; k < m; k++) {
             int g = k < n ? 0 : (k < 2 * n ? 1 : 2);
             double dmix = du[k] * (double)scale[g];
             acc_base[k] += du[k];
             acc_scale[g] += du[k] * mix[k];
-            ddot[k] = dmix * r;
-            dr += dmix * dot[k];
+            if (!stream) {
+                ddot[k] = dmix * r;
+                dr += dmix * dot[k];
+            } else {
+                ddot[k] = dmix;
+                for (i = 0; i < n; i++) dri[i] += dmix * pdot[i * m + k];
+            }
         }
-        /* into x: through the dots, through r (dr/dxf[j] = -r^3 xf[j] / D), through layer_input */
+        /* into x: through the dots, through the rstd (d rs_i/dxf[j] = gs[i] xf[j]), through layer_input */
         if (d_x)
             for (j = 0; j < D; j++) {   /* xf[j] is x[i][c] with i = j / C, c = j % C */
-                double a = -dr * r * r * r * (double)xt[j] / (double)D;
-                for (k = 0; k < m; k++) a += ddot[k] * (double)fn[(size_t)k * D + j] * (nw ? (double)nw[j] : 1.0);
+                double a = !stream ? (outside ? dr * gs[0] * (double)xt[j] : -dr * r * r * r * (double)xt[j] / (double)D)
+                                   : dri[j / C] * gs[j / C] * (double)xt[j];
+                double f = stream ? rs[j / C] : 1.0;
+                for (k = 0; k < m; k++) a += f * ddot[k] * (double)fn[(size_t)k * D + j] * (nw ? (double)nw[j] : 1.0);
                 if (dli) a += (sp[j / C] + s->pre_eps) * (double)dli[j % C];
                 d_x[(size_t)t * D + j] += (mhc_real)a;
             }
         /* into fn and norm_weight */
         for (k = 0; k < m; k++)
             for (j = 0; j < D; j++) {
-                acc_fn[(size_t)k * D + j] += ddot[k] * (double)xt[j] * (nw ? (double)nw[j] : 1.0);
-                acc_nw[j] += ddot[k] * (double)xt[j] * (double)fn[(size_t)k * D + j];
+                double f = stream ? rs[j / C] : 1.0;
+                acc_fn[(size_t)k * D + j] += f * ddot[k] * (double)xt[j] * (nw ? (double)nw[j] : 1.0);
+                acc_nw[j] += f * ddot[k] * (double)xt[j] * (double)fn[(size_t)k * D + j];
             }
     }
     if (d_fn) for (k = 0; k < m * D; k++) d_fn[k] += (mhc_real)acc_fn[k];
@@ -4251,21 +4763,22 @@ static mhc_result mhc__ref_pre_bwd_mhc(mhc_ctx *ctx, const char *fname, const mh
 
 /* HC (MHC_SPEC.md Sec. 6), one token: per stream i, with theta = fn [n+2][C] (row 0 pre, row 1
    post, rows 2.. res),
-     r[i]     = 1 / sqrt(mean_c x_i[c]^2 + norm_eps)
+     r[i]     = 1 / sqrt(mean_c x_i[c]^2 + norm_eps)    (outside: 1 / (sqrt(mean_c x_i[c]^2) + norm_eps);
+                                                        gq[i] = d r[i]/d x_i[c] over x_i[c], when gq != NULL)
      xn_i[c]  = x_i[c] r[i] norm_weight[c]             (RMSNorm of the stream)
      d[i][q]  = sum_c theta[q][c] xn_i[c]              (q < n + 2)
    and the gates
      h_pre[i] = scale[0] tanh(d[i][0]) + base[i],    h_post[i] = scale[1] tanh(d[i][1]) + base[n+i],
      A[i][j]  = scale[2] tanh(d[j][2+i]) + base[2n + i*n + j]. */
 static void mhc__ref_hc_token(const mhc_hc_spec *s, int C, const mhc_real *xt, const mhc_real *fn, const mhc_real *scale,
-                              const mhc_real *base, const mhc_real *nw, double *r, double *xn, double *d, double *hp,
-                              double *hq, double *A) {
+                              const mhc_real *base, const mhc_real *nw, double *r, double *gq, double *xn, double *d,
+                              double *hp, double *hq, double *A) {
     int n = s->n, q = n + 2, i, j, c, k;
     for (i = 0; i < n; i++) {
         const mhc_real *xi = xt + (size_t)i * C;
         double ss = 0.0;
         for (c = 0; c < C; c++) ss += (double)xi[c] * (double)xi[c];
-        r[i] = 1.0 / sqrt(ss / (double)C + s->norm_eps);
+        r[i] = mhc__rstd(ss, C, s->norm_eps, s->norm_eps_mode == MHC_NORM_EPS_OUTSIDE, gq ? &gq[i] : NULL);
         for (c = 0; c < C; c++) xn[(size_t)i * C + c] = (double)xi[c] * r[i] * (nw ? (double)nw[c] : 1.0);
         for (k = 0; k < q; k++) {
             double a = 0.0;
@@ -4293,7 +4806,7 @@ static mhc_result mhc__ref_pre_fwd_hc(mhc_ctx *ctx, const char *fname, const mhc
     xn = w; d = xn + (size_t)n * C; r = d + (size_t)n * (n + 2); hp = r + n; hq = hp + n; A = hq + n;
     for (t = 0; t < T; t++) {
         const mhc_real *xt = x + (size_t)t * n * C;
-        mhc__ref_hc_token(s, C, xt, fn, scale, base, nw, r, xn, d, hp, hq, A);
+        mhc__ref_hc_token(s, C, xt, fn, scale, base, nw, r, NULL, xn, d, hp, hq, A);
         for (i = 0; i < n; i++) {
             if (h_pre) h_pre[(size_t)t * n + i] = (mhc_real)hp[i];
             if (h_post) h_post[(size_t)t * n + i] = (mhc_real)hq[i];
@@ -4311,7 +4824,8 @@ static mhc_result mhc__ref_pre_fwd_hc(mhc_ctx *ctx, const char *fname, const mhc
      dtheta[q][c] += dd[i][q] xn_i[c];   dxn_i[c] = sum_q dd[i][q] theta[q][c]
      dnw[c] += dxn_i[c] x_i[c] r[i]
      dx_i[c] += r[i] nw[c] dxn_i[c] - r[i]^3 / C x_i[c] sum_c' x_i[c'] nw[c'] dxn_i[c'] + h_pre[i] dli[c]
-   (the RMSNorm backward per stream). Parameter gradients are summed in double. */
+   (the RMSNorm backward per stream; norm_eps_mode outside: gq[i] x_i[c] sum_c' ... in place of the
+   -r^3/C term). Parameter gradients are summed in double. */
 static mhc_result mhc__ref_pre_bwd_hc(mhc_ctx *ctx, const char *fname, const mhc_hc_spec *s,
                                       mhc_real *d_x, mhc_real *d_fn, mhc_real *d_scale, mhc_real *d_base,
                                       mhc_real *d_nw, const mhc_real *g_li, const mhc_real *g_hpre,
@@ -4321,15 +4835,16 @@ static mhc_result mhc__ref_pre_bwd_hc(mhc_ctx *ctx, const char *fname, const mhc
     int n = s->n, q = n + 2, nb = 2 * n + n * n, t, i, j, c, k;
     size_t nn = (size_t)n * n;
     double *w = mhc__ref_scratch(ctx, fname, (size_t)n * C + 2 * (size_t)n * q + 3 * (size_t)n + nn + (size_t)C +
-                                             (size_t)q * C + (size_t)C + (size_t)nb + 3);
-    double *xn, *d, *dd, *r, *hp, *hq, *A, *dxn, *acc_fn, *acc_nw, *acc_base, *acc_scale;
+                                             (size_t)q * C + (size_t)C + (size_t)nb + 3 + (size_t)n);
+    double *xn, *d, *dd, *r, *hp, *hq, *A, *dxn, *acc_fn, *acc_nw, *acc_base, *acc_scale, *gq;
+    int outside = s->norm_eps_mode == MHC_NORM_EPS_OUTSIDE;
     if (!w) return ctx ? ctx->last : MHC_ERR_NOMEM;
     xn = w; d = xn + (size_t)n * C; dd = d + (size_t)n * q; r = dd + (size_t)n * q; hp = r + n; hq = hp + n;
     A = hq + n; dxn = A + nn; acc_fn = dxn + C; acc_nw = acc_fn + (size_t)q * C; acc_base = acc_nw + C;
-    acc_scale = acc_base + nb;
+    acc_scale = acc_base + nb; gq = acc_scale + 3;
     for (t = 0; t < T; t++) {
         const mhc_real *xt = x + (size_t)t * n * C, *dli = g_li ? g_li + (size_t)t * C : NULL;
-        mhc__ref_hc_token(s, C, xt, fn, scale, base, nw, r, xn, d, hp, hq, A);
+        mhc__ref_hc_token(s, C, xt, fn, scale, base, nw, r, gq, xn, d, hp, hq, A);
         for (i = 0; i < n; i++) {
             double G = g_hpre ? (double)g_hpre[(size_t)t * n + i] : 0.0, th = tanh(d[i * q]);
             if (dli)
@@ -4361,7 +4876,8 @@ static mhc_result mhc__ref_pre_bwd_hc(mhc_ctx *ctx, const char *fname, const mhc
             if (d_x)
                 for (c = 0; c < C; c++)
                     d_x[((size_t)t * n + i) * C + c] +=
-                        (mhc_real)(r[i] * (nw ? (double)nw[c] : 1.0) * dxn[c] - r[i] * r[i] * r[i] / (double)C * (double)xi[c] * sdot +
+                        (mhc_real)(r[i] * (nw ? (double)nw[c] : 1.0) * dxn[c] -
+                                   (outside ? -gq[i] : r[i] * r[i] * r[i] / (double)C) * (double)xi[c] * sdot +
                                    (dli ? hp[i] * (double)dli[c] : 0.0));
         }
     }
@@ -4671,19 +5187,6 @@ static int mhc__nchunks(int T, double work_per_token) {
 #endif
 }
 
-/* The spec of a standalone projection (mhc_sinkhorn_*, mhc_kron_*, the tape op): projection,
-   n, iters (ns_iters for ortho), eps and nres; the Kronecker factors are set by mhc__kron_set. */
-static void mhc__proj_spec_make(mhc_hc_spec *s, mhc_projection proj, int n, int iters, double eps) {
-    memset(s, 0, sizeof *s);
-    s->variant = mhc__proj_variant(proj);
-    s->projection = proj;
-    s->orient = MHC_ORIENT_H;
-    s->n = n;
-    s->iters = iters;
-    s->ns_iters = iters;
-    s->sinkhorn_eps = eps;
-    s->nres = proj == MHC_PROJ_PERM ? (int)mhc_perm_count(n) : n * n;
-}
 
 /* The checks of mhc_sinkhorn_forward / _backward and the tape op; *s receives their spec. */
 static mhc_result mhc__proj_args(mhc_ctx *ctx, const char *fn, mhc_projection proj, int n, int iters, double eps,
@@ -4729,7 +5232,7 @@ static mhc_result mhc__kron_args(mhc_ctx *ctx, const char *fn, int nfactors, con
    in groups: w, then z, dout and out/dz in the lane layout). */
 static size_t mhc__sk_per(const mhc_hc_spec *s) {
     size_t nn = (size_t)s->n * (size_t)s->n, per = mhc__proj_token_doubles(s), grp;
-    if (!mhc__proj_group_ok(s->projection, s->n)) return per;
+    if (!mhc__proj_group_ok(s->projection, s->n) || !mhc__sk_plain(s)) return per;
     grp = mhc__proj_group_doubles(s->projection, s->n, s->iters) + 3 * nn * MHC__SKG;
     return grp > per ? grp : per;
 }
@@ -4745,14 +5248,15 @@ static size_t mhc__sk_scratch(const mhc_hc_spec *s, int T, int *nch, size_t *per
 
 /* Forward (y = out [T,n,n]) or backward (y = d_logits [T,nres] += ..., dy = d_out) over tokens,
    one chunk of tokens per thread, each with its own scratch; softmax/exp in groups of MHC__SKG
-   tokens of the chunk (mhc__proj_fwd_g), the rest per token (mhc__proj_token). */
+   tokens of the chunk (mhc__proj_fwd_g) when the spec has the default Sinkhorn conventions, the
+   rest per token (mhc__proj_token). */
 static void mhc__sk_exec(const mhc_hc_spec *s, mhc_real *y, const mhc_real *dy, const mhc_real *logits, int T,
                          int backward, double *work, int nch, size_t per) {
     mhc_projection proj = s->projection;
     int n = s->n, iters = s->iters;
     double eps = s->sinkhorn_eps;
     size_t nn = (size_t)n * (size_t)n, nres = (size_t)s->nres;
-    int ch, gs = mhc__proj_group(proj, n);
+    int ch, gs = mhc__sk_plain(s) ? mhc__proj_group(proj, n) : 1;
     MHC__OMP_FOR(nch > 1)
     for (ch = 0; ch < nch; ch++) {
         double *w = work + (size_t)ch * per;
@@ -4836,6 +5340,51 @@ MHCDEF mhc_result mhc_kron_backward(mhc_ctx *ctx, int nfactors, const int *facto
     return mhc__sinkhorn_run(ctx, "mhc_kron_backward", &s, d_logits, d_out, logits, T, 1);
 }
 
+/* The projection of a spec with its knobs (mhc_hc_proj_*): the spec's fields checked (the
+   projection's own: n, nres, iters and eps or ns_iters or the Kronecker factors; the knobs in
+   range), then mhc__sinkhorn_run on it: with the default conventions exactly mhc_sinkhorn_* /
+   mhc_kron_* (the same path, the same bits); otherwise one token at a time. */
+static mhc_result mhc__hc_proj_run(mhc_ctx *ctx, const char *fname, const mhc_hc_spec *s, mhc_real *y,
+                                   const mhc_real *dy, const mhc_real *logits, int T, int backward) {
+    mhc_hc_spec chk;
+    mhc_result r;
+    int nres;
+    if (!s) return mhc_fail(ctx, MHC_ERR_NULL, "%s: spec is NULL", fname);
+    if (s->projection == MHC_PROJ_KRON) {
+        if ((r = mhc__kron_args(ctx, fname, s->kron_count, s->kron_factors, y, logits, T, &chk)) != MHC_OK) return r;
+        if (chk.n != s->n)
+            return mhc_fail(ctx, MHC_ERR_VALUE, "%s: spec.kron_factors have the product %d, not spec.n = %d (use "
+                            "mhc_hc_resolve)", fname, chk.n, s->n);
+        nres = chk.nres;
+    } else {
+        if ((r = mhc__proj_args(ctx, fname, s->projection, s->n, s->projection == MHC_PROJ_ORTHO ? s->ns_iters : s->iters,
+                                s->sinkhorn_eps, y, logits, T, &chk)) != MHC_OK)
+            return r;
+        nres = chk.nres;
+    }
+    if (backward && !dy) return mhc_fail(ctx, MHC_ERR_NULL, "%s: d_out is NULL", fname);
+    if (s->nres != nres)
+        return mhc_fail(ctx, MHC_ERR_VALUE, "%s: spec.nres = %d does not match n = %d and projection %s (%d; use "
+                        "mhc_hc_resolve)", fname, s->nres, s->n, mhc_projection_name(s->projection), nres);
+    if ((int)s->sinkhorn_eps_mode < 0 || s->sinkhorn_eps_mode >= MHC_SK_EPS_COUNT || (int)s->sinkhorn_order < 0 ||
+        s->sinkhorn_order >= MHC_SK_ORDER_COUNT || (int)s->exp_shift < 0 || s->exp_shift >= MHC_EXP_SHIFT_COUNT)
+        return mhc_fail(ctx, MHC_ERR_VALUE, "%s: spec.sinkhorn_eps_mode = %d, sinkhorn_order = %d or exp_shift = %d is "
+                        "out of range", fname, (int)s->sinkhorn_eps_mode, (int)s->sinkhorn_order, (int)s->exp_shift);
+    chk.sinkhorn_eps_mode = s->sinkhorn_eps_mode;
+    chk.sinkhorn_order = s->sinkhorn_order;
+    chk.exp_shift = s->projection == MHC_PROJ_EXP || s->projection == MHC_PROJ_LOG ? s->exp_shift : MHC_EXP_SHIFT_NONE;
+    return mhc__sinkhorn_run(ctx, fname, &chk, y, dy, logits, T, backward);
+}
+
+MHCDEF mhc_result mhc_hc_proj_forward(mhc_ctx *ctx, const mhc_hc_spec *s, mhc_real *out, const mhc_real *logits, int T) {
+    return mhc__hc_proj_run(ctx, "mhc_hc_proj_forward", s, out, NULL, logits, T, 0);
+}
+
+MHCDEF mhc_result mhc_hc_proj_backward(mhc_ctx *ctx, const mhc_hc_spec *s, mhc_real *d_logits, const mhc_real *d_out,
+                                       const mhc_real *logits, int T) {
+    return mhc__hc_proj_run(ctx, "mhc_hc_proj_backward", s, d_logits, d_out, logits, T, 1);
+}
+
 /* ---- the fused pre step (mHC, lite, head), HC and none ----
    The fast path of mhc_ref_hc_pre_* and mhc_ref_hc_head_* above: the same numbers (to
    rounding; tests/test_hc_ref.c), computed with the logits of all tokens as one GEMM, the
@@ -4852,12 +5401,14 @@ typedef struct mhc__pre_io {
     mhc_real *dx, *dfn, *dscale, *dbase, *dnw;          /* backward: accumulated, NULL = not needed */
 } mhc__pre_io;
 
-/* Which kernel: 0 none, 1 HC, 2 mHC/lite/head. */
+/* Which kernel: 0 none, 1 HC, 2 mHC/lite/head with the default conventions (the fast path), 3
+   mHC/lite/head with any other norm or (layer) Sinkhorn knob value (the per-token path,
+   mhc__pre_fwd_tok / mhc__pre_bwd_tok). */
 static int mhc__pre_kind(const mhc__pre_io *io) {
-    if (io->head) return 2;
+    if (io->head) return mhc__norm_plain(io->s) ? 2 : 3;
     if (io->s->variant == MHC_VARIANT_NONE) return 0;
     if (io->s->variant == MHC_VARIANT_HC) return 1;
-    return 2;
+    return mhc__norm_plain(io->s) && mhc__sk_plain(io->s) ? 2 : 3;
 }
 
 static int mhc__pre_rows(const mhc__pre_io *io) { return io->head ? io->s->n : io->s->m; }
@@ -4906,14 +5457,43 @@ static size_t mhc__pre_chunk_map(const mhc__pre_io *io, double *w, mhc__pre_chun
     return o + 8;
 }
 
+/* The per-token path's chunk (mhc__pre_fwd_tok / mhc__pre_bwd_tok, below). */
+typedef struct mhc__tok_chunk {
+    double *rs, *gs, *pdot, *mix, *du, *sp, *spo, *z, *dz, *comb, *dcomb, *otmp, *pw, *dxa;
+} mhc__tok_chunk;
+
+/* Lays one chunk's scratch out at w (NULL while counting); returns its size in doubles. */
+static size_t mhc__tok_chunk_map(const mhc__pre_io *io, double *w, mhc__tok_chunk *c) {
+    const mhc_hc_spec *s = io->s;
+    size_t n = (size_t)s->n, nn = n * n, mr = (size_t)mhc__pre_rows(io), nres = io->head ? 0 : (size_t)s->nres, o = 0;
+    size_t pj = io->head ? 0 : mhc__proj_doubles(s);
+    c->rs = mhc__carve(w, &o, n);
+    c->gs = mhc__carve(w, &o, n);
+    c->pdot = mhc__carve(w, &o, n * mr);
+    c->mix = mhc__carve(w, &o, mr);
+    c->du = mhc__carve(w, &o, mr);
+    c->sp = mhc__carve(w, &o, n);
+    c->spo = mhc__carve(w, &o, n);
+    c->z = mhc__carve(w, &o, nres);
+    c->dz = mhc__carve(w, &o, nres);
+    c->comb = mhc__carve(w, &o, nn);
+    c->dcomb = mhc__carve(w, &o, nn);
+    c->otmp = mhc__carve(w, &o, nn);
+    c->pw = mhc__carve(w, &o, pj);
+    c->dxa = mhc__carve(w, &o, n * (size_t)io->C);
+    return o + 8;
+}
+
 /* Per-chunk scratch (doubles). */
 static size_t mhc__pre_chunk_doubles(const mhc__pre_io *io) {
     const mhc_hc_spec *s = io->s;
     size_t n = (size_t)s->n, C = (size_t)io->C, nn = n * n;
     mhc__pre_chunk c;
+    mhc__tok_chunk tc;
     switch (mhc__pre_kind(io)) {
     case 0: return 8;
     case 1: return n * C + C + 2 * n * (n + 2) + n + 3 * nn + 8;
+    case 3: return mhc__tok_chunk_map(io, NULL, &tc);
     default: return mhc__pre_chunk_map(io, NULL, &c);
     }
 }
@@ -4930,6 +5510,12 @@ static size_t mhc__pre_tok_doubles(const mhc__pre_io *io, int backward, int *ok)
         if (!backward) return 0;
         *ok = mhc__mul_ok((2 * n + n * n) + n * (n + 2) + 3, T, &dbl);
         reals = 0;
+        break;
+    case 3:   /* mhc__pre_bwd_tok: du_all, dsc_all, coef (doubles), x' (reals) */
+        if (!backward) return 0;
+        *ok = mhc__mul_ok(2 * mr + 3, T, &dbl) && mhc__mul_ok(D, T, &reals) && reals < SIZE_MAX / 64 &&
+              dbl < SIZE_MAX / 64;
+        if (!*ok) return 0;
         break;
     default:
         *ok = mhc__mul_ok(mr, T, &a) && mhc__mul_ok(mr, D, &tot) && a < SIZE_MAX / 64 && tot < SIZE_MAX / 64;
@@ -5290,15 +5876,195 @@ static void mhc__pre_bwd_mhc(const mhc__pre_io *io, double *work, int nch, doubl
     }
 }
 
-/* HC (MHC_SPEC.md Sec. 6), one token: per-stream rstd rs[n], normalised xn[n*C], dots[n][n+2]. */
-static void mhc__hcdyn_token(const mhc__pre_io *io, int t, double *rs, double *xn, double *dots) {
+/* ---- the per-token pre step (any convention knob) ----
+   What runs for mHC, lite and the head when a norm knob (norm_eps_mode, norm_scope) or, for the
+   layer, a Sinkhorn knob (sinkhorn_eps_mode, sinkhorn_order, exp_shift) is not its default
+   (mhc__pre_kind 3): the mathematics of the references, one token at a time in double, without
+   the logits GEMM and the 8-token groups; parallel over chunks of tokens (each token's dx written
+   by its own chunk), the parameter gradients summed over tokens in order (dbase, dscale as the
+   fast path; dfn, dnw by mhc__acc_reduce over x' = rstd_i x_i): bitwise identical for any
+   thread count. Per token, with w = fn * norm_weight and r_i the rstd of stream i (flat: every
+   stream the token's one rstd),
+     pdot[i][k] = sum_c w[k][iC+c] x_i[c],   mix[k] = sum_i r_i pdot[i][k]   (flat: r sum_i pdot[i][k])
+   and the backward, with dmix[k] = du[k] scale[g] as in the fast path,
+     dx_i[c] += r_i nw[iC+c] sum_k dmix[k] fn[k][iC+c] + dr g x_i[c] + h_pre[i] dli[c]
+     dr = sum_k dmix[k] pdot[i][k] for stream i (flat: summed over the streams, g the token's),
+     dfn[k][j] += sum_t dmix[t][k] x'[t][j] nw[j],   dnw[j] += sum_k fn[k][j] sum_t dmix[t][k] x'[t][j]. */
+/* Token t's rstd (rs, gs per stream), partial dots pdot [n][mr] and logits mix [mr]. */
+static void mhc__tok_mix(const mhc__pre_io *io, int t, mhc__tok_chunk *w) {
+    const mhc_hc_spec *s = io->s;
+    int n = s->n, C = io->C, D = n * C, mr = mhc__pre_rows(io), i, k, c;
+    int outside = s->norm_eps_mode == MHC_NORM_EPS_OUTSIDE, stream = s->norm_scope == MHC_NORM_SCOPE_STREAM;
+    const mhc_real *xt = io->x + (size_t)t * (size_t)D;
+    double ss = 0.0;
+    for (i = 0; i < n; i++) {
+        const mhc_real *xi = xt + (size_t)i * C;
+        double si = 0.0;
+        for (c = 0; c < C; c++) si += (double)xi[c] * (double)xi[c];
+        if (stream) w->rs[i] = mhc__rstd(si, C, s->norm_eps, outside, &w->gs[i]);
+        ss += si;
+    }
+    if (!stream) {
+        double g, r = mhc__rstd(ss, D, s->norm_eps, outside, &g);
+        for (i = 0; i < n; i++) { w->rs[i] = r; w->gs[i] = g; }
+    }
+    for (k = 0; k < mr; k++) {
+        const mhc_real *row = io->fn + (size_t)k * (size_t)D;
+        double mk = 0.0;
+        for (i = 0; i < n; i++) {
+            const mhc_real *xi = xt + (size_t)i * C, *ri = row + (size_t)i * C, *wi = io->nw ? io->nw + (size_t)i * C : NULL;
+            double a = 0.0;
+            if (wi) for (c = 0; c < C; c++) a += (double)xi[c] * ((double)ri[c] * (double)wi[c]);
+            else for (c = 0; c < C; c++) a += (double)xi[c] * (double)ri[c];
+            w->pdot[(size_t)i * mr + k] = a;
+            mk += stream ? w->rs[i] * a : a;
+        }
+        w->mix[k] = stream ? mk : w->rs[0] * mk;
+    }
+}
+
+static void mhc__pre_fwd_tok(const mhc__pre_io *io, double *work, int nch) {
+    const mhc_hc_spec *s = io->s;
+    int n = s->n, C = io->C, D = n * C, ch;
+    mhc__tok_chunk sz;
+    size_t per = mhc__tok_chunk_map(io, NULL, &sz), nn = (size_t)n * (size_t)n;
+    MHC__OMP_FOR(nch > 1)
+    for (ch = 0; ch < nch; ch++) {
+        mhc__tok_chunk w;
+        int t0 = (int)((long long)io->T * ch / nch), t1 = (int)((long long)io->T * (ch + 1) / nch), t, i, j, c;
+        mhc__tok_chunk_map(io, work + (size_t)ch * per, &w);
+        for (t = t0; t < t1; t++) {
+            const mhc_real *xt = io->x + (size_t)t * (size_t)D;
+            mhc__tok_mix(io, t, &w);
+            mhc__gates_token(n, s->nres, io->head, io->scale, io->base, w.mix, 1.0, w.sp, w.spo, w.z);
+            for (i = 0; i < n; i++) w.sp[i] += s->pre_eps;                  /* h_pre */
+            if (io->hpre)
+                for (i = 0; i < n; i++) io->hpre[(size_t)t * n + i] = (mhc_real)w.sp[i];
+            if (!io->head && io->hpost)
+                for (i = 0; i < n; i++) io->hpost[(size_t)t * n + i] = (mhc_real)(w.spo[i] * s->post_mult);
+            if (!io->head && io->hres) {
+                mhc_real *A = io->hres + (size_t)t * nn;
+                mhc__proj_fwd(s, w.z, w.comb, w.pw);
+                for (i = 0; i < n; i++)
+                    for (j = 0; j < n; j++)
+                        A[i * n + j] = (mhc_real)(mhc__proj_transposed(s) ? w.comb[j * n + i] : w.comb[i * n + j]);
+            }
+            for (c = 0; c < C; c++) {                                      /* li = sum_i h_pre[i] x_i */
+                double a = 0.0;
+                for (i = 0; i < n; i++) a += w.sp[i] * (double)xt[(size_t)i * C + c];
+                io->li[(size_t)t * C + c] = (mhc_real)a;
+            }
+        }
+    }
+}
+
+/* Its backward. tok: du_all [T*mr], dsc_all [T*3], coef [T*mr] (dmix) as doubles, then
+   x' [T*D] in mhc_real. */
+static void mhc__pre_bwd_tok(const mhc__pre_io *io, double *work, int nch, double *tok) {
+    const mhc_hc_spec *s = io->s;
+    int n = s->n, C = io->C, D = n * C, mr = mhc__pre_rows(io), nres = io->head ? 0 : s->nres, ch, k;
+    int stream = s->norm_scope == MHC_NORM_SCOPE_STREAM;
+    mhc__tok_chunk sz;
+    size_t per = mhc__tok_chunk_map(io, NULL, &sz), nn = (size_t)n * (size_t)n, T = (size_t)io->T;
+    double *du_all = tok, *dsc_all = du_all + T * (size_t)mr, *coef_all = dsc_all + 3 * T;
+    mhc_real *xs = (mhc_real *)(void *)(coef_all + T * (size_t)mr);
+    MHC__OMP_FOR(nch > 1)
+    for (ch = 0; ch < nch; ch++) {
+        mhc__tok_chunk w;
+        int t0 = (int)((long long)io->T * ch / nch), t1 = (int)((long long)io->T * (ch + 1) / nch), t, i, j, c, k;
+        mhc__tok_chunk_map(io, work + (size_t)ch * per, &w);
+        for (t = t0; t < t1; t++) {
+            const mhc_real *xt = io->x + (size_t)t * (size_t)D;
+            const mhc_real *gli = io->g_li ? io->g_li + (size_t)t * C : NULL;
+            double *du = du_all + (size_t)t * mr, *dsc = dsc_all + (size_t)t * 3, *coef = coef_all + (size_t)t * mr;
+            double drf = 0.0;
+            mhc__tok_mix(io, t, &w);
+            mhc__gates_token(n, s->nres, io->head, io->scale, io->base, w.mix, 1.0, w.sp, w.spo, w.z);
+            for (i = 0; i < n; i++) {
+                double dh = io->g_hpre ? (double)io->g_hpre[(size_t)t * n + i] : 0.0;
+                if (gli)
+                    for (c = 0; c < C; c++) dh += (double)gli[c] * (double)xt[(size_t)i * C + c];
+                du[i] = dh * w.sp[i] * (1.0 - w.sp[i]);
+            }
+            if (!io->head) {
+                for (i = 0; i < n; i++) {
+                    double dh = io->g_hpost ? (double)io->g_hpost[(size_t)t * n + i] : 0.0;
+                    du[n + i] = dh * s->post_mult * w.spo[i] * (1.0 - w.spo[i]);
+                }
+                for (k = 0; k < nres; k++) du[2 * n + k] = 0.0;
+                if (io->g_hres) {
+                    const mhc_real *gA = io->g_hres + (size_t)t * nn;
+                    for (i = 0; i < n; i++)
+                        for (j = 0; j < n; j++)
+                            w.dcomb[i * n + j] = (double)(mhc__proj_transposed(s) ? gA[j * n + i] : gA[i * n + j]);
+                    mhc__proj_bwd(s, w.z, w.dcomb, w.dz, w.pw, w.otmp);
+                    for (k = 0; k < nres; k++) du[2 * n + k] = w.dz[k];
+                }
+            }
+            /* gate scales and biases; dmix; d rstd per stream (w.spo reused for dr_i) */
+            dsc[0] = dsc[1] = dsc[2] = 0.0;
+            for (i = 0; i < n; i++) w.spo[i] = 0.0;
+            for (j = 0; j < D; j++) w.dxa[j] = 0.0;
+            for (k = 0; k < mr; k++) {
+                int g = k < n ? 0 : (k < 2 * n ? 1 : 2);
+                double dmix = du[k] * (double)io->scale[g];
+                const mhc_real *row = io->fn + (size_t)k * (size_t)D;
+                dsc[g] += du[k] * w.mix[k];
+                coef[k] = dmix;
+                for (i = 0; i < n; i++) w.spo[i] += dmix * w.pdot[(size_t)i * mr + k];
+                if (dmix != 0.0)
+                    for (j = 0; j < D; j++) w.dxa[j] += dmix * (double)row[j];
+            }
+            if (!stream) {
+                for (i = 0; i < n; i++) drf += w.spo[i];
+                for (i = 0; i < n; i++) w.spo[i] = drf;
+            }
+            for (i = 0; i < n; i++) {
+                const mhc_real *xi = xt + (size_t)i * C;
+                double r = w.rs[i], rg = w.spo[i] * w.gs[i], hp = w.sp[i] + s->pre_eps;
+                mhc_real *xsi = xs + (size_t)t * (size_t)D + (size_t)i * C;
+                for (c = 0; c < C; c++) xsi[c] = (mhc_real)(r * (double)xi[c]);
+                if (io->dx) {
+                    mhc_real *dxi = io->dx + (size_t)t * (size_t)D + (size_t)i * C;
+                    const double *ai = w.dxa + (size_t)i * C;
+                    for (c = 0; c < C; c++) {
+                        double a = r * ai[c] * (io->nw ? (double)io->nw[(size_t)i * C + c] : 1.0) + rg * (double)xi[c];
+                        if (gli) a += hp * (double)gli[c];
+                        dxi[c] += (mhc_real)a;
+                    }
+                }
+            }
+        }
+    }
+    if (io->dbase) {
+        MHC__OMP_FOR((double)io->T * mr > MHC__PAR_WORK)
+        for (k = 0; k < mr; k++) {
+            double a = 0.0;
+            int t;
+            for (t = 0; t < io->T; t++) a += du_all[(size_t)t * mr + k];
+            io->dbase[k] += (mhc_real)a;
+        }
+    }
+    if (io->dscale) {
+        double a[3] = {0.0, 0.0, 0.0};
+        int t, g, ng = io->head ? 1 : 3;
+        for (t = 0; t < io->T; t++)
+            for (g = 0; g < 3; g++) a[g] += dsc_all[(size_t)t * 3 + g];
+        for (g = 0; g < ng; g++) io->dscale[g] += (mhc_real)a[g];
+    }
+    mhc__acc_reduce(io->dfn, io->dnw, coef_all, xs, io->fn, io->nw, io->T, mr, D);
+}
+
+/* HC (MHC_SPEC.md Sec. 6), one token: per-stream rstd rs[n] (gq[n]: its derivative over x, when
+   not NULL; norm_eps_mode as mhc__rstd), normalised xn[n*C], dots[n][n+2]. */
+static void mhc__hcdyn_token(const mhc__pre_io *io, int t, double *rs, double *gq, double *xn, double *dots) {
     int n = io->s->n, C = io->C, q = n + 2, i, c, k;
     const mhc_real *xt = io->x + (size_t)t * (size_t)n * (size_t)C;
     for (i = 0; i < n; i++) {
         const mhc_real *xi = xt + (size_t)i * C;
         double ss = 0.0, r;
         for (c = 0; c < C; c++) ss += (double)xi[c] * (double)xi[c];
-        r = 1.0 / sqrt(ss / (double)C + io->s->norm_eps);
+        r = mhc__rstd(ss, C, io->s->norm_eps, io->s->norm_eps_mode == MHC_NORM_EPS_OUTSIDE, gq ? &gq[i] : NULL);
         rs[i] = r;
         for (c = 0; c < C; c++) xn[(size_t)i * C + c] = (double)xi[c] * r * (io->nw ? (double)io->nw[c] : 1.0);
         for (k = 0; k < q; k++) {
@@ -5322,7 +6088,7 @@ static void mhc__pre_fwd_hc(const mhc__pre_io *io, double *work, int nch) {
         double a0 = (double)io->scale[0], a1 = (double)io->scale[1], a2 = (double)io->scale[2];
         for (t = t0; t < t1; t++) {
             const mhc_real *xt = io->x + (size_t)t * (size_t)n * (size_t)C;
-            mhc__hcdyn_token(io, t, rs, xn, dots);
+            mhc__hcdyn_token(io, t, rs, NULL, xn, dots);
             for (i = 0; i < n; i++) {
                 hp[i] = a0 * tanh(dots[i * q]) + (double)io->base[i];
                 if (io->hpre) io->hpre[(size_t)t * n + i] = (mhc_real)hp[i];
@@ -5351,15 +6117,16 @@ static void mhc__pre_bwd_hc(const mhc__pre_io *io, double *work, int nch, double
     MHC__OMP_FOR(nch > 1)
     for (ch = 0; ch < nch; ch++) {
         double *xn = work + (size_t)ch * per, *dxn = xn + (size_t)n * C, *dots = dxn + C, *dd = dots + (size_t)n * q;
-        double *rs = dd + (size_t)n * q, *hp = rs + n;
+        double *rs = dd + (size_t)n * q, *hp = rs + n, *gq = hp + n;   /* (the chunk holds 3n^2 + n + 8 more) */
         int t0 = (int)((long long)io->T * ch / nch), t1 = (int)((long long)io->T * (ch + 1) / nch), t, i, j, c, k;
+        int outside = io->s->norm_eps_mode == MHC_NORM_EPS_OUTSIDE;
         double a0 = (double)io->scale[0], a1 = (double)io->scale[1], a2 = (double)io->scale[2];
         for (t = t0; t < t1; t++) {
             const mhc_real *xt = io->x + (size_t)t * (size_t)n * (size_t)C;
             const mhc_real *gli = io->g_li ? io->g_li + (size_t)t * C : NULL;
             double *du = du_all + (size_t)t * nb, *dsc = dsc_all + (size_t)t * 3;
             double *coef = coef_all + (size_t)t * n * q;
-            mhc__hcdyn_token(io, t, rs, xn, dots);
+            mhc__hcdyn_token(io, t, rs, gq, xn, dots);
             dsc[0] = dsc[1] = dsc[2] = 0.0;
             for (i = 0; i < n; i++) {
                 double th, g = io->g_hpre ? (double)io->g_hpre[(size_t)t * n + i] : 0.0;
@@ -5397,7 +6164,7 @@ static void mhc__pre_bwd_hc(const mhc__pre_io *io, double *work, int nch, double
                         sdot += (double)xi[c] * dxn[c];
                     }
                     for (c = 0; c < C; c++)
-                        dxi[c] += (mhc_real)(r * dxn[c] - r * r * r / (double)C * (double)xi[c] * sdot +
+                        dxi[c] += (mhc_real)(r * dxn[c] - (outside ? -gq[i] : r * r * r / (double)C) * (double)xi[c] * sdot +
                                              (gli ? hp[i] * (double)gli[c] : 0.0));
                 }
             }
@@ -5445,6 +6212,7 @@ static void mhc__pre_exec(const mhc__pre_io *io, int backward, double *work, int
     switch (mhc__pre_kind(io)) {
     case 0: if (backward) mhc__pre_bwd_none(io); else mhc__pre_fwd_none(io); break;
     case 1: if (backward) mhc__pre_bwd_hc(io, work, nch, tok); else mhc__pre_fwd_hc(io, work, nch); break;
+    case 3: if (backward) mhc__pre_bwd_tok(io, work, nch, tok); else mhc__pre_fwd_tok(io, work, nch); break;
     default: if (backward) mhc__pre_bwd_mhc(io, work, nch, tok); else mhc__pre_fwd_mhc(io, work, nch, tok); break;
     }
 }
@@ -5514,6 +6282,18 @@ static mhc_result mhc__spec_check(mhc_ctx *ctx, const char *fname, const mhc_hc_
         !mhc__finite(s->post_mult) || s->norm_eps < 0.0 || s->pre_eps < 0.0 || s->sinkhorn_eps < 0.0 ||
         s->post_mult < 0.0)
         return mhc_fail(ctx, MHC_ERR_VALUE, "%s: spec epsilons and post_mult must be finite and >= 0", fname);
+    if ((int)s->norm_eps_mode < 0 || s->norm_eps_mode >= MHC_NORM_EPS_COUNT)
+        return mhc_fail(ctx, MHC_ERR_VALUE, "%s: spec.norm_eps_mode = %d is not inside or outside", fname, (int)s->norm_eps_mode);
+    if ((int)s->norm_scope < 0 || s->norm_scope >= MHC_NORM_SCOPE_COUNT)
+        return mhc_fail(ctx, MHC_ERR_VALUE, "%s: spec.norm_scope = %d is not flat or stream", fname, (int)s->norm_scope);
+    if ((int)s->sinkhorn_eps_mode < 0 || s->sinkhorn_eps_mode >= MHC_SK_EPS_COUNT)
+        return mhc_fail(ctx, MHC_ERR_VALUE, "%s: spec.sinkhorn_eps_mode = %d is not add, clamp, threshold or zero", fname,
+                        (int)s->sinkhorn_eps_mode);
+    if ((int)s->sinkhorn_order < 0 || s->sinkhorn_order >= MHC_SK_ORDER_COUNT)
+        return mhc_fail(ctx, MHC_ERR_VALUE, "%s: spec.sinkhorn_order = %d is not col_first or row_first", fname,
+                        (int)s->sinkhorn_order);
+    if ((int)s->exp_shift < 0 || s->exp_shift >= MHC_EXP_SHIFT_COUNT)
+        return mhc_fail(ctx, MHC_ERR_VALUE, "%s: spec.exp_shift = %d is not none, row_max or col_max", fname, (int)s->exp_shift);
     return MHC_OK;
 }
 

@@ -643,19 +643,6 @@ __global__ static void mhc_cu__sk_k(mhc_hc_spec sp, float *out, float *d_logits,
                     out ? NULL : d_out + t * nn, scratch + t * mhc__proj_token_doubles(&sp));
 }
 
-/* The spec of a standalone projection (as mhc.h's mhc__proj_spec_make): ortho takes iters as
-   ns_iters; kron's factors are set by mhc_cu__kron_args. */
-static void mhc_cu__proj_spec(mhc_hc_spec *sp, mhc_projection proj, int n, int iters, double eps) {
-    memset(sp, 0, sizeof *sp);
-    sp->projection = proj;
-    sp->orient = MHC_ORIENT_H;
-    sp->n = n;
-    sp->iters = iters;
-    sp->ns_iters = iters;
-    sp->sinkhorn_eps = eps;
-    sp->nres = proj == MHC_PROJ_PERM ? (int)mhc__perm_count(n) : n * n;
-}
-
 static mhc_result mhc_cu__proj_args(mhc_cuda *cu, const char *fn, mhc_projection proj, int n, int iters, double eps, int T,
                                     mhc_hc_spec *sp) {
     if (proj <= MHC_PROJ_PRESET || proj >= MHC_PROJ_COUNT)
@@ -673,7 +660,7 @@ static mhc_result mhc_cu__proj_args(mhc_cuda *cu, const char *fn, mhc_projection
     if (proj != MHC_PROJ_PERM && proj != MHC_PROJ_ORTHO && !(eps >= 0.0 && eps < HUGE_VAL))
         return mhc_fail(cu->ctx, MHC_ERR_VALUE, "%s: eps is %g, expected finite and >= 0", fn, eps);
     MHC_CU_POS(fn, T);
-    mhc_cu__proj_spec(sp, proj, n, iters, eps);
+    mhc__proj_spec_make(sp, proj, n, iters, eps);
     return MHC_OK;
 }
 
@@ -694,7 +681,7 @@ static mhc_result mhc_cu__kron_set(mhc_cuda *cu, const char *fn, int nfactors, c
                             MHC_CU_MAX_N);
         R += (int)mhc__perm_count(factors[k]);
     }
-    mhc_cu__proj_spec(sp, MHC_PROJ_KRON, prod, 1, 0.0);
+    mhc__proj_spec_make(sp, MHC_PROJ_KRON, prod, 1, 0.0);
     sp->kron_count = nfactors;
     for (k = 0; k < nfactors; k++) sp->kron_factors[k] = factors[k];
     sp->nres = R;
@@ -752,6 +739,47 @@ MHCDEF mhc_result mhc_cuda_kron_backward(mhc_cuda *cu, int nfactors, const int *
     MHC_CU_POS(fn, T);
     if ((r = mhc_cu__kron_set(cu, fn, nfactors, factors, &sp)) != MHC_OK) return r;
     return mhc_cu__sinkhorn(cu, fn, &sp, NULL, d_logits, d_out, logits, T);
+}
+/* The projection of a spec with its Sinkhorn knobs (as mhc_hc_proj_*): the spec's own fields
+   checked as the standalone entry points check them, the knobs in range. */
+static mhc_result mhc_cu__hc_proj(mhc_cuda *cu, const char *fn, const mhc_hc_spec *s, float *out, float *d_logits,
+                                  const float *d_out, const float *logits, int T) {
+    mhc_hc_spec sp;
+    mhc_result r;
+    if (s->projection == MHC_PROJ_KRON) {
+        MHC_CU_POS(fn, T);
+        if ((r = mhc_cu__kron_set(cu, fn, s->kron_count, s->kron_factors, &sp)) != MHC_OK) return r;
+        if (sp.n != s->n)
+            return mhc_fail(cu->ctx, MHC_ERR_VALUE, "%s: spec.kron_factors have the product %d, not spec.n = %d (use "
+                            "mhc_hc_resolve)", fn, sp.n, s->n);
+    } else if ((r = mhc_cu__proj_args(cu, fn, s->projection, s->n, s->projection == MHC_PROJ_ORTHO ? s->ns_iters : s->iters,
+                                      s->sinkhorn_eps, T, &sp)) != MHC_OK) {
+        return r;
+    }
+    if (s->nres != sp.nres)
+        return mhc_fail(cu->ctx, MHC_ERR_VALUE, "%s: spec.nres = %d does not match n = %d and projection %s (use "
+                        "mhc_hc_resolve)", fn, s->nres, s->n, mhc_projection_name(s->projection));
+    if ((int)s->sinkhorn_eps_mode < 0 || s->sinkhorn_eps_mode >= MHC_SK_EPS_COUNT || (int)s->sinkhorn_order < 0 ||
+        s->sinkhorn_order >= MHC_SK_ORDER_COUNT || (int)s->exp_shift < 0 || s->exp_shift >= MHC_EXP_SHIFT_COUNT)
+        return mhc_fail(cu->ctx, MHC_ERR_VALUE, "%s: spec.sinkhorn_eps_mode, sinkhorn_order or exp_shift is out of range",
+                        fn);
+    sp.sinkhorn_eps_mode = s->sinkhorn_eps_mode;
+    sp.sinkhorn_order = s->sinkhorn_order;
+    sp.exp_shift = s->projection == MHC_PROJ_EXP || s->projection == MHC_PROJ_LOG ? s->exp_shift : MHC_EXP_SHIFT_NONE;
+    return mhc_cu__sinkhorn(cu, fn, &sp, out, d_logits, d_out, logits, T);
+}
+MHCDEF mhc_result mhc_cuda_hc_proj_forward(mhc_cuda *cu, const mhc_hc_spec *s, float *out, const float *logits, int T) {
+    const char *fn = "mhc_cuda_hc_proj_forward";
+    MHC_CU_READY(fn);
+    MHC_CU_NULL(fn, s); MHC_CU_NULL(fn, out); MHC_CU_NULL(fn, logits);
+    return mhc_cu__hc_proj(cu, fn, s, out, NULL, NULL, logits, T);
+}
+MHCDEF mhc_result mhc_cuda_hc_proj_backward(mhc_cuda *cu, const mhc_hc_spec *s, float *d_logits, const float *d_out,
+                                            const float *logits, int T) {
+    const char *fn = "mhc_cuda_hc_proj_backward";
+    MHC_CU_READY(fn);
+    MHC_CU_NULL(fn, s); MHC_CU_NULL(fn, d_logits); MHC_CU_NULL(fn, d_out); MHC_CU_NULL(fn, logits);
+    return mhc_cu__hc_proj(cu, fn, s, NULL, d_logits, d_out, logits, T);
 }
 
 /* ---- expand and post ---- */
@@ -885,15 +913,15 @@ MHCDEF mhc_result mhc_cuda_hc_post_backward(mhc_cuda *cu, float *d_x, float *d_h
      reduce   one thread per parameter element, tokens summed in order ---- */
 
 typedef struct mhc_cu__pre {
-    int n, C, D, T, mr, nres, head;
-    mhc_hc_spec spec;          /* the layer's spec: the per-token projection reads it */
+    int n, C, D, T, mr, nres, head, outside;
+    mhc_hc_spec spec;          /* the layer's spec, with its knobs: the per-token projection reads it */
     double norm_eps, pre_eps, post_mult;
     const float *x, *fn, *scale, *base, *nw;
     float *li, *hpre, *hpost, *hres;
     const float *g_li, *g_hpre, *g_hpost, *g_hres;
     float *dx, *dfn, *dscale, *dbase, *dnw;
     /* scratch (double) */
-    double *sv, *pw, *tmp, *hp, *dlix, *dsc, *coef, *du, *fco, *acc;
+    double *sv, *pw, *tmp, *hp, *dlix, *dsc, *coef, *du, *fco, *acc, *gq;   /* gq: d rstd/dx over x, per token */
     size_t pj, tmpd;
 } mhc_cu__pre;
 
@@ -906,7 +934,7 @@ __global__ static void mhc_cu__pre_mix_k(mhc_cu__pre p) {
     a = 0.0;
     for (j = threadIdx.x; j < D; j += blockDim.x) a += (double)xt[j] * (double)xt[j];
     a = mhc_cu__block_sum(a, sh);
-    if (threadIdx.x == 0) sv[p.mr] = 1.0 / sqrt(a / (double)D + p.norm_eps);
+    if (threadIdx.x == 0) sv[p.mr] = mhc__rstd(a, D, p.norm_eps, p.outside, &p.gq[t]);
     for (k = 0; k < p.mr; k++) {
         const float *row = p.fn + (size_t)k * D;
         a = 0.0;
@@ -1021,7 +1049,7 @@ __global__ static void mhc_cu__pre_tok_bwd_k(mhc_cu__pre p) {
         coef[k] = du[k] * sc * rstd;
         drstd += du[k] * sc * dot[k];
     }
-    p.fco[t] = -drstd * rstd * rstd * rstd / (double)p.D;
+    p.fco[t] = p.outside ? drstd * p.gq[t] : -drstd * rstd * rstd * rstd / (double)p.D;   /* (d rstd/dx) / x */
 }
 
 /* dx[t,j] += (sum_k coef[t,k] fn[k,j]) (* nw[j]) + fco[t] x[t,j] + h_pre[t,i] g_li[t,c] */
@@ -1117,6 +1145,15 @@ static mhc_result mhc_cu__pre_setup(mhc_cuda *cu, const char *fn, const mhc_hc_s
         if (s->orient != MHC_ORIENT_H && s->orient != MHC_ORIENT_COMB_T)
             return mhc_fail(cu->ctx, MHC_ERR_VALUE, "%s: spec.orient = %d is not h or comb_t", fn, (int)s->orient);
     }
+    if (s->norm_scope == MHC_NORM_SCOPE_STREAM)
+        return mhc_fail(cu->ctx, MHC_ERR_VALUE, "%s: norm_scope = stream (one rstd per stream) is not supported on the "
+                        "device; run it on the CPU (mhc_hc_pre_* / mhc_hc_head_*)", fn);
+    if ((int)s->norm_eps_mode < 0 || s->norm_eps_mode >= MHC_NORM_EPS_COUNT || (int)s->norm_scope < 0 ||
+        s->norm_scope >= MHC_NORM_SCOPE_COUNT || (int)s->sinkhorn_eps_mode < 0 || s->sinkhorn_eps_mode >= MHC_SK_EPS_COUNT ||
+        (int)s->sinkhorn_order < 0 || s->sinkhorn_order >= MHC_SK_ORDER_COUNT || (int)s->exp_shift < 0 ||
+        s->exp_shift >= MHC_EXP_SHIFT_COUNT)
+        return mhc_fail(cu->ctx, MHC_ERR_VALUE, "%s: a convention knob of the spec (norm_eps_mode, norm_scope, "
+                        "sinkhorn_eps_mode, sinkhorn_order, exp_shift) is out of range (use mhc_hc_resolve)", fn);
     if (!(s->norm_eps >= 0.0 && s->norm_eps < HUGE_VAL) || !(s->pre_eps >= 0.0 && s->pre_eps < HUGE_VAL) ||
         !(s->sinkhorn_eps >= 0.0 && s->sinkhorn_eps < HUGE_VAL) || !(s->post_mult >= 0.0 && s->post_mult < HUGE_VAL))
         return mhc_fail(cu->ctx, MHC_ERR_VALUE, "%s: spec epsilons and post_mult must be finite and >= 0", fn);
@@ -1129,11 +1166,12 @@ static mhc_result mhc_cu__pre_setup(mhc_cuda *cu, const char *fn, const mhc_hc_s
     p->nres = head ? 0 : s->nres;
     p->spec = *s;
     p->norm_eps = s->norm_eps; p->pre_eps = s->pre_eps; p->post_mult = s->post_mult;
+    p->outside = s->norm_eps_mode == MHC_NORM_EPS_OUTSIDE;
     p->pj = head ? 0 : mhc__proj_doubles(s);
     p->tmpd = 2 * (size_t)p->nres + 3 * (size_t)p->n * p->n;
     Tz = (size_t)T;
     mr1 = (size_t)p->mr + 1;
-    nd = Tz * mr1 + Tz * p->pj + Tz * p->tmpd + 2 * Tz * p->n;
+    nd = Tz * mr1 + Tz * p->pj + Tz * p->tmpd + 2 * Tz * p->n + Tz;
     if (backward) nd += Tz * 3 + 2 * Tz * p->mr + Tz + (size_t)p->mr * p->D;
     if ((double)nd * sizeof(double) > 1e12)
         return mhc_fail(cu->ctx, MHC_ERR_OVERFLOW, "%s: device scratch of %g bytes is too large", fn, (double)nd * 8.0);
@@ -1144,6 +1182,7 @@ static mhc_result mhc_cu__pre_setup(mhc_cuda *cu, const char *fn, const mhc_hc_s
     p->tmp = d; d += Tz * p->tmpd;
     p->hp = d; d += Tz * p->n;
     p->dlix = d; d += Tz * p->n;
+    p->gq = d; d += Tz;
     if (backward) {
         p->dsc = d; d += Tz * 3;
         p->coef = d; d += Tz * p->mr;

@@ -28,3 +28,4 @@
 #include "test_edge.c"
 #include "test_fuzzseeds.c"
 #include "test_matmul.c"
+#include "test_knobs.c"      /* (uses test_hc.c and test_hc_ref.c) */

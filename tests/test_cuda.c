@@ -139,6 +139,23 @@ static void tc_host_checks(void) {
     CHECK_RESULT(mhc_cuda_hc_head_backward(&fake, &s, dummy, NULL, NULL, NULL, NULL, dummy, NULL, NULL, dummy, dummy,
                                            dummy, NULL, 2, 4), MHC_ERR_NULL);
     CHECK_STR_HAS(mhc_ctx_message(&ctx), "x is NULL");
+    /* the convention knobs: norm_scope = stream is refused on the device, naming the knob */
+    memset(&hcfg, 0, sizeof hcfg);
+    hcfg.preset = MHC_PRESET_LUCIDRAINS;
+    CHECK_OK(mhc_hc_resolve(&ctx, &hcfg, 4, &s));
+    CHECK_RESULT(mhc_cuda_hc_pre_forward(&fake, &s, dummy, NULL, NULL, NULL, dummy, dummy, dummy, dummy, NULL, 2, 4),
+                 MHC_ERR_VALUE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "norm_scope = stream");
+    CHECK_RESULT(mhc_cuda_hc_head_backward(&fake, &s, dummy, NULL, NULL, NULL, NULL, dummy, NULL, dummy, dummy, dummy,
+                                           dummy, NULL, 2, 4), MHC_ERR_VALUE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "norm_scope = stream");
+    CHECK_OK(mhc_hc_resolve(&ctx, NULL, 4, &s));
+    s.sinkhorn_order = (mhc_sinkhorn_order)9;
+    CHECK_RESULT(mhc_cuda_hc_pre_forward(&fake, &s, dummy, NULL, NULL, NULL, dummy, dummy, dummy, dummy, NULL, 2, 4),
+                 MHC_ERR_VALUE);
+    CHECK_STR_HAS(mhc_ctx_message(&ctx), "sinkhorn_order");
+    CHECK_RESULT(mhc_cuda_hc_proj_forward(&fake, &s, dummy, dummy, 2), MHC_ERR_VALUE);
+    CHECK_RESULT(mhc_cuda_hc_proj_forward(&fake, NULL, dummy, dummy, 2), MHC_ERR_NULL);
     /* the model-level API */
     CHECK_RESULT(gpt_cuda_create(&fake, NULL, NULL), MHC_ERR_NULL);
     CHECK_STR_HAS(mhc_ctx_message(&ctx), "gpt_cuda_create: NULL");
@@ -362,8 +379,9 @@ static void tc_sinkhorn(void) {
     }
 }
 
-/* pre (or head) forward and backward with every gradient, against mhc_hc_pre_* / mhc_hc_head_* */
-static void tc_pre_case(mhc_hc_preset preset, int n, int head, int use_nw) {
+/* pre (or head) forward and backward with every gradient, against mhc_hc_pre_* / mhc_hc_head_*
+   (cfg0: the configuration, NULL: the preset alone) */
+static void tc_pre_case_cfg(const mhc_hc_config *cfg0, mhc_hc_preset preset, int n, int head, int use_nw) {
     mhc_ctx ctx;
     mhc_hc_config cfg;
     mhc_hc_spec s;
@@ -375,7 +393,8 @@ static void tc_pre_case(mhc_hc_preset preset, int n, int head, int use_nw) {
     float *X, *FN, *SC, *BASE, *NW, *LI, *HPRE, *HPOST, *HRES, *GLI, *GHPRE, *GHPOST, *GHRES, *DX, *DFN, *DSC, *DBASE, *DNW;
     char what[96];
     mhc_ctx_init(&ctx);
-    memset(&cfg, 0, sizeof cfg);
+    if (cfg0) cfg = *cfg0;
+    else memset(&cfg, 0, sizeof cfg);
     cfg.preset = preset;
     if (mhc_hc_resolve(&ctx, &cfg, n, &s) != MHC_OK) { CHECK_MSG(0, "resolve: %s", mhc_ctx_message(&ctx)); return; }
     mr = head ? n : s.m;
@@ -397,7 +416,9 @@ static void tc_pre_case(mhc_hc_preset preset, int n, int head, int use_nw) {
     LI = tc_dev(NULL, nli); HPRE = tc_dev(NULL, nh); HPOST = tc_dev(NULL, nh); HRES = tc_dev(NULL, nA);
     GLI = tc_dev(gli, nli); GHPRE = tc_dev(ghpre, nh); GHPOST = tc_dev(ghpost, nh); GHRES = tc_dev(ghres, nA);
     DX = tc_dev(dxc, nx); DFN = tc_dev(dfnc, nfn); DSC = tc_dev(dscc, 3); DBASE = tc_dev(dbasec, mr); DNW = tc_dev(dnwc, D);
-    snprintf(what, sizeof what, "%s %s n=%d nw=%d", head ? "head" : "pre", mhc_hc_preset_name(preset), n, use_nw);
+    snprintf(what, sizeof what, "%s %s n=%d nw=%d (%s %s %s %s)", head ? "head" : "pre", mhc_hc_preset_name(preset), n,
+             use_nw, mhc_norm_eps_mode_name(s.norm_eps_mode), mhc_sinkhorn_eps_mode_name(s.sinkhorn_eps_mode),
+             mhc_sinkhorn_order_name(s.sinkhorn_order), mhc_exp_shift_name(s.exp_shift));
     if (!use_nw) { free(nw); nw = NULL; }
     /* forward: dots and sums in double on both sides: 2e-6; backward: sums over tokens in
        double, float results: 2e-5 */
@@ -436,6 +457,66 @@ static void tc_pre_case(mhc_hc_preset preset, int n, int head, int use_nw) {
         size_t k;
         for (k = 0; k < sizeof all / sizeof all[0]; k++) { mhc_cuda_release(tc_cu, all[k]); free(hall[k]); }
     }
+}
+
+static void tc_pre_case(mhc_hc_preset preset, int n, int head, int use_nw) {
+    tc_pre_case_cfg(NULL, preset, n, head, use_nw);
+}
+
+/* the convention knobs on the device: the peers' presets, every Sinkhorn knob value through the
+   pre step (the shared block's projection of the spec) and the standalone projection, the
+   outside norm in the pre step and the head */
+static void tc_knobs(void) {
+    static const mhc_hc_preset peers[3] = {MHC_PRESET_MEGATRON, MHC_PRESET_LIGER, MHC_PRESET_MHC_CU};
+    static const mhc_projection projs[3] = {MHC_PROJ_SOFTMAX, MHC_PROJ_EXP, MHC_PROJ_LOG};
+    mhc_hc_config cfg;
+    int q, e, o, h;
+    TEST_BEGIN("cuda_knobs");
+    for (q = 0; q < 3; q++) {
+        tc_pre_case(peers[q], 4, 0, 1);
+        tc_pre_case(peers[q], 3, 0, 0);
+        tc_pre_case(peers[q], 4, 1, 1);
+    }
+    memset(&cfg, 0, sizeof cfg);
+    cfg.norm_eps_mode = MHC_NORM_EPS_OUTSIDE;
+    cfg.norm_eps = 0.3;
+    tc_pre_case_cfg(&cfg, MHC_PRESET_DSV4, 4, 0, 1);
+    tc_pre_case_cfg(&cfg, MHC_PRESET_DSV4, 2, 1, 0);
+    for (q = 0; q < 3; q++)
+        for (e = MHC_SK_EPS_ADD; e <= MHC_SK_EPS_ZERO; e++)
+            for (o = MHC_SK_COL_FIRST; o <= MHC_SK_ROW_FIRST; o++)
+                for (h = MHC_EXP_SHIFT_NONE; h <= (q ? MHC_EXP_SHIFT_COL_MAX : MHC_EXP_SHIFT_NONE); h++) {
+                    mhc_ctx ctx;
+                    mhc_hc_spec s;
+                    const int T = 17, n = 3, nn = 9;
+                    float *z = tc_rand((size_t)T * nn, -2, 2), *out = tc_rand((size_t)T * nn, 0, 0);
+                    float *go = tc_rand((size_t)T * nn, -1, 1), *gz = tc_rand((size_t)T * nn, -1, 1);
+                    float *dZ = tc_dev(z, (size_t)T * nn), *dO = tc_dev(NULL, (size_t)T * nn);
+                    float *dGO = tc_dev(go, (size_t)T * nn), *dGZ = tc_dev(gz, (size_t)T * nn);
+                    char what[128];
+                    mhc_ctx_init(&ctx);
+                    memset(&cfg, 0, sizeof cfg);
+                    cfg.preset = MHC_PRESET_PAPER; cfg.projection = projs[q];
+                    cfg.sinkhorn_eps_mode = (mhc_sinkhorn_eps_mode)e; cfg.sinkhorn_order = (mhc_sinkhorn_order)o;
+                    cfg.exp_shift = (mhc_exp_shift)h; cfg.sinkhorn_eps = e == MHC_SK_EPS_ADD ? 0.01 : 0.3;
+                    if (projs[q] == MHC_PROJ_SOFTMAX && e != MHC_SK_EPS_ADD) cfg.sinkhorn_eps = 2.0;
+                    CHECK_OK(mhc_hc_resolve(&ctx, &cfg, n, &s));
+                    snprintf(what, sizeof what, "proj %s %s %s %s", mhc_projection_name(projs[q]),
+                             mhc_sinkhorn_eps_mode_name(s.sinkhorn_eps_mode), mhc_sinkhorn_order_name(s.sinkhorn_order),
+                             mhc_exp_shift_name(s.exp_shift));
+                    CHECK_OK(mhc_hc_proj_forward(&ctx, &s, out, z, T));
+                    CHECK_OK(mhc_cuda_hc_proj_forward(tc_cu, &s, dO, dZ, T));
+                    TC_CLOSE(what, dO, out, (size_t)T * nn, 1e-6);
+                    CHECK_OK(mhc_hc_proj_backward(&ctx, &s, gz, go, z, T));
+                    CHECK_OK(mhc_cuda_hc_proj_backward(tc_cu, &s, dGZ, dGO, dZ, T));
+                    TC_CLOSE(what, dGZ, gz, (size_t)T * nn, 1e-5);
+                    mhc_cuda_release(tc_cu, dZ); mhc_cuda_release(tc_cu, dO); mhc_cuda_release(tc_cu, dGO);
+                    mhc_cuda_release(tc_cu, dGZ);
+                    free(z); free(out); free(go); free(gz);
+                    /* and through the pre step */
+                    if (o == MHC_SK_ROW_FIRST || h != MHC_EXP_SHIFT_NONE || e != MHC_SK_EPS_ADD)
+                        tc_pre_case_cfg(&cfg, MHC_PRESET_PAPER, n, 0, (e + o + h) % 2);
+                }
 }
 
 static void tc_layer(void) {
@@ -589,6 +670,7 @@ int main(void) {
     tc_elementwise();
     tc_sinkhorn();
     tc_layer();
+    tc_knobs();
     TEST_BEGIN("cuda_gpt_steps");
     tc_gpt_steps(MHC_VARIANT_PRESET, 4, MHC_PRESET_DSV4);
     tc_gpt_steps(MHC_VARIANT_NONE, 1, MHC_PRESET_DSV4);

@@ -15,6 +15,7 @@ TEST_GROUP(test_infer)
 TEST_GROUP(test_hc_tape)
 TEST_GROUP(test_recompute)
 TEST_GROUP(test_verify)
+TEST_GROUP(test_knobs)
 TEST_GROUP(test_fuzzseeds)
 TEST_GROUP(test_matmul)
 /* test_matmul.c again, in objects built for other ISAs (tests/test_matmul_isa.c, see Makefile) */

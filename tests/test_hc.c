@@ -28,12 +28,31 @@ static int hct_perms(int n, int perms[][HCT_MAXN]) {
     return count;
 }
 
+/* The division of a Sinkhorn step by a line's sum s under an eps mode (MHC_SPEC.md Sec. 8), and
+   what the knob tests need to know of the branches taken: how many lines took the eps branch
+   (hct_sk_active) and how close any sum came to eps (hct_sk_margin, relative; the finite
+   differences are valid only well away from the switch). */
+static int hct_sk_mode = MHC_SK_EPS_ADD, hct_sk_active;
+static double hct_sk_margin = HUGE_VAL;
+static double hct_div(double v, double s, double eps) {
+    if (hct_sk_mode != MHC_SK_EPS_ADD && eps > 0) {
+        double m = fabs(s - eps) / eps;
+        if (m < hct_sk_margin) hct_sk_margin = m;
+    }
+    switch (hct_sk_mode) {
+    case MHC_SK_EPS_CLAMP: if (s < eps) { hct_sk_active++; return v / eps; } return v / s;
+    case MHC_SK_EPS_THRESHOLD: if (s <= eps) { hct_sk_active++; return v; } return v / s;
+    case MHC_SK_EPS_ZERO: if (s <= eps) { hct_sk_active++; return 0.0; } return v / s;
+    default: return v / (s + eps);
+    }
+}
+
 static void hct_rownorm(double M[HCT_MAXN][HCT_MAXN], int n, double eps) {
     int i, j;
     for (i = 0; i < n; i++) {
         double s = 0;
         for (j = 0; j < n; j++) s += M[i][j];
-        for (j = 0; j < n; j++) M[i][j] = M[i][j] / (s + eps);
+        for (j = 0; j < n; j++) M[i][j] = hct_div(M[i][j], s, eps);
     }
 }
 static void hct_colnorm(double M[HCT_MAXN][HCT_MAXN], int n, double eps) {
@@ -41,7 +60,42 @@ static void hct_colnorm(double M[HCT_MAXN][HCT_MAXN], int n, double eps) {
     int i, j;
     for (j = 0; j < n; j++) { s[j] = 0; for (i = 0; i < n; i++) s[j] += M[i][j]; }
     for (i = 0; i < n; i++)
-        for (j = 0; j < n; j++) M[i][j] = M[i][j] / (s[j] + eps);
+        for (j = 0; j < n; j++) M[i][j] = hct_div(M[i][j], s[j], eps);
+}
+
+static void hct_proj(mhc_projection proj, int n, int iters, double eps, const double *z, double *out);
+
+/* The projection with the spec's Sinkhorn knobs, written as MHC_SPEC.md Sec. 8 reads: the exp
+   start from z minus each row's or column's max; row_first as the col_first projection of the
+   transposed (shifted) logits, transposed back; the eps mode in every division. */
+static void hct_proj_knobs(const mhc_hc_spec *s, const double *z, double *out) {
+    double zz[HCT_MAXN * HCT_MAXN], o[HCT_MAXN * HCT_MAXN];
+    int n = s->n, i, j;
+    if (s->projection == MHC_PROJ_PERM) { hct_proj(s->projection, n, s->iters, s->sinkhorn_eps, z, out); return; }
+    for (i = 0; i < n * n; i++) zz[i] = z[i];
+    if (s->projection != MHC_PROJ_SOFTMAX && s->exp_shift == MHC_EXP_SHIFT_ROW_MAX)
+        for (i = 0; i < n; i++) {
+            double mx = z[i * n];
+            for (j = 1; j < n; j++) if (z[i * n + j] > mx) mx = z[i * n + j];
+            for (j = 0; j < n; j++) zz[i * n + j] = z[i * n + j] - mx;
+        }
+    if (s->projection != MHC_PROJ_SOFTMAX && s->exp_shift == MHC_EXP_SHIFT_COL_MAX)
+        for (j = 0; j < n; j++) {
+            double mx = z[j];
+            for (i = 1; i < n; i++) if (z[i * n + j] > mx) mx = z[i * n + j];
+            for (i = 0; i < n; i++) zz[i * n + j] = z[i * n + j] - mx;
+        }
+    if (s->sinkhorn_order == MHC_SK_ROW_FIRST) {
+        double t[HCT_MAXN * HCT_MAXN];
+        for (i = 0; i < n; i++)
+            for (j = 0; j < n; j++) t[j * n + i] = zz[i * n + j];
+        memcpy(zz, t, sizeof t);
+    }
+    hct_sk_mode = s->sinkhorn_eps_mode ? (int)s->sinkhorn_eps_mode : MHC_SK_EPS_ADD;
+    hct_proj(s->projection, n, s->iters, s->sinkhorn_eps, zz, o);
+    hct_sk_mode = MHC_SK_EPS_ADD;
+    for (i = 0; i < n; i++)
+        for (j = 0; j < n; j++) out[i * n + j] = s->sinkhorn_order == MHC_SK_ROW_FIRST ? o[j * n + i] : o[i * n + j];
 }
 
 /* the projection of one token's logits z (n*n, or n! for perm) -> out[n*n]; the log form is
@@ -134,10 +188,15 @@ static void hct_ortho(int n, int K, const double *z, double *out) {
 static void hct_proj_spec(const mhc_hc_spec *s, const double *z, double *comb) {
     if (s->projection == MHC_PROJ_KRON) hct_kron(s->kron_count, s->kron_factors, z, comb);
     else if (s->projection == MHC_PROJ_ORTHO) hct_ortho(s->n, s->ns_iters, z, comb);
-    else hct_proj(s->projection, s->n, s->iters, s->sinkhorn_eps, z, comb);
+    else hct_proj_knobs(s, z, comb);
 }
 
 static double hct_sig(double u) { return 1.0 / (1.0 + exp(-u)); }
+
+/* the RMS divisor of a line with mean square ms: sqrt(ms + eps), or sqrt(ms) + eps (outside) */
+static double hct_rms(double ms, const mhc_hc_spec *s) {
+    return s->norm_eps_mode == MHC_NORM_EPS_OUTSIDE ? sqrt(ms) + s->norm_eps : sqrt(ms + s->norm_eps);
+}
 
 /* NaN and its test by the bit pattern: -ffast-math folds sqrt(-1) and x != x */
 static double hct_nan(void) {
@@ -178,7 +237,7 @@ static double hct_ref_loss(const hct_case *k, double *li_o, double *hpre_o, doub
                 double ms = 0;
                 for (c = 0; c < C; c++) ms += x[i * C + c] * x[i * C + c];
                 ms /= C;
-                for (c = 0; c < C; c++) xn[i][c] = x[i * C + c] / sqrt(ms + s->norm_eps) * (k->use_nw ? k->nw[c] : 1.0);
+                for (c = 0; c < C; c++) xn[i][c] = x[i * C + c] / hct_rms(ms, s) * (k->use_nw ? k->nw[c] : 1.0);
                 for (q = 0; q < n + 2; q++) {
                     d[i][q] = 0;
                     for (c = 0; c < C; c++) d[i][q] += k->fn[q * C + c] * xn[i][c];
@@ -193,9 +252,18 @@ static double hct_ref_loss(const hct_case *k, double *li_o, double *hpre_o, doub
             /* RMSNorm first, then the matmul */
             double ms = 0, xn[HCT_MAXN * HCT_MAXC], mix[2 * HCT_MAXN + HCT_MAXP];
             int rows = k->head ? n : s->m;
-            for (j = 0; j < D; j++) ms += x[j] * x[j];
-            ms /= D;
-            for (j = 0; j < D; j++) xn[j] = x[j] / sqrt(ms + s->norm_eps) * (k->use_nw ? k->nw[j] : 1.0);
+            if (s->norm_scope != MHC_NORM_SCOPE_STREAM) {
+                for (j = 0; j < D; j++) ms += x[j] * x[j];
+                ms /= D;
+                for (j = 0; j < D; j++) xn[j] = x[j] / hct_rms(ms, s) * (k->use_nw ? k->nw[j] : 1.0);
+            } else {                          /* each stream by its own RMS over C */
+                for (i = 0; i < n; i++) {
+                    ms = 0;
+                    for (c = 0; c < C; c++) ms += x[i * C + c] * x[i * C + c];
+                    ms /= C;
+                    for (c = 0; c < C; c++) xn[i * C + c] = x[i * C + c] / hct_rms(ms, s) * (k->use_nw ? k->nw[i * C + c] : 1.0);
+                }
+            }
             for (q = 0; q < rows; q++) {
                 mix[q] = 0;
                 for (j = 0; j < D; j++) mix[q] += k->fn[q * D + j] * xn[j];

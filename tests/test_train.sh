@@ -35,6 +35,32 @@ done
 [ "$(wc -l < "$t/straight.csv")" -eq 9 ] && ok || bad "the log should have a header and 8 rows"
 head -1 "$t/straight.csv" | grep -q '^step,loss,' && ok || bad "the log's first columns should be step,loss"
 
+# the peers' presets and the convention knobs train, and resume bit for bit (the knobs live in
+# the checkpoint: the resumed run is given none of them)
+for pk in "--preset megatron" "--preset liger" "--preset lucidrains" "--preset mhc_cu" \
+          "--norm-eps-mode outside --norm-scope stream --sinkhorn-eps-mode threshold --sinkhorn-order row_first --preset paper --exp-shift col_max"; do
+    expect 0 "" "$mhc" train $small $pk --steps 6 --log "$t/k_straight.csv"
+    expect 0 "" "$mhc" train $small $pk --steps 6 --stop-after 2 --save "$t/k.bin" --log "$t/k_resumed.csv"
+    expect 0 "" "$mhc" train $small --steps 6 --resume "$t/k.bin" --log "$t/k_resumed.csv"
+    if [ "$(losses "$t/k_straight.csv")" = "$(losses "$t/k_resumed.csv")" ]; then ok
+    else bad "$pk: resumed losses differ from the straight run"; fi
+done
+# the knobs a checkpoint holds are the ones the resumed run uses (its first line says so)
+loud=$(echo "$small" | sed 's/--quiet//')
+expect 0 "" "$mhc" train $small --preset paper --norm-eps-mode outside --exp-shift row_max --sinkhorn-eps-mode zero \
+    --steps 3 --stop-after 1 --save "$t/k2.bin"
+expect 0 "norm_eps_mode outside, norm_scope flat, sinkhorn_eps_mode zero, sinkhorn_order col_first, exp_shift row_max" \
+    "$mhc" train $loud --steps 3 --resume "$t/k2.bin"
+expect 0 "preset megatron, n 4" "$mhc" train $loud --preset megatron --steps 1
+expect 0 "norm_eps_mode outside, norm_scope flat, sinkhorn_eps_mode clamp, sinkhorn_order row_first, exp_shift row_max" \
+    "$mhc" train $loud --preset megatron --steps 1
+expect 2 "unknown norm_eps_mode 'between'" "$mhc" train $small --norm-eps-mode between
+expect 2 "unknown norm_scope" "$mhc" train $small --norm-scope token
+expect 2 "unknown sinkhorn_eps_mode" "$mhc" train $small --sinkhorn-eps-mode max
+expect 2 "unknown sinkhorn_order" "$mhc" train $small --sinkhorn-order rows
+expect 2 "needs a value" "$mhc" train $small --exp-shift
+expect 1 "exp_shift = row_max applies to the exp and log starts" "$mhc" train $small --exp-shift row_max --steps 1
+
 # threads: 1 and 2 give the same losses bit for bit
 medium="--layers 2 --dim 64 --heads 4 --seq 64 --batch 4 --quiet --eval-every 2"   # large enough to run in parallel
 expect 0 "" "$mhc" train $medium --steps 3 --threads 1 --log "$t/th1.csv"

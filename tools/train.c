@@ -45,7 +45,8 @@ static double train__now(void) {
 /* The recorded options, as bits of train_opts.given (set when the option is on the command line). */
 enum {
     TG_DATA, TG_RESIDUAL, TG_PRESET, TG_N, TG_LAYERS, TG_DIM, TG_HEADS, TG_SEQ, TG_BATCH, TG_STEPS, TG_LR,
-    TG_WARMUP, TG_SCHEDULE, TG_WD, TG_CLIP, TG_SEED, TG_EVAL_EVERY, TG_EVAL_BATCHES, TG_COUNT
+    TG_WARMUP, TG_SCHEDULE, TG_WD, TG_CLIP, TG_SEED, TG_EVAL_EVERY, TG_EVAL_BATCHES, TG_NORM_EPS_MODE,
+    TG_NORM_SCOPE, TG_SK_EPS_MODE, TG_SK_ORDER, TG_EXP_SHIFT, TG_COUNT
 };
 #define TRAIN_GIVEN(o, bit) (((o)->given >> (bit)) & 1u)
 
@@ -154,8 +155,13 @@ static void train_usage(FILE *f) {
         "  --data FILE          text file, byte-level tokens (default: the generated corpus); the checkpoint\n"
         "                       records its path, size and hash, and a resume checks the bytes are the same\n"
         "  --residual KIND      none | hc | mhc | lite | kromhc | ortho (default mhc)\n"
-        "  --preset NAME        dsv4 | tilekernels | paper | lite | kromhc | ortho (default dsv4; for\n"
-        "                       --residual lite, kromhc and ortho the preset of that name)\n"
+        "  --preset NAME        dsv4 | tilekernels | paper | lite | kromhc | ortho | megatron | liger |\n"
+        "                       lucidrains | mhc_cu (default dsv4; for --residual lite, kromhc and ortho the\n"
+        "                       preset of that name; the peers' conventions: README \"Conventions\")\n"
+        "  --norm-eps-mode M    inside | outside     --norm-scope S        flat | stream\n"
+        "  --sinkhorn-eps-mode M add | clamp | threshold | zero\n"
+        "  --sinkhorn-order O   col_first | row_first  --exp-shift S       none | row_max | col_max\n"
+        "                       (the convention knobs, MHC_SPEC.md Sec. 8; default: the preset's)\n"
         "  --n N                streams (default 4; none uses 1)\n"
         "  --layers L --dim C --heads H --seq T --batch B   model and batch (default 4 64 4 64 8)\n"
         "  --steps S            total steps of the schedule (default 200)\n"
@@ -247,6 +253,28 @@ static int train_parse(int argc, char **argv, train_opts *o, int demo) {
             if (ok) o->cfg.hc.preset = p;
             else fprintf(stderr, "train: --preset: %s\n", v ? mhc_ctx_message(&ctx) : "needs a value");
             bit = TG_PRESET;
+        } else if (!strcmp(a, "--norm-eps-mode") || !strcmp(a, "--norm-scope") || !strcmp(a, "--sinkhorn-eps-mode") ||
+                   !strcmp(a, "--sinkhorn-order") || !strcmp(a, "--exp-shift")) {
+            mhc_hc_config *h = &o->cfg.hc;
+            mhc_result r = MHC_ERR_NULL;
+            if (!strcmp(a, "--norm-eps-mode")) {
+                bit = TG_NORM_EPS_MODE;
+                if (v) r = mhc_norm_eps_mode_parse(&ctx, v, &h->norm_eps_mode);
+            } else if (!strcmp(a, "--norm-scope")) {
+                bit = TG_NORM_SCOPE;
+                if (v) r = mhc_norm_scope_parse(&ctx, v, &h->norm_scope);
+            } else if (!strcmp(a, "--sinkhorn-eps-mode")) {
+                bit = TG_SK_EPS_MODE;
+                if (v) r = mhc_sinkhorn_eps_mode_parse(&ctx, v, &h->sinkhorn_eps_mode);
+            } else if (!strcmp(a, "--sinkhorn-order")) {
+                bit = TG_SK_ORDER;
+                if (v) r = mhc_sinkhorn_order_parse(&ctx, v, &h->sinkhorn_order);
+            } else {
+                bit = TG_EXP_SHIFT;
+                if (v) r = mhc_exp_shift_parse(&ctx, v, &h->exp_shift);
+            }
+            ok = r == MHC_OK;
+            if (!ok) fprintf(stderr, "train: %s: %s\n", a, v ? mhc_ctx_message(&ctx) : "needs a value");
         } else if (!strcmp(a, "--schedule")) {
             ok = train__schedule_parse(v, &o->schedule);
             if (!ok) fprintf(stderr, "train: --schedule '%s': expected cosine, step or constant\n", v ? v : "");
@@ -418,7 +446,8 @@ static void train_batch(const train_data *d, size_t lo, size_t hi, int B, int T,
 #define TRAIN_BLOB_MAGIC "mhc-train-config 1"
 #define TRAIN_BLOB_CAP 65536
 
-enum { TK_INT, TK_LONG, TK_DBL, TK_U64, TK_VARIANT, TK_PRESET, TK_PROJ, TK_ORIENT, TK_SCHED };
+enum { TK_INT, TK_LONG, TK_DBL, TK_U64, TK_VARIANT, TK_PRESET, TK_PROJ, TK_ORIENT, TK_SCHED, TK_NORM_EPS_MODE,
+       TK_NORM_SCOPE, TK_SK_EPS_MODE, TK_SK_ORDER, TK_EXP_SHIFT };
 typedef struct train_key {
     const char *key;       /* also the option's name (--key) when opt_bit >= 0 */
     int type;
@@ -443,6 +472,11 @@ static const train_key train__keys[] = {
     {"hc-norm-eps", TK_DBL, TRAIN_OFF(cfg.hc.norm_eps), -1},
     {"hc-pre-eps", TK_DBL, TRAIN_OFF(cfg.hc.pre_eps), -1},
     {"hc-post-mult", TK_DBL, TRAIN_OFF(cfg.hc.post_mult), -1},
+    {"norm-eps-mode", TK_NORM_EPS_MODE, TRAIN_OFF(cfg.hc.norm_eps_mode), TG_NORM_EPS_MODE},
+    {"norm-scope", TK_NORM_SCOPE, TRAIN_OFF(cfg.hc.norm_scope), TG_NORM_SCOPE},
+    {"sinkhorn-eps-mode", TK_SK_EPS_MODE, TRAIN_OFF(cfg.hc.sinkhorn_eps_mode), TG_SK_EPS_MODE},
+    {"sinkhorn-order", TK_SK_ORDER, TRAIN_OFF(cfg.hc.sinkhorn_order), TG_SK_ORDER},
+    {"exp-shift", TK_EXP_SHIFT, TRAIN_OFF(cfg.hc.exp_shift), TG_EXP_SHIFT},
     {"batch", TK_INT, TRAIN_OFF(batch), TG_BATCH},
     {"steps", TK_LONG, TRAIN_OFF(steps), TG_STEPS},
     {"lr", TK_DBL, TRAIN_OFF(lr), TG_LR},
@@ -469,6 +503,11 @@ static void train__key_value(const train_opts *o, const train_key *k, char *buf,
     case TK_PROJ: snprintf(buf, cap, "%s", mhc_projection_name(*(const mhc_projection *)p)); break;
     case TK_ORIENT: snprintf(buf, cap, "%s", mhc_orient_name(*(const mhc_orient *)p)); break;
     case TK_SCHED: snprintf(buf, cap, "%s", train__schedule_name(*(const int *)p)); break;
+    case TK_NORM_EPS_MODE: snprintf(buf, cap, "%s", mhc_norm_eps_mode_name(*(const mhc_norm_eps_mode *)p)); break;
+    case TK_NORM_SCOPE: snprintf(buf, cap, "%s", mhc_norm_scope_name(*(const mhc_norm_scope *)p)); break;
+    case TK_SK_EPS_MODE: snprintf(buf, cap, "%s", mhc_sinkhorn_eps_mode_name(*(const mhc_sinkhorn_eps_mode *)p)); break;
+    case TK_SK_ORDER: snprintf(buf, cap, "%s", mhc_sinkhorn_order_name(*(const mhc_sinkhorn_order *)p)); break;
+    case TK_EXP_SHIFT: snprintf(buf, cap, "%s", mhc_exp_shift_name(*(const mhc_exp_shift *)p)); break;
     }
 }
 
@@ -503,6 +542,19 @@ static int train__key_parse(train_opts *o, const train_key *k, const char *v) {
         *(mhc_orient *)p = x; return 1;
     }
     case TK_SCHED: return train__schedule_parse(v, (int *)p);
+    /* the convention knobs: "preset" (0, the preset's value) or a name */
+#define TRAIN__KNOB(T, E, PARSE)                                                                 \
+    case T: {                                                                                    \
+        E x = (E)0;                                                                              \
+        if (strcmp(v, "preset") != 0 && PARSE(&ctx, v, &x) != MHC_OK) return 0;                 \
+        *(E *)p = x; return 1;                                                                   \
+    }
+    TRAIN__KNOB(TK_NORM_EPS_MODE, mhc_norm_eps_mode, mhc_norm_eps_mode_parse)
+    TRAIN__KNOB(TK_NORM_SCOPE, mhc_norm_scope, mhc_norm_scope_parse)
+    TRAIN__KNOB(TK_SK_EPS_MODE, mhc_sinkhorn_eps_mode, mhc_sinkhorn_eps_mode_parse)
+    TRAIN__KNOB(TK_SK_ORDER, mhc_sinkhorn_order, mhc_sinkhorn_order_parse)
+    TRAIN__KNOB(TK_EXP_SHIFT, mhc_exp_shift, mhc_exp_shift_parse)
+#undef TRAIN__KNOB
     }
     return 0;
 }
@@ -1051,9 +1103,12 @@ static int train_run(const train_opts *o_in, train_summary *summary) {
     if (tool_interrupt_install() != 0) { fprintf(stderr, "train: cannot install the signal handlers\n"); goto done; }
     if (!o.quiet)
         fprintf(stderr, "%s: residual %s, preset %s, n %d, layers %d (%d sublayers), dim %d, heads %d, seq %d, batch %d, "
-                        "%zu parameters, steps %ld\n", label, mhc_hc_variant_name(model.spec.variant),
+                        "%zu parameters, steps %ld; conventions: norm_eps_mode %s, norm_scope %s, sinkhorn_eps_mode %s, "
+                        "sinkhorn_order %s, exp_shift %s\n", label, mhc_hc_variant_name(model.spec.variant),
                 mhc_hc_preset_name(model.spec.preset), o.cfg.n, o.cfg.layers, 2 * o.cfg.layers, o.cfg.dim, o.cfg.heads,
-                o.cfg.seq, o.batch, model.params.size, o.steps);
+                o.cfg.seq, o.batch, model.params.size, o.steps, mhc_norm_eps_mode_name(model.spec.norm_eps_mode),
+                mhc_norm_scope_name(model.spec.norm_scope), mhc_sinkhorn_eps_mode_name(model.spec.sinkhorn_eps_mode),
+                mhc_sinkhorn_order_name(model.spec.sinkhorn_order), mhc_exp_shift_name(model.spec.exp_shift));
     t0 = train__now();
     for (step = start + 1; step <= end; step++) {
         mhc_tensor *loss;

@@ -4,12 +4,15 @@
  * checks them.
  *
  * CASE_DIR/case.txt holds `key = value` lines (blank lines and # comments allowed):
- *   op (layer | sinkhorn | head), preset (dsv4 | tilekernels | paper | lite | kromhc | ortho), n,
- *   dtype (float64 | float32: the precision the computation runs in), and optional overrides
+ *   op (layer | sinkhorn | head), preset (dsv4 | tilekernels | paper | lite | kromhc | ortho |
+ *   megatron | liger | lucidrains | mhc_cu), n, dtype (float64 | float32: the precision the
+ *   computation runs in), and optional overrides
  *   sinkhorn_iters, sinkhorn_eps, norm_eps, pre_eps, post_mult, orient (h | comb_t),
  *   projection (softmax | exp | log | perm | kron | ortho), variant (mhc | lite | kromhc | ortho |
  *   hc | none; layer only), kron_factors (a comma-separated list, e.g. `kron_factors = 2,2`; each
- *   1..8, product n), ns_iters (the Newton-Schulz iterations of ortho, 1..1000).
+ *   1..8, product n), ns_iters (the Newton-Schulz iterations of ortho, 1..1000), norm_eps_mode
+ *   (inside | outside), norm_scope (flat | stream), sinkhorn_eps_mode (add | clamp | threshold |
+ *   zero), sinkhorn_order (col_first | row_first), exp_shift (none | row_max | col_max).
  *   A value of 0 in the file is an actual 0 (it becomes MHC_ZERO in mhc_hc_config).
  * Inputs are '<f4' or '<f8' .npy files (read as double, then converted to the case's dtype).
  * A bad case -- a missing or unreadable file, a wrong shape or dtype, NaN or Inf in an input,
@@ -29,10 +32,12 @@
 #define VF_PATH 4096
 
 enum { VF_OP, VF_PRESET, VF_N, VF_DTYPE, VF_ITERS, VF_SKEPS, VF_NORMEPS, VF_PREEPS, VF_POSTMULT, VF_ORIENT,
-       VF_PROJ, VF_VARIANT, VF_KRON, VF_NSITERS, VF_NKEYS };
+       VF_PROJ, VF_VARIANT, VF_KRON, VF_NSITERS, VF_NORM_EPS_MODE, VF_NORM_SCOPE, VF_SK_EPS_MODE, VF_SK_ORDER,
+       VF_EXP_SHIFT, VF_NKEYS };
 static const char *const vf_keys[VF_NKEYS] = {"op", "preset", "n", "dtype", "sinkhorn_iters", "sinkhorn_eps",
                                               "norm_eps", "pre_eps", "post_mult", "orient", "projection", "variant",
-                                              "kron_factors", "ns_iters"};
+                                              "kron_factors", "ns_iters", "norm_eps_mode", "norm_scope",
+                                              "sinkhorn_eps_mode", "sinkhorn_order", "exp_shift"};
 
 typedef struct vf_case {
     int op, n, f32;
@@ -133,8 +138,8 @@ static int vf_parse_text(char *buf, size_t len, const char *path, vf_case *c, ch
             if (strcmp(key, vf_keys[k]) == 0) break;
         if (k == VF_NKEYS) {
             snprintf(err, cap, "%s:%d: unknown key '%.60s' (expected op, preset, n, dtype, sinkhorn_iters, sinkhorn_eps, "
-                     "norm_eps, pre_eps, post_mult, orient, projection, variant, kron_factors or ns_iters)", path, lineno,
-                     key);
+                     "norm_eps, pre_eps, post_mult, orient, projection, variant, kron_factors, ns_iters, "
+                     "norm_eps_mode, norm_scope, sinkhorn_eps_mode, sinkhorn_order or exp_shift)", path, lineno, key);
             goto fail;
         }
         if (seen[k]) {
@@ -203,6 +208,11 @@ static int vf_parse_text(char *buf, size_t len, const char *path, vf_case *c, ch
             if (k == VF_PRESET) r = mhc_hc_preset_parse(&ctx, val, &c->cfg.preset);
             else if (k == VF_ORIENT) r = mhc_orient_parse(&ctx, val, &c->cfg.orient);
             else if (k == VF_PROJ) r = mhc_projection_parse(&ctx, val, &c->cfg.projection);
+            else if (k == VF_NORM_EPS_MODE) r = mhc_norm_eps_mode_parse(&ctx, val, &c->cfg.norm_eps_mode);
+            else if (k == VF_NORM_SCOPE) r = mhc_norm_scope_parse(&ctx, val, &c->cfg.norm_scope);
+            else if (k == VF_SK_EPS_MODE) r = mhc_sinkhorn_eps_mode_parse(&ctx, val, &c->cfg.sinkhorn_eps_mode);
+            else if (k == VF_SK_ORDER) r = mhc_sinkhorn_order_parse(&ctx, val, &c->cfg.sinkhorn_order);
+            else if (k == VF_EXP_SHIFT) r = mhc_exp_shift_parse(&ctx, val, &c->cfg.exp_shift);
             else r = mhc_hc_variant_parse(&ctx, val, &c->cfg.variant);
             if (r != MHC_OK) {
                 snprintf(err, cap, "%s:%d: %s", path, lineno, mhc_ctx_message(&ctx));

@@ -3,7 +3,7 @@
  * includes the implementation static, so both live in one program next to the float
  * implementation of tools/impl.c. Inputs and outputs are double; everything in between is mhc_real.
  * It uses the raw-array layer functions of mhc.h: pre forward, post forward, post backward, pre
- * backward (sinkhorn: the standalone projection, mhc_kron_* for kron; head: the head). */
+ * backward (sinkhorn: the standalone projection of the spec, mhc_hc_proj_*; head: the head). */
 #define MHC_STATIC
 #define MHC_IMPLEMENTATION
 #include "mhc.h"
@@ -64,21 +64,14 @@ int TOOL_VERIFY_RUN(const tool_verify_io *io, char *err, size_t cap) {
     }
     if (io->op == TOOL_VERIFY_SINKHORN) {
         mhc_real *z, *o, *g, *dz;
-        int iters = s.projection == MHC_PROJ_ORTHO ? s.ns_iters : s.iters;
         nres = (size_t)s.nres;
         z = vi_alloc(&b, io->logits, T * nres);
         g = vi_alloc(&b, io->d_out, T * nn);
         o = vi_alloc(&b, NULL, T * nn);
         dz = vi_alloc(&b, NULL, T * nres);
         if (b.failed) goto nomem;
-        if (s.projection == MHC_PROJ_KRON) {   /* the standalone Kronecker mixture takes the factor list */
-            if (mhc_kron_forward(&ctx, s.kron_count, s.kron_factors, o, z, io->T) != MHC_OK ||
-                mhc_kron_backward(&ctx, s.kron_count, s.kron_factors, dz, g, z, io->T) != MHC_OK)
-                goto fail;
-        } else if (mhc_sinkhorn_forward(&ctx, s.projection, io->n, iters, s.sinkhorn_eps, o, z, io->T) != MHC_OK ||
-                   mhc_sinkhorn_backward(&ctx, s.projection, io->n, iters, s.sinkhorn_eps, dz, g, z, io->T) != MHC_OK) {
+        if (mhc_hc_proj_forward(&ctx, &s, o, z, io->T) != MHC_OK || mhc_hc_proj_backward(&ctx, &s, dz, g, z, io->T) != MHC_OK)
             goto fail;
-        }
         vi_store(io->out, o, T * nn);
         vi_store(io->d_logits, dz, T * nres);
     } else if (io->op == TOOL_VERIFY_HEAD) {
