@@ -337,6 +337,26 @@ static void knt_test_norm_knobs(void) {
                  mhc_norm_eps_mode_name((mhc_norm_eps_mode)modes[m]));
         knt_check(&s, 3, 4, 0, m, (uint64_t)(9950 + m), 0, label);
     }
+    /* kromhc and ortho with the norm knobs (the per-token path around the Kronecker mixture and the
+       orthostochastic projection), and an exp shift refused with them */
+    {
+        mhc_hc_spec s = knt_spec(MHC_PRESET_KROMHC, MHC_VARIANT_PRESET, MHC_PROJ_PRESET, 4, 0, 0, 0, MHC_NORM_EPS_OUTSIDE,
+                                 MHC_NORM_SCOPE_STREAM, -1);
+        mhc_hc_config cfg;
+        mhc_hc_spec t;
+        mhc_ctx ctx;
+        knt_check(&s, 2, 4, 0, 1, 9964, 0, "knobs: kromhc norm outside, stream");
+        s = knt_spec(MHC_PRESET_ORTHO, MHC_VARIANT_PRESET, MHC_PROJ_PRESET, 3, 0, 0, 0, MHC_NORM_EPS_OUTSIDE, 0, -1);
+        knt_check(&s, 2, 4, 0, 0, 9966, 0, "knobs: ortho norm outside");
+        mhc_ctx_init(&ctx);
+        memset(&cfg, 0, sizeof cfg);
+        cfg.preset = MHC_PRESET_KROMHC; cfg.exp_shift = MHC_EXP_SHIFT_ROW_MAX;
+        CHECK_RESULT(mhc_hc_resolve(&ctx, &cfg, 4, &t), MHC_ERR_VALUE);
+        CHECK_STR_HAS(mhc_ctx_message(&ctx), "not to projection kron");
+        cfg.preset = MHC_PRESET_ORTHO;
+        CHECK_RESULT(mhc_hc_resolve(&ctx, &cfg, 4, &t), MHC_ERR_VALUE);
+        CHECK_STR_HAS(mhc_ctx_message(&ctx), "not to projection ortho");
+    }
     /* lite with the norm knobs (the per-token path around the permutation mixture) */
     {
         mhc_hc_spec s = knt_spec(MHC_PRESET_LITE, MHC_VARIANT_PRESET, MHC_PROJ_PRESET, 3, 0, 0, 0, MHC_NORM_EPS_OUTSIDE,
@@ -505,6 +525,35 @@ static void knt_test_standalone(void) {
         CHECK_OK(mhc_sinkhorn_forward(&ctx, s.projection, n, s.iters, s.sinkhorn_eps, da, b, T));
         for (k = 0; k < T; k++)
             for (q = 0; q < nn; q++) CHECK(a[k * nn + q] == da[k * nn + (q % n) * n + q / n]);
+    }
+    /* the Kronecker mixture and the orthostochastic projection of a spec: exactly mhc_kron_* and
+       mhc_sinkhorn_* (projection ortho, iters = ns_iters); the Sinkhorn knobs do nothing there */
+    {
+        mhc_hc_spec s = knt_spec(MHC_PRESET_KROMHC, 0, 0, n, 0, 0, 0, 0, 0, -1);
+        mhc_real z[5 * 16], a[5 * 16], b[5 * 16], da[5 * 16], db[5 * 16], g[5 * 16];
+        int R = s.nres;
+        CHECK(s.projection == MHC_PROJ_KRON && s.kron_count == 2 && R == 4);
+        for (k = 0; k < T * nn; k++) { z[k] = (mhc_real)mhc_rng_normal(&rng); g[k] = (mhc_real)mhc_rng_normal(&rng); da[k] = db[k] = 0; }
+        s.sinkhorn_order = MHC_SK_ROW_FIRST; s.sinkhorn_eps_mode = MHC_SK_EPS_CLAMP;
+        CHECK_OK(mhc_hc_proj_forward(&ctx, &s, a, z, T));
+        CHECK_OK(mhc_kron_forward(&ctx, s.kron_count, s.kron_factors, b, z, T));
+        CHECK_OK(mhc_hc_proj_backward(&ctx, &s, da, g, z, T));
+        CHECK_OK(mhc_kron_backward(&ctx, s.kron_count, s.kron_factors, db, g, z, T));
+        CHECK(memcmp(a, b, sizeof(mhc_real) * (size_t)(T * nn)) == 0 && memcmp(da, db, sizeof(mhc_real) * (size_t)(T * R)) == 0);
+        s.kron_factors[1] = 3;        /* the product is no longer n */
+        CHECK_RESULT(mhc_hc_proj_forward(&ctx, &s, a, z, T), MHC_ERR_VALUE);
+        CHECK_STR_HAS(mhc_ctx_message(&ctx), "kron_factors");
+        s = knt_spec(MHC_PRESET_ORTHO, 0, 0, n, 0, 0, 0, 0, 0, -1);
+        CHECK(s.projection == MHC_PROJ_ORTHO && s.ns_iters == 5);
+        for (k = 0; k < T * nn; k++) da[k] = db[k] = 0;
+        CHECK_OK(mhc_hc_proj_forward(&ctx, &s, a, z, T));
+        CHECK_OK(mhc_sinkhorn_forward(&ctx, MHC_PROJ_ORTHO, n, s.ns_iters, 0.0, b, z, T));
+        CHECK_OK(mhc_hc_proj_backward(&ctx, &s, da, g, z, T));
+        CHECK_OK(mhc_sinkhorn_backward(&ctx, MHC_PROJ_ORTHO, n, s.ns_iters, 0.0, db, g, z, T));
+        CHECK(memcmp(a, b, sizeof(mhc_real) * (size_t)(T * nn)) == 0 && memcmp(da, db, sizeof(mhc_real) * (size_t)(T * nn)) == 0);
+        s.ns_iters = 0;
+        CHECK_RESULT(mhc_hc_proj_forward(&ctx, &s, a, z, T), MHC_ERR_VALUE);
+        CHECK_STR_HAS(mhc_ctx_message(&ctx), "ns_iters");
     }
     /* errors */
     {
