@@ -30,7 +30,7 @@ HDR     = mhc.h
 # the tool's objects need POSIX (dirent.h, isatty, clock_gettime, mkdir); the library does not
 POSIX   = -D_POSIX_C_SOURCE=200809L
 
-.PHONY: all help test test-asan test-cli test-train test-examples check-compile check-quickstart check-examples examples \
+.PHONY: all help test test-asan test-cli test-train test-hostile test-examples check-compile check-quickstart check-examples examples \
         demo demo-projections bench valgrind valgrind-train fuzz fuzz-build fuzz-check fuzz-replay fuzz-seeds fuzz-targets \
         cuda test-cuda-emu test-cuda-tsan clean
 .SECONDEXPANSION:
@@ -122,7 +122,7 @@ check-quickstart: $(BUILD)/quickstart.c ## the header's quick-start example comp
 	else echo "$(CXX) not installed: skipping the quick start's C++ check"; fi
 
 # ---- tests ----------------------------------------------------------------------------------
-TEST_STEPS = $(BUILD)/test check-compile check-quickstart $(BUILD)/readme_example test-cli test-train test-examples \
+TEST_STEPS = $(BUILD)/test check-compile check-quickstart $(BUILD)/readme_example test-cli test-train test-hostile test-examples \
              check-examples test-cuda-emu
 test: $(TEST_STEPS) ## build and run the whole suite (last line: "N passed, M failed")
 	./$(BUILD)/readme_example
@@ -133,6 +133,9 @@ test-cli: $(BUILD)/mhc ## build/mhc's exit codes and every golden vector through
 
 test-train: $(BUILD)/mhc ## mhc train end to end: resume, threads, damaged checkpoints, bad input
 	@sh tests/test_train.sh $(BUILD)/mhc
+
+test-hostile: $(BUILD)/mhc ## build/mhc given hostile files and paths: devices, FIFOs, links, huge cases
+	@sh tests/test_hostile.sh $(BUILD)/mhc
 
 test-asan: ## the test runner and the CUDA emulation under AddressSanitizer + UBSan (build/asan)
 	$(MAKE) BUILD=build/asan OPT="-O1 -fno-omit-frame-pointer $(SAN)" LDLIBS="-lm $(SAN_LINK)" build/asan/test
@@ -220,14 +223,16 @@ test-examples: $(addprefix $(BUILD)/,$(EXAMPLES)) ## run the ladder; each must e
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_RUNS    ?=
-FUZZ_TARGETS = npy ckpt case
+FUZZ_TARGETS = npy ckpt case args
 FUZZ_OPT     = -O1 -fno-omit-frame-pointer $(SAN) -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
 FUZZ_OBJ_npy  =
 FUZZ_OBJ_ckpt = $(BUILD)/fuzz_ckpt_f32.o $(BUILD)/fuzz_ckpt_f64.o
 FUZZ_OBJ_case = $(BUILD)/tool_verify.o $(BUILD)/tool_impl.o $(VERIFY_OBJS)
+FUZZ_OBJ_args = $(BUILD)/tool_verify.o $(BUILD)/tool_compare.o $(BUILD)/tool_impl.o $(VERIFY_OBJS)
 FUZZ_MAIN_ckpt = tests/fuzz/fuzz_ckpt_main.c
 FUZZ_MAIN_npy  = tests/fuzz/fuzz_npy.c
 FUZZ_MAIN_case = tests/fuzz/fuzz_case.c
+FUZZ_MAIN_args = tests/fuzz/fuzz_args.c   # includes tools/train.c (its static option parser)
 FUZZ_DRIVER  ?= -fsanitize=fuzzer
 # (internal) the targets of one fuzz build; FUZZ_DRIVER is libFuzzer or tests/fuzz/replay.c
 fuzz-targets: $(foreach t,$(FUZZ_TARGETS),$(BUILD)/fuzz_$(t))

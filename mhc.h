@@ -59,6 +59,20 @@
  *     recomputation in the backward for keeping fewer mHC stream states (paper Sec. 4.3.2).
  *   The raw-array mHC functions (mhc_hc_pre_forward, mhc_sinkhorn_forward, ...) allocate their
  *   scratch once per call with MHC_MALLOC; the tape ops take theirs from the arena.
+ *   Limits (checked before anything is allocated, so a small input cannot ask for unbounded memory):
+ *   - scratch: one call allocates at most ctx->scratch_max bytes of scratch (0, the default:
+ *     MHC_SCRATCH_MAX = 1 GiB, definable); more is refused with MHC_ERR_SIZE and a message naming
+ *     the formula. The largest term is the Birkhoff projection, whose exact backward keeps every
+ *     Sinkhorn iterate: P = (S + 4) n^2 + S n + 8 doubles per token (S = 2 iters steps, 2 iters - 1
+ *     for the softmax start; 2 n! + 8 for the permutation mixture), held for 8 tokens at a time
+ *     (n <= 8, softmax or exp start) or one per chunk of tokens (one chunk per OpenMP thread) on
+ *     the CPU, and for every token on the GPU. E.g. n = 40, 100000 iterations: P = 2.6 GB,
+ *     refused; dsv4 (n = 4, 20 iterations): P = 5.8 KB.
+ *   - files: mhc_read_file refuses what is not a regular file and files above MHC_READ_MAX bytes
+ *     (1 GiB, definable; mhc_read_file_max takes another limit); .npy files and checkpoints are
+ *     read to the size their header gives (exactly the file's size), never more (I/O section).
+ *   - counts: tensors and kernels index in int (each tensor's elements, T*n*C of the mHC layer,
+ *     at most INT_MAX); trainer steps at most MHC_STEP_MAX.
  *   The matmul kernels pack their operands into local arrays: about 250 KB of stack per thread
  *   (OpenMP worker stacks must allow that; the defaults of glibc and libgomp do).
  *
@@ -73,6 +87,13 @@
  *   exit() or abort(), whatever the input.
  *   Raw kernels (mhc_k_*) take raw arrays and do not check: they are the building blocks that
  *   the checked functions call after validating their arguments.
+ *   Ops validate every tensor they are given: 1 to 4 dimensions of sizes >= 1 whose product is
+ *   its size, data present, and for a tensor a tape made, the op's own tape's arena and the
+ *   generation since its last reset (a zeroed mhc_tensor, a tensor of another tape or from a
+ *   previous step is MHC_ERR_SHAPE / MHC_ERR_STATE, never a read of freed memory). An arena
+ *   serves one tape at a time: if another tape (or mhc_arena_reset / mhc_arena_free) resets it,
+ *   this tape's next op or backward fails with MHC_ERR_STATE until mhc_tape_reset.
+ *   Limits on memory, files and counts: see MEMORY.
  *
  * ===========================================================================================
  * THREADING
@@ -168,9 +189,20 @@ typedef enum mhc_result {
     MHC_RESULT_COUNT
 } mhc_result;
 
+/* The default limit on the scratch memory one call may allocate (bytes): 1 GiB. A program may
+   define MHC_SCRATCH_MAX before including the implementation, or set mhc_ctx.scratch_max at run
+   time (see MEMORY). */
+#ifndef MHC_SCRATCH_MAX
+#define MHC_SCRATCH_MAX ((size_t)1 << 30)
+#endif
+
 typedef struct mhc_ctx {
     mhc_result last;            /* the code of the last error (MHC_OK if none) */
     char msg[MHC_MSG_SIZE];     /* the last error's detailed message ("" if none) */
+    size_t scratch_max;         /* the most scratch (bytes) one call through this context may allocate:
+                                   0 (what mhc_ctx_init sets) means MHC_SCRATCH_MAX; kept by
+                                   mhc_ctx_clear. A call that would need more returns MHC_ERR_SIZE
+                                   naming the formula before allocating anything. */
 } mhc_ctx;
 
 MHCDEF const char *mhc_result_string(mhc_result r);   /* "MHC_ERR_SHAPE: shapes do not match" */
@@ -193,8 +225,8 @@ MHCDEF mhc_result  mhc_fail(mhc_ctx *ctx, mhc_result r, const char *fmt, ...)
 typedef struct mhc_rng { uint64_t s[4]; } mhc_rng;
 
 MHCDEF void     mhc_rng_seed(mhc_rng *rng, uint64_t seed);
-MHCDEF uint64_t mhc_rng_u64(mhc_rng *rng);
-MHCDEF uint32_t mhc_rng_below(mhc_rng *rng, uint32_t n);   /* uniform in [0, n), n >= 1 */
+MHCDEF uint64_t mhc_rng_u64(mhc_rng *rng);                /* (rng NULL: 0, as the draws below) */
+MHCDEF uint32_t mhc_rng_below(mhc_rng *rng, uint32_t n);   /* uniform in [0, n), n >= 1 (never seeded: 0) */
 MHCDEF double   mhc_rng_uniform(mhc_rng *rng);             /* uniform in [0, 1), 53 bits */
 MHCDEF double   mhc_rng_normal(mhc_rng *rng);              /* standard normal (Box-Muller) */
 /* Fill x[0..count) with mean + std * N(0,1), or with uniform values in [lo, hi). */
@@ -214,6 +246,12 @@ typedef struct mhc_tensor {
     int shape[MHC_MAX_DIMS];  /* unused trailing entries are 1 */
     size_t size;              /* product of the shape */
     const char *name;         /* optional, for messages */
+    /* Set by the tape for the tensors it makes (NULL / 0 for mhc_tensor_wrap, parameter stores
+       and tensors you fill in yourself): the arena holding the memory and the arena's generation
+       then. An op refuses an arena tensor of another arena or of an older generation (made before
+       a reset: its memory is gone), instead of reading freed memory. */
+    const struct mhc_arena *arena;
+    size_t gen;
 } mhc_tensor;
 
 typedef struct mhc_arena_block mhc_arena_block;
@@ -224,6 +262,10 @@ typedef struct mhc_arena {
     size_t peak;              /* high-water mark of used_total */
     size_t capacity;          /* bytes owned in all blocks */
     size_t growths;           /* number of mallocs made (for the no-malloc-in-a-step test) */
+    size_t generation;        /* counts resets and frees: what was made before is gone. A tape
+                                 records it; an arena serves one tape at a time (a reset by another
+                                 tape, or a direct mhc_arena_reset/free, makes this tape's next op
+                                 or backward fail with MHC_ERR_STATE until mhc_tape_reset) */
 } mhc_arena;
 
 /* Create an arena with an initial block of `bytes` (>= 1). It grows by chaining blocks when a
@@ -237,7 +279,7 @@ MHCDEF void       mhc_arena_free(mhc_arena *a);
 /* Shape helpers. mhc_shape_size returns 0 and records an error on bad or overflowing shapes. */
 MHCDEF size_t mhc_shape_size(mhc_ctx *ctx, int ndim, const int *shape, const char *what);
 MHCDEF int    mhc_tensor_same_shape(const mhc_tensor *a, const mhc_tensor *b);
-/* Write "[2,3,4]" into buf (always terminated). Returns buf. */
+/* Write "[2,3,4]" into buf (always terminated; "(ndim 0)" when ndim is outside 1..4). Returns buf. */
 MHCDEF char  *mhc_shape_str(const mhc_tensor *t, char *buf, size_t cap);
 
 /* The parameter store. Declare every parameter (mhc_params_add), then allocate once
@@ -372,6 +414,7 @@ typedef struct mhc_tape {
     int backward_done;          /* set by mhc_tape_backward until the next reset */
     int failed;                 /* an op failed since the last reset (its message is in ctx) */
     mhc_tape_ext ext[MHC_TAPE_EXT_COUNT];   /* the op families' state (mhc_tape_ext) */
+    size_t gen;                 /* arena->generation at the last init or reset (mhc_arena) */
 } mhc_tape;
 
 MHCDEF mhc_result mhc_tape_init(mhc_ctx *ctx, mhc_tape *tp, mhc_arena *arena);
@@ -1009,6 +1052,12 @@ MHCDEF mhc_result mhc_hc_ds_distance(mhc_ctx *ctx, const mhc_real *A, size_t cou
  *     cfg.eps = 1e-20;             (the default is 1e-8, PyTorch's)
  * ========================================================================================= */
 
+/* The largest step count the trainer keeps: mhc_trainer.step, schedule.warmup and schedule.total
+   are each at most MHC_STEP_MAX = 2^31 - 2, so that step + 1 still fits a 32-bit int wherever
+   steps are counted. mhc_trainer_init refuses a larger warmup or total, mhc_trainer_step refuses to
+   take a step past it, and checkpoints holding a larger value are refused on save and on load. */
+#define MHC_STEP_MAX 2147483646L
+
 /* One AdamW step over n elements (a kernel: no argument checking). Per element, in double,
  * with g = grad * grad_scale and t = step (1-based; step < 1 is taken as 1):
  *     p <- p * (1 - lr * weight_decay)                            decoupled decay, first
@@ -1261,12 +1310,22 @@ typedef struct mhc_npy {
 MHCDEF mhc_result mhc_npy_parse(mhc_ctx *ctx, const void *buf, size_t len, const char *name, mhc_npy *out);
 /* mhc_read_file + mhc_npy_parse: '<f4' or '<f8', C order, version 1/2/3, converted to double. */
 MHCDEF mhc_result mhc_npy_read(mhc_ctx *ctx, const char *path, mhc_npy *out);
-/* Write a '<f8' version 1.0 file. ndim 0..MHC_MAX_DIMS (shape may be NULL when ndim is 0). */
+/* Write a '<f8' version 1.0 file. ndim 0..MHC_MAX_DIMS (shape may be NULL when ndim is 0). The file
+   is written in place (not atomically); on POSIX an existing path that is not a regular file (a
+   device, a FIFO, a directory) is refused with MHC_ERR_IO before anything is written. */
 MHCDEF mhc_result mhc_npy_write(mhc_ctx *ctx, const char *path, int ndim, const int *shape, const double *data);
 MHCDEF void       mhc_npy_free(mhc_npy *a);   /* frees data and zeroes *a; NULL is fine */
 /* Read a whole file into *buf (MHC_MALLOC'd, free with MHC_FREE; one extra 0 byte follows the
-   len bytes, so a text file is a C string). *buf is NULL on error. */
+   len bytes, so a text file is a C string). *buf is NULL on error. Only regular files are read
+   (on POSIX: a directory, device, FIFO or socket is refused with MHC_ERR_IO naming what it is, and a
+   FIFO is not waited on), at most MHC_READ_MAX bytes (MHC_ERR_SIZE above it, before reading); the
+   size is taken first and allocated once. */
+#ifndef MHC_READ_MAX
+#define MHC_READ_MAX ((size_t)1 << 30)   /* 1 GiB; define it before including mhc.h to change it */
+#endif
 MHCDEF mhc_result mhc_read_file(mhc_ctx *ctx, const char *path, void **buf, size_t *len);
+/* The same with another limit: at most max_bytes bytes (a case file, a config: something small). */
+MHCDEF mhc_result mhc_read_file_max(mhc_ctx *ctx, const char *path, size_t max_bytes, void **buf, size_t *len);
 
 /* -------------------------------------- CHECKPOINTS ----------------------------------------
  * A checkpoint holds everything needed to continue training bit-identically: an opaque config
@@ -1312,11 +1371,18 @@ MHCDEF mhc_result mhc_read_file(mhc_ctx *ctx, const char *path, void **buf, size
 
 /* Write a checkpoint to path atomically. p is required and allocated; tr and rng may be NULL
    (not stored); config may be NULL when config_bytes is 0. On failure returns MHC_ERR_IO (or an
-   argument error) with the reason, removes the temporary file and leaves path as it was. */
+   argument error) with the reason, removes the temporary file and leaves path as it was.
+   The target (POSIX): a symbolic link is followed to its target, which receives the checkpoint (the
+   link stays); what is replaced must be a regular file with one hard link that the caller may
+   write, or a new name in an existing directory; anything else (a directory, /dev/null or another
+   device, a FIFO, a socket, a file with other hard links, a read-only file) is refused by name and
+   nothing is written. An existing file keeps its mode (and, where permitted, its owner). The
+   temporary file is "<name>.tmp.<pid>.<k>" in the target's directory, the name shortened so that
+   it fits the directory's NAME_MAX and PATH_MAX. (Plain C99: no links, modes or types.) */
 MHCDEF mhc_result mhc_checkpoint_save(mhc_ctx *ctx, const char *path, const void *config, size_t config_bytes,
                                       const mhc_params *p, const mhc_trainer *tr, const mhc_rng *rng);
-/* The temporary file of a save. mhc_checkpoint_save(path) writes into a new file in path's
-   directory and renames it over path; it tries up to MHC_CHECKPOINT_TMP_TRIES names (attempt 0
+/* The temporary file of a save. mhc_checkpoint_save(path) writes into a new file in the
+   directory of path (of its final target when path is a symbolic link) and renames it over path; it tries up to MHC_CHECKPOINT_TMP_TRIES names (attempt 0
    first; a name that exists already is skipped). mhc_checkpoint_tmp_name writes the name of
    attempt `attempt` (0 <= attempt < MHC_CHECKPOINT_TMP_TRIES) in this process into buf[cap] and
    returns its length (snprintf-style: a result >= cap means buf was too small and holds a
@@ -1327,8 +1393,17 @@ MHCDEF mhc_result mhc_checkpoint_save(mhc_ctx *ctx, const char *path, const void
    process id, so no other process's save is touched. */
 #define MHC_CHECKPOINT_TMP_TRIES 16
 MHCDEF size_t mhc_checkpoint_tmp_name(char *buf, size_t cap, const char *path, int attempt);
-/* Read a checkpoint written by mhc_checkpoint_save (the whole file is read into memory, then
-   mhc_checkpoint_parse). */
+/* Check, before any work, that mhc_checkpoint_save(path) can succeed as far as the file system
+   goes: the target is resolved and checked as above, and the temporary file the save would write
+   is created and removed again (so a missing, read-only or full directory is found now, not after
+   hours of training). MHC_ERR_IO (or MHC_ERR_VALUE for a malformed name) with a message naming the
+   target and the reason; MHC_OK leaves nothing behind. Any program that writes a whole file at
+   the end of a long run may use it for that file too (build/mhc checks --save and --plot). */
+MHCDEF mhc_result mhc_checkpoint_check_target(mhc_ctx *ctx, const char *path);
+/* Read a checkpoint written by mhc_checkpoint_save: a regular file (anything else is refused with
+   MHC_ERR_IO before reading), whose header is read first: a file whose length differs from the
+   header's is refused before the rest is read; otherwise the whole file (exactly the header's
+   length, one allocation) is read and checked as mhc_checkpoint_parse checks it. */
 MHCDEF mhc_result mhc_checkpoint_load(mhc_ctx *ctx, const char *path, void *config, size_t config_cap,
                                       size_t *config_bytes, mhc_params *p, mhc_trainer *tr, mhc_rng *rng);
 /* Parse a checkpoint held in memory (buf, len). Every output is optional:
@@ -2152,6 +2227,7 @@ MHC__SHARED_FN void mhc__gates_token(int n, int nres, int head, const mhc_real *
 #include <string.h>
 #include <float.h>
 #include <errno.h>
+#include <limits.h>
 
 #if defined(MHC_MALLOC) && defined(MHC_FREE) && defined(MHC_REALLOC)
 /* all three given */
@@ -2257,6 +2333,23 @@ MHCDEF void mhc_ctx_clear(mhc_ctx *ctx) {
     ctx->msg[0] = 0;
 }
 
+/* The scratch limit of ctx in bytes (mhc_ctx.scratch_max, 0 or no context: MHC_SCRATCH_MAX). */
+static size_t mhc__scratch_limit(const mhc_ctx *ctx) {
+    return ctx && ctx->scratch_max ? ctx->scratch_max : (size_t)MHC_SCRATCH_MAX;
+}
+
+/* MHC_OK if `doubles` doubles of scratch are within ctx's limit; else MHC_ERR_SIZE with a message
+   naming fn, what the scratch is for and its formula (what), the size and the limit. doubles =
+   SIZE_MAX stands for a size that overflows. */
+static mhc_result mhc__scratch_ok(mhc_ctx *ctx, const char *fn, size_t doubles, const char *what) {
+    size_t lim = mhc__scratch_limit(ctx);
+    if (doubles <= lim / sizeof(double)) return MHC_OK;
+    return mhc_fail(ctx, MHC_ERR_SIZE, "%s: %s needs %.4g bytes of scratch, more than the limit of %zu bytes "
+                    "(mhc_ctx.scratch_max; 0 means MHC_SCRATCH_MAX = %zu): refused before allocating; raise "
+                    "scratch_max to allow it", fn, what, (double)doubles * (double)sizeof(double), lim,
+                    (size_t)MHC_SCRATCH_MAX);
+}
+
 MHCDEF const char *mhc_ctx_message(const mhc_ctx *ctx) {
     if (!ctx) return "(no context)";
     return ctx->msg[0] ? ctx->msg : mhc_result_string(ctx->last);
@@ -2296,9 +2389,11 @@ MHCDEF void mhc_rng_seed(mhc_rng *rng, uint64_t seed) {
 static uint64_t mhc__rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
 MHCDEF uint64_t mhc_rng_u64(mhc_rng *rng) {
-    uint64_t *s = rng->s;
-    uint64_t result = mhc__rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
+    uint64_t *s, result, t;
+    if (!rng) return 0;   /* (a NULL generator yields zeros, not a crash) */
+    s = rng->s;
+    result = mhc__rotl(s[1] * 5, 7) * 9;
+    t = s[1] << 17;
     s[2] ^= s[0]; s[3] ^= s[1]; s[1] ^= s[2]; s[0] ^= s[3];
     s[2] ^= t;
     s[3] = mhc__rotl(s[3], 45);
@@ -2309,7 +2404,9 @@ MHCDEF uint32_t mhc_rng_below(mhc_rng *rng, uint32_t n) {
     /* Lemire's multiply-shift with rejection: unbiased */
     uint64_t m;
     uint32_t l, t;
-    if (n <= 1) return 0;
+    /* NULL, or a state never seeded (all zero: xoshiro then yields 0 forever, and the rejection
+       below would never end) */
+    if (n <= 1 || !rng || (rng->s[0] | rng->s[1] | rng->s[2] | rng->s[3]) == 0) return 0;
     m = (uint64_t)(uint32_t)(mhc_rng_u64(rng) >> 32) * n;
     l = (uint32_t)m;
     if (l < n) {
@@ -2439,6 +2536,7 @@ MHCDEF void *mhc_arena_calloc(mhc_arena *a, size_t count, size_t size) {
 MHCDEF mhc_result mhc_arena_reset(mhc_arena *a) {
     if (!a) return MHC_ERR_NULL;
     if (!a->head) return mhc_fail(a->ctx, MHC_ERR_STATE, "mhc_arena_reset: arena is not initialised");
+    a->generation++;
     if (a->head->prev) {
         /* consolidate the chain into one block of the peak size (plus alignment slack) */
         size_t cap = a->peak;
@@ -2464,6 +2562,7 @@ MHCDEF void mhc_arena_free(mhc_arena *a) {
     while (b) { mhc_arena_block *p = b->prev; MHC_FREE(b); b = p; }
     a->head = NULL;
     a->capacity = a->used_total = 0;
+    a->generation++;
 }
 
 MHCDEF size_t mhc_shape_size(mhc_ctx *ctx, int ndim, const int *shape, const char *what) {
@@ -2490,7 +2589,7 @@ MHCDEF size_t mhc_shape_size(mhc_ctx *ctx, int ndim, const int *shape, const cha
 
 MHCDEF int mhc_tensor_same_shape(const mhc_tensor *a, const mhc_tensor *b) {
     int i;
-    if (!a || !b || a->ndim != b->ndim) return 0;
+    if (!a || !b || a->ndim != b->ndim || a->ndim < 0 || a->ndim > MHC_MAX_DIMS) return 0;
     for (i = 0; i < a->ndim; i++)
         if (a->shape[i] != b->shape[i]) return 0;
     return 1;
@@ -2502,6 +2601,10 @@ MHCDEF char *mhc_shape_str(const mhc_tensor *t, char *buf, size_t cap) {
     if (!buf || cap == 0) return buf;
     buf[0] = 0;
     if (!t) { snprintf(buf, cap, "(null)"); return buf; }
+    if (t->ndim < 1 || t->ndim > MHC_MAX_DIMS) {   /* a zeroed or damaged tensor: shape[] says nothing */
+        snprintf(buf, cap, "(ndim %d)", t->ndim);
+        return buf;
+    }
     len += (size_t)snprintf(buf, cap, "[");
     for (i = 0; i < t->ndim && len < cap; i++)
         len += (size_t)snprintf(buf + len, cap - len, i ? ",%d" : "%d", t->shape[i]);
@@ -3414,6 +3517,69 @@ static mhc_tensor *mhc__op_fail(mhc_tape *tp, mhc_result r, const char *fmt, ...
     return NULL;
 }
 
+/* The tape's arena still holds what the tape recorded: not freed, not reset by anyone else
+   (another tape sharing it, a direct mhc_arena_reset). 0 with a message otherwise. */
+static int mhc__tape_arena_ok(mhc_tape *tp, const char *op) {
+    if (!tp->arena->head) {
+        mhc__op_fail(tp, MHC_ERR_STATE, "%s: the tape's arena was freed (mhc_arena_free); initialise the arena and "
+                     "the tape again", op);
+        return 0;
+    }
+    if (tp->gen != tp->arena->generation) {
+        mhc__op_fail(tp, MHC_ERR_STATE, "%s: the tape's arena was reset by someone else (another tape on the same "
+                     "arena, or mhc_arena_reset): this tape's tensors and nodes are gone; call mhc_tape_reset on it "
+                     "(an arena serves one tape at a time)", op);
+        return 0;
+    }
+    return 1;
+}
+
+/* A tensor an op may read: 1 to MHC_MAX_DIMS dimensions of sizes >= 1 whose product is t->size,
+   data present, and, for a tensor the tape made, of this tape's arena and generation. 0 with a
+   message naming the op and the tensor (what) otherwise. */
+static int mhc__tensor_ok(mhc_tape *tp, const char *op, const mhc_tensor *t, const char *what) {
+    size_t size = 1;
+    int d;
+    if (t->ndim < 1 || t->ndim > MHC_MAX_DIMS) {
+        mhc__op_fail(tp, MHC_ERR_SHAPE, "%s: %s has ndim %d, expected 1 to %d (a zeroed or uninitialised tensor? "
+                     "make tensors with mhc_tensor_new, mhc_tensor_wrap or a parameter store)", op, what, t->ndim,
+                     MHC_MAX_DIMS);
+        return 0;
+    }
+    for (d = 0; d < t->ndim; d++) {
+        if (t->shape[d] < 1) {
+            mhc__op_fail(tp, MHC_ERR_SHAPE, "%s: %s: dimension %d has size %d, expected >= 1", op, what, d, t->shape[d]);
+            return 0;
+        }
+        if (!mhc__mul_ok(size, (size_t)t->shape[d], &size)) {
+            mhc__op_fail(tp, MHC_ERR_OVERFLOW, "%s: %s: the number of elements overflows at dimension %d", op, what, d);
+            return 0;
+        }
+    }
+    if (size != t->size) {
+        char sh[64];
+        mhc__op_fail(tp, MHC_ERR_SHAPE, "%s: %s has size %zu but its shape %s holds %zu elements", op, what, t->size,
+                     mhc_shape_str(t, sh, sizeof sh), size);
+        return 0;
+    }
+    if (!t->data) {
+        mhc__op_fail(tp, MHC_ERR_NULL, "%s: %s has no data (data is NULL; a parameter store before mhc_params_alloc?)",
+                     op, what);
+        return 0;
+    }
+    if (t->arena && t->arena != tp->arena) {
+        mhc__op_fail(tp, MHC_ERR_STATE, "%s: %s was made on a tape of another arena; a tape's tensors are valid on that "
+                     "tape only, until its next reset (mhc_tensor_wrap or a parameter store for long-lived inputs)", op,
+                     what);
+        return 0;
+    }
+    if (t->arena && t->gen != tp->gen) {
+        mhc__op_fail(tp, MHC_ERR_STATE, "%s: %s was made before the tape's last reset: its memory is gone", op, what);
+        return 0;
+    }
+    return 1;
+}
+
 /* Checks the tape and the inputs; returns 0 (and may record an error) if the op must stop. */
 static int mhc__op_begin(mhc_tape *tp, const char *op, int nin, mhc_tensor *a, mhc_tensor *b) {
     if (!tp) return 0;
@@ -3427,7 +3593,21 @@ static int mhc__op_begin(mhc_tape *tp, const char *op, int nin, mhc_tensor *a, m
         mhc__op_fail(tp, MHC_ERR_STATE, "%s: the tape was already run backward; call mhc_tape_reset first", op);
         return 0;
     }
+    if (!mhc__tape_arena_ok(tp, op)) return 0;
+    if (nin >= 1 && !mhc__tensor_ok(tp, op, a, nin >= 2 ? "input 1" : "the input")) return 0;
+    if (nin >= 2 && !mhc__tensor_ok(tp, op, b, "input 2")) return 0;
     return 1;
+}
+
+/* An optional extra input of an op (NULL passes): mhc__tensor_ok, named what. */
+static int mhc__opt_ok(mhc_tape *tp, const char *op, const mhc_tensor *t, const char *what) {
+    return !t || mhc__tensor_ok(tp, op, t, what);
+}
+
+/* Marks t as made by tp (mhc_tensor.arena, .gen). */
+static void mhc__tag(mhc_tape *tp, mhc_tensor *t) {
+    t->arena = tp->arena;
+    t->gen = tp->gen;
 }
 
 static int mhc__needs_grad(mhc_tape *tp, const mhc_tensor *t) {
@@ -3448,6 +3628,7 @@ static mhc_tensor *mhc__new_tensor(mhc_tape *tp, int ndim, const int *shape, int
     for (d = 0; d < MHC_MAX_DIMS; d++) t->shape[d] = d < ndim ? shape[d] : 1;
     t->size = size;
     t->name = op;
+    mhc__tag(tp, t);
     t->data = MHC__CAST(mhc_real *, zero_data ? mhc_arena_calloc(tp->arena, size, sizeof(mhc_real))
                                               : mhc_arena_alloc(tp->arena, size * sizeof(mhc_real)));
     if (!t->data) { tp->failed = 1; return NULL; }
@@ -3515,6 +3696,7 @@ MHCDEF mhc_result mhc_tape_init(mhc_ctx *ctx, mhc_tape *tp, mhc_arena *arena) {
     if (!arena) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_tape_init: arena is NULL");
     if (!arena->head) return mhc_fail(ctx, MHC_ERR_STATE, "mhc_tape_init: the arena is not initialised");
     tp->arena = arena;
+    tp->gen = arena->generation;
     return MHC_OK;
 }
 
@@ -3531,13 +3713,19 @@ MHCDEF mhc_result mhc_tape_backward(mhc_tape *tp, mhc_tensor *loss) {
     if (!tp) return MHC_ERR_NULL;
     if (!tp->arena) return mhc_fail(tp->ctx, MHC_ERR_STATE, "mhc_tape_backward: the tape is not initialised");
     if (!loss) {
-        if (tp->failed) return tp->ctx ? tp->ctx->last : MHC_ERR_STATE;
+        /* the first failure's message stays; if it was cleared (mhc_ctx_clear), say why again */
+        if (tp->failed && tp->ctx && tp->ctx->last != MHC_OK) return tp->ctx->last;
+        if (tp->failed)
+            return mhc_fail(tp->ctx, MHC_ERR_STATE, "mhc_tape_backward: loss is NULL: an op on this tape failed since "
+                            "its last reset (its message was cleared); call mhc_tape_reset");
         return mhc_fail(tp->ctx, MHC_ERR_NULL, "mhc_tape_backward: loss is NULL");
     }
     if (tp->failed)
         return mhc_fail(tp->ctx, MHC_ERR_STATE, "mhc_tape_backward: an op on this tape failed; reset it first");
     if (tp->backward_done)
         return mhc_fail(tp->ctx, MHC_ERR_STATE, "mhc_tape_backward: already run on this tape; call mhc_tape_reset first");
+    if (!mhc__tape_arena_ok(tp, "mhc_tape_backward") || !mhc__tensor_ok(tp, "mhc_tape_backward", loss, "the loss"))
+        return tp->ctx ? tp->ctx->last : MHC_ERR_STATE;
     if (loss->size != 1) {
         char s[64];
         return mhc_fail(tp->ctx, MHC_ERR_SHAPE, "mhc_tape_backward: loss has shape %s, expected one element",
@@ -3554,6 +3742,7 @@ MHCDEF mhc_result mhc_tape_backward(mhc_tape *tp, mhc_tensor *loss) {
 
 MHCDEF mhc_result mhc_tape_reset(mhc_tape *tp) {
     int k;
+    mhc_result r;
     if (!tp) return MHC_ERR_NULL;
     if (!tp->arena) return mhc_fail(tp->ctx, MHC_ERR_STATE, "mhc_tape_reset: the tape is not initialised");
     tp->last = NULL;
@@ -3561,7 +3750,9 @@ MHCDEF mhc_result mhc_tape_reset(mhc_tape *tp) {
     tp->backward_done = 0;
     tp->failed = 0;
     for (k = 0; k < MHC_TAPE_EXT_COUNT; k++) tp->ext[k].step = NULL;
-    return mhc_arena_reset(tp->arena);
+    r = mhc_arena_reset(tp->arena);
+    tp->gen = tp->arena->generation;
+    return r;
 }
 
 MHCDEF void mhc_tape_free(mhc_tape *tp) {
@@ -3733,7 +3924,7 @@ MHCDEF mhc_tensor *mhc_scale(mhc_tape *tp, mhc_tensor *a, double s) {
     mhc_node *n;
     size_t i;
     if (!mhc__op_begin(tp, "mhc_scale", 1, a, NULL)) return NULL;
-    if (!mhc__finite(s)) return mhc__op_fail(tp, MHC_ERR_NONFINITE, "mhc_scale: the factor is %g", s);
+    if (!mhc__finite(s)) return mhc__op_fail(tp, MHC_ERR_NONFINITE, "mhc_scale: the factor is %g; expected a finite number", s);
     out = mhc__new_like(tp, a->ndim, a->shape, mhc__needs_grad(tp, a), "mhc_scale");
     if (!out) return NULL;
     for (i = 0; i < a->size; i++) out->data[i] = (mhc_real)s * a->data[i];
@@ -3757,6 +3948,7 @@ MHCDEF mhc_tensor *mhc_rmsnorm(mhc_tape *tp, mhc_tensor *x, mhc_tensor *w, doubl
     int N, D;
     char sx[64], sw[64];
     if (!mhc__op_begin(tp, "mhc_rmsnorm", 1, x, NULL)) return NULL;
+    if (!mhc__opt_ok(tp, "mhc_rmsnorm", w, "the weight")) return NULL;
     if (!mhc__fits_int(tp, x, "mhc_rmsnorm")) return NULL;
     mhc__as_2d(x, &N, &D);
     if (w && !(w->ndim == 1 && w->shape[0] == D))
@@ -3872,8 +4064,8 @@ MHCDEF mhc_tensor *mhc_attention(mhc_tape *tp, mhc_tensor *qkv, int B, int T, in
     if (!mhc__fits_int(tp, qkv, "mhc_attention")) return NULL;
     C3 = qkv->shape[qkv->ndim - 1];
     if (C3 % 3 != 0 || qkv->size != (size_t)B * (size_t)T * (size_t)C3)
-        return mhc__op_fail(tp, MHC_ERR_SHAPE, "mhc_attention: qkv has shape %s, expected [B*T=%d, 3C] or [%d,%d,3C]",
-                            mhc_shape_str(qkv, s, sizeof s), B * T, B, T);
+        return mhc__op_fail(tp, MHC_ERR_SHAPE, "mhc_attention: qkv has shape %s, expected [B*T=%lld, 3C] or [%d,%d,3C]",
+                            mhc_shape_str(qkv, s, sizeof s), (long long)B * T, B, T);
     C = C3 / 3;
     if (C % H != 0)
         return mhc__op_fail(tp, MHC_ERR_SHAPE, "mhc_attention: %d heads do not divide the width C=%d", H, C);
@@ -4007,6 +4199,9 @@ MHCDEF mhc_result mhc_gradcheck(mhc_tape *tp, mhc_loss_fn fn, mhc_tensor **input
     for (i = 0; i < ninputs; i++)
         if (!inputs[i] || !inputs[i]->data || !inputs[i]->grad)
             return mhc_fail(ctx, MHC_ERR_NULL, "mhc_gradcheck: input %d is NULL or has no data/grad", i);
+        else if (inputs[i]->arena)
+            return mhc_fail(ctx, MHC_ERR_STATE, "mhc_gradcheck: input %d was made on a tape; the checker resets tp "
+                            "between evaluations, so inputs must outlive it (mhc_tensor_wrap or a parameter store)", i);
     memset(res, 0, sizeof *res);
     res->worst_input = res->worst_index = -1;
     analytic = MHC__CAST(mhc_real **, MHC_MALLOC((size_t)ninputs * sizeof(mhc_real *)));
@@ -4552,6 +4747,9 @@ static double *mhc__ref_scratch(mhc_ctx *ctx, const char *fname, size_t count) {
         mhc_fail(ctx, MHC_ERR_OVERFLOW, "%s: scratch size overflows", fname);
         return NULL;
     }
+    if (mhc__scratch_ok(ctx, fname, count, "one token's workspace (the projection keeps every Sinkhorn iterate: "
+                                           "(2 iters + 4) n^2 doubles; the backward also m n C)") != MHC_OK)
+        return NULL;
     w = MHC__CAST(double *, MHC_MALLOC(count * sizeof(double)));
     if (!w) {
         mhc_fail(ctx, MHC_ERR_NOMEM, "%s: cannot allocate %zu bytes of scratch", fname, count * sizeof(double));
@@ -5291,14 +5489,36 @@ static void mhc__sk_exec(const mhc_hc_spec *s, mhc_real *y, const mhc_real *dy, 
     }
 }
 
+/* The projections' scratch against ctx's limit (mhc__scratch_ok), with the formula. */
+static mhc_result mhc__sk_scratch_ok(mhc_ctx *ctx, const char *fname, const mhc_hc_spec *s, int nch, size_t total) {
+    char what[256];
+    int n = s->n, g = mhc__sk_plain(s) ? mhc__proj_group(s->projection, n) : 1;
+    if (s->projection == MHC_PROJ_PERM)
+        snprintf(what, sizeof what, "the permutation mixture (n = %d: 2 n! + 8 doubles per token, %d chunk%s of tokens)",
+                 n, nch, nch == 1 ? "" : "s");
+    else if (s->projection == MHC_PROJ_KRON)
+        snprintf(what, sizeof what, "the Kronecker mixture (n = %d: 2 R + 2 sum_k a_k^2 + 8 doubles per token, R = %d "
+                 "logits, %d chunk%s of tokens)", n, s->nres, nch, nch == 1 ? "" : "s");
+    else if (s->projection == MHC_PROJ_ORTHO)
+        snprintf(what, sizeof what, "the orthostochastic projection (n = %d, %d Newton-Schulz iterations: (K + 8) n^2 + 8 "
+                 "doubles per token, %d chunk%s of tokens)", n, s->ns_iters, nch, nch == 1 ? "" : "s");
+    else
+        snprintf(what, sizeof what, "the projection (n = %d, %d iterations: the exact backward keeps every iterate, "
+                 "(S + 4) n^2 + S n + 8 doubles per token with S = %d steps, %d token%s at a time, %d chunk%s)", n,
+                 s->iters, mhc__proj_steps(s->projection, s->iters), g, g == 1 ? "" : "s", nch, nch == 1 ? "" : "s");
+    return mhc__scratch_ok(ctx, fname, total, what);
+}
+
 /* Shared body of mhc_sinkhorn_* and mhc_kron_*. */
 static mhc_result mhc__sinkhorn_run(mhc_ctx *ctx, const char *fname, const mhc_hc_spec *s, mhc_real *y,
                                     const mhc_real *dy, const mhc_real *logits, int T, int backward) {
     size_t per, total;
     int nch;
     double *work;
+    mhc_result r;
     total = mhc__sk_scratch(s, T, &nch, &per);
     if (total == 0) return mhc_fail(ctx, MHC_ERR_OVERFLOW, "%s: T = %d, n = %d: sizes overflow", fname, T, s->n);
+    if ((r = mhc__sk_scratch_ok(ctx, fname, s, nch, total)) != MHC_OK) return r;
     work = MHC__CAST(double *, MHC_MALLOC(total * sizeof(double)));
     if (!work) return mhc_fail(ctx, MHC_ERR_NOMEM, "%s: cannot allocate %zu bytes of scratch", fname, total * sizeof(double));
     mhc__sk_exec(s, y, dy, logits, T, backward, work, nch, per);
@@ -6308,6 +6528,10 @@ static mhc_result mhc__pre_args(mhc_ctx *ctx, const char *fname, const mhc__pre_
         return mhc_fail(ctx, MHC_ERR_SIZE, "%s: T = %d, C = %d, expected both >= 1", fname, io->T, io->C);
     dims[0] = io->T; dims[1] = io->s->n; dims[2] = io->C;
     if (mhc_shape_size(ctx, 3, dims, fname) == 0) return ctx ? ctx->last : MHC_ERR_OVERFLOW;
+    /* the kernels index in int: T*n*C (and so n*C and T*n) and the rows of fn times n*C must fit */
+    if ((size_t)io->T * (size_t)io->s->n * (size_t)io->C > (size_t)INT_MAX)
+        return mhc_fail(ctx, MHC_ERR_OVERFLOW, "%s: x has T*n*C = %d*%d*%d = %.0f elements, more than the kernels' int "
+                        "range (%d)", fname, io->T, io->s->n, io->C, (double)io->T * io->s->n * io->C, INT_MAX);
     if (mhc__pre_kind(io) == 0) return MHC_OK;
     if (!io->fn || !io->scale || !io->base)
         return mhc_fail(ctx, MHC_ERR_NULL, "%s: fn, scale and base are required (fn %s, scale %s, base %s)", fname,
@@ -6317,6 +6541,9 @@ static mhc_result mhc__pre_args(mhc_ctx *ctx, const char *fname, const mhc__pre_
     dims[2] = io->C;
     fsz = mhc_shape_size(ctx, 3, dims, fname);
     if (fsz == 0) return ctx ? ctx->last : MHC_ERR_OVERFLOW;
+    if (fsz > (size_t)INT_MAX)
+        return mhc_fail(ctx, MHC_ERR_OVERFLOW, "%s: fn has %d rows of %d columns = %zu elements, more than the kernels' "
+                        "int range (%d)", fname, dims[0], dims[1] * dims[2], fsz, INT_MAX);
     return MHC_OK;
 }
 
@@ -6331,13 +6558,32 @@ static mhc_result mhc__pre_check(mhc_ctx *ctx, const char *fname, const mhc_hc_s
     return mhc__pre_args(ctx, fname, &io);
 }
 
+/* The pre step's scratch against ctx's limit (mhc__scratch_ok), with the formula. */
+static mhc_result mhc__pre_scratch_ok(mhc_ctx *ctx, const char *fname, const mhc__pre_io *io, int nch, size_t nd) {
+    char what[256];
+    const mhc_hc_spec *s = io->s;
+    if (mhc__pre_kind(io) == 2 && !io->head && s->projection != MHC_PROJ_PERM)
+        snprintf(what, sizeof what, "the pre step (T = %d, n = %d, C = %d, %d iterations: per chunk of tokens %d x "
+                 "((S + 4) n^2 + S n) doubles for the projection, S = %d steps, whose exact backward keeps every "
+                 "iterate; %d chunk%s; and about T m + m n C for all tokens)", io->T, s->n, io->C, s->iters,
+                 mhc__proj_group_ok(s->projection, s->n) ? 8 : 1, mhc__proj_steps(s->projection, s->iters), nch,
+                 nch == 1 ? "" : "s");
+    else
+        snprintf(what, sizeof what, "the %s step (T = %d, n = %d, C = %d: per chunk of tokens about m + n^2 doubles, "
+                 "%d chunk%s; and about T m + m n C for all tokens)", io->head ? "head" : "pre", io->T, s->n, io->C, nch,
+                 nch == 1 ? "" : "s");
+    return mhc__scratch_ok(ctx, fname, nd, what);
+}
+
 /* Allocate scratch, run, free (the raw-array entry points). */
 static mhc_result mhc__pre_call(mhc_ctx *ctx, const char *fname, const mhc__pre_io *io, int backward) {
     int nch;
     size_t nd = mhc__pre_scratch(io, backward, &nch);
     double *work;
+    mhc_result r;
     if (nd == 0) return mhc_fail(ctx, MHC_ERR_OVERFLOW, "%s: scratch size overflows (T = %d, n = %d, C = %d)", fname,
                                  io->T, io->s->n, io->C);
+    if ((r = mhc__pre_scratch_ok(ctx, fname, io, nch, nd)) != MHC_OK) return r;
     work = MHC__CAST(double *, MHC_MALLOC(nd * sizeof(double)));
     if (!work) return mhc_fail(ctx, MHC_ERR_NOMEM, "%s: cannot allocate %zu bytes of scratch", fname, nd * sizeof(double));
     mhc__pre_exec(io, backward, work, nch, work + (size_t)nch * mhc__pre_chunk_doubles(io));
@@ -6773,6 +7019,7 @@ static mhc_tensor *mhc__subview(mhc_tape *tp, mhc_tensor *base, size_t off, int 
     t->data = base->data + off;
     t->grad = base->grad ? base->grad + off : NULL;
     t->name = name;
+    mhc__tag(tp, t);
     return t;
 }
 
@@ -6808,6 +7055,9 @@ static mhc_result mhc__hc_pre_op(mhc_tape *tp, const char *op, const mhc_hc_spec
                 mhc__op_fail(tp, MHC_ERR_NULL, "%s: parameter %s is NULL", op, !fn ? "fn" : !scale ? "scale" : "base");
             return mhc__tape_last(tp, MHC_ERR_NULL);
         }
+        if (!mhc__tensor_ok(tp, op, fn, "parameter fn") || !mhc__tensor_ok(tp, op, scale, "parameter scale") ||
+            !mhc__tensor_ok(tp, op, base, "parameter base") || !mhc__opt_ok(tp, op, nw, "parameter norm_weight"))
+            return mhc__tape_last(tp, MHC_ERR_SHAPE);
     }
     if (x->ndim == 3 && x->shape[1] == n) { T = x->shape[0]; C = x->shape[2]; }
     else if (x->ndim == 2 && x->shape[1] % n == 0) { T = x->shape[0]; C = x->shape[1] / n; }
@@ -6846,6 +7096,11 @@ static mhc_result mhc__hc_pre_op(mhc_tape *tp, const char *op, const mhc_hc_spec
     need = mhc__needs_grad(tp, x) || mhc__needs_grad(tp, fn) || mhc__needs_grad(tp, scale) ||
            mhc__needs_grad(tp, base) || mhc__needs_grad(tp, nw);
     shape[0] = T;
+    if ((size_t)C + (size_t)n + (head ? 0 : (size_t)n + (size_t)n * n) > (size_t)INT_MAX) {
+        mhc__op_fail(tp, MHC_ERR_OVERFLOW, "%s: C + 2n + n*n = %d + %d + %d exceeds the kernels' int range", op, C,
+                     2 * n, n * n);
+        return MHC_ERR_OVERFLOW;
+    }
     shape[1] = C + n + (head ? 0 : n + n * n);    /* the packed outputs (laid out block by block) */
     packed = mhc__new_out(tp, 2, shape, need, op);     /* every element is written by mhc__pre_exec */
     if (!packed) return mhc__tape_last(tp, MHC_ERR_NOMEM);
@@ -6877,6 +7132,7 @@ static mhc_result mhc__hc_pre_op(mhc_tape *tp, const char *op, const mhc_hc_spec
         mhc__op_fail(tp, MHC_ERR_OVERFLOW, "%s: scratch size overflows (T = %d, n = %d, C = %d)", op, T, n, C);
         goto fail;
     }
+    if (mhc__pre_scratch_ok(tp->ctx, op, &io, nch, nd) != MHC_OK) goto fail;
     work = MHC__CAST(double *, mhc_arena_alloc(tp->arena, nd * sizeof(double)));
     if (!work) goto fail;
     mhc__pre_exec(&io, 0, work, nch, work + (size_t)nch * mhc__pre_chunk_doubles(&io));
@@ -6925,6 +7181,7 @@ MHCDEF mhc_tensor *mhc_hc_post(mhc_tape *tp, mhc_tensor *x, mhc_tensor *h_res, m
     if (!mhc__op_begin(tp, op, 2, x, h_res)) return NULL;
     if (tp->failed && (!h_post || !f_out)) return NULL;   /* an optional input may be missing from a failed op */
     if (f_out && !h_post) return mhc__op_fail(tp, MHC_ERR_NULL, "%s: h_post is NULL (needed with f_out)", op);
+    if (f_out && (!mhc__tensor_ok(tp, op, h_post, "h_post") || !mhc__tensor_ok(tp, op, f_out, "f_out"))) return NULL;
     if (x->ndim != 3) return mhc__op_fail(tp, MHC_ERR_SHAPE, "%s: x has shape %s, expected [T, n, C]", op, mhc_shape_str(x, s1, sizeof s1));
     if (!mhc__fits_int(tp, x, op)) return NULL;
     T = x->shape[0]; n = x->shape[1]; C = x->shape[2];
@@ -6953,6 +7210,7 @@ MHCDEF mhc_tensor *mhc_hc_post(mhc_tape *tp, mhc_tensor *x, mhc_tensor *h_res, m
         if (!out) { tp->failed = 1; return NULL; }
         *out = *x;
         out->name = op;
+        mhc__tag(tp, out);
         if (slot >= 0) {
             if (!rc->slot[slot]) {
                 rc->slot[slot] = MHC__CAST(mhc_real *, mhc_arena_alloc(tp->arena, x->size * sizeof(mhc_real)));
@@ -7046,10 +7304,11 @@ MHCDEF mhc_tensor *mhc_sinkhorn(mhc_tape *tp, mhc_projection proj, int n, int it
                             mhc_projection_name(proj));
     T = logits->shape[0];
     shape[0] = T; shape[1] = n; shape[2] = n;
-    out = mhc__new_like(tp, 3, shape, mhc__needs_grad(tp, logits), op);
-    if (!out) return NULL;
     tot = mhc__sk_scratch(&s, T, &nch, &per);
     if (tot == 0) return mhc__op_fail(tp, MHC_ERR_OVERFLOW, "%s: scratch size overflows (T = %d, n = %d)", op, T, n);
+    if (mhc__sk_scratch_ok(tp->ctx, op, &s, nch, tot) != MHC_OK) { tp->failed = 1; return NULL; }
+    out = mhc__new_like(tp, 3, shape, mhc__needs_grad(tp, logits), op);
+    if (!out) return NULL;
     work = MHC__CAST(double *, mhc_arena_alloc(tp->arena, tot * sizeof(double)));
     if (!work) { tp->failed = 1; return NULL; }
     mhc__sk_exec(&s, out->data, NULL, logits->data, T, 0, work, nch, per);
@@ -7078,6 +7337,9 @@ MHCDEF mhc_result mhc_hc_amax_gain(mhc_ctx *ctx, const mhc_real *const *A, int L
     if (!mhc__mul_ok(per, (size_t)nch, &tot) || tot > SIZE_MAX / sizeof(double) - 2 * (size_t)T)
         return mhc_fail(ctx, MHC_ERR_OVERFLOW, "mhc_hc_amax_gain: scratch size overflows");
     tot += 2 * (size_t)T;
+    if (mhc__scratch_ok(ctx, "mhc_hc_amax_gain", tot, "the gain (3 n^2 doubles per chunk of tokens and 2 per token)")
+        != MHC_OK)
+        return ctx ? ctx->last : MHC_ERR_SIZE;
     buf = MHC__CAST(double *, MHC_MALLOC(tot * sizeof(double)));
     if (!buf) return mhc_fail(ctx, MHC_ERR_NOMEM, "mhc_hc_amax_gain: cannot allocate %zu bytes", tot * sizeof(double));
     MHC__OMP_FOR(nch > 1)
@@ -7239,10 +7501,12 @@ static mhc_result mhc__adamw_validate(mhc_ctx *ctx, const char *fn, const mhc_ad
                         "or MHC_LR_STEP (2)", fn, s->kind);
     if (!(s->lr >= 0.0) || !mhc__finite(s->lr))
         return mhc_fail(ctx, code, "%s: schedule.lr is %g; expected a finite learning rate >= 0", fn, s->lr);
-    if (s->warmup < 0)
-        return mhc_fail(ctx, code, "%s: schedule.warmup is %ld; expected >= 0", fn, s->warmup);
-    if (s->total < 0)
-        return mhc_fail(ctx, code, "%s: schedule.total is %ld; expected >= 0", fn, s->total);
+    if (s->warmup < 0 || s->warmup > MHC_STEP_MAX)
+        return mhc_fail(ctx, code, "%s: schedule.warmup is %ld; expected 0 to MHC_STEP_MAX (%ld)", fn, s->warmup,
+                        MHC_STEP_MAX);
+    if (s->total < 0 || s->total > MHC_STEP_MAX)
+        return mhc_fail(ctx, code, "%s: schedule.total is %ld; expected 0 to MHC_STEP_MAX (%ld)", fn, s->total,
+                        MHC_STEP_MAX);
     if (s->kind != MHC_LR_CONSTANT) {
         if (s->total < 1)
             return mhc_fail(ctx, code, "%s: schedule.total is %ld; the %s schedule needs the total number of "
@@ -7334,8 +7598,9 @@ MHCDEF mhc_result mhc_trainer_step(mhc_trainer *tr, mhc_params *p) {
     c = &tr->cfg;
     r = mhc__adamw_validate(tr->ctx, "mhc_trainer_step", c, MHC_ERR_VALUE);
     if (r != MHC_OK) return r;
-    if (tr->step < 0)
-        return mhc_fail(tr->ctx, MHC_ERR_STATE, "mhc_trainer_step: the step counter is %ld; expected >= 0", tr->step);
+    if (tr->step < 0 || tr->step >= MHC_STEP_MAX)
+        return mhc_fail(tr->ctx, MHC_ERR_STATE, "mhc_trainer_step: the step counter is %ld; a step can be taken from "
+                        "0 to MHC_STEP_MAX - 1 (%ld) steps", tr->step, MHC_STEP_MAX - 1);
     t = tr->step + 1;
     lr = mhc_lr_at(&c->schedule, t);
     norm = mhc_grad_norm(p);
@@ -7381,6 +7646,36 @@ MHCDEF mhc_result mhc_trainer_step(mhc_trainer *tr, mhc_params *p) {
  * lexer below, which never looks past `end`), little-endian byte assembly for the data (so the
  * host's byte order does not matter), and a writer that mimics numpy's header layout. */
 
+#ifdef __cplusplus
+}
+#endif
+#if defined(__unix__) || defined(__APPLE__)
+#include <unistd.h>
+#include <fcntl.h>
+#include <sys/types.h>
+#include <sys/stat.h>
+#define MHC__POSIX_IO 1
+#else
+#define MHC__POSIX_IO 0
+#endif
+#ifdef __cplusplus
+extern "C" {
+#endif
+/* Strict C (e.g. -std=c99 without a feature-test macro) hides these POSIX.1-2001 functions from the
+   system headers; their signatures are fixed by POSIX, so the library declares them itself then. */
+#if MHC__POSIX_IO && !defined(__cplusplus) && !defined(__APPLE__) && !defined(_GNU_SOURCE) && \
+    !defined(_DEFAULT_SOURCE) && !defined(_BSD_SOURCE) && !defined(_XOPEN_SOURCE) && \
+    !(defined(_POSIX_C_SOURCE) && _POSIX_C_SOURCE >= 200112L) && !defined(__USE_XOPEN2K) && \
+    !defined(__USE_XOPEN_EXTENDED)
+int lstat(const char *path, struct stat *st);
+ssize_t readlink(const char *path, char *buf, size_t cap);
+int fchmod(int fd, mode_t mode);
+int fchown(int fd, uid_t owner, gid_t group);
+#endif
+#if MHC__POSIX_IO && !defined(S_ISSOCK)
+#define S_ISSOCK(m) (((m) & 0170000) == 0140000)
+#endif
+
 #define MHC__NPY_MAGIC "\x93NUMPY"
 #define MHC__NPY_GROWTH_DIGITS 21   /* numpy >= 1.23 leaves room for 21 digits in shape[0] */
 
@@ -7390,50 +7685,164 @@ MHCDEF void mhc_npy_free(mhc_npy *a) {
     memset(a, 0, sizeof *a);
 }
 
-MHCDEF mhc_result mhc_read_file(mhc_ctx *ctx, const char *path, void **buf, size_t *len) {
-    FILE *f;
-    unsigned char *data = NULL;
-    size_t cap = 0, n = 0;
-    if (buf) *buf = NULL;
-    if (len) *len = 0;
-    if (!path || !buf || !len)
-        return mhc_fail(ctx, MHC_ERR_NULL, "mhc_read_file: %s is NULL", !path ? "path" : !buf ? "buf" : "len");
-    f = fopen(path, "rb");
-    if (!f) return mhc_fail(ctx, MHC_ERR_IO, "mhc_read_file: cannot open '%s' for reading: %s", path, strerror(errno));
-    for (;;) {
-        size_t want, got;
-        if (cap - n < 2) {   /* room for at least one more byte and the terminating 0 */
-            size_t ncap = cap ? cap * 2 : 4096;
-            unsigned char *nd;
-            if (cap > SIZE_MAX / 2) {
-                MHC_FREE(data);
-                fclose(f);
-                return mhc_fail(ctx, MHC_ERR_OVERFLOW, "mhc_read_file: '%s' is too large to hold in memory", path);
-            }
-            nd = MHC__CAST(unsigned char *, MHC_REALLOC(data, ncap));
-            if (!nd) {
-                MHC_FREE(data);
-                fclose(f);
-                return mhc_fail(ctx, MHC_ERR_NOMEM, "mhc_read_file: out of memory reading '%s' (%zu bytes)", path, ncap);
-            }
-            data = nd;
-            cap = ncap;
+/* strerror of err, or a fixed text when errno was not set */
+static const char *mhc__io_reason(int err) { return err ? strerror(err) : "unknown error"; }
+
+/* ---- reading files: the type and size first, then exactly that many bytes ----
+   On POSIX the file is opened without blocking (O_NONBLOCK: a FIFO must not hang the open), its
+   type and size taken with fstat, and anything but a regular file refused (a device, a FIFO or a
+   socket has no size to trust: /dev/zero never ends). A regular file is read to the size fstat gave
+   (allocated once) and must not grow or shrink meanwhile; files that report size 0 but have
+   content (Linux /proc) are read up to the limit. Plain C99 (no POSIX): fread until the end, never
+   past the limit. */
+#if MHC__POSIX_IO
+typedef struct mhc__rfile { int fd; } mhc__rfile;
+static const char *mhc__type_name(mode_t m) {
+    return S_ISDIR(m) ? "a directory" : S_ISCHR(m) ? "a character device" : S_ISBLK(m) ? "a block device"
+         : S_ISFIFO(m) ? "a FIFO (named pipe)" : S_ISSOCK(m) ? "a socket" : S_ISLNK(m) ? "a symbolic link"
+         : "not a regular file";
+}
+/* Open path for reading: 0 and the file's size in *size, or -1 with errno set, or -2 when it is not a
+   regular file (*what names its type). */
+static int mhc__rf_open(mhc__rfile *f, const char *path, unsigned long long *size, const char **what) {
+    struct stat st;
+    int fl;
+    f->fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY);
+    if (f->fd < 0) return -1;
+    if (fstat(f->fd, &st) != 0) { int e = errno; close(f->fd); errno = e; return -1; }
+    if (!S_ISREG(st.st_mode)) { *what = mhc__type_name(st.st_mode); close(f->fd); return -2; }
+    fl = fcntl(f->fd, F_GETFL);
+    if (fl >= 0) (void)fcntl(f->fd, F_SETFL, fl & ~O_NONBLOCK);
+    *size = (unsigned long long)st.st_size;
+    return 0;
+}
+/* Read up to n bytes (fewer only at the end of the file), retrying on EINTR; -1 on error. */
+static long long mhc__rf_read(mhc__rfile *f, void *buf, size_t n) {
+    size_t got = 0;
+    while (got < n) {
+        size_t chunk = n - got > ((size_t)1 << 30) ? ((size_t)1 << 30) : n - got;
+        ssize_t r = read(f->fd, (unsigned char *)buf + got, chunk);
+        if (r < 0) { if (errno == EINTR) continue; return -1; }
+        if (r == 0) break;
+        got += (size_t)r;
+    }
+    return (long long)got;
+}
+static void mhc__rf_close(mhc__rfile *f) { if (f->fd >= 0) close(f->fd); f->fd = -1; }
+#else
+typedef struct mhc__rfile { FILE *f; } mhc__rfile;
+/* C99 cannot tell a file's type or size: size 0 (unknown) is reported, and reads are capped. */
+static int mhc__rf_open(mhc__rfile *f, const char *path, unsigned long long *size, const char **what) {
+    (void)what;
+    f->f = fopen(path, "rb");
+    *size = 0;
+    return f->f ? 0 : -1;
+}
+static long long mhc__rf_read(mhc__rfile *f, void *buf, size_t n) {
+    size_t got = fread(buf, 1, n, f->f);
+    return ferror(f->f) ? -1 : (long long)got;
+}
+static void mhc__rf_close(mhc__rfile *f) { if (f->f) fclose(f->f); f->f = NULL; }
+#endif
+
+/* Open path for a reader: MHC_OK with the (regular) file open and its size in *size (0: unknown
+   or empty), else the error naming fn and path. */
+static mhc_result mhc__open_read(mhc_ctx *ctx, const char *fn, const char *path, mhc__rfile *f,
+                                 unsigned long long *size) {
+    const char *what = "not a regular file";
+    int rc = mhc__rf_open(f, path, size, &what);
+    if (rc == -1) return mhc_fail(ctx, MHC_ERR_IO, "%s: cannot open '%s' for reading: %s", fn, path, strerror(errno));
+    if (rc == -2)
+        return mhc_fail(ctx, MHC_ERR_IO, "%s: '%s' is %s, not a regular file (a reader needs the size of what it "
+                        "reads: nothing was read)", fn, path, what);
+    return MHC_OK;
+}
+
+/* Read all of the open file f (reported size `size`, 0 = unknown) into a new buffer of at most max
+   bytes plus a terminating 0. */
+static mhc_result mhc__read_all(mhc_ctx *ctx, const char *fn, const char *path, mhc__rfile *f,
+                                unsigned long long size, size_t max, void **buf, size_t *len) {
+    unsigned char *data = NULL, extra;
+    size_t cap, n = 0;
+    long long got;
+    if (size > (unsigned long long)max)
+        return mhc_fail(ctx, MHC_ERR_SIZE, "%s: '%s' has %llu bytes, more than the limit of %zu bytes for this reader; not read", fn,
+                        path, size, max);
+    if (size > 0) {   /* the size is known: one allocation, exactly that many bytes */
+        cap = (size_t)size + 1;
+        data = MHC__CAST(unsigned char *, MHC_MALLOC(cap));
+        if (!data) return mhc_fail(ctx, MHC_ERR_NOMEM, "%s: out of memory reading '%s' (%zu bytes)", fn, path, cap);
+        got = mhc__rf_read(f, data, (size_t)size);
+        if (got < 0) goto ioerr;
+        if ((unsigned long long)got != size || mhc__rf_read(f, &extra, 1) != 0) {
+            MHC_FREE(data);
+            return mhc_fail(ctx, MHC_ERR_IO, "%s: '%s' changed size while being read (%llu bytes expected, %lld read)",
+                            fn, path, size, got);
         }
-        want = cap - n - 1;
-        got = fread(data + n, 1, want, f);
-        n += got;
-        if (got < want) break;
+        n = (size_t)got;
+    } else {          /* unknown (or zero) size: grow by doubling, never past max */
+        cap = 0;
+        for (;;) {
+            size_t want;
+            if (n == max) {   /* at the limit: the file must end here */
+                got = mhc__rf_read(f, &extra, 1);
+                if (got < 0) goto ioerr;
+                if (got > 0) {
+                    MHC_FREE(data);
+                    return mhc_fail(ctx, MHC_ERR_SIZE, "%s: '%s' has more than the limit of %zu bytes for this reader; not read", fn,
+                                    path, max);
+                }
+                break;
+            }
+            if (cap - n < 2) {
+                size_t ncap = cap ? cap * 2 : 4096;
+                unsigned char *nd;
+                if (ncap > max + 1 || ncap < cap) ncap = max + 1;
+                nd = MHC__CAST(unsigned char *, MHC_REALLOC(data, ncap));
+                if (!nd) {
+                    MHC_FREE(data);
+                    return mhc_fail(ctx, MHC_ERR_NOMEM, "%s: out of memory reading '%s' (%zu bytes)", fn, path, ncap);
+                }
+                data = nd;
+                cap = ncap;
+            }
+            want = cap - n - 1 < max - n ? cap - n - 1 : max - n;
+            got = mhc__rf_read(f, data + n, want);
+            if (got < 0) goto ioerr;
+            n += (size_t)got;
+            if ((size_t)got < want) break;
+        }
+        if (!data) {   /* max == 0 and an empty file */
+            data = MHC__CAST(unsigned char *, MHC_MALLOC(1));
+            if (!data) return mhc_fail(ctx, MHC_ERR_NOMEM, "%s: out of memory reading '%s'", fn, path);
+        }
     }
-    if (ferror(f)) {
-        MHC_FREE(data);
-        fclose(f);
-        return mhc_fail(ctx, MHC_ERR_IO, "mhc_read_file: read error on '%s' (after %zu bytes)", path, n);
-    }
-    fclose(f);
     data[n] = 0;
     *buf = data;
     *len = n;
     return MHC_OK;
+ioerr:
+    MHC_FREE(data);
+    return mhc_fail(ctx, MHC_ERR_IO, "%s: read error on '%s' (after %zu bytes): %s", fn, path, n, strerror(errno));
+}
+
+MHCDEF mhc_result mhc_read_file_max(mhc_ctx *ctx, const char *path, size_t max_bytes, void **buf, size_t *len) {
+    mhc__rfile f;
+    unsigned long long size = 0;
+    mhc_result r;
+    if (buf) *buf = NULL;
+    if (len) *len = 0;
+    if (!path || !buf || !len)
+        return mhc_fail(ctx, MHC_ERR_NULL, "mhc_read_file: %s is NULL", !path ? "path" : !buf ? "buf" : "len");
+    if (max_bytes >= SIZE_MAX) max_bytes = SIZE_MAX - 1;
+    if ((r = mhc__open_read(ctx, "mhc_read_file", path, &f, &size)) != MHC_OK) return r;
+    r = mhc__read_all(ctx, "mhc_read_file", path, &f, size, max_bytes, buf, len);
+    mhc__rf_close(&f);
+    return r;
+}
+
+MHCDEF mhc_result mhc_read_file(mhc_ctx *ctx, const char *path, void **buf, size_t *len) {
+    return mhc_read_file_max(ctx, path, (size_t)MHC_READ_MAX, buf, len);
 }
 
 /* The header lexer: a cursor in [p, end) plus what the messages need. */
@@ -7530,11 +7939,14 @@ static mhc_result mhc__npy_shape(mhc__npy_lex *lx, mhc_npy *out) {
     return MHC_OK;
 }
 
-/* The parser proper; mhc_npy_parse empties *out when it fails. */
-static mhc_result mhc__npy_parse(mhc_ctx *ctx, const void *buf, size_t len, const char *name, mhc_npy *out) {
+/* The preamble and the header of the .npy file whose first len bytes are at buf: on success
+   out->ndim, shape, size and src_bytes are set and *data_at is where the data begins (the data
+   itself is not looked at). mhc_npy_parse empties *out when it fails. */
+static mhc_result mhc__npy_head(mhc_ctx *ctx, const void *buf, size_t len, const char *name, mhc_npy *out,
+                                size_t *data_at) {
     const unsigned char *b = MHC__CAST(const unsigned char *, buf);
     mhc__npy_lex lx;
-    size_t prefix, hlen, need, i;
+    size_t prefix, hlen;
     int have_descr = 0, have_order = 0, have_shape = 0, d;
     char shown[17];
     mhc_result r;
@@ -7611,31 +8023,50 @@ static mhc_result mhc__npy_parse(mhc_ctx *ctx, const void *buf, size_t len, cons
         if (!mhc__mul_ok(out->size, (size_t)out->shape[d], &out->size) || out->size > SIZE_MAX / sizeof(double))
             return mhc_fail(ctx, MHC_ERR_OVERFLOW, "mhc_npy_parse: %s: the number of elements overflows at "
                             "dimension %d", name, d);
-    need = out->size * (size_t)out->src_bytes;
-    if (len - prefix - hlen != need) {
-        size_t have = len - prefix - hlen;
+    *data_at = prefix + hlen;
+    return MHC_OK;
+}
+
+/* The data bytes must be exactly what the shape needs (have = the bytes after the header). */
+static mhc_result mhc__npy_data_len(mhc_ctx *ctx, const char *name, const mhc_npy *out, unsigned long long have) {
+    size_t need = out->size * (size_t)out->src_bytes;
+    if (have != (unsigned long long)need)
         return mhc_fail(ctx, MHC_ERR_FORMAT, "mhc_npy_parse: %s: %s: the shape needs %zu data bytes, the file has "
-                        "%zu", name, have < need ? "truncated data" : "trailing bytes after the data", need, have);
-    }
-    out->data = MHC__CAST(double *, MHC_MALLOC(out->size * sizeof(double)));
-    if (!out->data)
-        return mhc_fail(ctx, MHC_ERR_NOMEM, "mhc_npy_parse: %s: cannot allocate %zu values", name, out->size);
-    b += prefix + hlen;
-    if (out->src_bytes == 8) {
-        for (i = 0; i < out->size; i++, b += 8) {
+                        "%llu", name, have < (unsigned long long)need ? "truncated data" : "trailing bytes after the data",
+                        need, have);
+    return MHC_OK;
+}
+
+/* count little-endian values of src_bytes (4 or 8) bytes at b into dst, as double. */
+static void mhc__npy_convert(double *dst, const unsigned char *b, size_t count, int src_bytes) {
+    size_t i;
+    if (src_bytes == 8) {
+        for (i = 0; i < count; i++, b += 8) {
             uint64_t u = 0;
             int k;
             for (k = 7; k >= 0; k--) u = u << 8 | b[k];
-            memcpy(&out->data[i], &u, 8);
+            memcpy(&dst[i], &u, 8);
         }
     } else {
-        for (i = 0; i < out->size; i++, b += 4) {
+        for (i = 0; i < count; i++, b += 4) {
             uint32_t u = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
             float f;
             memcpy(&f, &u, 4);
-            out->data[i] = f;
+            dst[i] = f;
         }
     }
+}
+
+/* The parser proper; mhc_npy_parse empties *out when it fails. */
+static mhc_result mhc__npy_parse(mhc_ctx *ctx, const void *buf, size_t len, const char *name, mhc_npy *out) {
+    size_t at = 0;
+    mhc_result r = mhc__npy_head(ctx, buf, len, name, out, &at);
+    if (r != MHC_OK) return r;
+    if ((r = mhc__npy_data_len(ctx, name, out, (unsigned long long)(len - at))) != MHC_OK) return r;
+    out->data = MHC__CAST(double *, MHC_MALLOC(out->size * sizeof(double)));
+    if (!out->data)
+        return mhc_fail(ctx, MHC_ERR_NOMEM, "mhc_npy_parse: %s: cannot allocate %zu values", name, out->size);
+    mhc__npy_convert(out->data, MHC__CAST(const unsigned char *, buf) + at, out->size, out->src_bytes);
     return MHC_OK;
 }
 
@@ -7655,14 +8086,84 @@ MHCDEF mhc_result mhc_npy_parse(mhc_ctx *ctx, const void *buf, size_t len, const
     return r;
 }
 
+/* The largest .npy header read (numpy writes a few hundred bytes; it reads at most 10000 itself). */
+#define MHC__NPY_HEADER_MAX ((size_t)1 << 20)
+
+/* mhc_npy_read on an open regular file of size bytes (> 0): the preamble, then the header, then
+   the data only once the file's size is what the header says. */
+static mhc_result mhc__npy_read_open(mhc_ctx *ctx, const char *path, mhc__rfile *f, unsigned long long size,
+                                     mhc_npy *out) {
+    unsigned char pre[12], *head = NULL, chunk[1 << 14];
+    size_t got, prefix, hlen, at = 0, done;
+    long long rd;
+    mhc_result r;
+    rd = mhc__rf_read(f, pre, size < sizeof pre ? (size_t)size : sizeof pre);
+    if (rd < 0) return mhc_fail(ctx, MHC_ERR_IO, "mhc_npy_read: read error on '%s': %s", path, strerror(errno));
+    got = (size_t)rd;
+    if (got < 10 || memcmp(pre, MHC__NPY_MAGIC, 6) != 0 || (pre[6] != 1 && pre[6] != 2 && pre[6] != 3) || pre[7] != 0 ||
+        (pre[6] != 1 && got < 12))
+        return mhc_npy_parse(ctx, pre, got, path, out);   /* its message for a bad preamble */
+    prefix = pre[6] == 1 ? 10 : 12;
+    hlen = pre[6] == 1 ? ((size_t)pre[8] | (size_t)pre[9] << 8)
+                       : ((size_t)pre[8] | (size_t)pre[9] << 8 | (size_t)pre[10] << 16 | (size_t)pre[11] << 24);
+    if ((unsigned long long)hlen > size - prefix)
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "mhc_npy_parse: %s: truncated: the header needs %zu bytes, the file has "
+                        "%llu after the preamble", path, hlen, size - prefix);
+    if (hlen > MHC__NPY_HEADER_MAX)
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "mhc_npy_parse: %s: the header has %zu bytes, more than the %zu a .npy "
+                        "reader accepts", path, hlen, MHC__NPY_HEADER_MAX);
+    head = MHC__CAST(unsigned char *, MHC_MALLOC(prefix + hlen));
+    if (!head) return mhc_fail(ctx, MHC_ERR_NOMEM, "mhc_npy_read: out of memory reading '%s'", path);
+    memcpy(head, pre, got);
+    rd = got < prefix + hlen ? mhc__rf_read(f, head + got, prefix + hlen - got) : 0;
+    if (rd < 0 || got + (size_t)rd != prefix + hlen) {
+        MHC_FREE(head);
+        return mhc_fail(ctx, MHC_ERR_IO, "mhc_npy_read: read error on '%s': %s", path,
+                        rd < 0 ? strerror(errno) : "the file shrank while being read");
+    }
+    memset(out, 0, sizeof *out);
+    { int d; for (d = 0; d < MHC_MAX_DIMS; d++) out->shape[d] = 1; }
+    r = mhc__npy_head(ctx, head, prefix + hlen, path, out, &at);
+    MHC_FREE(head);
+    if (r != MHC_OK) return r;
+    if ((r = mhc__npy_data_len(ctx, path, out, size - at)) != MHC_OK) return r;
+    out->data = MHC__CAST(double *, MHC_MALLOC(out->size * sizeof(double)));
+    if (!out->data) return mhc_fail(ctx, MHC_ERR_NOMEM, "mhc_npy_parse: %s: cannot allocate %zu values", path, out->size);
+    for (done = 0; done < out->size;) {   /* the data, converted a chunk at a time */
+        size_t k = out->size - done, bytes;
+        if (k > sizeof chunk / (size_t)out->src_bytes) k = sizeof chunk / (size_t)out->src_bytes;
+        bytes = k * (size_t)out->src_bytes;
+        rd = mhc__rf_read(f, chunk, bytes);
+        if (rd < 0 || (size_t)rd != bytes)
+            return mhc_fail(ctx, MHC_ERR_IO, "mhc_npy_read: '%s' changed size or could not be read (at value %zu of %zu)",
+                            path, done, out->size);
+        mhc__npy_convert(out->data + done, chunk, k, out->src_bytes);
+        done += k;
+    }
+    if (mhc__rf_read(f, chunk, 1) != 0)
+        return mhc_fail(ctx, MHC_ERR_IO, "mhc_npy_read: '%s' grew while being read", path);
+    return MHC_OK;
+}
+
 MHCDEF mhc_result mhc_npy_read(mhc_ctx *ctx, const char *path, mhc_npy *out) {
     void *buf;
     size_t len;
+    mhc__rfile f;
+    unsigned long long size = 0;
     mhc_result r;
     if (out) memset(out, 0, sizeof *out);
     if (!path) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_npy_read: path is NULL");
     if (!out) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_npy_read: %s: out is NULL", path);
-    r = mhc_read_file(ctx, path, &buf, &len);
+    if ((r = mhc__open_read(ctx, "mhc_npy_read", path, &f, &size)) != MHC_OK) return r;
+    if (size > 0) {
+        r = mhc__npy_read_open(ctx, path, &f, size, out);
+        mhc__rf_close(&f);
+        if (r != MHC_OK) mhc_npy_free(out);
+        return r;
+    }
+    /* size unknown (plain C99) or 0: read it whole, up to MHC_READ_MAX, and parse */
+    r = mhc__read_all(ctx, "mhc_npy_read", path, &f, 0, (size_t)MHC_READ_MAX, &buf, &len);
+    mhc__rf_close(&f);
     if (r != MHC_OK) return r;
     r = mhc_npy_parse(ctx, buf, len, path, out);
     MHC_FREE(buf);
@@ -7674,7 +8175,7 @@ MHCDEF mhc_result mhc_npy_write(mhc_ctx *ctx, const char *path, int ndim, const 
     unsigned char chunk[8 * 256];
     size_t size = 1, hl, pad, i, k;
     FILE *f;
-    int d, ok;
+    int d, ok, err = 0;
     if (!path) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_npy_write: path is NULL");
     if (!data) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_npy_write: %s: data is NULL", path);
     if (ndim < 0 || ndim > MHC_MAX_DIMS)
@@ -7699,8 +8200,16 @@ MHCDEF mhc_result mhc_npy_write(mhc_ctx *ctx, const char *path, int ndim, const 
     for (pad = 64 - (10 + hl + 1) % 64; pad > 0; pad--) head[hl++] = ' ';
     head[hl++] = '\n';
 
+#if MHC__POSIX_IO
+    {   /* written in place (symlinks followed by fopen): only a regular file or a new name */
+        struct stat st;
+        if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+            return mhc_fail(ctx, MHC_ERR_IO, "mhc_npy_write: '%s' is %s, not a regular file; nothing was written", path,
+                            mhc__type_name(st.st_mode));
+    }
+#endif
     f = fopen(path, "wb");
-    if (!f) return mhc_fail(ctx, MHC_ERR_IO, "mhc_npy_write: cannot open '%s' for writing", path);
+    if (!f) return mhc_fail(ctx, MHC_ERR_IO, "mhc_npy_write: cannot open '%s' for writing: %s", path, strerror(errno));
     memcpy(chunk, MHC__NPY_MAGIC "\x01\x00", 8);
     chunk[8] = (unsigned char)(hl & 0xff);
     chunk[9] = (unsigned char)(hl >> 8);
@@ -7715,10 +8224,11 @@ MHCDEF mhc_result mhc_npy_write(mhc_ctx *ctx, const char *path, int ndim, const 
         }
         ok = fwrite(chunk, 8, m, f) == m;
     }
-    if (fclose(f) != 0) ok = 0;
+    if (!ok) err = errno;
+    if (fclose(f) != 0 && ok) { ok = 0; err = errno; }
     if (!ok) {
         remove(path);
-        return mhc_fail(ctx, MHC_ERR_IO, "mhc_npy_write: write error on '%s'", path);
+        return mhc_fail(ctx, MHC_ERR_IO, "mhc_npy_write: write error on '%s': %s", path, mhc__io_reason(err));
     }
     return MHC_OK;
 }
@@ -7729,22 +8239,6 @@ MHCDEF mhc_result mhc_npy_write(mhc_ctx *ctx, const char *path, int ndim, const 
  * be copied), then copies (mhc__ckpt_commit, which cannot fail). The writer builds the whole file
  * in memory, then writes it to a temporary file and renames it.
  * ----------------------------------------------------------------------------------------- */
-
-#ifdef __cplusplus
-}
-#endif
-#include <limits.h>
-#if defined(__unix__) || defined(__APPLE__)
-#include <unistd.h>
-#include <fcntl.h>
-#include <sys/types.h>
-#define MHC__POSIX_IO 1
-#else
-#define MHC__POSIX_IO 0
-#endif
-#ifdef __cplusplus
-extern "C" {
-#endif
 
 #define MHC__CKPT_HEADER 40u
 #define MHC__CKPT_TRAINER 140u
@@ -7951,7 +8445,9 @@ MHCDEF mhc_result mhc_checkpoint_serialize(mhc_ctx *ctx, void *buf, size_t cap, 
         if (!tr->ready) return mhc_fail(ctx, MHC_ERR_STATE, "%s: the trainer is not initialised", fn);
         r = mhc__adamw_validate(ctx, fn, &tr->cfg, MHC_ERR_VALUE);
         if (r != MHC_OK) return r;
-        if (tr->step < 0) return mhc_fail(ctx, MHC_ERR_VALUE, "%s: the trainer's step is %ld; expected >= 0", fn, tr->step);
+        if (tr->step < 0 || tr->step > MHC_STEP_MAX)
+            return mhc_fail(ctx, MHC_ERR_VALUE, "%s: the trainer's step is %ld; expected 0 to MHC_STEP_MAX (%ld)", fn,
+                            tr->step, MHC_STEP_MAX);
         flags |= MHC__CKPT_FLAG_TRAINER;
     }
     if (rng) {
@@ -8058,24 +8554,27 @@ typedef struct mhc__ckpt_plan {
 /* The fixed header and the checksum: magic, version, real size, file length, checksum, flags and
    the reserved field. On success *r reads the structure (r->len stops where the checksum begins)
    and stands at the config size (offset 32). */
-static mhc_result mhc__ckpt_check_header(mhc_ctx *ctx, const char *fn, const unsigned char *b, size_t len,
-                                         mhc__rd *r, uint32_t *rsize_out, uint32_t *flags_out) {
-    uint32_t version, rsize, flags;
-    uint64_t flen, want, got;
-    r->b = b;
-    r->len = len;
-    r->pos = 0;
+/* The first 24 bytes (magic, version, real size, file length) of a checkpoint of total length len,
+   of which avail >= min(len, 24) bytes are at b (the loader checks them before reading the rest). */
+static mhc_result mhc__ckpt_check_preamble(mhc_ctx *ctx, const char *fn, const unsigned char *b, size_t avail,
+                                           unsigned long long len) {
+    mhc__rd r;
+    uint32_t version, rsize;
+    uint64_t flen;
+    r.b = b;
+    r.len = avail;
+    r.pos = 0;
     if (len >= 8 && memcmp(b, mhc__ckpt_magic, 8) != 0)
         return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: not an mhc checkpoint (the magic bytes differ from \"MHC_CKPT\")", fn);
     if (len < MHC__CKPT_HEADER + 8)
-        return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: truncated: %zu bytes, a checkpoint has at least %u", fn, len,
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: truncated: %llu bytes, a checkpoint has at least %u", fn, len,
                         MHC__CKPT_HEADER + 8);
-    r->pos = 8;
-    version = mhc__r_u32(r);
+    r.pos = 8;
+    version = mhc__r_u32(&r);
     if (version != MHC_CHECKPOINT_VERSION)
         return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: format version %lu; this build reads version %d", fn,
                         (unsigned long)version, MHC_CHECKPOINT_VERSION);
-    rsize = mhc__r_u32(r);
+    rsize = mhc__r_u32(&r);
     if (rsize != 4 && rsize != 8)
         return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: real size %lu bytes; expected 4 (float32) or 8 (float64)", fn,
                         (unsigned long)rsize);
@@ -8083,14 +8582,26 @@ static mhc_result mhc__ckpt_check_header(mhc_ctx *ctx, const char *fn, const uns
         return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: the checkpoint stores %s reals but this build uses %s (%s)", fn,
                         rsize == 8 ? "float64" : "float32", MHC_REAL_NAME,
                         rsize == 8 ? "define MHC_DOUBLE to read it" : "read it in a build without MHC_DOUBLE");
-    flen = mhc__r_u64(r);
+    flen = mhc__r_u64(&r);
     if (flen != (uint64_t)len) {
         if (flen > (uint64_t)len)
-            return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: truncated: %zu bytes, the header says %llu", fn, len,
+            return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: truncated: %llu bytes, the header says %llu", fn, len,
                             (unsigned long long)flen);
-        return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: %zu bytes but the header says %llu (trailing bytes or a corrupted "
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: %llu bytes but the header says %llu (trailing bytes or a corrupted "
                         "header)", fn, len, (unsigned long long)flen);
     }
+    return MHC_OK;
+}
+
+static mhc_result mhc__ckpt_check_header(mhc_ctx *ctx, const char *fn, const unsigned char *b, size_t len,
+                                         mhc__rd *r, uint32_t *rsize_out, uint32_t *flags_out) {
+    uint32_t rsize, flags;
+    uint64_t want, got;
+    mhc_result res = mhc__ckpt_check_preamble(ctx, fn, b, len, (unsigned long long)len);
+    if (res != MHC_OK) return res;
+    rsize = (uint32_t)sizeof(mhc_real);
+    r->b = b;
+    r->len = len;
     r->pos = len - 8;
     want = mhc__r_u64(r);
     got = mhc__fnv1a64(b, len - 8);
@@ -8229,9 +8740,14 @@ static mhc_result mhc__ckpt_read_trainer(mhc_ctx *ctx, const char *fn, mhc__rd *
     t->last_grad_norm = mhc__r_f64(r);
     t->last_clip_scale = mhc__r_f64(r);
     t->last_lr = mhc__r_f64(r);
-    if (st < 0 || wu < 0 || tot < 0 || st > (int64_t)LONG_MAX || wu > (int64_t)LONG_MAX || tot > (int64_t)LONG_MAX)
-        return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: trainer step %lld, warmup %lld or total %lld is out of range", fn,
-                        (long long)st, (long long)wu, (long long)tot);
+    if (st < 0 || wu < 0 || tot < 0 || st > (int64_t)MHC_STEP_MAX || wu > (int64_t)MHC_STEP_MAX ||
+        tot > (int64_t)MHC_STEP_MAX)
+        return mhc_fail(ctx, MHC_ERR_FORMAT, "%s: the stored trainer %s is %lld; a trainer continues from 0 to "
+                        "MHC_STEP_MAX (%ld)", fn,
+                        st < 0 || st > (int64_t)MHC_STEP_MAX ? "step" : wu < 0 || wu > (int64_t)MHC_STEP_MAX
+                                                                        ? "schedule.warmup" : "schedule.total",
+                        (long long)(st < 0 || st > (int64_t)MHC_STEP_MAX ? st
+                                    : wu < 0 || wu > (int64_t)MHC_STEP_MAX ? wu : tot), MHC_STEP_MAX);
     t->step = (long)st;
     c->schedule.warmup = (long)wu;
     c->schedule.total = (long)tot;
@@ -8354,10 +8870,47 @@ MHCDEF mhc_result mhc_checkpoint_load(mhc_ctx *ctx, const char *path, void *conf
     void *buf = NULL;
     size_t len = 0;
     mhc_result r;
+    mhc__rfile f;
+    unsigned long long size = 0;
     if (!path) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_checkpoint_load: path is NULL");
     snprintf(fn, sizeof fn, "mhc_checkpoint_load('%s')", path);
-    r = mhc_read_file(ctx, path, &buf, &len);   /* grows by doubling: no length is trusted */
-    if (r != MHC_OK) return r;
+    if ((r = mhc__open_read(ctx, fn, path, &f, &size)) != MHC_OK) return r;
+    if (size >= MHC__CKPT_HEADER + 8) {
+        /* the header first: the file must be a checkpoint of exactly the length it gives (the
+           whole file is read only then, in one allocation of that size) */
+        unsigned char h[MHC__CKPT_HEADER];
+        long long got = mhc__rf_read(&f, h, sizeof h);
+        if (got != (long long)sizeof h) {
+            mhc__rf_close(&f);
+            return mhc_fail(ctx, MHC_ERR_IO, "%s: read error: %s", fn, got < 0 ? strerror(errno) : "the file shrank");
+        }
+        if ((r = mhc__ckpt_check_preamble(ctx, fn, h, sizeof h, size)) != MHC_OK) {   /* not a checkpoint of this size */
+            mhc__rf_close(&f);
+            return r;
+        }
+        if (size > (unsigned long long)(SIZE_MAX - 1)) {
+            mhc__rf_close(&f);
+            return mhc_fail(ctx, MHC_ERR_SIZE, "%s: %llu bytes do not fit in memory", fn, size);
+        }
+        buf = MHC_MALLOC((size_t)size + 1);
+        if (!buf) {
+            mhc__rf_close(&f);
+            return mhc_fail(ctx, MHC_ERR_NOMEM, "%s: cannot allocate %llu bytes to read it", fn, size);
+        }
+        memcpy(buf, h, sizeof h);
+        got = mhc__rf_read(&f, (unsigned char *)buf + sizeof h, (size_t)size - sizeof h);
+        if (got != (long long)((size_t)size - sizeof h) || mhc__rf_read(&f, h, 1) != 0) {
+            MHC_FREE(buf);
+            mhc__rf_close(&f);
+            return mhc_fail(ctx, MHC_ERR_IO, "%s: changed size while being read, or a read error", fn);
+        }
+        len = (size_t)size;
+    } else {
+        /* small, or of unknown size (plain C99): read it whole (at most MHC_READ_MAX), then parse */
+        r = mhc__read_all(ctx, fn, path, &f, size, (size_t)MHC_READ_MAX, &buf, &len);
+        if (r != MHC_OK) { mhc__rf_close(&f); return r; }
+    }
+    mhc__rf_close(&f);
     r = mhc__ckpt_parse_all(ctx, fn, buf, len, config, config_cap, config_bytes, p, tr, rng);
     MHC_FREE(buf);
     return r;
@@ -8366,16 +8919,178 @@ MHCDEF mhc_result mhc_checkpoint_load(mhc_ctx *ctx, const char *path, void *conf
 /* ---- the atomic writer's file primitives ----
    One POSIX and one plain C99 implementation. Each returns NULL on success, else the reason for
    the failure (strerror of errno, or a fixed text), for the writer's message. */
-static const char *mhc__io_reason(int err) { return err ? strerror(err) : "unknown error"; }
 
-/* The temporary name for attempt k of saving to path: "<path>.tmp.<pid>.<k>" (cap >= strlen(path) + 64). */
-static void mhc__tmp_name(char *tmp, size_t cap, const char *path, unsigned long pid, int k) {
-    snprintf(tmp, cap, "%s.tmp.%lu.%d", path, pid, k);
+/* ---- the save target ----
+   What a save replaces: path with symbolic links followed to their target (the link stays a link
+   and its target receives the checkpoint), which must be a regular file (one hard link, writable)
+   or a new name in an existing directory. */
+typedef struct mhc__target {
+    char *final;          /* the name written (path, symlinks followed); MHC_MALLOC'd */
+    size_t dirlen;        /* final[0, dirlen) is its directory, '/' included ("" = the current one) */
+    int exists, linked;   /* final exists; path was a symbolic link */
+#if MHC__POSIX_IO
+    struct stat st;       /* final's status when it exists */
+#endif
+} mhc__target;
+
+static void mhc__target_free(mhc__target *t) { MHC_FREE(t->final); t->final = NULL; }
+
+static size_t mhc__dirlen(const char *p) {
+    const char *slash = strrchr(p, '/');
+    return slash ? (size_t)(slash - p) + 1 : 0;
+}
+
+static char *mhc__strndup(const char *s, size_t n) {
+    char *d = MHC__CAST(char *, MHC_MALLOC(n + 1));
+    if (d) { memcpy(d, s, n); d[n] = 0; }
+    return d;
+}
+
+/* Resolve path into *t and check what it names. fn names the caller in messages. */
+static mhc_result mhc__target_resolve(mhc_ctx *ctx, const char *fn, const char *path, mhc__target *t) {
+    memset(t, 0, sizeof *t);
+    if (!path) return mhc_fail(ctx, MHC_ERR_NULL, "%s: path is NULL", fn);
+    if (!path[0]) return mhc_fail(ctx, MHC_ERR_VALUE, "%s: path is empty", fn);
+    t->final = mhc__strndup(path, strlen(path));
+    if (!t->final) return mhc_fail(ctx, MHC_ERR_NOMEM, "%s: out of memory", fn);
+#if MHC__POSIX_IO
+    {
+        int hops;
+        for (hops = 0;; hops++) {
+            char *link = NULL, *next;
+            size_t cap = 256;
+            ssize_t n;
+            if (lstat(t->final, &t->st) != 0) {
+                int e = errno;
+                if (e == ENOENT) break;   /* a new name (or a dangling link's target) */
+                mhc__target_free(t);
+                return mhc_fail(ctx, MHC_ERR_IO, "%s: cannot examine '%s': %s", fn, path, strerror(e));
+            }
+            if (!S_ISLNK(t->st.st_mode)) { t->exists = 1; break; }
+            if (hops == 32) {
+                mhc__target_free(t);
+                return mhc_fail(ctx, MHC_ERR_IO, "%s: '%s': more than 32 symbolic links to follow", fn, path);
+            }
+            t->linked = 1;
+            for (;;) {   /* the link's text, growing the buffer until it fits */
+                char *nb = MHC__CAST(char *, MHC_REALLOC(link, cap));
+                if (!nb) { MHC_FREE(link); mhc__target_free(t); return mhc_fail(ctx, MHC_ERR_NOMEM, "%s: out of memory", fn); }
+                link = nb;
+                n = readlink(t->final, link, cap);
+                if (n < 0) {
+                    int e = errno;
+                    MHC_FREE(link);
+                    mhc__target_free(t);
+                    return mhc_fail(ctx, MHC_ERR_IO, "%s: cannot read the symbolic link '%s': %s", fn, path, strerror(e));
+                }
+                if ((size_t)n < cap) break;
+                cap *= 2;
+            }
+            if (n == 0) { MHC_FREE(link); mhc__target_free(t); return mhc_fail(ctx, MHC_ERR_IO, "%s: '%s' is an empty symbolic link", fn, path); }
+            if (link[0] == '/') {
+                next = mhc__strndup(link, (size_t)n);
+            } else {   /* relative to the link's own directory */
+                size_t dl = mhc__dirlen(t->final);
+                next = MHC__CAST(char *, MHC_MALLOC(dl + (size_t)n + 1));
+                if (next) { memcpy(next, t->final, dl); memcpy(next + dl, link, (size_t)n); next[dl + (size_t)n] = 0; }
+            }
+            MHC_FREE(link);
+            if (!next) { mhc__target_free(t); return mhc_fail(ctx, MHC_ERR_NOMEM, "%s: out of memory", fn); }
+            MHC_FREE(t->final);
+            t->final = next;
+        }
+    }
+#else
+    {
+        FILE *e = fopen(path, "rb");
+        if (e) { fclose(e); t->exists = 1; }
+    }
+#endif
+    t->dirlen = mhc__dirlen(t->final);
+    if (!t->final[t->dirlen]) {
+        mhc_fail(ctx, MHC_ERR_VALUE, "%s: '%s' ends with '/': it names a directory, not a file", fn, path);
+        mhc__target_free(t);
+        return MHC_ERR_VALUE;
+    }
+#if MHC__POSIX_IO
+    {
+        char shown[96];
+        if (t->linked) snprintf(shown, sizeof shown, " (the target of the symbolic link)");
+        else shown[0] = 0;
+        if (t->exists && !S_ISREG(t->st.st_mode)) {
+            mhc_fail(ctx, MHC_ERR_IO, "%s: '%s'%s is %s, not a regular file: a checkpoint replaces a regular file or "
+                     "creates a new one; nothing was written", fn, t->final, shown, mhc__type_name(t->st.st_mode));
+            mhc__target_free(t);
+            return MHC_ERR_IO;
+        }
+        if (t->exists && t->st.st_nlink > 1) {
+            mhc_fail(ctx, MHC_ERR_IO, "%s: '%s'%s has %lu hard links: a save replaces this name only, and the other "
+                     "names would keep the old checkpoint; save to a file with one link", fn, t->final, shown,
+                     (unsigned long)t->st.st_nlink);
+            mhc__target_free(t);
+            return MHC_ERR_IO;
+        }
+        if (t->exists && access(t->final, W_OK) != 0) {
+            int e = errno;
+            mhc_fail(ctx, MHC_ERR_IO, "%s: '%s'%s is not writable (%s, mode %04o); it is not replaced", fn, t->final,
+                     shown, strerror(e), (unsigned)(t->st.st_mode & 07777));
+            mhc__target_free(t);
+            return MHC_ERR_IO;
+        }
+        if (!t->exists) {   /* a new name: its directory must exist */
+            struct stat ds;
+            char *dir = t->dirlen ? mhc__strndup(t->final, t->dirlen > 1 ? t->dirlen - 1 : 1) : mhc__strndup(".", 1);
+            int rc, e;
+            if (!dir) { mhc__target_free(t); return mhc_fail(ctx, MHC_ERR_NOMEM, "%s: out of memory", fn); }
+            rc = stat(dir, &ds);
+            e = errno;
+            if (rc != 0 || !S_ISDIR(ds.st_mode)) {
+                mhc_fail(ctx, MHC_ERR_IO, "%s: cannot save '%s'%s: its directory '%s' %s; nothing was written", fn,
+                         t->final, shown, dir, rc != 0 ? (e == ENOENT ? "does not exist" : strerror(e))
+                                                       : "is not a directory");
+                MHC_FREE(dir);
+                mhc__target_free(t);
+                return MHC_ERR_IO;
+            }
+            MHC_FREE(dir);
+        }
+    }
+#endif
+    return MHC_OK;
+}
+
+/* The temporary name for attempt k of saving to t: in t's directory, t's name with
+   ".tmp.<pid>.<k>", the name shortened so that it fits the directory's NAME_MAX and the whole
+   path its PATH_MAX (pathconf; 255 and 4096 when unknown). 0 when even an empty prefix cannot fit. */
+static int mhc__tmp_name(char *tmp, size_t cap, const mhc__target *t, unsigned long pid, int k, long name_max,
+                         long path_max) {
+    char suffix[48];
+    size_t sl = (size_t)snprintf(suffix, sizeof suffix, ".tmp.%lu.%d", pid, k), base = strlen(t->final + t->dirlen), keep = base;
+    if (name_max > 0 && (size_t)name_max < sl + 1) return 0;
+    if (name_max > 0 && keep + sl > (size_t)name_max) keep = (size_t)name_max - sl;
+    if (path_max > 0 && t->dirlen + keep + sl + 1 > (size_t)path_max) {
+        if (t->dirlen + sl + 2 > (size_t)path_max) return 0;
+        keep = (size_t)path_max - 1 - t->dirlen - sl;
+    }
+    if (keep == 0) keep = 1;
+    if (t->dirlen + keep + sl + 1 > cap) return 0;
+    memcpy(tmp, t->final, t->dirlen + keep);
+    memcpy(tmp + t->dirlen + keep, suffix, sl + 1);
+    return 1;
 }
 
 #if MHC__POSIX_IO
 typedef struct mhc__wfile { int fd; } mhc__wfile;   /* fd -1: not open */
 static unsigned long mhc__fs_pid(void) { return (unsigned long)getpid(); }
+/* The name and path limits of the target's directory. */
+static void mhc__fs_limits(const mhc__target *t, long *name_max, long *path_max) {
+    char *dir = t->dirlen ? mhc__strndup(t->final, t->dirlen) : NULL;
+    *name_max = pathconf(dir ? dir : ".", _PC_NAME_MAX);
+    *path_max = pathconf(dir ? dir : ".", _PC_PATH_MAX);
+    if (*name_max <= 0) *name_max = 255;
+    if (*path_max <= 0) *path_max = 4096;
+    MHC_FREE(dir);
+}
 /* Create name for writing; fails if it exists (then *taken = 1: the caller may try another name). */
 static const char *mhc__wf_create(mhc__wfile *f, const char *name, int *taken) {
     int err;
@@ -8384,6 +9099,13 @@ static const char *mhc__wf_create(mhc__wfile *f, const char *name, int *taken) {
     err = errno;
     *taken = err == EEXIST;
     return mhc__io_reason(err);
+}
+/* Give the new file the owner (best effort: only root may give a file away) and the mode of the
+   file it replaces. */
+static const char *mhc__wf_like(mhc__wfile *f, const mhc__target *t) {
+    if (!t->exists) return NULL;
+    if (fchown(f->fd, t->st.st_uid, t->st.st_gid) != 0) { /* not permitted: keep ours */ }
+    return fchmod(f->fd, t->st.st_mode & 07777) == 0 ? NULL : mhc__io_reason(errno);
 }
 static int mhc__wf_is_open(const mhc__wfile *f) { return f->fd >= 0; }
 /* Write p[0..n), in pieces of at most 1 GiB, retrying on EINTR; *done grows by what is written. */
@@ -8433,6 +9155,11 @@ static void mhc__fs_sync_dir(const char *path, char *buf) {
 #else
 typedef struct mhc__wfile { FILE *f; } mhc__wfile;  /* f NULL: not open */
 static unsigned long mhc__fs_pid(void) { return 0; }
+static void mhc__fs_limits(const mhc__target *t, long *name_max, long *path_max) {
+    (void)t;
+    *name_max = 255;
+    *path_max = FILENAME_MAX;
+}
 /* C99 has no exclusive create: a name that can be opened for reading counts as taken. */
 static const char *mhc__wf_create(mhc__wfile *f, const char *name, int *taken) {
     FILE *e = fopen(name, "rb");
@@ -8445,6 +9172,8 @@ static const char *mhc__wf_create(mhc__wfile *f, const char *name, int *taken) {
     f->f = fopen(name, "wb");
     return f->f ? NULL : mhc__io_reason(errno);
 }
+/* C99 has no file modes */
+static const char *mhc__wf_like(mhc__wfile *f, const mhc__target *t) { (void)f; (void)t; return NULL; }
 static int mhc__wf_is_open(const mhc__wfile *f) { return f->f != NULL; }
 static const char *mhc__wf_write(mhc__wfile *f, const unsigned char *p, size_t n, size_t *done) {
     size_t off = 0;
@@ -8540,29 +9269,46 @@ static const char *mhc__io_rename(const char *from, const char *to) {
 #define mhc__io_rename mhc__fs_rename
 #endif
 
-/* Write buf to a temporary file in path's directory (mhc__tmp_name; a taken name moves on to the
-   next of MHC_CHECKPOINT_TMP_TRIES), sync, close, rename over path, sync the directory. On any failure the temporary is
-   removed and path is untouched. */
+/* Create the temporary file for t (mhc__tmp_name; a taken name moves on to the next of MHC_CHECKPOINT_TMP_TRIES) with
+   t's owner and mode; *tmp receives its name (MHC_MALLOC'd, also on failure when one was made,
+   for the message). NULL, or the reason with *stage_create set when nothing was created. */
+static const char *mhc__tmp_create(const mhc__target *t, mhc__wfile *f, char **tmp, int *created) {
+    size_t tcap = strlen(t->final) + 64;
+    long name_max, path_max;
+    const char *why = "no temporary name fits the directory's name and path limits";
+    int attempt, taken = 1;
+    *created = 0;
+    *tmp = MHC__CAST(char *, MHC_MALLOC(tcap));
+    if (!*tmp) return "out of memory";
+    (*tmp)[0] = 0;
+    mhc__fs_limits(t, &name_max, &path_max);
+    for (attempt = 0; attempt < MHC_CHECKPOINT_TMP_TRIES && taken; attempt++) {
+        if (!mhc__tmp_name(*tmp, tcap, t, mhc__fs_pid(), attempt, name_max, path_max)) break;
+        taken = 0;
+        why = mhc__io_create(f, *tmp, &taken);
+    }
+    if (why) return why;
+    *created = 1;
+    return mhc__wf_like(f, t);
+}
+
+/* Write buf to a temporary file in the target's directory (symlinks followed: the checkpoint goes
+   to the link's target; an existing file's owner and mode are kept), sync, close, rename over the
+   target, sync the directory. On any failure the temporary is removed and the target untouched. */
 enum { MHC__AW_CREATE, MHC__AW_WRITE, MHC__AW_SYNC, MHC__AW_CLOSE, MHC__AW_RENAME };   /* its stages */
 static mhc_result mhc__write_atomic(mhc_ctx *ctx, const char *path, const unsigned char *buf, size_t len) {
-    size_t plen = strlen(path), done = 0, tcap;
     static const char *const stage_name[5] = { "create", "write", "sync", "close", "rename" };
-    char *tmp;
+    const char *fn = "mhc_checkpoint_save";
+    size_t done = 0;
+    char *tmp = NULL, shown[32];
     const char *why = NULL;
     mhc__wfile f;
-    int attempt, taken = 1, created = 0, stage = MHC__AW_CREATE;
+    mhc__target t;
+    int created = 0, stage = MHC__AW_CREATE;
     mhc_result res;
-    if (plen > SIZE_MAX - 64) return mhc_fail(ctx, MHC_ERR_OVERFLOW, "mhc_checkpoint_save: path too long");
-    tcap = plen + 64;
-    tmp = MHC__CAST(char *, MHC_MALLOC(tcap));
-    if (!tmp) return mhc_fail(ctx, MHC_ERR_NOMEM, "mhc_checkpoint_save: out of memory");
-    for (attempt = 0; attempt < MHC_CHECKPOINT_TMP_TRIES && taken; attempt++) {
-        mhc__tmp_name(tmp, tcap, path, mhc__fs_pid(), attempt);
-        taken = 0;
-        why = mhc__io_create(&f, tmp, &taken);
-    }
-    if (why) goto fail;
-    created = 1;
+    if ((res = mhc__target_resolve(ctx, fn, path, &t)) != MHC_OK) return res;
+    snprintf(shown, sizeof shown, "%s", t.linked ? " (the symbolic link's target)" : "");
+    if ((why = mhc__tmp_create(&t, &f, &tmp, &created)) != NULL) goto fail;
     stage = MHC__AW_WRITE;
     if ((why = mhc__io_write(&f, buf, len, &done)) != NULL) goto fail;
     stage = MHC__AW_SYNC;
@@ -8570,44 +9316,70 @@ static mhc_result mhc__write_atomic(mhc_ctx *ctx, const char *path, const unsign
     stage = MHC__AW_CLOSE;
     if ((why = mhc__wf_close(&f)) != NULL) goto fail;
     stage = MHC__AW_RENAME;
-    if ((why = mhc__io_rename(tmp, path)) != NULL) goto fail;
-    mhc__fs_sync_dir(path, tmp);
+    if ((why = mhc__io_rename(tmp, t.final)) != NULL) goto fail;
+    mhc__fs_sync_dir(t.final, tmp);
     MHC_FREE(tmp);
+    mhc__target_free(&t);
     return MHC_OK;
 fail:
     if (created && mhc__wf_is_open(&f)) (void)mhc__wf_close(&f);
     if (created) mhc__fs_remove(tmp);
     if (stage == MHC__AW_CREATE)
-        res = mhc_fail(ctx, MHC_ERR_IO, "mhc_checkpoint_save: cannot create the temporary file '%s': %s; '%s' is "
-                       "unchanged", tmp, why, path);
+        res = mhc_fail(ctx, MHC_ERR_IO, "%s: cannot create the temporary file '%s': %s; '%s'%s is unchanged", fn,
+                       tmp && tmp[0] ? tmp : "(none)", why, t.final, shown);
     else if (stage == MHC__AW_RENAME)
-        res = mhc_fail(ctx, MHC_ERR_IO, "mhc_checkpoint_save: cannot rename '%s' to '%s': %s; '%s' is unchanged",
-                       tmp, path, why, path);
+        res = mhc_fail(ctx, MHC_ERR_IO, "%s: cannot rename '%s' to '%s': %s; '%s' is unchanged", fn, tmp, t.final,
+                       why, t.final);
     else
-        res = mhc_fail(ctx, MHC_ERR_IO, "mhc_checkpoint_save: cannot %s the temporary file '%s' (%zu of %zu bytes "
-                       "written): %s; '%s' is unchanged", stage_name[stage], tmp, done, len, why, path);
+        res = mhc_fail(ctx, MHC_ERR_IO, "%s: cannot %s the temporary file '%s' (%zu of %zu bytes written): %s; '%s' "
+                       "is unchanged", fn, stage_name[stage], tmp, done, len, why, t.final);
     MHC_FREE(tmp);
+    mhc__target_free(&t);
     return res;
 }
 
 MHCDEF size_t mhc_checkpoint_tmp_name(char *buf, size_t cap, const char *path, int attempt) {
+    mhc__target t;
     char *tmp;
-    size_t tcap, len;
+    size_t tcap, len = 0;
+    long name_max, path_max;
     if (!path || !path[0] || attempt < 0 || attempt >= MHC_CHECKPOINT_TMP_TRIES) return 0;
-    len = strlen(path);
-    if (len > SIZE_MAX - 64) return 0;
-    tcap = len + 64;
+    if (mhc__target_resolve(NULL, "mhc_checkpoint_tmp_name", path, &t) != MHC_OK) return 0;   /* as the save resolves it */
+    tcap = strlen(t.final) + 64;
     tmp = MHC__CAST(char *, MHC_MALLOC(tcap));   /* the writer's own buffer size */
-    if (!tmp) return 0;
-    mhc__tmp_name(tmp, tcap, path, mhc__fs_pid(), attempt);
-    len = strlen(tmp);
-    if (buf && cap > 0) {
-        size_t k = len < cap ? len : cap - 1;
-        memcpy(buf, tmp, k);
-        buf[k] = 0;
+    if (tmp) {
+        mhc__fs_limits(&t, &name_max, &path_max);
+        if (mhc__tmp_name(tmp, tcap, &t, mhc__fs_pid(), attempt, name_max, path_max)) {
+            len = strlen(tmp);
+            if (buf && cap > 0) {
+                size_t k = len < cap ? len : cap - 1;
+                memcpy(buf, tmp, k);
+                buf[k] = 0;
+            }
+        }
+        MHC_FREE(tmp);
     }
-    MHC_FREE(tmp);
+    mhc__target_free(&t);
     return len;
+}
+
+MHCDEF mhc_result mhc_checkpoint_check_target(mhc_ctx *ctx, const char *path) {
+    const char *fn = "mhc_checkpoint_check_target", *why;
+    char *tmp = NULL;
+    mhc__wfile f;
+    mhc__target t;
+    int created = 0;
+    mhc_result r = mhc__target_resolve(ctx, fn, path, &t);
+    if (r != MHC_OK) return r;
+    why = mhc__tmp_create(&t, &f, &tmp, &created);   /* the save's own first step, undone */
+    if (created && mhc__wf_is_open(&f)) (void)mhc__wf_close(&f);
+    if (created) mhc__fs_remove(tmp);
+    if (why)
+        r = mhc_fail(ctx, MHC_ERR_IO, "%s: cannot save to '%s': creating a file in its directory fails (%s: %s)", fn,
+                     t.final, tmp && tmp[0] ? tmp : "no temporary name", why);
+    MHC_FREE(tmp);
+    mhc__target_free(&t);
+    return r;
 }
 
 MHCDEF mhc_result mhc_checkpoint_save(mhc_ctx *ctx, const char *path, const void *config, size_t config_bytes,

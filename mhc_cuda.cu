@@ -26,6 +26,7 @@
 #define MHC_CU_LAUNCH_SYNC(k, grid, block, ...) k<<<(grid), (block)>>>(__VA_ARGS__)
 #endif
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 /* ---- errors ---- */
@@ -56,8 +57,15 @@ static unsigned mhc_cu__blocks(size_t count, unsigned threads) {
     return (unsigned)(b > 2147483647u ? 2147483647u : (b < 1 ? 1 : b));
 }
 
-/* The scratch buffer grows to the largest request; its contents do not survive a call. */
-static mhc_result mhc_cu__scratch(mhc_cuda *cu, const char *fn, size_t bytes, void **out) {
+/* The scratch buffer grows to the largest request; its contents do not survive a call. A request
+   above the caller's limit (cu->ctx->scratch_max, 0: MHC_SCRATCH_MAX, as on the CPU) is refused
+   with MHC_ERR_SIZE before anything is allocated; what names the scratch and its formula. */
+static mhc_result mhc_cu__scratch(mhc_cuda *cu, const char *fn, size_t bytes, const char *what, void **out) {
+    size_t lim = cu->ctx && cu->ctx->scratch_max ? cu->ctx->scratch_max : (size_t)MHC_SCRATCH_MAX;
+    if (bytes > lim)
+        return mhc_fail(cu->ctx, MHC_ERR_SIZE, "%s: %s needs %.4g bytes of device scratch, more than the limit of %zu "
+                        "bytes (mhc_ctx.scratch_max; 0 means MHC_SCRATCH_MAX = %zu): refused before allocating; raise "
+                        "scratch_max to allow it", fn, what, (double)bytes, lim, (size_t)MHC_SCRATCH_MAX);
     if (bytes == 0) bytes = 8;
     if (bytes > cu->scratch_bytes) {
         void *p = NULL;
@@ -527,7 +535,7 @@ MHCDEF mhc_result mhc_cuda_attention_backward(mhc_cuda *cu, float *dqkv, const f
     MHC_CU_READY(fn);
     MHC_CU_NULL(fn, dqkv); MHC_CU_NULL(fn, dout); MHC_CU_NULL(fn, att); MHC_CU_NULL(fn, qkv);
     if ((r = mhc_cu__attn_args(cu, fn, B, T, C, H)) != MHC_OK) return r;
-    if ((r = mhc_cu__scratch(cu, fn, jobs * sizeof(double), &sc)) != MHC_OK) return r;
+    if ((r = mhc_cu__scratch(cu, fn, jobs * sizeof(double), "attention (B H T doubles)", &sc)) != MHC_OK) return r;
     MHC_CU_LAUNCH(mhc_cu__attn_bwd_q_k, mhc_cu__blocks(jobs, 64), 64, dqkv, (double *)sc, dout, att, qkv, B, T, C, H);
     MHC_CU_LAUNCH(mhc_cu__attn_bwd_kv_k, mhc_cu__blocks(jobs, 64), 64, dqkv, (const double *)sc, dout, att, qkv, B, T, C, H);
     MHC_CU_LAUNCHED(fn);
@@ -616,7 +624,7 @@ MHCDEF mhc_result mhc_cuda_sumsq(mhc_cuda *cu, double *out_host, const float *x,
     MHC_CU_READY(fn);
     MHC_CU_NULL(fn, out_host); MHC_CU_NULL(fn, x);
     if (count == 0) return mhc_fail(cu->ctx, MHC_ERR_SIZE, "%s: count is 0", fn);
-    if ((r = mhc_cu__scratch(cu, fn, NB * sizeof(double), &sc)) != MHC_OK) return r;
+    if ((r = mhc_cu__scratch(cu, fn, NB * sizeof(double), "the sum (256 doubles)", &sc)) != MHC_OK) return r;
     MHC_CU_LAUNCH_SYNC(mhc_cu__sumsq_k, NB, 256, (double *)sc, x, count);
     MHC_CU_LAUNCHED(fn);
     MHC_CU_CHECK(fn, cudaMemcpy(part, sc, sizeof part, cudaMemcpyDeviceToHost));
@@ -693,7 +701,10 @@ static mhc_result mhc_cu__sinkhorn(mhc_cuda *cu, const char *fn, const mhc_hc_sp
     mhc_result r;
     void *sc;
     size_t per = mhc__proj_token_doubles(sp);
-    if ((r = mhc_cu__scratch(cu, fn, (size_t)T * per * sizeof(double), &sc)) != MHC_OK) return r;
+    char what[192];
+    snprintf(what, sizeof what, "the projection of %d tokens (each keeps its iterates for the exact backward: %zu doubles "
+             "per token for n = %d, projection %s)", T, per, sp->n, mhc_projection_name(sp->projection));
+    if ((r = mhc_cu__scratch(cu, fn, (size_t)T * per * sizeof(double), what, &sc)) != MHC_OK) return r;
     MHC_CU_LAUNCH(mhc_cu__sk_k, mhc_cu__blocks((size_t)T, 64), 64, *sp, out, d_logits, d_out, logits, T, (double *)sc);
     MHC_CU_LAUNCHED(fn);
     return MHC_OK;
@@ -1173,9 +1184,12 @@ static mhc_result mhc_cu__pre_setup(mhc_cuda *cu, const char *fn, const mhc_hc_s
     mr1 = (size_t)p->mr + 1;
     nd = Tz * mr1 + Tz * p->pj + Tz * p->tmpd + 2 * Tz * p->n + Tz;
     if (backward) nd += Tz * 3 + 2 * Tz * p->mr + Tz + (size_t)p->mr * p->D;
-    if ((double)nd * sizeof(double) > 1e12)
-        return mhc_fail(cu->ctx, MHC_ERR_OVERFLOW, "%s: device scratch of %g bytes is too large", fn, (double)nd * 8.0);
-    if ((r = mhc_cu__scratch(cu, fn, nd * sizeof(double), &sc)) != MHC_OK) return r;
+    if ((double)nd * sizeof(double) > 1e15)
+        return mhc_fail(cu->ctx, MHC_ERR_OVERFLOW, "%s: device scratch of %g bytes overflows", fn, (double)nd * 8.0);
+    if ((r = mhc_cu__scratch(cu, fn, nd * sizeof(double),
+                             "the pre step (per token: m + 1 + 2 n doubles and the projection's iterates, "
+                             "(2 iters + 4) n^2; the backward also m n C)", &sc)) != MHC_OK)
+        return r;
     d = (double *)sc;
     p->sv = d; d += Tz * mr1;
     p->pw = d; d += Tz * p->pj;

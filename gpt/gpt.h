@@ -467,4 +467,51 @@ GPT_FN int gpt_sample_logits(const mhc_real *logits, int V, double temperature, 
     return scratch[j];
 }
 
+/* An upper bound of the memory (bytes) that training this model on batches of B sequences of T
+   tokens takes, for a program to check before it allocates anything (build/mhc train does):
+     parameters:  4 P R (data, gradients, the two AdamW moments; P parameters, R = sizeof(mhc_real))
+     one step's arena, counted four times (it grows by blocks of twice the last one before it settles
+     at the step's peak: the blocks of the first step add up to less than four times the peak),
+     with N = B T tokens, m = the rows of fn (2n + n^2 for mHC), L blocks (2 L sublayers):
+       embeddings, expand:        N (R (6 + 2n) C + 12)
+       each mHC sublayer:         N (R (2 (C + 2n + n^2) + 2m + 2C + 1 + 2nC) + 8 (3m + 4))
+                                  (the pre step's outputs, saved logits and scratch; the norm; post)
+       its attention or MLP:      N R 18 C + R B H T^2 (saved probabilities), or N R 28 C
+       head, norm, logits, loss:  N (R (2 (C + n) + 2n + 2C + 2V + 2) + 8 (3n + 4) + 4)
+       the projection's scratch:  threads x (G (P + 4 n^2) + 4 m) doubles (mhc.h, MEMORY; P the
+                                  projection's own: its iterates for Sinkhorn, 2 n! + 8 for perm,
+                                  2 R + 2 sum a_k^2 + 8 for kron, (K + 8) n^2 + 8 for ortho, plus
+                                  3 n^2 + n + 8 for the knobs; G = 8 tokens at a time for n <= 8
+                                  with the softmax or exp start, else 1)
+     plus 64 KiB per sublayer for tensor and node records and alignment.
+   (none: the sublayers hold only the norm, the add and F.) s is the resolved residual. */
+GPT_FN double gpt_memory_bytes(const gpt_config *c, const mhc_hc_spec *s, int B, int T, int threads) {
+    const double R = (double)sizeof(mhc_real), N = (double)B * T, C = c->dim, V = c->vocab, L = c->layers;
+    const double n = s->n, none = s->variant == MHC_VARIANT_NONE;
+    const double m = none ? 0 : s->variant == MHC_VARIANT_HC ? n + 2 : s->m;
+    double P, hcp, headp, step, sub, proj = 0;
+    /* parameters: embeddings, per block the two sublayers' hc parameters, norms, weights, biases */
+    hcp = none ? 0 : s->variant == MHC_VARIANT_HC ? (n + 2) * C + 3 + 2 * n + n * n : m * n * C + 3 + m;
+    headp = none ? 0 : n * n * C + 1 + n;
+    P = V * C + (double)c->seq * C + L * (2 * hcp + 2 * C + (3 * C * C + 3 * C + C * C + C) + (8 * C * C + 5 * C)) +
+        headp + C + V * C;
+    step = N * (R * (6 + 2 * n) * C + 12);
+    sub = none ? N * R * (4 * C + 1)
+               : N * (R * (2 * (C + 2 * n + n * n) + 2 * m + 2 * C + 1 + 2 * n * C) + 8 * (3 * m + 4));
+    step += 2 * L * sub + L * (N * R * 18 * C + R * (double)B * c->heads * (double)T * T) + L * N * R * 28 * C;
+    step += N * (R * (2 * (C + n) + 2 * n + 2 * C + 2 * V + 2) + 8 * (3 * n + 4) + 4);
+    if (!none && s->variant != MHC_VARIANT_HC) {
+        double S = s->projection == MHC_PROJ_SOFTMAX ? 2.0 * s->iters - 1 : 2.0 * s->iters;
+        double pj = s->projection == MHC_PROJ_PERM ? 2.0 * (double)mhc_perm_count(s->n) + 8
+                  : s->projection == MHC_PROJ_KRON ? 2.0 * s->nres + 2 * n * n + 8
+                  : s->projection == MHC_PROJ_ORTHO ? (s->ns_iters + 8.0) * n * n + 8
+                  : (S + 4) * n * n + S * n + 8;
+        double lanes = s->n <= 8 && (s->projection == MHC_PROJ_SOFTMAX || s->projection == MHC_PROJ_EXP) ? 8 : 1;
+        pj += 3 * n * n + n + 8;   /* the convention knobs' prepared logits (mhc__proj_doubles) */
+        proj = (threads > 0 ? threads : 1) * 8.0 * (lanes * (pj + 4 * n * n) + 4 * m);
+    }
+    step += proj + 2 * L * 65536.0;
+    return 4 * P * R + 4 * step + (1 << 20);
+}
+
 #endif

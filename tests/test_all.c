@@ -17,6 +17,7 @@
 #include "test_optim.c"
 #include "test_ckpt.c"
 #include "test_interrupt.c" /* (uses tools/interrupt.h and test_ckpt.c's includes) */
+#include "test_hostile.c"   /* issue 15: hostile files, paths, sizes and misuse */
 #include "test_hc.c"
 #include "test_hc_ref.c"     /* (uses test_hc.c's naive reference) */
 #include "test_kron_ortho.c" /* (uses test_hc.c and test_hc_ref.c) */
@@ -26,6 +27,7 @@
 #include "test_recompute.c"
 #include "test_verify.c"
 #include "test_edge.c"
+#include "test_hostile_tool.c"   /* issue 15: the tool's members (uses test_verify.c) */
 #include "test_fuzzseeds.c"
 #include "test_matmul.c"
 #include "test_knobs.c"      /* (uses test_hc.c and test_hc_ref.c) */

@@ -150,7 +150,7 @@ static void tc_host_checks(void) {
                                            dummy, NULL, 2, 4), MHC_ERR_VALUE);
     CHECK_STR_HAS(mhc_ctx_message(&ctx), "norm_scope = stream");
     CHECK_OK(mhc_hc_resolve(&ctx, NULL, 4, &s));
-    s.sinkhorn_order = (mhc_sinkhorn_order)9;
+    s.sinkhorn_order = (mhc_sinkhorn_order)MHC_SK_ORDER_COUNT; /* in the enum's value range (C++ UB otherwise), past its last name */
     CHECK_RESULT(mhc_cuda_hc_pre_forward(&fake, &s, dummy, NULL, NULL, NULL, dummy, dummy, dummy, dummy, NULL, 2, 4),
                  MHC_ERR_VALUE);
     CHECK_STR_HAS(mhc_ctx_message(&ctx), "sinkhorn_order");
@@ -377,6 +377,30 @@ static void tc_sinkhorn(void) {
         mhc_cuda_release(tc_cu, dGZ);
         free(z); free(o); free(go); free(gz);
     }
+}
+
+/* The device scratch is bounded as the CPU's (issue 15): every token keeps its Sinkhorn iterates,
+   so 16 tokens of n = 8 at 100000 iterations would take 1.6 GB; refused before allocating. A
+   lowered ctx->scratch_max refuses even the dsv4 projection of 33 tokens; raised again, it runs. */
+static void tc_scratch_limit(void) {
+    const int T = 33;
+    size_t nz = (size_t)T * 64, keep = tc_cu->ctx->scratch_max, had = tc_cu->scratch_bytes;
+    float *z = tc_rand(nz, -2, 2), *dZ = tc_dev(z, nz), *dO = tc_dev(NULL, nz);
+    TEST_BEGIN("cuda_scratch_limit");
+    CHECK_RESULT(mhc_cuda_sinkhorn_forward(tc_cu, MHC_PROJ_SOFTMAX, 8, 100000, 1e-6, dO, dZ, 16), MHC_ERR_SIZE);
+    CHECK_STR_HAS(mhc_ctx_message(tc_cu->ctx), "mhc_cuda_sinkhorn_forward: the projection of 16 tokens (each keeps its "
+                                               "iterates for the exact backward");
+    CHECK_STR_HAS(mhc_ctx_message(tc_cu->ctx), "more than the limit of 1073741824 bytes");
+    CHECK(tc_cu->scratch_bytes == had);   /* nothing was allocated */
+    tc_cu->ctx->scratch_max = 4096;
+    CHECK_RESULT(mhc_cuda_sinkhorn_backward(tc_cu, MHC_PROJ_SOFTMAX, 4, 20, 1e-6, dZ, dO, dZ, T), MHC_ERR_SIZE);
+    CHECK_STR_HAS(mhc_ctx_message(tc_cu->ctx), "more than the limit of 4096 bytes (mhc_ctx.scratch_max");
+    tc_cu->ctx->scratch_max = (size_t)1 << 24;
+    CHECK_OK(mhc_cuda_sinkhorn_forward(tc_cu, MHC_PROJ_SOFTMAX, 4, 20, 1e-6, dO, dZ, T));
+    tc_cu->ctx->scratch_max = keep;
+    mhc_cuda_release(tc_cu, dZ);
+    mhc_cuda_release(tc_cu, dO);
+    free(z);
 }
 
 /* pre (or head) forward and backward with every gradient, against mhc_hc_pre_* / mhc_hc_head_*
@@ -669,6 +693,7 @@ int main(void) {
     tc_matmul();
     tc_elementwise();
     tc_sinkhorn();
+    tc_scratch_limit();
     tc_layer();
     tc_knobs();
     TEST_BEGIN("cuda_gpt_steps");

@@ -19,6 +19,7 @@
  * `dtype = float32`, rtol 1e-4, atol 1e-6. --rtol / --atol override either.
  * Exit code: 0 all tensors match, 1 some mismatch, 2 usage error or unusable EXPECTED_DIR. */
 #include <dirent.h>
+#include <errno.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -52,7 +53,7 @@ static char **cmp_list(const char *dir, int *count, FILE *report) {
     int n = 0, cap = 0;
     *count = -1;
     if (!d) {
-        if (report) fprintf(report, "compare: cannot open the directory '%s'\n", dir);
+        if (report) fprintf(report, "compare: cannot open the directory '%s': %s\n", dir, strerror(errno));
         return NULL;
     }
     while ((e = readdir(d)) != NULL) {
@@ -110,9 +111,14 @@ int tool_compare_dirs(const char *out_dir, const char *exp_dir, double rtol, dou
         free(names);
         return -1;
     }
-    if (report)
+    if (report) {
+        DIR *od = opendir(out_dir);   /* say once why every output will be missing */
+        if (od) closedir(od);
+        else fprintf(report, "compare: cannot open the output directory '%s' (%s): every tensor is missing\n", out_dir,
+                     strerror(errno));
         fprintf(report, "%-20s %-14s %12s %12s %10s  %s\n", "tensor", "shape", "max_abs_err", "max_rel_err",
                 "err/tol", "status");
+    }
     for (i = 0; i < count; i++) {
         mhc_ctx ctx;
         mhc_npy e, o;
@@ -122,6 +128,13 @@ int tool_compare_dirs(const char *out_dir, const char *exp_dir, double rtol, dou
         mhc_result r;
         int namelen = (int)strlen(names[i]) - 4;
         mhc_ctx_init(&ctx);
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", strlen(out_dir) > strlen(exp_dir) ? out_dir : exp_dir,
+                             names[i]) >= sizeof path) {
+            if (report) fprintf(report, "compare: the path of '%s' in '%.200s' is longer than %zu bytes\n", names[i],
+                                strlen(out_dir) > strlen(exp_dir) ? out_dir : exp_dir, sizeof path - 1);
+            cmp_free_names(names, count);
+            return -1;
+        }
         snprintf(path, sizeof path, "%s/%s", exp_dir, names[i]);
         if (mhc_npy_read(&ctx, path, &e) != MHC_OK) {
             if (report) fprintf(report, "compare: expected tensor: %s\n", mhc_ctx_message(&ctx));
@@ -202,7 +215,7 @@ static int cmp_case_is_f32(const char *exp_dir) {
     mhc_ctx ctx;
     mhc_ctx_init(&ctx);
     snprintf(path, sizeof path, "%s/../case.txt", exp_dir);
-    if (mhc_read_file(&ctx, path, &buf, &len) != MHC_OK) return 0;
+    if (mhc_read_file_max(&ctx, path, (size_t)1 << 20, &buf, &len) != MHC_OK) return 0;   /* as verify: 1 MiB */
     for (line = (const char *)buf; line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
         char key[32], value[32];
         if (sscanf(line, " %31[a-z_] = %31s", key, value) == 2 && strcmp(key, "dtype") == 0)
@@ -212,57 +225,74 @@ static int cmp_case_is_f32(const char *exp_dir) {
     return f32;
 }
 
-static int cmp_number(const char *opt, const char *s, double *v) {
+static int cmp_number(const char *opt, const char *s, double *v, char *err, size_t cap) {
     char *end;
     if (!s) {
-        fprintf(stderr, "compare: %s needs a value\n", opt);
+        snprintf(err, cap, "%s needs a value", opt);
         return 0;
     }
     *v = strtod(s, &end);
     if (end == s || *end || !cmp_finite(*v) || *v < 0) {
-        fprintf(stderr, "compare: %s '%s' is not a finite number >= 0\n", opt, s);
+        snprintf(err, cap, "%s '%.200s' is not a finite number >= 0", opt, s);
         return 0;
     }
     return 1;
 }
 
-int tool_cmd_compare(int argc, char **argv) {
-    const char *dirs[2] = {NULL, NULL};
-    double rtol = -1, atol = -1;
-    int i, ndirs = 0, f32, result;
+int tool_compare_args(int argc, char **argv, const char **out_dir, const char **exp_dir, double *rtol, double *atol,
+                      char *err, size_t cap) {
+    int i, ndirs = 0;
+    *out_dir = *exp_dir = NULL;
+    *rtol = *atol = -1;
+    if (cap) err[0] = 0;
     for (i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            cmp_usage(stdout);
-            return 0;
+            return 1;
         } else if (strcmp(a, "--rtol") == 0 || strcmp(a, "--atol") == 0) {
-            if (!cmp_number(a, i + 1 < argc ? argv[i + 1] : NULL, a[2] == 'r' ? &rtol : &atol)) return 2;
+            if (!cmp_number(a, i + 1 < argc ? argv[i + 1] : NULL, a[2] == 'r' ? rtol : atol, err, cap)) return 2;
             i++;
         } else if (strncmp(a, "--rtol=", 7) == 0 || strncmp(a, "--atol=", 7) == 0) {
             char opt[7];
             memcpy(opt, a, 6);
             opt[6] = 0;
-            if (!cmp_number(opt, a + 7, a[2] == 'r' ? &rtol : &atol)) return 2;
+            if (!cmp_number(opt, a + 7, a[2] == 'r' ? rtol : atol, err, cap)) return 2;
         } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "compare: unknown option '%s'\n", a);
-            cmp_usage(stderr);
+            snprintf(err, cap, "unknown option '%.200s'", a);
             return 2;
         } else if (ndirs < 2) {
-            dirs[ndirs++] = a;
+            if (ndirs++ == 0) *out_dir = a;
+            else *exp_dir = a;
         } else {
-            fprintf(stderr, "compare: unexpected argument '%s'\n", a);
-            cmp_usage(stderr);
+            snprintf(err, cap, "unexpected argument '%.200s' (OUT_DIR and EXPECTED_DIR are '%.200s' and '%.200s')", a,
+                     *out_dir, *exp_dir);
             return 2;
         }
     }
     if (ndirs != 2) {
-        fprintf(stderr, "compare: expected OUT_DIR and EXPECTED_DIR\n");
+        snprintf(err, cap, "expected OUT_DIR and EXPECTED_DIR, got %s", ndirs ? "only OUT_DIR" : "neither");
+        return 2;
+    }
+    return 0;
+}
+
+int tool_cmd_compare(int argc, char **argv) {
+    const char *out_dir, *exp_dir;
+    double rtol, atol;
+    char err[1024];
+    int f32, result, rc = tool_compare_args(argc, argv, &out_dir, &exp_dir, &rtol, &atol, err, sizeof err);
+    if (rc == 1) {
+        cmp_usage(stdout);
+        return 0;
+    }
+    if (rc == 2) {
+        fprintf(stderr, "compare: %s\n", err);
         cmp_usage(stderr);
         return 2;
     }
-    f32 = cmp_case_is_f32(dirs[1]);
+    f32 = cmp_case_is_f32(exp_dir);
     if (rtol < 0) rtol = f32 ? TOOL_COMPARE_RTOL_F32 : TOOL_COMPARE_RTOL_F64;
     if (atol < 0) atol = f32 ? TOOL_COMPARE_ATOL_F32 : TOOL_COMPARE_ATOL_F64;
-    result = tool_compare_dirs(dirs[0], dirs[1], rtol, atol, stdout);
+    result = tool_compare_dirs(out_dir, exp_dir, rtol, atol, stdout);
     return result < 0 ? 2 : result > 0 ? 1 : 0;
 }

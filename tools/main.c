@@ -37,6 +37,7 @@ static void tool_usage(FILE *f) {
 int main(int argc, char **argv) {
     const char *cmd = argc > 1 ? argv[1] : NULL;
     if (!cmd) {
+        fprintf(stderr, "mhc: no command given\n");
         tool_usage(stderr);
         return 2;
     }

@@ -5,6 +5,7 @@
 #ifndef TOOL_H
 #define TOOL_H
 #include <stdio.h>
+#include <stddef.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -27,6 +28,10 @@ int tool_compare_dirs(const char *out_dir, const char *exp_dir, double rtol, dou
 
 /* mhc compare OUT_DIR EXPECTED_DIR [--rtol R] [--atol A] */
 int tool_cmd_compare(int argc, char **argv);
+/* Its command line (argv[0] = "compare"): 0 with the two directories (pointers into argv) and the
+   tolerances given (-1 where not given); 1 for --help; 2 with a message in err. Touches no file. */
+int tool_compare_args(int argc, char **argv, const char **out_dir, const char **exp_dir, double *rtol, double *atol,
+                      char *err, size_t cap);
 /* mhc verify ... (tools/verify.c) */
 int tool_cmd_verify(int argc, char **argv);
 /* mhc train ... / mhc demo ... (tools/train.c) */

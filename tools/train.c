@@ -34,6 +34,12 @@
 #include <omp.h>
 #endif
 
+/* The most memory the options of one run may ask for (bytes, by gpt_memory_bytes, an upper bound):
+   32 GiB unless the build defines another. */
+#ifndef TRAIN_MEMORY_MAX
+#define TRAIN_MEMORY_MAX (32.0 * 1073741824.0)
+#endif
+
 static double train__now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -688,15 +694,14 @@ static int train_blob_read(const char *blob, size_t len, train_opts *rec, train_
    Returns 1, or 0 with a message printed (prefix: "train" or "sample"). */
 static int train_read_record(const char *prefix, const char *path, train_opts *rec, train_data_id *id) {
     mhc_ctx ctx;
-    void *buf = NULL;
-    size_t len = 0, nb = 0;
+    size_t nb = 0;
     char *blob = (char *)malloc(TRAIN_BLOB_CAP), why[512];
     mhc_result r;
     mhc_ctx_init(&ctx);
     if (!blob) { fprintf(stderr, "%s: out of memory\n", prefix); return 0; }
-    r = mhc_read_file(&ctx, path, &buf, &len);
-    if (r == MHC_OK) r = mhc_checkpoint_parse(&ctx, buf, len, blob, TRAIN_BLOB_CAP, &nb, NULL, NULL, NULL);
-    free(buf);
+    /* the configuration block only; mhc_checkpoint_load verifies the whole file first, refuses what
+       is not a regular file and reads no more than the header's length */
+    r = mhc_checkpoint_load(&ctx, path, blob, TRAIN_BLOB_CAP, &nb, NULL, NULL, NULL);
     if (r == MHC_ERR_SIZE) {
         fprintf(stderr, "%s: --resume '%s': its configuration block has %zu bytes, more than a checkpoint of mhc train "
                         "holds; it was written by another program\n", prefix, path, nb);
@@ -970,6 +975,36 @@ static void train__fault(const train_opts *o, long step, int where) {
     if (where == TF_STEP && o->fault_signal_where == TF_TWICE) { raise(o->fault_signal_sig); raise(o->fault_signal_sig); }
 }
 
+/* The files written at the end and the memory the options ask for, checked before any work or
+   allocation (issue 15; gpt_memory_bytes). Returns 1 (go on) or 0 with a message printed. */
+static int train_precheck(const train_opts *o) {
+    mhc_ctx ctx;
+    mhc_hc_spec sp;
+    int threads = o->threads;
+    double need;
+    mhc_ctx_init(&ctx);
+    if (o->save && mhc_checkpoint_check_target(&ctx, o->save) != MHC_OK) {
+        fprintf(stderr, "train: --save: %s\n", mhc_ctx_message(&ctx));
+        return 0;
+    }
+    if (o->plot && mhc_checkpoint_check_target(&ctx, o->plot) != MHC_OK) {
+        fprintf(stderr, "train: --plot: %s\n", mhc_ctx_message(&ctx));
+        return 0;
+    }
+#if defined(_OPENMP)
+    if (threads < 1) threads = omp_get_max_threads();
+#endif
+    if (gpt_config_check(&ctx, &o->cfg) == MHC_OK && mhc_hc_resolve(&ctx, &o->cfg.hc, o->cfg.n, &sp) == MHC_OK &&
+        (need = gpt_memory_bytes(&o->cfg, &sp, o->batch, o->cfg.seq, threads)) > (double)TRAIN_MEMORY_MAX) {
+        fprintf(stderr, "train: this model and batch would need up to %.3g GB (gpt_memory_bytes in gpt/gpt.h: "
+                        "parameters and AdamW moments, 16 bytes each, plus one step's activations), more than "
+                        "the limit of %.3g GB (TRAIN_MEMORY_MAX); nothing was allocated: use a smaller --dim, "
+                        "--layers, --n, --seq or --batch\n", need / 1e9, (double)TRAIN_MEMORY_MAX / 1e9);
+        return 0;
+    }
+    return 1;
+}
+
 /* Runs training as configured. Fills *summary (when not NULL). Returns the exit code. */
 static int train_run(const train_opts *o_in, train_summary *summary) {
     train_opts o = *o_in;
@@ -1002,10 +1037,12 @@ static int train_run(const train_opts *o_in, train_summary *summary) {
     if (o.resume) {
         if (!train_read_record("train", o.resume, &rec, &rec_id)) return 1;
         if ((rc = train_resume_options(&o, &rec, o.resume)) != 0) return rc;
+        if (!train_precheck(&o)) return 1;
         if ((rc = train_resume_data(&o, &rec_id, o.resume, &data)) != 0) return rc;
         rc = 1;
     } else {
         train_fill_new_run(&o);
+        if (!train_precheck(&o)) return 1;
         if (!train_load_data(o.data, &data)) return 1;
     }
     if (!train_data_fits(&data, o.cfg.seq)) goto done;
@@ -1133,13 +1170,15 @@ static int train_run(const train_opts *o_in, train_summary *summary) {
         if (!(last_ds <= max_ds)) max_ds = last_ds;
         mhc_tape_reset(&tape);
         if (!isfinite(lossv)) {
-            fprintf(stderr, "train: step %ld: the loss is %g; stopping (the last good checkpoint%s%s is kept)\n",
-                    step, lossv, o.save ? " " : "", o.save ? o.save : " was not requested");
+            fprintf(stderr, "train: step %ld: the loss is %g; stopping (%s%s%s)\n", step, lossv,
+                    o.save ? "the last good checkpoint, '" : "no --save was given, so no checkpoint is kept",
+                    o.save ? o.save : "", o.save ? "', is kept" : "");
             goto done;
         }
         if (mhc_trainer_step(&trainer, &model.params) != MHC_OK) {
-            fprintf(stderr, "train: step %ld: %s; stopping (the last good checkpoint%s%s is kept)\n", step,
-                    mhc_ctx_message(&ctx), o.save ? " " : "", o.save ? o.save : " was not requested");
+            fprintf(stderr, "train: step %ld: %s; stopping (%s%s%s)\n", step, mhc_ctx_message(&ctx),
+                    o.save ? "the last good checkpoint, '" : "no --save was given, so no checkpoint is kept",
+                    o.save ? o.save : "", o.save ? "', is kept" : "");
             goto done;
         }
         tstep = train__now() - ts;
@@ -1344,6 +1383,11 @@ int tool_cmd_demo(int argc, char **argv) {
     if (projections) return train_demo_projections(&base);
     if (mkdir("build", 0777) != 0 && errno != EEXIST) { fprintf(stderr, "demo: cannot create build/: %s\n", strerror(errno)); return 1; }
     if (mkdir(dir, 0777) != 0 && errno != EEXIST) { fprintf(stderr, "demo: cannot create %s: %s\n", dir, strerror(errno)); return 1; }
+    {   /* the plot is written after all three runs: check it first (issue 15) */
+        mhc_ctx ctx;
+        mhc_ctx_init(&ctx);
+        if (mhc_checkpoint_check_target(&ctx, svg) != MHC_OK) { fprintf(stderr, "demo: %s\n", mhc_ctx_message(&ctx)); return 1; }
+    }
     memset(sum, 0, sizeof sum);
     for (i = 0; i < 3; i++) {
         train_opts o = base;

@@ -16,9 +16,19 @@
  *   A value of 0 in the file is an actual 0 (it becomes MHC_ZERO in mhc_hc_config).
  * Inputs are '<f4' or '<f8' .npy files (read as double, then converted to the case's dtype).
  * A bad case -- a missing or unreadable file, a wrong shape or dtype, NaN or Inf in an input,
+ * in a float32 case a finite value beyond float32's range (|x| > FLT_MAX: it would become Inf),
  * an unknown or repeated key, a bad value -- exits 2 with a message naming the file and the
- * problem. Exit codes: 0 success, 2 bad case, I/O or usage error. */
+ * problem. Exit codes: 0 success, 2 bad case, I/O or usage error.
+ *
+ * Limits (checked before allocating): case.txt at most TOOL_VERIFY_CASE_MAX (1 MiB); the memory of
+ * a case, counted as
+ *     8 B x (input elements + output elements) + R x (input + output elements + T (n^2 + n))
+ * (R = 4 or 8, the dtype's size; an input is counted from its file's size, at most 2 x the file,
+ * before it is read) at most TOOL_VERIFY_MEMORY_MAX (4 GiB), plus the library's own scratch, which
+ * mhc.h bounds by mhc_ctx.scratch_max (1 GiB: e.g. n = 40 with 100000 Sinkhorn iterations is
+ * refused there, naming the formula). */
 #include <errno.h>
+#include <float.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +40,8 @@
 #include "tools/verify.h"
 
 #define VF_PATH 4096
+#define TOOL_VERIFY_CASE_MAX ((size_t)1 << 20)
+#define TOOL_VERIFY_MEMORY_MAX ((size_t)-1 > 0xffffffffu ? (size_t)4 << 30 : (size_t)1 << 30)
 
 enum { VF_OP, VF_PRESET, VF_N, VF_DTYPE, VF_ITERS, VF_SKEPS, VF_NORMEPS, VF_PREEPS, VF_POSTMULT, VF_ORIENT,
        VF_PROJ, VF_VARIANT, VF_KRON, VF_NSITERS, VF_NORM_EPS_MODE, VF_NORM_SCOPE, VF_SK_EPS_MODE, VF_SK_ORDER,
@@ -243,7 +255,7 @@ static int vf_parse(const char *path, vf_case *c, char *err, size_t cap) {
     int rc;
     mhc_ctx_init(&ctx);
     memset(c, 0, sizeof *c);
-    if (mhc_read_file(&ctx, path, &buf, &len) != MHC_OK) {   /* buf[len] == 0 */
+    if (mhc_read_file_max(&ctx, path, TOOL_VERIFY_CASE_MAX, &buf, &len) != MHC_OK) {   /* buf[len] == 0 */
         snprintf(err, cap, "%s: cannot read the case file (%s)", path, mhc_ctx_message(&ctx));
         return 2;
     }
@@ -291,14 +303,35 @@ static void vf_shape_str(char *buf, size_t cap, int ndim, const int *shape, cons
     if (len < cap) snprintf(buf + len, cap - len, "]");
 }
 
+/* The memory a case may use (TOOL_VERIFY_MEMORY_MAX) and what it has been given so far. */
+typedef struct vf_budget {
+    size_t used, rbytes;   /* bytes counted so far; the computing precision's size (4 or 8) */
+} vf_budget;
+
+/* Count bytes more against the budget; 0 (with a message naming what) when it would exceed it. */
+static int vf_spend(vf_budget *b, double bytes, const char *what, char *err, size_t cap) {
+    if ((double)b->used + bytes > (double)TOOL_VERIFY_MEMORY_MAX) {
+        snprintf(err, cap, "%s: the case needs %.4g bytes (8 B x (input + output elements) + %zu B x (input + output "
+                 "elements + T (n^2 + n))), more than the verifier's limit of %zu bytes; nothing more was read",
+                 what, (double)b->used + bytes, b->rbytes, (size_t)TOOL_VERIFY_MEMORY_MAX);
+        return 0;
+    }
+    b->used += (size_t)bytes;
+    return 1;
+}
+
 /* Read dir/name.npy into a, check its shape (entries < 0 match anything) and that every value
-   is finite. An absent optional file leaves a->data NULL. 0 on success, else 2 with a message. */
+   is finite (and, in a float32 case (f32), within float32's range). Before reading, the file is
+   counted against the budget: as double at most 2 x its size, plus its copy in the computing
+   precision. An absent optional file leaves a->data NULL. 0 on success, else 2 with a message. */
 static int vf_load(const char *dir, const char *name, int required, int ndim, const int *shape,
-                   const char *const *labels, const char *why, mhc_npy *a, char *err, size_t cap) {
+                   const char *const *labels, const char *why, mhc_npy *a, char *err, size_t cap, int f32,
+                   vf_budget *bud) {
     char path[VF_PATH], want[128], got[128];
     mhc_ctx ctx;
     size_t i;
     int d, ok;
+    struct stat st;
     memset(a, 0, sizeof *a);
     mhc_ctx_init(&ctx);
     if ((size_t)snprintf(path, sizeof path, "%s/%s.npy", dir, name) >= sizeof path) {
@@ -310,6 +343,9 @@ static int vf_load(const char *dir, const char *name, int required, int ndim, co
         snprintf(err, cap, "%s: missing (a required input)", path);
         return 2;
     }
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+        !vf_spend(bud, (double)st.st_size * (2.0 + (double)bud->rbytes / 4.0), path, err, cap))
+        return 2;
     if (mhc_npy_read(&ctx, path, a) != MHC_OK) {
         snprintf(err, cap, "%s: %s", path, mhc_ctx_message(&ctx));
         return 2;
@@ -335,6 +371,19 @@ static int vf_load(const char *dir, const char *name, int required, int ndim, co
             mhc_npy_free(a);
             return 2;
         }
+    if (f32)   /* a finite double beyond float32's range would become Inf in the computation */
+        for (i = 0; i < a->size; i++)
+            if (a->data[i] > FLT_MAX || a->data[i] < -FLT_MAX) {
+                size_t rest = i;
+                int idx[MHC_MAX_DIMS];
+                for (d = a->ndim - 1; d >= 0; d--) { idx[d] = (int)(rest % (size_t)a->shape[d]); rest /= (size_t)a->shape[d]; }
+                vf_shape_str(got, sizeof got, a->ndim, idx, NULL);
+                snprintf(err, cap, "%s: element %s (flat index %zu) is %.17g, beyond float32's range (|x| <= %.9g); "
+                         "this case computes in float32 (dtype = float32), where it would become Inf", path, got, i,
+                         a->data[i], (double)FLT_MAX);
+                mhc_npy_free(a);
+                return 2;
+            }
     return 0;
 }
 
@@ -377,6 +426,8 @@ int tool_verify_case(const char *case_dir, const char *out_dir, char *err, size_
     tool_verify_io io;
     int rc = 2, k, T = 0, C = 0, n, fs[2] = {0, 0}, ns = 0, nb = 0, nw = 0, sh[3];
     size_t nres = 0;
+    vf_budget bud;
+    double out_elems = 0;
     memset(in, 0, sizeof in);
     memset(outp, 0, sizeof outp);
     memset(ondim, 0, sizeof ondim);
@@ -391,6 +442,14 @@ int tool_verify_case(const char *case_dir, const char *out_dir, char *err, size_
         snprintf(err, cap, "%s: %s", path, mhc_ctx_message(&ctx));
         return 2;
     }
+    if (c.f32 && (s.pre_eps > FLT_MAX || s.post_mult > FLT_MAX)) {   /* they scale the gates stored in float32 */
+        snprintf(err, cap, "%s: %s = %g is beyond float32's range (at most %.9g); this case computes in float32 (dtype "
+                 "= float32)", path, s.pre_eps > FLT_MAX ? "pre_eps" : "post_mult",
+                 s.pre_eps > FLT_MAX ? s.pre_eps : s.post_mult, (double)FLT_MAX);
+        return 2;
+    }
+    bud.used = 0;
+    bud.rbytes = c.f32 ? 4 : 8;
     n = c.n;
     /* ---- inputs ---- */
     if (c.op == TOOL_VERIFY_SINKHORN) {
@@ -401,15 +460,15 @@ int tool_verify_case(const char *case_dir, const char *out_dir, char *err, size_
         snprintf(why, sizeof why, "(n = %d, projection %s%s)", n, mhc_projection_name(s.projection),
                  s.projection == MHC_PROJ_PERM ? ": n! logits per token"
                  : s.projection == MHC_PROJ_KRON ? ": sum_k a_k! logits per token" : "");
-        if (vf_load(case_dir, "logits", 1, perm ? 2 : 3, sh, lab_t, why, &in[VI_LOGITS], err, cap)) goto done;
+        if (vf_load(case_dir, "logits", 1, perm ? 2 : 3, sh, lab_t, why, &in[VI_LOGITS], err, cap, c.f32, &bud)) goto done;
         T = in[VI_LOGITS].shape[0];
         sh[0] = T; sh[1] = n; sh[2] = n;
-        if (vf_load(case_dir, "d_out", 1, 3, sh, NULL, NULL, &in[VI_DOUT], err, cap)) goto done;
+        if (vf_load(case_dir, "d_out", 1, 3, sh, NULL, NULL, &in[VI_DOUT], err, cap, c.f32, &bud)) goto done;
     } else {
         int head = c.op == TOOL_VERIFY_HEAD, params = head || s.variant != MHC_VARIANT_NONE;
         sh[0] = -1; sh[1] = n; sh[2] = -1;
         snprintf(why, sizeof why, "(n = %d from case.txt)", n);
-        if (vf_load(case_dir, "x", 1, 3, sh, lab_x, why, &in[VI_X], err, cap)) goto done;
+        if (vf_load(case_dir, "x", 1, 3, sh, lab_x, why, &in[VI_X], err, cap, c.f32, &bud)) goto done;
         T = in[VI_X].shape[0];
         C = in[VI_X].shape[2];
         if (mhc_hc_param_shapes(&ctx, &s, C, head, fs, &ns, &nb, &nw) != MHC_OK) {
@@ -417,7 +476,7 @@ int tool_verify_case(const char *case_dir, const char *out_dir, char *err, size_
             goto done;
         }
         if (params) {
-            if (head) snprintf(why, sizeof why, "(the head: n = %d rows, n*C = %d columns)", n, n * C);
+            if (head) snprintf(why, sizeof why, "(the head: n = %d rows, n*C = %d columns)", n, fs[1]);
             else if (s.variant == MHC_VARIANT_HC) snprintf(why, sizeof why, "(hc: n + 2 = %d rows, C = %d columns)", n + 2, C);
             else if (s.variant == MHC_VARIANT_LITE)
                 snprintf(why, sizeof why, "(lite: 2n + n! = %d rows, n*C = %d columns for n = %d)", fs[0], fs[1], n);
@@ -425,22 +484,22 @@ int tool_verify_case(const char *case_dir, const char *out_dir, char *err, size_
                 snprintf(why, sizeof why, "(kromhc: 2n + sum_k a_k! = %d rows, n*C = %d columns for n = %d)", fs[0], fs[1],
                          n);
             else snprintf(why, sizeof why, "(2n + n*n = %d rows, n*C = %d columns for n = %d)", fs[0], fs[1], n);
-            if (vf_load(case_dir, "fn", 1, 2, fs, NULL, why, &in[VI_FN], err, cap)) goto done;
+            if (vf_load(case_dir, "fn", 1, 2, fs, NULL, why, &in[VI_FN], err, cap, c.f32, &bud)) goto done;
             if (vf_load(case_dir, "scale", 1, 1, &ns, NULL, head ? "(the head has one gate scale)" : "(pre, post, res)",
-                        &in[VI_SCALE], err, cap)) goto done;
+                        &in[VI_SCALE], err, cap, c.f32, &bud)) goto done;
             snprintf(why, sizeof why, "(one per row of fn%s)", s.variant == MHC_VARIANT_HC && !head ? ": 2n + n*n for hc" : "");
-            if (vf_load(case_dir, "base", 1, 1, &nb, NULL, why, &in[VI_BASE], err, cap)) goto done;
-            if (vf_load(case_dir, "norm_weight", 0, 1, &nw, NULL, NULL, &in[VI_NW], err, cap)) goto done;
+            if (vf_load(case_dir, "base", 1, 1, &nb, NULL, why, &in[VI_BASE], err, cap, c.f32, &bud)) goto done;
+            if (vf_load(case_dir, "norm_weight", 0, 1, &nw, NULL, NULL, &in[VI_NW], err, cap, c.f32, &bud)) goto done;
         }
         if (head) {
             sh[0] = T; sh[1] = C;
-            if (vf_load(case_dir, "d_out", 1, 2, sh, NULL, "(the head's output is [T,C])", &in[VI_DOUT], err, cap)) goto done;
+            if (vf_load(case_dir, "d_out", 1, 2, sh, NULL, "(the head's output is [T,C])", &in[VI_DOUT], err, cap, c.f32, &bud)) goto done;
         } else {
             sh[0] = T; sh[1] = C;
-            if (vf_load(case_dir, "f_out", 0, 2, sh, NULL, NULL, &in[VI_FOUT], err, cap)) goto done;
-            if (vf_load(case_dir, "d_layer_input", 0, 2, sh, NULL, NULL, &in[VI_DLI], err, cap)) goto done;
+            if (vf_load(case_dir, "f_out", 0, 2, sh, NULL, NULL, &in[VI_FOUT], err, cap, c.f32, &bud)) goto done;
+            if (vf_load(case_dir, "d_layer_input", 0, 2, sh, NULL, NULL, &in[VI_DLI], err, cap, c.f32, &bud)) goto done;
             sh[0] = T; sh[1] = n; sh[2] = C;
-            if (vf_load(case_dir, "d_out", 0, 3, sh, NULL, NULL, &in[VI_DOUT], err, cap)) goto done;
+            if (vf_load(case_dir, "d_out", 0, 3, sh, NULL, NULL, &in[VI_DOUT], err, cap, c.f32, &bud)) goto done;
         }
     }
     /* ---- outputs ---- */
@@ -470,6 +529,13 @@ int tool_verify_case(const char *case_dir, const char *out_dir, char *err, size_
         if (in[VI_NW].data) VF_OUT(VO_DNW, nw, 1, 1, 1);
     }
 #undef VF_OUT
+    /* the outputs (double) and the computation's copies of everything, counted before allocating */
+    for (k = 0; k < VO_N; k++)
+        if (ondim[k])
+            out_elems += (double)oshape[k][0] * (ondim[k] > 1 ? oshape[k][1] : 1) * (ondim[k] > 2 ? oshape[k][2] : 1);
+    if (!vf_spend(&bud, out_elems * (8.0 + (double)bud.rbytes) + (double)bud.rbytes * T * ((double)n * n + n), case_dir,
+                  err, cap))
+        goto done;
     for (k = 0; k < VO_N; k++)
         if (ondim[k]) {
             size_t sz = (size_t)oshape[k][0] * (size_t)(ondim[k] > 1 ? oshape[k][1] : 1) * (size_t)(ondim[k] > 2 ? oshape[k][2] : 1);
@@ -536,38 +602,49 @@ static void vf_usage(FILE *f) {
             "  Exit codes: 0 success, 2 bad case, I/O or usage error.\n");
 }
 
-int tool_cmd_verify(int argc, char **argv) {
-    const char *case_dir = NULL, *out_dir = NULL;
-    char err[1024];
-    int i, rc;
+int tool_verify_args(int argc, char **argv, const char **case_dir, const char **out_dir, char *err, size_t cap) {
+    int i;
+    *case_dir = *out_dir = NULL;
+    if (cap) err[0] = 0;
     for (i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            vf_usage(stdout);
-            return 0;
+            return 1;
         } else if (strcmp(a, "--out") == 0) {
             if (i + 1 >= argc) {
-                fprintf(stderr, "verify: --out needs a directory\n");
-                vf_usage(stderr);
+                snprintf(err, cap, "--out needs a directory");
                 return 2;
             }
-            out_dir = argv[++i];
+            *out_dir = argv[++i];
         } else if (strncmp(a, "--out=", 6) == 0) {
-            out_dir = a + 6;
+            *out_dir = a + 6;
         } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "verify: unknown option '%s'\n", a);
-            vf_usage(stderr);
+            snprintf(err, cap, "unknown option '%.200s'", a);
             return 2;
-        } else if (!case_dir) {
-            case_dir = a;
+        } else if (!*case_dir) {
+            *case_dir = a;
         } else {
-            fprintf(stderr, "verify: more than one CASE_DIR ('%s' and '%s')\n", case_dir, a);
-            vf_usage(stderr);
+            snprintf(err, cap, "more than one CASE_DIR ('%.200s' and '%.200s')", *case_dir, a);
             return 2;
         }
     }
-    if (!case_dir || !out_dir || !*out_dir) {
-        fprintf(stderr, "verify: %s\n", !case_dir ? "no CASE_DIR given" : "no --out OUT_DIR given");
+    if (!*case_dir || !*out_dir || !**out_dir || !**case_dir) {
+        snprintf(err, cap, "%s", !*case_dir || !**case_dir ? "no CASE_DIR given" : "no --out OUT_DIR given");
+        return 2;
+    }
+    return 0;
+}
+
+int tool_cmd_verify(int argc, char **argv) {
+    const char *case_dir = NULL, *out_dir = NULL;
+    char err[1024];
+    int rc = tool_verify_args(argc, argv, &case_dir, &out_dir, err, sizeof err);
+    if (rc == 1) {
+        vf_usage(stdout);
+        return 0;
+    }
+    if (rc == 2) {
+        fprintf(stderr, "verify: %s\n", err);
         vf_usage(stderr);
         return 2;
     }

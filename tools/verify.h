@@ -56,6 +56,11 @@ int tool_verify_parse_case(const char *text, size_t len, const char *name, tool_
    mhc compare ..."; `mhc verify` prints it), or 2 with a message naming the file and the problem. */
 int tool_verify_case(const char *case_dir, const char *out_dir, char *err, size_t cap);
 
+/* The command line of `mhc verify` (argv[0] = "verify"): 0 with *case_dir and *out_dir set
+   (pointers into argv); 1 for --help; 2 with a message in err (a usage error). Touches no file:
+   the fuzz target tests/fuzz/fuzz_args.c calls it on arbitrary arguments. */
+int tool_verify_args(int argc, char **argv, const char **case_dir, const char **out_dir, char *err, size_t cap);
+
 /* mkdir -p; 0 on success. */
 int tool_mkdir_p(const char *path);
 
