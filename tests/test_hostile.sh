@@ -48,10 +48,10 @@ fi
 expect 0 "" "$mhc" train $small --save "$t/real.ckpt"
 ln -s real.ckpt "$t/link.ckpt"
 chmod 600 "$t/real.ckpt"
-expect 0 "" "$mhc" train $small --steps 4 --resume "$t/link.ckpt" --save "$t/link.ckpt"
+expect 0 "" "$mhc" train $small --steps 4 --extend --resume "$t/link.ckpt" --save "$t/link.ckpt"
 check "the link is still a link" "[ -L '$t/link.ckpt' ]"
-expect 0 "resumed from $t/real.ckpt at step 4" "$mhc" train --layers 1 --dim 16 --heads 2 --seq 16 --batch 2 --eval-every 0 \
-    --steps 5 --resume "$t/real.ckpt"
+expect 0 "resuming '$t/real.ckpt' at step 4 of 5" "$mhc" train --layers 1 --dim 16 --heads 2 --seq 16 --batch 2 --eval-every 0 \
+    --steps 5 --extend --resume "$t/real.ckpt"
 check "the mode 600 is kept across saves" "[ \"\$(ls -l '$t/real.ckpt' | cut -c1-10)\" = '-rw-------' ]"
 # a hard link is refused (the other name would keep the old checkpoint)
 ln "$t/real.ckpt" "$t/hard.ckpt"
