@@ -15,6 +15,7 @@
  * documented range, every string pointing at one of the arguments; the library's checks of an
  * accepted configuration succeed or say why. */
 #define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700       /* realpath, used by tools/train.c (included below) */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,9 +68,11 @@ static void fa_train(int argc, char **argv, int mode) {
         if (argc < 2 || argv[1][0] == '-') return;
         argc--; argv++;
     }
-    rc = train_parse(argc, argv, &o);
-    if (rc != 0 && rc != 1) abort();
-    if (!rc) return;
+    rc = train_parse(argc, argv, &o, mode == 1);
+    if (rc != 0 && rc != 1 && rc != -1) abort();   /* 1 go on, 0 usage error, -1 --help printed */
+    if (rc != 1) return;
+    if (o.save_every < -1 || o.print_every < -1 || o.warmup < -1) abort();
+    train_fill_new_run(&o);   /* what a new run derives from the options (n of none, presets, warmup) */
     if (o.cfg.n < 1 || o.cfg.n > 64 || o.cfg.layers < 1 || o.cfg.layers > GPT_MAX_LAYERS) abort();
     if (o.cfg.dim < 1 || o.cfg.dim > (1 << 14) || o.cfg.heads < 1 || o.cfg.heads > (1 << 14)) abort();
     if (o.cfg.seq < 1 || o.cfg.seq > (1 << 14) || o.batch < 1 || o.batch > (1 << 16)) abort();
