@@ -8,8 +8,8 @@
 #   examples/            the teaching ladder ex1..ex5 and examples/python/ (leaves)
 #   tests/, bench/       the test runner, vectors, fuzz targets; the benchmarks
 #
-# Knobs: NO_OMP=1 (no OpenMP), NATIVE=1 (-O3 -march=native: the AVX2 / AVX-512 matmul kernels;
-# the default flags build the portable one), CC=clang, BUILD=dir (where everything goes).
+# Knobs: NO_OMP=1 (no OpenMP), NATIVE=1 (-O3 -march=native; the matmul kernel is picked at run
+# time either way), CC=clang, BUILD=dir (where everything goes).
 CC      ?= gcc
 CXX     ?= g++
 OPT     ?= -O2
@@ -48,23 +48,20 @@ $(BUILD):
 # ---- object kinds ---------------------------------------------------------------------------
 # (1) precision pairs: $(BUILD)/<stem>_f32.o and $(BUILD)/<stem>_f64.o (-DMHC_DOUBLE) from one
 #     source, SRC_<stem>, with extra flags FLAGS_<stem>. The two rules are generated from one text.
-PAIRS = test test_mm_nosimd test_mm_avx2 test_mm_avx512 verify_impl fuzz_ckpt
+PAIRS = test test_mm_nosimd test_mm_portable test_mm_avx2 test_mm_avx512 verify_impl fuzz_ckpt
 SRC_test           = tests/test_all.c
 SRC_verify_impl    = tools/verify_impl.c
 SRC_fuzz_ckpt      = tests/fuzz/fuzz_ckpt.c
-# the matmul tests again, in objects built for each micro-kernel: portable (MHC_NO_SIMD), AVX2+FMA,
-# AVX-512 (the ISA flags only where the compiler takes them; the groups skip on CPUs without them)
-ISA_FLAGS = $(shell $(CC) $(1) -E -x c /dev/null >/dev/null 2>&1 && echo "$(1)")
-AVX2_FLAGS   := $(call ISA_FLAGS,-mavx2 -mfma -mno-avx512f)
-AVX512_FLAGS := $(call ISA_FLAGS,-mavx512f -mavx2 -mfma)
-SRC_test_mm_nosimd = tests/test_matmul_isa.c
-SRC_test_mm_avx2   = tests/test_matmul_isa.c
-SRC_test_mm_avx512 = tests/test_matmul_isa.c
-FLAGS_test_mm_nosimd = -DMHC_NO_SIMD -DTEST_MATMUL_ISA='"portable"' -DTEST_MATMUL_GROUP=test_matmul_nosimd
-FLAGS_test_mm_avx2   = $(AVX2_FLAGS) -DTEST_MATMUL_ISA='"$(if $(AVX2_FLAGS),avx2+fma,portable)"' \
-                       -DTEST_MATMUL_GROUP=test_matmul_avx2
-FLAGS_test_mm_avx512 = $(AVX512_FLAGS) -DTEST_MATMUL_ISA='"$(if $(AVX512_FLAGS),avx512,portable)"' \
-                       -DTEST_MATMUL_GROUP=test_matmul_avx512
+# the matmul tests again, in objects of their own: MHC_NO_SIMD (the portable kernel only), and each
+# run-time kernel forced with mhc_k_matmul_set_isa (the groups skip on CPUs without it)
+SRC_test_mm_nosimd   = tests/test_matmul_isa.c
+SRC_test_mm_portable = tests/test_matmul_isa.c
+SRC_test_mm_avx2     = tests/test_matmul_isa.c
+SRC_test_mm_avx512   = tests/test_matmul_isa.c
+FLAGS_test_mm_nosimd   = -DMHC_NO_SIMD -DTEST_MATMUL_ISA='"portable"' -DTEST_MATMUL_GROUP=test_matmul_nosimd
+FLAGS_test_mm_portable = -DTEST_MATMUL_ISA='"portable"' -DTEST_MATMUL_GROUP=test_matmul_portable
+FLAGS_test_mm_avx2     = -DTEST_MATMUL_ISA='"avx2+fma"' -DTEST_MATMUL_GROUP=test_matmul_avx2
+FLAGS_test_mm_avx512   = -DTEST_MATMUL_ISA='"avx512"' -DTEST_MATMUL_GROUP=test_matmul_avx512
 PREC_f32 =
 PREC_f64 = -DMHC_DOUBLE
 define PREC_RULE
@@ -90,7 +87,7 @@ SRC_readme_example = $(BUILD)/readme_example.c
 
 # ---- programs -------------------------------------------------------------------------------
 VERIFY_OBJS = $(BUILD)/verify_impl_f32.o $(BUILD)/verify_impl_f64.o
-MM_OBJS     = $(foreach g,nosimd avx2 avx512,$(BUILD)/test_mm_$(g)_f32.o $(BUILD)/test_mm_$(g)_f64.o)
+MM_OBJS     = $(foreach g,nosimd portable avx2 avx512,$(BUILD)/test_mm_$(g)_f32.o $(BUILD)/test_mm_$(g)_f64.o)
 
 $(BUILD)/mhc: $(TOOL_OBJS) $(VERIFY_OBJS) ## the command-line tool: train, demo, verify, compare, ...
 	$(CC) $(CFLAGS) $(OMPFLAGS) $^ -o $@ $(LDLIBS)

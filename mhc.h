@@ -36,9 +36,11 @@
  *   MHC_ASSERT(x)        internal invariant checks (default: assert from <assert.h>). Only for
  *                        programmer errors inside the library; bad input never reaches it.
  *   MHC_NO_OPENMP        ignore OpenMP even when the compiler enables it.
- *   MHC_NO_SIMD          use the portable C matmul micro-kernel even when the target has AVX2+FMA
- *                        or AVX-512 (chosen at compile time: build with -march=native or -mavx512f
- *                        to get them; the default flags give the portable kernel).
+ *   MHC_NO_SIMD          compile only the portable C matmul micro-kernel. Without it, GCC and
+ *                        Clang on x86 build the AVX2+FMA and AVX-512 kernels too (target
+ *                        attributes, whatever the -m flags) and pick the best one the CPU runs at
+ *                        the first matmul; the environment variable MHC_ISA=portable|avx2|avx512
+ *                        overrides (see mhc_k_matmul_isa).
  *   MHC_CUDA             declare the optional CUDA API (implemented in mhc_cuda.cu, float only).
  *   MHC_SHARED_IMPLEMENTATION
  *                        emit only the static block "SHARED WITH THE CUDA UNIT" (AdamW on one
@@ -317,7 +319,7 @@ MHCDEF void        mhc_params_free(mhc_params *p);
  * ========================================================================================= */
 
 /* Matmul: a cache-blocked, packed GEMM with a register-blocked micro-kernel (AVX-512, AVX2+FMA or
-   portable C, chosen at compile time); threads own output tiles, so the bits do not depend on the
+   portable C, chosen at run time, see mhc_k_matmul_isa); threads own output tiles, so the bits do not depend on the
    thread count. Uses about 250 KB of stack per thread for packing (no malloc). acc = 0 never
    reads C. */
 /* C[M,N] (+)= A[M,K] B[K,N]          (acc = 0 overwrites, acc = 1 accumulates) */
@@ -326,9 +328,19 @@ MHCDEF void mhc_k_matmul_ab (mhc_real *C, const mhc_real *A, const mhc_real *B, 
 MHCDEF void mhc_k_matmul_abt(mhc_real *C, const mhc_real *A, const mhc_real *B, int M, int K, int N, int acc);
 /* C[M,N] (+)= A[K,M]^T B[K,N] */
 MHCDEF void mhc_k_matmul_atb(mhc_real *C, const mhc_real *A, const mhc_real *B, int M, int K, int N, int acc);
-/* Which matmul micro-kernel this build uses: "avx512", "avx2+fma" or "portable" (chosen at compile
-   time from the target ISA: e.g. -march=native; MHC_NO_SIMD forces "portable"). */
+/* The matmul micro-kernel in use: "avx512", "avx2+fma" or "portable". Chosen once, at the first
+   matmul, as the best one the CPU runs (GCC/Clang on x86: run-time detection, whatever the -m
+   flags; elsewhere: what the compile-time target allows; MHC_NO_SIMD: "portable" only), unless the
+   environment variable MHC_ISA names another one the CPU runs ("avx2" stands for "avx2+fma"; an
+   unknown or unrunnable name is ignored). */
 MHCDEF const char *mhc_k_matmul_isa(void);
+/* 1 if this build has the named kernel and the CPU can run it, else 0. */
+MHCDEF int mhc_k_matmul_isa_runnable(const char *name);
+/* Use the named kernel from now on (NULL: back to the automatic choice). Returns 1, or 0 (and
+   changes nothing) when the name is unknown or the kernel cannot run here. Not to be called while
+   another thread is in a matmul: results differ between kernels (each is tested against the
+   naive references), so switch between runs, e.g. in tests. */
+MHCDEF int mhc_k_matmul_set_isa(const char *name);
 /* Naive triple loops with double accumulation: the references the tests compare against. */
 MHCDEF void mhc_ref_matmul_ab (mhc_real *C, const mhc_real *A, const mhc_real *B, int M, int K, int N, int acc);
 MHCDEF void mhc_ref_matmul_abt(mhc_real *C, const mhc_real *A, const mhc_real *B, int M, int K, int N, int acc);
@@ -2763,19 +2775,44 @@ MHCDEF void mhc_params_free(mhc_params *p) {
    Memory: the packing buffers are local arrays of mhc__mm_tile, i.e. on the stack of the thread
    that owns the tile: MHC__MM_KC * (MHC__MM_NC + MHC__MM_MC) + MR * NR reals, about 245 KB in both
    precisions (OpenMP worker stacks are 2 MB or more). No malloc, no static buffers.
-   Micro-kernels: AVX-512F when the compiler targets it (e.g. -march=native on a CPU that has it),
-   else AVX2 + FMA, else portable C that compilers auto-vectorise. MHC_NO_SIMD forces the
-   portable one. The SIMD kernels have float and double versions. */
+   Micro-kernels, chosen at run time (mhc__mm_pick, once, at the first matmul): AVX-512F (MR x NR
+   = 8 x 2 vectors), else AVX2 + FMA (6 x 2 vectors), else portable C (6 x 16) that compilers
+   auto-vectorise. With GCC or Clang on x86 the SIMD kernels are compiled with
+   __attribute__((target)) whatever the build's -m flags, and __builtin_cpu_supports says which
+   the CPU (and OS) can run, so a plain -O2 build gets the fast kernel. Other compilers and
+   architectures get the kernels the compile-time target allows (e.g. -mavx2 -mfma), else the
+   portable one. MHC_NO_SIMD compiles the portable one only. The environment variable MHC_ISA
+   (portable, avx2+fma or avx2, avx512), read once at the first matmul, picks a kernel the CPU can
+   run (an unknown or unrunnable name is ignored: mhc_k_matmul_isa tells what runs), and
+   mhc_k_matmul_set_isa switches at run time (tests). The ISAs differ in MR, NR and fma vs
+   separate multiply-add, so their bits differ; each is tested against the naive references. The
+   SIMD kernels have float and double versions. */
 
-#if !defined(MHC_NO_SIMD) && defined(__AVX512F__)
-#define MHC__MM_SIMD 512
-#elif !defined(MHC_NO_SIMD) && defined(__AVX2__) && defined(__FMA__)
-#define MHC__MM_SIMD 256
+#if !defined(MHC_NO_SIMD) && (defined(__x86_64__) || defined(__i386__)) && \
+    ((defined(__clang__) && __clang_major__ >= 6) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 6)) && \
+    !defined(__INTEL_COMPILER)
+#define MHC__MM_DISPATCH 1
+#define MHC__MM_HAVE256 1
+#define MHC__MM_HAVE512 1
+#define MHC__MM_TGT256 __attribute__((target("avx2,fma")))
+#define MHC__MM_TGT512 __attribute__((target("avx512f,avx2,fma")))
 #else
-#define MHC__MM_SIMD 0
+#define MHC__MM_DISPATCH 0
+#define MHC__MM_TGT256
+#define MHC__MM_TGT512
+#if !defined(MHC_NO_SIMD) && defined(__AVX2__) && defined(__FMA__)
+#define MHC__MM_HAVE256 1
+#else
+#define MHC__MM_HAVE256 0
+#endif
+#if !defined(MHC_NO_SIMD) && defined(__AVX512F__)
+#define MHC__MM_HAVE512 1
+#else
+#define MHC__MM_HAVE512 0
+#endif
 #endif
 
-#if MHC__MM_SIMD
+#if MHC__MM_HAVE256 || MHC__MM_HAVE512
 #ifdef __cplusplus
 }
 #endif
@@ -2785,100 +2822,35 @@ extern "C" {
 #endif
 #endif
 
-#if MHC__MM_SIMD == 512 && !defined(MHC_DOUBLE)
-typedef __m512 mhc__v;
-#define MHC__V_W 16
-#define MHC__V_LOAD(p) _mm512_loadu_ps(p)
-#define MHC__V_STORE(p, v) _mm512_storeu_ps(p, v)
-#define MHC__V_SET1(x) _mm512_set1_ps(x)
-#define MHC__V_ZERO() _mm512_setzero_ps()
-#define MHC__V_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
-#define MHC__V_ADD(a, b) _mm512_add_ps(a, b)
-#elif MHC__MM_SIMD == 512
-typedef __m512d mhc__v;
-#define MHC__V_W 8
-#define MHC__V_LOAD(p) _mm512_loadu_pd(p)
-#define MHC__V_STORE(p, v) _mm512_storeu_pd(p, v)
-#define MHC__V_SET1(x) _mm512_set1_pd(x)
-#define MHC__V_ZERO() _mm512_setzero_pd()
-#define MHC__V_FMA(a, b, c) _mm512_fmadd_pd(a, b, c)
-#define MHC__V_ADD(a, b) _mm512_add_pd(a, b)
-#elif MHC__MM_SIMD == 256 && !defined(MHC_DOUBLE)
-typedef __m256 mhc__v;
-#define MHC__V_W 8
-#define MHC__V_LOAD(p) _mm256_loadu_ps(p)
-#define MHC__V_STORE(p, v) _mm256_storeu_ps(p, v)
-#define MHC__V_SET1(x) _mm256_set1_ps(x)
-#define MHC__V_ZERO() _mm256_setzero_ps()
-#define MHC__V_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
-#define MHC__V_ADD(a, b) _mm256_add_ps(a, b)
-#elif MHC__MM_SIMD == 256
-typedef __m256d mhc__v;
-#define MHC__V_W 4
-#define MHC__V_LOAD(p) _mm256_loadu_pd(p)
-#define MHC__V_STORE(p, v) _mm256_storeu_pd(p, v)
-#define MHC__V_SET1(x) _mm256_set1_pd(x)
-#define MHC__V_ZERO() _mm256_setzero_pd()
-#define MHC__V_FMA(a, b, c) _mm256_fmadd_pd(a, b, c)
-#define MHC__V_ADD(a, b) _mm256_add_pd(a, b)
-#endif
-
-/* Register block MR x NR (the SIMD kernels hold MR x 2 vectors), K block, column block. */
-#if MHC__MM_SIMD == 512
-#define MHC__MM_MR 8
-#else
-#define MHC__MM_MR 6
-#endif
-#if MHC__MM_SIMD
-#define MHC__MM_NR (2 * MHC__V_W)
-#else
-#define MHC__MM_NR 16
-#endif
+/* K block, column block (a multiple of every NR), row block (a multiple of every MR). */
 #ifdef MHC_DOUBLE
 #define MHC__MM_KC 128
 #else
 #define MHC__MM_KC 256
 #endif
-#define MHC__MM_NC 192          /* columns of a packed B block: a multiple of every NR */
-#define MHC__MM_MC 48           /* rows of a packed A block: a multiple of every MR */
+#define MHC__MM_NC 192
+#define MHC__MM_MC 48
+#define MHC__MM_MRNR_MAX (8 * 32)   /* the largest micro-tile (AVX-512 float) */
+#ifdef MHC_DOUBLE
+#define MHC__MM_NR256 8             /* NR = 2 vectors of AVX2, AVX-512 reals */
+#define MHC__MM_NR512 16
+#else
+#define MHC__MM_NR256 16
+#define MHC__MM_NR512 32
+#endif
 #define MHC__MM_ALIGN (64 / (int)sizeof(mhc_real))
 #define MHC__MM_PAR_WORK 262144.0
 
-MHCDEF const char *mhc_k_matmul_isa(void) {
-    return MHC__MM_SIMD == 512 ? "avx512" : MHC__MM_SIMD == 256 ? "avx2+fma" : "portable";
-}
+/* c[MR,NR] (+)= a[MR,kc] b-panel[kc,NR], a(r,k) = a[r*ars + k*acs] */
+typedef void (*mhc__mm_kfn)(int kc, const mhc_real *a, size_t ars, size_t acs, const mhc_real *b, mhc_real *c,
+                            size_t ldc, int add);
+typedef struct {
+    const char *name;
+    int mr, nr;        /* the micro-tile */
+    int t8;            /* the abt packing may use the AVX 8 x 8 float transpose */
+    mhc__mm_kfn kernel;
+} mhc__mm_isa;
 
-#if MHC__MM_SIMD
-#if MHC__MM_MR == 8
-#define MHC__MM_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
-#else
-#define MHC__MM_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
-#endif
-#define MHC__MM_DECL(i) mhc__v t##i##0 = MHC__V_ZERO(), t##i##1 = MHC__V_ZERO();
-#define MHC__MM_APTR(i) const mhc_real *a##i = a + (size_t)(i) * ars;
-#define MHC__MM_FMA(i) { const mhc__v ai = MHC__V_SET1(a##i[p]); \
-    t##i##0 = MHC__V_FMA(ai, b0, t##i##0); t##i##1 = MHC__V_FMA(ai, b1, t##i##1); }
-#define MHC__MM_ADD(i) { mhc_real *ci = c + (size_t)(i) * ldc; \
-    MHC__V_STORE(ci, MHC__V_ADD(MHC__V_LOAD(ci), t##i##0)); \
-    MHC__V_STORE(ci + MHC__V_W, MHC__V_ADD(MHC__V_LOAD(ci + MHC__V_W), t##i##1)); }
-#define MHC__MM_SET(i) { mhc_real *ci = c + (size_t)(i) * ldc; \
-    MHC__V_STORE(ci, t##i##0); MHC__V_STORE(ci + MHC__V_W, t##i##1); }
-
-/* c[MR,NR] (+)= a[MR,kc] b-panel[kc,NR], a(r,k) = a[r*ars + k*acs]  (SIMD: MR x 2 vector accumulators,
-   fma in k order) */
-static void mhc__mm_kernel(int kc, const mhc_real *a, size_t ars, size_t acs, const mhc_real *b, mhc_real *c,
-                           size_t ldc, int add) {
-    int k;
-    size_t p = 0;
-    MHC__MM_ROWS(MHC__MM_APTR)
-    MHC__MM_ROWS(MHC__MM_DECL)
-    for (k = 0; k < kc; k++, p += acs, b += MHC__MM_NR) {
-        const mhc__v b0 = MHC__V_LOAD(b), b1 = MHC__V_LOAD(b + MHC__V_W);
-        MHC__MM_ROWS(MHC__MM_FMA)
-    }
-    if (add) { MHC__MM_ROWS(MHC__MM_ADD) } else { MHC__MM_ROWS(MHC__MM_SET) }
-}
-#else
 /* Portable: MR x NR named scalar accumulators, written out by the macros below so that the compiler's
    straight-line (SLP) vectoriser turns each row into vectors and keeps them in registers. GCC at -O3
    would instead vectorise the k loop as in-order reductions (several times slower), so its loop
@@ -2895,53 +2867,121 @@ static void mhc__mm_kernel(int kc, const mhc_real *a, size_t ars, size_t acs, co
 #define MHC__MM_PSTORE(i) { mhc_real *ci = c + (size_t)(i) * ldc; \
     if (add) { MHC__MM_PCOLS(MHC__MM_PADD1, i) } else { MHC__MM_PCOLS(MHC__MM_PSET1, i) } }
 
-/* c[MR,NR] (+)= a[MR,kc] b-panel[kc,NR], a(r,k) = a[r*ars + k*acs]  (portable: MR x NR scalars) */
+/* portable: MR = 6, NR = 16 scalars */
 #if defined(__GNUC__) && !defined(__clang__) && !defined(__INTEL_COMPILER)
 __attribute__((optimize("no-tree-loop-vectorize")))
 #endif
-static void mhc__mm_kernel(int kc, const mhc_real *a, size_t ars, size_t acs, const mhc_real *b, mhc_real *c,
-                           size_t ldc, int add) {
+static void mhc__mm_kernel_portable(int kc, const mhc_real *a, size_t ars, size_t acs, const mhc_real *b,
+                                    mhc_real *c, size_t ldc, int add) {
     int k;
     size_t p = 0;
     MHC__MM_PROWS(MHC__MM_PDECL)
-    for (k = 0; k < kc; k++, p += acs, b += MHC__MM_NR) {
+    for (k = 0; k < kc; k++, p += acs, b += 16) {
         MHC__MM_PROWS(MHC__MM_PFMA)
     }
     MHC__MM_PROWS(MHC__MM_PSTORE)
 }
+
+/* SIMD: MR x 2 vector accumulators, fma in k order. One body, expanded under each ISA's
+   MHC__V_* definitions (ROWS lists the MR rows). */
+#define MHC__MM_ROWS6(X) X(0) X(1) X(2) X(3) X(4) X(5)
+#define MHC__MM_ROWS8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+#define MHC__MM_DECL(i) MHC__V_T t##i##0 = MHC__V_ZERO(), t##i##1 = MHC__V_ZERO();
+#define MHC__MM_APTR(i) const mhc_real *a##i = a + (size_t)(i) * ars;
+#define MHC__MM_FMA(i) { const MHC__V_T ai = MHC__V_SET1(a##i[p]); \
+    t##i##0 = MHC__V_FMA(ai, b0, t##i##0); t##i##1 = MHC__V_FMA(ai, b1, t##i##1); }
+#define MHC__MM_ADD(i) { mhc_real *ci = c + (size_t)(i) * ldc; \
+    MHC__V_STORE(ci, MHC__V_ADD(MHC__V_LOAD(ci), t##i##0)); \
+    MHC__V_STORE(ci + MHC__V_W, MHC__V_ADD(MHC__V_LOAD(ci + MHC__V_W), t##i##1)); }
+#define MHC__MM_SET(i) { mhc_real *ci = c + (size_t)(i) * ldc; \
+    MHC__V_STORE(ci, t##i##0); MHC__V_STORE(ci + MHC__V_W, t##i##1); }
+#define MHC__MM_SIMD_BODY(ROWS) \
+    int k; \
+    size_t p = 0; \
+    ROWS(MHC__MM_APTR) \
+    ROWS(MHC__MM_DECL) \
+    for (k = 0; k < kc; k++, p += acs, b += 2 * MHC__V_W) { \
+        const MHC__V_T b0 = MHC__V_LOAD(b), b1 = MHC__V_LOAD(b + MHC__V_W); \
+        ROWS(MHC__MM_FMA) \
+    } \
+    if (add) { ROWS(MHC__MM_ADD) } else { ROWS(MHC__MM_SET) }
+
+#if MHC__MM_HAVE256
+#ifndef MHC_DOUBLE
+#define MHC__V_T __m256
+#define MHC__V_W 8
+#define MHC__V_LOAD(p) _mm256_loadu_ps(p)
+#define MHC__V_STORE(p, v) _mm256_storeu_ps(p, v)
+#define MHC__V_SET1(x) _mm256_set1_ps(x)
+#define MHC__V_ZERO() _mm256_setzero_ps()
+#define MHC__V_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define MHC__V_ADD(a, b) _mm256_add_ps(a, b)
+#else
+#define MHC__V_T __m256d
+#define MHC__V_W 4
+#define MHC__V_LOAD(p) _mm256_loadu_pd(p)
+#define MHC__V_STORE(p, v) _mm256_storeu_pd(p, v)
+#define MHC__V_SET1(x) _mm256_set1_pd(x)
+#define MHC__V_ZERO() _mm256_setzero_pd()
+#define MHC__V_FMA(a, b, c) _mm256_fmadd_pd(a, b, c)
+#define MHC__V_ADD(a, b) _mm256_add_pd(a, b)
+#endif
+/* AVX2 + FMA: MR = 6, NR = 16 float / 8 double */
+MHC__MM_TGT256
+static void mhc__mm_kernel_avx2(int kc, const mhc_real *a, size_t ars, size_t acs, const mhc_real *b,
+                                mhc_real *c, size_t ldc, int add) {
+    MHC__MM_SIMD_BODY(MHC__MM_ROWS6)
+}
+#undef MHC__V_T
+#undef MHC__V_W
+#undef MHC__V_LOAD
+#undef MHC__V_STORE
+#undef MHC__V_SET1
+#undef MHC__V_ZERO
+#undef MHC__V_FMA
+#undef MHC__V_ADD
 #endif
 
-/* A strip [mr, kc] -> ap[k*MR + r] = A(r, k); rows mr..MR-1 are zero. */
-static void mhc__mm_pack_strip(mhc_real *ap, const mhc_real *A, size_t ars, size_t acs, int mr, int kc) {
-    int r, k;
-    for (r = 0; r < mr; r++) {
-        const mhc_real *a = A + (size_t)r * ars;
-        for (k = 0; k < kc; k++) ap[(size_t)k * MHC__MM_MR + r] = a[(size_t)k * acs];
-    }
-    for (; r < MHC__MM_MR; r++)
-        for (k = 0; k < kc; k++) ap[(size_t)k * MHC__MM_MR + r] = 0;
+#if MHC__MM_HAVE512
+#ifndef MHC_DOUBLE
+#define MHC__V_T __m512
+#define MHC__V_W 16
+#define MHC__V_LOAD(p) _mm512_loadu_ps(p)
+#define MHC__V_STORE(p, v) _mm512_storeu_ps(p, v)
+#define MHC__V_SET1(x) _mm512_set1_ps(x)
+#define MHC__V_ZERO() _mm512_setzero_ps()
+#define MHC__V_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define MHC__V_ADD(a, b) _mm512_add_ps(a, b)
+#else
+#define MHC__V_T __m512d
+#define MHC__V_W 8
+#define MHC__V_LOAD(p) _mm512_loadu_pd(p)
+#define MHC__V_STORE(p, v) _mm512_storeu_pd(p, v)
+#define MHC__V_SET1(x) _mm512_set1_pd(x)
+#define MHC__V_ZERO() _mm512_setzero_pd()
+#define MHC__V_FMA(a, b, c) _mm512_fmadd_pd(a, b, c)
+#define MHC__V_ADD(a, b) _mm512_add_pd(a, b)
+#endif
+/* AVX-512F: MR = 8, NR = 32 float / 16 double */
+MHC__MM_TGT512
+static void mhc__mm_kernel_avx512(int kc, const mhc_real *a, size_t ars, size_t acs, const mhc_real *b,
+                                  mhc_real *c, size_t ldc, int add) {
+    MHC__MM_SIMD_BODY(MHC__MM_ROWS8)
 }
+#undef MHC__V_T
+#undef MHC__V_W
+#undef MHC__V_LOAD
+#undef MHC__V_STORE
+#undef MHC__V_SET1
+#undef MHC__V_ZERO
+#undef MHC__V_FMA
+#undef MHC__V_ADD
+#endif
 
-/* A block [mc, kc] (columns contiguous: atb) -> ap[k*MC + r] = A(r, k); rows up to the next multiple
-   of MR are zero. A row of the block is a plain copy, and a strip of it is read with stride MC. */
-static void mhc__mm_pack_block(mhc_real *ap, const mhc_real *A, size_t ars, size_t acs, int mc, int kc) {
-    const int mpad = (mc + MHC__MM_MR - 1) / MHC__MM_MR * MHC__MM_MR;
-    int r, k;
-    for (k = 0; k < kc; k++) {
-        const mhc_real *a = A + (size_t)k * acs;
-        mhc_real *d = ap + (size_t)k * MHC__MM_MC;
-        if (mc == MHC__MM_MC && ars == 1) {
-            for (r = 0; r < MHC__MM_MC; r++) d[r] = a[r];
-        } else {
-            for (r = 0; r < mc; r++) d[r] = a[(size_t)r * ars];
-            for (; r < mpad; r++) d[r] = 0;
-        }
-    }
-}
-
-#if MHC__MM_SIMD && !defined(MHC_DOUBLE)
+#if (MHC__MM_HAVE256 || MHC__MM_HAVE512) && !defined(MHC_DOUBLE)
 #define MHC__MM_T8 1
 /* d[k*ldd + s] = b[s*ldb + k] for s, k < 8: an 8 x 8 transpose of floats in AVX registers. */
+MHC__MM_TGT256
 static void mhc__mm_t8x8(mhc_real *d, size_t ldd, const mhc_real *b, size_t ldb) {
     const __m256 r0 = _mm256_loadu_ps(b), r1 = _mm256_loadu_ps(b + ldb), r2 = _mm256_loadu_ps(b + 2 * ldb),
                  r3 = _mm256_loadu_ps(b + 3 * ldb), r4 = _mm256_loadu_ps(b + 4 * ldb), r5 = _mm256_loadu_ps(b + 5 * ldb),
@@ -2966,40 +3006,144 @@ static void mhc__mm_t8x8(mhc_real *d, size_t ldd, const mhc_real *b, size_t ldb)
 #define MHC__MM_T8 0
 #endif
 
+/* The kernels this build has, slowest first; mhc__mm_isa_sel indexes the one in use (-1: not yet
+   chosen). */
+static const mhc__mm_isa mhc__mm_isas[] = {
+    {"portable", 6, 16, 0, mhc__mm_kernel_portable},
+#if MHC__MM_HAVE256
+    {"avx2+fma", 6, MHC__MM_NR256, MHC__MM_T8, mhc__mm_kernel_avx2},
+#endif
+#if MHC__MM_HAVE512
+    {"avx512", 8, MHC__MM_NR512, MHC__MM_T8, mhc__mm_kernel_avx512},
+#endif
+};
+#define MHC__MM_NISA ((int)(sizeof mhc__mm_isas / sizeof mhc__mm_isas[0]))
+static int mhc__mm_isa_sel = -1;
+#if MHC__MM_DISPATCH
+#define MHC__MM_SEL_LOAD() __atomic_load_n(&mhc__mm_isa_sel, __ATOMIC_RELAXED)
+#define MHC__MM_SEL_STORE(v) __atomic_store_n(&mhc__mm_isa_sel, (v), __ATOMIC_RELAXED)
+#else
+#define MHC__MM_SEL_LOAD() mhc__mm_isa_sel
+#define MHC__MM_SEL_STORE(v) (mhc__mm_isa_sel = (v))
+#endif
+
+/* Can this CPU run kernel i of the table? */
+static int mhc__mm_runnable(int i) {
+    const char *n = mhc__mm_isas[i].name;
+    if (n[0] == 'p') return 1;
+#if MHC__MM_DISPATCH
+    __builtin_cpu_init();
+    if (n[0] == 'a' && n[3] == '2') return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return 1;   /* compiled in only when the compile-time target has it */
+#endif
+}
+
+/* The table index of an ISA name ("avx2" stands for "avx2+fma"), or -1. */
+static int mhc__mm_isa_index(const char *name) {
+    int i;
+    if (!name) return -1;
+    if (strcmp(name, "avx2") == 0) name = "avx2+fma";
+    for (i = 0; i < MHC__MM_NISA; i++)
+        if (strcmp(name, mhc__mm_isas[i].name) == 0) return i;
+    return -1;
+}
+
+static const mhc__mm_isa *mhc__mm_pick(void) {
+    int sel = MHC__MM_SEL_LOAD();
+    if (sel < 0) {
+        int e = mhc__mm_isa_index(getenv("MHC_ISA"));
+        if (e >= 0 && mhc__mm_runnable(e)) sel = e;
+        else for (sel = MHC__MM_NISA - 1; sel > 0 && !mhc__mm_runnable(sel); sel--) {}
+        MHC__MM_SEL_STORE(sel);
+    }
+    return &mhc__mm_isas[sel];
+}
+
+MHCDEF const char *mhc_k_matmul_isa(void) { return mhc__mm_pick()->name; }
+
+MHCDEF int mhc_k_matmul_isa_runnable(const char *name) {
+    const int i = mhc__mm_isa_index(name);
+    return i >= 0 && mhc__mm_runnable(i);
+}
+
+MHCDEF int mhc_k_matmul_set_isa(const char *name) {
+    int i;
+    if (name == NULL) {        /* back to the automatic choice (MHC_ISA, else the best) */
+        MHC__MM_SEL_STORE(-1);
+        (void)mhc__mm_pick();
+        return 1;
+    }
+    i = mhc__mm_isa_index(name);
+    if (i < 0 || !mhc__mm_runnable(i)) return 0;
+    MHC__MM_SEL_STORE(i);
+    return 1;
+}
+
+/* A strip [mr, kc] -> ap[k*MR + r] = A(r, k); rows mr..MR-1 are zero. */
+static void mhc__mm_pack_strip(mhc_real *ap, const mhc_real *A, size_t ars, size_t acs, int mr, int kc, int MR) {
+    int r, k;
+    for (r = 0; r < mr; r++) {
+        const mhc_real *a = A + (size_t)r * ars;
+        for (k = 0; k < kc; k++) ap[(size_t)k * MR + r] = a[(size_t)k * acs];
+    }
+    for (; r < MR; r++)
+        for (k = 0; k < kc; k++) ap[(size_t)k * MR + r] = 0;
+}
+
+/* A block [mc, kc] (columns contiguous: atb) -> ap[k*MC + r] = A(r, k); rows up to the next multiple
+   of MR are zero. A row of the block is a plain copy, and a strip of it is read with stride MC. */
+static void mhc__mm_pack_block(mhc_real *ap, const mhc_real *A, size_t ars, size_t acs, int mc, int kc, int MR) {
+    const int mpad = (mc + MR - 1) / MR * MR;
+    int r, k;
+    for (k = 0; k < kc; k++) {
+        const mhc_real *a = A + (size_t)k * acs;
+        mhc_real *d = ap + (size_t)k * MHC__MM_MC;
+        if (mc == MHC__MM_MC && ars == 1) {
+            for (r = 0; r < MHC__MM_MC; r++) d[r] = a[r];
+        } else {
+            for (r = 0; r < mc; r++) d[r] = a[(size_t)r * ars];
+            for (; r < mpad; r++) d[r] = 0;
+        }
+    }
+}
+
 /* B block [kc, nc] -> micro-panels of NR columns: bp[q*kc + k*NR + s] = B(k, q + s), q = 0, NR, ...;
    columns past nc are zero. */
-static void mhc__mm_pack_b(mhc_real *bp, const mhc_real *B, size_t brs, size_t bcs, int kc, int nc) {
+static void mhc__mm_pack_b(mhc_real *bp, const mhc_real *B, size_t brs, size_t bcs, int kc, int nc, int NR, int t8) {
     int q, k, s;
-    for (q = 0; q < nc; q += MHC__MM_NR) {
-        const int nr = nc - q < MHC__MM_NR ? nc - q : MHC__MM_NR;
+    (void)t8;
+    for (q = 0; q < nc; q += NR) {
+        const int nr = nc - q < NR ? nc - q : NR;
         mhc_real *d = bp + (size_t)q * kc;
         if (bcs == 1) {        /* rows of B contiguous in j (ab, atb) */
             for (k = 0; k < kc; k++) {
                 const mhc_real *b = B + (size_t)k * brs + q;
-                mhc_real *dk = d + (size_t)k * MHC__MM_NR;
-                if (nr == MHC__MM_NR) {
-                    for (s = 0; s < MHC__MM_NR; s++) dk[s] = b[s];
+                mhc_real *dk = d + (size_t)k * NR;
+                if (nr == NR) {
+                    memcpy(dk, b, (size_t)NR * sizeof *dk);
                 } else {
                     for (s = 0; s < nr; s++) dk[s] = b[s];
-                    for (; s < MHC__MM_NR; s++) dk[s] = 0;
+                    for (; s < NR; s++) dk[s] = 0;
                 }
             }
         } else {               /* columns of B contiguous in k (abt): transpose */
             int k8 = 0;
 #if MHC__MM_T8
-            if (nr == MHC__MM_NR && brs == 1) {
+            if (t8 && nr == NR && brs == 1) {
                 k8 = kc / 8 * 8;
-                for (s = 0; s < MHC__MM_NR; s += 8)
+                for (s = 0; s < NR; s += 8)
                     for (k = 0; k < k8; k += 8)
-                        mhc__mm_t8x8(d + (size_t)k * MHC__MM_NR + s, MHC__MM_NR, B + (size_t)(q + s) * bcs + k, bcs);
+                        mhc__mm_t8x8(d + (size_t)k * NR + s, (size_t)NR, B + (size_t)(q + s) * bcs + k, bcs);
             }
 #endif
             for (s = 0; s < nr; s++) {
                 const mhc_real *b = B + (size_t)(q + s) * bcs;
-                for (k = k8; k < kc; k++) d[(size_t)k * MHC__MM_NR + s] = b[(size_t)k * brs];
+                for (k = k8; k < kc; k++) d[(size_t)k * NR + s] = b[(size_t)k * brs];
             }
-            for (; s < MHC__MM_NR; s++)
-                for (k = 0; k < kc; k++) d[(size_t)k * MHC__MM_NR + s] = 0;
+            for (; s < NR; s++)
+                for (k = 0; k < kc; k++) d[(size_t)k * NR + s] = 0;
         }
     }
 }
@@ -3011,45 +3155,46 @@ static mhc_real *mhc__mm_align(mhc_real *p) {
 /* One output tile: rows [i0,i1) x columns [j0,j1) of C (row length ldc), over all of K. A strip of
    MR rows of A is read in place when its rows are contiguous in k (ab, abt); otherwise (atb, and a
    last partial strip) A is packed, MC rows at a time. */
-static void mhc__mm_tile(mhc_real *C, size_t ldc, const mhc_real *A, size_t ars, size_t acs,
-                         const mhc_real *B, size_t brs, size_t bcs, int i0, int i1, int j0, int j1,
+static void mhc__mm_tile(const mhc__mm_isa *isa, mhc_real *C, size_t ldc, const mhc_real *A, size_t ars,
+                         size_t acs, const mhc_real *B, size_t brs, size_t bcs, int i0, int i1, int j0, int j1,
                          int K, int acc) {
     mhc_real bbuf[MHC__MM_KC * MHC__MM_NC + MHC__MM_ALIGN];
     mhc_real abuf[MHC__MM_KC * MHC__MM_MC + MHC__MM_ALIGN];
-    mhc_real tbuf[MHC__MM_MR * MHC__MM_NR + MHC__MM_ALIGN];
+    mhc_real tbuf[MHC__MM_MRNR_MAX + MHC__MM_ALIGN];
     mhc_real *bp = mhc__mm_align(bbuf), *ap = mhc__mm_align(abuf), *tp = mhc__mm_align(tbuf);
-    const int pack_all = acs != 1;
+    const int pack_all = acs != 1, MR = isa->mr, NR = isa->nr;
+    const mhc__mm_kfn kernel = isa->kernel;
     int p0;
     for (p0 = 0; p0 < K; p0 += MHC__MM_KC) {
         const int kc = K - p0 < MHC__MM_KC ? K - p0 : MHC__MM_KC;
         const int add = acc || p0 > 0;
         int ic, i, j, r, s;
-        mhc__mm_pack_b(bp, B + (size_t)p0 * brs + (size_t)j0 * bcs, brs, bcs, kc, j1 - j0);
+        mhc__mm_pack_b(bp, B + (size_t)p0 * brs + (size_t)j0 * bcs, brs, bcs, kc, j1 - j0, NR, isa->t8);
         for (ic = i0; ic < i1; ic += MHC__MM_MC) {
             const int mc = i1 - ic < MHC__MM_MC ? i1 - ic : MHC__MM_MC;
-            if (pack_all) mhc__mm_pack_block(ap, A + (size_t)ic * ars + (size_t)p0 * acs, ars, acs, mc, kc);
-            for (i = ic; i < ic + mc; i += MHC__MM_MR) {
-                const int mr = ic + mc - i < MHC__MM_MR ? ic + mc - i : MHC__MM_MR;
+            if (pack_all) mhc__mm_pack_block(ap, A + (size_t)ic * ars + (size_t)p0 * acs, ars, acs, mc, kc, MR);
+            for (i = ic; i < ic + mc; i += MR) {
+                const int mr = ic + mc - i < MR ? ic + mc - i : MR;
                 const mhc_real *a = A + (size_t)i * ars + (size_t)p0 * acs;
                 size_t rs = ars, cs = acs;
                 if (pack_all) {
                     a = ap + (i - ic); rs = 1; cs = MHC__MM_MC;
-                } else if (mr < MHC__MM_MR) {
-                    mhc__mm_pack_strip(ap, a, ars, acs, mr, kc);
-                    a = ap; rs = 1; cs = MHC__MM_MR;
+                } else if (mr < MR) {
+                    mhc__mm_pack_strip(ap, a, ars, acs, mr, kc, MR);
+                    a = ap; rs = 1; cs = (size_t)MR;
                 }
-                for (j = j0; j < j1; j += MHC__MM_NR) {
-                    const int nr = j1 - j < MHC__MM_NR ? j1 - j : MHC__MM_NR;
+                for (j = j0; j < j1; j += NR) {
+                    const int nr = j1 - j < NR ? j1 - j : NR;
                     const mhc_real *bj = bp + (size_t)(j - j0) * kc;
                     mhc_real *c = C + (size_t)i * ldc + j;
-                    if (mr == MHC__MM_MR && nr == MHC__MM_NR) {
-                        mhc__mm_kernel(kc, a, rs, cs, bj, c, ldc, add);
+                    if (mr == MR && nr == NR) {
+                        kernel(kc, a, rs, cs, bj, c, ldc, add);
                     } else {   /* partial block: the same kernel into a buffer, then the same C update */
-                        mhc__mm_kernel(kc, a, rs, cs, bj, tp, MHC__MM_NR, 0);
+                        kernel(kc, a, rs, cs, bj, tp, (size_t)NR, 0);
                         for (r = 0; r < mr; r++)
                             for (s = 0; s < nr; s++) {
                                 mhc_real *cr = c + (size_t)r * ldc + s;
-                                *cr = add ? *cr + tp[r * MHC__MM_NR + s] : tp[r * MHC__MM_NR + s];
+                                *cr = add ? *cr + tp[r * NR + s] : tp[r * NR + s];
                             }
                     }
                 }
@@ -3061,13 +3206,16 @@ static void mhc__mm_tile(mhc_real *C, size_t ldc, const mhc_real *A, size_t ars,
 /* C[M,N] (+)= A(i,k) B(k,j) over the strided views above: plan the tiles, run them in parallel. */
 static void mhc__mm(mhc_real *C, const mhc_real *A, size_t ars, size_t acs, const mhc_real *B, size_t brs,
                     size_t bcs, int M, int K, int N, int acc) {
-    int nt = 1, nbm = 1, nbn, ntiles, t;
-    const int mstrips = (M + MHC__MM_MR - 1) / MHC__MM_MR, nstrips = (N + MHC__MM_NR - 1) / MHC__MM_NR;
+    const mhc__mm_isa *isa;
+    int nt = 1, nbm = 1, nbn, ntiles, t, MR, NR, mstrips, nstrips;
     if (M < 1 || N < 1) return;
     if (K < 1) {
         if (!acc) memset(C, 0, (size_t)M * (size_t)N * sizeof *C);
         return;
     }
+    isa = mhc__mm_pick();
+    MR = isa->mr; NR = isa->nr;
+    mstrips = (M + MR - 1) / MR; nstrips = (N + NR - 1) / NR;
 #if MHC__OMP
     if ((double)M * K * N > MHC__MM_PAR_WORK) nt = omp_get_max_threads();
 #endif
@@ -3076,21 +3224,20 @@ static void mhc__mm(mhc_real *C, const mhc_real *A, size_t ars, size_t acs, cons
        blocks do not share evenly. Blocks and bands split the NR-wide panels and MR-high strips as
        evenly as integers allow, so threads get equal work. Each packed B block serves a whole band:
        few bands, little packing. (The tiling never changes results, see above.) */
-    nbn = (nstrips + MHC__MM_NC / MHC__MM_NR - 1) / (MHC__MM_NC / MHC__MM_NR);
+    nbn = (nstrips + MHC__MM_NC / NR - 1) / (MHC__MM_NC / NR);
     if (nt > 1 && nbn % nt && (nbn + nt - 1) / nt * nt <= nstrips) nbn = (nbn + nt - 1) / nt * nt;
     if (nt > 1 && nbn % nt) nbm = nt < mstrips ? nt : mstrips;
     ntiles = nbm * nbn;
     MHC__OMP_FOR(nt > 1 && ntiles > 1)
     for (t = 0; t < ntiles; t++) {
         const size_t bm = (size_t)(t / nbn), bn = (size_t)(t % nbn);
-        const int i0 = (int)(bm * (size_t)mstrips / (size_t)nbm) * MHC__MM_MR;
-        const int i1 = (int)((bm + 1) * (size_t)mstrips / (size_t)nbm) * MHC__MM_MR;
-        const int j0 = (int)(bn * (size_t)nstrips / (size_t)nbn) * MHC__MM_NR;
-        const int j1 = (int)((bn + 1) * (size_t)nstrips / (size_t)nbn) * MHC__MM_NR;
-        mhc__mm_tile(C, (size_t)N, A, ars, acs, B, brs, bcs, i0, i1 < M ? i1 : M, j0, j1 < N ? j1 : N, K, acc);
+        const int i0 = (int)(bm * (size_t)mstrips / (size_t)nbm) * MR;
+        const int i1 = (int)((bm + 1) * (size_t)mstrips / (size_t)nbm) * MR;
+        const int j0 = (int)(bn * (size_t)nstrips / (size_t)nbn) * NR;
+        const int j1 = (int)((bn + 1) * (size_t)nstrips / (size_t)nbn) * NR;
+        mhc__mm_tile(isa, C, (size_t)N, A, ars, acs, B, brs, bcs, i0, i1 < M ? i1 : M, j0, j1 < N ? j1 : N, K, acc);
     }
 }
-
 /* C[M,N] (+)= A[M,K] B[K,N] */
 MHCDEF void mhc_k_matmul_ab(mhc_real *C, const mhc_real *A, const mhc_real *B, int M, int K, int N, int acc) {
     mhc__mm(C, A, (size_t)K, 1, B, (size_t)N, 1, M, K, N, acc);

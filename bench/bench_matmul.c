@@ -137,7 +137,7 @@ void bench_matmul(void) {
 #endif
     for (r = 0; r < 3; r++) { double p = bm_peak_once(20000000); peak = p > peak ? p : peak; }
     snprintf(name, sizeof name, "fma peak, %d thread%s", nth, nth > 1 ? "s" : "");
-    snprintf(note, sizeof note, "GFLOP/s, %s %s; matmul kernel %s; rows below: op layer MxKxN", MHC_REAL_NAME,
+    snprintf(note, sizeof note, "GFLOP/s, %s %s; matmul kernel %s (run-time); rows below: op layer MxKxN", MHC_REAL_NAME,
 #if defined(__AVX512F__)
              "AVX-512",
 #elif defined(__AVX2__) && defined(__FMA__)

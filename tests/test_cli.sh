@@ -12,6 +12,9 @@ check() {   # check EXPECTED_CODE DESCRIPTION CMD...
 v=tests/vectors
 check 0 "version" "$mhc" version
 check 0 "help" "$mhc" help
+# the matmul kernel: picked at run time, MHC_ISA=portable forces the portable one
+case "$(MHC_ISA=portable "$mhc" version)" in *"matmul kernel: portable"*) ;;
+  *) echo "FAIL test_cli: 'MHC_ISA=portable mhc version' does not say 'matmul kernel: portable'"; fail=1 ;; esac
 check 0 "compare --help" "$mhc" compare --help
 check 2 "no command" "$mhc"
 check 2 "unknown command" "$mhc" frobnicate

@@ -22,5 +22,6 @@ TEST_GROUP(test_fuzzseeds)
 TEST_GROUP(test_matmul)
 /* test_matmul.c again, in objects built for other ISAs (tests/test_matmul_isa.c, see Makefile) */
 TEST_GROUP(test_matmul_nosimd)
+TEST_GROUP(test_matmul_portable)
 TEST_GROUP(test_matmul_avx2)
 TEST_GROUP(test_matmul_avx512)

@@ -11,10 +11,13 @@
  * double below 1e-12. An indexing or packing mistake gives errors of order 1.
  *
  * The same file is compiled into several objects (see Makefile: tests/test_matmul_isa.c): in
- * test_all.c with the build's flags as group test_matmul, and with -DMHC_NO_SIMD, -mavx2 -mfma and
- * -mavx512f as groups test_matmul_nosimd / _avx2 / _avx512, so every micro-kernel is tested in
- * one runner. TEST_MATMUL_GROUP names the group; TEST_MATMUL_ISA, when set, is the ISA string
- * mhc_k_matmul_isa() must report in that object. */
+ * test_all.c as group test_matmul (the kernel the run-time dispatch picks, checked to be the best
+ * the CPU runs), and as groups test_matmul_nosimd (-DMHC_NO_SIMD: the portable kernel only, the
+ * others refused), test_matmul_portable, test_matmul_avx2 and test_matmul_avx512, which force that
+ * kernel with mhc_k_matmul_set_isa (with the build's own flags: the dispatch, not -m flags, picks
+ * it) or say "skipped" when the CPU cannot run it. So every kernel the machine runs is tested,
+ * thread-count bit identity included, in one runner. TEST_MATMUL_GROUP names the group;
+ * TEST_MATMUL_ISA, when set, is the kernel the group forces. */
 
 #ifndef TEST_MATMUL_GROUP
 #define TEST_MATMUL_GROUP test_matmul
@@ -88,15 +91,39 @@ void TMM_NAME(TEST_MATMUL_GROUP)(void) {
     mhc_rng_seed(&rng, 20240611);
     test_current = "matmul";
 
-#if defined(TEST_MATMUL_ISA)
-    /* an ISA group: skip (loudly) when the CPU cannot run what this object was compiled for */
-#if defined(__AVX512F__) && !defined(MHC_NO_SIMD)
-    if (!__builtin_cpu_supports("avx512f")) { printf("test_matmul (%s): CPU lacks AVX-512F, skipped\n", TEST_MATMUL_ISA); return; }
-#elif defined(__AVX2__) && !defined(MHC_NO_SIMD)
-    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) { printf("test_matmul (%s): CPU lacks AVX2/FMA, skipped\n", TEST_MATMUL_ISA); return; }
-#endif
     TEST_BEGIN("matmul_isa");
+    CHECK(!mhc_k_matmul_isa_runnable("sse9") && !mhc_k_matmul_set_isa("sse9") && !mhc_k_matmul_isa_runnable(NULL));
+    CHECK(mhc_k_matmul_isa_runnable("portable"));
+#if defined(MHC_NO_SIMD)
+    /* MHC_NO_SIMD: the portable kernel only, whatever the CPU */
+    CHECK(!mhc_k_matmul_isa_runnable("avx2+fma") && !mhc_k_matmul_isa_runnable("avx512"));
+    CHECK(!mhc_k_matmul_set_isa("avx2") && !mhc_k_matmul_set_isa("avx512"));
+    CHECK_STR_HAS(mhc_k_matmul_isa(), "portable");
+#elif defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    /* run-time dispatch: the kernels the CPU runs, and no other */
+    __builtin_cpu_init();
+    CHECK(mhc_k_matmul_isa_runnable("avx2+fma") == (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")));
+    CHECK(mhc_k_matmul_isa_runnable("avx2") == mhc_k_matmul_isa_runnable("avx2+fma"));
+    CHECK(mhc_k_matmul_isa_runnable("avx512") ==
+          (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")));
+#endif
+#if defined(TEST_MATMUL_ISA)
+    /* an ISA group: force that kernel, or skip (loudly) when the CPU cannot run it */
+    if (!mhc_k_matmul_isa_runnable(TEST_MATMUL_ISA)) {
+        CHECK(!mhc_k_matmul_set_isa(TEST_MATMUL_ISA));
+        printf("test_matmul (%s): this CPU or build cannot run the %s kernel, skipped\n", TEST_MATMUL_ISA,
+               TEST_MATMUL_ISA);
+        return;
+    }
+    CHECK(mhc_k_matmul_set_isa(TEST_MATMUL_ISA));
     CHECK_STR_HAS(mhc_k_matmul_isa(), TEST_MATMUL_ISA);
+#else
+    /* the automatic choice: the best kernel the CPU runs (unless MHC_ISA says otherwise) */
+    if (!getenv("MHC_ISA")) {
+        CHECK(mhc_k_matmul_set_isa(NULL));
+        CHECK_STR_HAS(mhc_k_matmul_isa(), mhc_k_matmul_isa_runnable("avx512") ? "avx512"
+                                          : mhc_k_matmul_isa_runnable("avx2+fma") ? "avx2+fma" : "portable");
+    }
 #endif
 
     TEST_BEGIN("matmul_shapes");
@@ -170,4 +197,5 @@ void TMM_NAME(TEST_MATMUL_GROUP)(void) {
         free(A); free(B); free(C1); free(C2);
     }
 #endif
+    CHECK(mhc_k_matmul_set_isa(NULL));   /* back to the automatic choice for the groups after this one */
 }

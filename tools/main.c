@@ -6,7 +6,7 @@
  *   mhc verify CASE_DIR --out OUT_DIR   run one verification case through the library (tools/verify.c)
  *   mhc compare OUT_DIR EXPECTED_DIR    compare two directories of .npy tensors (tools/compare.c)
  *   mhc gpt-export DIR [options]        a GPT's initial weights and a batch (tools/train.c)
- *   mhc version                         print the library version and precision
+ *   mhc version                         print the library version, precision and matmul kernel
  *   mhc help                            the usage text
  * Exit codes: 0 success, 1 a check or a run failed, 2 usage or I/O error (an unknown
  * subcommand included). */
@@ -49,6 +49,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "gpt-export") == 0) return tool_cmd_gpt_export(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("mhc %s\n", mhc_version());
+        printf("matmul kernel: %s (picked at run time; MHC_ISA=portable|avx2|avx512 overrides)\n", mhc_k_matmul_isa());
         return 0;
     }
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
