@@ -123,7 +123,7 @@ check-quickstart: $(BUILD)/quickstart.c ## the header's quick-start example comp
 
 # ---- tests ----------------------------------------------------------------------------------
 TEST_STEPS = $(BUILD)/test check-compile check-quickstart $(BUILD)/readme_example test-cli test-train test-hostile test-examples \
-             check-examples test-cuda-emu
+             check-examples test-cuda-emu test-python
 test: $(TEST_STEPS) ## build and run the whole suite (last line: "N passed, M failed")
 	./$(BUILD)/readme_example
 	./$(BUILD)/test

@@ -10,8 +10,7 @@ results are bit-identical to the CLI's. Bad input (a shape, a dtype, NaN/Inf, an
 raises ValueError with the library's message. Every key of case.txt (tests/vectors/README.md)
 is a keyword: sinkhorn_iters, sinkhorn_eps, norm_eps, pre_eps, post_mult, orient, projection,
 variant, kron_factors, ns_iters, norm_eps_mode, norm_scope, sinkhorn_eps_mode, sinkhorn_order,
-exp_shift (0 is an actual 0). mhc.torch (needs torch) holds MHCLayerRef, the reference layer
-inside a PyTorch model.
+exp_shift (0 is an actual 0).
 """
 import ctypes
 import os
