@@ -366,5 +366,5 @@ $(BUILD)/libmhc_%.so: $(BUILD)/pic/pylib_%.o $(PY_COMMON)
 python: $(BUILD)/libmhc_f64.so $(BUILD)/libmhc_f32.so $(BUILD)/mhc ## the shared libraries of python/mhc.py
 test-python: python ## python/mhc.py against the CLI on the golden vectors (skipped without /usr/bin/python3 + NumPy)
 	@if /usr/bin/python3 -c "import numpy" >/dev/null 2>&1; then \
-	  MHC_BUILD=$(BUILD) /usr/bin/python3 tests/test_python.py; \
+	  MHC_BUILD=$(BUILD) /usr/bin/python3 tests/test_python.py && MHC_BUILD=$(BUILD) /usr/bin/python3 tests/test_python_torch.py; \
 	else echo "test-python: skipped (/usr/bin/python3 with NumPy not installed)"; fi
