@@ -120,7 +120,7 @@ check-quickstart: $(BUILD)/quickstart.c ## the header's quick-start example comp
 
 # ---- tests ----------------------------------------------------------------------------------
 TEST_STEPS = $(BUILD)/test check-compile check-quickstart $(BUILD)/readme_example test-cli test-train test-hostile test-examples \
-             check-examples test-cuda-emu
+             check-examples test-cuda-emu test-python
 test: $(TEST_STEPS) ## build and run the whole suite (last line: "N passed, M failed")
 	./$(BUILD)/readme_example
 	./$(BUILD)/test
@@ -337,3 +337,31 @@ test-cuda-tsan: ## the CUDA emulation under ThreadSanitizer (build/tsan)
 
 clean: ## remove build/
 	rm -rf build
+
+# ---- python (issue 13): build/libmhc_f64.so, build/libmhc_f32.so for python/mhc.py ------------
+# The verifier's parser and computation (tools/verify.c, tools/verify_impl.c), the compare table
+# (tools/compare.c) and tools/pylib.c, built -fPIC. `make test` runs tests/test_python.py when
+# /usr/bin/python3 has NumPy (else it says skipped).
+PY_COMMON = $(addprefix $(BUILD)/pic/,tool_verify.o tool_compare.o tool_impl.o verify_impl_f32.o verify_impl_f64.o)
+$(BUILD)/pic:
+	mkdir -p $@
+$(BUILD)/pic/tool_%.o: tools/%.c | $(BUILD)/pic
+	$(CC) $(CFLAGS) $(DEPS) $(POSIX) $(OMPFLAGS) -fPIC -c $< -o $@
+$(BUILD)/pic/verify_impl_f32.o: tools/verify_impl.c | $(BUILD)/pic
+	$(CC) $(CFLAGS) $(DEPS) $(OMPFLAGS) -fPIC -c $< -o $@
+$(BUILD)/pic/verify_impl_f64.o: tools/verify_impl.c | $(BUILD)/pic
+	$(CC) $(CFLAGS) $(DEPS) $(OMPFLAGS) -DMHC_DOUBLE -fPIC -c $< -o $@
+$(BUILD)/pic/pylib_f32.o: tools/pylib.c | $(BUILD)/pic
+	$(CC) $(CFLAGS) $(DEPS) $(POSIX) -fPIC -c $< -o $@
+$(BUILD)/pic/pylib_f64.o: tools/pylib.c | $(BUILD)/pic
+	$(CC) $(CFLAGS) $(DEPS) $(POSIX) -DPYLIB_F64 -fPIC -c $< -o $@
+$(BUILD)/libmhc_%.so: $(BUILD)/pic/pylib_%.o $(PY_COMMON)
+	$(CC) $(CFLAGS) $(OMPFLAGS) -shared $^ -o $@ $(LDLIBS)
+-include $(wildcard $(BUILD)/pic/*.d)
+.SECONDARY: $(PY_COMMON) $(BUILD)/pic/pylib_f32.o $(BUILD)/pic/pylib_f64.o
+.PHONY: python test-python
+python: $(BUILD)/libmhc_f64.so $(BUILD)/libmhc_f32.so $(BUILD)/mhc ## the shared libraries of python/mhc.py
+test-python: python ## python/mhc.py against the CLI on the golden vectors (skipped without /usr/bin/python3 + NumPy)
+	@if /usr/bin/python3 -c "import numpy" >/dev/null 2>&1; then \
+	  MHC_BUILD=$(BUILD) /usr/bin/python3 tests/test_python.py && MHC_BUILD=$(BUILD) /usr/bin/python3 tests/test_python_torch.py; \
+	else echo "test-python: skipped (/usr/bin/python3 with NumPy not installed)"; fi

@@ -1,0 +1,207 @@
+"""mhc.py - verify an mHC layer against mhc.h from Python, in one call (ctypes + NumPy only).
+
+    import mhc
+    ref = mhc.layer(x, fn, scale, base, f_out, d_out=g, d_layer_input=gl, preset="dsv4")
+    mhc.check(mine, ref)          # AssertionError with `mhc compare`'s table when they differ
+
+It loads build/libmhc_f64.so / libmhc_f32.so (`make python`), found next to this file, in
+$MHC_BUILD, or in ../build. They run the same parser and computation as `mhc verify`, so the
+results are bit-identical to the CLI's. Bad input (a shape, a dtype, NaN/Inf, an unknown knob)
+raises ValueError with the library's message. Every key of case.txt (tests/vectors/README.md)
+is a keyword: sinkhorn_iters, sinkhorn_eps, norm_eps, pre_eps, post_mult, orient, projection,
+variant, kron_factors, ns_iters, norm_eps_mode, norm_scope, sinkhorn_eps_mode, sinkhorn_order,
+exp_shift (0 is an actual 0).
+"""
+import ctypes
+import os
+import shutil
+import tempfile
+
+import numpy as np
+
+__all__ = ["layer", "sinkhorn", "head", "check", "MHCError"]
+
+_IN = ["x", "fn", "scale", "base", "norm_weight", "f_out", "d_out", "d_layer_input", "logits"]
+_OUT = ["layer_input", "h_pre", "h_post", "h_res", "out", "d_x", "d_fn", "d_scale", "d_base",
+        "d_norm_weight", "d_f_out", "d_logits"]
+_LIBS = {}
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _lib_dirs():
+    dirs = [_HERE]
+    if os.environ.get("MHC_BUILD"):
+        dirs.append(os.path.abspath(os.environ["MHC_BUILD"]))
+    dirs.append(os.path.join(os.path.dirname(_HERE), "build"))
+    return dirs
+
+
+def _lib(dtype):
+    tag = {"float64": "f64", "float32": "f32"}.get(dtype)
+    if tag is None:
+        raise ValueError("dtype %r: expected 'float64' or 'float32' (the precision mhc.h computes in)" % (dtype,))
+    if tag in _LIBS:
+        return _LIBS[tag]
+    name = "libmhc_%s.so" % tag
+    for d in _lib_dirs():
+        p = os.path.join(d, name)
+        if os.path.exists(p):
+            lib = ctypes.CDLL(p)
+            break
+    else:
+        raise ImportError("%s not found in %s; build it with: make -C %s python" %
+                          (name, " or ".join(_lib_dirs()), os.path.dirname(_HERE)))
+    dp = ctypes.POINTER(ctypes.c_double)
+    lib.mhc_py_run.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_int),
+                               ctypes.POINTER(dp), ctypes.POINTER(dp), ctypes.POINTER(ctypes.c_int),
+                               ctypes.c_char_p, ctypes.c_size_t]
+    lib.mhc_py_run.restype = ctypes.c_int
+    lib.mhc_py_compare_dirs.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_double, ctypes.c_double,
+                                        ctypes.c_char_p, ctypes.c_size_t]
+    lib.mhc_py_compare_dirs.restype = ctypes.c_int
+    _LIBS[tag] = lib
+    return lib
+
+
+def _array(name, a):
+    """Any array-like (NumPy, a CPU torch tensor, a list) as a C-order float64 array."""
+    if a is None:
+        return None
+    if hasattr(a, "detach") and hasattr(a, "numpy"):   # torch.Tensor
+        a = a.detach().cpu().numpy()
+    arr = np.asarray(a)
+    if arr.dtype.kind not in "fiu":
+        raise ValueError("%s: dtype %s is not a real number type (float32 or float64 expected)" % (name, arr.dtype))
+    if arr.ndim > 3:
+        raise ValueError("%s: %d dimensions (at most 3)" % (name, arr.ndim))
+    return np.ascontiguousarray(arr, dtype=np.float64)
+
+
+def _knob_text(op, preset, n, dtype, knobs):
+    lines = ["op = %s" % op, "preset = %s" % preset, "n = %d" % n, "dtype = %s" % dtype]
+    for k, v in knobs.items():
+        if isinstance(v, (list, tuple)):
+            v = ",".join(str(int(e)) for e in v)
+        elif isinstance(v, float):
+            v = repr(v)
+        v = str(v)
+        if any(ch in v for ch in "\n\r#=") or any(ch in str(k) for ch in "\n\r#="):
+            raise ValueError("knob %s = %r: newlines, '#' and '=' are not allowed" % (k, v))
+        lines.append("%s = %s" % (k, v))
+    return "\n".join(lines) + "\n"
+
+
+def _run(op, inputs, n, preset, dtype, knobs):
+    if not isinstance(preset, str):
+        raise ValueError("preset must be a string, got %r" % (preset,))
+    if "n" in knobs:
+        n = int(knobs.pop("n"))
+    lib = _lib(dtype)
+    text = _knob_text(op, preset, n, dtype, knobs).encode()
+    arrs = [_array(k, inputs.get(k)) for k in _IN]
+    shp = (ctypes.c_int * (4 * len(_IN)))()
+    dp = ctypes.POINTER(ctypes.c_double)
+    ptrs = (dp * len(_IN))()
+    for i, a in enumerate(arrs):
+        if a is not None:
+            shp[4 * i] = a.ndim if a.ndim > 0 else 1
+            for d, s in enumerate(a.shape):
+                shp[4 * i + 1 + d] = s
+            if a.ndim == 0:
+                shp[4 * i + 1] = 1
+            ptrs[i] = a.ctypes.data_as(dp)
+    oshp = (ctypes.c_int * (4 * len(_OUT)))()
+    err = ctypes.create_string_buffer(2048)
+    if lib.mhc_py_run(text, len(text), shp, ptrs, None, oshp, err, len(err)) != 0:
+        raise ValueError(err.value.decode(errors="replace"))
+    outs, optrs = {}, (dp * len(_OUT))()
+    for i, name in enumerate(_OUT):
+        nd = oshp[4 * i]
+        if nd:
+            outs[name] = np.zeros(tuple(oshp[4 * i + 1:4 * i + 1 + nd]), dtype=np.float64)
+            optrs[i] = outs[name].ctypes.data_as(dp)
+    if lib.mhc_py_run(text, len(text), shp, ptrs, optrs, oshp, err, len(err)) != 0:
+        raise ValueError(err.value.decode(errors="replace"))
+    return outs
+
+
+def _n_of(name, a, axis):
+    arr = _array(name, a)
+    if arr is None or arr.ndim <= axis:
+        raise ValueError("%s: shape %s, expected [T,n,C]" % (name, None if arr is None else list(arr.shape)))
+    return arr, arr.shape[axis]
+
+
+def layer(x, fn, scale, base, f_out=None, d_out=None, d_layer_input=None, norm_weight=None, preset="dsv4",
+          dtype="float64", **knobs):
+    """The mHC layer (op = layer): a dict with layer_input [T,C], h_pre, h_post [T,n], h_res [T,n,n],
+    out [T,n,C] and the gradients of L = sum(d_out*out) + sum(d_layer_input*layer_input): d_x, d_fn,
+    d_scale, d_base, d_f_out (d_norm_weight with norm_weight). Absent f_out / upstream gradients
+    are zeros; the gradients are returned when d_out or d_layer_input is given."""
+    x, n = _n_of("x", x, 1)
+    o = _run("layer", dict(x=x, fn=fn, scale=scale, base=base, f_out=f_out, d_out=d_out,
+                           d_layer_input=d_layer_input, norm_weight=norm_weight), n, preset, dtype, dict(knobs))
+    if d_out is None and d_layer_input is None:
+        o = {k: v for k, v in o.items() if not k.startswith("d_")}
+    return o
+
+
+def sinkhorn(logits, d_out=None, preset="dsv4", dtype="float64", **knobs):
+    """The projection (op = sinkhorn): out [T,n,n] and, with d_out, d_logits. logits is [T,n,n],
+    or [T,nres] for projection perm / kron (then pass n=...)."""
+    logits = _array("logits", logits)
+    n = logits.shape[1] if logits is not None and logits.ndim >= 2 else 0
+    o = _run("sinkhorn", dict(logits=logits, d_out=d_out), n, preset, dtype, dict(knobs))
+    if d_out is None:
+        o.pop("d_logits", None)
+    return o
+
+
+def head(x, fn, scale, base, d_out=None, norm_weight=None, preset="dsv4", dtype="float64", **knobs):
+    """The head (op = head): out [T,C], h_pre [T,n] and, with d_out, d_x, d_fn, d_scale, d_base
+    (d_norm_weight with norm_weight)."""
+    x, n = _n_of("x", x, 1)
+    o = _run("head", dict(x=x, fn=fn, scale=scale, base=base, d_out=d_out, norm_weight=norm_weight), n, preset,
+             dtype, dict(knobs))
+    if d_out is None:
+        o = {k: v for k, v in o.items() if not k.startswith("d_")}
+    return o
+
+
+def compare(mine, ref, rtol=None, atol=None, dtype="float64"):
+    """(mismatches, table): `mhc compare`'s rule and table for every tensor of ref (a dict of arrays)."""
+    if rtol is None:
+        rtol = 1e-4 if dtype == "float32" else 1e-10
+    if atol is None:
+        atol = 1e-6 if dtype == "float32" else 1e-12
+    lib = _lib("float64")
+    tmp = tempfile.mkdtemp(prefix="mhc_check_")
+    try:
+        od, ed = os.path.join(tmp, "mine"), os.path.join(tmp, "ref")
+        os.mkdir(od)
+        os.mkdir(ed)
+        for name, v in ref.items():
+            np.save(os.path.join(ed, name + ".npy"), _array(name, v))
+        for name, v in mine.items():
+            if name in ref and v is not None:
+                np.save(os.path.join(od, name + ".npy"), _array(name, v))
+        buf = ctypes.create_string_buffer(1 << 16)
+        r = lib.mhc_py_compare_dirs(od.encode(), ed.encode(), float(rtol), float(atol), buf, len(buf))
+        table = buf.value.decode(errors="replace").replace(od + "/", "")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if r < 0:
+        raise ValueError(table.strip())
+    return r, table
+
+
+def check(mine, ref, rtol=None, atol=None, dtype="float64"):
+    """Raise AssertionError with `mhc compare`'s table when a tensor of ref disagrees with mine
+    (or is missing there). Defaults: rtol 1e-10, atol 1e-12; dtype="float32": 1e-4, 1e-6.
+    Returns the table when everything matches."""
+    r, table = compare(mine, ref, rtol, atol, dtype)
+    if r:
+        bad = [ln.split()[0] for ln in table.splitlines()[1:-1] if ln.split() and not ln.rstrip().endswith(" ok")
+               and not ln.startswith("compare:")]
+        raise AssertionError("%d tensor(s) disagree with mhc.h: %s\n%s" % (r, ", ".join(bad), table))
+    return table
