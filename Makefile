@@ -120,7 +120,7 @@ check-quickstart: $(BUILD)/quickstart.c ## the header's quick-start example comp
 
 # ---- tests ----------------------------------------------------------------------------------
 TEST_STEPS = $(BUILD)/test check-compile check-quickstart $(BUILD)/readme_example test-cli test-train test-hostile test-examples \
-             check-examples test-cuda-emu test-python
+             check-examples test-cuda-emu test-python test-version
 test: $(TEST_STEPS) ## build and run the whole suite (last line: "N passed, M failed")
 	./$(BUILD)/readme_example
 	./$(BUILD)/test
@@ -334,6 +334,48 @@ test-cuda-tsan: ## the CUDA emulation under ThreadSanitizer (build/tsan)
 	$(MAKE) BUILD=build/tsan OPT="-O1 -fsanitize=thread" LDLIBS="-lm -fsanitize=thread" build/tsan/test_cuda_emu
 	./build/tsan/test_cuda_emu > build/tsan/test_cuda_emu.out 2>&1 || { cat build/tsan/test_cuda_emu.out; exit 1; }
 	@echo "test_cuda_emu under ThreadSanitizer: $$(tail -n 1 build/tsan/test_cuda_emu.out)"
+
+# ---- install (CMake users: CMakeLists.txt). `make install PREFIX=/usr/local DESTDIR=` installs
+# mhc.h and mhc_cuda.cu (INCLUDEDIR), build/mhc (BINDIR), mhc.pc (PKGCONFIGDIR), and where they
+# were built: build/libmhc_f64.so, build/libmhc_f32.so (LIBDIR) and python/mhc.py (PYTHONDIR).
+# `make uninstall` removes the same files. One version, the header's: `make version`. ----------
+MHC_VERSION := $(shell sed -n 's/^[#]define MHC_VERSION_STRING "\(.*\)"$$/\1/p' $(HDR))
+PREFIX       ?= /usr/local
+INCLUDEDIR   ?= $(PREFIX)/include
+BINDIR       ?= $(PREFIX)/bin
+LIBDIR       ?= $(PREFIX)/lib
+DATADIR      ?= $(PREFIX)/share
+PKGCONFIGDIR ?= $(DATADIR)/pkgconfig
+PYTHONDIR    ?= $(DATADIR)/mhc/python
+SHARED_LIBS   = libmhc_f64.so libmhc_f32.so
+.PHONY: install uninstall version test-version test-consumers .FORCE
+version: ## print the version (mhc.h's MHC_VERSION_STRING)
+	@echo $(MHC_VERSION)
+# (regenerated every time: it records PREFIX)
+$(BUILD)/mhc.pc: cmake/mhc.pc.in .FORCE | $(BUILD)
+	@sed -e 's|@MHC_PC_PREFIX@|$(PREFIX)|' -e 's|@MHC_PC_INCLUDEDIR@|$(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))|' \
+	  -e 's|@MHC_PC_VERSION@|$(MHC_VERSION)|' cmake/mhc.pc.in > $@.tmp && mv $@.tmp $@
+install: $(BUILD)/mhc $(BUILD)/mhc.pc ## install the header, build/mhc, mhc.pc (+ shared libs, python/mhc.py if built)
+	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(PKGCONFIGDIR)
+	install -m 644 mhc.h mhc_cuda.cu $(DESTDIR)$(INCLUDEDIR)/
+	install -m 755 $(BUILD)/mhc $(DESTDIR)$(BINDIR)/mhc
+	install -m 644 $(BUILD)/mhc.pc $(DESTDIR)$(PKGCONFIGDIR)/mhc.pc
+	@for l in $(SHARED_LIBS); do [ -f $(BUILD)/$$l ] || continue; \
+	  echo "install -m 755 $(BUILD)/$$l $(DESTDIR)$(LIBDIR)/$$l"; \
+	  install -d $(DESTDIR)$(LIBDIR) && install -m 755 $(BUILD)/$$l $(DESTDIR)$(LIBDIR)/$$l || exit 1; done
+	@if [ -f python/mhc.py ]; then echo "install -m 644 python/mhc.py $(DESTDIR)$(PYTHONDIR)/mhc.py"; \
+	  install -d $(DESTDIR)$(PYTHONDIR) && install -m 644 python/mhc.py $(DESTDIR)$(PYTHONDIR)/mhc.py; fi
+uninstall: ## remove what `make install` installed (same PREFIX and DESTDIR)
+	rm -f $(DESTDIR)$(INCLUDEDIR)/mhc.h $(DESTDIR)$(INCLUDEDIR)/mhc_cuda.cu $(DESTDIR)$(BINDIR)/mhc \
+	  $(DESTDIR)$(PKGCONFIGDIR)/mhc.pc $(addprefix $(DESTDIR)$(LIBDIR)/,$(SHARED_LIBS)) $(DESTDIR)$(PYTHONDIR)/mhc.py
+	-rmdir $(DESTDIR)$(PYTHONDIR) $(DESTDIR)$(DATADIR)/mhc 2>/dev/null
+test-version: $(BUILD)/mhc $(BUILD)/mhc.pc ## one version in mhc.h, mhc version, CHANGELOG.md, mhc.pc, CMake's version file
+	@sh tests/test_version.sh $(BUILD)/mhc $(BUILD)/mhc.pc
+# `make install` into build/stage, then the consumer built with pkg-config against it (cmake's
+# consumers: .ci/run, which installs with cmake too)
+test-consumers: ## tests/consumer/ built outside the tree against `make install` (pkg-config)
+	@$(MAKE) --no-print-directory install PREFIX=$(abspath $(BUILD))/stage >/dev/null
+	@sh tests/test_consumers.sh --pkg-config $(abspath $(BUILD))/stage
 
 clean: ## remove build/
 	rm -rf build

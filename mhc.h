@@ -128,9 +128,9 @@
 #include <stdint.h>
 
 #define MHC_VERSION_MAJOR 0
-#define MHC_VERSION_MINOR 1
+#define MHC_VERSION_MINOR 2
 #define MHC_VERSION_PATCH 0
-#define MHC_VERSION_STRING "0.1.0"
+#define MHC_VERSION_STRING "0.2.0"
 
 #ifndef MHCDEF
 #ifdef MHC_STATIC
@@ -169,7 +169,7 @@ typedef float mhc_real;
    takes the documented default). Set such a field to MHC_ZERO to ask for 0 itself. */
 #define MHC_ZERO (-1.0)
 
-MHCDEF const char *mhc_version(void);   /* "0.1.0 (float32)" or "0.1.0 (float64)" */
+MHCDEF const char *mhc_version(void);   /* "0.2.0 (float32)" or "0.2.0 (float64)" */
 
 /* =========================================================================================
  * RESULTS AND ERRORS
