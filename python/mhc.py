@@ -19,7 +19,11 @@ import tempfile
 
 import numpy as np
 
-__all__ = ["layer", "sinkhorn", "head", "check", "MHCError"]
+__all__ = ["layer", "sinkhorn", "head", "check", "MHCError", "library_version"]
+
+# The release this module belongs to; tests/test_version.sh checks it against mhc.h's
+# MHC_VERSION_STRING, and library_version() reads the loaded library's own.
+__version__ = "0.2.0"
 
 _IN = ["x", "fn", "scale", "base", "norm_weight", "f_out", "d_out", "d_layer_input", "logits"]
 _OUT = ["layer_input", "h_pre", "h_post", "h_res", "out", "d_x", "d_fn", "d_scale", "d_base",
@@ -59,8 +63,15 @@ def _lib(dtype):
     lib.mhc_py_compare_dirs.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_double, ctypes.c_double,
                                         ctypes.c_char_p, ctypes.c_size_t]
     lib.mhc_py_compare_dirs.restype = ctypes.c_int
+    lib.mhc_version.argtypes = []
+    lib.mhc_version.restype = ctypes.c_char_p
     _LIBS[tag] = lib
     return lib
+
+
+def library_version(dtype="float64"):
+    """The release of the loaded library (its mhc_version() without the precision), e.g. '0.2.0'."""
+    return _lib(dtype).mhc_version().decode().split(" ")[0]
 
 
 def _array(name, a):

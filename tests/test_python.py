@@ -125,6 +125,10 @@ except AssertionError as e:
     ok("h_res" in s.splitlines()[0] and "d_fn" in s.splitlines()[0] and "tensor               shape" in s
        and "compare: 10 tensors, 2 mismatched" in s, "check's message: %s" % s)
 ok(mhc.check(o1, o1).count(" ok") == len(o1), "check passes on itself")
+# one version: the module's and each loaded library's mhc_version()
+for dt in ("float64", "float32"):
+    lv = mhc.library_version(dt)
+    ok(lv == mhc.__version__, "library_version(%s) = %r, module %s" % (dt, lv, mhc.__version__))
 
 print("test_python: %d cases bit-identical to mhc verify; %d passed, %d failed" % (cases, passed, failed))
 sys.exit(1 if failed else 0)

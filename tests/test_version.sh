@@ -24,6 +24,10 @@ rel=$(sed -n 's/^## \[\([0-9][0-9.]*\)\].*/\1/p' CHANGELOG.md | head -n 1)
 grep -q '^## \[Unreleased\]' CHANGELOG.md || failed "CHANGELOG.md has no '## [Unreleased]' section"
 checked="$checked, CHANGELOG.md"
 
+pyver=$(sed -n 's/^__version__ = "\([^"]*\)"$/\1/p' python/mhc.py)
+[ "$pyver" = "$ver" ] || failed "python/mhc.py's __version__ is '$pyver', mhc.h says $ver"
+checked="$checked, python/mhc.py"
+
 pcver() { sed -n 's/^Version: *//p' "$1"; }
 if [ -n "$pc" ]; then
     [ "$(pcver "$pc")" = "$ver" ] || failed "$pc says Version: '$(pcver "$pc")', mhc.h says $ver"
