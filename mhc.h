@@ -5637,6 +5637,12 @@ static void mhc__sk_exec(const mhc_hc_spec *s, mhc_real *y, const mhc_real *dy, 
 }
 
 /* The projections' scratch against ctx's limit (mhc__scratch_ok), with the formula. */
+static mhc_hc_spec mhc__spec_zero(void) {
+    mhc_hc_spec s;
+    memset(&s, 0, sizeof s);
+    return s;
+}
+
 static mhc_result mhc__sk_scratch_ok(mhc_ctx *ctx, const char *fname, const mhc_hc_spec *s, int nch, size_t total) {
     char what[256];
     int n = s->n, g = mhc__sk_plain(s) ? mhc__proj_group(s->projection, n) : 1;
@@ -5675,7 +5681,7 @@ static mhc_result mhc__sinkhorn_run(mhc_ctx *ctx, const char *fname, const mhc_h
 
 MHCDEF mhc_result mhc_sinkhorn_forward(mhc_ctx *ctx, mhc_projection proj, int n, int iters, double eps,
                                        mhc_real *out, const mhc_real *logits, int T) {
-    mhc_hc_spec s;
+    mhc_hc_spec s = mhc__spec_zero();   /* filled by the check (zeroed: gcc -O2 cannot see that) */
     mhc_result r = mhc__proj_args(ctx, "mhc_sinkhorn_forward", proj, n, iters, eps, out, logits, T, &s);
     if (r != MHC_OK) return r;
     return mhc__sinkhorn_run(ctx, "mhc_sinkhorn_forward", &s, out, NULL, logits, T, 0);
@@ -5683,7 +5689,7 @@ MHCDEF mhc_result mhc_sinkhorn_forward(mhc_ctx *ctx, mhc_projection proj, int n,
 
 MHCDEF mhc_result mhc_sinkhorn_backward(mhc_ctx *ctx, mhc_projection proj, int n, int iters, double eps,
                                         mhc_real *d_logits, const mhc_real *d_out, const mhc_real *logits, int T) {
-    mhc_hc_spec s;
+    mhc_hc_spec s = mhc__spec_zero();   /* filled by the check (zeroed: gcc -O2 cannot see that) */
     mhc_result r = mhc__proj_args(ctx, "mhc_sinkhorn_backward", proj, n, iters, eps, d_logits, logits, T, &s);
     if (r != MHC_OK) return r;
     if (!d_out) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_sinkhorn_backward: d_out is NULL");
@@ -5692,7 +5698,7 @@ MHCDEF mhc_result mhc_sinkhorn_backward(mhc_ctx *ctx, mhc_projection proj, int n
 
 MHCDEF mhc_result mhc_kron_forward(mhc_ctx *ctx, int nfactors, const int *factors, mhc_real *out,
                                    const mhc_real *logits, int T) {
-    mhc_hc_spec s;
+    mhc_hc_spec s = mhc__spec_zero();
     mhc_result r = mhc__kron_args(ctx, "mhc_kron_forward", nfactors, factors, out, logits, T, &s);
     if (r != MHC_OK) return r;
     return mhc__sinkhorn_run(ctx, "mhc_kron_forward", &s, out, NULL, logits, T, 0);
@@ -5700,7 +5706,7 @@ MHCDEF mhc_result mhc_kron_forward(mhc_ctx *ctx, int nfactors, const int *factor
 
 MHCDEF mhc_result mhc_kron_backward(mhc_ctx *ctx, int nfactors, const int *factors, mhc_real *d_logits,
                                     const mhc_real *d_out, const mhc_real *logits, int T) {
-    mhc_hc_spec s;
+    mhc_hc_spec s = mhc__spec_zero();
     mhc_result r = mhc__kron_args(ctx, "mhc_kron_backward", nfactors, factors, d_logits, logits, T, &s);
     if (r != MHC_OK) return r;
     if (!d_out) return mhc_fail(ctx, MHC_ERR_NULL, "mhc_kron_backward: d_out is NULL");
