@@ -72,7 +72,7 @@ $(foreach p,f32 f64,$(eval $(call PREC_RULE,$(p))))
 
 # (2) the tool's objects: $(BUILD)/tool_<name>.o from tools/<name>.c (float: the training
 #     precision; the verifier's computation is the verify_impl pair above)
-TOOL_OBJS = $(addprefix $(BUILD)/tool_,main.o train.o sample.o verify.o compare.o impl.o)
+TOOL_OBJS = $(addprefix $(BUILD)/tool_,main.o train.o sample.o verify.o compare.o impl.o make_case.o)
 $(BUILD)/tool_%.o: tools/%.c | $(BUILD)
 	$(CC) $(CFLAGS) $(DEPS) $(POSIX) $(OMPFLAGS) -c $< -o $@
 

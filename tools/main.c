@@ -5,6 +5,8 @@
  *   mhc sample --resume CKPT [options]  text from a trained model (tools/sample.c)
  *   mhc verify CASE_DIR --out OUT_DIR   run one verification case through the library (tools/verify.c)
  *   mhc compare OUT_DIR EXPECTED_DIR    compare two directories of .npy tensors (tools/compare.c)
+ *   mhc make-case --preset P --n N ...  a case whose inputs expose every convention slip, with its
+ *                                       power table (tools/make_case.c)
  *   mhc gpt-export DIR [options]        a GPT's initial weights and a batch (tools/train.c)
  *   mhc version                         print the library version, precision and matmul kernel
  *   mhc help                            the usage text
@@ -23,6 +25,9 @@ static void tool_usage(FILE *f) {
             "                                    write its outputs as OUT_DIR/<name>.npy\n"
             "  compare OUT_DIR EXPECTED_DIR [--rtol R] [--atol A]\n"
             "                                    compare the .npy tensors of two directories\n"
+            "  make-case --preset P --n N --out DIR [options]\n"
+            "                                    write a case that every convention slip fails, with\n"
+            "                                    DIR/power.txt (mhc make-case --help)\n"
             "  train [options]                   train the small GPT (mhc train --help)\n"
             "  demo [options]                    train none, hc and mhc side by side (make demo)\n"
             "  demo --projections [options]      none, hc, mhc, lite, kromhc and ortho, one table\n"
@@ -43,6 +48,7 @@ int main(int argc, char **argv) {
     }
     if (strcmp(cmd, "verify") == 0) return tool_cmd_verify(argc - 1, argv + 1);
     if (strcmp(cmd, "compare") == 0) return tool_cmd_compare(argc - 1, argv + 1);
+    if (strcmp(cmd, "make-case") == 0) return tool_cmd_make_case(argc - 1, argv + 1);
     if (strcmp(cmd, "train") == 0) return tool_cmd_train(argc - 1, argv + 1);
     if (strcmp(cmd, "demo") == 0) return tool_cmd_demo(argc - 1, argv + 1);
     if (strcmp(cmd, "sample") == 0) return tool_cmd_sample(argc - 1, argv + 1);

@@ -34,6 +34,21 @@ int tool_compare_args(int argc, char **argv, const char **out_dir, const char **
                       char *err, size_t cap);
 /* mhc verify ... (tools/verify.c) */
 int tool_cmd_verify(int argc, char **argv);
+/* mhc make-case ... (tools/make_case.c): a case whose inputs expose every convention slip */
+typedef struct tool_make_case_opts {
+    int op;                    /* TOOL_VERIFY_LAYER, _SINKHORN or _HEAD (tools/verify.h) */
+    const char *preset, *out;  /* a preset name; the case directory (new or empty unless force) */
+    int n, T, C, f32, force;
+    unsigned long long seed;
+    double min_power;          /* every slip that applies must reach this err/tol (100) */
+} tool_make_case_opts;
+/* Its command line (argv[0] = "make-case"): 0 with *o filled, 1 for --help, 2 with a message. Touches no file. */
+int tool_make_case_args(int argc, char **argv, tool_make_case_opts *o, char *err, size_t cap);
+/* Write the case and DIR/power.txt (its table also to report unless NULL). 0: every slip that applies
+   reaches o->min_power; 1: written, but some slip stays under it; 2: not written (bad preset/n, I/O).
+   err gets the closing line (what was written, or the problem). */
+int tool_make_case(const tool_make_case_opts *o, FILE *report, char *err, size_t cap);
+int tool_cmd_make_case(int argc, char **argv);
 /* mhc train ... / mhc demo ... (tools/train.c) */
 int tool_cmd_train(int argc, char **argv);
 int tool_cmd_demo(int argc, char **argv);
