@@ -384,7 +384,7 @@ clean: ## remove build/
 # The verifier's parser and computation (tools/verify.c, tools/verify_impl.c), the compare table
 # (tools/compare.c) and tools/pylib.c, built -fPIC. `make test` runs tests/test_python.py when
 # /usr/bin/python3 has NumPy (else it says skipped).
-PY_COMMON = $(addprefix $(BUILD)/pic/,tool_verify.o tool_compare.o tool_impl.o verify_impl_f32.o verify_impl_f64.o)
+PY_COMMON = $(addprefix $(BUILD)/pic/,tool_verify.o tool_compare.o tool_impl.o tool_make_case.o verify_impl_f32.o verify_impl_f64.o)
 $(BUILD)/pic:
 	mkdir -p $@
 $(BUILD)/pic/tool_%.o: tools/%.c | $(BUILD)/pic

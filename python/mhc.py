@@ -14,6 +14,7 @@ exp_shift (0 is an actual 0).
 """
 import ctypes
 import os
+import re
 import shutil
 import tempfile
 
@@ -63,6 +64,10 @@ def _lib(dtype):
     lib.mhc_py_compare_dirs.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_double, ctypes.c_double,
                                         ctypes.c_char_p, ctypes.c_size_t]
     lib.mhc_py_compare_dirs.restype = ctypes.c_int
+    lib.mhc_py_make_case.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+                                     ctypes.c_int, ctypes.c_ulonglong, ctypes.c_double, ctypes.c_int,
+                                     ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t]
+    lib.mhc_py_make_case.restype = ctypes.c_int
     lib.mhc_version.argtypes = []
     lib.mhc_version.restype = ctypes.c_char_p
     _LIBS[tag] = lib
@@ -216,3 +221,43 @@ def check(mine, ref, rtol=None, atol=None, dtype="float64"):
                and not ln.startswith("compare:")]
         raise AssertionError("%d tensor(s) disagree with mhc.h: %s\n%s" % (r, ", ".join(bad), table))
     return table
+
+
+def make_case(out, preset, n, op="layer", T=18, C=8, dtype="float64", seed=1, min_power=100.0, force=False):
+    """`mhc make-case`: write a case (out/case.txt, the inputs, out/expected/) whose inputs make every
+    common convention slip move some tensor by >= min_power x compare's tolerance, and out/power.txt.
+    Returns {"ok": every slip that applies reached min_power, "minimum": the smallest err/tol,
+    "slips": [(slip, err/tol, tensor, status), ...], "message": make-case's closing line}.
+    Raises ValueError when nothing could be written (a bad preset, n, option or directory)."""
+    if op not in ("layer", "sinkhorn", "head"):
+        raise ValueError("op %r: expected 'layer', 'sinkhorn' or 'head'" % (op,))
+    if dtype not in ("float64", "float32"):
+        raise ValueError("dtype %r: expected 'float64' or 'float32'" % (dtype,))
+    for name, v in (("n", n), ("T", T), ("C", C), ("seed", seed)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise ValueError("%s = %r: expected an integer" % (name, v))
+    if int(seed) < 0:
+        raise ValueError("seed = %r: expected a non-negative integer" % (seed,))
+    lib = _lib("float64")
+    err = ctypes.create_string_buffer(4096)
+    rc = lib.mhc_py_make_case(op.encode(), str(preset).encode(), int(n), int(T), int(C), int(dtype == "float32"),
+                              ctypes.c_ulonglong(int(seed)), float(min_power), int(bool(force)),
+                              os.fsencode(out), err, len(err))
+    msg = err.value.decode(errors="replace")
+    if rc == 2:
+        raise ValueError(msg)
+    slips, minimum = [], None
+    with open(os.path.join(out, "power.txt")) as f:
+        for ln in f:
+            if ln.startswith("#") or not ln.strip():
+                continue
+            if ln.startswith("minimum "):
+                w = ln.split()[1]
+                minimum = None if w == "-" else float(w)
+                continue
+            # "<slip>  <err/tol>  <tensor>  <status>": the first split that leaves a known status
+            m = re.match(r"^(.*?)\s+(inf|-|[-+0-9.e]+)\s+(\S+)\s+(ok|WEAK|FAILED.*|n/a \(.*\))$", ln.rstrip("\n"))
+            if m:
+                w = m.group(2)
+                slips.append((m.group(1), -1.0 if w == "-" else float(w), m.group(3), m.group(4)))
+    return {"ok": rc == 0, "minimum": minimum, "slips": slips, "message": msg}

@@ -21,6 +21,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,6 +92,27 @@ static int cmp_same_shape(const mhc_npy *a, const mhc_npy *b) {
     for (i = 0; i < a->ndim; i++)
         if (a->shape[i] != b->shape[i]) return 0;
     return 1;
+}
+
+/* A case made by `mhc make-case` has EXPECTED_DIR/../power.txt: print its "minimum" line, the
+   weakest convention slip these inputs expose (in multiples of the default tolerance). */
+static void cmp_power_line(const char *exp_dir, FILE *report) {
+    char path[4096];
+    void *buf;
+    size_t len;
+    const char *line;
+    mhc_ctx ctx;
+    mhc_ctx_init(&ctx);
+    if ((size_t)snprintf(path, sizeof path, "%s/../power.txt", exp_dir) >= sizeof path) return;
+    if (mhc_read_file_max(&ctx, path, (size_t)1 << 20, &buf, &len) != MHC_OK) return;
+    for (line = (const char *)buf; line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+        if (strncmp(line, "minimum ", 8) == 0) {
+            int w = (int)(strchr(line, '\n') ? strchr(line, '\n') - line : (ptrdiff_t)strlen(line));
+            fprintf(report, "compare: the case's power (power.txt): %.*s; every convention slip listed there moves some "
+                            "tensor by at least that many tolerances (at its dtype's defaults)\n", w > 300 ? 300 : w, line);
+            break;
+        }
+    free(buf);
 }
 
 int tool_compare_dirs(const char *out_dir, const char *exp_dir, double rtol, double atol, FILE *report) {
@@ -190,6 +212,7 @@ int tool_compare_dirs(const char *out_dir, const char *exp_dir, double rtol, dou
     if (report)
         fprintf(report, "compare: %d tensors, %d mismatched (element fails if |out-exp| > atol*max(1,max|exp|) + "
                         "rtol*|exp|; rtol %g, atol %g)\n", count, mismatches, rtol, atol);
+    if (report) cmp_power_line(exp_dir, report);
     cmp_free_names(names, count);
     return mismatches;
 }

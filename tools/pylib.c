@@ -225,3 +225,27 @@ int mhc_py_compare_dirs(const char *out_dir, const char *exp_dir, double rtol, d
     free(buf);
     return r;
 }
+
+/* mhc make-case (tools/make_case.c) for python/mhc.py's make_case: op "layer" | "sinkhorn" |
+   "head"; the return value is tool_make_case's (0 the case has the power, 1 written but some slip
+   weak, 2 not written) with its closing line in err. */
+int mhc_py_make_case(const char *op, const char *preset, int n, int T, int C, int f32, unsigned long long seed,
+                     double min_power, int force, const char *out, char *err, size_t cap);
+int mhc_py_make_case(const char *op, const char *preset, int n, int T, int C, int f32, unsigned long long seed,
+                     double min_power, int force, const char *out, char *err, size_t cap) {
+    tool_make_case_opts o;
+    memset(&o, 0, sizeof o);
+    if (!op || !preset || !out) { snprintf(err, cap, "op, preset and out are required"); return 2; }
+    if (strcmp(op, "layer") == 0) o.op = TOOL_VERIFY_LAYER;
+    else if (strcmp(op, "sinkhorn") == 0) o.op = TOOL_VERIFY_SINKHORN;
+    else if (strcmp(op, "head") == 0) o.op = TOOL_VERIFY_HEAD;
+    else { snprintf(err, cap, "op '%.100s': expected layer, sinkhorn or head", op); return 2; }
+    if (n < 1 || n > 64 || T < 1 || T > 4096 || C < 1 || C > 4096) {
+        snprintf(err, cap, "n = %d, T = %d, C = %d: n must be in 1..64, T and C in 1..4096", n, T, C);
+        return 2;
+    }
+    if (!(min_power >= 0) || min_power > DBL_MAX) { snprintf(err, cap, "min_power must be a finite number >= 0"); return 2; }
+    o.preset = preset; o.out = out; o.n = n; o.T = T; o.C = C; o.f32 = f32 != 0; o.force = force != 0;
+    o.seed = seed; o.min_power = min_power;
+    return tool_make_case(&o, NULL, err, cap);
+}
