@@ -177,6 +177,8 @@ def param_shapes(n, C, op="layer", preset="dsv4", **knobs):
         raise ValueError("preset must be a string, got %r" % (preset,))
     if op not in ("layer", "head"):
         raise ValueError("op %r: expected 'layer' or 'head' (sinkhorn has no parameters)" % (op,))
+    if not 1 <= int(C) <= 2 ** 31 - 1:
+        raise ValueError("C = %r: expected an integer in 1..2^31-1" % (C,))
     knobs = dict(knobs)
     dtype = knobs.pop("dtype", "float64")
     text = _knob_text(op, preset, int(n), dtype, knobs).encode()

@@ -137,6 +137,8 @@ for pre in ("lite", "kromhc", "lucidrains"):
     ok(o["d_fn"].shape == ps["fn"] and o["d_norm_weight"].shape == ps["norm_weight"], "param_shapes %s: %s" % (pre, ps))
 raises(lambda: mhc.param_shapes(4, 5, sinkhorn_iterz=3), "unknown key 'sinkhorn_iterz'", "param_shapes unknown knob")
 raises(lambda: mhc.param_shapes(4, 0), "C = 0", "param_shapes C = 0")
+raises(lambda: mhc.param_shapes(4, 2 ** 40), "C = 1099511627776", "param_shapes C = 2^40")
+raises(lambda: mhc.param_shapes(4, 2 ** 30), "overflows", "param_shapes n*C overflow")
 raises(lambda: mhc.param_shapes(4, 5, op="sinkhorn"), "sinkhorn has no parameters", "param_shapes op")
 # mhc.torch is looked up lazily (test_python_torch.py checks it); other names are AttributeError
 try:
