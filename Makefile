@@ -337,7 +337,7 @@ test-cuda-tsan: ## the CUDA emulation under ThreadSanitizer (build/tsan)
 
 # ---- install (CMake users: CMakeLists.txt). `make install PREFIX=/usr/local DESTDIR=` installs
 # mhc.h and mhc_cuda.cu (INCLUDEDIR), build/mhc (BINDIR), mhc.pc (PKGCONFIGDIR), and where they
-# were built: build/libmhc_f64.so, build/libmhc_f32.so (LIBDIR) and python/mhc.py (PYTHONDIR).
+# were built: build/libmhc_f64.so, build/libmhc_f32.so (LIBDIR), python/mhc.py + mhc_torch.py (PYTHONDIR).
 # `make uninstall` removes the same files. One version, the header's: `make version`. ----------
 MHC_VERSION := $(shell sed -n 's/^[#]define MHC_VERSION_STRING "\(.*\)"$$/\1/p' $(HDR))
 PREFIX       ?= /usr/local
@@ -355,7 +355,7 @@ version: ## print the version (mhc.h's MHC_VERSION_STRING)
 $(BUILD)/mhc.pc: cmake/mhc.pc.in .FORCE | $(BUILD)
 	@sed -e 's|@MHC_PC_PREFIX@|$(PREFIX)|' -e 's|@MHC_PC_INCLUDEDIR@|$(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))|' \
 	  -e 's|@MHC_PC_VERSION@|$(MHC_VERSION)|' cmake/mhc.pc.in > $@.tmp && mv $@.tmp $@
-install: $(BUILD)/mhc $(BUILD)/mhc.pc ## install the header, build/mhc, mhc.pc (+ shared libs, python/mhc.py if built)
+install: $(BUILD)/mhc $(BUILD)/mhc.pc ## install the header, build/mhc, mhc.pc (+ shared libs, python/mhc.py, mhc_torch.py if built)
 	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(PKGCONFIGDIR)
 	install -m 644 mhc.h mhc_cuda.cu $(DESTDIR)$(INCLUDEDIR)/
 	install -m 755 $(BUILD)/mhc $(DESTDIR)$(BINDIR)/mhc
@@ -363,11 +363,12 @@ install: $(BUILD)/mhc $(BUILD)/mhc.pc ## install the header, build/mhc, mhc.pc (
 	@for l in $(SHARED_LIBS); do [ -f $(BUILD)/$$l ] || continue; \
 	  echo "install -m 755 $(BUILD)/$$l $(DESTDIR)$(LIBDIR)/$$l"; \
 	  install -d $(DESTDIR)$(LIBDIR) && install -m 755 $(BUILD)/$$l $(DESTDIR)$(LIBDIR)/$$l || exit 1; done
-	@if [ -f python/mhc.py ]; then echo "install -m 644 python/mhc.py $(DESTDIR)$(PYTHONDIR)/mhc.py"; \
-	  install -d $(DESTDIR)$(PYTHONDIR) && install -m 644 python/mhc.py $(DESTDIR)$(PYTHONDIR)/mhc.py; fi
+	@if [ -f python/mhc.py ]; then echo "install -m 644 python/mhc.py python/mhc_torch.py $(DESTDIR)$(PYTHONDIR)/"; \
+	  install -d $(DESTDIR)$(PYTHONDIR) && install -m 644 python/mhc.py python/mhc_torch.py $(DESTDIR)$(PYTHONDIR)/; fi
 uninstall: ## remove what `make install` installed (same PREFIX and DESTDIR)
 	rm -f $(DESTDIR)$(INCLUDEDIR)/mhc.h $(DESTDIR)$(INCLUDEDIR)/mhc_cuda.cu $(DESTDIR)$(BINDIR)/mhc \
-	  $(DESTDIR)$(PKGCONFIGDIR)/mhc.pc $(addprefix $(DESTDIR)$(LIBDIR)/,$(SHARED_LIBS)) $(DESTDIR)$(PYTHONDIR)/mhc.py
+	  $(DESTDIR)$(PKGCONFIGDIR)/mhc.pc $(addprefix $(DESTDIR)$(LIBDIR)/,$(SHARED_LIBS)) $(DESTDIR)$(PYTHONDIR)/mhc.py \
+	  $(DESTDIR)$(PYTHONDIR)/mhc_torch.py
 	-rmdir $(DESTDIR)$(PYTHONDIR) $(DESTDIR)$(DATADIR)/mhc 2>/dev/null
 test-version: $(BUILD)/mhc $(BUILD)/mhc.pc ## one version in mhc.h, mhc version, CHANGELOG.md, mhc.pc, CMake's version file
 	@sh tests/test_version.sh $(BUILD)/mhc $(BUILD)/mhc.pc
@@ -382,8 +383,9 @@ clean: ## remove build/
 
 # ---- python (issue 13): build/libmhc_f64.so, build/libmhc_f32.so for python/mhc.py ------------
 # The verifier's parser and computation (tools/verify.c, tools/verify_impl.c), the compare table
-# (tools/compare.c) and tools/pylib.c, built -fPIC. `make test` runs tests/test_python.py when
-# /usr/bin/python3 has NumPy (else it says skipped).
+# (tools/compare.c) and tools/pylib.c, built -fPIC. `make test` runs tests/test_python.py and
+# tests/test_python_torch.py (mhc.torch; it says skipped without torch) when /usr/bin/python3 has
+# NumPy (else it says skipped).
 PY_COMMON = $(addprefix $(BUILD)/pic/,tool_verify.o tool_compare.o tool_impl.o tool_make_case.o verify_impl_f32.o verify_impl_f64.o)
 $(BUILD)/pic:
 	mkdir -p $@

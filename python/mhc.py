@@ -10,17 +10,25 @@ results are bit-identical to the CLI's. Bad input (a shape, a dtype, NaN/Inf, an
 raises ValueError with the library's message. Every key of case.txt (tests/vectors/README.md)
 is a keyword: sinkhorn_iters, sinkhorn_eps, norm_eps, pre_eps, post_mult, orient, projection,
 variant, kron_factors, ns_iters, norm_eps_mode, norm_scope, sinkhorn_eps_mode, sinkhorn_order,
-exp_shift (0 is an actual 0).
+exp_shift (0 is an actual 0). mhc.param_shapes(n, C, preset=...) gives the parameter shapes a
+preset (and knobs) takes.
+
+mhc.torch (python/mhc_torch.py, imported on first access; needs PyTorch, else ImportError):
+MHCLayerRef, the layer through mhc.h in float64 as a torch.nn.Module with gradients, and
+MHCLayerFunction, its torch.autograd.Function. `import mhc` itself never imports torch.
 """
 import ctypes
+import importlib
+import importlib.util
 import os
 import re
 import shutil
+import sys
 import tempfile
 
 import numpy as np
 
-__all__ = ["layer", "sinkhorn", "head", "check", "MHCError", "library_version"]
+__all__ = ["layer", "sinkhorn", "head", "check", "compare", "make_case", "param_shapes", "library_version"]   # not torch
 
 # The release this module belongs to; tests/test_version.sh checks it against mhc.h's
 # MHC_VERSION_STRING, and library_version() reads the loaded library's own.
@@ -68,6 +76,9 @@ def _lib(dtype):
                                      ctypes.c_int, ctypes.c_ulonglong, ctypes.c_double, ctypes.c_int,
                                      ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t]
     lib.mhc_py_make_case.restype = ctypes.c_int
+    lib.mhc_py_param_shapes.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int, ctypes.POINTER(ctypes.c_int),
+                                        ctypes.c_char_p, ctypes.c_size_t]
+    lib.mhc_py_param_shapes.restype = ctypes.c_int
     lib.mhc_version.argtypes = []
     lib.mhc_version.restype = ctypes.c_char_p
     _LIBS[tag] = lib
@@ -160,6 +171,28 @@ def layer(x, fn, scale, base, f_out=None, d_out=None, d_layer_input=None, norm_w
     if d_out is None and d_layer_input is None:
         o = {k: v for k, v in o.items() if not k.startswith("d_")}
     return o
+
+
+def param_shapes(n, C, op="layer", preset="dsv4", **knobs):
+    """The parameter shapes op (layer or head) takes for n streams of C channels under a preset and
+    knobs, as mhc.h's mhc_hc_param_shapes gives them: a dict fn (rows, columns), scale, base,
+    norm_weight (1-tuples), or {} for variant none (no parameters). E.g. dsv4, n = 4, C = 8:
+    fn (24, 32), scale (3,), base (24,), norm_weight (32,); variant hc: fn (n + 2, C)."""
+    if not isinstance(preset, str):
+        raise ValueError("preset must be a string, got %r" % (preset,))
+    if op not in ("layer", "head"):
+        raise ValueError("op %r: expected 'layer' or 'head' (sinkhorn has no parameters)" % (op,))
+    if not 1 <= int(C) <= 2 ** 31 - 1:
+        raise ValueError("C = %r: expected an integer in 1..2^31-1" % (C,))
+    knobs = dict(knobs)
+    dtype = knobs.pop("dtype", "float64")
+    text = _knob_text(op, preset, int(n), dtype, knobs).encode()
+    sh, err = (ctypes.c_int * 5)(), ctypes.create_string_buffer(2048)
+    if _lib("float64").mhc_py_param_shapes(text, len(text), int(C), sh, err, len(err)) != 0:
+        raise ValueError(err.value.decode(errors="replace"))
+    if sh[0] == 0:
+        return {}
+    return {"fn": (sh[0], sh[1]), "scale": (sh[2],), "base": (sh[3],), "norm_weight": (sh[4],)}
 
 
 def sinkhorn(logits, d_out=None, preset="dsv4", dtype="float64", **knobs):
@@ -261,3 +294,32 @@ def make_case(out, preset, n, op="layer", T=18, C=8, dtype="float64", seed=1, mi
                 w = m.group(2)
                 slips.append((m.group(1), -1.0 if w == "-" else float(w), m.group(3), m.group(4)))
     return {"ok": rc == 0, "minimum": minimum, "slips": slips, "message": msg}
+
+
+def __getattr__(name):
+    """mhc.torch: python/mhc_torch.py, imported on first access (PEP 562) so that `import mhc`
+    works without PyTorch."""
+    if name != "torch":
+        raise AttributeError("module %r has no attribute %r" % (__name__, name))
+    try:
+        import torch  # noqa: F401
+    except ImportError as e:
+        raise ImportError("mhc.torch needs PyTorch (import torch failed: %s); install torch "
+                          "(pip install torch, or apt-get install python3-torch). mhc.layer, mhc.head, "
+                          "mhc.sinkhorn and mhc.check work without it." % (e,)) from e
+    mod = sys.modules.get("mhc_torch")
+    if mod is None:
+        path = os.path.join(_HERE, "mhc_torch.py")
+        if os.path.exists(path):   # the copy next to this file, even when python/ is not on sys.path
+            spec = importlib.util.spec_from_file_location("mhc_torch", path)
+            mod = importlib.util.module_from_spec(spec)
+            sys.modules["mhc_torch"] = mod
+            try:
+                spec.loader.exec_module(mod)
+            except BaseException:
+                del sys.modules["mhc_torch"]
+                raise
+        else:
+            mod = importlib.import_module("mhc_torch")
+    globals()["torch"] = mod
+    return mod

@@ -125,6 +125,27 @@ except AssertionError as e:
     ok("h_res" in s.splitlines()[0] and "d_fn" in s.splitlines()[0] and "tensor               shape" in s
        and "compare: 10 tensors, 2 mismatched" in s, "check's message: %s" % s)
 ok(mhc.check(o1, o1).count(" ok") == len(o1), "check passes on itself")
+# param_shapes: mhc_hc_param_shapes for a preset and knobs, and mhc.layer accepts those shapes
+ok(mhc.param_shapes(4, 5) == {"fn": (24, 20), "scale": (3,), "base": (24,), "norm_weight": (20,)}, "param_shapes dsv4")
+ok(mhc.param_shapes(4, 5, variant="hc")["fn"] == (6, 5), "param_shapes hc: fn [n+2, C]")
+ok(mhc.param_shapes(4, 5, op="head")["fn"] == (4, 20), "param_shapes head: fn [n, n*C]")
+ok(mhc.param_shapes(1, 5, variant="none") == {}, "param_shapes none: no parameters")
+for pre in ("lite", "kromhc", "lucidrains"):
+    ps = mhc.param_shapes(4, 5, preset=pre)
+    o = mhc.layer(x, *[rng.normal(size=ps[k]) for k in ("fn", "scale", "base")], norm_weight=np.ones(ps["norm_weight"]),
+                  d_out=np.ones((T, n, C)), preset=pre)
+    ok(o["d_fn"].shape == ps["fn"] and o["d_norm_weight"].shape == ps["norm_weight"], "param_shapes %s: %s" % (pre, ps))
+raises(lambda: mhc.param_shapes(4, 5, sinkhorn_iterz=3), "unknown key 'sinkhorn_iterz'", "param_shapes unknown knob")
+raises(lambda: mhc.param_shapes(4, 0), "C = 0", "param_shapes C = 0")
+raises(lambda: mhc.param_shapes(4, 2 ** 40), "C = 1099511627776", "param_shapes C = 2^40")
+raises(lambda: mhc.param_shapes(4, 2 ** 30), "overflows", "param_shapes n*C overflow")
+raises(lambda: mhc.param_shapes(4, 5, op="sinkhorn"), "sinkhorn has no parameters", "param_shapes op")
+# mhc.torch is looked up lazily (test_python_torch.py checks it); other names are AttributeError
+try:
+    mhc.no_such_name
+    ok(False, "mhc.no_such_name: no AttributeError")
+except AttributeError as e:
+    ok("no_such_name" in str(e), "mhc.no_such_name: AttributeError")
 # one version: the module's and each loaded library's mhc_version()
 for dt in ("float64", "float32"):
     lv = mhc.library_version(dt)

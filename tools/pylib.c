@@ -15,6 +15,12 @@
  *   int mhc_py_compare_dirs(const char *out_dir, const char *exp_dir, double rtol, double atol,
  *                           char *report, size_t cap)
  *     tool_compare_dirs with its table written into report.
+ *   int mhc_py_param_shapes(const char *text, size_t len, int C, int *shapes, char *err, size_t cap)
+ *     The parameter shapes the case text (op layer or head; n, preset, knobs; the dtype is not
+ *     checked) takes for C channels, as mhc_hc_param_shapes gives them: shapes[5] = fn rows,
+ *     fn columns, scale, base, norm_weight (all 0: variant none, no parameters). 0 or 2 + err.
+ *   int mhc_py_make_case(op, preset, n, T, C, f32, seed, min_power, force, out, err, cap)
+ *     `mhc make-case` (tools/make_case.c): 0, 1 (written, some slip weak) or 2 with err.
  *   int mhc_py_precision(void): 64 or 32. */
 #include <float.h>
 #include <stdint.h>
@@ -44,6 +50,7 @@ int mhc_py_precision(void);
 int mhc_py_run(const char *text, size_t len, const int *in_shape, const double *const *in, double *const *out,
                int *out_shape, char *err, size_t cap);
 int mhc_py_compare_dirs(const char *out_dir, const char *exp_dir, double rtol, double atol, char *report, size_t cap);
+int mhc_py_param_shapes(const char *text, size_t len, int C, int *shapes, char *err, size_t cap);
 
 int mhc_py_precision(void) { return PY_F32 ? 32 : 64; }
 
@@ -248,4 +255,24 @@ int mhc_py_make_case(const char *op, const char *preset, int n, int T, int C, in
     o.preset = preset; o.out = out; o.n = n; o.T = T; o.C = C; o.f32 = f32 != 0; o.force = force != 0;
     o.seed = seed; o.min_power = min_power;
     return tool_make_case(&o, NULL, err, cap);
+}
+
+int mhc_py_param_shapes(const char *text, size_t len, int C, int *shapes, char *err, size_t cap) {
+    tool_verify_case_txt c;
+    mhc_hc_spec s;
+    mhc_ctx ctx;
+    int fs[2] = {0, 0}, ns = 0, nb = 0, nw = 0;
+    if (!err || cap < 1) return 2;
+    err[0] = 0;
+    if (!text || !shapes) { snprintf(err, cap, "NULL argument"); return 2; }
+    if (tool_verify_parse_case(text, len, "case", &c, err, cap)) return 2;
+    if (c.op == TOOL_VERIFY_SINKHORN) { snprintf(err, cap, "op sinkhorn has no parameters (op layer or head)"); return 2; }
+    mhc_ctx_init(&ctx);
+    if (mhc_hc_resolve(&ctx, &c.cfg, c.n, &s) != MHC_OK ||
+        mhc_hc_param_shapes(&ctx, &s, C, c.op == TOOL_VERIFY_HEAD, fs, &ns, &nb, &nw) != MHC_OK) {
+        snprintf(err, cap, "%s", mhc_ctx_message(&ctx));
+        return 2;
+    }
+    shapes[0] = fs[0]; shapes[1] = fs[1]; shapes[2] = ns; shapes[3] = nb; shapes[4] = nw;
+    return 0;
 }
