@@ -30,7 +30,7 @@ HDR     = mhc.h
 # the tool's objects need POSIX (dirent.h, isatty, clock_gettime, mkdir); the library does not
 POSIX   = -D_POSIX_C_SOURCE=200809L
 
-.PHONY: all help test test-asan test-cli test-train test-hostile test-examples check-compile check-quickstart check-examples examples \
+.PHONY: all help test test-asan test-cli test-make-case test-train test-hostile test-examples check-compile check-quickstart check-examples examples \
         demo demo-projections bench valgrind valgrind-train fuzz fuzz-build fuzz-check fuzz-replay fuzz-seeds fuzz-targets \
         cuda test-cuda-emu test-cuda-tsan clean
 .SECONDEXPANSION:
@@ -119,7 +119,7 @@ check-quickstart: $(BUILD)/quickstart.c ## the header's quick-start example comp
 	else echo "$(CXX) not installed: skipping the quick start's C++ check"; fi
 
 # ---- tests ----------------------------------------------------------------------------------
-TEST_STEPS = $(BUILD)/test check-compile check-quickstart $(BUILD)/readme_example test-cli test-train test-hostile test-examples \
+TEST_STEPS = $(BUILD)/test check-compile check-quickstart $(BUILD)/readme_example test-cli test-make-case test-train test-hostile test-examples \
              check-examples test-cuda-emu test-python test-version
 test: $(TEST_STEPS) ## build and run the whole suite (last line: "N passed, M failed")
 	./$(BUILD)/readme_example
@@ -130,6 +130,9 @@ test-cli: $(BUILD)/mhc ## build/mhc's exit codes and every golden vector through
 
 test-train: $(BUILD)/mhc ## mhc train end to end: resume, threads, damaged checkpoints, bad input
 	@sh tests/test_train.sh $(BUILD)/mhc
+
+test-make-case: $(BUILD)/mhc ## mhc make-case for every preset and n in {1,2,3,4,8}: each slip of each power table fails compare
+	@sh tests/test_make_case.sh $(BUILD)/mhc
 
 test-hostile: $(BUILD)/mhc ## build/mhc given hostile files and paths: devices, FIFOs, links, huge cases
 	@sh tests/test_hostile.sh $(BUILD)/mhc
@@ -407,5 +410,7 @@ $(BUILD)/libmhc_%.so: $(BUILD)/pic/pylib_%.o $(PY_COMMON)
 python: $(BUILD)/libmhc_f64.so $(BUILD)/libmhc_f32.so $(BUILD)/mhc ## the shared libraries of python/mhc.py
 test-python: python ## python/mhc.py against the CLI on the golden vectors (skipped without /usr/bin/python3 + NumPy)
 	@if /usr/bin/python3 -c "import numpy" >/dev/null 2>&1; then \
-	  MHC_BUILD=$(BUILD) /usr/bin/python3 tests/test_python.py && MHC_BUILD=$(BUILD) /usr/bin/python3 tests/test_python_torch.py; \
+	  MHC_BUILD=$(BUILD) /usr/bin/python3 tests/test_python.py && MHC_BUILD=$(BUILD) /usr/bin/python3 tests/test_python_torch.py && \
+	  { /usr/bin/python3 tests/reference/check_power.py >$(BUILD)/check_power.log || { cat $(BUILD)/check_power.log; exit 1; }; } && \
+	  tail -1 $(BUILD)/check_power.log; \
 	else echo "test-python: skipped (/usr/bin/python3 with NumPy not installed)"; fi

@@ -151,5 +151,49 @@ for dt in ("float64", "float32"):
     lv = mhc.library_version(dt)
     ok(lv == mhc.__version__, "library_version(%s) = %r, module %s" % (dt, lv, mhc.__version__))
 
+# make_case: the same bytes as `mhc make-case`, the table parsed, ok only when every slip is strong
+with tempfile.TemporaryDirectory() as t:
+    for preset, n, op, dt in (("dsv4", 4, "layer", "float64"), ("paper", 1, "layer", "float64"),
+                              ("megatron", 3, "head", "float64"), ("lite", 4, "layer", "float32")):
+        pd, cd = os.path.join(t, "py_%s_%d_%s" % (preset, n, op)), os.path.join(t, "cli_%s_%d_%s" % (preset, n, op))
+        r = mhc.make_case(pd, preset, n, op=op, dtype=dt)
+        c = subprocess.run([os.path.join(BUILD, "mhc"), "make-case", "--preset", preset, "--n", str(n), "--op", op,
+                            "--dtype", dt, "--out", cd], capture_output=True, text=True)
+        ok(r["ok"] and c.returncode == 0, "make_case %s n=%d %s %s: ok %s, CLI exit %d" % (preset, n, op, dt, r["ok"],
+                                                                                         c.returncode))
+        same = all(open(os.path.join(pd, f), "rb").read() == open(os.path.join(cd, f), "rb").read()
+                   for f in ["power.txt"] + [os.path.join("expected", e) for e in os.listdir(os.path.join(cd, "expected"))]
+                   + [e for e in os.listdir(cd) if e.endswith(".npy")])
+        ok(same, "make_case %s n=%d %s: the files differ from the CLI's" % (preset, n, op))
+        nlines = sum(1 for ln in open(os.path.join(pd, "power.txt")) if not ln.startswith(("#", "minimum")))
+        ok(len(r["slips"]) == nlines and nlines > 0, "make_case %s: %d slips parsed of %d" % (preset, len(r["slips"]),
+                                                                                             nlines))
+        strong = [s for s in r["slips"] if not s[3].startswith("n/a")]
+        ok(strong and min(s[1] for s in strong) == r["minimum"] and r["minimum"] >= 100,
+           "make_case %s: minimum %r against the slips' %r" % (preset, r["minimum"], [s[1] for s in strong]))
+        if n == 1:
+            ok(any(s[3].startswith("n/a (n = 1") for s in r["slips"]), "make_case %s n=1: no n/a slip" % preset)
+        # the case verifies through mhc.layer/head + check, like any golden vector
+        kv = case_of(pd)
+        inp = {f[:-4]: np.load(os.path.join(pd, f)) for f in os.listdir(pd) if f.endswith(".npy")}
+        exp = {f[:-4]: np.load(os.path.join(pd, "expected", f)) for f in os.listdir(os.path.join(pd, "expected"))}
+        fn_ = mhc.layer if op == "layer" else mhc.head
+        got = fn_(preset=kv["preset"], dtype=kv["dtype"], **inp)
+        try:
+            mhc.check(got, exp, dtype=dt)
+            ok(True, "")
+        except AssertionError as e:
+            ok(False, "make_case %s: the case does not check: %s" % (preset, e))
+    r = mhc.make_case(os.path.join(t, "f32"), "dsv4", 4, dtype="float32")
+    weak = [s[0] for s in r["slips"] if s[3] == "WEAK"]
+    ok(not r["ok"] and weak and all(w.startswith("sinkhorn_eps") for w in weak),
+       "make_case dsv4 float32: ok %s, weak %r (expected only the Sinkhorn eps rules)" % (r["ok"], weak))
+    raises(lambda: mhc.make_case(os.path.join(t, "e"), "nosuch", 4), "unknown preset", "make_case bad preset")
+    raises(lambda: mhc.make_case(os.path.join(t, "e"), "lite", 9), "n = 9", "make_case lite n = 9")
+    raises(lambda: mhc.make_case(os.path.join(t, "e"), "dsv4", 4, op="conv"), "expected 'layer'", "make_case op")
+    raises(lambda: mhc.make_case(os.path.join(t, "e"), "dsv4", 4.5), "expected an integer", "make_case n float")
+    raises(lambda: mhc.make_case(os.path.join(t, "f32"), "dsv4", 4), "not empty", "make_case non-empty dir")
+    ok(mhc.make_case(os.path.join(t, "f32"), "dsv4", 4, force=True)["ok"], "make_case force")
+
 print("test_python: %d cases bit-identical to mhc verify; %d passed, %d failed" % (cases, passed, failed))
 sys.exit(1 if failed else 0)

@@ -798,7 +798,7 @@ int tool_make_case(const tool_make_case_opts *o, FILE *report, char *err, size_t
         snprintf(err, cap, "%s: cannot create: %s", path, strerror(errno));
         goto done;
     }
-    fprintf(f, "# made by: mhc make-case --op %s --preset %s --n %d --T %d --C %d --dtype %s --seed %llu\n"
+    fprintf(f, "# written by mhc make-case --op %s --preset %s --n %d --T %d --C %d --dtype %s --seed %llu\n"
                "# (mhc.h %s); power.txt lists the slips these inputs expose\n",
             o->op == TOOL_VERIFY_LAYER ? "layer" : head ? "head" : "sinkhorn", o->preset, o->n, o->T, o->C,
             o->f32 ? "float32" : "float64", o->seed, mhc_version());

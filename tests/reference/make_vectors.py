@@ -1033,6 +1033,54 @@ def projection_readme():
     return mpv.readme_section()
 
 
+POWER_README = """
+## Cases with power (`mhc make-case`)
+
+The `power_*` cases are written by `build/mhc make-case` (tools/make_case.c), not by this script
+(their case.txt starts with `# written by mhc make-case`, so `make_vectors.py` leaves them alone).
+Their inputs are built so that every common convention slip (Sinkhorn iterations +-1, the other
+orientation, start, order, eps rule or max shift, eps inside/outside the RMS or dropped, the
+per-stream RMS, pre_eps, post_mult, the norm weight ignored, Newton-Schulz steps) moves some
+tensor by at least 100 x `mhc compare`'s tolerance; each `power.txt` lists every slip with the
+err/tol it produces, and `mhc compare` prints its minimum. Their expected values come from mhc.h
+in float64; `tests/reference/check_power.py` recomputes them with this script's PyTorch
+transcription of the spec (make_projection_vectors.py's for ortho; the kromhc one is skipped, its
+transcription being the peer's F.normalize) and applies every slip there too. Remake them with
+
+    for p in dsv4 tilekernels paper lite kromhc ortho megatron liger lucidrains mhc_cu; do
+      build/mhc make-case --preset $p --n 4 --out tests/vectors/power_${p}_n4 --force; done
+    build/mhc make-case --preset lite --n 4 --dtype float32 --out tests/vectors/power_lite_n4_f32 --force
+    build/mhc make-case --op head --preset dsv4 --n 4 --out tests/vectors/power_head_dsv4_n4 --force
+    build/mhc make-case --op sinkhorn --preset dsv4 --n 4 --out tests/vectors/power_sinkhorn_dsv4_n4 --force
+
+| case | op | preset | n | T | C | dtype | weakest slip (err/tol) |
+|---|---|---|---|---|---|---|---|
+"""
+
+
+def power_readme():
+    """The section on the power_* cases of `mhc make-case`, with each one's weakest slip."""
+    rows = []
+    for d in sorted(os.listdir(OUT)):
+        p = os.path.join(OUT, d, "power.txt")
+        if not d.startswith("power_") or not os.path.exists(p):
+            continue
+        kv, mins = {}, "-"
+        for ln in open(os.path.join(OUT, d, "case.txt")):
+            ln = ln.split("#")[0].strip()
+            if ln:
+                k, v = [s.strip() for s in ln.split("=", 1)]
+                kv[k] = v
+        head = open(p).readline()
+        for ln in open(p):
+            if ln.startswith("minimum "):
+                mins = ln.split()[1] + " (" + ln.split("(", 1)[1].rsplit(")", 1)[0] + ")"
+        t = head.split("--T ")[1].split()[0]
+        c = head.split("--C ")[1].split()[0]
+        rows.append(f"| {d} | {kv['op']} | {kv['preset']} | {kv['n']} | {t} | {c} | {kv['dtype']} | {mins} |")
+    return POWER_README + "\n".join(rows) + "\n"
+
+
 def foreign_case(path):
     """A case directory another generator wrote (make_projection_vectors.py marks its case.txt)."""
     with open(os.path.join(path, "case.txt")) as f:
@@ -1051,6 +1099,7 @@ def write_readme():
     with open(os.path.join(OUT, "README.md"), "w") as f:
         f.write(README_HEAD + "\n".join(rows) + "\n")
         f.write(projection_readme())
+        f.write(power_readme())
 
 
 def main():
