@@ -7,6 +7,7 @@
  *                                    mhc_hc_resolve, mhc_trainer_init on the resolved schedule;
  *   verify ARGS                      tool_verify_args;
  *   compare ARGS                     tool_compare_args;
+ *   make-case ARGS                   tool_make_case_args;
  *   case TEXT                        the rest of the input as a case.txt (tool_verify_parse_case),
  *                                    then mhc_hc_resolve and mhc_hc_param_shapes for C = 1..4.
  * Nothing reads or writes a file (the parsers only parse; their messages go to /dev/null).
@@ -135,6 +136,22 @@ static void fa_compare(int argc, char **argv) {
     if (rc < 0 || rc > 2) abort();
 }
 
+static void fa_make_case(int argc, char **argv) {
+    tool_make_case_opts o;
+    char err[256];
+    int rc;
+    memset(err, 'x', sizeof err);
+    rc = tool_make_case_args(argc, argv, &o, err, sizeof err);
+    if (!memchr(err, 0, sizeof err)) abort();
+    if (rc == 2 && !err[0]) abort();
+    if (rc == 0) {
+        if (!o.preset || !o.out || !fa_in_argv(o.preset, argc, argv) || !fa_in_argv(o.out, argc, argv)) abort();
+        if (o.n < 1 || o.n > 64 || o.T < 1 || o.T > 4096 || o.C < 1 || o.C > 4096) abort();
+        if (o.op < 0 || o.op > 2 || !fa_finite_ge0(o.min_power) || (o.f32 != 0 && o.f32 != 1)) abort();
+    }
+    if (rc < 0 || rc > 2) abort();
+}
+
 static void fa_case(const char *text, size_t len) {
     tool_verify_case_txt c;
     mhc_ctx ctx;
@@ -160,7 +177,7 @@ static void fa_case(const char *text, size_t len) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    static const char *const modes[6] = {"train", "demo", "gpt-export", "verify", "compare", "case"};
+    static const char *const modes[7] = {"train", "demo", "gpt-export", "verify", "compare", "case", "make-case"};
     char *buf, *argv[FA_MAXARG + 1];
     int argc = 0, mode = -1, i;
     size_t k, first;
@@ -170,9 +187,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size) memcpy(buf, data, size);
     buf[size] = 0;
     first = strlen(buf);
-    for (i = 0; i < 6; i++)
+    for (i = 0; i < 7; i++)
         if (strcmp(buf, modes[i]) == 0) mode = i;
-    if (mode < 0) mode = size ? data[0] % 6 : 0;
+    if (mode < 0) mode = size ? data[0] % 7 : 0;
     if (mode == 5) {
         if (first < size) fa_case(buf + first + 1, size - first - 1);
         else fa_case(buf, size);
@@ -186,6 +203,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     argv[argc] = NULL;
     if (mode <= 2) fa_train(argc, argv, mode);
     else if (mode == 3) fa_verify(argc, argv);
+    else if (mode == 6) fa_make_case(argc, argv);
     else fa_compare(argc, argv);
     free(buf);
     return 0;
