@@ -5,7 +5,7 @@
 # `mhc verify` + `mhc compare`, and each slip of its power.txt, written into case.txt as the knob
 # it names (or the norm weight removed), makes `mhc compare` fail with at least that err/tol's
 # order: the table is checked through the CLI, not only in make_case.c. n = 1 lists the slips that
-# cannot exist as n/a. A few float32 cases (those that reach the power, and one that cannot:
+# cannot exist as n/a. A few float32 cases (those that reach the power, every one fair to float32, and one that cannot:
 # the Sinkhorn eps rules are eps-sized, under float32's tolerance), and the error paths.
 mhc=${1:-build/mhc}
 tmp=${TMPDIR:-/tmp}/mhc_make_case.$$
@@ -74,6 +74,20 @@ for p in lite kromhc ortho mhc_cu; do
     d="$tmp/f32_$p"
     if "$mhc" make-case --preset $p --n 4 --dtype float32 --out "$d" >"$tmp/log" 2>&1; then ok; check_case "$d"
     else bad "make-case --preset $p --n 4 --dtype float32: $(tail -2 "$tmp/log")"; fi
+done
+# ... and every float32 case, with the power or without, is fair: mhc.h's own float32 computation
+# (mhc verify) passes it, and power.txt says by how much (at most 0.5 of the tolerance)
+for p in dsv4 tilekernels paper megatron liger lucidrains; do
+    for n in 2 8; do
+        d="$tmp/f32_${p}_$n"
+        "$mhc" make-case --preset $p --n $n --dtype float32 --out "$d" >"$tmp/log" 2>&1
+        rc=$?
+        if [ $rc -gt 1 ]; then bad "make-case --preset $p --n $n --dtype float32 exited $rc: $(tail -2 "$tmp/log")"; continue; fi
+        if "$mhc" verify "$d" --out "$tmp/out" >/dev/null 2>&1 && "$mhc" compare "$tmp/out" "$d/expected" >/dev/null; then ok
+        else bad "$d: mhc.h's own float32 result fails the float32 case"; fi
+        f=$(sed -n 's/^# fair: .* at err\/tol \([0-9.e+-]*\) .*/\1/p' "$d/power.txt")
+        if [ -n "$f" ] && awk -v f="$f" 'BEGIN { exit !(f <= 0.5) }'; then ok; else bad "$d: fair line '$f'"; fi
+    done
 done
 # ... the softmax start's eps rules (eps-sized changes) cannot: exit 1, the case written, only those WEAK
 "$mhc" make-case --preset dsv4 --n 4 --dtype float32 --out "$tmp/f32_dsv4" >"$tmp/log" 2>&1

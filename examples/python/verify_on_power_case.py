@@ -8,7 +8,8 @@ one slip, 19 Sinkhorn iterations instead of 20, checked against mhc.h at float32
 1. on inputs drawn the usual way (fn ~ N(0, 0.05), as in verify_with_mhc_py.py): the slip is
    a little over the tolerance, in two gradients;
 2. on the inputs of mhc.make_case (tokens built so that every common slip shows): it fails by
-   thousands of tolerances in most tensors. With --iters 20 (no slip) both pass. Exit code 0 when the second
+   thousands of tolerances in most tensors, while the correct layer passes it (the case
+   is fair to float32). With --iters 20 (no slip) both pass. Exit code 0 when the second
    check's verdict is right (fails with a slip, passes without).
 """
 import os
