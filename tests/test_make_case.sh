@@ -128,6 +128,12 @@ err "not a directory" --preset dsv4 --n 4 --out "$tmp/afile"
 err "limit of 1 GiB" --preset lite --n 8 --T 4096 --C 4096 --out "$tmp/e1"
 [ -e "$tmp/e1" ] && bad "a refused make-case created its --out directory" || ok
 "$mhc" make-case --preset dsv4 --n 4 --out "$tmp/dsv4_4" --force >/dev/null 2>&1 && ok || bad "--force does not overwrite"
+# --force replaces a layer case by a sinkhorn case: no stale input or expected tensor, other files kept
+: >"$tmp/dsv4_4/notes.md"
+"$mhc" make-case --op sinkhorn --preset dsv4 --n 4 --out "$tmp/dsv4_4" --force >/dev/null 2>&1 && ok || bad "--force sinkhorn"
+[ -e "$tmp/dsv4_4/x.npy" ] || [ -e "$tmp/dsv4_4/expected/h_res.npy" ] && bad "--force left the layer case's files" || ok
+[ -e "$tmp/dsv4_4/notes.md" ] && ok || bad "--force removed a file that is not the case's"
+check_case "$tmp/dsv4_4"
 "$mhc" make-case --help | grep -q "usage: mhc make-case" && ok || bad "make-case --help"
 
 slips=$( [ -f "$tmp/slips_ok" ] && wc -l <"$tmp/slips_ok" || echo 0)

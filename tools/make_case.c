@@ -56,6 +56,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <dirent.h>
+#include <unistd.h>
 #include "mhc.h"
 #include "tools/tool.h"
 #include "tools/verify.h"
@@ -656,6 +657,36 @@ static int mc_dir_empty(const char *dir) {
     return empty;
 }
 
+/* --force: remove what a previous case left in dir (case.txt, power.txt, every regular *.npy file of
+   dir and dir/expected), so that no stale input or expected tensor of another op stays behind.
+   0, or -1 with err. */
+static int mc_clean(const char *dir, char *err, size_t cap) {
+    const char *sub[2] = {"", "/expected"};
+    int i;
+    for (i = 0; i < 2; i++) {
+        char d[MC_PATH], path[MC_PATH];
+        DIR *dd;
+        struct dirent *e;
+        struct stat st;
+        snprintf(d, sizeof d, "%s%s", dir, sub[i]);
+        if (!(dd = opendir(d))) continue;
+        while ((e = readdir(dd)) != NULL) {
+            size_t len = strlen(e->d_name);
+            int known = (len > 4 && strcmp(e->d_name + len - 4, ".npy") == 0) ||
+                        (i == 0 && (strcmp(e->d_name, "case.txt") == 0 || strcmp(e->d_name, "power.txt") == 0));
+            if (!known || (size_t)snprintf(path, sizeof path, "%s/%s", d, e->d_name) >= sizeof path) continue;
+            if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode)) continue;   /* links, FIFOs, ...: left alone */
+            if (unlink(path) != 0) {
+                snprintf(err, cap, "--force: cannot remove the old '%.300s': %s", path, strerror(errno));
+                closedir(dd);
+                return -1;
+            }
+        }
+        closedir(dd);
+    }
+    return 0;
+}
+
 int tool_make_case(const tool_make_case_opts *o, FILE *report, char *err, size_t cap) {
     mhc_ctx ctx;
     mhc_hc_config cfg;
@@ -811,7 +842,8 @@ int tool_make_case(const tool_make_case_opts *o, FILE *report, char *err, size_t
             snprintf(err, cap, "--preset %s --n %d: no draw gave finite expected outputs", o->preset, o->n);
         goto done;
     }
-    /* write the case */
+    /* write the case (with --force, into a directory cleared of the previous case's files) */
+    if (o->force && mc_clean(o->out, err, cap) != 0) goto done;
     if (tool_mkdir_p(o->out) != 0) {
         snprintf(err, cap, "cannot create the directory '%.300s': %s", o->out, strerror(errno));
         goto done;
@@ -893,7 +925,8 @@ static void mc_usage(FILE *f) {
             "  post_mult 1 vs 2, the norm weight ignored, ...) move some output or gradient by at least\n"
             "  X (default 100) times `mhc compare`'s tolerance for the dtype, and DIR/power.txt, the table\n"
             "  of every slip with the err/tol it produces. Defaults: --op layer --T 18 --C 8 --dtype\n"
-            "  float64 --seed 1. DIR must be new or empty (--force: overwrite the case files in it).\n"
+            "  float64 --seed 1. DIR must be new or empty (--force: replace the case in it: its case.txt,\n"
+            "  power.txt and .npy files are removed first).\n"
             "  Exit code 0: the case has that power; 1: some slip stays under it (the case and power.txt\n"
             "  are still written, the weak slips marked); 2: usage, preset/n or I/O error.\n");
 }
