@@ -134,6 +134,14 @@ err "limit of 1 GiB" --preset lite --n 8 --T 4096 --C 4096 --out "$tmp/e1"
 [ -e "$tmp/dsv4_4/x.npy" ] || [ -e "$tmp/dsv4_4/expected/h_res.npy" ] && bad "--force left the layer case's files" || ok
 [ -e "$tmp/dsv4_4/notes.md" ] && ok || bad "--force removed a file that is not the case's"
 check_case "$tmp/dsv4_4"
+# ... but a symbolic link at a case file's name is refused (writing would go through it), nothing removed
+ln -s "$tmp/afile" "$tmp/dsv4_4/case.txt.lnk" && mv "$tmp/dsv4_4/case.txt.lnk" "$tmp/dsv4_4/power.txt"
+err "is a symbolic link" --preset dsv4 --n 4 --out "$tmp/dsv4_4" --force
+[ -e "$tmp/dsv4_4/logits.npy" ] && ok || bad "a refused --force removed files"
+[ -s "$tmp/afile" ] && bad "--force wrote through a symbolic link" || ok
+mkdir -p "$tmp/lnk" "$tmp/elsewhere" && ln -s "$tmp/elsewhere" "$tmp/lnk/expected"
+err "is not a directory (a symbolic link)" --preset dsv4 --n 2 --out "$tmp/lnk" --force
+[ -z "$(ls "$tmp/elsewhere")" ] && ok || bad "--force wrote through an expected/ link"
 "$mhc" make-case --help | grep -q "usage: mhc make-case" && ok || bad "make-case --help"
 
 slips=$( [ -f "$tmp/slips_ok" ] && wc -l <"$tmp/slips_ok" || echo 0)

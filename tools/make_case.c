@@ -657,33 +657,52 @@ static int mc_dir_empty(const char *dir) {
     return empty;
 }
 
-/* --force: remove what a previous case left in dir (case.txt, power.txt, every regular *.npy file of
-   dir and dir/expected), so that no stale input or expected tensor of another op stays behind.
-   0, or -1 with err. */
+/* --force: remove what a previous case left in dir (case.txt, power.txt, every *.npy file of dir and
+   dir/expected), so that no stale input or expected tensor of another op stays behind. One of those
+   names that is not a regular file (a symbolic link: writing would follow it) is refused before
+   anything is removed. 0, or -1 with err. */
 static int mc_clean(const char *dir, char *err, size_t cap) {
     const char *sub[2] = {"", "/expected"};
-    int i;
-    for (i = 0; i < 2; i++) {
-        char d[MC_PATH], path[MC_PATH];
-        DIR *dd;
-        struct dirent *e;
+    int i, pass;
+    {
+        char d[MC_PATH];
         struct stat st;
-        snprintf(d, sizeof d, "%s%s", dir, sub[i]);
-        if (!(dd = opendir(d))) continue;
-        while ((e = readdir(dd)) != NULL) {
-            size_t len = strlen(e->d_name);
-            int known = (len > 4 && strcmp(e->d_name + len - 4, ".npy") == 0) ||
-                        (i == 0 && (strcmp(e->d_name, "case.txt") == 0 || strcmp(e->d_name, "power.txt") == 0));
-            if (!known || (size_t)snprintf(path, sizeof path, "%s/%s", d, e->d_name) >= sizeof path) continue;
-            if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode)) continue;   /* links, FIFOs, ...: left alone */
-            if (unlink(path) != 0) {
-                snprintf(err, cap, "--force: cannot remove the old '%.300s': %s", path, strerror(errno));
-                closedir(dd);
-                return -1;
-            }
+        snprintf(d, sizeof d, "%s/expected", dir);
+        if (lstat(d, &st) == 0 && !S_ISDIR(st.st_mode)) {
+            snprintf(err, cap, "--force: '%.300s' is not a directory (%s); nothing was replaced", d,
+                     S_ISLNK(st.st_mode) ? "a symbolic link" : "a file");
+            return -1;
         }
-        closedir(dd);
     }
+    for (pass = 0; pass < 2; pass++)   /* 0: check every name, 1: remove */
+        for (i = 0; i < 2; i++) {
+            char d[MC_PATH], path[MC_PATH];
+            DIR *dd;
+            struct dirent *e;
+            struct stat st;
+            snprintf(d, sizeof d, "%s%s", dir, sub[i]);
+            if (!(dd = opendir(d))) continue;
+            while ((e = readdir(dd)) != NULL) {
+                size_t len = strlen(e->d_name);
+                int known = (len > 4 && strcmp(e->d_name + len - 4, ".npy") == 0) ||
+                            (i == 0 && (strcmp(e->d_name, "case.txt") == 0 || strcmp(e->d_name, "power.txt") == 0));
+                if (!known || (size_t)snprintf(path, sizeof path, "%s/%s", d, e->d_name) >= sizeof path) continue;
+                if (lstat(path, &st) != 0) continue;
+                if (!S_ISREG(st.st_mode)) {   /* a link or a FIFO there would be written through: refuse */
+                    snprintf(err, cap, "--force: '%.300s' is %s, not a regular file; nothing was replaced (remove it "
+                             "first)", path, S_ISLNK(st.st_mode) ? "a symbolic link" : S_ISDIR(st.st_mode)
+                             ? "a directory" : "a device, FIFO or socket");
+                    closedir(dd);
+                    return -1;
+                }
+                if (pass == 1 && unlink(path) != 0) {
+                    snprintf(err, cap, "--force: cannot remove the old '%.300s': %s", path, strerror(errno));
+                    closedir(dd);
+                    return -1;
+                }
+            }
+            closedir(dd);
+        }
     return 0;
 }
 
