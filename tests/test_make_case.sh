@@ -1,6 +1,6 @@
 #!/bin/sh
 # tests/test_make_case.sh MHC - `mhc make-case` (run by `make test`): for every preset, n in
-# {1, 2, 3, 4, 8} and the layer (float64; the sinkhorn op and the head for n = 4), the case is
+# {1, 2, 3, 4, 8} and the layer (float64; the sinkhorn op and the head of every preset for n = 4), the case is
 # written with every slip that applies at >= 100 x the tolerance; the unchanged case passes
 # `mhc verify` + `mhc compare`, and each slip of its power.txt, written into case.txt as the knob
 # it names (or the norm weight removed), makes `mhc compare` fail with at least that err/tol's
@@ -63,7 +63,7 @@ for p in dsv4 tilekernels paper lite kromhc ortho megatron liger lucidrains mhc_
     done
 done
 for op in sinkhorn head; do
-    for p in dsv4 tilekernels paper megatron mhc_cu ortho; do
+    for p in dsv4 tilekernels paper lite kromhc ortho megatron liger lucidrains mhc_cu; do
         d="$tmp/${op}_$p"
         if "$mhc" make-case --op $op --preset $p --n 4 --out "$d" >"$tmp/log" 2>&1; then ok; check_case "$d"
         else bad "make-case --op $op --preset $p --n 4: $(tail -2 "$tmp/log")"; fi

@@ -32,12 +32,15 @@
  *   dead row   the same for a row (the row-first order, the exp starts);
  *   eps col    one column at log(eps / (4 n)), the rest near 0 (a sum of about eps / 4, where s + eps,
  *   eps row    max(s, eps) and s differ most), and the same for a row;
+ *   deep col   (the sinkhorn op) one column far below the rest, unevenly (-L - 15 |N(0,1)|), the
+ *   deep row   rest N(0, 4): the clamp rule against add with a tiny eps (lucidrains' 1e-12);
  *   tiny       a token whose mean square is norm_eps (tiny2: norm_eps^2, so that its rms is
  *              norm_eps): eps inside/outside the square root, or dropped (in a float32 case the
  *              mean square stays >= 1e-30, so that a float32 implementation can square it);
  *   gated      stream 0 a thousand times larger, its pre gate at sigmoid(-40): pre_eps.
  * (The Sinkhorn designs only where the projection is a Sinkhorn one and n > 1; the head uses the
- * generic, tiny and gated ones, the sinkhorn op the logit designs.)
+ * generic, tiny and gated ones, the sinkhorn op the logit designs; each sinkhorn-op token's logits
+ * are then scaled by 1 + N(0, 0.05^2) and perturbed by N(0, 0.14^2), as a layer's mixing would.)
  * In a float32 case a draw counts only when mhc.h's own float32 computation meets its expected values
  * within half the tolerance (err/tol <= MC_FAIR = 0.5; power.txt says how close): the case must not
  * fail a correct float32 implementation.
@@ -63,11 +66,12 @@
 
 #define MC_PATH 4096
 #define MC_MAX_SLIPS 24
-#define MC_DESIGNS 9
+#define MC_DESIGNS 11
 #define MC_DRAWS 48
 #define MC_FAIR 0.5   /* a float32 case: mhc.h in float32 must meet expected/ within this err/tol */
 
-enum { MC_GENERIC, MC_SLOW, MC_DEADCOL, MC_DEADROW, MC_EPSCOL, MC_EPSROW, MC_TINY, MC_TINY2, MC_GATED };
+enum { MC_GENERIC, MC_SLOW, MC_DEADCOL, MC_DEADROW, MC_EPSCOL, MC_EPSROW, MC_DEEPCOL, MC_DEEPROW, MC_TINY, MC_TINY2,
+       MC_GATED };
 
 /* The outputs, in the order of tool_verify_io's output pointers. */
 enum { MO_LI, MO_HPRE, MO_HPOST, MO_HRES, MO_OUT, MO_DX, MO_DFN, MO_DSCALE, MO_DBASE, MO_DNW, MO_DF, MO_DLOGITS, MO_N };
@@ -289,6 +293,10 @@ static int mc_designs(const mc_shape *sh, const mhc_hc_spec *s, int *list) {
         list[k++] = MC_DEADROW;
         list[k++] = MC_EPSCOL;
         list[k++] = MC_EPSROW;
+        if (sh->op == TOOL_VERIFY_SINKHORN) {
+            list[k++] = MC_DEEPCOL;
+            list[k++] = MC_DEEPROW;
+        }
     }
     if (sh->op != TOOL_VERIFY_SINKHORN) {
         list[k++] = MC_TINY;
@@ -313,6 +321,8 @@ static void mc_res_pattern(mhc_rng *r, const mc_shape *sh, const mhc_hc_spec *s,
             else if (d == MC_DEADCOL) v = j == 0 ? -L : v;
             else if (d == MC_DEADROW) v = i == 0 ? -L : v;
             else if (d == MC_EPSCOL) v = j == 0 ? lo + 0.1 * v : 0.1 * v;   /* the column sums to ~eps / 4 */
+            else if (d == MC_DEEPCOL) v = j == 0 ? -L - 15.0 * fabs(v) : 2.0 * v;   /* uneven, far below */
+            else if (d == MC_DEEPROW) v = i == 0 ? -L - 15.0 * fabs(v) : 2.0 * v;
             else v = i == 0 ? lo + 0.1 * v : 0.1 * v;                       /* MC_EPSROW: the row */
             z[i * n + j] = v;
         }
@@ -357,7 +367,11 @@ static int mc_fill(const mc_shape *sh, const mhc_hc_spec *s, uint64_t seed, doub
     double *v, *u, sq = sqrt((double)D);
     mhc_rng_seed(&r, seed);
     if (sh->op == TOOL_VERIFY_SINKHORN) {
-        for (t = 0; t < T; t++) mc_res_pattern(&r, sh, s, list[t % nd], g, a->logits + (size_t)t * sh->nres);
+        for (t = 0; t < T; t++) {   /* the designs with the perturbations a layer's mixing adds (fn noise, scale) */
+            double *z = a->logits + (size_t)t * sh->nres, sc = 1.0 + 0.05 * mhc_rng_normal(&r);
+            mc_res_pattern(&r, sh, s, list[t % nd], g, z);
+            for (k = 0; k < sh->nres; k++) z[k] = sc * z[k] + 0.14 * mhc_rng_normal(&r);
+        }
         mc_normal(&r, a->d_out, (size_t)T * n * n, 1.0);
         for (k = 0; k < T * sh->nres; k++) a->logits[k] = mc_round(sh, a->logits[k]);
         for (k = 0; k < T * n * n; k++) a->d_out[k] = mc_round(sh, a->d_out[k]);
