@@ -126,6 +126,7 @@ err "not empty" --preset dsv4 --n 4 --out "$tmp/dsv4_4"
 : >"$tmp/afile"
 err "not a directory" --preset dsv4 --n 4 --out "$tmp/afile"
 err "limit of 1 GiB" --preset lite --n 8 --T 4096 --C 4096 --out "$tmp/e1"
+err "flops per draw" --preset dsv4 --n 64 --T 512 --C 16 --out "$tmp/e1"
 [ -e "$tmp/e1" ] && bad "a refused make-case created its --out directory" || ok
 "$mhc" make-case --preset dsv4 --n 4 --out "$tmp/dsv4_4" --force >/dev/null 2>&1 && ok || bad "--force does not overwrite"
 # --force replaces a layer case by a sinkhorn case: no stale input or expected tensor, other files kept

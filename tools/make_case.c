@@ -47,6 +47,9 @@
  * Up to 48 draws (16 seeds, each with the strengths L = 25 g, g = 1, 0.6, 1.6) are tried until every slip
  * that applies reaches --min-power (default 100); the first such draw is written, else the best
  * (the largest minimum), with power.txt marking the weak slips and exit code 1.
+ * Work: a draw runs the case nslips + 2 times; a case whose draw would take more than 5e10 flops
+ * (about 6 T m n C + 30 iters T n^2 + ... per run, m the rows of fn) is refused before anything
+ * runs, and a large one gets fewer draws (all of them at most 3e11 flops, about 2 minutes here).
  * Exit codes: 0 the case has the power asked for, 1 some slip stays under it (the case is still
  * written), 2 usage error, a bad preset / n, or an I/O error (nothing or an incomplete case). */
 #include <errno.h>
@@ -68,6 +71,8 @@
 #define MC_MAX_SLIPS 24
 #define MC_DESIGNS 11
 #define MC_DRAWS 48
+#define MC_WORK_DRAW 5e10   /* flops one draw may take (all its runs): about 20 s here */
+#define MC_WORK_ALL 3e11    /* flops all draws may take (about 2 minutes): fewer draws for a large case */
 #define MC_FAIR 0.5   /* a float32 case: mhc.h in float32 must meet expected/ within this err/tol */
 
 enum { MC_GENERIC, MC_SLOW, MC_DEADCOL, MC_DEADROW, MC_EPSCOL, MC_EPSROW, MC_DEEPCOL, MC_DEEPROW, MC_TINY, MC_TINY2,
@@ -731,7 +736,7 @@ int tool_make_case(const tool_make_case_opts *o, FILE *report, char *err, size_t
     double atol = o->f32 ? TOOL_COMPARE_ATOL_F32 : TOOL_COMPARE_ATOL_F64, bestp = -2, g[3] = {1.0, 0.6, 1.6};
     double fair = 0, best_fair = 0;
     int unfair = 0;
-    int rc = 2, k, nslips, draw, fs[2] = {0, 0}, ns = 0, nb = 0, nw = 0, head;
+    int rc = 2, k, nslips, draw, draws = MC_DRAWS, fs[2] = {0, 0}, ns = 0, nb = 0, nw = 0, head;
     double total;
     char dir_exp[MC_PATH], path[MC_PATH];
     FILE *f;
@@ -780,6 +785,23 @@ int tool_make_case(const tool_make_case_opts *o, FILE *report, char *err, size_t
         return 2;
     }
     nslips = mc_slips(o->op, &s, o->op != TOOL_VERIFY_SINKHORN && s.variant != MHC_VARIANT_NONE, sl);
+    /* the work, checked before anything runs: each draw runs the case nslips + 2 times (the expected
+       values, float32's fairness, every slip); a draw may take MC_WORK_DRAW flops, all of them MC_WORK_ALL */
+    {
+        double T = o->T, n = o->n, D = (double)o->n * o->C, iters = s.iters > 0 ? s.iters : 1;
+        double run = 6.0 * T * sh.m * D + 30.0 * iters * T * n * n + 8.0 * T * sh.nres * n + 8.0 * T * n * n * o->C;
+        double work = run * (nslips + 2);
+        if (work > MC_WORK_DRAW) {
+            snprintf(err, cap, "the case needs about %.3g flops per draw ((%d slips + 2) runs of about 6 T m n C + 30 "
+                     "iters T n^2 + 8 T nres n + 8 T n^2 C flops, m = %d rows of fn), more than make-case's limit of %g "
+                     "per draw; make-case is for small cases: choose a smaller T or C", work, nslips, sh.m,
+                     MC_WORK_DRAW);
+            return 2;
+        }
+        draws = (int)(MC_WORK_ALL / work);
+        if (draws > MC_DRAWS) draws = MC_DRAWS;
+        if (draws < 1) draws = 1;
+    }
     /* arrays */
     {
         size_t T = (size_t)o->T, n = (size_t)o->n, C = (size_t)o->C, D = n * C;
@@ -836,7 +858,7 @@ int tool_make_case(const tool_make_case_opts *o, FILE *report, char *err, size_t
         if (failed) { snprintf(err, cap, "out of memory"); goto done; }
     }
     /* draws: seed, seed + 1, ... over the strengths; keep the first with the power asked, else the best */
-    for (draw = 0; draw < MC_DRAWS; draw++) {
+    for (draw = 0; draw < draws; draw++) {
         double p;
         char msg[256];
         uint64_t seed = (uint64_t)o->seed * 1000003u + (uint64_t)(draw / 3);
@@ -870,7 +892,7 @@ int tool_make_case(const tool_make_case_opts *o, FILE *report, char *err, size_t
             snprintf(err, cap, "--preset %s --n %d: in %d of %d draws mhc.h's own float32 computation missed the "
                      "expected values by more than %g x the tolerance (unfair to a float32 implementation), the rest "
                      "were not finite; nothing written (try another --seed or --dtype float64)", o->preset, o->n,
-                     unfair, MC_DRAWS, MC_FAIR);
+                     unfair, draws, MC_FAIR);
         else
             snprintf(err, cap, "--preset %s --n %d: no draw gave finite expected outputs", o->preset, o->n);
         goto done;
@@ -961,7 +983,8 @@ static void mc_usage(FILE *f) {
             "  float64 --seed 1. DIR must be new or empty (--force: replace the case in it: its case.txt,\n"
             "  power.txt and .npy files are removed first).\n"
             "  Exit code 0: the case has that power; 1: some slip stays under it (the case and power.txt\n"
-            "  are still written, the weak slips marked); 2: usage, preset/n or I/O error.\n");
+            "  are still written, the weak slips marked); 2: usage, preset/n or I/O error. Limits, checked\n"
+            "  first: 1 GiB of arrays, 5e10 flops per draw (fewer draws for large cases): it is for small cases.\n");
 }
 
 int tool_cmd_make_case(int argc, char **argv) {
