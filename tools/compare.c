@@ -94,6 +94,28 @@ static int cmp_same_shape(const mhc_npy *a, const mhc_npy *b) {
     return 1;
 }
 
+void tool_compare_tensor(const double *out, const double *exp, size_t count, double rtol, double atol,
+                         tool_compare_stats *st) {
+    double scale = 0, tol_abs;
+    size_t k;
+    memset(st, 0, sizeof *st);
+    for (k = 0; k < count; k++)
+        if (cmp_finite(exp[k]) && fabs(exp[k]) > scale) scale = fabs(exp[k]);
+    tol_abs = atol * (scale > 1 ? scale : 1);
+    for (k = 0; k < count; k++) {
+        double ev = exp[k], ov = out[k], d = fabs(ov - ev), tol = tol_abs + rtol * fabs(ev), ratio;
+        if (!cmp_finite(ev) || !cmp_finite(ov)) {
+            st->nonfinite++;
+            continue;
+        }
+        if (d > st->max_abs) st->max_abs = d;
+        if (ev != 0 && d / fabs(ev) > st->max_rel) st->max_rel = d / fabs(ev);
+        ratio = tol > 0 ? d / tol : d > 0 ? HUGE_VAL : 0;
+        if (ratio > st->worst) st->worst = ratio;
+        if (d > tol) st->fails++;
+    }
+}
+
 /* A case made by `mhc make-case` has EXPECTED_DIR/../power.txt: print its "minimum" line, the
    weakest convention slip these inputs expose (in multiples of the default tolerance). */
 static void cmp_power_line(const char *exp_dir, FILE *report) {
@@ -145,8 +167,8 @@ int tool_compare_dirs(const char *out_dir, const char *exp_dir, double rtol, dou
         mhc_ctx ctx;
         mhc_npy e, o;
         char path[4096], shape[64], status[512];
-        double max_abs = 0, max_rel = 0, worst = 0, scale = 0;
-        size_t k, fails = 0, nonfinite = 0;
+        double max_abs = 0, max_rel = 0, worst = 0;
+        size_t fails = 0, nonfinite = 0;
         mhc_result r;
         int namelen = (int)strlen(names[i]) - 4;
         mhc_ctx_init(&ctx);
@@ -175,22 +197,9 @@ int tool_compare_dirs(const char *out_dir, const char *exp_dir, double rtol, dou
             cmp_shape(oshape, sizeof oshape, &o);
             snprintf(status, sizeof status, "SHAPE (output is %s)", oshape);
         } else {
-            double tol_abs;
-            for (k = 0; k < e.size; k++)
-                if (cmp_finite(e.data[k]) && fabs(e.data[k]) > scale) scale = fabs(e.data[k]);
-            tol_abs = atol * (scale > 1 ? scale : 1);
-            for (k = 0; k < e.size; k++) {
-                double ev = e.data[k], ov = o.data[k], d = fabs(ov - ev), tol = tol_abs + rtol * fabs(ev), ratio;
-                if (!cmp_finite(ev) || !cmp_finite(ov)) {
-                    nonfinite++;
-                    continue;
-                }
-                if (d > max_abs) max_abs = d;
-                if (ev != 0 && d / fabs(ev) > max_rel) max_rel = d / fabs(ev);
-                ratio = tol > 0 ? d / tol : d > 0 ? HUGE_VAL : 0;
-                if (ratio > worst) worst = ratio;
-                if (d > tol) fails++;
-            }
+            tool_compare_stats st;
+            tool_compare_tensor(o.data, e.data, e.size, rtol, atol, &st);
+            max_abs = st.max_abs; max_rel = st.max_rel; worst = st.worst; fails = st.fails; nonfinite = st.nonfinite;
             if (nonfinite)
                 snprintf(status, sizeof status, "NONFINITE (%zu of %zu elements are NaN or Inf)", nonfinite, e.size);
             else if (fails)

@@ -444,21 +444,12 @@ static int mc_finite(double v) {
     return ((u >> 52) & 0x7ff) != 0x7ff;
 }
 
-/* err/tol of got against exp (count elements), the rule of tools/compare.c. */
+/* err/tol of got against exp (count elements) by `mhc compare`'s rule; a NaN or Inf counts as
+   infinitely far. */
 static double mc_errtol(const double *got, const double *exp, size_t count, double rtol, double atol) {
-    double scale = 0, worst = 0, tol_abs;
-    size_t k;
-    for (k = 0; k < count; k++)
-        if (mc_finite(exp[k]) && fabs(exp[k]) > scale) scale = fabs(exp[k]);
-    tol_abs = atol * (scale > 1 ? scale : 1);
-    for (k = 0; k < count; k++) {
-        double d, tol;
-        if (!mc_finite(got[k]) || !mc_finite(exp[k])) return HUGE_VAL;
-        d = fabs(got[k] - exp[k]);
-        tol = tol_abs + rtol * fabs(exp[k]);
-        if (d > 0 && (tol > 0 ? d / tol : HUGE_VAL) > worst) worst = tol > 0 ? d / tol : HUGE_VAL;
-    }
-    return worst;
+    tool_compare_stats st;
+    tool_compare_tensor(got, exp, count, rtol, atol, &st);
+    return st.nonfinite ? HUGE_VAL : st.worst;
 }
 
 /* One draw: the expected outputs into a->o, every slip's power, and (float32 cases) *fair, the
@@ -583,6 +574,11 @@ static int mc_write_power(const char *dir, const mc_shape *sh, const char *prese
 
 /* ---- the command ---- */
 
+int tool_make_case_op(const char *name) {
+    return !name ? -1 : strcmp(name, "layer") == 0 ? TOOL_VERIFY_LAYER : strcmp(name, "sinkhorn") == 0
+         ? TOOL_VERIFY_SINKHORN : strcmp(name, "head") == 0 ? TOOL_VERIFY_HEAD : -1;
+}
+
 int tool_make_case_args(int argc, char **argv, tool_make_case_opts *o, char *err, size_t cap) {
     int i;
     memset(o, 0, sizeof *o);
@@ -608,10 +604,10 @@ int tool_make_case_args(int argc, char **argv, tool_make_case_opts *o, char *err
         }
         i++;
         if (strcmp(a, "--op") == 0) {
-            if (strcmp(v, "layer") == 0) o->op = TOOL_VERIFY_LAYER;
-            else if (strcmp(v, "sinkhorn") == 0) o->op = TOOL_VERIFY_SINKHORN;
-            else if (strcmp(v, "head") == 0) o->op = TOOL_VERIFY_HEAD;
-            else { snprintf(err, cap, "--op '%.100s': expected layer, sinkhorn or head", v); return 2; }
+            if ((o->op = tool_make_case_op(v)) < 0) {
+                snprintf(err, cap, "--op '%.100s': expected layer, sinkhorn or head", v);
+                return 2;
+            }
         } else if (strcmp(a, "--preset") == 0) {
             o->preset = v;
         } else if (strcmp(a, "--out") == 0) {
@@ -622,7 +618,7 @@ int tool_make_case_args(int argc, char **argv, tool_make_case_opts *o, char *err
             else { snprintf(err, cap, "--dtype '%.100s': expected float64 or float32", v); return 2; }
         } else if (strcmp(a, "--n") == 0 || strcmp(a, "--T") == 0 || strcmp(a, "--C") == 0) {
             long x;
-            int lim = a[2] == 'n' ? 64 : 4096;
+            int lim = a[2] == 'n' ? TOOL_MAKE_CASE_N_MAX : TOOL_MAKE_CASE_TC_MAX;
             errno = 0;
             x = strtol(v, &end, 10);
             if (end == v || *end || errno || x < 1 || x > lim) {
@@ -745,6 +741,20 @@ int tool_make_case(const tool_make_case_opts *o, FILE *report, char *err, size_t
     memset(scratch, 0, sizeof scratch);
     mhc_ctx_init(&ctx);
     memset(&cfg, 0, sizeof cfg);
+    if (!o->preset || !o->out || o->op < TOOL_VERIFY_LAYER || o->op > TOOL_VERIFY_HEAD) {
+        snprintf(err, cap, "make-case: no preset, no output directory or an unknown op");
+        return 2;
+    }
+    if (o->n < 1 || o->n > TOOL_MAKE_CASE_N_MAX || o->T < 1 || o->T > TOOL_MAKE_CASE_TC_MAX || o->C < 1 ||
+        o->C > TOOL_MAKE_CASE_TC_MAX) {
+        snprintf(err, cap, "n = %d, T = %d, C = %d: n must be in 1..%d, T and C in 1..%d", o->n, o->T, o->C,
+                 TOOL_MAKE_CASE_N_MAX, TOOL_MAKE_CASE_TC_MAX);
+        return 2;
+    }
+    if (!mc_finite(o->min_power) || o->min_power < 0) {
+        snprintf(err, cap, "min_power = %g: expected a finite number >= 0", o->min_power);
+        return 2;
+    }
     if (mhc_hc_preset_parse(&ctx, o->preset, &cfg.preset) != MHC_OK) {
         snprintf(err, cap, "--preset: %s", mhc_ctx_message(&ctx));
         return 2;

@@ -240,18 +240,12 @@ int mhc_py_make_case(const char *op, const char *preset, int n, int T, int C, in
                      double min_power, int force, const char *out, char *err, size_t cap);
 int mhc_py_make_case(const char *op, const char *preset, int n, int T, int C, int f32, unsigned long long seed,
                      double min_power, int force, const char *out, char *err, size_t cap) {
-    tool_make_case_opts o;
+    tool_make_case_opts o;   /* tool_make_case checks every field */
     memset(&o, 0, sizeof o);
-    if (!op || !preset || !out) { snprintf(err, cap, "op, preset and out are required"); return 2; }
-    if (strcmp(op, "layer") == 0) o.op = TOOL_VERIFY_LAYER;
-    else if (strcmp(op, "sinkhorn") == 0) o.op = TOOL_VERIFY_SINKHORN;
-    else if (strcmp(op, "head") == 0) o.op = TOOL_VERIFY_HEAD;
-    else { snprintf(err, cap, "op '%.100s': expected layer, sinkhorn or head", op); return 2; }
-    if (n < 1 || n > 64 || T < 1 || T > 4096 || C < 1 || C > 4096) {
-        snprintf(err, cap, "n = %d, T = %d, C = %d: n must be in 1..64, T and C in 1..4096", n, T, C);
+    if ((o.op = tool_make_case_op(op)) < 0) {
+        snprintf(err, cap, "op '%.100s': expected layer, sinkhorn or head", op ? op : "(null)");
         return 2;
     }
-    if (!(min_power >= 0) || min_power > DBL_MAX) { snprintf(err, cap, "min_power must be a finite number >= 0"); return 2; }
     o.preset = preset; o.out = out; o.n = n; o.T = T; o.C = C; o.f32 = f32 != 0; o.force = force != 0;
     o.seed = seed; o.min_power = min_power;
     return tool_make_case(&o, NULL, err, cap);

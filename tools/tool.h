@@ -26,6 +26,16 @@ extern "C" {
    made: EXP_DIR unreadable or without .npy files, an expected file malformed, bad tolerances. */
 int tool_compare_dirs(const char *out_dir, const char *exp_dir, double rtol, double atol, FILE *report);
 
+/* The rule above on one tensor of count elements (same shape): the largest |out - exp|, the largest
+   |out - exp| / |exp| (exp != 0), the worst element's error over its tolerance, the elements that
+   fail and those where either value is NaN or infinite (these are left out of the other figures). */
+typedef struct tool_compare_stats {
+    double max_abs, max_rel, worst;
+    size_t fails, nonfinite;
+} tool_compare_stats;
+void tool_compare_tensor(const double *out, const double *exp, size_t count, double rtol, double atol,
+                         tool_compare_stats *st);
+
 /* mhc compare OUT_DIR EXPECTED_DIR [--rtol R] [--atol A] */
 int tool_cmd_compare(int argc, char **argv);
 /* Its command line (argv[0] = "compare"): 0 with the two directories (pointers into argv) and the
@@ -42,10 +52,15 @@ typedef struct tool_make_case_opts {
     unsigned long long seed;
     double min_power;          /* every slip that applies must reach this err/tol (100) */
 } tool_make_case_opts;
+#define TOOL_MAKE_CASE_N_MAX 64      /* n in 1..64; T and C in 1..4096 (tool_make_case checks them) */
+#define TOOL_MAKE_CASE_TC_MAX 4096
+/* "layer", "sinkhorn", "head" -> TOOL_VERIFY_LAYER, _SINKHORN, _HEAD; anything else -1. */
+int tool_make_case_op(const char *name);
 /* Its command line (argv[0] = "make-case"): 0 with *o filled, 1 for --help, 2 with a message. Touches no file. */
 int tool_make_case_args(int argc, char **argv, tool_make_case_opts *o, char *err, size_t cap);
 /* Write the case and DIR/power.txt (its table also to report unless NULL). 0: every slip that applies
-   reaches o->min_power; 1: written, but some slip stays under it; 2: not written (bad preset/n, I/O).
+   reaches o->min_power; 1: written, but some slip stays under it; 2: not written (an option out of
+   range, a bad preset/n, I/O).
    err gets the closing line (what was written, or the problem). */
 int tool_make_case(const tool_make_case_opts *o, FILE *report, char *err, size_t cap);
 int tool_cmd_make_case(int argc, char **argv);
