@@ -126,6 +126,96 @@ void TMM_NAME(TEST_MATMUL_GROUP)(void) {
     }
 #endif
 
+    TEST_BEGIN("gelu_fast");
+    {   /* the elementwise GELU of the ISA in use (mhc.h: float builds run the AVX2 lanes under
+           avx2+fma and avx512, else the portable loop; double builds keep libm's tanh) against the
+           double evaluation x sigmoid(2u) with libm's exp: the bound mhc.h states, on every x in
+           [-12, 12] at a step of 2^-12, a log grid out to +-1e30, and the specials */
+        size_t n = 0, i, bad_f = 0, bad_b = 0, n_alloc = 98305 + 2 * 140 + 8;
+        mhc_real *x = (mhc_real *)malloc(n_alloc * sizeof *x), *y = (mhc_real *)malloc(n_alloc * sizeof *y);
+        mhc_real *dx = (mhc_real *)malloc(n_alloc * sizeof *dx), *dy = (mhc_real *)malloc(n_alloc * sizeof *dy);
+        double v, worst_f = 0, worst_b = 0;
+        CHECK(x && y && dx && dy);
+        if (x && y && dx && dy) {
+            for (i = 0; i <= 98304; i++) x[n++] = (mhc_real)(-12.0 + (double)i / 4096.0);
+            for (v = 1e-30; v < 1e30 && n + 2 <= n_alloc - 8; v *= 1.7) { x[n++] = (mhc_real)v; x[n++] = (mhc_real)-v; }
+            x[n++] = 0; x[n++] = (mhc_real)-0.0; x[n++] = (mhc_real)10.1; x[n++] = (mhc_real)-10.1;
+            for (i = 0; i < n; i++) { dy[i] = (mhc_real)(0.5 + (double)(i % 7) / 8.0); dx[i] = (mhc_real)0.25; }
+            mhc_k_act_forward(MHC_ACT_GELU, y, x, n);
+            mhc_k_act_backward(MHC_ACT_GELU, dx, dy, x, n);
+            for (i = 0; i < n; i++) {
+                const double xv = (double)x[i], u2 = 1.5957691216057308 * (xv + 0.044715 * xv * xv * xv);
+                const double s = 1.0 / (1.0 + exp(-u2)), r = xv * s;
+                const double t2 = xv * 1.5957691216057308 * (1.0 + 3.0 * 0.044715 * xv * xv) * s * (1.0 - s);
+                const double d = s + t2, got_d = ((double)dx[i] - 0.25) / (double)dy[i];
+#ifdef MHC_DOUBLE
+                /* libm's tanh form, as mhc_act_value / mhc_act_deriv (the same bits) */
+                const double ef = fabs((double)y[i] - mhc_act_value(MHC_ACT_GELU, xv)), tf = 0;
+                const double eb = fabs((double)dx[i] - (0.25 + mhc_act_deriv(MHC_ACT_GELU, xv) * (double)dy[i])), tb = 0;
+                (void)r; (void)d; (void)got_d;
+#else
+                const double ef = fabs((double)y[i] - r), tf = MHC__GELU_REL * (1.0 + fabs(u2)) * fabs(r) + 1e-35;
+                /* (dx = 0.25 + dy g: the float rounding of that sum is part of the bound) */
+                const double eb = fabs(got_d - d), tb = MHC__GELU_REL * (1.0 + fabs(u2)) * (fabs(s) + fabs(t2)) +
+                                  1e-35 + 1.2e-7 * (0.25 + fabs(d)) / (double)dy[i];
+#endif
+                if (!(ef <= tf)) { if (bad_f++ < 3) TEST_FAIL_AT("gelu(%.9g) = %.9g, reference %.9g", xv, (double)y[i], r); }
+                if (!(eb <= tb)) { if (bad_b++ < 3) TEST_FAIL_AT("gelu'(%.9g) = %.9g, reference %.9g", xv, got_d, d); }
+                if (tf > 0 && ef / tf > worst_f) worst_f = ef / tf;
+                if (tb > 0 && eb / tb > worst_b) worst_b = eb / tb;
+            }
+            CHECK(bad_f == 0 && bad_b == 0);
+            if (getenv("MHC_TEST_VERBOSE"))
+                printf("gelu_fast (%s, %s): %zu values, worst err/bound forward %.3g, backward %.3g\n", TEST_PREC,
+                       mhc_k_matmul_isa(), n, worst_f, worst_b);
+            /* specials: NaN stays NaN both ways; +inf -> +inf; -inf -> NaN (x * 0, as the tanh form) */
+            {
+                mhc_real sx[4], sy[4], sdx[4] = {0, 0, 0, 0}, sdy[4] = {1, 1, 1, 1};
+                sx[0] = (mhc_real)NAN; sx[1] = (mhc_real)INFINITY; sx[2] = (mhc_real)-INFINITY; sx[3] = (mhc_real)1e-40;
+                mhc_k_act_forward(MHC_ACT_GELU, sy, sx, 4);
+                mhc_k_act_backward(MHC_ACT_GELU, sdx, sdy, sx, 4);
+                CHECK(isnan((double)sy[0]) && isnan((double)sdx[0]));
+                CHECK(isinf((double)sy[1]) && sy[1] > 0);
+                CHECK(isnan((double)sy[2]));
+                CHECK(fabs((double)sy[3]) <= 1e-40 && fabs((double)sdx[3] - 0.5) < 1e-6);
+            }
+            /* every length from 1 to 40 at every offset up to 9 (the 8-lane body and its tail) gives
+               each element the value the long call gave it, within the bound's float rounding */
+            {
+                int len, off, same = 1;
+                for (len = 1; len <= 40; len++)
+                    for (off = 0; off < 10; off++) {
+                        mhc_real ys[40];
+                        int k;
+                        mhc_k_act_forward(MHC_ACT_GELU, ys, x + 40000 + off, (size_t)len);
+                        for (k = 0; k < len; k++)
+                            if (fabs((double)ys[k] - (double)y[40000 + off + k]) > 4e-7 * fabs((double)y[40000 + off + k]))
+                                same = 0;
+                    }
+                CHECK(same);
+            }
+#if MHC__OMP
+            /* 1 thread and 2 threads: the same bits */
+            {
+                mhc_real *y1 = (mhc_real *)malloc(n * sizeof *y1), *d1 = (mhc_real *)malloc(n * sizeof *d1);
+                int nt = omp_get_max_threads();
+                CHECK(y1 && d1);
+                if (y1 && d1) {
+                    for (i = 0; i < n; i++) d1[i] = (mhc_real)0.25;
+                    omp_set_num_threads(1);
+                    mhc_k_act_forward(MHC_ACT_GELU, y1, x, n);
+                    mhc_k_act_backward(MHC_ACT_GELU, d1, dy, x, n);
+                    omp_set_num_threads(nt);
+                    CHECK(memcmp(y1, y, n * sizeof *y) == 0);
+                    CHECK(memcmp(d1, dx, n * sizeof *dx) == 0);
+                }
+                free(y1); free(d1);
+            }
+#endif
+        }
+        free(x); free(y); free(dx); free(dy);
+    }
+
     TEST_BEGIN("matmul_shapes");
     {
         /* M, K, N: ones, micro-tile edges (MR 6/8, NR 16/32), K past the K block (256 float, 128
