@@ -143,6 +143,20 @@ void TP(test_fuzzseeds)(void); void TP(test_fuzzseeds)(void) {
     TP(fs_case)("broken_kron_product.txt", 0, NULL, "kron_factors = 2,2 has the product 4, not n = 8");
     TP(fs_case)("broken_kron_list.txt", 0, ":5: kron_factors = '2,,2' is not a list of 1 to 10 integers in 1..8", NULL);
     TP(fs_case)("broken_ns_iters.txt", 0, ":5: ns_iters = '0' is not an integer in 1..1000", NULL);
+    /* found by the fuzzer: variant hc on the kromhc preset resolves to hc with no Kronecker
+       factors and no residual logits (the preset's projection field is kept, unused) */
+    TP(fs_case)("valid_hc_on_kromhc_preset.txt", 1, NULL, NULL);
+    {
+        mhc_hc_config hc;
+        mhc_hc_spec s;
+        mhc_ctx ctx;
+        mhc_ctx_init(&ctx);
+        memset(&hc, 0, sizeof hc);
+        hc.preset = MHC_PRESET_KROMHC;
+        hc.variant = MHC_VARIANT_HC;
+        CHECK_MSG(mhc_hc_resolve(&ctx, &hc, 8, &s) == MHC_OK, "%s", mhc_ctx_message(&ctx));
+        CHECK(s.variant == MHC_VARIANT_HC && s.kron_count == 0 && s.nres == 0 && s.m == 8 + 2);
+    }
 
     TEST_BEGIN("fuzz seeds: the committed .npy seeds behave as named");
     {

@@ -4,7 +4,8 @@
  * result is 0 or 2; a refusal leaves a terminated, non-empty message and a zeroed output; an
  * accepted case has op, dtype, n and every knob in their documented ranges (numbers finite and
  * >= 0, or MHC_ZERO; kron_factors a list of 1..8 ended by zeros, ns_iters 0..1000); mhc_hc_resolve
- * either accepts it (with the same n; kron factors whose product is n) or says why. */
+ * either accepts it (with the same n; for kromhc, projection kron and factors whose product is n;
+ * for none and hc, no factors and no residual logits: their projection field is unused) or says why. */
 #include "mhc.h"
 #include "tools/verify.h"
 #include <stdint.h>
@@ -61,7 +62,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         r = mhc_hc_resolve(&ctx, &c.cfg, c.n, &s);
         if (r != MHC_OK && !ctx.msg[0]) abort();
         if (r == MHC_OK && (s.n != c.n || s.iters < 1 || s.m < 0)) abort();
-        if (r == MHC_OK && s.projection == MHC_PROJ_KRON) {   /* the product of the factors is n */
+        /* the projection means something for all but none and hc (mhc_hc_spec): there, kron
+           goes with kromhc and its factors multiply to n; none and hc keep the preset's
+           projection field unused, with no factors */
+        if (r == MHC_OK && s.variant != MHC_VARIANT_NONE && s.variant != MHC_VARIANT_HC &&
+            (s.projection == MHC_PROJ_KRON) != (s.variant == MHC_VARIANT_KROMHC)) abort();
+        if (r == MHC_OK && (s.variant == MHC_VARIANT_NONE || s.variant == MHC_VARIANT_HC) &&
+            (s.kron_count != 0 || s.nres != 0)) abort();
+        if (r == MHC_OK && s.variant == MHC_VARIANT_KROMHC) {   /* the product of the factors is n */
             int k, prod = 1;
             for (k = 0; k < s.kron_count; k++) prod *= s.kron_factors[k];
             if (s.kron_count < 1 || prod != s.n) abort();
