@@ -3488,38 +3488,35 @@ static int mhc__gelu_simd(void) {
 #endif
 }
 
-static void mhc__gelu_fwd_range(float *y, const float *x, size_t n, int simd) {
-#if MHC__GELU_SIMD
-    if (simd) { mhc__gelu_avx2_fwd(y, x, n); return; }
-#endif
-    (void)simd;
-    mhc__gelu_portable_fwd(y, x, n);
-}
+#define MHC__ACT_CHUNK 4096   /* elements per OpenMP chunk of the float GELU */
 
-static void mhc__gelu_bwd_range(float *dx, const float *dy, const float *x, size_t n, int simd) {
-#if MHC__GELU_SIMD
-    if (simd) { mhc__gelu_avx2_bwd(dx, dy, x, n); return; }
-#endif
+/* The float GELU over n elements in MHC__ACT_CHUNK chunks (OpenMP over chunks, each chunk one
+   ISA's loop): dy == NULL: the forward, out = gelu(x); else the backward, out += gelu'(x) dy. */
+static void mhc__gelu_chunks(float *out, const float *dy, const float *x, size_t n) {
+    const int simd = mhc__gelu_simd();
+    const long nc = (long)((n + MHC__ACT_CHUNK - 1) / MHC__ACT_CHUNK);
+    long i;
     (void)simd;
-    mhc__gelu_portable_bwd(dx, dy, x, n);
+    MHC__OMP_FOR((long)n > MHC__PAR_WORK / 2)
+    for (i = 0; i < nc; i++) {
+        const size_t lo = (size_t)i * MHC__ACT_CHUNK, len = n - lo < MHC__ACT_CHUNK ? n - lo : MHC__ACT_CHUNK;
+#if MHC__GELU_SIMD
+        if (simd) {
+            if (dy) mhc__gelu_avx2_bwd(out + lo, dy + lo, x + lo, len);
+            else mhc__gelu_avx2_fwd(out + lo, x + lo, len);
+            continue;
+        }
+#endif
+        if (dy) mhc__gelu_portable_bwd(out + lo, dy + lo, x + lo, len);
+        else mhc__gelu_portable_fwd(out + lo, x + lo, len);
+    }
 }
 #endif /* !MHC_DOUBLE */
-
-#define MHC__ACT_CHUNK 4096   /* elements per OpenMP chunk of the float GELU */
 
 MHCDEF void mhc_k_act_forward(mhc_act act, mhc_real *y, const mhc_real *x, size_t n) {
     long i, nn = (long)n;
 #ifndef MHC_DOUBLE
-    if (act == MHC_ACT_GELU) {
-        const int simd = mhc__gelu_simd();
-        const long nc = (nn + MHC__ACT_CHUNK - 1) / MHC__ACT_CHUNK;
-        MHC__OMP_FOR(nn > MHC__PAR_WORK / 2)
-        for (i = 0; i < nc; i++) {
-            const size_t lo = (size_t)i * MHC__ACT_CHUNK, hi = lo + MHC__ACT_CHUNK < n ? lo + MHC__ACT_CHUNK : n;
-            mhc__gelu_fwd_range(y + lo, x + lo, hi - lo, simd);
-        }
-        return;
-    }
+    if (act == MHC_ACT_GELU) { mhc__gelu_chunks(y, NULL, x, n); return; }
 #endif
     MHC__OMP_FOR(nn > MHC__PAR_WORK / 8)
     for (i = 0; i < nn; i++) y[i] = (mhc_real)mhc_act_value(act, (double)x[i]);
@@ -3528,16 +3525,7 @@ MHCDEF void mhc_k_act_forward(mhc_act act, mhc_real *y, const mhc_real *x, size_
 MHCDEF void mhc_k_act_backward(mhc_act act, mhc_real *dx, const mhc_real *dy, const mhc_real *x, size_t n) {
     long i, nn = (long)n;
 #ifndef MHC_DOUBLE
-    if (act == MHC_ACT_GELU) {
-        const int simd = mhc__gelu_simd();
-        const long nc = (nn + MHC__ACT_CHUNK - 1) / MHC__ACT_CHUNK;
-        MHC__OMP_FOR(nn > MHC__PAR_WORK / 2)
-        for (i = 0; i < nc; i++) {
-            const size_t lo = (size_t)i * MHC__ACT_CHUNK, hi = lo + MHC__ACT_CHUNK < n ? lo + MHC__ACT_CHUNK : n;
-            mhc__gelu_bwd_range(dx + lo, dy + lo, x + lo, hi - lo, simd);
-        }
-        return;
-    }
+    if (act == MHC_ACT_GELU) { mhc__gelu_chunks(dx, dy, x, n); return; }
 #endif
     MHC__OMP_FOR(nn > MHC__PAR_WORK / 8)
     for (i = 0; i < nn; i++) dx[i] += (mhc_real)(mhc_act_deriv(act, (double)x[i]) * (double)dy[i]);
