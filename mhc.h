@@ -3063,6 +3063,31 @@ static const mhc__mm_isa *mhc__mm_pick(void) {
 
 MHCDEF const char *mhc_k_matmul_isa(void) { return mhc__mm_pick()->name; }
 
+/* ---- the vector clones of the other hot loops ----
+   The dot products, stream mixes, attention and AdamW loops (mhc__dots, mhc__mix_rows, the
+   attention jobs, mhc_adamw_step's chunks) are plain C that compilers vectorise to the build's
+   target: SSE2 in a plain -O2 x86-64 build. MHC__CLONES compiles such a body twice, as it is and
+   with __attribute__((target("avx2"))), and runs the AVX2 copy when the matmul dispatch picked
+   avx2+fma or avx512 (MHC_ISA and mhc_k_matmul_set_isa choose both). target("avx2") without fma:
+   the copy gets wider vectors but no fused multiply-add the plain copy lacks (no contraction), and
+   compilers do not reorder float sums when vectorising, so both copies give the same bits
+   (tests/test_matmul.c, "vector clones"). Other compilers build the plain copy only. */
+#if MHC__MM_DISPATCH
+#define MHC__V256_CLONES 1
+#define MHC__INLINE static inline __attribute__((always_inline))
+#define MHC__CLONES(fn, params, args)                                                       \
+    static void fn##_v0 params { fn##_body args; }                                          \
+    __attribute__((target("avx2"))) static void fn##_v256 params { fn##_body args; }        \
+    static void fn params {                                                                 \
+        if (mhc__mm_pick()->name[0] == 'a') fn##_v256 args;                                 \
+        else fn##_v0 args;                                                                  \
+    }
+#else
+#define MHC__V256_CLONES 0
+#define MHC__INLINE static inline
+#define MHC__CLONES(fn, params, args) static void fn params { fn##_body args; }
+#endif
+
 MHCDEF int mhc_k_matmul_isa_runnable(const char *name) {
     const int i = mhc__mm_isa_index(name);
     return i >= 0 && mhc__mm_runnable(i);
@@ -3584,7 +3609,7 @@ MHCDEF void mhc_k_embedding_backward(mhc_real *dtable, const mhc_real *dout, con
    block of 16 is unrolled into scalars, 64 is vectorised). */
 #define MHC__CB 64
 
-static double mhc__lanes_sum(const double *a) {
+MHC__INLINE double mhc__lanes_sum(const double *a) {
     double s[8];
     int q;
     for (q = 0; q < 8; q++) s[q] = a[q] + a[q + 8];
@@ -3592,8 +3617,8 @@ static double mhc__lanes_sum(const double *a) {
 }
 
 /* out[r] = sum_j g[j] rows[r*stride + j] (double) for r < nr, in MHC__LN lanes per row, up to 8
-   rows in one sweep over g (g loaded once, 8 x 16 independent lanes). */
-static void mhc__dots(double *out, const mhc_real *g, const mhc_real *rows, size_t stride, int nr, int len) {
+   rows in one sweep over g (g loaded once, 8 x 16 independent lanes). Cloned (MHC__CLONES). */
+MHC__INLINE void mhc__dots_body(double *out, const mhc_real *g, const mhc_real *rows, size_t stride, int nr, int len) {
     enum { R = 8 };
     double acc[R][MHC__LN];
     int r0, r, j, q;
@@ -3619,7 +3644,16 @@ static void mhc__dots(double *out, const mhc_real *g, const mhc_real *rows, size
     }
 }
 
-/* sum_j a[j] b[j] (double): mhc__dots with one row */
+MHC__CLONES(mhc__dots, (double *out, const mhc_real *g, const mhc_real *rows, size_t stride, int nr, int len),
+            (out, g, rows, stride, nr, len))
+
+/* sum_j a[j] b[j] (double): mhc__dots with one row (the body, for the cloned callers; and the
+   dispatched call) */
+MHC__INLINE double mhc__dotd_body(const mhc_real *a, const mhc_real *b, int len) {
+    double d;
+    mhc__dots_body(&d, a, b, 0, 1, len);
+    return d;
+}
 static double mhc__dotd(const mhc_real *a, const mhc_real *b, int len) {
     double d;
     mhc__dots(&d, a, b, 0, 1, len);
@@ -3628,8 +3662,8 @@ static double mhc__dotd(const mhc_real *a, const mhc_real *b, int len) {
 
 /* A stream mix: out[c] = (f ? hf f[c] : 0) + sum_r w[r*ws] rows[r*rs + c], or out[c] += the sum
    (without the f term) when acc; summed in mhc_real, r in order, MHC__CB channels at a time. */
-static void mhc__mix_rows(mhc_real *out, int acc, const mhc_real *w, size_t ws, const mhc_real *rows, size_t rs, int nr,
-                          const mhc_real *f, mhc_real hf, int C) {
+MHC__INLINE void mhc__mix_rows_body(mhc_real *out, int acc, const mhc_real *w, size_t ws, const mhc_real *rows,
+                                    size_t rs, int nr, const mhc_real *f, mhc_real hf, int C) {
     int c, r, q;
     for (c = 0; c + MHC__CB <= C; c += MHC__CB) {
         mhc_real a[MHC__CB];
@@ -3650,73 +3684,95 @@ static void mhc__mix_rows(mhc_real *out, int acc, const mhc_real *w, size_t ws, 
         else out[c] = a;
     }
 }
+MHC__CLONES(mhc__mix_rows, (mhc_real *out, int acc, const mhc_real *w, size_t ws, const mhc_real *rows, size_t rs,
+                            int nr, const mhc_real *f, mhc_real hf, int C),
+            (out, acc, w, ws, rows, rs, nr, f, hf, C))
 
-/* Causal attention per (b, h, t): p = softmax_{t2 <= t}(q_t . k_t2 / sqrt(hs)), out_t = sum p v_t2 */
-MHCDEF void mhc_k_attention_forward(mhc_real *out, mhc_real *att, const mhc_real *qkv, int B, int T, int C, int H) {
+/* Causal attention per (b, h, t): p = softmax_{t2 <= t}(q_t . k_t2 / sqrt(hs)), out_t = sum p v_t2.
+   One job = one (b, h, t); the job is cloned (MHC__CLONES). */
+MHC__INLINE void mhc__attn_fwd_job_body(mhc_real *out, mhc_real *att, const mhc_real *qkv, int T, int C, int H,
+                                        long job) {
     const int hs = C / H, C3 = 3 * C;
     const double scale = 1.0 / sqrt((double)hs);
-    long job, njobs = (long)B * H * T;
-    MHC__OMP_FOR((double)njobs * T * hs > MHC__PAR_WORK)
-    for (job = 0; job < njobs; job++) {
-        const int t = (int)(job % T), h = (int)((job / T) % H), b = (int)(job / ((long)T * H));
-        const mhc_real *q = qkv + ((size_t)b * T + t) * C3 + (size_t)h * hs;
-        mhc_real *a = att + (((size_t)b * H + h) * T + t) * T;
-        mhc_real *o = out + ((size_t)b * T + t) * C + (size_t)h * hs;
-        double mx = -HUGE_VAL, s = 0.0;
-        int t2, i;
-        for (t2 = 0; t2 <= t; t2++) {
-            const mhc_real *k = qkv + ((size_t)b * T + t2) * C3 + C + (size_t)h * hs;
-            double d = mhc__dotd(q, k, hs) * scale;
-            a[t2] = (mhc_real)d;
-            if (d > mx) mx = d;
-        }
-        for (t2 = 0; t2 <= t; t2++) { double e = exp((double)a[t2] - mx); a[t2] = (mhc_real)e; s += e; }
-        for (t2 = 0; t2 <= t; t2++) a[t2] = (mhc_real)((double)a[t2] / s);
-        for (t2 = t + 1; t2 < T; t2++) a[t2] = 0;
-        for (i = 0; i < hs; i++) o[i] = 0;
-        for (t2 = 0; t2 <= t; t2++) {
-            const mhc_real *v = qkv + ((size_t)b * T + t2) * C3 + 2 * (size_t)C + (size_t)h * hs;
-            const mhc_real p = a[t2];
-            for (i = 0; i < hs; i++) o[i] += p * v[i];
-        }
+    const int t = (int)(job % T), h = (int)((job / T) % H), b = (int)(job / ((long)T * H));
+    const mhc_real *q = qkv + ((size_t)b * T + t) * C3 + (size_t)h * hs;
+    mhc_real *a = att + (((size_t)b * H + h) * T + t) * T;
+    mhc_real *o = out + ((size_t)b * T + t) * C + (size_t)h * hs;
+    double mx = -HUGE_VAL, s = 0.0;
+    int t2, i;
+    for (t2 = 0; t2 <= t; t2++) {
+        const mhc_real *k = qkv + ((size_t)b * T + t2) * C3 + C + (size_t)h * hs;
+        double d = mhc__dotd_body(q, k, hs) * scale;
+        a[t2] = (mhc_real)d;
+        if (d > mx) mx = d;
     }
+    for (t2 = 0; t2 <= t; t2++) { double e = exp((double)a[t2] - mx); a[t2] = (mhc_real)e; s += e; }
+    for (t2 = 0; t2 <= t; t2++) a[t2] = (mhc_real)((double)a[t2] / s);
+    for (t2 = t + 1; t2 < T; t2++) a[t2] = 0;
+    for (i = 0; i < hs; i++) o[i] = 0;
+    for (t2 = 0; t2 <= t; t2++) {
+        const mhc_real *v = qkv + ((size_t)b * T + t2) * C3 + 2 * (size_t)C + (size_t)h * hs;
+        const mhc_real p = a[t2];
+        for (i = 0; i < hs; i++) o[i] += p * v[i];
+    }
+}
+MHC__CLONES(mhc__attn_fwd_job, (mhc_real *out, mhc_real *att, const mhc_real *qkv, int T, int C, int H, long job),
+            (out, att, qkv, T, C, H, job))
+
+MHCDEF void mhc_k_attention_forward(mhc_real *out, mhc_real *att, const mhc_real *qkv, int B, int T, int C, int H) {
+    long job, njobs = (long)B * H * T;
+    MHC__OMP_FOR((double)njobs * T * (C / H) > MHC__PAR_WORK)
+    for (job = 0; job < njobs; job++) mhc__attn_fwd_job(out, att, qkv, T, C, H, job);
 }
 
 /* Backward per (b, h), serial over t inside, so each job owns its slices of dq, dk, dv:
    dv_t2 += p dout_t;  dp = v_t2 . dout_t;  ds = p (dp - sum p dp);  dq_t += ds k_t2 / sqrt(hs);
-   dk_t2 += ds q_t / sqrt(hs). */
-MHCDEF void mhc_k_attention_backward(mhc_real *dqkv, const mhc_real *dout, const mhc_real *att,
-                                     const mhc_real *qkv, int B, int T, int C, int H) {
+   dk_t2 += ds q_t / sqrt(hs). dp (T doubles, or NULL: computed twice) keeps the dots v_t2 . dout_t
+   of one t for the second sweep. The job is cloned (MHC__CLONES). */
+MHC__INLINE void mhc__attn_bwd_job_body(mhc_real *dqkv, const mhc_real *dout, const mhc_real *att, const mhc_real *qkv,
+                                        int T, int C, int H, long job, double *dp) {
     const int hs = C / H, C3 = 3 * C;
     const double scale = 1.0 / sqrt((double)hs);
-    long job, njobs = (long)B * H;
-    MHC__OMP_FOR((double)njobs * T * T * hs > MHC__PAR_WORK)
-    for (job = 0; job < njobs; job++) {
-        const int h = (int)(job % H), b = (int)(job / H);
-        int t, t2, i;
-        for (t = 0; t < T; t++) {
-            const mhc_real *a = att + (((size_t)b * H + h) * T + t) * T;
-            const mhc_real *g = dout + ((size_t)b * T + t) * C + (size_t)h * hs;
-            const mhc_real *q = qkv + ((size_t)b * T + t) * C3 + (size_t)h * hs;
-            mhc_real *dq = dqkv + ((size_t)b * T + t) * C3 + (size_t)h * hs;
-            double sum_pdp = 0.0;
-            for (t2 = 0; t2 <= t; t2++) {
-                const mhc_real *v = qkv + ((size_t)b * T + t2) * C3 + 2 * (size_t)C + (size_t)h * hs;
-                sum_pdp += (double)a[t2] * mhc__dotd(v, g, hs);
-            }
-            for (t2 = 0; t2 <= t; t2++) {
-                const mhc_real *k = qkv + ((size_t)b * T + t2) * C3 + C + (size_t)h * hs;
-                const mhc_real *v = qkv + ((size_t)b * T + t2) * C3 + 2 * (size_t)C + (size_t)h * hs;
-                mhc_real *dk = dqkv + ((size_t)b * T + t2) * C3 + C + (size_t)h * hs;
-                mhc_real *dv = dqkv + ((size_t)b * T + t2) * C3 + 2 * (size_t)C + (size_t)h * hs;
-                const double p = (double)a[t2], ds = p * (mhc__dotd(v, g, hs) - sum_pdp) * scale;
-                for (i = 0; i < hs; i++) {
-                    dv[i] += (mhc_real)(p * (double)g[i]);
-                    dq[i] += (mhc_real)(ds * (double)k[i]);
-                    dk[i] += (mhc_real)(ds * (double)q[i]);
-                }
+    const int h = (int)(job % H), b = (int)(job / H);
+    int t, t2, i;
+    for (t = 0; t < T; t++) {
+        const mhc_real *a = att + (((size_t)b * H + h) * T + t) * T;
+        const mhc_real *g = dout + ((size_t)b * T + t) * C + (size_t)h * hs;
+        const mhc_real *q = qkv + ((size_t)b * T + t) * C3 + (size_t)h * hs;
+        mhc_real *dq = dqkv + ((size_t)b * T + t) * C3 + (size_t)h * hs;
+        double sum_pdp = 0.0;
+        for (t2 = 0; t2 <= t; t2++) {
+            const mhc_real *v = qkv + ((size_t)b * T + t2) * C3 + 2 * (size_t)C + (size_t)h * hs;
+            const double d = mhc__dotd_body(v, g, hs);
+            if (dp) dp[t2] = d;
+            sum_pdp += (double)a[t2] * d;
+        }
+        for (t2 = 0; t2 <= t; t2++) {
+            const mhc_real *k = qkv + ((size_t)b * T + t2) * C3 + C + (size_t)h * hs;
+            const mhc_real *v = qkv + ((size_t)b * T + t2) * C3 + 2 * (size_t)C + (size_t)h * hs;
+            mhc_real *dk = dqkv + ((size_t)b * T + t2) * C3 + C + (size_t)h * hs;
+            mhc_real *dv = dqkv + ((size_t)b * T + t2) * C3 + 2 * (size_t)C + (size_t)h * hs;
+            const double p = (double)a[t2], ds = p * ((dp ? dp[t2] : mhc__dotd_body(v, g, hs)) - sum_pdp) * scale;
+            for (i = 0; i < hs; i++) {
+                dv[i] += (mhc_real)(p * (double)g[i]);
+                dq[i] += (mhc_real)(ds * (double)k[i]);
+                dk[i] += (mhc_real)(ds * (double)q[i]);
             }
         }
+    }
+}
+MHC__CLONES(mhc__attn_bwd_job, (mhc_real *dqkv, const mhc_real *dout, const mhc_real *att, const mhc_real *qkv, int T,
+                                int C, int H, long job, double *dp),
+            (dqkv, dout, att, qkv, T, C, H, job, dp))
+
+MHCDEF void mhc_k_attention_backward(mhc_real *dqkv, const mhc_real *dout, const mhc_real *att,
+                                     const mhc_real *qkv, int B, int T, int C, int H) {
+    long job, njobs = (long)B * H;
+    MHC__OMP_FOR((double)njobs * T * T * (C / H) > MHC__PAR_WORK)
+    for (job = 0; job < njobs; job++) {
+        double *dp = (double *)MHC_MALLOC((size_t)T * sizeof(double));   /* NULL: the dots twice */
+        mhc__attn_bwd_job(dqkv, dout, att, qkv, T, C, H, job, dp);
+        MHC_FREE(dp);
     }
 }
 
@@ -7731,6 +7787,21 @@ MHCDEF mhc_result mhc_hc_ds_distance(mhc_ctx *ctx, const mhc_real *A, size_t cou
  * (thread-count independent), and the trainer step that checks, clips and updates.
  * ========================================================================================= */
 
+/* mhc_adamw_step's elements [lo, hi), cloned (MHC__CLONES); chunks of MHC__ADAMW_CHUNK elements
+   per OpenMP iteration (each element's update is independent: any split gives the same bits) */
+#define MHC__ADAMW_CHUNK 4096
+MHC__INLINE void mhc__adamw_range_body(mhc_real *param, const mhc_real *grad, mhc_real *m, mhc_real *v, size_t lo,
+                                       size_t hi, double beta1, double beta2, double eps, double grad_scale,
+                                       double step_size, double bc2_sqrt, double decay) {
+    size_t i;
+    for (i = lo; i < hi; i++)
+        mhc__adamw_elem(param, grad, m, v, i, beta1, beta2, eps, grad_scale, step_size, bc2_sqrt, decay);
+}
+MHC__CLONES(mhc__adamw_range, (mhc_real *param, const mhc_real *grad, mhc_real *m, mhc_real *v, size_t lo, size_t hi,
+                               double beta1, double beta2, double eps, double grad_scale, double step_size,
+                               double bc2_sqrt, double decay),
+            (param, grad, m, v, lo, hi, beta1, beta2, eps, grad_scale, step_size, bc2_sqrt, decay))
+
 MHCDEF void mhc_adamw_step(mhc_real *param, const mhc_real *grad, mhc_real *m, mhc_real *v, size_t n,
                            double lr, double beta1, double beta2, double eps, double weight_decay,
                            double grad_scale, long step) {
@@ -7738,10 +7809,13 @@ MHCDEF void mhc_adamw_step(mhc_real *param, const mhc_real *grad, mhc_real *m, m
     double step_size = lr / (1.0 - pow(beta1, t));          /* lr / bias_correction1 */
     double bc2_sqrt = sqrt(1.0 - pow(beta2, t));            /* sqrt(bias_correction2) */
     double decay = 1.0 - lr * weight_decay;
-    size_t i;
+    const long nc = (long)((n + MHC__ADAMW_CHUNK - 1) / MHC__ADAMW_CHUNK);
+    long c;
     MHC__OMP_FOR(n > (size_t)MHC__PAR_WORK)
-    for (i = 0; i < n; i++)
-        mhc__adamw_elem(param, grad, m, v, i, beta1, beta2, eps, grad_scale, step_size, bc2_sqrt, decay);
+    for (c = 0; c < nc; c++) {
+        const size_t lo = (size_t)c * MHC__ADAMW_CHUNK, hi = n - lo < MHC__ADAMW_CHUNK ? n : lo + MHC__ADAMW_CHUNK;
+        mhc__adamw_range(param, grad, m, v, lo, hi, beta1, beta2, eps, grad_scale, step_size, bc2_sqrt, decay);
+    }
 }
 
 /* floor(frac * total), robust to frac being stored a hair below its decimal value. */

@@ -216,6 +216,87 @@ void TMM_NAME(TEST_MATMUL_GROUP)(void) {
         free(x); free(y); free(dx); free(dy);
     }
 
+    TEST_BEGIN("vector_clones");
+    {   /* The loops cloned with target("avx2") (mhc.h, MHC__CLONES: dots, stream mixes, attention,
+           AdamW) give the same bits as their plain copies: each kernel under this group's ISA
+           against the same call with the portable ISA forced (memcmp); attention's forward also
+           against a naive double reference (so the two copies cannot be equally wrong). */
+        enum { B = 2, T = 37, C = 60, H = 3, HS = C / H, NP = 4, TP_ = 5, CP = 70, NA = 10007 };
+        const char *isa = mhc_k_matmul_isa();
+        const size_t nqkv = (size_t)B * T * 3 * C, nout = (size_t)B * T * C, natt = (size_t)B * H * T * T;
+        const size_t nx = (size_t)TP_ * NP * CP;
+        mhc_real *buf = (mhc_real *)calloc(2 * (2 * nqkv + nout * 2 + natt) + 2 * (3 * nx) + 2 * 2 * (size_t)TP_ * NP * NP +
+                                               nqkv + nout + (size_t)TP_ * NP * NP + (size_t)TP_ * NP + (size_t)TP_ * CP +
+                                               (size_t)TP_ * NP + 2 * 3 * (size_t)NA + 2 * (size_t)NA + (size_t)TP_ * CP * 2,
+                                           sizeof *buf);
+        CHECK(buf != NULL);
+        if (buf) {
+            mhc_real *qkv = buf, *dout = qkv + nqkv, *out[2], *att[2], *dqkv[2], *p = dout + nout;
+            mhc_real *x = p, *A = x + nx, *hp = A + (size_t)TP_ * NP * NP, *f = hp + (size_t)TP_ * NP, *go = f + (size_t)TP_ * CP;
+            mhc_real *po[2], *pdx[2], *pdA[2], *pdh[2], *pdf[2], *prm[2], *pm[2], *pv[2], *grad;
+            double worst = 0;
+            int k, b, h, t, t2, i;
+            size_t j;
+            p = go + nx;
+            for (k = 0; k < 2; k++) {
+                out[k] = p; p += nout; att[k] = p; p += natt; dqkv[k] = p; p += nqkv;
+                po[k] = p; p += nx; pdx[k] = p; p += nx; pdA[k] = p; p += (size_t)TP_ * NP * NP;
+                pdh[k] = p; p += (size_t)TP_ * NP; pdf[k] = p; p += (size_t)TP_ * CP;
+                prm[k] = p; p += NA; pm[k] = p; p += NA; pv[k] = p; p += NA;
+            }
+            grad = p;
+            mhc_rng_fill_normal(&rng, qkv, nqkv, 0, 1);
+            mhc_rng_fill_normal(&rng, dout, nout, 0, 1);
+            mhc_rng_fill_normal(&rng, x, nx, 0, 1);
+            mhc_rng_fill_uniform(&rng, A, (size_t)TP_ * NP * NP, 0, 1);
+            mhc_rng_fill_uniform(&rng, hp, (size_t)TP_ * NP, 0, 2);
+            mhc_rng_fill_normal(&rng, f, (size_t)TP_ * CP, 0, 1);
+            mhc_rng_fill_normal(&rng, go, nx, 0, 1);
+            mhc_rng_fill_normal(&rng, grad, NA, 0, 1);
+            for (k = 0; k < 2; k++) {   /* k = 0: this group's ISA, k = 1: portable */
+                CHECK(mhc_k_matmul_set_isa(k ? "portable" : isa));
+                mhc_k_attention_forward(out[k], att[k], qkv, B, T, C, H);
+                for (j = 0; j < nqkv; j++) dqkv[k][j] = (mhc_real)0.5;
+                mhc_k_attention_backward(dqkv[k], dout, att[k], qkv, B, T, C, H);
+                mhc_k_hc_post_forward(po[k], x, A, hp, f, TP_, NP, CP);
+                for (j = 0; j < nx; j++) pdx[k][j] = (mhc_real)0.25;
+                mhc_k_hc_post_backward(pdx[k], pdA[k], pdh[k], pdf[k], go, x, A, hp, f, TP_, NP, CP);
+                for (j = 0; j < NA; j++) { prm[k][j] = (mhc_real)(0.001 * (double)j); pm[k][j] = 0; pv[k][j] = 0; }
+                for (i = 1; i <= 3; i++) mhc_adamw_step(prm[k], grad, pm[k], pv[k], NA, 1e-3, 0.9, 0.95, 1e-8, 0.1, 1.0, i);
+            }
+            CHECK(mhc_k_matmul_set_isa(isa));
+            CHECK(memcmp(out[0], out[1], nout * sizeof(mhc_real)) == 0 && memcmp(att[0], att[1], natt * sizeof(mhc_real)) == 0);
+            CHECK(memcmp(dqkv[0], dqkv[1], nqkv * sizeof(mhc_real)) == 0);
+            CHECK(memcmp(po[0], po[1], nx * sizeof(mhc_real)) == 0 && memcmp(pdx[0], pdx[1], nx * sizeof(mhc_real)) == 0);
+            CHECK(memcmp(pdA[0], pdA[1], (size_t)TP_ * NP * NP * sizeof(mhc_real)) == 0);
+            CHECK(memcmp(pdh[0], pdh[1], (size_t)TP_ * NP * sizeof(mhc_real)) == 0 &&
+                  memcmp(pdf[0], pdf[1], (size_t)TP_ * CP * sizeof(mhc_real)) == 0);
+            CHECK(memcmp(prm[0], prm[1], NA * sizeof(mhc_real)) == 0 && memcmp(pv[0], pv[1], NA * sizeof(mhc_real)) == 0);
+            for (b = 0; b < B; b++)   /* the forward against a naive double softmax attention */
+                for (h = 0; h < H; h++)
+                    for (t = 0; t < T; t++) {
+                        double sc[T], mx = -1e300, s = 0;
+                        for (t2 = 0; t2 <= t; t2++) {
+                            double d = 0;
+                            for (i = 0; i < HS; i++)
+                                d += (double)qkv[((size_t)b * T + t) * 3 * C + h * HS + i] *
+                                     (double)qkv[((size_t)b * T + t2) * 3 * C + C + h * HS + i];
+                            sc[t2] = d / sqrt((double)HS);
+                            if (sc[t2] > mx) mx = sc[t2];
+                        }
+                        for (t2 = 0; t2 <= t; t2++) { sc[t2] = exp(sc[t2] - mx); s += sc[t2]; }
+                        for (i = 0; i < HS; i++) {
+                            double o = 0, e;
+                            for (t2 = 0; t2 <= t; t2++) o += sc[t2] / s * (double)qkv[((size_t)b * T + t2) * 3 * C + 2 * C + h * HS + i];
+                            e = fabs(o - (double)out[0][((size_t)b * T + t) * C + h * HS + i]);
+                            if (e > worst) worst = e;
+                        }
+                    }
+            CHECK_MSG(worst < (sizeof(mhc_real) == 8 ? 1e-13 : 2e-6), "attention forward vs naive: %g", worst);
+            free(buf);
+        }
+    }
+
     TEST_BEGIN("matmul_shapes");
     {
         /* M, K, N: ones, micro-tile edges (MR 6/8, NR 16/32), K past the K block (256 float, 128
