@@ -294,7 +294,11 @@ BENCH_PEER := $(shell $(OPENBLAS_PROBE) -lopenblas >/dev/null 2>&1 && echo "-DBE
   ($(OPENBLAS_PROBE) -I/usr/include/openblas -lopenblas >/dev/null 2>&1 && echo "-DBENCH_OPENBLAS -I/usr/include/openblas -lopenblas"))
 $(BUILD)/bench: $(BENCH_SRC) $(HDR) | $(BUILD)
 	$(CC) -std=c99 $(BENCH_OPT) -g $(WARN) -I. $(OMPFLAGS) bench/bench_main.c bench/bench_all.c -o $@ $(BENCH_PEER) $(LDLIBS)
-bench: $(BUILD)/bench ## the benchmarks: ratios against OpenBLAS and PyTorch measured in the same run
+# build/bench_default: the same program built the way the README builds the library (plain -O2,
+# no -march), for bench_step's "step default build/native" rows (run as its child).
+$(BUILD)/bench_default: $(BENCH_SRC) $(HDR) | $(BUILD)
+	$(CC) -std=c99 -O2 -g $(WARN) -I. $(OMPFLAGS) bench/bench_main.c bench/bench_all.c -o $@ $(BENCH_PEER) $(LDLIBS)
+bench: $(BUILD)/bench $(BUILD)/bench_default ## the benchmarks: ratios against OpenBLAS and PyTorch measured in the same run
 	./$(BUILD)/bench
 
 # ---- CUDA (optional): mhc_cuda.cu with nvcc, warnings as errors; build/test_cuda compares every

@@ -6,4 +6,5 @@
 
 #include "bench_matmul.c"
 #include "bench_train.c"
+#include "bench_step.c"
 #include "bench_sample.c"

@@ -62,19 +62,56 @@ static double bench_load(void) {
     return l;
 }
 
-/* The child of bench_train's peak-RSS rows (bench/bench_train.c). */
+/* The children of bench_train's peak-RSS rows (bench/bench_train.c) and bench_step's step rows. */
 int bench_train_child(int argc, char **argv);
+int bench_step_child(int argc, char **argv);
+
+/* The CPU: its model name and the SIMD flags that pick kernels (from /proc/cpuinfo). */
+static void bench_cpu(char *model, size_t nmodel, char *flags, size_t nflags) {
+    static const char *const want[] = {"sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_bf16",
+                                       "amx_tile"};
+    char line[4096];
+    size_t k;
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    snprintf(model, nmodel, "unknown");
+    flags[0] = 0;
+    if (!f) return;
+    while (fgets(line, sizeof line, f)) {
+        char *v = strchr(line, ':');
+        if (!v) continue;
+        v += 1 + (v[1] == ' ');
+        v[strcspn(v, "\n")] = 0;
+        if (strncmp(line, "model name", 10) == 0 && strcmp(model, "unknown") == 0) snprintf(model, nmodel, "%s", v);
+        if (strncmp(line, "flags", 5) == 0 && !flags[0]) {
+            for (k = 0; k < sizeof want / sizeof want[0]; k++) {
+                const char *p = v;
+                size_t len = strlen(want[k]);
+                while ((p = strstr(p, want[k])) != NULL) {
+                    if ((p == v || p[-1] == ' ') && (p[len] == ' ' || p[len] == 0)) break;
+                    p += len;
+                }
+                if (p && strlen(flags) + len + 2 < nflags) { strcat(flags, flags[0] ? " " : ""); strcat(flags, want[k]); }
+            }
+            if (!flags[0]) snprintf(flags, nflags, "(none of the SIMD flags)");
+        }
+    }
+    fclose(f);
+}
 
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "--child-rss") == 0) return bench_train_child(argc, argv);
+    if (argc > 1 && strcmp(argv[1], "--child-step") == 0) return bench_step_child(argc, argv);
     const double load = bench_load();
     const char *wait = getenv("OMP_WAIT_POLICY");
+    char model[256], flags[256];
+    bench_cpu(model, sizeof model, flags, sizeof flags);
     printf("mhc.h benchmarks: rates measured side by side in one run, %d threads; ratio = ours / peer\n",
            bench_threads());
-    printf("load average at start %.2f%s; OMP_WAIT_POLICY=%s\n\n", load,
+    printf("load average at start %.2f%s; OMP_WAIT_POLICY=%s\n", load,
            load > 0.5 ? " (the machine is busy: rates are noisy, and OpenMP's default spin-waiting suffers "
                         "more than OpenBLAS's yielding; OMP_WAIT_POLICY=passive helps there)" : "",
            wait ? wait : "(unset)");
+    printf("CPU: %s; flags: %s\n\n", model, flags);
     printf("| %-34s | %8s | %8s | %5s | %s\n", "name", "ours", "peer", "ratio", "note");
     printf("|%s|%s|%s|%s|%s\n", "------------------------------------", "----------", "----------", "-------",
            "------");
