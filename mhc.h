@@ -41,6 +41,9 @@
  *                        attributes, whatever the -m flags) and pick the best one the CPU runs at
  *                        the first matmul; the environment variable MHC_ISA=portable|avx2|avx512
  *                        overrides (see mhc_k_matmul_isa).
+ *   MHC_OMP_PASSIVE_DEFAULT
+ *                        in one translation unit of an executable: OMP_WAIT_POLICY=passive unless
+ *                        the environment sets a policy (see "OPENMP WAIT POLICY" below).
  *   MHC_CUDA             declare the optional CUDA API (implemented in mhc_cuda.cu, float only).
  *   MHC_SHARED_IMPLEMENTATION
  *                        emit only the static block "SHARED WITH THE CUDA UNIT" (AdamW on one
@@ -1440,6 +1443,64 @@ MHCDEF mhc_result mhc_checkpoint_serialize(mhc_ctx *ctx, void *buf, size_t cap, 
 }
 #endif
 #endif /* MHC_H_INCLUDE */
+
+/* =========================================================================================
+ * OPENMP WAIT POLICY (MHC_OMP_PASSIVE_DEFAULT, opt-in, for executables)
+ * What an OpenMP thread does at the end of a parallel region, waiting for the next one, is
+ * libgomp's OMP_WAIT_POLICY, read once when libgomp is loaded (before main; a setenv in main is
+ * too late). Unset, libgomp spins for a while before it sleeps; a training step runs many
+ * parallel regions, and on a machine where another process wants the same cores the spinning
+ * threads take the time the working ones need. Measured by `make bench` on a 2-core
+ * AVX2 machine (README, Performance): the mHC step under one busy process took 598 ms with the
+ * policy unset, 308 ms passive and 497 ms active, against 162-172 ms alone, where passive and
+ * unset took the same time in five of six alternating pairs (the sixth: 212 ms passive).
+ * Define MHC_OMP_PASSIVE_DEFAULT before including mhc.h in one translation unit of an executable
+ * (build/mhc does, tools/main.c): on ELF systems with GCC or Clang and OpenMP it puts a function
+ * in .preinit_array, which runs before any shared library's initialiser, and that adds
+ * OMP_WAIT_POLICY=passive to the environment libgomp reads unless the environment already names
+ * a policy (so a user's choice always wins); mhc_omp_passive_defaulted is 1 after it did.
+ * Tested with glibc 2.36: gcc and g++ (libgomp), clang (libomp), -static, ASan, valgrind; the
+ * user's other OpenMP variables (OMP_NUM_THREADS) still apply. With some C libraries the
+ * program's own getenv("OMP_WAIT_POLICY") then says "passive", with glibc it says nothing. Not in a shared library (the
+ * linker refuses .preinit_array there); elsewhere the macro does nothing. Library users who do
+ * not define it keep libgomp's behaviour and choose with the environment variable.
+ * ========================================================================================= */
+#if defined(MHC_OMP_PASSIVE_DEFAULT) && !defined(MHC__OMP_PASSIVE_DONE)
+#define MHC__OMP_PASSIVE_DONE
+static int mhc_omp_passive_defaulted = 0;
+#if defined(_OPENMP) && !defined(MHC_NO_OPENMP) && defined(__ELF__) && (defined(__GNUC__) || defined(__clang__))
+#include <string.h>
+#ifdef __cplusplus
+extern "C" {
+#endif
+extern char **environ;
+#ifdef __cplusplus
+}
+#endif
+/* The C library's environ is not set yet when .preinit_array runs (glibc sets it in its own
+   initialiser, and getenv and setenv would see an empty environment); the loader passes envp.
+   So: no setenv, no malloc. If envp names no OMP_WAIT_POLICY (and has at most 4096 entries),
+   environ becomes a static copy of envp plus "OMP_WAIT_POLICY=passive"; what the C library does
+   with environ afterwards (keep it, or put its own envp back) leaves the program's environment
+   intact, and libgomp has read the policy by then. */
+static char *mhc__omp_passive_env[4096 + 2];
+static char mhc__omp_passive_var[] = "OMP_WAIT_POLICY=passive";
+static void mhc__omp_passive_preinit(int argc, char **argv, char **envp) {
+    int k;
+    (void)argc; (void)argv;
+    if (!envp) return;
+    for (k = 0; envp[k]; k++)
+        if (k >= 4096 || strncmp(envp[k], "OMP_WAIT_POLICY=", 16) == 0) return;
+    memcpy(mhc__omp_passive_env, envp, (size_t)k * sizeof *envp);
+    mhc__omp_passive_env[k] = mhc__omp_passive_var;
+    mhc__omp_passive_env[k + 1] = NULL;
+    environ = mhc__omp_passive_env;
+    mhc_omp_passive_defaulted = 1;
+}
+__attribute__((section(".preinit_array"), used))
+static void (*const mhc__omp_passive_entry)(int, char **, char **) = mhc__omp_passive_preinit;
+#endif
+#endif
 
 /* =========================================================================================
  * SHARED WITH THE CUDA UNIT (host and device)

@@ -17,9 +17,10 @@
  *                                                                   2n^2 C + 2nC the post mix
  *                                   plus       2 N C V              the LM head
  *                                 (N = B T tokens; norms, softmax, GELU, AdamW not counted).
- *   step 1 busy process C=256     the step while one other process spins on a core, ours (children,
- *                                 the caller's OMP_WAIT_POLICY) against PyTorch's (torch_gpt.py,
- *                                 OMP_WAIT_POLICY=passive unless set); then each side's slowdown
+ *   step 1 busy process C=256     the step while one other process spins on a core, ours (children)
+ *                                 against PyTorch's (torch_gpt.py), both with OMP_WAIT_POLICY=passive
+ *                                 unless the caller set a policy (passive: build/mhc's default,
+ *                                 MHC_OMP_PASSIVE_DEFAULT in mhc.h); then each side's slowdown
  *                                 (loaded / quiet, in percent; target ours <= PyTorch's); then our
  *                                 loaded step with OMP_WAIT_POLICY=passive and =active against
  *                                 libgomp's default (unset).
@@ -157,12 +158,12 @@ static void bs_load_rows(const char *py, const char *why) {
                  "--threads %d --warmup 1 --reps %d", bt_torch_env(), py, BT_SCRIPT, C, BT_LAYERS, BT_SEQ, BT_BATCH,
                  bench_threads(), BS_REPS);
     /* quiet: ours, torch */
-    for (k = 0; k < 2; k++) q = bs_min(q, bs_child("", self, C));
+    for (k = 0; k < 2; k++) q = bs_min(q, bs_child(bt_torch_env(), self, C));
     if (py) tq = bt_popen_median(cmd);
     /* one busy process: ours (the caller's policy), torch, then the policies */
     busy = bs_busy_start();
     if (busy < 0) { printf("bench_step: fork failed\n"); return; }
-    for (k = 0; k < 2; k++) l = bs_min(l, bs_child("", self, C));
+    for (k = 0; k < 2; k++) l = bs_min(l, bs_child(bt_torch_env(), self, C));
     if (py) tl = bt_popen_median(cmd);
     if (bench_selected(name_pp) || bench_selected(name_pa)) {
         ld = bs_child("env -u OMP_WAIT_POLICY ", self, C);
@@ -172,8 +173,8 @@ static void bs_load_rows(const char *py, const char *why) {
     bs_busy_stop(busy);
     if (q <= 0 || l <= 0) { printf("bench_step: the step child failed\n"); return; }
     if (bench_selected(name)) {
-        snprintf(note, sizeof note, "ms/step under 1 spinning process, lower is better; ours OMP_WAIT_POLICY=%s; %s",
-                 getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "(unset)",
+        snprintf(note, sizeof note, "ms/step under 1 spinning process, lower is better; both OMP_WAIT_POLICY=%s; %s",
+                 getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "passive (build/mhc's default)",
                  py ? (tl > 0 ? "PyTorch eager, its quiet run and loaded run in the next row" : "torch_gpt.py failed") : why);
         bt_row_ms(name, l, tl, note);
     }

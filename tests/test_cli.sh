@@ -15,6 +15,24 @@ check 0 "help" "$mhc" help
 # the matmul kernel: picked at run time, MHC_ISA=portable forces the portable one
 case "$(MHC_ISA=portable "$mhc" version)" in *"matmul kernel: portable"*) ;;
   *) echo "FAIL test_cli: 'MHC_ISA=portable mhc version' does not say 'matmul kernel: portable'"; fail=1 ;; esac
+# the OpenMP wait policy (mhc.h, OPENMP WAIT POLICY): passive unless the environment names one,
+# read by the OpenMP runtime itself (OMP_DISPLAY_ENV), the user's other OpenMP variables kept
+if "$mhc" version | grep -q "OpenMP wait policy"; then
+    ver=$(env -u OMP_WAIT_POLICY OMP_NUM_THREADS=1 OMP_DISPLAY_ENV=true "$mhc" version 2>&1)
+    case "$ver" in *"wait policy: passive (mhc's default"*) ;;
+      *) echo "FAIL test_cli: with OMP_WAIT_POLICY unset, 'mhc version' does not say the policy is passive"; fail=1 ;; esac
+    echo "$ver" | grep -q "OMP_WAIT_POLICY *= *'PASSIVE'" ||
+        { echo "FAIL test_cli: with OMP_WAIT_POLICY unset, the OpenMP runtime did not read passive"; fail=1; }
+    echo "$ver" | grep -q "OMP_NUM_THREADS *= *'1'" ||
+        { echo "FAIL test_cli: OMP_NUM_THREADS=1 did not reach the OpenMP runtime"; fail=1; }
+    ver=$(OMP_WAIT_POLICY=active OMP_DISPLAY_ENV=true "$mhc" version 2>&1)
+    case "$ver" in *"wait policy: OMP_WAIT_POLICY=active (from the environment)"*) ;;
+      *) echo "FAIL test_cli: 'OMP_WAIT_POLICY=active mhc version' does not report the user's policy"; fail=1 ;; esac
+    echo "$ver" | grep -q "OMP_WAIT_POLICY *= *'ACTIVE'" ||
+        { echo "FAIL test_cli: OMP_WAIT_POLICY=active did not reach the OpenMP runtime"; fail=1; }
+    case "$(env -u OMP_WAIT_POLICY MHC_ISA=portable "$mhc" version)" in *"matmul kernel: portable"*) ;;
+      *) echo "FAIL test_cli: with OMP_WAIT_POLICY unset, the program's environment lost MHC_ISA"; fail=1 ;; esac
+fi
 check 0 "compare --help" "$mhc" compare --help
 check 2 "no command" "$mhc"
 check 2 "unknown command" "$mhc" frobnicate

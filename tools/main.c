@@ -8,12 +8,15 @@
  *   mhc make-case --preset P --n N ...  a case whose inputs expose every convention slip, with its
  *                                       power table (tools/make_case.c)
  *   mhc gpt-export DIR [options]        a GPT's initial weights and a batch (tools/train.c)
- *   mhc version                         print the library version, precision and matmul kernel
+ *   mhc version                         print the library version, precision, matmul kernel and
+ *                                       OpenMP wait policy (passive unless OMP_WAIT_POLICY says)
  *   mhc help                            the usage text
  * Exit codes: 0 success, 1 a check or a run failed, 2 usage or I/O error (an unknown
  * subcommand included). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#define MHC_OMP_PASSIVE_DEFAULT /* OMP_WAIT_POLICY=passive unless set: see mhc.h, OPENMP WAIT POLICY */
 #include "mhc.h"
 #include "tools/tool.h"
 
@@ -56,6 +59,16 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("mhc %s\n", mhc_version());
         printf("matmul kernel: %s (picked at run time; MHC_ISA=portable|avx2|avx512 overrides)\n", mhc_k_matmul_isa());
+#ifdef _OPENMP
+        if (mhc_omp_passive_defaulted)
+            printf("OpenMP wait policy: passive (mhc's default; OMP_WAIT_POLICY=active|passive overrides)\n");
+        else if (getenv("OMP_WAIT_POLICY"))
+            printf("OpenMP wait policy: OMP_WAIT_POLICY=%s (from the environment)\n", getenv("OMP_WAIT_POLICY"));
+        else
+            printf("OpenMP wait policy: libgomp's default (spin, then sleep)\n");
+#else
+        printf("OpenMP: off (built without -fopenmp)\n");
+#endif
         return 0;
     }
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
