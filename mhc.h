@@ -3136,9 +3136,14 @@ MHCDEF const char *mhc_k_matmul_isa(void) { return mhc__mm_pick()->name; }
 #if MHC__MM_DISPATCH
 #define MHC__V256_CLONES 1
 #define MHC__INLINE static inline __attribute__((always_inline))
+#if defined(__GNUC__) && !defined(__clang__)
+#define MHC__VECTORISE __attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic")))
+#else
+#define MHC__VECTORISE
+#endif
 #define MHC__CLONES(fn, params, args)                                                       \
-    static void fn##_v0 params { fn##_body args; }                                          \
-    __attribute__((target("avx2"))) static void fn##_v256 params { fn##_body args; }        \
+    MHC__VECTORISE static void fn##_v0 params { fn##_body args; }                           \
+    __attribute__((target("avx2"))) MHC__VECTORISE static void fn##_v256 params { fn##_body args; } \
     static void fn params {                                                                 \
         if (mhc__mm_pick()->name[0] == 'a') fn##_v256 args;                                 \
         else fn##_v0 args;                                                                  \
@@ -3728,7 +3733,10 @@ MHC__INLINE void mhc__mix_rows_body(mhc_real *out, int acc, const mhc_real *w, s
     int c, r, q;
     for (c = 0; c + MHC__CB <= C; c += MHC__CB) {
         mhc_real a[MHC__CB];
-        for (q = 0; q < MHC__CB; q++) a[q] = f ? hf * f[c + q] : 0;
+        if (f)  /* the test outside the loops: GCC -O2 vectorises no loop with a branch inside */
+            for (q = 0; q < MHC__CB; q++) a[q] = hf * f[c + q];
+        else
+            for (q = 0; q < MHC__CB; q++) a[q] = 0;
         for (r = 0; r < nr; r++) {
             const mhc_real wr = w[(size_t)r * ws], *xr = rows + (size_t)r * rs + c;
             for (q = 0; q < MHC__CB; q++) a[q] += wr * xr[q];
@@ -3814,11 +3822,11 @@ MHC__INLINE void mhc__attn_bwd_job_body(mhc_real *dqkv, const mhc_real *dout, co
             mhc_real *dk = dqkv + ((size_t)b * T + t2) * C3 + C + (size_t)h * hs;
             mhc_real *dv = dqkv + ((size_t)b * T + t2) * C3 + 2 * (size_t)C + (size_t)h * hs;
             const double p = (double)a[t2], ds = p * ((dp ? dp[t2] : mhc__dotd_body(v, g, hs)) - sum_pdp) * scale;
-            for (i = 0; i < hs; i++) {
-                dv[i] += (mhc_real)(p * (double)g[i]);
-                dq[i] += (mhc_real)(ds * (double)k[i]);
-                dk[i] += (mhc_real)(ds * (double)q[i]);
-            }
+            /* three loops of one store each (dv, dq, dk are disjoint slices of dqkv): compilers
+               vectorise each one, none of the fused loop (same operations, same bits) */
+            for (i = 0; i < hs; i++) dv[i] += (mhc_real)(p * (double)g[i]);
+            for (i = 0; i < hs; i++) dq[i] += (mhc_real)(ds * (double)k[i]);
+            for (i = 0; i < hs; i++) dk[i] += (mhc_real)(ds * (double)q[i]);
         }
     }
 }
