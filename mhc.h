@@ -115,9 +115,12 @@
  * ===========================================================================================
  *   mhc_real is float by default and double under MHC_DOUBLE. Sums of squares, softmax and
  *   Sinkhorn normalisers, the mHC layer's gates and projection, and its dot products over C
- *   (dA, dh_post, the pre gates' gradients, attention scores) are accumulated in double in both
- *   builds. The stream mixes of the mHC layer (sums of n terms per element: A x + h_post f,
- *   sum_i h_pre[i] x_i and their backward counterparts) are computed in mhc_real. Matrix
+ *   (dA, dh_post, the pre gates' gradients) are accumulated in double in both builds. Attention:
+ *   the reference kernels (mhc_k_attention_forward/backward, kv_forward) take their dots in
+ *   double; the flash kernels the tape uses take the score, value and gradient products in
+ *   mhc_real through the GEMM tile and only the softmax normaliser in double. The stream
+ *   mixes of the mHC layer (sums of n terms per element: A x + h_post f, sum_i h_pre[i] x_i and
+ *   their backward counterparts) are computed in mhc_real. Matrix
  *   products go through the packed GEMM (mhc_k_matmul_*), which accumulates in mhc_real: in the
  *   float build that includes the three big products of the mHC pre step (the logits x fn^T over
  *   n*C, and their two backward products into dx and dfn). The double build is the one used for
@@ -379,6 +382,27 @@ MHCDEF void mhc_k_embedding_backward(mhc_real *dtable, const mhc_real *dout, con
 MHCDEF void mhc_k_attention_forward(mhc_real *out, mhc_real *att, const mhc_real *qkv, int B, int T, int C, int H);
 MHCDEF void mhc_k_attention_backward(mhc_real *dqkv, const mhc_real *dout, const mhc_real *att,
                                      const mhc_real *qkv, int B, int T, int C, int H);
+/* The same attention, flash-style: per (b, h), blocks of MHC_ATTN_QB queries; a block's scores
+   against keys 0 .. its last query (S = Q K^T), their softmax and P V go through the GEMM's serial
+   tile (mhc_k_matmul's kernel on this CPU, summed in mhc_real), so no more than MHC_ATTN_QB x T
+   scores exist per thread and the [T, T] matrix never does. The softmax is exact: a block holds
+   all of its rows' keys. stats [B,H,T,2] keeps each row's score maximum m and its normaliser
+   sum_t2 exp((s - m) / sqrt(hs)) (summed in double); the backward recomputes the scores by the same
+   tile calls and the probabilities from stats (the same bits as the forward's), then
+       dV += P^T dO,  dP = dO V^T,  dS = P (dP - rowsum(dO o O)) / sqrt(hs),  dQ += dS K,  dK += dS^T Q
+   block by block (dqkv is accumulated into; out is the forward's output). exp is libm's in the
+   double build and, in the float build, the GELU's branch-free exp (mhc__exp_lane and
+   its AVX2 form, polynomial truncation 5.3e-9 relative; below -87 a probability is 0). work: nslots * mhc_k_attention_work(T)
+   reals; the kernels run at most nslots threads, each with its slot. One (b, h) is one thread's
+   work in a fixed order: the same bits for any thread count; across ISAs the GEMM kernel differs
+   (tests/test_matmul.c checks each against the double reference). */
+#define MHC_ATTN_QB 64
+MHCDEF size_t mhc_k_attention_work(int T);
+MHCDEF void mhc_k_attention_flash_forward(mhc_real *out, mhc_real *stats, const mhc_real *qkv, int B, int T, int C,
+                                          int H, mhc_real *work, int nslots);
+MHCDEF void mhc_k_attention_flash_backward(mhc_real *dqkv, const mhc_real *dout, const mhc_real *out,
+                                           const mhc_real *stats, const mhc_real *qkv, int B, int T, int C, int H,
+                                           mhc_real *work, int nslots);
 /* The same attention for Tq new tokens against a key/value cache (inference: no backward). Query i
    sits at position p0 + i and attends to the cache rows 0 .. p0 + i:
        out[i, h] = sum_{t2 <= p0+i} softmax_t2(q[i, h] . k[t2, h] / sqrt(hs)) v[t2, h]
@@ -2322,9 +2346,14 @@ MHC__SHARED_FN void mhc__gates_token(int n, int nres, int head, const mhc_real *
 #define MHC__OMP 1
 #define MHC__PRAGMA(x) _Pragma(#x)
 #define MHC__OMP_FOR(cond) MHC__PRAGMA(omp parallel for schedule(static) if(cond))
+/* at most n threads, each knowing its index (MHC__THREAD_NUM) for a per-thread scratch slot */
+#define MHC__OMP_FOR_SLOTS(n, cond) MHC__PRAGMA(omp parallel for schedule(static) num_threads(n) if(cond))
+#define MHC__THREAD_NUM() omp_get_thread_num()
 #else
 #define MHC__OMP 0
 #define MHC__OMP_FOR(cond)
+#define MHC__OMP_FOR_SLOTS(n, cond)
+#define MHC__THREAD_NUM() 0
 #endif
 
 #ifdef __cplusplus
@@ -3875,6 +3904,136 @@ MHCDEF void mhc_k_attention_kv_forward(mhc_real *out, mhc_real *att, const mhc_r
     }
 }
 
+/* ---- flash-style attention (see mhc_k_attention_flash_forward) ---- */
+MHCDEF size_t mhc_k_attention_work(int T) { return T < 1 ? 0 : (size_t)2 * MHC_ATTN_QB * (size_t)T; }
+
+/* C[M,N] (+)= A(i,k) B(k,j) on this thread: the GEMM's tile in column blocks of MHC__MM_NC */
+static void mhc__attn_mm(const mhc__mm_isa *isa, mhc_real *C, size_t ldc, const mhc_real *A, size_t ars, size_t acs,
+                         const mhc_real *B, size_t brs, size_t bcs, int M, int N, int K, int acc) {
+    int j0;
+    for (j0 = 0; j0 < N; j0 += MHC__MM_NC)
+        mhc__mm_tile(isa, C, ldc, A, ars, acs, B, brs, bcs, 0, M, j0, N - j0 < MHC__MM_NC ? N : j0 + MHC__MM_NC, K,
+                     acc);
+}
+
+/* e[j] = exp((s[j] - m) * scale) for j < n (0 where the argument is below -87 in float) */
+#if !defined(MHC_DOUBLE) && MHC__GELU_SIMD
+MHC__MM_TGT256 static int mhc__attn_exp8(mhc_real *e, const mhc_real *s, int n, mhc_real m, mhc_real scale) {
+    const __m256 mv = _mm256_set1_ps(m), sc = _mm256_set1_ps(scale), lo = _mm256_set1_ps(-87.0f);
+    int j;
+    for (j = 0; j + 8 <= n; j += 8) {
+        const __m256 z = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(s + j), mv), sc);
+        const __m256 keep = _mm256_cmp_ps(z, lo, _CMP_NLT_UQ);   /* z >= -87 or NaN */
+        _mm256_storeu_ps(e + j, _mm256_and_ps(keep, mhc__exp8(_mm256_max_ps(lo, z))));
+    }
+    return j;
+}
+#endif
+static void mhc__attn_exp(mhc_real *e, const mhc_real *s, int n, mhc_real m, mhc_real scale) {
+    int j = 0;
+#ifdef MHC_DOUBLE
+    for (; j < n; j++) e[j] = exp((s[j] - m) * scale);
+#else
+#if MHC__GELU_SIMD
+    if (mhc__gelu_simd()) j = mhc__attn_exp8(e, s, n, m, scale);
+#endif
+    for (; j < n; j++) {
+        const float z = (s[j] - m) * scale;
+        e[j] = z < -87.0f ? 0.0f : mhc__exp_lane(z);
+    }
+#endif
+}
+
+/* One query row's probabilities in place: row[j] (a raw score q . k_j) for j < len becomes
+   exp((row[j] - m) scale) / sum, row[len .. nk) becomes 0. st_in NULL (the forward): m and sum are
+   the row's, written to st_out; else they are read from st_in. */
+static void mhc__attn_prob_row(mhc_real *row, int len, int nk, mhc_real scale, const mhc_real *st_in,
+                               mhc_real *st_out) {
+    mhc_real m, sum;
+    int j;
+    if (!st_in) {
+        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        m = row[0];
+        for (j = 1; j < len; j++) m = row[j] > m ? row[j] : m;
+        mhc__attn_exp(row, row, len, m, scale);
+        for (j = 0; j + 4 <= len; j += 4) {
+            s0 += (double)row[j]; s1 += (double)row[j + 1]; s2 += (double)row[j + 2]; s3 += (double)row[j + 3];
+        }
+        for (; j < len; j++) s0 += (double)row[j];
+        sum = (mhc_real)((s0 + s1) + (s2 + s3));
+        st_out[0] = m; st_out[1] = sum;
+    } else {
+        m = st_in[0]; sum = st_in[1];
+        mhc__attn_exp(row, row, len, m, scale);
+    }
+    for (j = 0; j < len; j++) row[j] = row[j] / sum;
+    for (j = len; j < nk; j++) row[j] = 0;
+}
+
+MHCDEF void mhc_k_attention_flash_forward(mhc_real *out, mhc_real *stats, const mhc_real *qkv, int B, int T, int C,
+                                          int H, mhc_real *work, int nslots) {
+    const mhc__mm_isa *isa = mhc__mm_pick();
+    const int hs = C / H, QB = MHC_ATTN_QB;
+    const size_t C3 = 3 * (size_t)C;
+    const mhc_real scale = (mhc_real)(1.0 / sqrt((double)hs));
+    long job, njobs = (long)B * H;
+    if (nslots < 1) nslots = 1;
+    MHC__OMP_FOR_SLOTS(nslots, (double)njobs * T * T * hs > MHC__PAR_WORK)
+    for (job = 0; job < njobs; job++) {
+        const int b = (int)(job / H), h = (int)(job % H);
+        const mhc_real *Q = qkv + (size_t)b * T * C3 + (size_t)h * hs, *K = Q + C, *V = Q + 2 * (size_t)C;
+        mhc_real *O = out + (size_t)b * T * C + (size_t)h * hs, *st = stats + (size_t)job * T * 2;
+        mhc_real *S = work + (size_t)MHC__THREAD_NUM() * mhc_k_attention_work(T);
+        int t0, r;
+        for (t0 = 0; t0 < T; t0 += QB) {
+            const int m = T - t0 < QB ? T - t0 : QB, nk = t0 + m;
+            mhc__attn_mm(isa, S, (size_t)nk, Q + t0 * C3, C3, 1, K, 1, C3, m, nk, hs, 0);
+            for (r = 0; r < m; r++)
+                mhc__attn_prob_row(S + (size_t)r * nk, t0 + r + 1, nk, scale, NULL, st + 2 * (size_t)(t0 + r));
+            mhc__attn_mm(isa, O + (size_t)t0 * C, (size_t)C, S, (size_t)nk, 1, V, C3, 1, m, hs, nk, 0);
+        }
+    }
+}
+
+MHCDEF void mhc_k_attention_flash_backward(mhc_real *dqkv, const mhc_real *dout, const mhc_real *out,
+                                           const mhc_real *stats, const mhc_real *qkv, int B, int T, int C, int H,
+                                           mhc_real *work, int nslots) {
+    const mhc__mm_isa *isa = mhc__mm_pick();
+    const int hs = C / H, QB = MHC_ATTN_QB;
+    const size_t C3 = 3 * (size_t)C;
+    const mhc_real scale = (mhc_real)(1.0 / sqrt((double)hs));
+    long job, njobs = (long)B * H;
+    if (nslots < 1) nslots = 1;
+    MHC__OMP_FOR_SLOTS(nslots, (double)njobs * T * T * hs > MHC__PAR_WORK)
+    for (job = 0; job < njobs; job++) {
+        const int b = (int)(job / H), h = (int)(job % H);
+        const size_t qoff = (size_t)b * T * C3 + (size_t)h * hs, ooff = (size_t)b * T * C + (size_t)h * hs;
+        const mhc_real *Q = qkv + qoff, *K = Q + C, *V = Q + 2 * (size_t)C, *O = out + ooff, *dO = dout + ooff;
+        mhc_real *dQ = dqkv + qoff, *dK = dQ + C, *dV = dQ + 2 * (size_t)C;
+        const mhc_real *st = stats + (size_t)job * T * 2;
+        mhc_real *P = work + (size_t)MHC__THREAD_NUM() * mhc_k_attention_work(T), *dS = P + (size_t)QB * T;
+        int t0, r, j;
+        for (t0 = 0; t0 < T; t0 += QB) {
+            const int m = T - t0 < QB ? T - t0 : QB, nk = t0 + m;
+            mhc__attn_mm(isa, P, (size_t)nk, Q + t0 * C3, C3, 1, K, 1, C3, m, nk, hs, 0);
+            for (r = 0; r < m; r++)
+                mhc__attn_prob_row(P + (size_t)r * nk, t0 + r + 1, nk, scale, st + 2 * (size_t)(t0 + r), NULL);
+            mhc__attn_mm(isa, dS, (size_t)nk, dO + (size_t)t0 * C, (size_t)C, 1, V, 1, C3, m, nk, hs, 0);
+            for (r = 0; r < m; r++) {
+                const int t = t0 + r;
+                const mhc_real d = (mhc_real)mhc__dotd(dO + (size_t)t * C, O + (size_t)t * C, hs);
+                const mhc_real *pr = P + (size_t)r * nk;
+                mhc_real *sr = dS + (size_t)r * nk;
+                for (j = 0; j <= t; j++) sr[j] = pr[j] * (sr[j] - d) * scale;
+                for (; j < nk; j++) sr[j] = 0;
+            }
+            mhc__attn_mm(isa, dV, C3, P, 1, (size_t)nk, dO + (size_t)t0 * C, (size_t)C, 1, nk, hs, m, 1);
+            mhc__attn_mm(isa, dK, C3, dS, 1, (size_t)nk, Q + t0 * C3, C3, 1, nk, hs, m, 1);
+            mhc__attn_mm(isa, dQ + t0 * C3, C3, dS, (size_t)nk, 1, K, C3, 1, m, hs, nk, 1);
+        }
+    }
+}
+
 /* loss_n = log(sum_j exp(x_nj)) - x_n,target */
 MHCDEF void mhc_k_crossentropy_forward(mhc_real *losses, const mhc_real *logits, const int *targets, int N, int V) {
     int n;
@@ -4484,17 +4643,20 @@ MHCDEF mhc_tensor *mhc_embedding(mhc_tape *tp, mhc_tensor *table, const int *ids
 
 /* ---- attention ------------------------------------------------------------------------- */
 
+/* saved: the stats [B,H,T,2] of the flash kernels, then iarg[4] work slots of mhc_k_attention_work(T) */
 static void mhc__bw_attention(mhc_node *n) {   /* dqkv from dout through softmax(q k^T / sqrt(hs)) v */
-    mhc_k_attention_backward(n->in[0]->grad, n->out->grad, MHC__CAST(const mhc_real *, n->saved), n->in[0]->data,
-                             n->iarg[0], n->iarg[1], n->iarg[2], n->iarg[3]);
+    mhc_real *stats = MHC__CAST(mhc_real *, n->saved);
+    const size_t nst = (size_t)n->iarg[0] * (size_t)n->iarg[3] * (size_t)n->iarg[1] * 2;
+    mhc_k_attention_flash_backward(n->in[0]->grad, n->out->grad, n->out->data, stats, n->in[0]->data, n->iarg[0],
+                                   n->iarg[1], n->iarg[2], n->iarg[3], stats + nst, n->iarg[4]);
 }
 
 MHCDEF mhc_tensor *mhc_attention(mhc_tape *tp, mhc_tensor *qkv, int B, int T, int H) {
     mhc_tensor *out;
     mhc_node *n;
-    mhc_real *att;
-    int C3, C, shape[3];
-    size_t att_size;
+    mhc_real *saved;
+    int C3, C, shape[3], nslots = 1;
+    size_t nst, nwork;
     char s[64];
     if (!mhc__op_begin(tp, "mhc_attention", 1, qkv, NULL)) return NULL;
     if (B < 1 || T < 1 || H < 1)
@@ -4507,17 +4669,26 @@ MHCDEF mhc_tensor *mhc_attention(mhc_tape *tp, mhc_tensor *qkv, int B, int T, in
     C = C3 / 3;
     if (C % H != 0)
         return mhc__op_fail(tp, MHC_ERR_SHAPE, "mhc_attention: %d heads do not divide the width C=%d", H, C);
-    if (!mhc__mul_ok((size_t)B * H, (size_t)T * T, &att_size) || att_size > (size_t)0x7fffffff)
-        return mhc__op_fail(tp, MHC_ERR_OVERFLOW, "mhc_attention: B*H*T*T overflows (B=%d H=%d T=%d)", B, H, T);
+#if MHC__OMP
+    nslots = omp_get_max_threads();
+    if (nslots < 1) nslots = 1;
+#endif
+    /* saved: stats [B,H,T,2] and nslots work slots (the scratch of the forward and the backward) */
+    if (!mhc__mul_ok((size_t)B * H, (size_t)T * 2, &nst) || !mhc__mul_ok((size_t)nslots, mhc_k_attention_work(T), &nwork) ||
+        nst > (size_t)0x7fffffff || nwork > (size_t)0x7fffffff || nst + nwork > SIZE_MAX / sizeof(mhc_real))
+        return mhc__op_fail(tp, MHC_ERR_OVERFLOW, "mhc_attention: the scratch of B=%d H=%d T=%d overflows", B, H, T);
     if (qkv->ndim == 3) { shape[0] = B; shape[1] = T; shape[2] = C; }
     else { shape[0] = B * T; shape[1] = C; }
     out = mhc__new_like(tp, qkv->ndim == 3 ? 3 : 2, shape, mhc__needs_grad(tp, qkv), "mhc_attention");
     if (!out) return NULL;
-    att = MHC__CAST(mhc_real *, mhc_arena_alloc(tp->arena, att_size * sizeof(mhc_real)));
-    if (!att) { tp->failed = 1; return NULL; }
-    mhc_k_attention_forward(out->data, att, qkv->data, B, T, C, H);
+    saved = MHC__CAST(mhc_real *, mhc_arena_alloc(tp->arena, (nst + nwork) * sizeof(mhc_real)));
+    if (!saved) { tp->failed = 1; return NULL; }
+    mhc_k_attention_flash_forward(out->data, saved, qkv->data, B, T, C, H, saved + nst, nslots);
     n = mhc__tape_record(tp, "mhc_attention", mhc__bw_attention, out);
-    if (n) { n->in[0] = qkv; n->saved = att; n->iarg[0] = B; n->iarg[1] = T; n->iarg[2] = C; n->iarg[3] = H; }
+    if (n) {
+        n->in[0] = qkv; n->saved = saved;
+        n->iarg[0] = B; n->iarg[1] = T; n->iarg[2] = C; n->iarg[3] = H; n->iarg[4] = nslots;
+    }
     return tp->failed ? NULL : out;
 }
 

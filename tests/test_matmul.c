@@ -297,6 +297,106 @@ void TMM_NAME(TEST_MATMUL_GROUP)(void) {
         }
     }
 
+    TEST_BEGIN("attention_flash");
+    {   /* mhc_k_attention_flash_forward/backward (the tape's attention) under this group's ISA
+           against a naive double causal softmax attention and its backward: one query block, an
+           exact block, partial blocks, hs not a multiple of a vector; dqkv is accumulated into
+           (starts at 0.5); thread counts give the same bits (1 thread vs the default). */
+        static const int cases[][4] = { {1, 1, 8, 1}, {2, 37, 60, 3}, {1, 64, 32, 2}, {2, 65, 24, 1}, {1, 150, 40, 2},
+                                        {1, 200, 192, 3} };
+        size_t ci;
+        for (ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+            const int B = cases[ci][0], T = cases[ci][1], C = cases[ci][2], H = cases[ci][3], HS = C / H;
+            const size_t nqkv = (size_t)B * T * 3 * C, nout = (size_t)B * T * C, nst = (size_t)B * H * T * 2;
+            int nslots = 1;
+            mhc_real *qkv = (mhc_real *)malloc(nqkv * sizeof *qkv), *dout = (mhc_real *)malloc(nout * sizeof *dout);
+            mhc_real *out = (mhc_real *)malloc(nout * sizeof *out), *out1 = (mhc_real *)malloc(nout * sizeof *out1);
+            mhc_real *dq = (mhc_real *)malloc(nqkv * sizeof *dq), *dq1 = (mhc_real *)malloc(nqkv * sizeof *dq1);
+            mhc_real *st = (mhc_real *)malloc(nst * sizeof *st), *work;
+            double *ro = (double *)calloc(nout, sizeof *ro), *rd = (double *)calloc(nqkv, sizeof *rd);
+            double *pr = (double *)malloc((size_t)T * sizeof *pr), *dp = (double *)malloc((size_t)T * sizeof *dp);
+            double wo = 0, wd = 0, mo = 0, md = 0;
+#if MHC__OMP
+            nslots = omp_get_max_threads();
+#endif
+            work = (mhc_real *)malloc((size_t)nslots * mhc_k_attention_work(T) * sizeof *work);
+            CHECK(qkv && dout && out && out1 && dq && dq1 && st && work && ro && rd && pr && dp);
+            if (qkv && dout && out && out1 && dq && dq1 && st && work && ro && rd && pr && dp) {
+                const double sc = 1.0 / sqrt((double)HS);
+                int b, h, t, t2, i, nt = 1;
+                size_t j;
+                mhc_rng_fill_normal(&rng, qkv, nqkv, 0, 1.5);
+                mhc_rng_fill_normal(&rng, dout, nout, 0, 1);
+                for (j = 0; j < nqkv; j++) { dq[j] = (mhc_real)0.5; rd[j] = 0.5; }
+                mhc_k_attention_flash_forward(out, st, qkv, B, T, C, H, work, nslots);
+                mhc_k_attention_flash_backward(dq, dout, out, st, qkv, B, T, C, H, work, nslots);
+                for (b = 0; b < B; b++)
+                    for (h = 0; h < H; h++)
+                        for (t = 0; t < T; t++) {
+                            const mhc_real *q = qkv + ((size_t)b * T + t) * 3 * C + h * HS;
+                            const mhc_real *g = dout + ((size_t)b * T + t) * C + h * HS;
+                            double mx = -1e300, s = 0, D = 0;
+                            for (t2 = 0; t2 <= t; t2++) {
+                                const mhc_real *k = qkv + ((size_t)b * T + t2) * 3 * C + C + h * HS;
+                                double d = 0;
+                                for (i = 0; i < HS; i++) d += (double)q[i] * (double)k[i];
+                                pr[t2] = d * sc;
+                                if (pr[t2] > mx) mx = pr[t2];
+                            }
+                            for (t2 = 0; t2 <= t; t2++) { pr[t2] = exp(pr[t2] - mx); s += pr[t2]; }
+                            for (t2 = 0; t2 <= t; t2++) {
+                                const mhc_real *v = qkv + ((size_t)b * T + t2) * 3 * C + 2 * C + h * HS;
+                                double d = 0;
+                                pr[t2] /= s;
+                                for (i = 0; i < HS; i++) {
+                                    ro[((size_t)b * T + t) * C + h * HS + i] += pr[t2] * (double)v[i];
+                                    d += (double)g[i] * (double)v[i];
+                                }
+                                dp[t2] = d;
+                                D += pr[t2] * d;
+                            }
+                            for (t2 = 0; t2 <= t; t2++) {
+                                const size_t r2 = ((size_t)b * T + t2) * 3 * C + h * HS, r = ((size_t)b * T + t) * 3 * C + h * HS;
+                                const double ds = pr[t2] * (dp[t2] - D) * sc;
+                                for (i = 0; i < HS; i++) {
+                                    rd[r2 + 2 * C + i] += pr[t2] * (double)g[i];
+                                    rd[r + i] += ds * (double)qkv[r2 + C + i];
+                                    rd[r2 + C + i] += ds * (double)q[i];
+                                }
+                            }
+                        }
+                for (j = 0; j < nout; j++) {
+                    if (fabs(ro[j]) > mo) mo = fabs(ro[j]);
+                    if (fabs(ro[j] - (double)out[j]) > wo || out[j] != out[j]) wo = out[j] != out[j] ? 1e300 : fabs(ro[j] - (double)out[j]);
+                }
+                for (j = 0; j < nqkv; j++) {
+                    if (fabs(rd[j]) > md) md = fabs(rd[j]);
+                    if (fabs(rd[j] - (double)dq[j]) > wd || dq[j] != dq[j]) wd = dq[j] != dq[j] ? 1e300 : fabs(rd[j] - (double)dq[j]);
+                }
+                CHECK_MSG(wo <= (sizeof(mhc_real) == 8 ? 1e-13 : 2e-6) * mo,
+                          "flash forward B=%d T=%d C=%d H=%d (%s): worst %g of %g", B, T, C, H, mhc_k_matmul_isa(), wo, mo);
+                CHECK_MSG(wd <= (sizeof(mhc_real) == 8 ? 1e-13 : 1e-5) * md,
+                          "flash backward B=%d T=%d C=%d H=%d (%s): worst %g of %g", B, T, C, H, mhc_k_matmul_isa(), wd, md);
+                if (ci == 4) printf("  [%s %s] flash attention T=%d vs naive double: forward %.3g, backward %.3g (of the largest)\n",
+                                    sizeof(mhc_real) == 8 ? "f64" : "f32", mhc_k_matmul_isa(), T, wo / mo, wd / md);
+#if MHC__OMP
+                nt = omp_get_max_threads();
+                omp_set_num_threads(1);
+#endif
+                for (j = 0; j < nqkv; j++) dq1[j] = (mhc_real)0.5;
+                mhc_k_attention_flash_forward(out1, st, qkv, B, T, C, H, work, nslots);
+                mhc_k_attention_flash_backward(dq1, dout, out1, st, qkv, B, T, C, H, work, nslots);
+#if MHC__OMP
+                omp_set_num_threads(nt);
+#endif
+                (void)nt;
+                CHECK(memcmp(out, out1, nout * sizeof *out) == 0 && memcmp(dq, dq1, nqkv * sizeof *dq) == 0);
+            }
+            free(qkv); free(dout); free(out); free(out1); free(dq); free(dq1); free(st); free(work);
+            free(ro); free(rd); free(pr); free(dp);
+        }
+    }
+
     TEST_BEGIN("matmul_shapes");
     {
         /* M, K, N: ones, micro-tile edges (MR 6/8, NR 16/32), K past the K block (256 float, 128
