@@ -2349,11 +2349,16 @@ MHC__SHARED_FN void mhc__gates_token(int n, int nres, int head, const mhc_real *
 /* at most n threads, each knowing its index (MHC__THREAD_NUM) for a per-thread scratch slot */
 #define MHC__OMP_FOR_SLOTS(n, cond) MHC__PRAGMA(omp parallel for schedule(static) num_threads(n) if(cond))
 #define MHC__THREAD_NUM() omp_get_thread_num()
+/* one parallel region holding several worksharing loops (MHC__OMP_FOR_NOWAIT, no barrier between) */
+#define MHC__OMP_PARALLEL(cond) MHC__PRAGMA(omp parallel if(cond))
+#define MHC__OMP_FOR_NOWAIT MHC__PRAGMA(omp for schedule(static) nowait)
 #else
 #define MHC__OMP 0
 #define MHC__OMP_FOR(cond)
 #define MHC__OMP_FOR_SLOTS(n, cond)
 #define MHC__THREAD_NUM() 0
+#define MHC__OMP_PARALLEL(cond)
+#define MHC__OMP_FOR_NOWAIT
 #endif
 
 #ifdef __cplusplus
@@ -8215,6 +8220,30 @@ MHCDEF double mhc_grad_norm(const mhc_params *p) {
     return sqrt(mhc__sumsq_fixed(p->grad, p->size));
 }
 
+/* mhc_adamw_step on every tensor of p (weight decay for MHC_PARAM_DECAY ones) in one parallel region:
+   the tensors' chunk loops share it without barriers between them (one region per step instead of
+   one per tensor; each element's update is the same arithmetic, so the same bits). */
+static void mhc__adamw_all(mhc_params *p, double lr, const mhc_adamw_config *c, double scale, long step) {
+    const double t = (double)(step < 1 ? 1 : step);
+    const double step_size = lr / (1.0 - pow(c->beta1, t)), bc2_sqrt = sqrt(1.0 - pow(c->beta2, t));
+    MHC__OMP_PARALLEL(p->size > (size_t)MHC__PAR_WORK)
+    {
+        int i;
+        for (i = 0; i < p->count; i++) {
+            const size_t off = p->offset[i], n = p->tensors[i].size;
+            const double decay = 1.0 - lr * (p->decay[i] == MHC_PARAM_DECAY ? c->weight_decay : 0.0);
+            const long nc = (long)((n + MHC__ADAMW_CHUNK - 1) / MHC__ADAMW_CHUNK);
+            long k;
+            MHC__OMP_FOR_NOWAIT
+            for (k = 0; k < nc; k++) {
+                const size_t lo = (size_t)k * MHC__ADAMW_CHUNK, hi = n - lo < MHC__ADAMW_CHUNK ? n : lo + MHC__ADAMW_CHUNK;
+                mhc__adamw_range(p->data + off, p->grad + off, p->m + off, p->v + off, lo, hi, c->beta1, c->beta2,
+                                 c->eps, scale, step_size, bc2_sqrt, decay);
+            }
+        }
+    }
+}
+
 MHCDEF mhc_result mhc_trainer_step(mhc_trainer *tr, mhc_params *p) {
     const mhc_adamw_config *c;
     double norm, scale = 1.0, lr;
@@ -8255,12 +8284,7 @@ MHCDEF mhc_result mhc_trainer_step(mhc_trainer *tr, mhc_params *p) {
         double coef = c->grad_clip / (norm + 1e-6);
         if (coef < 1.0) scale = coef;
     }
-    for (i = 0; i < p->count; i++) {
-        size_t off = p->offset[i];
-        double wd = p->decay[i] == MHC_PARAM_DECAY ? c->weight_decay : 0.0;
-        mhc_adamw_step(p->data + off, p->grad + off, p->m + off, p->v + off, p->tensors[i].size, lr, c->beta1,
-                       c->beta2, c->eps, wd, scale, t);
-    }
+    mhc__adamw_all(p, lr, c, scale, t);
     tr->step = t;
     tr->last_grad_norm = norm;
     tr->last_clip_scale = scale;
