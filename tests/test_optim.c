@@ -546,11 +546,76 @@ static void TP(opt_test_config)(void) {
     mhc_params_free(&p);
 }
 
+/* The trainer updates every tensor in one parallel region (mhc__adamw_all): several tensors, some
+   over MHC__PAR_WORK and not multiples of the chunk, decay on some; it must equal mhc_adamw_step
+   per tensor bit for bit, at 1, 2 and 3 threads. */
+static void TP(opt_test_trainer_region)(void) {
+    static const int sizes[5] = {70001, 5, 40000, 4096, 33000};
+    mhc_ctx ctx;
+    mhc_params p, q;
+    mhc_trainer tr;
+    mhc_adamw_config cfg;
+    mhc_rng rng;
+    int k, i, nt;
+#if MHC__OMP
+    int old = omp_get_max_threads();
+#endif
+    TEST_BEGIN("trainer: one region over all tensors equals mhc_adamw_step per tensor, any thread count");
+    mhc_ctx_init(&ctx);
+    for (nt = 1; nt <= 3; nt++) {
+#if MHC__OMP
+        omp_set_num_threads(nt);
+#else
+        if (nt > 1) break;
+#endif
+        mhc_params_init(&ctx, &p);
+        mhc_params_init(&ctx, &q);
+        for (k = 0; k < 5; k++) {
+            char name[8];
+            int shape[1];
+            shape[0] = sizes[k];
+            snprintf(name, sizeof name, "t%d", k);
+            CHECK(mhc_params_add(&p, name, 1, shape, k % 2 ? MHC_PARAM_NO_DECAY : MHC_PARAM_DECAY) == k);
+            CHECK(mhc_params_add(&q, name, 1, shape, k % 2 ? MHC_PARAM_NO_DECAY : MHC_PARAM_DECAY) == k);
+        }
+        CHECK_OK(mhc_params_alloc(&p));
+        CHECK_OK(mhc_params_alloc(&q));
+        mhc_rng_seed(&rng, 11);
+        mhc_rng_fill_normal(&rng, p.data, p.size, 0.0, 1.0);
+        memcpy(q.data, p.data, p.size * sizeof(mhc_real));
+        memset(&cfg, 0, sizeof cfg);
+        cfg.schedule.lr = 0.02;
+        cfg.weight_decay = 0.3;
+        cfg.grad_clip = 0.5;   /* the norm is far above: the scale is applied */
+        CHECK_OK(mhc_trainer_init(&ctx, &tr, &cfg));
+        for (i = 1; i <= 3; i++) {
+            mhc_rng_fill_normal(&rng, p.grad, p.size, 0.0, 1.0);
+            memcpy(q.grad, p.grad, p.size * sizeof(mhc_real));
+            CHECK_OK(mhc_trainer_step(&tr, &p));
+            CHECK(tr.last_clip_scale < 1.0);
+            for (k = 0; k < 5; k++) {
+                const size_t off = q.offset[k];
+                mhc_adamw_step(q.data + off, q.grad + off, q.m + off, q.v + off, (size_t)sizes[k], tr.last_lr,
+                               tr.cfg.beta1, tr.cfg.beta2, tr.cfg.eps, k % 2 ? 0.0 : 0.3, tr.last_clip_scale, i);
+            }
+        }
+        CHECK(memcmp(p.data, q.data, p.size * sizeof(mhc_real)) == 0);
+        CHECK(memcmp(p.m, q.m, p.size * sizeof(mhc_real)) == 0);
+        CHECK(memcmp(p.v, q.v, p.size * sizeof(mhc_real)) == 0);
+        mhc_params_free(&p);
+        mhc_params_free(&q);
+    }
+#if MHC__OMP
+    omp_set_num_threads(old);
+#endif
+}
+
 void TP(test_optim)(void); void TP(test_optim)(void) {
     TP(opt_test_adamw_step)();
     TP(opt_test_threads)();
     TP(opt_test_torch)();
     TP(opt_test_decay_and_clip)();
+    TP(opt_test_trainer_region)();
     TP(opt_test_schedules)();
     TP(opt_test_config)();
 }
