@@ -2858,9 +2858,10 @@ MHCDEF void mhc_params_free(mhc_params *p) {
    register transposes when AVX is on), then each strip of MR rows of A is swept against the B
    micro-panels by the micro-kernel, which holds an MR x NR block of C in registers:
    t[i][j] += a(i,k) b(k,j) for k in order. A strip is read in place when A's rows are contiguous
-   in k (ab, abt); for atb, MHC__MM_MC rows of A at a time are first copied row by row into a
-   contiguous block (strided columns would thrash the cache), and a last partial strip is packed
-   with zero rows.
+   in k (ab, abt); for atb, MHC__MM_MC rows of A at a time are first packed into MR-row strips,
+   each kc x MR and contiguous (strided columns would thrash the cache; a strip read with a
+   stride of MC wasted most of each cache line), and a last partial strip is packed with zero
+   rows.
    Determinism: the micro-kernel always runs on a full MR x NR block (packing pads with zeros; a
    partial block goes through a small buffer) and element (i,j) always gets t = its sum over one
    K block in k order, then C = t (first K block when acc = 0) or C = C + t; the K blocks depend
@@ -3217,19 +3218,26 @@ static void mhc__mm_pack_strip(mhc_real *ap, const mhc_real *A, size_t ars, size
         for (k = 0; k < kc; k++) ap[(size_t)k * MR + r] = 0;
 }
 
-/* A block [mc, kc] (columns contiguous: atb) -> ap[k*MC + r] = A(r, k); rows up to the next multiple
-   of MR are zero. A row of the block is a plain copy, and a strip of it is read with stride MC. */
+/* A block [mc, kc] (columns contiguous: atb) -> strips of MR rows, each kc x MR and contiguous:
+   ap[(r / MR) * MR * kc + k * MR + r % MR] = A(r, k) (the layout of mhc__mm_pack_strip, so the
+   kernel reads a strip's 6 or 8 values of each k from one place); rows up to the next multiple of
+   MR are zero. A column k of the block is read contiguously (ars = 1) and spread over the strips. */
 static void mhc__mm_pack_block(mhc_real *ap, const mhc_real *A, size_t ars, size_t acs, int mc, int kc, int MR) {
-    const int mpad = (mc + MR - 1) / MR * MR;
-    int r, k;
+    const int mfull = mc / MR * MR, sstride = MR * kc;
+    int r, k, q;
     for (k = 0; k < kc; k++) {
         const mhc_real *a = A + (size_t)k * acs;
-        mhc_real *d = ap + (size_t)k * MHC__MM_MC;
-        if (mc == MHC__MM_MC && ars == 1) {
-            for (r = 0; r < MHC__MM_MC; r++) d[r] = a[r];
-        } else {
-            for (r = 0; r < mc; r++) d[r] = a[(size_t)r * ars];
-            for (; r < mpad; r++) d[r] = 0;
+        mhc_real *d = ap + (size_t)k * MR;
+        if (ars == 1 && MR == 6)
+            for (r = 0; r < mfull; r += 6, d += sstride) memcpy(d, a + r, 6 * sizeof *d);
+        else if (ars == 1 && MR == 8)
+            for (r = 0; r < mfull; r += 8, d += sstride) memcpy(d, a + r, 8 * sizeof *d);
+        else
+            for (r = 0; r < mfull; r += MR, d += sstride)
+                for (q = 0; q < MR; q++) d[q] = a[(size_t)(r + q) * ars];
+        if (r < mc) {
+            for (q = 0; r + q < mc; q++) d[q] = a[(size_t)(r + q) * ars];
+            for (; q < MR; q++) d[q] = 0;
         }
     }
 }
@@ -3303,7 +3311,7 @@ static void mhc__mm_tile(const mhc__mm_isa *isa, mhc_real *C, size_t ldc, const 
                 const mhc_real *a = A + (size_t)i * ars + (size_t)p0 * acs;
                 size_t rs = ars, cs = acs;
                 if (pack_all) {
-                    a = ap + (i - ic); rs = 1; cs = MHC__MM_MC;
+                    a = ap + (size_t)(i - ic) * kc; rs = 1; cs = (size_t)MR;
                 } else if (mr < MR) {
                     mhc__mm_pack_strip(ap, a, ars, acs, mr, kc, MR);
                     a = ap; rs = 1; cs = (size_t)MR;
