@@ -8256,7 +8256,6 @@ MHCDEF mhc_result mhc_trainer_step(mhc_trainer *tr, mhc_params *p) {
     const mhc_adamw_config *c;
     double norm, scale = 1.0, lr;
     long t;
-    int i;
     mhc_result r;
     if (!tr) return MHC_ERR_NULL;
     if (!tr->ready) return mhc_fail(tr->ctx, MHC_ERR_STATE, "mhc_trainer_step: the trainer is not initialised "
