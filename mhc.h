@@ -3983,6 +3983,22 @@ static void mhc__attn_prob_row(mhc_real *row, int len, int nk, mhc_real scale, c
     for (j = len; j < nk; j++) row[j] = 0;
 }
 
+/* Queries t0 .. t0 + m - 1 of one (b, h): P[m, t0 + m] = their scores against keys 0 .. t0 + m - 1
+   (S = Q K^T by the GEMM tile), made probabilities row by row. The forward passes st_out (each row's
+   m and sum are written to st_out[2t]); the backward passes st_in and so recomputes the forward's
+   probabilities by the same calls. */
+static void mhc__attn_block_probs(const mhc__mm_isa *isa, mhc_real *P, const mhc_real *Q, const mhc_real *K, size_t C3,
+                                  int t0, int m, int hs, mhc_real scale, const mhc_real *st_in, mhc_real *st_out) {
+    const int nk = t0 + m;
+    int r;
+    mhc__attn_mm(isa, P, (size_t)nk, Q + t0 * C3, C3, 1, K, 1, C3, m, nk, hs, 0);
+    for (r = 0; r < m; r++) {
+        const size_t t = (size_t)(t0 + r);
+        mhc__attn_prob_row(P + (size_t)r * nk, t0 + r + 1, nk, scale, st_in ? st_in + 2 * t : NULL,
+                           st_in ? NULL : st_out + 2 * t);
+    }
+}
+
 MHCDEF void mhc_k_attention_flash_forward(mhc_real *out, mhc_real *stats, const mhc_real *qkv, int B, int T, int C,
                                           int H, mhc_real *work, int nslots) {
     const mhc__mm_isa *isa = mhc__mm_pick();
@@ -3997,12 +4013,10 @@ MHCDEF void mhc_k_attention_flash_forward(mhc_real *out, mhc_real *stats, const 
         const mhc_real *Q = qkv + (size_t)b * T * C3 + (size_t)h * hs, *K = Q + C, *V = Q + 2 * (size_t)C;
         mhc_real *O = out + (size_t)b * T * C + (size_t)h * hs, *st = stats + (size_t)job * T * 2;
         mhc_real *S = work + (size_t)MHC__THREAD_NUM() * mhc_k_attention_work(T);
-        int t0, r;
+        int t0;
         for (t0 = 0; t0 < T; t0 += QB) {
             const int m = T - t0 < QB ? T - t0 : QB, nk = t0 + m;
-            mhc__attn_mm(isa, S, (size_t)nk, Q + t0 * C3, C3, 1, K, 1, C3, m, nk, hs, 0);
-            for (r = 0; r < m; r++)
-                mhc__attn_prob_row(S + (size_t)r * nk, t0 + r + 1, nk, scale, NULL, st + 2 * (size_t)(t0 + r));
+            mhc__attn_block_probs(isa, S, Q, K, C3, t0, m, hs, scale, NULL, st);
             mhc__attn_mm(isa, O + (size_t)t0 * C, (size_t)C, S, (size_t)nk, 1, V, C3, 1, m, hs, nk, 0);
         }
     }
@@ -4028,9 +4042,7 @@ MHCDEF void mhc_k_attention_flash_backward(mhc_real *dqkv, const mhc_real *dout,
         int t0, r, j;
         for (t0 = 0; t0 < T; t0 += QB) {
             const int m = T - t0 < QB ? T - t0 : QB, nk = t0 + m;
-            mhc__attn_mm(isa, P, (size_t)nk, Q + t0 * C3, C3, 1, K, 1, C3, m, nk, hs, 0);
-            for (r = 0; r < m; r++)
-                mhc__attn_prob_row(P + (size_t)r * nk, t0 + r + 1, nk, scale, st + 2 * (size_t)(t0 + r), NULL);
+            mhc__attn_block_probs(isa, P, Q, K, C3, t0, m, hs, scale, st, NULL);
             mhc__attn_mm(isa, dS, (size_t)nk, dO + (size_t)t0 * C, (size_t)C, 1, V, 1, C3, m, nk, hs, 0);
             for (r = 0; r < m; r++) {
                 const int t = t0 + r;
@@ -8055,15 +8067,21 @@ MHC__CLONES(mhc__adamw_range, (mhc_real *param, const mhc_real *grad, mhc_real *
                                double bc2_sqrt, double decay),
             (param, grad, m, v, lo, hi, beta1, beta2, eps, grad_scale, step_size, bc2_sqrt, decay))
 
+/* The per-step constants of mhc_adamw_step: lr / bias_correction1 and sqrt(bias_correction2) */
+static void mhc__adamw_consts(double lr, double beta1, double beta2, long step, double *step_size, double *bc2_sqrt) {
+    const double t = (double)(step < 1 ? 1 : step);
+    *step_size = lr / (1.0 - pow(beta1, t));
+    *bc2_sqrt = sqrt(1.0 - pow(beta2, t));
+}
+
 MHCDEF void mhc_adamw_step(mhc_real *param, const mhc_real *grad, mhc_real *m, mhc_real *v, size_t n,
                            double lr, double beta1, double beta2, double eps, double weight_decay,
                            double grad_scale, long step) {
-    double t = (double)(step < 1 ? 1 : step);
-    double step_size = lr / (1.0 - pow(beta1, t));          /* lr / bias_correction1 */
-    double bc2_sqrt = sqrt(1.0 - pow(beta2, t));            /* sqrt(bias_correction2) */
-    double decay = 1.0 - lr * weight_decay;
+    double step_size, bc2_sqrt;
+    const double decay = 1.0 - lr * weight_decay;
     const long nc = (long)((n + MHC__ADAMW_CHUNK - 1) / MHC__ADAMW_CHUNK);
     long c;
+    mhc__adamw_consts(lr, beta1, beta2, step, &step_size, &bc2_sqrt);
     MHC__OMP_FOR(n > (size_t)MHC__PAR_WORK)
     for (c = 0; c < nc; c++) {
         const size_t lo = (size_t)c * MHC__ADAMW_CHUNK, hi = n - lo < MHC__ADAMW_CHUNK ? n : lo + MHC__ADAMW_CHUNK;
@@ -8232,8 +8250,8 @@ MHCDEF double mhc_grad_norm(const mhc_params *p) {
    the tensors' chunk loops share it without barriers between them (one region per step instead of
    one per tensor; each element's update is the same arithmetic, so the same bits). */
 static void mhc__adamw_all(mhc_params *p, double lr, const mhc_adamw_config *c, double scale, long step) {
-    const double t = (double)(step < 1 ? 1 : step);
-    const double step_size = lr / (1.0 - pow(c->beta1, t)), bc2_sqrt = sqrt(1.0 - pow(c->beta2, t));
+    double step_size, bc2_sqrt;
+    mhc__adamw_consts(lr, c->beta1, c->beta2, step, &step_size, &bc2_sqrt);
     MHC__OMP_PARALLEL(p->size > (size_t)MHC__PAR_WORK)
     {
         int i;

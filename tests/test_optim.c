@@ -571,7 +571,7 @@ static void TP(opt_test_trainer_region)(void) {
         mhc_params_init(&ctx, &p);
         mhc_params_init(&ctx, &q);
         for (k = 0; k < 5; k++) {
-            char name[8];
+            char name[16];
             int shape[1];
             shape[0] = sizes[k];
             snprintf(name, sizeof name, "t%d", k);
