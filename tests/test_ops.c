@@ -309,6 +309,66 @@ static void TP(test_threads_identical)(void) {
 #endif
 }
 
+static void TP(test_add_large)(void) {
+    /* mhc_add above the parallel threshold (its forward and backward run in OpenMP blocks): a bias
+       broadcast over rows, then a same-shape add, forward and backward against plain loops written
+       here, exactly (each output is one addition; the bias gradient sums the rows in row order),
+       for 1, 2 and 3 threads */
+    enum { R = 161, D = 300, NT = 3 };
+    const size_t n = (size_t)R * D;
+    mhc_ctx ctx;
+    mhc_arena ar;
+    mhc_tape tp;
+    mhc_rng rng;
+    mhc_tensor a, b, c;
+    int sa[2] = {R, D}, sb[1] = {D}, nt, ok = 1, i;
+    size_t j;
+    mhc_real *buf = (mhc_real *)calloc(6 * n + 3 * D, sizeof *buf);
+    mhc_real *da, *ga, *dc, *gc, *r, *want, *want_b, *db, *gb;
+#if MHC__OMP
+    const int old = omp_get_max_threads();
+#endif
+    test_current = "add_large";
+    CHECK(buf != NULL);
+    if (!buf) return;
+    da = buf; ga = da + n; dc = ga + n; gc = dc + n; r = gc + n; want = r + n; db = want + n; gb = db + D; want_b = gb + D;
+    mhc_rng_seed(&rng, 21);
+    mhc_rng_fill_normal(&rng, da, n, 0, 1);
+    mhc_rng_fill_normal(&rng, dc, n, 0, 1);
+    mhc_rng_fill_normal(&rng, db, D, 0, 1);
+    mhc_rng_fill_normal(&rng, r, n, 0, 1);
+    for (j = 0; j < n; j++) want[j] = (mhc_real)((mhc_real)(da[j] + db[j % D]) + dc[j]);
+    for (j = 0; j < n; j++) want_b[j % D] += r[j];   /* row by row, as the library sums */
+    mhc_ctx_init(&ctx);
+    CHECK_OK(mhc_arena_init(&ctx, &ar, 1 << 20));
+    CHECK_OK(mhc_tape_init(&ctx, &tp, &ar));
+    for (nt = 1; nt <= NT; nt++) {
+        mhc_tensor *o;
+#if MHC__OMP
+        omp_set_num_threads(nt);
+#endif
+        memset(ga, 0, n * sizeof *ga); memset(gc, 0, n * sizeof *gc); memset(gb, 0, D * sizeof *gb);
+        CHECK_OK(mhc_tensor_wrap(&ctx, &a, da, ga, 2, sa));
+        CHECK_OK(mhc_tensor_wrap(&ctx, &b, db, gb, 1, sb));
+        CHECK_OK(mhc_tensor_wrap(&ctx, &c, dc, gc, 2, sa));
+        o = mhc_add(&tp, mhc_add(&tp, &a, &b), &c);
+        CHECK(o != NULL);
+        if (!o) break;
+        if (memcmp(o->data, want, n * sizeof *want) != 0) ok = 0;
+        CHECK_OK(mhc_tape_backward(&tp, mhc_dot_const(&tp, o, r)));
+        if (memcmp(ga, r, n * sizeof *r) != 0 || memcmp(gc, r, n * sizeof *r) != 0) ok = 0;
+        for (i = 0; i < D; i++) if (gb[i] != want_b[i]) ok = 0;
+        CHECK_MSG(ok, "mhc_add at %d threads: forward or gradients differ from the plain loops", nt);
+        CHECK_OK(mhc_tape_reset(&tp));
+    }
+#if MHC__OMP
+    omp_set_num_threads(old);
+#endif
+    mhc_tape_free(&tp);
+    mhc_arena_free(&ar);
+    free(buf);
+}
+
 static void TP(test_op_errors)(void) {
     mhc_ctx ctx;
     mhc_arena ar;
@@ -509,6 +569,7 @@ void TP(test_ops)(void) {
     }
     TP(test_kernel_matmuls)();
     TP(test_threads_identical)();
+    TP(test_add_large)();
     TP(test_op_errors)();
     TP(test_tape_no_malloc)();
 }
