@@ -41,20 +41,23 @@ static double bs_step_flops(int C) {
     return 3 * (BT_LAYERS * block + 2 * N * c * V);
 }
 
-/* The child: one mHC n = 4 model at width C, one warm-up step, REPS steps; prints "median_s S". */
+/* The child: one mHC n = 4 model at width C, one warm-up step, REPS steps; prints "median_s S".
+   An optional fourth argument picks the residual: "mhc" (the default), "none", "mhc-rc" (with
+   recomputation); to profile one of them alone: perf record build/bench --child-step 512 12 none. */
 int bench_step_child(int argc, char **argv);
 int bench_step_child(int argc, char **argv) {
     bt_run r;
     double t[32];
-    int dim, reps, k;
+    int dim, reps, k, variant = 1;
     if (argc < 4) return 2;
     dim = atoi(argv[2]);
     reps = atoi(argv[3]);
-    if (dim < 16 || dim > 4096 || reps < 1 || reps > 32) return 2;
+    if (argc > 4) variant = strcmp(argv[4], "none") == 0 ? 0 : strcmp(argv[4], "mhc-rc") == 0 ? 2 : strcmp(argv[4], "mhc") == 0 ? 1 : -1;
+    if (dim < 16 || dim > 4096 || reps < 1 || reps > 32 || variant < 0) return 2;
 #if MHC__OMP
     omp_set_num_threads(bench_threads());
 #endif
-    if (!bt_open(&r, dim, dim >= 512 ? 8 : 4, 1)) { fprintf(stderr, "%s\n", mhc_ctx_message(&r.ctx)); return 1; }
+    if (!bt_open(&r, dim, dim >= 512 ? 8 : 4, variant)) { fprintf(stderr, "%s\n", mhc_ctx_message(&r.ctx)); return 1; }
     if (bt_step(&r) < 0) { bt_close(&r); return 1; }
     for (k = 0; k < reps; k++)
         if ((t[k] = bt_step(&r)) < 0) { bt_close(&r); return 1; }
