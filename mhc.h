@@ -366,6 +366,12 @@ MHCDEF double mhc_act_deriv(mhc_act act, double x);   /* its derivative, in doub
 MHCDEF void mhc_k_act_forward(mhc_act act, mhc_real *y, const mhc_real *x, size_t n);
 MHCDEF void mhc_k_act_backward(mhc_act act, mhc_real *dx, const mhc_real *dy, const mhc_real *x, size_t n);
 
+/* Elementwise sum with a repeating b: out[i] = a[i] + b[i % nb] for i < n (nb >= n: the same
+   shape; nb = D: a bias over the rows of an [n / D, D] matrix; nb = 0 does nothing). out may be a
+   (in place), not otherwise overlap a or b. Parallel in blocks; each output is one addition, so
+   any thread count gives the same bits. The forward of mhc_add. */
+MHCDEF void mhc_k_add(mhc_real *out, const mhc_real *a, const mhc_real *b, size_t n, size_t nb);
+
 /* Stable softmax over the last dimension of [N,D]: y = exp(x - max) / sum.
    Backward: dx += y (dy - sum(dy y)) per row. */
 MHCDEF void mhc_k_softmax_forward(mhc_real *y, const mhc_real *x, int N, int D);
@@ -4501,6 +4507,21 @@ static void mhc__acc_into(mhc_real *y, const mhc_real *x, size_t n) {
     }
 }
 
+MHCDEF void mhc_k_add(mhc_real *out, const mhc_real *a, const mhc_real *b, size_t n, size_t nb) {
+    /* blocks: the rows of b when it repeats (nb < n), else chunks; b's index restarts per block */
+    const size_t D = nb < n ? nb : MHC__EW_CHUNK, nblk = nb >= 1 ? (n + D - 1) / D : 0;
+    long r;
+    if (nb < 1) return;
+    MHC__OMP_FOR(n > (size_t)MHC__PAR_WORK && nblk > 1)
+    for (r = 0; r < (long)nblk; r++) {
+        const size_t lo = (size_t)r * D, len = n - lo < D ? n - lo : D;
+        const mhc_real *x = a + lo, *y = nb < n ? b : b + lo;
+        mhc_real *z = out + lo;
+        size_t j;
+        for (j = 0; j < len; j++) z[j] = x[j] + y[j];
+    }
+}
+
 static void mhc__bw_add(mhc_node *n) {   /* da += dout;  db += dout (summed over rows when broadcast) */
     mhc_tensor *a = n->in[0], *b = n->in[1], *o = n->out;
     if (a->grad) mhc__acc_into(a->grad, o->grad, o->size);
@@ -4539,18 +4560,7 @@ MHCDEF mhc_tensor *mhc_add(mhc_tape *tp, mhc_tensor *a, mhc_tensor *b) {
                             mhc_shape_str(a, sa, sizeof sa), mhc_shape_str(b, sb, sizeof sb));
     out = mhc__new_out(tp, a->ndim, a->shape, mhc__needs_grad(tp, a) || mhc__needs_grad(tp, b), "mhc_add");
     if (!out) return NULL;
-    {   /* every element written, in parallel blocks: rows of b (broadcast) or chunks */
-        const size_t D = bcast ? b->size : MHC__EW_CHUNK, nblk = (a->size + D - 1) / D;
-        long r;
-        MHC__OMP_FOR(a->size > (size_t)MHC__PAR_WORK && nblk > 1)
-        for (r = 0; r < (long)nblk; r++) {
-            const size_t lo = (size_t)r * D, len = a->size - lo < D ? a->size - lo : D;
-            const mhc_real *x = a->data + lo, *y = bcast ? b->data : b->data + lo;
-            mhc_real *z = out->data + lo;
-            size_t j;
-            for (j = 0; j < len; j++) z[j] = x[j] + y[j];
-        }
-    }
+    mhc_k_add(out->data, a->data, b->data, a->size, b->size);   /* every element written */
     n = mhc__tape_record(tp, "mhc_add", mhc__bw_add, out);
     if (n) { n->in[0] = a; n->in[1] = b; n->iarg[0] = bcast; }
     return tp->failed ? NULL : out;

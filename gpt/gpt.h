@@ -332,10 +332,8 @@ GPT_FN void gpt_cache_reset(gpt_cache *c) { c->len = 0; }
 /* y[r, :] = x[r, :] W^T + b for N rows (out may not alias x). */
 GPT_FN void gpt__linear(mhc_real *y, const mhc_real *x, const mhc_tensor *W, const mhc_tensor *b, int N) {
     const int out = W->shape[0], in = W->shape[1];
-    size_t i, total = (size_t)N * out;
     mhc_k_matmul_abt(y, x, W->data, N, in, out, 0);
-    if (b)
-        for (i = 0; i < total; i++) y[i] = y[i] + b->data[i % out];
+    if (b) mhc_k_add(y, y, b->data, (size_t)N * out, (size_t)out);
 }
 
 /* Run tokens [B, Tq] (row b holds sequence b's next Tq tokens) at positions c->len ..
@@ -401,8 +399,7 @@ GPT_FN mhc_result gpt_infer(mhc_ctx *ctx, gpt_model *m, gpt_cache *c, const int 
             gpt__linear(c->f, c->a, GPT_P(m, sl->w2), GPT_P(m, sl->b2), N);
         }
         if (none) {
-            size_t t, total = (size_t)N * C;
-            for (t = 0; t < total; t++) x[t] = x[t] + c->f[t];
+            mhc_k_add(x, x, c->f, (size_t)N * C, (size_t)N * C);
         } else {
             mhc_real *tmp;
             mhc_k_hc_post_forward(x2, x, c->hres, c->hpost, c->f, N, n, C);

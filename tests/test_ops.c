@@ -361,6 +361,33 @@ static void TP(test_add_large)(void) {
         CHECK_MSG(ok, "mhc_add at %d threads: forward or gradients differ from the plain loops", nt);
         CHECK_OK(mhc_tape_reset(&tp));
     }
+    {   /* the raw kernel mhc_k_add: b repeating every nb (the same shape, a bias row, 1, 7 that does
+           not divide n, longer than n), out separate and in place, 1 to 3 threads */
+        const size_t nbs[6] = {n, D, 1, 7, n + 5, 0};
+        int q;
+        for (q = 0; q < 6; q++)
+            for (nt = 1; nt <= NT; nt++) {
+                const size_t nb = nbs[q], nbu = nb < 1 ? 1 : nb;
+                mhc_real *bb = (mhc_real *)malloc(nbu * sizeof *bb);
+                int bad = 0;
+                CHECK(bb != NULL);
+                if (!bb) break;
+                mhc_rng_fill_normal(&rng, bb, nbu, 0, 1);
+#if MHC__OMP
+                omp_set_num_threads(nt);
+#endif
+                for (j = 0; j < n; j++) ga[j] = (mhc_real)-1;
+                mhc_k_add(ga, da, bb, n, nb);                  /* separate */
+                memcpy(gc, da, n * sizeof *gc);
+                mhc_k_add(gc, gc, bb, n, nb);                  /* in place */
+                for (j = 0; j < n; j++) {
+                    const mhc_real w = nb ? (mhc_real)(da[j] + bb[j % nb]) : (mhc_real)-1, w2 = nb ? w : da[j];
+                    if (ga[j] != w || gc[j] != w2) bad = 1;
+                }
+                CHECK_MSG(!bad, "mhc_k_add nb = %zu at %d threads differs from the plain loop", nb, nt);
+                free(bb);
+            }
+    }
 #if MHC__OMP
     omp_set_num_threads(old);
 #endif
