@@ -3450,12 +3450,19 @@ MHCDEF void mhc_k_rmsnorm_forward(mhc_real *y, mhc_real *rstd, const mhc_real *x
     }
 }
 
-/* dx_j += r w_j dy_j - x_j r^3/D sum_k dy_k w_k x_k;   dw_j += sum_rows dy_j x_j r */
+/* dx_j += r w_j dy_j - x_j r^3/D sum_k dy_k w_k x_k;   dw_j += sum_rows dy_j x_j r.
+   One parallel region: the rows of dx, then (no barrier between) dw in blocks of 64 columns, each
+   column summed over the rows in row order in double (row-major sweeps of the block, so x and dy
+   are read along their rows; the same sums, in the same order, as one column at a time). */
+#define MHC__RMS_DWB 64
 MHCDEF void mhc_k_rmsnorm_backward(mhc_real *dx, mhc_real *dw, const mhc_real *dy, const mhc_real *x,
                                    const mhc_real *w, const mhc_real *rstd, int N, int D) {
-    int i, j;
+    const int nb = (D + MHC__RMS_DWB - 1) / MHC__RMS_DWB;
+    MHC__OMP_PARALLEL((double)N * D > MHC__PAR_WORK)
+    {
+    int i, jb;
     if (dx) {
-        MHC__OMP_FOR((double)N * D > MHC__PAR_WORK)
+        MHC__OMP_FOR_NOWAIT
         for (i = 0; i < N; i++) {
             const mhc_real *xi = x + (size_t)i * D, *dyi = dy + (size_t)i * D;
             mhc_real *dxi = dx + (size_t)i * D;
@@ -3468,13 +3475,20 @@ MHCDEF void mhc_k_rmsnorm_backward(mhc_real *dx, mhc_real *dw, const mhc_real *d
         }
     }
     if (dw) {
-        MHC__OMP_FOR((double)N * D > MHC__PAR_WORK)
-        for (j = 0; j < D; j++) {
-            double s = 0.0;
-            int r;
-            for (r = 0; r < N; r++) s += (double)dy[(size_t)r * D + j] * (double)x[(size_t)r * D + j] * (double)rstd[r];
-            dw[j] += (mhc_real)s;
+        MHC__OMP_FOR_NOWAIT
+        for (jb = 0; jb < nb; jb++) {
+            const int j0 = jb * MHC__RMS_DWB, nj = D - j0 < MHC__RMS_DWB ? D - j0 : MHC__RMS_DWB;
+            double s[MHC__RMS_DWB];
+            int r, j;
+            for (j = 0; j < nj; j++) s[j] = 0.0;
+            for (r = 0; r < N; r++) {
+                const mhc_real *dyr = dy + (size_t)r * D + j0, *xr = x + (size_t)r * D + j0;
+                const double rr = (double)rstd[r];
+                for (j = 0; j < nj; j++) s[j] += (double)dyr[j] * (double)xr[j] * rr;
+            }
+            for (j = 0; j < nj; j++) dw[j0 + j] += (mhc_real)s[j];
         }
+    }
     }
 }
 

@@ -396,6 +396,66 @@ static void TP(test_add_large)(void) {
     free(buf);
 }
 
+static void TP(test_rmsnorm_large)(void) {
+    /* mhc_k_rmsnorm_backward above the parallel threshold (dx by rows and dw by 64-column blocks in
+       one region; D = 401 leaves a partial block): against the formula in double written here, and
+       the same bits for 1, 2 and 3 threads (dx and dw accumulated into nonzero starting values) */
+    enum { N = 97, D = 401, NT = 3 };
+    const size_t n = (size_t)N * D;
+    mhc_rng rng;
+    mhc_real *buf = (mhc_real *)calloc(5 * n + 3 * D + N + NT * (n + D), sizeof *buf);
+    mhc_real *x, *dy, *y, *w, *rstd, *dx0, *dw0, *dx[NT], *dw[NT];
+    double ex = 0, ew = 0;
+    int nt, i, j;
+#if MHC__OMP
+    const int old = omp_get_max_threads();
+#endif
+    test_current = "rmsnorm_large";
+    CHECK(buf != NULL);
+    if (!buf) return;
+    x = buf; dy = x + n; y = dy + n; dx0 = y + n; w = dx0 + n; dw0 = w + D; rstd = dw0 + D;
+    for (nt = 0; nt < NT; nt++) { dx[nt] = rstd + N + (size_t)nt * (n + D); dw[nt] = dx[nt] + n; }
+    mhc_rng_seed(&rng, 33);
+    mhc_rng_fill_normal(&rng, x, n, 0, 1);
+    mhc_rng_fill_normal(&rng, dy, n, 0, 1);
+    mhc_rng_fill_normal(&rng, w, D, 1, 0.2);
+    mhc_rng_fill_normal(&rng, dx0, n, 0, 0.1);
+    mhc_rng_fill_normal(&rng, dw0, D, 0, 0.1);
+    mhc_k_rmsnorm_forward(y, rstd, x, w, N, D, 1e-5);
+    for (nt = 1; nt <= NT; nt++) {
+#if MHC__OMP
+        omp_set_num_threads(nt);
+#endif
+        memcpy(dx[nt - 1], dx0, n * sizeof *dx0);
+        memcpy(dw[nt - 1], dw0, D * sizeof *dw0);
+        mhc_k_rmsnorm_backward(dx[nt - 1], dw[nt - 1], dy, x, w, rstd, N, D);
+    }
+#if MHC__OMP
+    omp_set_num_threads(old);
+#endif
+    for (nt = 1; nt < NT; nt++) {
+        CHECK_MSG(memcmp(dx[nt], dx[0], n * sizeof *dx0) == 0, "rmsnorm backward dx: %d threads differ from 1", nt + 1);
+        CHECK_MSG(memcmp(dw[nt], dw[0], D * sizeof *dw0) == 0, "rmsnorm backward dw: %d threads differ from 1", nt + 1);
+    }
+    for (j = 0; j < D; j++) {   /* dw_j = dw0_j + sum_i dy_ij x_ij r_i */
+        double s = (double)dw0[j];
+        for (i = 0; i < N; i++) s += (double)dy[(size_t)i * D + j] * (double)x[(size_t)i * D + j] * (double)rstd[i];
+        ew = fmax(ew, fabs(s - (double)dw[0][j]) / fmax(1.0, fabs(s)));
+    }
+    for (i = 0; i < N; i++) {   /* dx_ij = dx0_ij + r w_j dy_ij - x_ij r^3 / D sum_k dy_ik w_k x_ik */
+        double r = (double)rstd[i], dot = 0;
+        for (j = 0; j < D; j++) dot += (double)dy[(size_t)i * D + j] * (double)w[j] * (double)x[(size_t)i * D + j];
+        for (j = 0; j < D; j++) {
+            const size_t q = (size_t)i * D + j;
+            double v = (double)dx0[q] + r * (double)w[j] * (double)dy[q] - (double)x[q] * r * r * r * dot / D;
+            ex = fmax(ex, fabs(v - (double)dx[0][q]) / fmax(1.0, fabs(v)));
+        }
+    }
+    CHECK_MSG(ex < (sizeof(mhc_real) == 8 ? 1e-13 : 2e-6), "rmsnorm backward dx vs double formula: %g", ex);
+    CHECK_MSG(ew < (sizeof(mhc_real) == 8 ? 1e-13 : 2e-6), "rmsnorm backward dw vs double formula: %g", ew);
+    free(buf);
+}
+
 static void TP(test_op_errors)(void) {
     mhc_ctx ctx;
     mhc_arena ar;
@@ -597,6 +657,7 @@ void TP(test_ops)(void) {
     TP(test_kernel_matmuls)();
     TP(test_threads_identical)();
     TP(test_add_large)();
+    TP(test_rmsnorm_large)();
     TP(test_op_errors)();
     TP(test_tape_no_malloc)();
 }
