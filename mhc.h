@@ -1483,7 +1483,11 @@ MHCDEF mhc_result mhc_checkpoint_serialize(mhc_ctx *ctx, void *buf, size_t cap, 
  * threads take the time the working ones need. Measured by `make bench` on a 2-core
  * AVX2 machine (README, Performance): the mHC step under one busy process took 598 ms with the
  * policy unset, 308 ms passive and 497 ms active, against 162-172 ms alone, where passive and
- * unset took the same time in five of six alternating pairs (the sixth: 212 ms passive).
+ * unset took the same time in five of six alternating pairs (the sixth: 212 ms passive). On a
+ * 2-core AVX-512 Xeon the quiet step at C = 256 took 103-110 ms passive against 91-93 ms unset
+ * (each region's start and end put passive threads to sleep: 11 us a round trip against 1.3 us),
+ * and 163-167 ms against 674-1020 ms under one busy process; a short spin (GOMP_SPINCOUNT
+ * 1000-3000) took 95-101 ms quiet and 171-183 ms loaded, so the default stays passive.
  * Define MHC_OMP_PASSIVE_DEFAULT before including mhc.h in one translation unit of an executable
  * (build/mhc does, tools/main.c): on ELF systems with GCC or Clang and OpenMP it puts a function
  * in .preinit_array, which runs before any shared library's initialiser, and that adds
