@@ -32,7 +32,7 @@ POSIX   = -D_POSIX_C_SOURCE=200809L
 
 .PHONY: all help test test-asan test-cli test-make-case test-train test-hostile test-examples check-compile check-quickstart check-examples examples \
         demo demo-projections bench valgrind valgrind-train fuzz fuzz-build fuzz-check fuzz-replay fuzz-seeds fuzz-targets \
-        cuda test-cuda-emu test-cuda-tsan clean
+        cuda test-cuda-emu test-clang test-cuda-tsan clean
 .SECONDEXPANSION:
 
 all: $(BUILD)/test $(BUILD)/mhc check-compile $(BUILD)/readme_example examples ## build everything (nothing is run)
@@ -120,7 +120,7 @@ check-quickstart: $(BUILD)/quickstart.c ## the header's quick-start example comp
 
 # ---- tests ----------------------------------------------------------------------------------
 TEST_STEPS = $(BUILD)/test check-compile check-quickstart $(BUILD)/readme_example test-cli test-make-case test-train test-hostile test-examples \
-             check-examples test-cuda-emu test-python test-version
+             check-examples test-cuda-emu test-clang test-python test-version
 test: $(TEST_STEPS) ## build and run the whole suite (last line: "N passed, M failed")
 	./$(BUILD)/readme_example
 	./$(BUILD)/test
@@ -328,6 +328,17 @@ $(BUILD)/cuda_emu.o: tests/cuda_emu.cc | $(BUILD)
 	$(CXX) -x c++ -std=c++11 $(OPT) -g -Wall -Wextra -Werror -pthread -I. $(DEPS) -c $< -o $@
 $(BUILD)/test_cuda_emu: $(BUILD)/test_cuda.o $(BUILD)/cuda_emu.o
 	$(CXX) -pthread $^ -o $@ $(LDLIBS)
+test-clang: ## the test runner built with clang too (build/clang; skipped when clang is absent)
+	@if command -v clang >/dev/null 2>&1; then \
+	  omp=; dir=$(BUILD)/clang; mkdir -p $(BUILD); printf 'int main(void){return 0;}\n' > $(BUILD)/omp_probe.c; \
+	  clang -fopenmp $(BUILD)/omp_probe.c -o $(BUILD)/omp_probe 2>/dev/null || { omp=NO_OMP=1; dir=$(BUILD)/clang-noomp; \
+	    echo "test-clang: clang cannot link OpenMP here (libomp missing): building without it"; }; \
+	  $(MAKE) --no-print-directory CC=clang BUILD=$$dir $$omp $$dir/test > /dev/null || exit 1; \
+	  ./$$dir/test > $$dir/test.out 2>&1 || { grep FAIL $$dir/test.out; tail -1 $$dir/test.out; \
+	    echo "FAIL test-clang"; exit 1; }; \
+	  echo "test-clang (the runner built with clang): $$(tail -1 $$dir/test.out)"; \
+	else echo "clang not installed: skipping test-clang"; fi
+
 test-cuda-emu: ## the CUDA kernels on the CPU emulation against the CPU (needs only a C++ compiler)
 	@if command -v $(CXX) >/dev/null 2>&1; then \
 	  $(MAKE) --no-print-directory $(BUILD)/test_cuda_emu || exit 1; \

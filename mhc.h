@@ -3615,6 +3615,9 @@ MHC__MM_TGT256 static inline __m256 mhc__gelu_z8(__m256 xv, __m256 *zc, __m256 *
     return zr;
 }
 
+/* The tails (n % 8 elements) go through the same 8 lanes, copied into a zero-padded buffer: every
+   element gets the value of the lane code wherever it sits (a scalar tail compiled inside this
+   target would be contracted into fma by compilers that contract by default, e.g. clang). */
 MHC__MM_TGT256 static void mhc__gelu_avx2_fwd(float *y, const float *x, size_t n) {
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
@@ -3623,11 +3626,26 @@ MHC__MM_TGT256 static void mhc__gelu_avx2_fwd(float *y, const float *x, size_t n
         (void)mhc__gelu_z8(xv, &zc, &m);
         _mm256_storeu_ps(y + i, _mm256_mul_ps(xv, _mm256_div_ps(m, _mm256_add_ps(_mm256_set1_ps(1.0f), mhc__exp8(zc)))));
     }
-    if (i < n) mhc__gelu_portable_fwd(y + i, x + i, n - i);
+    if (i < n) {
+        float xb[8] = {0, 0, 0, 0, 0, 0, 0, 0}, yb[8];
+        size_t k;
+        for (k = 0; k < n - i; k++) xb[k] = x[i + k];
+        mhc__gelu_avx2_fwd(yb, xb, 8);
+        for (k = 0; k < n - i; k++) y[i + k] = yb[k];
+    }
 }
 
 MHC__MM_TGT256 static void mhc__gelu_avx2_bwd(float *dx, const float *dy, const float *x, size_t n) {
     size_t i = 0;
+    if (n % 8) {   /* the tail first (see above), then the whole lanes */
+        float xb[8] = {0, 0, 0, 0, 0, 0, 0, 0}, dyb[8] = {0, 0, 0, 0, 0, 0, 0, 0}, dxb[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        const size_t t0 = n - n % 8;
+        size_t k;
+        for (k = 0; k < n % 8; k++) { xb[k] = x[t0 + k]; dyb[k] = dy[t0 + k]; dxb[k] = dx[t0 + k]; }
+        mhc__gelu_avx2_bwd(dxb, dyb, xb, 8);
+        for (k = 0; k < n % 8; k++) dx[t0 + k] = dxb[k];
+        n = t0;
+    }
     for (; i + 8 <= n; i += 8) {
         const __m256 xv = _mm256_loadu_ps(x + i), one = _mm256_set1_ps(1.0f);
         __m256 zc, m, zr, m2, xc, e, s, t;
@@ -3642,7 +3660,6 @@ MHC__MM_TGT256 static void mhc__gelu_avx2_bwd(float *dx, const float *dy, const 
         t = _mm256_add_ps(s, _mm256_mul_ps(m2, t));
         _mm256_storeu_ps(dx + i, _mm256_add_ps(_mm256_loadu_ps(dx + i), _mm256_mul_ps(_mm256_loadu_ps(dy + i), t)));
     }
-    if (i < n) mhc__gelu_portable_bwd(dx + i, dy + i, x + i, n - i);
 }
 #else
 #define MHC__GELU_SIMD 0
