@@ -3458,10 +3458,10 @@ MHCDEF void mhc_k_rmsnorm_forward(mhc_real *y, mhc_real *rstd, const mhc_real *x
    One parallel region: the rows of dx, then (no barrier between) dw in blocks of 64 columns, each
    column summed over the rows in row order in double (row-major sweeps of the block, so x and dy
    are read along their rows; the same sums, in the same order, as one column at a time). */
-#define MHC__RMS_DWB 64
+#define MHC__COL_BLOCK 64   /* columns per block of the column sums over rows (RMSNorm dw, mhc_add's bias gradient) */
 MHCDEF void mhc_k_rmsnorm_backward(mhc_real *dx, mhc_real *dw, const mhc_real *dy, const mhc_real *x,
                                    const mhc_real *w, const mhc_real *rstd, int N, int D) {
-    const int nb = (D + MHC__RMS_DWB - 1) / MHC__RMS_DWB;
+    const int nb = (D + MHC__COL_BLOCK - 1) / MHC__COL_BLOCK;
     MHC__OMP_PARALLEL((double)N * D > MHC__PAR_WORK)
     {
     int i, jb;
@@ -3481,8 +3481,8 @@ MHCDEF void mhc_k_rmsnorm_backward(mhc_real *dx, mhc_real *dw, const mhc_real *d
     if (dw) {
         MHC__OMP_FOR_NOWAIT
         for (jb = 0; jb < nb; jb++) {
-            const int j0 = jb * MHC__RMS_DWB, nj = D - j0 < MHC__RMS_DWB ? D - j0 : MHC__RMS_DWB;
-            double s[MHC__RMS_DWB];
+            const int j0 = jb * MHC__COL_BLOCK, nj = D - j0 < MHC__COL_BLOCK ? D - j0 : MHC__COL_BLOCK;
+            double s[MHC__COL_BLOCK];
             int r, j;
             for (j = 0; j < nj; j++) s[j] = 0.0;
             for (r = 0; r < N; r++) {
@@ -3637,15 +3637,6 @@ MHC__MM_TGT256 static void mhc__gelu_avx2_fwd(float *y, const float *x, size_t n
 
 MHC__MM_TGT256 static void mhc__gelu_avx2_bwd(float *dx, const float *dy, const float *x, size_t n) {
     size_t i = 0;
-    if (n % 8) {   /* the tail first (see above), then the whole lanes */
-        float xb[8] = {0, 0, 0, 0, 0, 0, 0, 0}, dyb[8] = {0, 0, 0, 0, 0, 0, 0, 0}, dxb[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-        const size_t t0 = n - n % 8;
-        size_t k;
-        for (k = 0; k < n % 8; k++) { xb[k] = x[t0 + k]; dyb[k] = dy[t0 + k]; dxb[k] = dx[t0 + k]; }
-        mhc__gelu_avx2_bwd(dxb, dyb, xb, 8);
-        for (k = 0; k < n % 8; k++) dx[t0 + k] = dxb[k];
-        n = t0;
-    }
     for (; i + 8 <= n; i += 8) {
         const __m256 xv = _mm256_loadu_ps(x + i), one = _mm256_set1_ps(1.0f);
         __m256 zc, m, zr, m2, xc, e, s, t;
@@ -3659,6 +3650,13 @@ MHC__MM_TGT256 static void mhc__gelu_avx2_bwd(float *dx, const float *dy, const 
         t = _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(xc, t), s), _mm256_mul_ps(e, s));
         t = _mm256_add_ps(s, _mm256_mul_ps(m2, t));
         _mm256_storeu_ps(dx + i, _mm256_add_ps(_mm256_loadu_ps(dx + i), _mm256_mul_ps(_mm256_loadu_ps(dy + i), t)));
+    }
+    if (i < n) {   /* the tail through the same lanes (see above) */
+        float xb[8] = {0, 0, 0, 0, 0, 0, 0, 0}, dyb[8] = {0, 0, 0, 0, 0, 0, 0, 0}, dxb[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        size_t k;
+        for (k = 0; k < n - i; k++) { xb[k] = x[i + k]; dyb[k] = dy[i + k]; dxb[k] = dx[i + k]; }
+        mhc__gelu_avx2_bwd(dxb, dyb, xb, 8);
+        for (k = 0; k < n - i; k++) dx[i + k] = dxb[k];
     }
 }
 #else
@@ -4529,24 +4527,14 @@ MHCDEF mhc_tensor *mhc_matmul_abt(mhc_tape *tp, mhc_tensor *a, mhc_tensor *b) { 
 
 /* ---- add, mul, scale ------------------------------------------------------------------- */
 
-/* y[i] += x[i], i < n: elements in parallel chunks (each sum is one addition: any split, the same bits) */
-#define MHC__EW_CHUNK 16384
-static void mhc__acc_into(mhc_real *y, const mhc_real *x, size_t n) {
-    const long nc = (long)((n + MHC__EW_CHUNK - 1) / MHC__EW_CHUNK);
-    long c;
-    MHC__OMP_FOR(n > (size_t)MHC__PAR_WORK)
-    for (c = 0; c < nc; c++) {
-        const size_t lo = (size_t)c * MHC__EW_CHUNK, hi = n - lo < MHC__EW_CHUNK ? n : lo + MHC__EW_CHUNK;
-        size_t i;
-        for (i = lo; i < hi; i++) y[i] += x[i];
-    }
-}
-
+#define MHC__EW_CHUNK 16384   /* elements per parallel block of mhc_k_add when b does not repeat */
 MHCDEF void mhc_k_add(mhc_real *out, const mhc_real *a, const mhc_real *b, size_t n, size_t nb) {
     /* blocks: the rows of b when it repeats (nb < n), else chunks; b's index restarts per block */
-    const size_t D = nb < n ? nb : MHC__EW_CHUNK, nblk = nb >= 1 ? (n + D - 1) / D : 0;
+    size_t D, nblk;
     long r;
     if (nb < 1) return;
+    D = nb < n ? nb : MHC__EW_CHUNK;
+    nblk = (n + D - 1) / D;
     MHC__OMP_FOR(n > (size_t)MHC__PAR_WORK && nblk > 1)
     for (r = 0; r < (long)nblk; r++) {
         const size_t lo = (size_t)r * D, len = n - lo < D ? n - lo : D;
@@ -4559,16 +4547,16 @@ MHCDEF void mhc_k_add(mhc_real *out, const mhc_real *a, const mhc_real *b, size_
 
 static void mhc__bw_add(mhc_node *n) {   /* da += dout;  db += dout (summed over rows when broadcast) */
     mhc_tensor *a = n->in[0], *b = n->in[1], *o = n->out;
-    if (a->grad) mhc__acc_into(a->grad, o->grad, o->size);
+    if (a->grad) mhc_k_add(a->grad, a->grad, o->grad, o->size, o->size);
     if (b->grad) {
         if (n->iarg[0]) {   /* broadcast bias: rows x D; each column summed over the rows in row order,
-                               columns in parallel blocks of 64 (the same bits for any thread count) */
+                               columns in parallel blocks of MHC__COL_BLOCK (the same bits for any thread count) */
             const size_t D = b->size, rows = o->size / D;
-            const long nb = (long)((D + 63) / 64);
+            const long nb = (long)((D + MHC__COL_BLOCK - 1) / MHC__COL_BLOCK);
             long cb;
             MHC__OMP_FOR(o->size > (size_t)MHC__PAR_WORK && nb > 1)
             for (cb = 0; cb < nb; cb++) {
-                const size_t lo = (size_t)cb * 64, hi = D - lo < 64 ? D : lo + 64;
+                const size_t lo = (size_t)cb * MHC__COL_BLOCK, hi = D - lo < MHC__COL_BLOCK ? D : lo + MHC__COL_BLOCK;
                 mhc_real *g = b->grad;
                 size_t r, i;
                 for (r = 0; r < rows; r++) {
@@ -4577,7 +4565,7 @@ static void mhc__bw_add(mhc_node *n) {   /* da += dout;  db += dout (summed over
                 }
             }
         } else {
-            mhc__acc_into(b->grad, o->grad, o->size);
+            mhc_k_add(b->grad, b->grad, o->grad, o->size, o->size);
         }
     }
 }
